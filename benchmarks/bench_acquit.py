@@ -1,14 +1,19 @@
 """Benchmark: read a large trésorerie acknowledgement (PES_ACQUIT) with `pesgen acquit`.
 
     python benchmarks/bench_acquit.py --elements 10000 [--pieces 1] [--rejected-every 10]
-        [--repeat 1] [--modes read,json,record,run] [--keep] [--outputs DIR]
-        [--pesgen CHECKOUT]
+        [--repeat 1] [--modes read,json,record,run] [--cancelled {no,yes,again}] [--keep]
+        [--outputs DIR] [--pesgen CHECKOUT]
 
 1. Generates ``N × --pieces`` invoices (``bench_export.generate``, one line each) and
    exports them with the example mapping split into bordereaux of ``--pieces`` titles
    (``output.max_pieces_per_bordereau``): one run of ``N`` bordereaux (ORMC, TypBord 06),
    recorded in a SQLite store of the work folder (``pesgen export --create-store``, dated
-   2026-11-23). Its time is reported (``setup_s``), not measured further.
+   2026-11-23). Its time is reported (``setup_s``), not measured further. With
+   ``--cancelled yes`` the run is then cancelled (`pesgen runs cancel RUN --all`), so
+   that each acceptance is of a bordereau pesgen holds as cancelled (exit 10); with
+   ``--cancelled again`` the same input is exported again too, into a second run
+   holding every invoice now (what the report names for each acceptance). Mode ``run``
+   is then refused (``--run`` ties to an active run only).
 2. Writes the acquit of that run: one ElementACQUIT per bordereau (DomaineAck 7, the
    NumBord and ExerciceBord the run recorded), every ``--rejected-every``-th rejected
    with an Erreur and a DetailPiece naming its first IdPce and a DetailLigne.
@@ -75,8 +80,10 @@ print(json.dumps({{"seconds": time.perf_counter() - start, "exit": code,
 """
 
 
-def _setup(work: Path, elements: int, pieces: int) -> tuple[Path, str, float]:
-    """The run of ``elements`` bordereaux of ``pieces`` titles: its store and run id."""
+def _setup(work: Path, elements: int, pieces: int, cancelled: str
+           ) -> tuple[Path, str, float]:
+    """The run of ``elements`` bordereaux of ``pieces`` titles: its store and run id
+    (``cancelled``: ``--cancelled``)."""
     source = work / "input.json"
     generate(source, elements * pieces, 1)
     mapping = work / "mapping.yaml"
@@ -87,9 +94,13 @@ def _setup(work: Path, elements: int, pieces: int) -> tuple[Path, str, float]:
         f"  asap_delay_days: 0\n  max_pieces_per_bordereau: {pieces}\n"), encoding="utf-8")
     store = work / "store.sqlite3"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(mapping), "-i",
-                    str(source), "-o", str(work / "out"), "--date", "2026-11-23", "--db",
-                    f"sqlite:///{store}", "--create-store", "-q"], check=True, cwd=ROOT)
+
+    def export(out: str, *create: str) -> None:
+        subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(mapping), "-i",
+                        str(source), "-o", str(work / out), "--date", "2026-11-23", "--db",
+                        f"sqlite:///{store}", *create, "-q"], check=True, cwd=ROOT)
+
+    export("out", "--create-store")
     seconds = time.perf_counter() - start
     listed = subprocess.run([sys.executable, "-m", "pesgen", "runs", "list", "--db",
                              f"sqlite:///{store}", "--format", "json"], check=True,
@@ -97,7 +108,16 @@ def _setup(work: Path, elements: int, pieces: int) -> tuple[Path, str, float]:
     runs = json.loads(listed.stdout)
     runs = runs.get("runs", runs) if isinstance(runs, dict) else runs
     (run,) = runs
-    return store, run.get("id") or run["run"], seconds
+    run_id = run.get("id") or run["run"]
+    if cancelled != "no":
+        subprocess.run([sys.executable, "-m", "pesgen", "runs", "cancel", run_id, "--all",
+                        "--reason", "benchmark", "--db", f"sqlite:///{store}"],
+                       check=True, cwd=ROOT, capture_output=True)
+    if cancelled == "again":
+        start = time.perf_counter()
+        export("again")
+        seconds += time.perf_counter() - start
+    return store, run_id, seconds
 
 
 def write_acquit(path: Path, elements: int, pieces: int, rejected_every: int) -> None:
@@ -167,6 +187,9 @@ def main() -> None:
                         help="every K-th bordereau rejected, with errors (0: none)")
     parser.add_argument("--modes", default="read,json,record,run",
                         help=f"comma-separated, of {', '.join(MODES)}")
+    parser.add_argument("--cancelled", choices=("no", "yes", "again"), default="no",
+                        help="cancel the run before the acquit (again: and export its "
+                        "input again into a second run)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--outputs", type=Path, metavar="DIR",
@@ -179,12 +202,16 @@ def main() -> None:
         parser.error("--elements, --pieces and --repeat are 1 or more")
     if unknown := [m for m in modes if m not in MODES]:
         parser.error(f"unknown mode(s): {', '.join(unknown)}")
+    if args.cancelled != "no" and "run" in modes:
+        # --run ties an acknowledgement to an active run only
+        parser.error("--cancelled yes or again: mode run refuses a cancelled run; leave it "
+                     "out of --modes")
     if args.outputs is not None:
         args.outputs.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pesgen-bench-acquit-",
                                  dir=os.environ.get("TMPDIR")))
     try:
-        store, run, setup_s = _setup(work, args.elements, args.pieces)
+        store, run, setup_s = _setup(work, args.elements, args.pieces, args.cancelled)
         ack = work / "acquit.xml"
         write_acquit(ack, args.elements, args.pieces, args.rejected_every)
         checkout = args.pesgen.resolve()
@@ -192,7 +219,8 @@ def main() -> None:
                    for mode in modes} for _ in range(args.repeat)]
         figures = {
             "elements": args.elements, "pieces_per_bordereau": args.pieces,
-            "rejected_every": args.rejected_every, "setup_s": round(setup_s, 2),
+            "rejected_every": args.rejected_every, "cancelled": args.cancelled,
+            "setup_s": round(setup_s, 2),
             "acquit_mib": round(ack.stat().st_size / 2**20, 2),
             **{mode: {key: round(statistics.median(r[mode][key] for r in rounds), 3)
                       for key in ("seconds", "cpu_s", "peak_mib", "statements")}

@@ -1434,9 +1434,14 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
         status = store.acknowledgements(tied)
         out = [r if r.run is None else replace(r, recorded=status.get(r.run.run_id, {}).get(
             r.bordereau or 0, [None])[0]) for r in out]
-    # an acceptance of a bordereau cancelled in pesgen whose invoices went out again
-    out = [r if (c := r.cancelled_acceptance) is None or r.bordereau is None
-           else _with_again(r, *store.exported_again(c.run_id, [r.bordereau])) for r in out]
+    # an acceptance of a bordereau cancelled in pesgen whose invoices went out again, the
+    # bordereaux looked up at once (each on its own, 2 000 took 18 035 statements)
+    cancelled = {(c.run_id, r.bordereau) for r in out
+                 if (c := r.cancelled_acceptance) is not None and r.bordereau is not None}
+    if cancelled:
+        again = store.each_exported_again(cancelled)
+        out = [r if (c := r.cancelled_acceptance) is None or r.bordereau is None
+               else _with_again(r, *again[(c.run_id, r.bordereau)]) for r in out]
     # what was recorded from this file before, by line, whatever is tied now (--run)
     mine = store.acquit_elements(acquit.sha256)
     if mine:

@@ -1620,10 +1620,11 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             titles = list(store.run_titles(r["id"])) if invoices else []
             acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
             # the invoice of each IdPce an error names, as `pesgen acquit` names it: support
-            # reading the run tells the family's invoice without the acquit file
-            pieces = {number: store.piece_invoices(r["id"], number)
-                      for number, found in acks.items()
-                      if any(x["piece"] not in (None, "") for x in found[0].errors)}
+            # reading the run tells the family's invoice without the acquit file; the
+            # bordereaux read at once (bordereaux_invoices), not a query each
+            named = [number for number, found in acks.items()
+                     if any(x["piece"] not in (None, "") for x in found[0].errors)]
+            pieces = store.bordereaux_invoices(r["id"], named) if named else {}
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs show", exc=exc)

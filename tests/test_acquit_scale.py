@@ -122,3 +122,154 @@ def test_the_statements_of_an_acquit_do_not_grow_with_its_bordereaux(db_url, tmp
             ((_piece, invoice),) = pieces[n].items()
             assert f"still open: {invoice} (operation op-{n}, " in said
             assert said.count("(operation ") == 1
+
+
+class _EveryEngine(_Counted):
+    """The statements every engine sends while in the block: the CLI opens a store of
+    its own."""
+
+    def __init__(self) -> None:
+        self.engine, self.count = sa.engine.Engine, 0
+
+
+def _shown(tmp_path: Path, url: str, rejected: int) -> dict[str, Any]:
+    """The example exported a title a bordereau (11 bordereaux) into the store ``url``
+    and an acquit of them recorded, its first ``rejected`` bordereaux rejected naming
+    their title, the others accepted: the statements of `pesgen runs show RUN`, as text
+    and as JSON, what each says of the errors, and each bordereau's invoice."""
+    from .conftest import run_cli
+
+    store = Store(url)
+    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
+        name="split1.yaml")[0]
+    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN).run_id
+    pieces = {n: store.piece_invoices(run, n) for n in range(1, 12)}
+    ack = _ack(tmp_path, "ack.xml", *(_element(n, next(iter(pieces[n])) if n <= rejected
+                                               else None) for n in range(1, 12)))
+    record(tie(read_acquit(ack), store), store)
+    store.engine.dispose()
+    with _EveryEngine() as text:
+        shown = run_cli("runs", "show", run, "--db", url)
+    with _EveryEngine() as as_json:
+        given = run_cli("runs", "show", run, "--db", url, "--format", "json")
+    assert shown.exit_code == given.exit_code == 0, (shown.output, given.output)
+    import json
+
+    return {"statements": (text.count, as_json.count), "pieces": pieces,
+            "said": [line.strip() for line in shown.stdout.splitlines()
+                     if "error ERREUR_" in line],
+            "given": [[(e["code"], e["piece"], e["invoice"]) for e in b[
+                "acknowledgements"][0]["errors"]]
+                for b in json.loads(given.stdout)["run"]["helios"]]}
+
+
+def test_runs_show_sends_as_many_statements_for_11_rejected_bordereaux_as_for_2(
+        db_url, tmp_path):
+    """`pesgen runs show` of a run two of whose bordereaux the trésorerie rejected and of
+    one with eleven: as many statements, as text and as JSON (a query a rejected
+    bordereau read the invoices of its pieces before). Each error names its own title's
+    invoice, in both."""
+    (tmp_path / "second").mkdir()
+    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
+                        tmp_path / "second") as other:
+        small = _shown(tmp_path / "small", db_url, 2)
+        large = _shown(tmp_path / "large", other, 11)
+    assert small["statements"] == large["statements"]
+    for got, rejected in ((small, 2), (large, 11)):
+        invoice = {n: next(iter(got["pieces"][n].values())) for n in range(1, 12)}
+        piece = {n: next(iter(got["pieces"][n])) for n in range(1, 12)}
+        assert got["said"] == [
+            f"IdPce {piece[n]} invoice {invoice[n]} {where}error {code}"
+            for n in range(1, rejected + 1)
+            for where, code in (("", "ERREUR_CODIFICATION: Civilité inconnue"),
+                                ("IdLigne 1 ", "ERREUR_AUTRE"))]
+        assert got["given"] == [
+            [("ERREUR_CODIFICATION", piece[n], invoice[n]),
+             ("ERREUR_AUTRE", piece[n], invoice[n])] if n <= rejected else []
+            for n in range(1, 12)]
+
+
+def _cancelled_half(tmp_path: Path, url: str) -> tuple[Store, str]:
+    """The example exported a title a bordereau (11 bordereaux) into the store ``url``,
+    the run cancelled, half its invoices exported again (every other one, a run of its
+    own): the store and the cancelled run."""
+    import json
+
+    store = Store(url)
+    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
+        name="split1.yaml")[0]
+    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
+                          tmp_path / "out", RUN).run_id
+    store.cancel(run, "rejected by the school", whole=True)
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"] = data["invoices"][::2]
+    half = tmp_path / "half.json"
+    half.write_text(json.dumps(data), encoding="utf-8")
+    export_recorded(lambda: store, mapping, half, tmp_path / "again", RUN)
+    return store, run
+
+
+def _accepting_cancelled(tmp_path: Path, url: str, bordereaux: int) -> dict[str, Any]:
+    """``_cancelled_half`` and an acquit accepting the cancelled run's first
+    ``bordereaux`` bordereaux: the statements of reading it (``tie``), what each
+    acceptance says was exported again, and what ``Store.exported_again`` says of its
+    bordereau alone."""
+    store, run = _cancelled_half(tmp_path, url)
+    ack = _ack(tmp_path, "ack.xml", *(_element(n, None) for n in range(1, bordereaux + 1)))
+    read = read_acquit(ack)
+    with _Counted(store) as reading:
+        report = tie(read, store)
+    return {"statements": reading.count,
+            "said": [(r.bordereau, r.cancelled_acceptance is not None, r.again, r.again_by)
+                     for r in report.elements],
+            "alone": [(n, True, *store.exported_again(run, [n]))
+                      for n in range(1, bordereaux + 1)]}
+
+
+def test_an_acquit_accepting_cancelled_bordereaux_reads_what_holds_them_at_once(
+        db_url, tmp_path):
+    """An acquit accepting 2 bordereaux pesgen holds as cancelled and one accepting 11:
+    as many statements to read it (what holds each one's invoices now was read a
+    bordereau at a time before: 9 statements each). Each acceptance says what
+    ``exported_again`` says of its bordereau alone: the runs holding its invoices, or
+    none (half of them were exported again)."""
+    (tmp_path / "second").mkdir()
+    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
+                        tmp_path / "second") as other:
+        small = _accepting_cancelled(tmp_path / "small", db_url, 2)
+        large = _accepting_cancelled(tmp_path / "large", other, 11)
+    assert small["statements"] == large["statements"]
+    for got in (small, large):
+        alone = [(n, cancelled, count, tuple((run, tuple(sorted(bords)))
+                                             for run, bords in holders.items()))
+                 for n, cancelled, count, holders in got["alone"]]
+        assert got["said"] == alone
+        assert [count for _n, _c, count, _h in alone] == [
+            1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0][:len(alone)]
+
+
+def test_cancelled_bordereaux_whose_numbers_share_a_key_are_each_looked_up(db_url, tmp_path):
+    """A run recorded before the guard compared keys may hold two numbers of one key
+    (FA-2026-00101 and fa-2026-00101, and no NumDette: migrations 3, 5 and 6 leave them):
+    one look-up of both finds one of them, so ``each_exported_again`` looks each bordereau up alone
+    then, and says what ``exported_again`` says of each."""
+    from pesgen.keys import invoice_key
+    from pesgen.store import run_invoices
+
+    store, run = _cancelled_half(tmp_path, db_url)
+    with store.engine.begin() as conn:
+        conn.execute(run_invoices.update().where(
+            run_invoices.c.run_id == run, run_invoices.c.id_bord == 2).values(
+            invoice="fa-2026-00101", invoice_key=invoice_key("fa-2026-00101")))
+        # without NumDette (recorded before migration 3), as such a run may be: the
+        # number alone says it was exported again
+        conn.execute(run_invoices.update().where(
+            run_invoices.c.run_id == run, run_invoices.c.id_bord.in_([1, 2])).values(
+            debt_number=None))
+    wanted = [(run, n) for n in (1, 2, 3, 4)]
+    alone = {(r, n): store.exported_again(r, [n]) for r, n in wanted}
+    assert [count for count, _ in alone.values()] == [1, 1, 1, 0]
+    assert store.each_exported_again(wanted) == alone
