@@ -142,13 +142,19 @@ def test_the_default_store_is_created_by_the_first_export(tmp_path, _isolated_st
 
 def test_an_empty_db_option_is_refused_not_read_as_the_default_store(tmp_path,
                                                                      _isolated_state):
-    """`--db "$STORE"` with STORE unset: not the default store, by accident."""
+    """`--db "$STORE"` with STORE unset: not the default store, by accident; nor a
+    store named by blanks (`--db " $STORE"`), which would be a file of that name."""
     for command in (("export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
                      EXAMPLES / "school-export.json", "-o", tmp_path / "out"),
                     ("runs", "list")):
-        r = _run(*command, "--db", "")
-        assert r.exit_code == ExitCode.USAGE, r.output
-        assert "--db is empty" in r.stderr, r.stderr
+        for db in ("", "  "):
+            r = _run(*command, "--db", db)
+            assert r.exit_code == ExitCode.USAGE, r.output
+            assert "--db is empty" in r.stderr, r.stderr
+    # an option's mistake is said first: not the input file missing behind it
+    r = _run("export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+             tmp_path / "absent.json", "-o", tmp_path / "out", "--db", "")
+    assert r.exit_code == ExitCode.USAGE and "--db is empty" in r.stderr, r.stderr
     assert not _isolated_state.exists() and not (tmp_path / "out").exists()
 
 
