@@ -696,6 +696,26 @@ def test_the_cli_says_a_run_whose_commit_answer_was_lost_is_recorded(tmp_path, m
     assert lines[-1] == f"1 problem(s); run {run.id} is recorded; its files were not put in place."
 
 
+def test_the_json_refusal_of_a_run_whose_commit_answer_was_lost_says_it_is_recorded(
+        tmp_path, monkeypatch):
+    """--format json says what the text's last line says: the run is recorded, not
+    "nothing was written." (the school software would export the input again)."""
+    import json
+
+    db = tmp_path / "store.sqlite3"
+    _lost_at_commit(monkeypatch)
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                     tmp_path / "out", "--date", "2026-11-23", "--db", db, "--create-store",
+                     "--format", "json")
+    monkeypatch.undo()
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    assert result.exit_code == 7, result.output
+    report = json.loads(result.stdout)
+    assert (report["ok"], report["exit_code"]) == (False, 7)
+    assert report["outcome"] == f"run {run.id} is recorded; its files were not put in place."
+    assert [p["rule"] for p in report["problems"]] == ["run.publish"]
+
+
 def test_a_commit_whose_answer_was_lost_and_that_cannot_be_checked_is_said_unknown(
         tmp_path, monkeypatch, db_url):
     """The store cannot be read again either: pesgen cannot know whether the run is
