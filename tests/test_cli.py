@@ -87,6 +87,10 @@ def test_export_ok_prints_the_summary(tmp_path):
     assert counts["street_overflow"] == "2"
     assert counts["foreign_address"] == "1"
     assert counts["missing_civility"] == "1"
+    # the civility table's translations are counted only: one line each would bury the
+    # notable ones under the whole roll
+    assert counts["civility"] == "8"
+    assert not [ln for ln in stdout.splitlines() if ": civility: " in ln], stdout
     assert re.search(r"^  - FA-2026-00101: negative_lines: invoice line 4 \(-22\.75, FM-C1; "
                      r"\S*school-export\.json:\$\.invoices\[0\]\.lines\[3\]\), not in "
                      r"the file: netted 22\.75 into invoice line 1 "
