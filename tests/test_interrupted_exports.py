@@ -309,6 +309,25 @@ def test_a_read_only_output_folder_is_named_and_said_read_only(tmp_path, monkeyp
     assert "tmpabc123" not in result.output
 
 
+def test_the_note_of_files_left_names_ten_and_counts_the_others(tmp_path):
+    """A folder where many exports were killed: the note names ten files and counts the
+    others, one line still."""
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for i in range(11):
+        (out / f".pesgen-{gone.pid}-0123abcd-k2x9q{i:02d}.part").write_bytes(b"<PES_Aller>")
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                     out, "--date", "2026-11-23", "--db", tmp_path / "store.sqlite3",
+                     "--create-store")
+    assert result.exit_code == 0, result.output
+    [note] = [ln for ln in result.output.splitlines() if ln.startswith(f"note: {out} holds")]
+    assert note.startswith(f"note: {out} holds 11 temporary file(s) of another pesgen run: ")
+    assert note.count(f"(process {gone.pid}, not running on this machine)") == 10, note
+    assert "running on this machine), … 1 more. Files of an export" in note, note
+
+
 def test_the_next_export_and_regenerate_name_what_a_killed_export_left(tmp_path):
     """kill -9 before the commit leaves `.pesgen-<pid>-<token>-*.part` files (fully
     rendered PES files carrying an IdBord never recorded) in the output folder; the next
