@@ -267,6 +267,14 @@ def test_formats_fails_on_a_broken_bundle_and_says_how_many_problems_it_left_out
     assert re.search(r"^cosoluce-corail\s+BROKEN", r.stdout, re.MULTILINE), r.stdout
     assert "    … and 2 more (pesgen check-format NAME lists them all)" in r.stdout, r.stdout
     assert "1 format bundle(s) BROKEN: cosoluce-corail" in r.stderr
+    # ten problems: all listed, no '… and 0 more'
+    limits = "".join(f"  line.labe{i}: {{max: 38}}\n" for i in range(10))
+    source.write_text(text.replace("fields:\n", "fields:\n" + limits, 1), encoding="utf-8")
+    r = run_cli("formats", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "more (pesgen check-format" not in r.stdout, r.stdout
+    assert sum(ln.startswith("    - ") and "line.labe" in ln
+               for ln in r.stdout.splitlines()) == 10, r.stdout
 
 
 def test_git_never_converts_the_line_endings_of_golden_files():
