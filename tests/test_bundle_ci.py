@@ -157,6 +157,9 @@ def test_a_file_name_expression_is_checked_as_templates_are(tmp_path, new, says)
         assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
         assert says in r.stderr, r.stderr
         assert f"[template {source}:{line}: files[0].name] (rule template)" in r.stderr
+        # --regen would have written expected/: it says nothing was; a check writes nothing
+        assert r.stderr.splitlines()[-1].endswith(
+            "; nothing was written." if extra else " problem(s)."), r.stderr
     assert {p.name: p.read_bytes() for p in (folder / "expected").iterdir()} == before
 
 
