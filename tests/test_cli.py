@@ -454,6 +454,23 @@ def test_an_unknown_format_typed_on_the_command_line_stays_a_usage_error(tmp_pat
     assert "unknown output format 'pes-ormcc': did you mean 'pes-ormc'?" in r.stderr
 
 
+def test_new_mapping_never_overwrites_a_mapping(tmp_path):
+    """A mapping filled by hand, named again by mistake: refused, left as it was."""
+    out = tmp_path / "m.yaml"
+    out.write_text("# filled by hand\n", encoding="utf-8")
+    r = _run("new-mapping", "Commune de Y", "--format", "pes-ormc", "--out", out)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"{out} already exists; pesgen never overwrites a mapping" in r.stderr, r.stderr
+    assert out.read_text(encoding="utf-8") == "# filled by hand\n"
+
+
+def test_check_layout_refuses_a_file_to_validate_that_is_not_there(tmp_path):
+    layout = ROOT / "templates" / "bl-emagnus" / "wtamc001.layout.yaml"
+    r = _run("check-layout", layout, tmp_path / "absent.txt")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"error: {tmp_path / 'absent.txt'}: no such file" in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------- validate
 
 
