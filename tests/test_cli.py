@@ -726,6 +726,21 @@ def test_a_store_url_refused_for_its_bytes_keeps_its_password_masked(tmp_path):
     assert _files(tmp_path) == []
 
 
+def test_store_copy_takes_sqlite_files_by_their_paths(tmp_path, monkeypatch):
+    """--from and --to as --db takes them: a path is a SQLite file (relative to the
+    working directory), not a URL to refuse."""
+    from pesgen.store import Store
+
+    assert _export(tmp_path / "out", "--db", tmp_path / "a.sqlite3",
+                   "--create-store").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    r = _run("store", "copy", "--from", "a.sqlite3", "--to", "b.sqlite3")
+    assert r.exit_code == 0, r.output
+    assert "runs: 1 row(s)" in r.stdout.splitlines(), r.stdout
+    [run] = Store(f"sqlite:///{tmp_path / 'b.sqlite3'}").list_runs()
+    assert run.titles == 11
+
+
 def test_a_usage_error_quoting_a_store_url_keeps_its_password_masked():
     """click's usage errors quote the command line: a URL given where no option takes
     it (``--to`` forgotten, a command without ``--db``) kept its password in them."""
