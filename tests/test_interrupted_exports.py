@@ -600,6 +600,37 @@ def _lost_at_commit(monkeypatch, store: Store | None = None) -> None:
         monkeypatch.setattr(Store, "get_run", unreadable)
 
 
+def test_a_command_whose_connection_is_lost_says_its_change_may_be_recorded(tmp_path):
+    """A command other than export (which reads the store again itself) losing the
+    connection as it writes cannot tell whether its change was committed: it says so,
+    and what to check, exit 7; not "the state store failed; nothing was recorded"."""
+    db = tmp_path / "store.sqlite3"
+    done = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                   tmp_path / "out", "--date", "2026-11-23", "--db", db, "--create-store")
+    assert done.exit_code == 0, done.output
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    script = f"""
+import sqlalchemy as sa
+from pesgen.cli import main
+from pesgen.store import Store
+def cancel_lost(self, *args, **kwargs):
+    raise sa.exc.OperationalError("COMMIT", None, Exception("server closed the connection"),
+                                  connection_invalidated=True)
+Store.cancel = cancel_lost
+import sys
+sys.argv = ["pesgen", "runs", "cancel", {run.id!r}, "--reason", "test", "--db", {str(db)!r}]
+main()
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.startswith("error: the connection to the state store was lost: server "
+                               "closed the connection"), r.stderr
+    assert ("a change this command was committing may be recorded: check (`pesgen runs "
+            "list`, `pesgen runs show RUN`) before running it again") in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_a_commit_that_failed_and_is_read_again_unrecorded_says_nothing_was_recorded(
         tmp_path):
     """The commit failed (rolled back, its answer an error over two lines, as psycopg's)
