@@ -353,6 +353,20 @@ def test_runs_reinstate_gives_the_bordereaux_held_again_and_the_files_not_in_pla
     assert report["not_in_place"] == {"folder": None, "files": []}
 
 
+def test_runs_reinstate_of_one_bordereau_of_a_cancelled_run_is_no_run_reinstated(
+        db_url, tmp_path):
+    """A run cancelled whole (--all after its bordereau 2), one bordereau of it
+    reinstated: run_reinstated is false, the others still cancelled."""
+    run = _split_run(db_url, tmp_path)
+    assert run_cli("runs", "cancel", run.run_id, "--all", "--reason", "all of it",
+                   "--db", db_url).exit_code == 0
+    code, report = _json("runs", "reinstate", run.run_id, "--bordereau", "1", "--reason",
+                         "by mistake", "--db", db_url)
+    assert code == 0, report
+    assert (report["bordereaux"], report["run_reinstated"], report["still_cancelled"]) == (
+        [1], False, [2, 3])
+
+
 def test_runs_reinstate_of_a_run_the_tresorerie_annulled_is_refused(db_url, tmp_path):
     from .test_acquit import ACKS
 
