@@ -380,12 +380,16 @@ def test_runs_reinstate_of_a_run_the_tresorerie_annulled_is_refused(db_url, tmp_
     assert [p["rule"] for p in report["problems"]] == ["run.reinstate-annulled"]
 
 
-def test_runs_reinstate_of_a_finance_package_s_run_asks_no_acknowledgement(tmp_path):
+def test_runs_cancel_and_reinstate_of_a_finance_package_s_run_ask_no_acknowledgement(
+        tmp_path):
     from .conftest import package_store
 
     db = package_store(tmp_path)
     [run] = Store(f"sqlite:///{db}").list_runs()
-    assert run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db).exit_code == 0
+    # the package sends its own PES: no acknowledgement to ask for, either way
+    code, report = _json("runs", "cancel", run.id, "--reason", "again", "--db", db)
+    assert code == 0 and report["run_cancelled"], report
+    assert report["no_acknowledgement"] is None
     code, report = _json("runs", "reinstate", run.id, "--reason", "imported", "--db", db)
     assert code == 0
     assert (report["run_reinstated"], report["status"], report["invoices"]) == (
