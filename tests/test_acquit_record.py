@@ -361,6 +361,9 @@ def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
     assert found.exit_code == 0 and len(found.stdout.splitlines()) == 1, found.output
     report = run_cli("runs", "find", "FA-2026-00103", "--db", db, "--format", "json")
     assert [t["helios"] for t in json.loads(report.stdout)["titles"]] == [None]
+    listed = run_cli("runs", "list", "--db", db, "--format", "json")
+    [run] = json.loads(listed.stdout)["runs"]
+    assert [b["helios"] for b in run["bordereaux"]] == [None], run["bordereaux"]
 
 
 def test_a_whole_file_rejection_names_no_bordereau_and_is_not_recorded(one_run):
