@@ -697,6 +697,12 @@ def test_a_name_not_in_the_locale_s_encoding_is_refused_before_anything(tmp_path
     xsd = os.fsdecode(b"/srv/dgfip/sch\xe9mas")
     err = _export_named(Path("."), tmp_path / "dossier é", {**utf8, "PESGEN_OFFICIAL_XSD": xsd})
     assert err == f"error: PESGEN_OFFICIAL_XSD '/srv/dgfip/sch\\xe9mas' {said}\n", err
+    # --help and version read no path: they answer from such a folder, with such a variable
+    for args in (["version"], ["--help"], ["export", "--help"]):
+        r = subprocess.run([*_pesgen_command(), *args], cwd=latin, capture_output=True,
+                           env={**utf8, "PESGEN_OFFICIAL_XSD": xsd}, timeout=60, check=False)
+        assert r.returncode == 0 and r.stderr == b"", (args, r.stderr)
+        assert r.stdout, args
 
 
 def test_a_store_url_refused_for_its_bytes_keeps_its_password_masked(tmp_path):
