@@ -561,10 +561,15 @@ def test_formats_and_check_mapping_json_have_the_same_shape(tmp_path):
     assert bundles["jvs-millesime"]["ok"] and bundles["jvs-millesime"]["status"] == \
         "reconstructed"
     assert bundles["pes-ormc"]["ok"]  # the shipped ones are listed too
-    # check-mapping: the fixture's mapping binds payer.email, which no template writes
+    # check-mapping: the fixture's mapping binds payer.email, which no template writes;
+    # the format declares it not carried: no warning, said in not_carried
     _edit(source, "newline: LF\nkind: xml\n", "newline: LF\n")
-    _edit(source, '  payer.email: "InfoTiers and Adresse have no e-mail element"\n', "")
     mapping = folder / "fixture" / "mapping.yaml"
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    [checked] = _json(r)["mappings"]
+    assert "payer.email" in checked["not_carried"] and checked["warnings"] == [], checked
+    _edit(source, '  payer.email: "InfoTiers and Adresse have no e-mail element"\n', "")
     r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
     assert r.exit_code == 0, r.stdout + r.stderr
     report = _json(r)
