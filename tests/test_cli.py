@@ -598,6 +598,10 @@ def test_formats_lists_pes_ormc():
     ormc = [row for row in rows if row and row[0] == "pes-ormc"]
     assert len(ormc) == 1
     assert ormc[0][1:3] == ["stable", "xml"]
+    # the name column 16 wide at least, whatever the shipped names' lengths: the status
+    # starts at the same column in every listing
+    [line] = [ln for ln in r.stdout.splitlines() if ln.startswith("pes-ormc ")]
+    assert line.startswith(f"{'pes-ormc':<16} {'stable':<13} {'xml':<5} "), line
 
 
 def test_formats_shows_a_broken_bundle_and_fails(tmp_path):
