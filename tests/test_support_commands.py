@@ -47,13 +47,16 @@ READ_COMMANDS = [
     ("runs", "reinstate", "0123abcd", "--reason", "kept"),
     ("runs", "extract", "0123abcd", "--out", "OUT"),
     ("regenerate", "0123abcd", "--out", "OUT"),
+    ("acquit", str(ROOT / "tests" / "acquit" / "accepted.xml")),
+    ("acquit", str(ROOT / "tests" / "acquit" / "accepted.xml"), "--record"),
     ("payfip", "payments"),
     ("payfip", "anomalies"),
     ("payfip", "datamatrix", "--run", "0123abcd", "--code-etablissement", "123"),
 ]
 
 
-@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: " ".join(c[:2]))
+@pytest.mark.parametrize("command", READ_COMMANDS,
+                         ids=lambda c: " ".join(Path(a).name for a in c[:3] if a[0] != "0"))
 def test_a_command_that_reads_the_store_refuses_a_missing_one(tmp_path, command):
     """A typo in --db (or a forgotten PESGEN_DB) must not answer "in no run" from a store
     it has just created: nothing is created, the path and how it was chosen are named."""
