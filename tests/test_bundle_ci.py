@@ -404,6 +404,8 @@ def test_a_dead_template_and_an_unread_option_are_warned_of(tmp_path):
           '<Origine V="{{ doc.options.origine }}{{ doc.options[\'service\'] }}"/>')
     r = _check(fmts, "cosoluce-corail", "--regen")
     assert r.exit_code == 0 and "format.unread-option" not in r.stderr, r.stderr
+    assert r.stdout.splitlines()[-1] == ("cosoluce-corail: expected/ regenerated; the fixture "
+                                         f"renders expected/ byte for byte ({folder})"), r.stdout
 
 
 def test_a_template_included_by_a_computed_name_silences_the_dead_template_warning(tmp_path):
