@@ -360,6 +360,14 @@ def test_runs_reinstate_of_one_bordereau_of_a_cancelled_run_is_no_run_reinstated
     run = _split_run(db_url, tmp_path)
     assert run_cli("runs", "cancel", run.run_id, "--all", "--reason", "all of it",
                    "--db", db_url).exit_code == 0
+    # the text says the same: that bordereau reinstated, not the run
+    text = run_cli("runs", "reinstate", run.run_id, "--bordereau", "1", "--reason",
+                   "by mistake", "--db", db_url)
+    assert text.exit_code == 0, text.output
+    assert text.stdout.startswith(f"run {run.run_id}: IdBord 1 reinstated: its "), text.stdout
+    assert "; IdBord 2, 3 stay cancelled" in text.stdout, text.stdout
+    assert run_cli("runs", "cancel", run.run_id, "--all", "--reason", "all of it again",
+                   "--db", db_url).exit_code == 0
     code, report = _json("runs", "reinstate", run.run_id, "--bordereau", "1", "--reason",
                          "by mistake", "--db", db_url)
     assert code == 0, report
