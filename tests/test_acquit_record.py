@@ -372,6 +372,8 @@ def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
     listed = run_cli("runs", "list", "--db", db, "--format", "json")
     [run] = json.loads(listed.stdout)["runs"]
     assert [b["helios"] for b in run["bordereaux"]] == [None], run["bordereaux"]
+    shown = run_cli("runs", "show", run["run"], "--db", db, "--format", "json")
+    assert json.loads(shown.stdout)["run"]["helios"] is None, shown.stdout
 
 
 def test_a_whole_file_rejection_names_no_bordereau_and_is_not_recorded(one_run):
