@@ -257,6 +257,14 @@ def test_another_file_saying_the_same_is_not_recorded_again(one_run, tmp_path):
         "2026-11-24, from accepted.xml (recorded "
         f"{Store(db_url).acknowledgements()[run_id][1][0].recorded_at}): not recorded again"]
     assert _rows(db_url) == (1, 1)
+    # beside a bordereau no run holds: the same is still what is said first
+    mixed = _ack(tmp_path, "mixed.xml", _element(1, True), _element(9, True),
+                 day="2026-11-30")
+    r = run_cli("acquit", mixed, "--db", db_url, "--record")
+    assert (f"mixed.xml (sha256 {hashlib.sha256(mixed.read_bytes()).hexdigest()[:16]}…): "
+            "nothing recorded: the store says the same of its bordereaux already"
+            ) in r.stdout.splitlines(), r.output
+    assert _rows(db_url) == (1, 1)
 
 
 def test_a_contradicting_answer_is_refused_unless_replace_which_keeps_the_history(
@@ -361,6 +369,11 @@ def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
     assert found.exit_code == 0 and len(found.stdout.splitlines()) == 1, found.output
     report = run_cli("runs", "find", "FA-2026-00103", "--db", db, "--format", "json")
     assert [t["helios"] for t in json.loads(report.stdout)["titles"]] == [None]
+    listed = run_cli("runs", "list", "--db", db, "--format", "json")
+    [run] = json.loads(listed.stdout)["runs"]
+    assert [b["helios"] for b in run["bordereaux"]] == [None], run["bordereaux"]
+    shown = run_cli("runs", "show", run["run"], "--db", db, "--format", "json")
+    assert json.loads(shown.stdout)["run"]["helios"] is None, shown.stdout
 
 
 def test_a_whole_file_rejection_names_no_bordereau_and_is_not_recorded(one_run):

@@ -300,6 +300,16 @@ def test_cancelling_the_holder_names_the_runs_that_left_its_invoices_out(tmp_pat
             "them now: export them again") in " ".join(result.output.split())
 
 
+def test_a_listing_of_five_is_whole_and_longer_ones_are_cut_after_five():
+    """The notes of runs cancel name five invoices (or files), then count the others: five
+    are named whole, never followed by '… 0 more'."""
+    from pesgen.cli import _listed
+
+    five = [f"FA-2026-0010{i}" for i in range(1, 6)]
+    assert _listed(five) == five
+    assert _listed([*five, "FA-2026-00106"]) == [*five, "… 1 more"]
+
+
 def _other(tmp_path: Path) -> Path:
     """FA-2026-00102 alone, numbered FB-2026-00202: an invoice no other run holds."""
     data = _example()

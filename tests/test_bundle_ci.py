@@ -157,6 +157,9 @@ def test_a_file_name_expression_is_checked_as_templates_are(tmp_path, new, says)
         assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
         assert says in r.stderr, r.stderr
         assert f"[template {source}:{line}: files[0].name] (rule template)" in r.stderr
+        # --regen would have written expected/: it says nothing was; a check writes nothing
+        assert r.stderr.splitlines()[-1].endswith(
+            "; nothing was written." if extra else " problem(s)."), r.stderr
     assert {p.name: p.read_bytes() for p in (folder / "expected").iterdir()} == before
 
 
@@ -267,6 +270,14 @@ def test_formats_fails_on_a_broken_bundle_and_says_how_many_problems_it_left_out
     assert re.search(r"^cosoluce-corail\s+BROKEN", r.stdout, re.MULTILINE), r.stdout
     assert "    … and 2 more (pesgen check-format NAME lists them all)" in r.stdout, r.stdout
     assert "1 format bundle(s) BROKEN: cosoluce-corail" in r.stderr
+    # ten problems: all listed, no '… and 0 more'
+    limits = "".join(f"  line.labe{i}: {{max: 38}}\n" for i in range(10))
+    source.write_text(text.replace("fields:\n", "fields:\n" + limits, 1), encoding="utf-8")
+    r = run_cli("formats", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.MAPPING, r.stdout + r.stderr
+    assert "more (pesgen check-format" not in r.stdout, r.stdout
+    assert sum(ln.startswith("    - ") and "line.labe" in ln
+               for ln in r.stdout.splitlines()) == 10, r.stdout
 
 
 def test_git_never_converts_the_line_endings_of_golden_files():
@@ -435,6 +446,8 @@ def test_a_dead_template_and_an_unread_option_are_warned_of(tmp_path):
           '<Origine V="{{ doc.options.origine }}{{ doc.options[\'service\'] }}"/>')
     r = _check(fmts, "cosoluce-corail", "--regen")
     assert r.exit_code == 0 and "format.unread-option" not in r.stderr, r.stderr
+    assert r.stdout.splitlines()[-1] == ("cosoluce-corail: expected/ regenerated; the fixture "
+                                         f"renders expected/ byte for byte ({folder})"), r.stdout
 
 
 def test_a_template_included_by_a_computed_name_silences_the_dead_template_warning(tmp_path):
@@ -592,10 +605,15 @@ def test_formats_and_check_mapping_json_have_the_same_shape(tmp_path):
     assert bundles["jvs-millesime"]["ok"] and bundles["jvs-millesime"]["status"] == \
         "reconstructed"
     assert bundles["pes-ormc"]["ok"]  # the shipped ones are listed too
-    # check-mapping: the fixture's mapping binds payer.email, which no template writes
+    # check-mapping: the fixture's mapping binds payer.email, which no template writes;
+    # the format declares it not carried: no warning, said in not_carried
     _edit(source, "newline: LF\nkind: xml\n", "newline: LF\n")
-    _edit(source, '  payer.email: "InfoTiers and Adresse have no e-mail element"\n', "")
     mapping = folder / "fixture" / "mapping.yaml"
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    [checked] = _json(r)["mappings"]
+    assert "payer.email" in checked["not_carried"] and checked["warnings"] == [], checked
+    _edit(source, '  payer.email: "InfoTiers and Adresse have no e-mail element"\n', "")
     r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
     assert r.exit_code == 0, r.stdout + r.stderr
     report = _json(r)

@@ -152,6 +152,11 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
     assert shown.exit_code == 0, shown.output
     [line] = [x for x in shown.output.splitlines() if x.startswith("  payfip ")]
     assert line == f"  payfip      FA-2026-00102: {note.detail}"
+    shown = CliRunner().invoke(app, ["runs", "show", result.run_id[:8], "--db", store.url,
+                                     "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    assert [n for n in json.loads(shown.stdout)["run"]["notes"] if n["policy"] == "payfip"] \
+        == [{"policy": "payfip", "invoice": "FA-2026-00102", "detail": note.detail}]
 
 
 def test_a_paid_title_since_cancelled_gets_no_link_said_paid_before_in_no_active_run(

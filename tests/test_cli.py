@@ -87,6 +87,10 @@ def test_export_ok_prints_the_summary(tmp_path):
     assert counts["street_overflow"] == "2"
     assert counts["foreign_address"] == "1"
     assert counts["missing_civility"] == "1"
+    # the civility table's translations are counted only: one line each would bury the
+    # notable ones under the whole roll
+    assert counts["civility"] == "8"
+    assert not [ln for ln in stdout.splitlines() if ": civility: " in ln], stdout
     assert re.search(r"^  - FA-2026-00101: negative_lines: invoice line 4 \(-22\.75, FM-C1; "
                      r"\S*school-export\.json:\$\.invoices\[0\]\.lines\[3\]\), not in "
                      r"the file: netted 22\.75 into invoice line 1 "
@@ -450,6 +454,23 @@ def test_an_unknown_format_typed_on_the_command_line_stays_a_usage_error(tmp_pat
     assert "unknown output format 'pes-ormcc': did you mean 'pes-ormc'?" in r.stderr
 
 
+def test_new_mapping_never_overwrites_a_mapping(tmp_path):
+    """A mapping filled by hand, named again by mistake: refused, left as it was."""
+    out = tmp_path / "m.yaml"
+    out.write_text("# filled by hand\n", encoding="utf-8")
+    r = _run("new-mapping", "Commune de Y", "--format", "pes-ormc", "--out", out)
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"{out} already exists; pesgen never overwrites a mapping" in r.stderr, r.stderr
+    assert out.read_text(encoding="utf-8") == "# filled by hand\n"
+
+
+def test_check_layout_refuses_a_file_to_validate_that_is_not_there(tmp_path):
+    layout = ROOT / "templates" / "bl-emagnus" / "wtamc001.layout.yaml"
+    r = _run("check-layout", layout, tmp_path / "absent.txt")
+    assert r.exit_code == ExitCode.USAGE, r.output
+    assert f"error: {tmp_path / 'absent.txt'}: no such file" in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------- validate
 
 
@@ -577,6 +598,10 @@ def test_formats_lists_pes_ormc():
     ormc = [row for row in rows if row and row[0] == "pes-ormc"]
     assert len(ormc) == 1
     assert ormc[0][1:3] == ["stable", "xml"]
+    # the name column 16 wide at least, whatever the shipped names' lengths: the status
+    # starts at the same column in every listing
+    [line] = [ln for ln in r.stdout.splitlines() if ln.startswith("pes-ormc ")]
+    assert line.startswith(f"{'pes-ormc':<16} {'stable':<13} {'xml':<5} "), line
 
 
 def test_formats_shows_a_broken_bundle_and_fails(tmp_path):
@@ -676,6 +701,12 @@ def test_a_name_not_in_the_locale_s_encoding_is_refused_before_anything(tmp_path
     xsd = os.fsdecode(b"/srv/dgfip/sch\xe9mas")
     err = _export_named(Path("."), tmp_path / "dossier é", {**utf8, "PESGEN_OFFICIAL_XSD": xsd})
     assert err == f"error: PESGEN_OFFICIAL_XSD '/srv/dgfip/sch\\xe9mas' {said}\n", err
+    # --help and version read no path: they answer from such a folder, with such a variable
+    for args in (["version"], ["--help"], ["export", "--help"]):
+        r = subprocess.run([*_pesgen_command(), *args], cwd=latin, capture_output=True,
+                           env={**utf8, "PESGEN_OFFICIAL_XSD": xsd}, timeout=60, check=False)
+        assert r.returncode == 0 and r.stderr == b"", (args, r.stderr)
+        assert r.stdout, args
 
 
 def test_a_store_url_refused_for_its_bytes_keeps_its_password_masked(tmp_path):
@@ -703,6 +734,21 @@ def test_a_store_url_refused_for_its_bytes_keeps_its_password_masked(tmp_path):
         assert err.startswith(f"error: {shown} {said}"), err
         assert "secret" not in err and "s\\xe9cret" not in err, err
     assert _files(tmp_path) == []
+
+
+def test_store_copy_takes_sqlite_files_by_their_paths(tmp_path, monkeypatch):
+    """--from and --to as --db takes them: a path is a SQLite file (relative to the
+    working directory), not a URL to refuse."""
+    from pesgen.store import Store
+
+    assert _export(tmp_path / "out", "--db", tmp_path / "a.sqlite3",
+                   "--create-store").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    r = _run("store", "copy", "--from", "a.sqlite3", "--to", "b.sqlite3")
+    assert r.exit_code == 0, r.output
+    assert "runs: 1 row(s)" in r.stdout.splitlines(), r.stdout
+    [run] = Store(f"sqlite:///{tmp_path / 'b.sqlite3'}").list_runs()
+    assert run.titles == 11
 
 
 def test_a_usage_error_quoting_a_store_url_keeps_its_password_masked():

@@ -91,6 +91,8 @@ def test_validate_refuses_a_doctype_unread(tmp_path, secret, kind):
         assert "the file declares a DOCTYPE; a PES file has none (rule xml.doctype)" in \
             r.output
         assert "1 problem(s)" in r.output and SECRET not in r.output
+        # nor read for its TypFic to hint at (a file declaring a DOCTYPE is not parsed)
+        assert "its TypFic is" not in r.output, r.output
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -182,6 +182,12 @@ def test_the_dgfip_package_applied_is_said(tmp_path, official_xsd):
                 "--official-xsd", official_xsd)
     assert r.exit_code == 0, r.output
     assert _report(r)["official_xsd"] == {"folder": str(official_xsd), "applied": True}
+    # a finance package's import is no PES file: given, not applied (as the text says)
+    r = _export(tmp_path, "corail.sqlite3", "--create-store", "--format", "json",
+                "--official-xsd", official_xsd,
+                mapping=MAPPINGS / "villeneuve-sur-loing-corail.yaml", out="corail")
+    assert r.exit_code == 0, r.output
+    assert _report(r)["official_xsd"] == {"folder": str(official_xsd), "applied": False}
 
 
 def test_an_export_interrupted_before_its_commit_prints_no_document(tmp_path, monkeypatch):

@@ -309,6 +309,25 @@ def test_a_read_only_output_folder_is_named_and_said_read_only(tmp_path, monkeyp
     assert "tmpabc123" not in result.output
 
 
+def test_the_note_of_files_left_names_ten_and_counts_the_others(tmp_path):
+    """A folder where many exports were killed: the note names ten files and counts the
+    others, one line still."""
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for i in range(11):
+        (out / f".pesgen-{gone.pid}-0123abcd-k2x9q{i:02d}.part").write_bytes(b"<PES_Aller>")
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                     out, "--date", "2026-11-23", "--db", tmp_path / "store.sqlite3",
+                     "--create-store")
+    assert result.exit_code == 0, result.output
+    [note] = [ln for ln in result.output.splitlines() if ln.startswith(f"note: {out} holds")]
+    assert note.startswith(f"note: {out} holds 11 temporary file(s) of another pesgen run: ")
+    assert note.count(f"(process {gone.pid}, not running on this machine)") == 10, note
+    assert "running on this machine), … 1 more. Files of an export" in note, note
+
+
 def test_the_next_export_and_regenerate_name_what_a_killed_export_left(tmp_path):
     """kill -9 before the commit leaves `.pesgen-<pid>-<token>-*.part` files (fully
     rendered PES files carrying an IdBord never recorded) in the output folder; the next
@@ -581,6 +600,37 @@ def _lost_at_commit(monkeypatch, store: Store | None = None) -> None:
         monkeypatch.setattr(Store, "get_run", unreadable)
 
 
+def test_a_command_whose_connection_is_lost_says_its_change_may_be_recorded(tmp_path):
+    """A command other than export (which reads the store again itself) losing the
+    connection as it writes cannot tell whether its change was committed: it says so,
+    and what to check, exit 7; not "the state store failed; nothing was recorded"."""
+    db = tmp_path / "store.sqlite3"
+    done = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                   tmp_path / "out", "--date", "2026-11-23", "--db", db, "--create-store")
+    assert done.exit_code == 0, done.output
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    script = f"""
+import sqlalchemy as sa
+from pesgen.cli import main
+from pesgen.store import Store
+def cancel_lost(self, *args, **kwargs):
+    raise sa.exc.OperationalError("COMMIT", None, Exception("server closed the connection"),
+                                  connection_invalidated=True)
+Store.cancel = cancel_lost
+import sys
+sys.argv = ["pesgen", "runs", "cancel", {run.id!r}, "--reason", "test", "--db", {str(db)!r}]
+main()
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.startswith("error: the connection to the state store was lost: server "
+                               "closed the connection"), r.stderr
+    assert ("a change this command was committing may be recorded: check (`pesgen runs "
+            "list`, `pesgen runs show RUN`) before running it again") in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_a_commit_that_failed_and_is_read_again_unrecorded_says_nothing_was_recorded(
         tmp_path):
     """The commit failed (rolled back, its answer an error over two lines, as psycopg's)
@@ -694,6 +744,26 @@ def test_the_cli_says_a_run_whose_commit_answer_was_lost_is_recorded(tmp_path, m
     assert lines[0].startswith(f"error: run {run.id} is recorded (IdBord 1)"), lines
     assert "nothing was recorded" not in result.stderr
     assert lines[-1] == f"1 problem(s); run {run.id} is recorded; its files were not put in place."
+
+
+def test_the_json_refusal_of_a_run_whose_commit_answer_was_lost_says_it_is_recorded(
+        tmp_path, monkeypatch):
+    """--format json says what the text's last line says: the run is recorded, not
+    "nothing was written." (the school software would export the input again)."""
+    import json
+
+    db = tmp_path / "store.sqlite3"
+    _lost_at_commit(monkeypatch)
+    result = run_cli("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "-o",
+                     tmp_path / "out", "--date", "2026-11-23", "--db", db, "--create-store",
+                     "--format", "json")
+    monkeypatch.undo()
+    [run] = Store(f"sqlite:///{db}").list_runs()
+    assert result.exit_code == 7, result.output
+    report = json.loads(result.stdout)
+    assert (report["ok"], report["exit_code"]) == (False, 7)
+    assert report["outcome"] == f"run {run.id} is recorded; its files were not put in place."
+    assert [p["rule"] for p in report["problems"]] == ["run.publish"]
 
 
 def test_a_commit_whose_answer_was_lost_and_that_cannot_be_checked_is_said_unknown(

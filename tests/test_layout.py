@@ -72,6 +72,21 @@ def _check(tmp_path: Path, layout, content: bytes, name: str = "OUT.txt"):
 GOOD = '1;"R";"DUPONT";"20/11/2026";85,00;"";"FAM-42"\r\n2;"D";"NÉE";"";0,5;"";""\r\n'
 
 
+def test_check_layout_reads_a_file_in_the_encoding_given_when_the_layout_has_none(tmp_path):
+    """--encoding: a publisher's sample in Windows-1252 (NÉE), checked against a layout
+    that declares no encoding; without it the file is read as UTF-8 and refused."""
+    layout = tmp_path / "no-encoding.layout.yaml"
+    layout.write_text(CSV_LAYOUT.replace("encoding: cp1252\n", ""), encoding="utf-8")
+    sample = tmp_path / "sample.csv"
+    sample.write_bytes(GOOD.encode("cp1252"))
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(sample), "--encoding",
+                                 "cp1252"])
+    assert r.exit_code == 0, r.output
+    assert f"{sample}: valid against TEST" in r.stdout
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(sample)])
+    assert r.exit_code == ExitCode.OUTPUT and "(rule layout.encoding)" in r.stderr, r.output
+
+
 def test_a_conforming_csv_file_has_no_problem(tmp_path):
     layout = _layout(tmp_path, CSV_LAYOUT)
     assert _check(tmp_path, layout, GOOD.encode("cp1252")) == []

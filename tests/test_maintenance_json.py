@@ -353,6 +353,28 @@ def test_runs_reinstate_gives_the_bordereaux_held_again_and_the_files_not_in_pla
     assert report["not_in_place"] == {"folder": None, "files": []}
 
 
+def test_runs_reinstate_of_one_bordereau_of_a_cancelled_run_is_no_run_reinstated(
+        db_url, tmp_path):
+    """A run cancelled whole (--all after its bordereau 2), one bordereau of it
+    reinstated: run_reinstated is false, the others still cancelled."""
+    run = _split_run(db_url, tmp_path)
+    assert run_cli("runs", "cancel", run.run_id, "--all", "--reason", "all of it",
+                   "--db", db_url).exit_code == 0
+    # the text says the same: that bordereau reinstated, not the run
+    text = run_cli("runs", "reinstate", run.run_id, "--bordereau", "1", "--reason",
+                   "by mistake", "--db", db_url)
+    assert text.exit_code == 0, text.output
+    assert text.stdout.startswith(f"run {run.run_id}: IdBord 1 reinstated: its "), text.stdout
+    assert "; IdBord 2, 3 stay cancelled" in text.stdout, text.stdout
+    assert run_cli("runs", "cancel", run.run_id, "--all", "--reason", "all of it again",
+                   "--db", db_url).exit_code == 0
+    code, report = _json("runs", "reinstate", run.run_id, "--bordereau", "1", "--reason",
+                         "by mistake", "--db", db_url)
+    assert code == 0, report
+    assert (report["bordereaux"], report["run_reinstated"], report["still_cancelled"]) == (
+        [1], False, [2, 3])
+
+
 def test_runs_reinstate_of_a_run_the_tresorerie_annulled_is_refused(db_url, tmp_path):
     from .test_acquit import ACKS
 
@@ -366,12 +388,16 @@ def test_runs_reinstate_of_a_run_the_tresorerie_annulled_is_refused(db_url, tmp_
     assert [p["rule"] for p in report["problems"]] == ["run.reinstate-annulled"]
 
 
-def test_runs_reinstate_of_a_finance_package_s_run_asks_no_acknowledgement(tmp_path):
+def test_runs_cancel_and_reinstate_of_a_finance_package_s_run_ask_no_acknowledgement(
+        tmp_path):
     from .conftest import package_store
 
     db = package_store(tmp_path)
     [run] = Store(f"sqlite:///{db}").list_runs()
-    assert run_cli("runs", "cancel", run.id, "--reason", "again", "--db", db).exit_code == 0
+    # the package sends its own PES: no acknowledgement to ask for, either way
+    code, report = _json("runs", "cancel", run.id, "--reason", "again", "--db", db)
+    assert code == 0 and report["run_cancelled"], report
+    assert report["no_acknowledgement"] is None
     code, report = _json("runs", "reinstate", run.id, "--reason", "imported", "--db", db)
     assert code == 0
     assert (report["run_reinstated"], report["status"], report["invoices"]) == (

@@ -47,13 +47,16 @@ READ_COMMANDS = [
     ("runs", "reinstate", "0123abcd", "--reason", "kept"),
     ("runs", "extract", "0123abcd", "--out", "OUT"),
     ("regenerate", "0123abcd", "--out", "OUT"),
+    ("acquit", str(ROOT / "tests" / "acquit" / "accepted.xml")),
+    ("acquit", str(ROOT / "tests" / "acquit" / "accepted.xml"), "--record"),
     ("payfip", "payments"),
     ("payfip", "anomalies"),
     ("payfip", "datamatrix", "--run", "0123abcd", "--code-etablissement", "123"),
 ]
 
 
-@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: " ".join(c[:2]))
+@pytest.mark.parametrize("command", READ_COMMANDS,
+                         ids=lambda c: " ".join(Path(a).name for a in c[:3] if a[0] != "0"))
 def test_a_command_that_reads_the_store_refuses_a_missing_one(tmp_path, command):
     """A typo in --db (or a forgotten PESGEN_DB) must not answer "in no run" from a store
     it has just created: nothing is created, the path and how it was chosen are named."""
@@ -142,13 +145,19 @@ def test_the_default_store_is_created_by_the_first_export(tmp_path, _isolated_st
 
 def test_an_empty_db_option_is_refused_not_read_as_the_default_store(tmp_path,
                                                                      _isolated_state):
-    """`--db "$STORE"` with STORE unset: not the default store, by accident."""
+    """`--db "$STORE"` with STORE unset: not the default store, by accident; nor a
+    store named by blanks (`--db " $STORE"`), which would be a file of that name."""
     for command in (("export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
                      EXAMPLES / "school-export.json", "-o", tmp_path / "out"),
                     ("runs", "list")):
-        r = _run(*command, "--db", "")
-        assert r.exit_code == ExitCode.USAGE, r.output
-        assert "--db is empty" in r.stderr, r.stderr
+        for db in ("", "  "):
+            r = _run(*command, "--db", db)
+            assert r.exit_code == ExitCode.USAGE, r.output
+            assert "--db is empty" in r.stderr, r.stderr
+    # an option's mistake is said first: not the input file missing behind it
+    r = _run("export", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+             tmp_path / "absent.json", "-o", tmp_path / "out", "--db", "")
+    assert r.exit_code == ExitCode.USAGE and "--db is empty" in r.stderr, r.stderr
     assert not _isolated_state.exists() and not (tmp_path / "out").exists()
 
 

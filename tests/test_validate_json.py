@@ -51,6 +51,7 @@ def test_each_problem_has_its_line_and_xpath_as_the_text_says_them(tmp_path, exa
     assert code == ExitCode.OUTPUT == 6 == report["exit_code"]
     [f] = report["files"]
     assert f["error"] == report["error"] and f["error"] in said
+    assert f["format"] == "pes-ormc"  # found from its TypFic, refused all the same
     rules = {p["rule"] for p in f["problems"]}
     assert "xsd.pesgen" in rules
     for p in f["problems"]:
