@@ -996,6 +996,69 @@ def test_payments_are_read_and_written_500_invoices_at_a_time(store, exported, t
     assert "".join(payfip_cli._payment_pieces(iter([]), "csv")).count("\n") == 1
 
 
+def test_anomalies_are_read_and_written_a_chunk_at_a_time(store, exported, tmp_path,
+                                                         monkeypatch):
+    """`payfip anomalies` held every anomaly, resolved ones too, then the whole report
+    (1.5 GB for a flood of 200 000 unknown idOps in JSON: docs/performance.md): they are
+    read a chunk at a time, the open ones alone unless --all (filtered by the query),
+    each chunk's new titles looked up with it, and written as they come: the same text
+    as the list made at once, the counts read apart."""
+    import functools
+
+    from pesgen._display import json_text
+    from pesgen.payfip import cli as payfip_cli
+
+    ops = [_recorded_link(store, invoice, n) for n, invoice in enumerate(PAID_AFTER_CANCEL)]
+    store.cancel(exported.run_id, "wrong amounts", despite_payments=True)
+    for id_op in ops:
+        _paid(store, id_op)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    whole = ledger.list_anomalies(store)
+    assert len(whole) == 5 and all(a["again_run"] for a in whole)
+    ledger.resolve_anomaly(store, whole[1]["id"], "support", "refunded", "refunded")
+    whole = ledger.list_anomalies(store)
+    assert ledger.anomaly_counts(store) == (4, 1, whole[-1]["id"])
+
+    looked_up = []
+    real = ledger._titles_again
+
+    def titles_again(store_, conn, cancelled):
+        looked_up.append(len(cancelled))
+        return real(store_, conn, cancelled)
+
+    monkeypatch.setattr(ledger, "_titles_again", titles_again)
+    rows = ledger.iter_anomalies(store, chunk=2)
+    assert next(rows) == whole[0] and looked_up == [2]  # the first chunk only, so far
+    assert store.engine.pool.checkedout() == 0  # no connection held meanwhile
+    assert [next(rows), *rows] == whole[1:] and looked_up == [2, 2, 1]
+    # the open ones alone, read as such; none after the last counted
+    assert list(ledger.iter_anomalies(store, open_only=True, chunk=2)) == [
+        a for a in whole if a["resolved_at"] is None]
+    assert list(ledger.iter_anomalies(store, upto=whole[2]["id"], chunk=2)) == whole[:3]
+
+    monkeypatch.setattr(ledger, "iter_anomalies",
+                        functools.partial(ledger.iter_anomalies, chunk=2))
+    runner = CliRunner()
+    for every in ((), ("--all",)):
+        listed = [a for a in whole if every or a["resolved_at"] is None]
+        result = runner.invoke(app, ["payfip", "anomalies", *every, "--format", "json",
+                                     "--db", store.url])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == json_text({
+            "command": "payfip anomalies", "ok": True, "exit_code": 0, "error": None,
+            "open": 4, "resolved": 1, "anomalies": [
+                payfip_cli._anomaly_json(a, ledger.ANOMALY_ADVICE) for a in listed]}) + "\n"
+        result = runner.invoke(app, ["payfip", "anomalies", *every, "--db", store.url])
+        assert result.exit_code == 0, result.output
+        assert [line.split()[0] for line in result.stdout.splitlines()
+                if line.startswith("#")] == [f"#{a['id']}" for a in listed]
+        assert result.stdout.splitlines()[-1].startswith(
+            "4 open: once decided, `pesgen payfip anomalies resolve ID --note TEXT`")
+    assert "".join(payfip_cli._anomalies_json(iter([]), 0, 0)) == json_text({
+        "command": "payfip anomalies", "ok": True, "exit_code": 0, "error": None,
+        "open": 0, "resolved": 0, "anomalies": []}) + "\n"
+
+
 def test_payments_since_lists_an_invoice_exported_again_since(store, exported, tmp_path):
     """The school software imported FA-2026-00102 `cancelled` (nothing due) long ago;
     the invoice is exported again since: `--since` lists it again, both rows, the new

@@ -54,11 +54,14 @@ def test_anomalies_and_reconcile_refused_give_their_problems(world, monkeypatch,
     of the text output."""
     from pesgen.payfip import ledger, service
 
-    _refusing(monkeypatch, ledger, "list_anomalies")
-    code, report, err = _report(("payfip", "anomalies", "--format", "json"))
-    assert (code, report["command"], report["ok"], report["exit_code"], report["error"]) == (
-        ExitCode.STATE, "payfip anomalies", False, ExitCode.STATE, "the store refused"), err
-    _the_problem(report)
+    for step in ("anomaly_counts", "iter_anomalies"):  # counting them, listing them
+        with monkeypatch.context() as patched:
+            _refusing(patched, ledger, step)
+            code, report, err = _report(("payfip", "anomalies", "--format", "json"))
+        assert (code, report["command"], report["ok"], report["exit_code"],
+                report["error"]) == (ExitCode.STATE, "payfip anomalies", False,
+                                     ExitCode.STATE, "the store refused"), (step, err)
+        _the_problem(report)
     _refusing(monkeypatch, service, "reconcile_each")
     code, report, err = _report(("payfip", "reconcile", "--format", "json"))
     assert (code, report["command"], report["ok"], report["error"], report["counts"],

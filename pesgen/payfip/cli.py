@@ -7,6 +7,7 @@ as fast as before and works without the optional PayFiP dependencies.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -722,37 +723,82 @@ def anomalies(
     from ..cli import _json_exit
 
     try:
-        from .ledger import ANOMALY_ADVICE, list_anomalies
+        from .ledger import anomaly_counts, iter_anomalies
 
         _check_format(fmt)
         store = _store(db)
         with store.reads():
-            rows = list_anomalies(store)
+            open_count, resolved, last = anomaly_counts(store)
+            # those shown, read 500 at a time (ledger.iter_anomalies) and written as they
+            # come: memory does not grow with the anomalies (a flood of unknown idOps).
+            # The first chunk read here: a refusal reading it is the report's
+            rows = iter_anomalies(store, open_only=not every, upto=last)
+            first = next(rows, None)
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc))
         _fail(exc)
         return
-    listed = [r for r in rows if every or r["resolved_at"] is None]
-    resolved = sum(r["resolved_at"] is not None for r in rows)
-    if fmt == "json":
-        _json_exit("payfip anomalies", 0, None, open=len(rows) - resolved, resolved=resolved,
-                   anomalies=[_anomaly_json(r, ANOMALY_ADVICE) for r in listed])
-        return
-    if not rows:
+    if fmt == "text" and not open_count + resolved:
         _say("no anomaly")
         return
-    if not listed:
+    if fmt == "text" and not open_count and not every:
         _say(f"no open anomaly ({resolved} resolved: --all lists them)")
         return
-    for r in listed:
-        _say(f"#{r['id']}  {r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
-                   f"{r['invoice'] or '-'}  ({r['source']}): {shown(r['detail'])}"
-                   + (f" [expected {shown(r['expected'])}, got {shown(r['got'])}]"
-                      if r['expected'] is not None else ""))
+    if first is not None:
+        rows = itertools.chain((first,), rows)
+    pieces = (_anomalies_json(rows, open_count, resolved) if fmt == "json"
+              else _anomalies_text(rows, open_count, resolved, every))
+    try:
+        # read-only: not waiting for an export to finish, nor holding one up
+        with store.reads():
+            for piece in pieces:
+                # the text's lines through _say (a URL's password masked, as json_text
+                # masks it in the report)
+                if fmt == "text":
+                    _say(piece)
+                else:
+                    typer.echo(piece, nl=False)
+    except PesgenError as exc:
+        _fail(exc)
+
+
+def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: int
+                    ) -> Iterator[str]:
+    """The report of `payfip anomalies --format json`, an anomaly at a time: the same text
+    as ``json_text`` of the whole report (its list last, each item's lines indented by
+    four spaces)."""
+    from .ledger import ANOMALY_ADVICE
+
+    head = json_text({"command": "payfip anomalies", "ok": True, "exit_code": 0,
+                      "error": None, "open": open_count, "resolved": resolved,
+                      "anomalies": []})
+    head = head.removesuffix("[]\n}")
+    first = True
+    batch: list[str] = []  # written 500 at a time: a write each costs CPU at a million
+    for r in rows:
+        item = json_text(_anomaly_json(r, ANOMALY_ADVICE)).replace("\n", "\n    ")
+        batch.append((head + "[" if first else ",") + "\n    " + item)
+        first = False
+        if len(batch) == 500:
+            yield "".join(batch)
+            batch.clear()
+    yield "".join(batch) + (head + "[]\n}\n" if first else "\n  ]\n}\n")
+
+
+def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: int,
+                    every: bool) -> Iterator[str]:
+    """The lines of `payfip anomalies`: each anomaly listed, then how many are open."""
+    from .ledger import ANOMALY_ADVICE
+
+    for r in rows:
+        yield (f"#{r['id']}  {r['at']}  {r['kind']}  op {r['id_op'] or '-'}  invoice "
+               f"{r['invoice'] or '-'}  ({r['source']}): {shown(r['detail'])}"
+               + (f" [expected {shown(r['expected'])}, got {shown(r['got'])}]"
+                  if r['expected'] is not None else ""))
         if r["op_result"] in ("P", "V"):
-            _say(f"    {_collected(r)}")
+            yield f"    {_collected(r)}"
         if r["invoice"]:
             state = r["invoice_status"] or "no payment recorded"
             if r["invoice_status"] == "cancelled":
@@ -766,32 +812,31 @@ def anomalies(
                               f"{r['again_run']}, on which nothing is paid")
             if r["outcome"] == "applied" and r["invoice_status"] == "cancelled":
                 # the title it was applied to, cancelled since: the state names it
-                _say(f"    invoice {r['invoice']}: {state}; the trésorerie had applied this "
-                     "money to that cancelled title")
+                yield (f"    invoice {r['invoice']}: {state}; the trésorerie had applied "
+                       "this money to that cancelled title")
             elif r["outcome"] == "applied":
                 # its resolution recorded the payment of the title it was applied to
-                _say(f"    invoice {r['invoice']}: {state} ({_title(r)}): the trésorerie "
-                     "applied this money to it")
+                yield (f"    invoice {r['invoice']}: {state} ({_title(r)}): the trésorerie "
+                       "applied this money to it")
             else:
                 # the title as the trésorerie knows it, to ask it about the money: a
                 # double payment to refund, an amount to settle
                 title = (f" (its title: {_title(r)})" if r["title_run"] is not None
                          and r["invoice_status"] != "cancelled" else "")
-                _say(f"    invoice {r['invoice']}: {state}{title}; the anomaly recorded no "
-                     "payment and changed no status")
+                yield (f"    invoice {r['invoice']}: {state}{title}; the anomaly recorded no "
+                       "payment and changed no status")
         if r["resolved_at"] is not None:
             outcome = f" ({r['outcome']})" if r["outcome"] else ""
-            _say(f"    resolved {r['resolved_at']} by {r['resolved_by']}{outcome}: "
-                 f"{r['note']}")
+            yield (f"    resolved {r['resolved_at']} by {r['resolved_by']}{outcome}: "
+                   f"{r['note']}")
         else:
-            _say(f"    what to do: {ANOMALY_ADVICE.get(r['kind'], 'see docs/payfip.md')}")
-    open_count = sum(r["resolved_at"] is None for r in rows)
+            yield f"    what to do: {ANOMALY_ADVICE.get(r['kind'], 'see docs/payfip.md')}"
     if open_count:
-        _say(f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
-                   "--note TEXT` (it records the decision; it records a payment only with "
-                   "--applied, and a refund only with --refunded)"
-                   + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
-                      if resolved else ""))
+        yield (f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
+               "--note TEXT` (it records the decision; it records a payment only with "
+               "--applied, and a refund only with --refunded)"
+               + (f"; {resolved} resolved" + ("" if every else " (--all lists them)")
+                  if resolved else ""))
 
 
 def _title(r: dict[str, Any]) -> str:

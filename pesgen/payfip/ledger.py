@@ -806,14 +806,16 @@ def open_operation_ids(store: Store, since: str | None = None) -> list[str]:
         return list(conn.execute(query).scalars())
 
 
-def _payments_with_titles(ids: list[int] | None = None) -> sa.Subquery:
+def _payments_with_titles(ids: list[int] | sa.Select[tuple[int]] | None = None
+                          ) -> sa.Subquery:
     """Each payment (one per invoice) with the title it follows, that of the operation its
     status comes from (the paying one once paid, else the latest link): ``saisie``, the
     title's run, IdBord and IdPce (``title_run``, ``title_id_bord``, ``title_id_pce``;
     None for an operation without a recorded title), ``title_active``, and
     ``cancelled_at``, when the title was cancelled (its bordereau's own cancellation,
     else its run's; None while it is active). A title is cancelled when its row of
-    run_invoices is no longer active. ``ids``: only these payments (their ids)."""
+    run_invoices is no longer active. ``ids``: only these payments (their ids, or a query
+    of them)."""
     source = operations.alias("source_op")
     title = run_invoices.alias("title")
     query = sa.select(
@@ -1109,7 +1111,29 @@ ANOMALY_ADVICE = {
 }
 
 
+ANOMALIES_CHUNK = 500  # anomalies read, and their new titles looked up, at a time
+
+
+def anomaly_counts(store: Store) -> tuple[int, int, int]:
+    """The anomalies recorded: how many open, how many resolved, and the number of the
+    last one (0: none), in one query; what `payfip anomalies` says, and where its
+    listing (``iter_anomalies``' ``upto``) stops."""
+    is_open = anomalies.c.resolved_at.is_(None)
+    query = sa.select(sa.func.count().filter(is_open), sa.func.count().filter(~is_open),
+                      sa.func.coalesce(sa.func.max(anomalies.c.id), 0))
+    with store.engine.connect() as conn:
+        open_count, resolved, last = conn.execute(query).one()
+    return int(open_count), int(resolved), int(last)
+
+
 def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
+    """Every anomaly of ``iter_anomalies`` in a list (a store's few, for a caller that
+    wants them all at once; `payfip anomalies` takes them as they come)."""
+    return list(iter_anomalies(store, open_only))
+
+
+def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = None,
+                   chunk: int = ANOMALIES_CHUNK) -> Iterator[dict[str, Any]]:
     """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
     its operation's result (``op_result``), amount asked (``op_amount_cents``), the
     amount PayFiP reported when it said another (``op_reported``, cents as text), its
@@ -1126,8 +1150,29 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
     its operation has no recorded title). A resolved anomaly has its ``resolved_at``,
     ``resolved_by``, ``note`` and ``outcome`` (``OUTCOMES``; ``reinstated``: a
     paid-cancelled one that `runs reinstate` resolved, its title paid again; or None:
-    the note alone)."""
-    p_ = _payments_with_titles()
+    the note alone).
+
+    ``upto``: none after that number (``anomaly_counts``': the listing is of the
+    anomalies there when they were counted). The anomalies come ``chunk`` at a time, by
+    number, each chunk's new titles looked up with it: memory does not grow with the
+    anomalies (every row held at once took 1.5 GB at 200 000 `unknown-idop` anomalies of
+    a flood), and no query stays open while they are written out (a pager holds no lock
+    of a SQLite store `payfip serve` writes to). An anomaly resolved during the listing
+    is listed as its chunk read it."""
+    # the chunk: the next anomalies by number; only the payments of their invoices are
+    # read with their titles (the whole ledger was, for each chunk)
+    chunk_ids = (sa.select(anomalies.c.id).where(anomalies.c.id > sa.bindparam("after"))
+                 .order_by(anomalies.c.id).limit(chunk))
+    if open_only:
+        chunk_ids = chunk_ids.where(anomalies.c.resolved_at.is_(None))
+    if upto is not None:
+        chunk_ids = chunk_ids.where(anomalies.c.id <= upto)
+    paid_by_chunk = (sa.select(payments.c.id).select_from(anomalies.join(
+        operations, operations.c.id_op == anomalies.c.id_op).join(
+        payments, sa.and_(payments.c.id_coll == operations.c.id_coll,
+                          payments.c.invoice == anomalies.c.invoice)))
+        .where(anomalies.c.id.in_(chunk_ids)))
+    p_ = _payments_with_titles(paid_by_chunk)
     # what PayFiP reported collected, when it said another amount than the one asked
     said = reported_amount(anomalies.c.id_op)
     query = (sa.select(anomalies, p_.c.status.label("payfip_status"), p_.c.title_run,
@@ -1144,29 +1189,40 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
                  operations, operations.c.id_op == anomalies.c.id_op).outerjoin(
                  p_, sa.and_(p_.c.id_coll == operations.c.id_coll,
                              p_.c.invoice == anomalies.c.invoice)))
+             .where(anomalies.c.id.in_(chunk_ids))
              .order_by(anomalies.c.id))
-    if open_only:
-        query = query.where(anomalies.c.resolved_at.is_(None))
-    with store.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-        # exported again since: the new title is due, and none of what PayFiP recorded
-        # (a payment included) is its: the invoice stays shown by the cancelled title
-        # its payment follows, with the new title beside it
-        again = _titles_again(store, conn, {(r["op_coll"], r["invoice"]) for r in rows
-                                            if _cancelled(r) and r["op_coll"] is not None})
-    for row in rows:
-        cancelled = _cancelled(row)
-        # popped from every row, whatever its title: rows of one shape (a JSON list, a
-        # CSV's header made from the first row)
-        op_coll = row.pop("op_coll")
-        new = again.get((op_coll, row["invoice"])) if cancelled else None
-        row["again_run"], row["again_id_bord"] = new[:2] if new else (None, None)
-        row["invoice_status"] = ("cancelled" if cancelled else "pending" if _due_again(
-            {**row, "status": row["payfip_status"]}) else row["payfip_status"])
-        if not cancelled:
-            row["cancelled_at"] = None
-        del row["title_active"]
-    return rows
+    after = 0
+    while True:
+        with store.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query, {"after": after})]
+            # exported again since: the new title is due, and none of what PayFiP
+            # recorded (a payment included) is its: the invoice stays shown by the
+            # cancelled title its payment follows, with the new title beside it
+            again = _titles_again(store, conn, {(r["op_coll"], r["invoice"]) for r in rows
+                                                if _cancelled(r) and r["op_coll"] is not None})
+        for row in rows:
+            yield _anomaly_row(row, again)
+        if len(rows) < chunk:
+            return
+        after = rows[-1]["id"]
+
+
+def _anomaly_row(row: dict[str, Any], again: dict[tuple[str, str], tuple[str, int, str]]
+                 ) -> dict[str, Any]:
+    """An anomaly as read, with its invoice's status now and the title exported again
+    (``again``: ``_titles_again``'s) in place of what only served to find them."""
+    cancelled = _cancelled(row)
+    # popped from every row, whatever its title: rows of one shape (a JSON list, a CSV's
+    # header made from the first row)
+    op_coll = row.pop("op_coll")
+    new = again.get((op_coll, row["invoice"])) if cancelled else None
+    row["again_run"], row["again_id_bord"] = new[:2] if new else (None, None)
+    row["invoice_status"] = ("cancelled" if cancelled else "pending" if _due_again(
+        {**row, "status": row["payfip_status"]}) else row["payfip_status"])
+    if not cancelled:
+        row["cancelled_at"] = None
+    del row["title_active"]
+    return row
 
 
 def resolver(by: str) -> str:
