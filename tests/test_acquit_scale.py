@@ -6,6 +6,7 @@ timing, the statements counted. On SQLite and on a real PostgreSQL server
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ class _Counted:
         sa.event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
+def _split(tmp_path: Path, url: str) -> tuple[Store, Path, str]:
+    """The example exported a title a bordereau (11 bordereaux) into the store ``url``:
+    the store, the mapping that splits it and the run."""
+    store = Store(url)
+    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
+        name="split1.yaml")[0]
+    return store, mapping, export_recorded(
+        lambda: store, mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN).run_id
+
+
 def _acquit_of(tmp_path: Path, url: str, bordereaux: int) -> dict[str, Any]:
     """The example exported a title a bordereau (11 bordereaux) into the store ``url``, a
     PayFiP link open on each title, and an acquit of its first ``bordereaux`` bordereaux,
@@ -66,12 +78,7 @@ def _acquit_of(tmp_path: Path, url: str, bordereaux: int) -> dict[str, Any]:
     recording it (``record``) and looking up its rejections' open links
     (``payfip_open``), with --run too (on a copy of the store, before recording), and
     what each rejection names."""
-    store = Store(url)
-    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
-        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
-        name="split1.yaml")[0]
-    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
-                          tmp_path / "out", RUN).run_id
+    store, _, run = _split(tmp_path, url)
     pieces = {n: store.piece_invoices(run, n) for n in range(1, 12)}
     for n, titles in pieces.items():
         ((_piece, invoice),) = titles.items()
@@ -101,15 +108,21 @@ def _acquit_of(tmp_path: Path, url: str, bordereaux: int) -> dict[str, Any]:
             "links": [(x.bordereau, x.said) for x in to_check], "pieces": pieces}
 
 
+def _of_2_and_11(build: Callable[[Path, str, int], dict[str, Any]], db_url: str,
+                 tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``build`` of 2 bordereaux in the store ``db_url`` and of 11 in a second store of
+    the same kind: the statements of the two are compared."""
+    (tmp_path / "second").mkdir()
+    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
+                        tmp_path / "second") as other:
+        return build(tmp_path / "small", db_url, 2), build(tmp_path / "large", other, 11)
+
+
 def test_the_statements_of_an_acquit_do_not_grow_with_its_bordereaux(db_url, tmp_path):
     """An acquit of 2 bordereaux of a run and one of 11: as many statements to read it,
     with --run, to record it and to look up its rejections' PayFiP links. Each
     rejection names its own title's invoice and its own link, as it did one query each."""
-    (tmp_path / "second").mkdir()
-    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
-                        tmp_path / "second") as other:
-        small = _acquit_of(tmp_path / "small", db_url, 2)
-        large = _acquit_of(tmp_path / "large", other, 11)
+    small, large = _of_2_and_11(_acquit_of, db_url, tmp_path)
     assert small["statements"] == large["statements"]
     for got in (large, small):
         pieces = got["pieces"]
@@ -139,12 +152,7 @@ def _shown(tmp_path: Path, url: str, rejected: int) -> dict[str, Any]:
     and as JSON, what each says of the errors, and each bordereau's invoice."""
     from .conftest import run_cli
 
-    store = Store(url)
-    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
-        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
-        name="split1.yaml")[0]
-    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
-                          tmp_path / "out", RUN).run_id
+    store, _, run = _split(tmp_path, url)
     pieces = {n: store.piece_invoices(run, n) for n in range(1, 12)}
     ack = _ack(tmp_path, "ack.xml", *(_element(n, next(iter(pieces[n])) if n <= rejected
                                                else None) for n in range(1, 12)))
@@ -171,11 +179,7 @@ def test_runs_show_sends_as_many_statements_for_11_rejected_bordereaux_as_for_2(
     one with eleven: as many statements, as text and as JSON (a query a rejected
     bordereau read the invoices of its pieces before). Each error names its own title's
     invoice, in both."""
-    (tmp_path / "second").mkdir()
-    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
-                        tmp_path / "second") as other:
-        small = _shown(tmp_path / "small", db_url, 2)
-        large = _shown(tmp_path / "large", other, 11)
+    small, large = _of_2_and_11(_shown, db_url, tmp_path)
     assert small["statements"] == large["statements"]
     for got, rejected in ((small, 2), (large, 11)):
         invoice = {n: next(iter(got["pieces"][n].values())) for n in range(1, 12)}
@@ -197,12 +201,7 @@ def _cancelled_half(tmp_path: Path, url: str) -> tuple[Store, str]:
     own): the store and the cancelled run."""
     import json
 
-    store = Store(url)
-    mapping = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
-        "  asap_delay_days: 0\n", "  asap_delay_days: 0\n  max_pieces_per_bordereau: 1\n"),
-        name="split1.yaml")[0]
-    run = export_recorded(lambda: store, mapping, EXAMPLES / "school-export.json",
-                          tmp_path / "out", RUN).run_id
+    store, mapping, run = _split(tmp_path, url)
     store.cancel(run, "rejected by the school", whole=True)
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     data["invoices"] = data["invoices"][::2]
@@ -236,11 +235,7 @@ def test_an_acquit_accepting_cancelled_bordereaux_reads_what_holds_them_at_once(
     bordereau at a time before: 9 statements each). Each acceptance says what
     ``exported_again`` says of its bordereau alone: the runs holding its invoices, or
     none (half of them were exported again)."""
-    (tmp_path / "second").mkdir()
-    with state_database("sqlite" if db_url.startswith("sqlite") else "postgresql",
-                        tmp_path / "second") as other:
-        small = _accepting_cancelled(tmp_path / "small", db_url, 2)
-        large = _accepting_cancelled(tmp_path / "large", other, 11)
+    small, large = _of_2_and_11(_accepting_cancelled, db_url, tmp_path)
     assert small["statements"] == large["statements"]
     for got in (small, large):
         alone = [(n, cancelled, count, tuple((run, tuple(sorted(bords)))
