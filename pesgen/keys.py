@@ -17,7 +17,7 @@ from functools import cache
 from operator import mul
 from typing import NamedTuple
 
-from .text import transliterate_char
+from .text import char_named, transliterate_char
 
 _CLE2_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXY"  # 23 letters: no I, O, Z
 # Cle1 and Cle2 read NumDette on 13 digits (the legacy rôle format, notes §10.3), though
@@ -190,7 +190,7 @@ def named(number: str, most: int = 3) -> str:
     """The non-ASCII characters of a number, each once, by code point and name:
     ``U+00AD SOFT HYPHEN``; past ``most``, how many more."""
     chars = [c for c in dict.fromkeys(number) if not c.isascii()]
-    names = [f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in chars[:most]]
+    names = [char_named(c) for c in chars[:most]]
     more = f" and {len(chars) - most} more" if len(chars) > most else ""
     return ", ".join(names) + more
 

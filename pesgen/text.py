@@ -254,11 +254,10 @@ def _normalize(value: str, charset: str, policy: TextPolicy) -> Normalized:
     if fmt_char is not None:
         # outside ISO-8859-1, a charset's check would refuse it too, but utf-8's (a
         # format's charset: utf-8) takes every character
-        name = unicodedata.name(fmt_char, "")
         return Normalized(value, tuple(applied), error=(
-            f"contains the invisible format character U+{ord(fmt_char):04X}"
-            f"{' ' + name if name else ''}: it shows as nothing, or reorders the text "
-            "around it; no policy replaces it, whatever the charset"))
+            f"contains the invisible format character {char_named(fmt_char)}: it shows as "
+            "nothing, or reorders the text around it; no policy replaces it, whatever the "
+            "charset"))
     text = _SPACES.sub(" ", text.strip(" "))
     if policy.case == "upper":
         upper = text.upper()
@@ -338,6 +337,12 @@ def control_in(value: str, invisible: bool = True) -> str | None:
     bad = (_BAD_CONTROL.search(value) or _CONTROL.search(value)
            or (_INVISIBLE.search(value) if invisible else None))
     return bad.group(0)[0] if bad else None
+
+
+def char_named(char: str) -> str:
+    """A character by code point and Unicode name, ``U+202E RIGHT-TO-LEFT OVERRIDE`` (the
+    code point alone for a character Unicode names not)."""
+    return f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
 
 
 def format_char_in(value: str) -> str | None:
