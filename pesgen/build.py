@@ -1334,20 +1334,19 @@ class Builder:
                         mapping=p["first_name"].where if "first_name" in p else None)
         raw_civility = ev(p.get("civility"))
         civility = None
-        if not self._scalar(ctx, "debtor.civility", raw_civility, p.get("civility")):
-            pass
-        elif entry is not None and not is_person and not _blank(raw_civility) and \
-                not self.recorded:
-            # Civilite is a person's: the DT asks one for a person (CatTiers 01), from a
-            # closed list of persons' civilities, and has none for a legal person
-            ctx.problem("pes.civility", f"civility {shown_repr(str(raw_civility))} given to "
-                        f"a debtor that is no person (payer kind {str(kind)!r}, CatTiers "
-                        f"{entry['category']}): a civility is a person's; the export should "
-                        "leave it empty for this kind, or the mapping bind the civility by "
-                        "an expression giving none for it",
-                        mapping=p["civility"].where)
-        else:
-            civility = self._civility(ctx, raw_civility, p.get("civility"), is_person)
+        if self._scalar(ctx, "debtor.civility", raw_civility, p.get("civility")):
+            if entry is not None and not is_person and not _blank(raw_civility) and \
+                    not self.recorded:
+                # Civilite is a person's: the DT asks one for a person (CatTiers 01), from
+                # a closed list of persons' civilities, and has none for a legal person
+                ctx.problem("pes.civility", f"civility {shown_repr(str(raw_civility))} given "
+                            f"to a debtor that is no person (payer kind {str(kind)!r}, "
+                            f"CatTiers {entry['category']}): a civility is a person's; the "
+                            "export should leave it empty for this kind, or the mapping bind "
+                            "the civility by an expression giving none for it",
+                            mapping=p["civility"].where)
+            else:
+                civility = self._civility(ctx, raw_civility, p.get("civility"), is_person)
         b_complement = p.get("complement_name")
         complement = None if b_complement is None else \
             self._text(ctx, "debtor.complement_name", ev(b_complement), b_complement)
