@@ -1467,17 +1467,21 @@ def _with_invoices(out: list[ElementReport], store: Any) -> list[ElementReport]:
     """``out`` with the invoice of each piece an element tied to one run names (its
     IdPce in the recorded bordereau), each run's bordereaux read at once
     (``bordereaux_invoices``)."""
+    def run_of(r: ElementReport) -> str | None:
+        """The run of an element whose pieces name invoices to look up, else None."""
+        return r.run.run_id if r.kind == "bordereau" and r.run is not None and r.pieces \
+            else None
+
     named: dict[str, set[int]] = {}
     for r in out:
-        if r.kind == "bordereau" and r.run is not None and r.pieces:
-            named.setdefault(r.run.run_id, set()).add(r.bordereau or 0)
+        if (run_id := run_of(r)) is not None:
+            named.setdefault(run_id, set()).add(r.bordereau or 0)
     if not named:
         return out
     invoices = {run_id: store.bordereaux_invoices(run_id, sorted(numbers))
                 for run_id, numbers in named.items()}
-    return [r if not (r.kind == "bordereau" and r.run is not None and r.pieces) else
-            replace(r, pieces=tuple(
-                PieceReport(p.piece, invoices[r.run.run_id].get(r.bordereau or 0, {}).get(
+    return [r if (run_id := run_of(r)) is None else replace(r, pieces=tuple(
+                PieceReport(p.piece, invoices[run_id].get(r.bordereau or 0, {}).get(
                     p.piece.number)) for p in r.pieces)) for r in out]
 
 
