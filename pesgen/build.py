@@ -104,6 +104,14 @@ def _as_is(number: str) -> str:
     return number
 
 
+def noted_field(note: PolicyNote) -> str:
+    """The field a text policy's note on a value (transliterate, newlines, text_overflow,
+    placeholder) names: its detail opens with it, as ``Builder._text`` writes it
+    (``joint_payer.name: Œ→OE``): the debtor's or the joint debtor's own field, a
+    title's, the bordereau's."""
+    return note.detail.split(":", 1)[0]
+
+
 # the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
 # the same objects, a few per invoice
 _make_note = maker(PolicyNote)
@@ -559,16 +567,20 @@ class Builder:
 
     def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
               required: bool = False, origin: str | None = None) -> str | None:
+        # the field the policy notes and the case count name: the joint debtor's own
+        # (joint_payer.name), not the format field its value is held to (debtor.name)
+        field = key if binding is None or not binding.key.startswith("joint_payer.") \
+            else binding.key
         if type(value) is str:
             # the whole outcome for a text seen before that gave no problem (school
             # exports repeat cities, labels, names): its policy notes are made again, as
             # the loop below makes them, and the case count is kept
-            known = self._texts.get((key, value))
+            known = self._texts.get((field, value))
             if known is not None:
                 for policy, detail in known[2]:
                     ctx.note(policy, detail)
                 if known[1]:
-                    self.cased[key] += 1
+                    self.cased[field] += 1
                 return known[0]
         elif value is None and not required:
             return None
@@ -605,13 +617,13 @@ class Builder:
         notes: list[tuple[str, str]] = []
         for applied in result.applied:
             if applied == "transliterate":
-                notes.append(("transliterate", f"{key}: {result.changed}"))
+                notes.append(("transliterate", f"{field}: {result.changed}"))
                 ctx.note(*notes[-1])
             elif applied == "newlines":
-                notes.append(("newlines", f"{key}: line break or tab replaced by a space"))
+                notes.append(("newlines", f"{field}: line break or tab replaced by a space"))
                 ctx.note(*notes[-1])
             elif applied == "case":
-                self.cased[key] += 1  # counted, one note for the run (see case_note)
+                self.cased[field] += 1  # counted, one note for the run (see case_note)
         text = result.value
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
             if (kind := _NEVER_TRUNCATED.get(key)) is not None and not self.recorded:
@@ -624,7 +636,7 @@ class Builder:
                 return None
             if self.policies.text_overflow == "truncate":
                 short = truncate_words(text, limit.max)
-                ctx.note("text_overflow", f"{key}: {len(text)} characters truncated to "
+                ctx.note("text_overflow", f"{field}: {len(text)} characters truncated to "
                          f"{len(short)} (limit {limit.max})")
                 text = short
             else:
@@ -639,10 +651,10 @@ class Builder:
             if required:
                 ctx.problem("pes.text", f"{said} {err}", mapping=where, record=origin)
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
-                ctx.note("placeholder", f"{key}: {err}, left out")
+                ctx.note("placeholder", f"{field}: {err}, left out")
             return None
         if type(value) is str and text is result.value:  # not truncated
-            remember(self._texts, (key, value), (text, "case" in result.applied, tuple(notes)))
+            remember(self._texts, (field, value), (text, "case" in result.applied, tuple(notes)))
         return text
 
     def _date(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
@@ -1302,7 +1314,14 @@ class Builder:
             return None
         payer = {k: v for k, v in j.items() if k not in _ADDRESS_KEYS}
         address = {k: v for k, v in j.items() if k in _ADDRESS_KEYS}
-        return self._debtor(ctx, ev, payer, address)
+        start = len(ctx.notes)
+        debtor = self._debtor(ctx, ev, payer, address)
+        # a text's notes name the joint debtor's field (_text: joint_payer.name: Œ→OE);
+        # the others (a street split, a civility) say whose they are
+        ctx.notes[start:] = [n if n.detail.startswith("joint_payer.") else
+                             replace(n, detail=f"joint_payer: {n.detail}")
+                             for n in ctx.notes[start:]]
+        return debtor
 
     def _debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                 payer: dict[str, Binding] | None = None,
