@@ -412,6 +412,10 @@ class Builder:
         # LibPieceJustificative, JVS_FAC_NumeroFacture): written as it is, it is held to
         # the output's encoding, the format's charset and forbidden characters (_number)
         self.number_written = False
+        # whether they write a line's student (t.lines[i].student, which no shipped
+        # template does): a free text then, held to the text policies as a label (_lines);
+        # else it is not written, and kept as exported
+        self.student_written = False
         self._encoding = mapping.output.encoding or fmt.encoding
         # (a recorded run: its texts taken as pesgen took them when it was recorded)
         self.text_policy = replace(mapping.policies.text, format_chars=True) if recorded \
@@ -498,7 +502,8 @@ class Builder:
                                 if str(k) == str(k).strip().upper()})
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
-        self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+        # (line.student: a field format.yaml cannot limit, held to the format's charset)
+        self._limits = {key: fmt.limit(key) for key in (*_TEXT_FIELDS, "line.student")}
         # the characters the format's layouts forbid in a value (';' and '"' for
         # e.magnus): a text holding one is refused, never written quoted or replaced (a
         # recorded run is rebuilt as it was written)
@@ -1175,7 +1180,14 @@ class Builder:
                                       evaluate(ctx, row, scope, origin, b_unit_price),
                                       b_unit_price, origin)
             student = evaluate(ctx, row, scope, origin, b_student)
-            self._scalar(ctx, "line.student", student, b_student, origin)
+            if self.student_written and not self.recorded:
+                # a text as a label is, the case, transliterate and newlines policies
+                # applied, a control or format character refused (a recorded run's was
+                # written as exported)
+                student = self._text(ctx, "line.student", student, b_student, origin=origin)
+            elif self._scalar(ctx, "line.student", student, b_student, origin) and \
+                    student is not None:
+                student = str(student)
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
                 continue
@@ -1184,7 +1196,7 @@ class Builder:
                 amount=amount, activity=str(code), label=label,
                 fonction=activity.get("fonction"), operation=activity.get("operation"),
                 quantity=quantity, unit_price=unit_price,
-                student=None if student is None else str(student), origin=origin))
+                student=student, origin=origin))
         return out if ok else None
 
     def _note_pricing(self, ctx: _Ctx, lines: list[Line]) -> None:
