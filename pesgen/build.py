@@ -64,6 +64,7 @@ from .sources import SourceInvoice, json_path, missing_column, missing_columns_m
 from .text import (
     Normalized,
     ascii_letters,
+    char_named,
     code_error,
     control_in,
     format_char_in,
@@ -560,7 +561,7 @@ class Builder:
         if number.isascii() and number.isprintable() and not self._forbidden:
             return True
         bad = control_in(number)
-        said = (f"holds the control or invisible character U+{ord(bad):04X}" if bad
+        said = (f"holds the control or invisible character {char_named(bad)}" if bad
                 else text_misfit(number, self._encoding, self.fmt.charset, self.fmt.forbidden))
         if said is None:
             return True
@@ -938,12 +939,18 @@ class Builder:
             # first) nothing shows it, in a listing, a spreadsheet or a search: the state
             # store, the payment references CSV and the school would each hold another
             # number than the one support staff read and type
+            shows = ("an invisible bidirectional control: a listing shows the number "
+                     "without it, or its characters reordered (another number), and a "
+                     "search by what it shows misses it" if bad in _BIDI_CONTROLS else
+                     "an invisible format character: a listing shows the number without "
+                     "it (a search by what it shows misses it)")
+            # a text's soft hyphen policies.transliterate drops: not the number's
+            why = ("policies.transliterate drops a soft hyphen from a text, never from "
+                   "an identifier" if bad == "\u00ad" else
+                   "an identifier is never transliterated nor replaced")
             ctx.problem("input.invoice-number", f"invoice number '{shown_number(number)}' holds "
-                        f"{named(bad)}, an invisible format character: a listing shows the "
-                        "number without it (a search by what it shows misses it) or, after "
-                        "a bidirectional control, its characters reordered (another "
-                        "number); correct it in the school software",
-                        mapping=self.inv["number"].where)
+                        f"{named(bad)}, {shows}; no policy removes it ({why}): correct it in "
+                        "the school software", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         key = self.seen.key_of(number)  # (invoice_key; a recorded run's: as written)
         other = self.seen.find(key)
@@ -2214,6 +2221,11 @@ def _holder_is_debtor(holder: str, debtor: Debtor, before: bool = False) -> bool
 
 # how many values a note of the run names (run_notes)
 _NOTE_VALUES = 5
+
+# Unicode's Bidi_Control characters: the marks (U+061C, U+200E, U+200F), embeddings,
+# overrides and isolates, which reorder the text around them
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
 
 _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")
 

@@ -642,8 +642,8 @@ def _titres_on(tmp_path: Path, fmt: str) -> Path:
     (CORAIL, "FA-Œ-101", "'Œ' is outside the format's charset latin-1"),
     (JVS, "FA-ł-101", "'ł' is outside the format's charset latin-1"),
     # (a line break or a tab: refused whatever the format, test_bad_input)
-    (EMAGNUS, "FA\u00a0101", "holds the control or invisible character U+00A0"),
-    (CORAIL, "FA\u00ad101", "holds the control or invisible character U+00AD"),
+    (EMAGNUS, "FA\u00a0101", "holds the control or invisible character U+00A0 NO-BREAK SPACE"),
+    (CORAIL, "FA\u00ad101", "holds the control or invisible character U+00AD SOFT HYPHEN"),
 ], ids=["emagnus-ascii", "emagnus-cp1252", "corail-latin1", "jvs-latin1", "emagnus-nbsp",
         "corail-soft-hyphen"])
 def test_an_invoice_number_a_format_writes_as_it_is_is_held_to_its_charset(
