@@ -64,6 +64,7 @@ from .sources import SourceInvoice, json_path, missing_column, missing_columns_m
 from .text import (
     Normalized,
     ascii_letters,
+    char_named,
     code_error,
     control_in,
     format_char_in,
@@ -102,6 +103,14 @@ class LeftOut:
 def _as_is(number: str) -> str:
     """A recorded run's invoice number is its own key (it was checked as written)."""
     return number
+
+
+def noted_field(note: PolicyNote) -> str:
+    """The field a text policy's note on a value (transliterate, newlines, text_overflow,
+    placeholder) names: its detail opens with it, as ``Builder._text`` writes it
+    (``joint_payer.name: Œ→OE``): the debtor's or the joint debtor's own field, a
+    title's, the bordereau's."""
+    return note.detail.split(":", 1)[0]
 
 
 # the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
@@ -404,6 +413,10 @@ class Builder:
         # LibPieceJustificative, JVS_FAC_NumeroFacture): written as it is, it is held to
         # the output's encoding, the format's charset and forbidden characters (_number)
         self.number_written = False
+        # whether they write a line's student (t.lines[i].student, which no shipped
+        # template does): a free text then, held to the text policies as a label (_lines);
+        # else it is not written, and kept as exported
+        self.student_written = False
         self._encoding = mapping.output.encoding or fmt.encoding
         # (a recorded run: its texts taken as pesgen took them when it was recorded)
         self.text_policy = replace(mapping.policies.text, format_chars=True) if recorded \
@@ -490,7 +503,8 @@ class Builder:
                                 if str(k) == str(k).strip().upper()})
         self._in_france = {**{k: "FR" for k, v in self._countries.items() if v == FRANCE_INSEE},
                            **{k: k for k in _FRANCE}}
-        self._limits = {key: fmt.limit(key) for key in _TEXT_FIELDS}
+        # (line.student: a field format.yaml cannot limit, held to the format's charset)
+        self._limits = {key: fmt.limit(key) for key in (*_TEXT_FIELDS, "line.student")}
         # the characters the format's layouts forbid in a value (';' and '"' for
         # e.magnus): a text holding one is refused, never written quoted or replaced (a
         # recorded run is rebuilt as it was written)
@@ -547,7 +561,7 @@ class Builder:
         if number.isascii() and number.isprintable() and not self._forbidden:
             return True
         bad = control_in(number)
-        said = (f"holds the control or invisible character U+{ord(bad):04X}" if bad
+        said = (f"holds the control or invisible character {char_named(bad)}" if bad
                 else text_misfit(number, self._encoding, self.fmt.charset, self.fmt.forbidden))
         if said is None:
             return True
@@ -559,16 +573,20 @@ class Builder:
 
     def _text(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
               required: bool = False, origin: str | None = None) -> str | None:
+        # the field the policy notes and the case count name: the joint debtor's own
+        # (joint_payer.name), not the format field its value is held to (debtor.name)
+        field = key if binding is None or not binding.key.startswith("joint_payer.") \
+            else binding.key
         if type(value) is str:
             # the whole outcome for a text seen before that gave no problem (school
             # exports repeat cities, labels, names): its policy notes are made again, as
             # the loop below makes them, and the case count is kept
-            known = self._texts.get((key, value))
+            known = self._texts.get((field, value))
             if known is not None:
                 for policy, detail in known[2]:
                     ctx.note(policy, detail)
                 if known[1]:
-                    self.cased[key] += 1
+                    self.cased[field] += 1
                 return known[0]
         elif value is None and not required:
             return None
@@ -605,13 +623,13 @@ class Builder:
         notes: list[tuple[str, str]] = []
         for applied in result.applied:
             if applied == "transliterate":
-                notes.append(("transliterate", f"{key}: {result.changed}"))
+                notes.append(("transliterate", f"{field}: {result.changed}"))
                 ctx.note(*notes[-1])
             elif applied == "newlines":
-                notes.append(("newlines", f"{key}: line break or tab replaced by a space"))
+                notes.append(("newlines", f"{field}: line break or tab replaced by a space"))
                 ctx.note(*notes[-1])
             elif applied == "case":
-                self.cased[key] += 1  # counted, one note for the run (see case_note)
+                self.cased[field] += 1  # counted, one note for the run (see case_note)
         text = result.value
         if limit.max is not None and len(text) > limit.max and key not in _SPLITTABLE:
             if (kind := _NEVER_TRUNCATED.get(key)) is not None and not self.recorded:
@@ -624,7 +642,7 @@ class Builder:
                 return None
             if self.policies.text_overflow == "truncate":
                 short = truncate_words(text, limit.max)
-                ctx.note("text_overflow", f"{key}: {len(text)} characters truncated to "
+                ctx.note("text_overflow", f"{field}: {len(text)} characters truncated to "
                          f"{len(short)} (limit {limit.max})")
                 text = short
             else:
@@ -639,10 +657,10 @@ class Builder:
             if required:
                 ctx.problem("pes.text", f"{said} {err}", mapping=where, record=origin)
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
-                ctx.note("placeholder", f"{key}: {err}, left out")
+                ctx.note("placeholder", f"{field}: {err}, left out")
             return None
         if type(value) is str and text is result.value:  # not truncated
-            remember(self._texts, (key, value), (text, "case" in result.applied, tuple(notes)))
+            remember(self._texts, (field, value), (text, "case" in result.applied, tuple(notes)))
         return text
 
     def _date(self, ctx: _Ctx, key: str, value: Any, binding: Binding | None,
@@ -921,12 +939,18 @@ class Builder:
             # first) nothing shows it, in a listing, a spreadsheet or a search: the state
             # store, the payment references CSV and the school would each hold another
             # number than the one support staff read and type
+            shows = ("an invisible bidirectional control: a listing shows the number "
+                     "without it, or its characters reordered (another number), and a "
+                     "search by what it shows misses it" if bad in _BIDI_CONTROLS else
+                     "an invisible format character: a listing shows the number without "
+                     "it (a search by what it shows misses it)")
+            # a text's soft hyphen policies.transliterate drops: not the number's
+            why = ("policies.transliterate drops a soft hyphen from a text, never from "
+                   "an identifier" if bad == "\u00ad" else
+                   "an identifier is never transliterated nor replaced")
             ctx.problem("input.invoice-number", f"invoice number '{shown_number(number)}' holds "
-                        f"{named(bad)}, an invisible format character: a listing shows the "
-                        "number without it (a search by what it shows misses it) or, after "
-                        "a bidirectional control, its characters reordered (another "
-                        "number); correct it in the school software",
-                        mapping=self.inv["number"].where)
+                        f"{named(bad)}, {shows}; no policy removes it ({why}): correct it in "
+                        "the school software", mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         key = self.seen.key_of(number)  # (invoice_key; a recorded run's: as written)
         other = self.seen.find(key)
@@ -1163,7 +1187,14 @@ class Builder:
                                       evaluate(ctx, row, scope, origin, b_unit_price),
                                       b_unit_price, origin)
             student = evaluate(ctx, row, scope, origin, b_student)
-            self._scalar(ctx, "line.student", student, b_student, origin)
+            if self.student_written and not self.recorded:
+                # a text as a label is, the case, transliterate and newlines policies
+                # applied, a control or format character refused (a recorded run's was
+                # written as exported)
+                student = self._text(ctx, "line.student", student, b_student, origin=origin)
+            elif self._scalar(ctx, "line.student", student, b_student, origin) and \
+                    student is not None:
+                student = str(student)
             if len(ctx.problems) > before or activity is None or amount is None:
                 ok = False
                 continue
@@ -1172,7 +1203,7 @@ class Builder:
                 amount=amount, activity=str(code), label=label,
                 fonction=activity.get("fonction"), operation=activity.get("operation"),
                 quantity=quantity, unit_price=unit_price,
-                student=None if student is None else str(student), origin=origin))
+                student=student, origin=origin))
         return out if ok else None
 
     def _note_pricing(self, ctx: _Ctx, lines: list[Line]) -> None:
@@ -1302,7 +1333,14 @@ class Builder:
             return None
         payer = {k: v for k, v in j.items() if k not in _ADDRESS_KEYS}
         address = {k: v for k, v in j.items() if k in _ADDRESS_KEYS}
-        return self._debtor(ctx, ev, payer, address)
+        start = len(ctx.notes)
+        debtor = self._debtor(ctx, ev, payer, address)
+        # a text's notes name the joint debtor's field (_text: joint_payer.name: Œ→OE);
+        # the others (a street split, a civility) say whose they are
+        ctx.notes[start:] = [n if n.detail.startswith("joint_payer.") else
+                             replace(n, detail=f"joint_payer: {n.detail}")
+                             for n in ctx.notes[start:]]
+        return debtor
 
     def _debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                 payer: dict[str, Binding] | None = None,
@@ -2183,6 +2221,11 @@ def _holder_is_debtor(holder: str, debtor: Debtor, before: bool = False) -> bool
 
 # how many values a note of the run names (run_notes)
 _NOTE_VALUES = 5
+
+# Unicode's Bidi_Control characters: the marks (U+061C, U+200E, U+200F), embeddings,
+# overrides and isolates, which reorder the text around them
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
 
 _ADDRESS_KEYS = ("street", "complement", "locality", "postal_code", "city", "country")
 

@@ -456,11 +456,15 @@ def _shown_notes(notes: Any, transliterated: Counter[str]) -> Any:
     the civility table's (counted only), nor a transliteration of a value that
     identifies nothing outside pesgen, counted per field in ``transliterated`` instead
     (said once: `*: transliterate: N value(s)…`)."""
+    from .build import noted_field
+
     for n in notes:
         if n.policy == "transliterate":
-            transliterated[n.detail.split(":", 1)[0]] += 1
-        if n.policy == "civility" or (n.policy == "transliterate" and
-                                      not n.detail.startswith(_IDENTIFIERS)):
+            field = noted_field(n)
+            transliterated[field] += 1
+            if field not in _IDENTIFIERS:
+                continue
+        elif n.policy == "civility":
             continue
         yield n
 
@@ -539,8 +543,8 @@ def _say_left_by_others(folder: Path | None) -> None:
 
 # the values a transliteration changes that identify something outside pesgen (the
 # mandate the family signed, the debtor's reference in the school software): each
-# change said by invoice, not only counted
-_IDENTIFIERS = ("mandate.rum:", "debtor.ref:")
+# change said by invoice, not only counted (the joint debtor's reference too)
+_IDENTIFIERS = frozenset({"mandate.rum", "debtor.ref", "joint_payer.ref"})
 
 
 class _Interrupts:

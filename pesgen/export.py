@@ -324,12 +324,14 @@ class Exporter:
         except PesgenError as exc:
             self.fields_unchecked = str(exc)
             self.builder.number_written = self._template_reads("t.invoice_number")
+            self.builder.student_written = self._template_reads("t.lines[i].student")
             return
         self.sample_reads = sample.reads
         # a refusal by invoice does not advise a split the format would refuse
         self.builder.unfit_splits = self._unfit_splits = sample.unfit_splits
         # an invoice number the format writes as it is is held to its charset
         self.builder.number_written = self._template_reads("t.invoice_number")
+        self.builder.student_written = self._template_reads("t.lines[i].student")
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -546,6 +548,7 @@ class Exporter:
                                street_before=self._street_before)
         self.builder.unfit_splits = self._unfit_splits
         self.builder.number_written = self._template_reads("t.invoice_number")
+        self.builder.student_written = self._template_reads("t.lines[i].student")
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again

@@ -363,7 +363,8 @@ TEMPLATE_MODEL: tuple[tuple[type, str, dict[str, str]], ...] = (
         "operation": "operation code (Operation, codes.activities), or nothing",
         "quantity": "quantity, a Decimal, or nothing",
         "unit_price": "unit price, a Decimal, or nothing",
-        "student": "the student's reference, as exported, or nothing",
+        "student": "the student's reference or name, as the text policies make it (a free "
+                   "text, as a label), or nothing",
         "origin": "the input record of the line",
     }),
 )

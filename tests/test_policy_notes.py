@@ -13,7 +13,7 @@ import pytest
 from pesgen.errors import InputDataError
 from pesgen.export import export
 
-from .conftest import EXAMPLES, MAPPINGS
+from .conftest import EXAMPLES, MAPPINGS, run_cli
 from .mapping_support import mapping_copy
 
 RUN = date(2026, 11, 23)
@@ -79,3 +79,65 @@ def test_a_finance_package_s_length_problem_names_its_format_not_helios(
     with pytest.raises(InputDataError) as info:
         export(mapping, source, tmp_path / "out", RUN)
     assert [p.message for p in info.value.problems] == [expected]
+
+
+# ------------------------------------------------------------ the joint debtor's notes
+
+EMAGNUS = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+
+
+def _joint_export(tmp_path):
+    """The e.magnus mapping, binding the joint debtor's reference too, and the example
+    whose first invoice (FA-2026-00101, payer Dupont-Lefèvre) names a joint debtor of the
+    same name, with a first name, a reference and a street the text policies change and no
+    civility."""
+    mapping, _ = mapping_copy(tmp_path, EMAGNUS, (
+        "    name: joint_payer.last_name\n",
+        "    name: joint_payer.last_name\n    ref: joint_payer.ref\n"), name="m.yaml")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["joint_payer"] = {
+        "kind": "person", "title": "", "last_name": "Dupont-Lefèvre", "first_name": "Zoë",
+        "ref": "FAM-é42", "address": {
+            "street": "Résidence les Jardins de la Roseraie, appartement 1204",
+            "postal_code": "45200", "city": "Montargis"}}
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return mapping, source
+
+
+def test_a_joint_debtor_s_notes_name_its_own_fields(tmp_path):
+    """The joint debtor's text notes said 'debtor.name: è→e' as the debtor's do (the
+    field whose limit its value is held to), and its name, the payer's too, was counted
+    under debtor.name: support could not tell whose name the policies changed. They name
+    joint_payer.name; its street split and default civility say they are the joint
+    debtor's."""
+    mapping, source = _joint_export(tmp_path)
+    result = export(mapping, source, tmp_path / "out", RUN)
+    first = [(n.policy, n.detail) for n in result.notes if n.invoice == "FA-2026-00101"]
+    translit = [d for p, d in first if p == "transliterate"]
+    assert translit.count("debtor.name: È→E") == 1, translit
+    assert "joint_payer.name: È→E" in translit
+    assert "joint_payer.first_name: Ë→E" in translit
+    assert "joint_payer.ref: É→E" in translit
+    assert ("missing_civility", "joint_payer: no civility: 'MME' used") in first
+    assert ("street_overflow", "joint_payer: street of 54 characters split into "
+            "address.complement (36) + address.street (16)") in first
+    [case] = [n.detail for n in result.notes if n.policy == "case"]
+    assert "debtor.name ×11" in case and "joint_payer.name ×1" in case, case
+    assert "joint_payer.street ×1" in case and "joint_payer.ref ×1" in case, case
+
+
+def test_the_summary_counts_a_joint_debtor_s_changes_under_its_fields(tmp_path):
+    """The summary's per-field count of transliterations said debtor.name ×3 for two
+    payers and a joint debtor, and a joint debtor's reference changed (an identifier, as
+    the debtor's) was only counted: it is listed by invoice, and counted under
+    joint_payer.ref."""
+    mapping, source = _joint_export(tmp_path)
+    r = run_cli("export", "--mapping", mapping, "--input", source, "--out", tmp_path / "out",
+                "--date", "2026-11-23", "--db", f"sqlite:///{tmp_path / 'x.db'}",
+                "--create-store")
+    assert r.exit_code == 0, r.output
+    assert "  - FA-2026-00101: transliterate: joint_payer.ref: É→E\n" in r.stdout
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("  - *: transliterate:"))
+    assert "debtor.name ×2, joint_payer.first_name ×1, joint_payer.name ×1, " \
+        "joint_payer.ref ×1, joint_payer.street ×1" in line, line

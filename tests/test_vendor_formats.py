@@ -642,8 +642,8 @@ def _titres_on(tmp_path: Path, fmt: str) -> Path:
     (CORAIL, "FA-Œ-101", "'Œ' is outside the format's charset latin-1"),
     (JVS, "FA-ł-101", "'ł' is outside the format's charset latin-1"),
     # (a line break or a tab: refused whatever the format, test_bad_input)
-    (EMAGNUS, "FA\u00a0101", "holds the control or invisible character U+00A0"),
-    (CORAIL, "FA\u00ad101", "holds the control or invisible character U+00AD"),
+    (EMAGNUS, "FA\u00a0101", "holds the control or invisible character U+00A0 NO-BREAK SPACE"),
+    (CORAIL, "FA\u00ad101", "holds the control or invisible character U+00AD SOFT HYPHEN"),
 ], ids=["emagnus-ascii", "emagnus-cp1252", "corail-latin1", "jvs-latin1", "emagnus-nbsp",
         "corail-soft-hyphen"])
 def test_an_invoice_number_a_format_writes_as_it_is_is_held_to_its_charset(
@@ -1497,3 +1497,52 @@ def test_check_format_holds_each_bordereau_of_a_fixture_to_across_files(tmp_path
     assert r.exit_code == 6, r.output
     assert ("WTAMC001-2.txt:1: IDEcriture '1': its MontantHT sum to 575.00, the MtHTaxe of "
             "its lines in WTAMC001AS-2.txt to 575.01 (rule layout.across)") in r.stderr, r.stderr
+
+
+# ------------------------------------------------------- a line's student, written
+
+
+def _student_written(tmp_path: Path, ref: str) -> tuple[Path, Path]:
+    """A copy of bl-emagnus whose detail line (WTAMC001AS) writes the line's student in
+    Libelle (line.student no longer declared not carried), and the example with its first
+    line's student reference ``ref``."""
+    fmts, _ = _broken_emagnus(tmp_path, "ln.label or t.object,",
+                              "ln.student or ln.label or t.object,", "wtamc001as.txt.j2")
+    spec = fmts / "bl-emagnus" / "format.yaml"
+    lines = spec.read_text(encoding="utf-8").splitlines(keepends=True)
+    spec.write_text("".join(ln for ln in lines if not ln.startswith("  line.student:")),
+                    encoding="utf-8")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["lines"][0]["student"]["ref"] = ref
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return fmts, source
+
+
+def test_a_student_a_template_writes_is_held_to_the_text_policies(tmp_path):
+    """line.student was taken as exported, whatever it held: a vendor template writing it
+    wrote 'élv-0101' as it was, where every other free text is upper-cased and
+    transliterated by the mapping's policies (e.magnus: case upper, transliterate)."""
+    fmts, source = _student_written(tmp_path, "élv-0101")
+    result = export(EMAGNUS, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    first = _records(tmp_path / "out" / "WTAMC001AS.txt")[0]
+    assert first[4] == "ELV-0101", first
+    assert ("FA-2026-00101", "transliterate", "line.student: É→E") in [
+        (n.invoice, n.policy, n.detail) for n in result.notes]
+
+
+def test_a_student_a_template_writes_holding_a_format_character_is_refused(tmp_path):
+    """A right-to-left override in a student's reference went into the files as it was
+    (shown, the text after it reversed), where any other free text refuses it."""
+    fmts, source = _student_written(tmp_path, "ELV-\u202e0101")
+    line = _binding_line(EMAGNUS, "student: student.ref")
+    with pytest.raises(InputDataError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert problem.rule == "text.charset"
+    assert problem.message == ("line.student contains the invisible format character U+202E "
+                               "RIGHT-TO-LEFT OVERRIDE: it shows as nothing, or reorders the "
+                               "text around it; no policy replaces it, whatever the charset")
+    assert problem.record == f"{source}:$.invoices[0].lines[0]"
+    assert problem.mapping == f"{EMAGNUS}:{line}: bindings.line.student"
+    assert not (tmp_path / "out").exists()
