@@ -86,6 +86,11 @@ class PolicyNote:
     invoice: str
     origin: str
     detail: str
+    # the title's line the note is about, its position (1 the first) as a text (the
+    # run's record keeps a note's fields as texts, notes.Notes), when it is one line's
+    # and a reader needs which (the pricing note: export._unpriced); "" otherwise. The
+    # detail's words are for people: nothing reads them
+    line: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +148,8 @@ class _Ctx:
         self.problems.append(Problem(rule, message, record=record or self.origin,
                                      mapping=mapping, invoice=self.invoice))
 
-    def note(self, policy: str, detail: str) -> None:
-        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail))
+    def note(self, policy: str, detail: str, line: str = "") -> None:
+        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail, line))
 
 
 def _blank(value: Any) -> bool:
@@ -1178,8 +1183,9 @@ class Builder:
     def _note_pricing(self, ctx: _Ctx, lines: list[Line]) -> None:
         """A line whose exported quantity and unit price do not multiply to its amount
         (as netted) is noted: a format carrying them writes it, through the ``pricing``
-        filter, as 1 x its amount."""
-        for ln in lines:
+        filter, as 1 x its amount; the note gives the line's position (``PolicyNote.line``),
+        which the export reads to name the binding of a value refused there."""
+        for k, ln in enumerate(lines, 1):
             q, u = ln.quantity, ln.unit_price
             if q is not None and u is not None and not (q > 0 and q * u == ln.amount):
                 # a quantity of 0 or less is none the filter writes, though its price's
@@ -1187,7 +1193,7 @@ class Builder:
                 why = (f"is not its amount ({ln.amount})" if q * u != ln.amount
                        else f"gives its amount, but a quantity of {q} is not above 0")
                 ctx.note("pricing", f"line {ln.number}: quantity × unit price ({q} × {u}) "
-                         f"{why}: the pricing filter gives 1 × {ln.amount}")
+                         f"{why}: the pricing filter gives 1 × {ln.amount}", str(k))
 
     def _net(self, ctx: _Ctx, lines: list[Line]) -> list[Line] | None:
         """Apply the negative_lines policy; return lines all > 0, renumbered."""

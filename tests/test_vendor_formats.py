@@ -461,6 +461,81 @@ def test_a_unit_price_over_its_cap_names_the_binding_it_came_from(tmp_path, quan
         for element, key in named.items()}, info.value.problems
 
 
+def _netted_and_priced_at(unit_price: str) -> dict[str, Any]:
+    """The example export with its first invoice's first line (into which its discount
+    of 22.75 is netted: written as 1 x its amount) of ``unit_price`` + 22.75, and its
+    second line priced 2 x ``unit_price``: both lines write ``unit_price`` as their unit
+    price, the first from its amount, the second from its unit price."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = data["invoices"][0]
+    first = str(Decimal(unit_price) + Decimal("22.75"))
+    invoice["lines"][0].update(quantity=1, unit_price=first, amount=first)
+    invoice["lines"][1].update(quantity=2, unit_price=unit_price,
+                               amount=str(Decimal(unit_price) * 2))
+    invoice["total"] = str(sum(Decimal(str(ln["amount"])) for ln in invoice["lines"]))
+    return data
+
+
+def test_a_unit_price_refused_names_the_binding_of_its_own_line(tmp_path):
+    """A netted line (1 x its amount) and a priced line whose unit price is that amount
+    write the same ASAPPrixUnitaire: told apart by the refused value, which was the
+    netted line's amount, both named bindings.line.amount. The refusal's XPath says
+    which line it is (ASAPLigneFacturation[2]), and the pricing note which lines are
+    written as 1 x their amount: the second names bindings.line.unit_price now."""
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(_netted_and_priced_at("99999999976.25"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN)
+    found = {p.record.split("/", 4)[-1]: p.mapping for p in info.value.problems
+             if "ASAPPrixUnitaire" in (p.record or "")}
+    key = f"{CORAIL}:{{}}: bindings.line.{{}}"
+    assert found == {
+        "ASAPLigneFacturation[1]/ASAPPrixUnitaire": key.format(
+            _binding_line(CORAIL, "amount: amount"), "amount"),
+        "ASAPLigneFacturation[2]/ASAPPrixUnitaire": key.format(
+            _binding_line(CORAIL, "unit_price: unit_price"), "unit_price")}, found
+
+
+def test_the_lines_written_as_their_amount_are_read_from_the_notes_line_not_its_words():
+    """The export found the lines the pricing filter writes as 1 x their amount by
+    parsing the pricing note's words ('…: the pricing filter gives 1 × 62.25'):
+    rewording the note broke the attribution. It reads the note's line now."""
+    from pesgen.build import PolicyNote
+    from pesgen.export import _unpriced
+
+    notes = [PolicyNote("pricing", "F1", "o", "worded otherwise", "2"),
+             PolicyNote("pricing", "F1", "o", "the pricing filter gives 1 × 62.25", "3"),
+             PolicyNote("transliterate", "F2", "o", "the pricing filter gives 1 × 5", "1")]
+    assert _unpriced(notes) == {"F1": frozenset({2, 3})}
+
+
+def test_a_unit_price_a_layout_refuses_names_the_binding_of_its_own_record(tmp_path):
+    """e.magnus' MtUnitaire made 8 characters long: a layout's refusal quotes no value,
+    so a unit price refused in an invoice holding a netted line (1 x its amount) named
+    no binding. The record's line in the invoice's piece says which line it is: the
+    netted line's names bindings.line.amount, the priced line's
+    bindings.line.unit_price."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    layout = fmts / "bl-emagnus" / "wtamc001as.layout.yaml"
+    text = layout.read_text(encoding="utf-8")
+    old = "{name: MtUnitaire, type: decimal, decimals: 2, required: true, quoting: never}"
+    assert text.count(old) == 1
+    layout.write_text(text.replace(old, old[:-1] + ", length: 8}"), encoding="utf-8")
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(_netted_and_priced_at("123456.78"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    found = {p.record: p.mapping for p in info.value.problems if "MtUnitaire" in p.message}
+    key = f"{EMAGNUS}:{{}}: bindings.line.{{}}"
+    assert found == {
+        "WTAMC001AS.txt:1": key.format(_binding_line(EMAGNUS, "amount: amount"), "amount"),
+        "WTAMC001AS.txt:2": key.format(_binding_line(EMAGNUS, "unit_price: unit_price"),
+                                       "unit_price")}, info.value.problems
+
+
 _COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
 
 
