@@ -1966,7 +1966,7 @@ def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Pr
     if mapping.policies.default_civility is not None:
         codes.append((("policies", "default_civility"), mapping.policies.default_civility))
     for keys, value in codes:
-        error = code_error(str(value), limit.charset, limit.max)
+        error = code_error(str(value), limit.charset, limit.max, fmt.limits_owner)
         if error:
             error += f" (format {fmt.name}, debtor.civility)"
         elif not recorded:  # a recorded run is rebuilt as it was (its XSD passed it)
