@@ -536,6 +536,42 @@ def test_a_unit_price_a_layout_refuses_names_the_binding_of_its_own_record(tmp_p
                                        "unit_price")}, info.value.problems
 
 
+def test_a_width_filter_on_a_macro_s_parameter_follows_the_calls(tmp_path):
+    """check-format's format.field-width read `v | fixed(10)` in `{% macro f(v) %}` as
+    the name v, which is no field: a macro called with a bound field escaped the check.
+    A parameter of a macro the template calls is followed to what each call gives it
+    (by position or by name, through another macro of the template too), the call's
+    line said; a call giving it no field, or a macro the template does not call (the
+    renderer's piece(t, doc)), adds nothing."""
+    fmts = tmp_path / "fmts"
+    folder = fmts / "cosoluce-corail"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", folder)
+    template = folder / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    macros = ("{% macro f(v) %}{{ v | fixed(10) }}{% endmacro %}\n"
+              "{% macro g(w, n=1) %}{{ f(w) }}{{ n }}{% endmacro %}\n"
+              "{% macro unused(u) %}{{ u | fixed(5) }}{% endmacro %}\n")
+    calls = ('<!--{{ f(t.debtor.name) }}{{ g(n=2, w=d.first_name) }}{{ f("x") }}-->'
+             '<TypeSerieBordereau V="N"/>')
+    assert text.count("{% macro piece(t, doc) -%}") == 1
+    assert text.count('<TypeSerieBordereau V="N"/>') == 1
+    text = text.replace("{% macro piece(t, doc) -%}", macros + "{% macro piece(t, doc) -%}")
+    text = text.replace('<TypeSerieBordereau V="N"/>', calls)
+    template.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    at_f = lines.index(macros.splitlines()[0]) + 1
+    at_g, at_call = at_f + 1, next(i for i, ln in enumerate(lines, 1) if ln.startswith(calls))
+    said = sorted(p.message.split(": a value", 1)[0]
+                  for p in narrow_widths(find_format("cosoluce-corail", [fmts])))
+    assert said == [
+        f"corail.xml.j2:{at_f}: t.debtor.first_name | fixed(10) (macro f's parameter v, "
+        f"called at line {at_g}) writes debtor.first_name, which format.yaml limits to 38 "
+        "characters",
+        f"corail.xml.j2:{at_f}: t.debtor.name | fixed(10) (macro f's parameter v, called at "
+        f"line {at_call}) writes debtor.name, which format.yaml limits to 38 characters",
+    ], said
+
+
 _COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
 
 
