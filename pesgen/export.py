@@ -836,17 +836,25 @@ class Exporter:
         """``renderer``'s piece of ``title``; a value a filter refused
         (``filters.RefusedValue``: ``fixed``, ``zfill`` over their width…) names the
         binding whose value it is, when one is (``sample.binding_of_value``): the
-        template's line alone does not say which of the values it writes it was."""
+        template's line alone does not say which of the values it writes it was; a
+        template writing None names the binding this invoice leaves empty that it wrote,
+        when one is (``sample.binding_of_none``)."""
         try:
             return renderer.piece(title, doc)
         except TemplateError as exc:
-            if exc.refused is None:
+            if exc.refused is None and not exc.none_written:
                 raise
-            from .sample import binding_of_value  # it renders through here
+            from .sample import binding_of_none, binding_of_value  # it renders through here
 
-            where = binding_of_value(self.mapping, title, exc.refused[0])
+            if exc.refused is not None:
+                where = binding_of_value(self.mapping, title, exc.refused[0])
+                said = f"the value of {where}"
+            else:
+                where = binding_of_none(self.mapping, title, renderer, doc,
+                                        exc.problems[0].mapping if exc.problems else None)
+                said = f"the value of {where}, empty for this invoice"
             if where is not None:
-                exc.problems = [replace(p, message=f"{p.message} (the value of {where})")
+                exc.problems = [replace(p, message=f"{p.message} ({said})")
                                 for p in exc.problems]
             raise
 

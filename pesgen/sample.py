@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,7 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from .build import own_text_misfits
-from .coverage import SPLITS, Coverage, bound
+from .coverage import CARRIED_BY, SPLITS, Coverage, bound
 from .coverage import check as coverage
 from .errors import MappingError, Problem, TemplateError
 from .export import Exporter
@@ -503,6 +504,59 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
             title.number, *(ln.number for ln in title.lines)) if isinstance(x, int)}:
         return None  # pesgen's own piece or line number too: whose it is is not told
     return fields[found.pop()].where if len(found) == 1 else None
+
+
+def binding_of_none(mapping: Mapping, title: Title, renderer: FileRenderer, doc: Document,
+                    where: str | None) -> str | None:
+    """The binding (file:line: key) whose value ``title`` leaves empty and a template of
+    ``renderer`` wrote as None at ``where`` (the refusal's 'bundle/template:line'):
+    found by rendering the piece again with each bound field that is empty in ``title``
+    (where a title holds it: ``CARRIED_BY``) given a value of its kind (``_stand_in``),
+    one field at a time: the one without which the template no longer writes None
+    there. None when no bound field does, or more than one does, or the value None
+    was none of the mapping's (an option, a field of the model no binding fills)."""
+    causes: set[str] = set()
+    for name, binding in bound(mapping).items():
+        for path in CARRIED_BY.get(name, ()):
+            filled = _stand_in(title, path.split(".")[1:])
+            if filled is None:
+                continue
+            try:
+                renderer.piece(filled, doc)
+            except TemplateError as exc:
+                if exc.none_written and exc.problems and exc.problems[0].mapping == where:
+                    continue  # still None there: not this field, or not it alone
+            causes.add(binding.where)
+    return causes.pop() if len(causes) == 1 else None
+
+
+def _stand_in(obj: Any, path: list[str]) -> Any:
+    """``obj`` with the field at ``path`` (a ``CARRIED_BY`` path without its 't':
+    ['debtor', 'complement_name'], ['lines[i]', 'quantity'], each line's) given a value
+    of its kind where it is None (a text 'X', the number 1, a date); None when no value
+    there is None, the path goes through a value that is None (no joint debtor), or
+    its field is of no such kind (the mandate itself, a property)."""
+    if obj is None:
+        return None
+    head, rest = path[0], path[1:]
+    if head == "lines[i]":
+        lines = [_stand_in(ln, rest) for ln in obj.lines]
+        if all(ln is None for ln in lines):
+            return None
+        return replace(obj, lines=tuple(new if new is not None else old
+                                        for new, old in zip(lines, obj.lines, strict=True)))
+    kinds = {f.name: str(f.type) for f in dataclass_fields(obj)} if is_dataclass(obj) else {}
+    if head not in kinds:
+        return None
+    if rest:
+        inner = _stand_in(getattr(obj, head), rest)
+        return None if inner is None else replace(obj, **{head: inner})
+    if getattr(obj, head) is not None:
+        return None
+    kind = kinds[head]
+    value: Any = (Decimal(1) if "Decimal" in kind else date(2026, 1, 1) if "date" in kind
+                  else "X" if "str" in kind else None)
+    return None if value is None else replace(obj, **{head: value})
 
 
 def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,

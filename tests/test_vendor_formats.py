@@ -572,6 +572,50 @@ def test_a_width_filter_on_a_macro_s_parameter_follows_the_calls(tmp_path):
     ], said
 
 
+def _corail_writing(tmp_path: Path, written: str) -> tuple[Path, int]:
+    """A copy of Corail's bundle whose piece writes ``written`` (in a comment) on the
+    line of TypeSerieBordereau: its formats folder and that line."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", fmts / "cosoluce-corail")
+    template = fmts / "cosoluce-corail" / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '<TypeSerieBordereau V="N"/>'
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, f"<!--{written}-->{old}"), encoding="utf-8")
+    return fmts, text[:text.index(old)].count("\n") + 1
+
+
+@pytest.mark.parametrize(("written", "named"), [
+    ("{{ t.debtor.national_id }}", True),
+    ("{{ (d.national_id ~ '') | upper }}", True),  # '~' writes it, through an alias
+    ("{{ t.service_from }}", False),  # no binding of the mapping fills it
+    # two on the line: filled alone, neither stops the line writing None
+    ("{{ t.debtor.national_id }}{{ t.service_from }}", False),
+], ids=["field", "joined", "unbound", "two"])
+def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written, named):
+    """A template writing None ('writes None: a value left unset…') named the
+    template's line alone, which may write a dozen values. It names the binding this
+    invoice leaves empty now, when one alone is why (the piece rendered again with
+    each empty bound field given a value), at export and preview; else the line alone,
+    as before."""
+    fmts, line = _corail_writing(tmp_path, written)
+    said = (f"(the value of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+            "bindings.payer.national_id, empty for this invoice) "
+            f"[template cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert "writes None: a value left unset" in problem.message
+    assert str(problem).endswith(said) is named, problem
+    assert ("(the value of" in problem.message) is named, problem
+    r = CliRunner().invoke(app, ["preview", "-m", str(CORAIL), "-i",
+                                 str(EXAMPLES / "school-export.json"), "--date", "2026-11-23",
+                                 "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert (said in " ".join(r.output.split())) is named, r.output
+
+
 _COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
 
 
