@@ -502,7 +502,7 @@ class Builder:
         self._forbidden = (re.compile(f"[{re.escape(fmt.forbidden)}]")
                            if fmt.forbidden and not recorded else None)
         self._pes = fmt.is_pes
-        self._target = self._naming("Hélios", f"format {fmt.name}")  # whose limits are said
+        self._target = fmt.limits_owner  # whose limits are said (formats.limits_owner)
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
         # problems are still produced per invoice from the cached result.
