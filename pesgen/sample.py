@@ -553,9 +553,10 @@ def _stand_in(obj: Any, path: list[str]) -> Any:
         return None if inner is None else replace(obj, **{head: inner})
     if getattr(obj, head) is not None:
         return None
-    kind = kinds[head]
-    value: Any = (Decimal(1) if "Decimal" in kind else date(2026, 1, 1) if "date" in kind
-                  else "X" if "str" in kind else None)
+    # the field's annotation, by its words ('date | None'; 'Mandate | None' is none)
+    kinds_of = set(re.findall(r"\w+", kinds[head]))
+    value: Any = (Decimal(1) if "Decimal" in kinds_of else date(2026, 1, 1)
+                  if "date" in kinds_of else "X" if "str" in kinds_of else None)
     return None if value is None else replace(obj, **{head: value})
 
 

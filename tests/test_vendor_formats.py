@@ -589,9 +589,12 @@ def _corail_writing(tmp_path: Path, written: str) -> tuple[Path, int]:
     ("{{ t.debtor.national_id }}", True),
     ("{{ (d.national_id ~ '') | upper }}", True),  # '~' writes it, through an alias
     ("{{ t.service_from }}", False),  # no binding of the mapping fills it
+    # an invoice paid otherwise (no mandate): payment.direct_debit, the mandate itself, is
+    # given no value in its place (a Mandate is no date)
+    ("{{ '' if t.mandate else t.service_from }}", False),
     # two on the line: filled alone, neither stops the line writing None
     ("{{ t.debtor.national_id }}{{ t.service_from }}", False),
-], ids=["field", "joined", "unbound", "two"])
+], ids=["field", "joined", "unbound", "no-mandate", "two"])
 def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written, named):
     """A template writing None ('writes None: a value left unset…') named the
     template's line alone, which may write a dozen values. It names the binding this
