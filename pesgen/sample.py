@@ -30,7 +30,7 @@ from lxml import etree
 from .build import own_text_misfits
 from .coverage import CARRIED_BY, SPLITS, Coverage, bound
 from .coverage import check as coverage
-from .errors import MappingError, Problem, TemplateError
+from .errors import MappingError, Problem, TemplateError, TemplateStopped
 from .export import Exporter
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX
@@ -523,6 +523,8 @@ def binding_of_none(mapping: Mapping, title: Title, renderer: FileRenderer, doc:
                 continue
             try:
                 renderer.piece(filled, doc)
+            except TemplateStopped:  # past its time limit: no other rendering waits as long
+                return None
             except TemplateError as exc:
                 if exc.none_written and exc.problems and exc.problems[0].mapping == where:
                     continue  # still None there: not this field, or not it alone

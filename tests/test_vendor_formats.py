@@ -619,6 +619,26 @@ def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written,
     assert (said in " ".join(r.output.split())) is named, r.output
 
 
+def test_a_rendering_past_its_time_limit_stops_the_search_for_the_binding(tmp_path,
+                                                                          monkeypatch):
+    """Rendering the piece again with a value in an empty bound field may take another
+    branch, one running past the time limit: that was taken for the field without which
+    the template writes no None (bindings.payer.national_id named for t.service_from),
+    and each other field could wait as long. The search stops there, naming none."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    fmts, _line = _corail_writing(
+        tmp_path, "{% if t.debtor.national_id %}{% for i in range(100000) %}"
+        "{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}{{ t.service_from }}")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert "writes None" in problem.message and "(the value of" not in problem.message, \
+        problem
+
+
 _COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
 
 
