@@ -87,6 +87,11 @@ class PolicyNote:
     invoice: str
     origin: str
     detail: str
+    # the title's line the note is about, its position (1 the first) as a text (the
+    # run's record keeps a note's fields as texts, notes.Notes), when it is one line's
+    # and a reader needs which (the pricing note: export._unpriced); "" otherwise. The
+    # detail's words are for people: nothing reads them
+    line: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +157,8 @@ class _Ctx:
         self.problems.append(Problem(rule, message, record=record or self.origin,
                                      mapping=mapping, invoice=self.invoice))
 
-    def note(self, policy: str, detail: str) -> None:
-        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail))
+    def note(self, policy: str, detail: str, line: str = "") -> None:
+        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail, line))
 
 
 def _blank(value: Any) -> bool:
@@ -511,7 +516,7 @@ class Builder:
         self._forbidden = (re.compile(f"[{re.escape(fmt.forbidden)}]")
                            if fmt.forbidden and not recorded else None)
         self._pes = fmt.is_pes
-        self._target = self._naming("Hélios", f"format {fmt.name}")  # whose limits are said
+        self._target = fmt.limits_owner  # whose limits are said (formats.limits_owner)
         # Values repeat across invoices (cities, labels, amounts, dates): the pure
         # functions of a value (normalize, parse) are memoised, bounded; notes and
         # problems are still produced per invoice from the cached result.
@@ -1209,8 +1214,9 @@ class Builder:
     def _note_pricing(self, ctx: _Ctx, lines: list[Line]) -> None:
         """A line whose exported quantity and unit price do not multiply to its amount
         (as netted) is noted: a format carrying them writes it, through the ``pricing``
-        filter, as 1 x its amount."""
-        for ln in lines:
+        filter, as 1 x its amount; the note gives the line's position (``PolicyNote.line``),
+        which the export reads to name the binding of a value refused there."""
+        for k, ln in enumerate(lines, 1):
             q, u = ln.quantity, ln.unit_price
             if q is not None and u is not None and not (q > 0 and q * u == ln.amount):
                 # a quantity of 0 or less is none the filter writes, though its price's
@@ -1218,7 +1224,7 @@ class Builder:
                 why = (f"is not its amount ({ln.amount})" if q * u != ln.amount
                        else f"gives its amount, but a quantity of {q} is not above 0")
                 ctx.note("pricing", f"line {ln.number}: quantity × unit price ({q} × {u}) "
-                         f"{why}: the pricing filter gives 1 × {ln.amount}")
+                         f"{why}: the pricing filter gives 1 × {ln.amount}", str(k))
 
     def _net(self, ctx: _Ctx, lines: list[Line]) -> list[Line] | None:
         """Apply the negative_lines policy; return lines all > 0, renumbered."""
@@ -1998,7 +2004,7 @@ def format_fit(mapping: Mapping, fmt: Format, recorded: bool = False) -> list[Pr
     if mapping.policies.default_civility is not None:
         codes.append((("policies", "default_civility"), mapping.policies.default_civility))
     for keys, value in codes:
-        error = code_error(str(value), limit.charset, limit.max)
+        error = code_error(str(value), limit.charset, limit.max, fmt.limits_owner)
         if error:
             error += f" (format {fmt.name}, debtor.civility)"
         elif not recorded:  # a recorded run is rebuilt as it was (its XSD passed it)

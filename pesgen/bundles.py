@@ -429,24 +429,62 @@ _LIMITED: dict[tuple[str, ...], str] = {
 }
 
 
-def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...]]]:
-    """(node, the attributes' path of the value it filters: ('t', 'debtor', 'name'))
-    of each fixed and zfill filter of a template's syntax ``tree`` whose value is
-    reached by attributes from t, doc, a name set to such a value, or a loop over
-    t.lines ('*': its item); a name set to two values is not followed."""
+def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str]]:
+    """(node, the attributes' path of the value it filters: ('t', 'debtor', 'name'),
+    how it was followed) of each fixed and zfill filter of a template's syntax ``tree``
+    whose value is reached by attributes from t, doc, a name set to such a value, a
+    loop over t.lines ('*': its item), or a parameter of a macro of the template that
+    the template calls with such a value (one each call's: ``{% macro f(v) %}{{ v |
+    fixed(10) }}`` called as ``f(t.debtor.name)``), said as " (macro f's parameter v,
+    called at line 12)"; a name set to two values is not followed, nor a macro another
+    template defines (imported), nor one defined twice."""
     from jinja2 import nodes
 
     aliases: dict[str, tuple[str, ...] | None] = {}
+    # the macros of the template, by name (None: defined twice), and what their
+    # parameters are given: (macro, parameter) -> [(path, line of the call)]
+    macros: dict[str, Any] = {}
+    given: dict[tuple[str, str], list[tuple[tuple[str, ...], int]]] = {}
+    filters: list[tuple[Any, Any]] = []  # (filter node, the macro holding it or None)
+    calls: list[tuple[Any, Any]] = []  # (call node, the macro holding it or None)
 
-    def path_of(node: Any) -> tuple[str, ...] | None:
+    def walk(node: Any, macro: Any) -> None:
+        for child in node.iter_child_nodes():
+            inner = macro
+            if isinstance(child, nodes.Macro):
+                macros[child.name] = None if child.name in macros else child
+                inner = child
+            elif isinstance(child, nodes.Filter):
+                filters.append((child, macro))
+            elif isinstance(child, nodes.Call):
+                calls.append((child, macro))
+            walk(child, inner)
+
+    walk(tree, None)
+
+    def params(macro: Any) -> list[str]:
+        return [arg.name for arg in macro.args] if macro is not None else []
+
+    def paths_of(node: Any, macro: Any) -> list[tuple[tuple[str, ...], str]]:
         attrs: list[str] = []
         while isinstance(node, nodes.Getattr):
             attrs.append(node.attr)
             node = node.node
         if not isinstance(node, nodes.Name):
-            return None
+            return []
+        # a parameter of the macro holding it, which the template calls: what each call
+        # gives it (piece(t, doc), which the renderer calls, keeps t and doc the model's)
+        key = (macro.name, node.name) if macro is not None else None
+        if key in given and node.name in params(macro) and macros.get(key[0]) is macro:
+            return [((*path, *reversed(attrs)),
+                     f" (macro {key[0]}'s parameter {node.name}, called at line {line})")
+                    for path, line in given[key]]
         base = aliases.get(node.name, (node.name,))
-        return None if base is None else (*base, *reversed(attrs))
+        return [] if base is None else [((*base, *reversed(attrs)), "")]
+
+    def path_of(node: Any) -> tuple[str, ...] | None:
+        found = paths_of(node, None)
+        return found[0][0] if found else None
 
     def alias(target: Any, path: tuple[str, ...] | None) -> None:
         if isinstance(target, nodes.Name) and target.name not in ("t", "doc"):
@@ -458,12 +496,34 @@ def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...]]]:
     for loop in tree.find_all(nodes.For):
         alias(loop.target, ("t", "lines", "*") if path_of(loop.iter) == ("t", "lines")
               else None)
-    found = []
-    for node in tree.find_all(nodes.Filter):
+    # each call of a macro of the template: (the call, the macro holding it, [(parameter,
+    # the value given)]); a parameter a call gives is its calls' values alone (none that
+    # can be followed: nothing said), from the first pass on
+    bound: list[tuple[Any, Any, list[tuple[str, Any]]]] = []
+    for call, holder in calls:
+        callee = macros.get(call.node.name) if isinstance(call.node, nodes.Name) else None
+        if callee is not None:
+            names = params(callee)
+            args = [*zip(names, call.args, strict=False),
+                    *((kw.key, kw.value) for kw in call.kwargs if kw.key in names)]
+            bound.append((call, holder, args))
+            for name, _arg in args:
+                given.setdefault((callee.name, name), [])
+    for _ in range(len(macros) + 1):  # a macro calling another: followed to the end
+        more = False
+        for call, holder, args in bound:
+            for name, arg in args:
+                known = given[(call.node.name, name)]
+                for path, _via in paths_of(arg, holder):
+                    if (path, call.lineno) not in known:
+                        known.append((path, call.lineno))
+                        more = True
+        if not more:
+            break
+    found: list[tuple[Any, tuple[str, ...], str]] = []
+    for node, holder in filters:
         if node.name in ("fixed", "zfill") and node.args and node.node is not None:
-            path = path_of(node.node)
-            if path is not None:
-                found.append((node, path))
+            found.extend((node, path, via) for path, via in paths_of(node.node, holder))
     return found
 
 
@@ -474,8 +534,10 @@ def narrow_widths(fmt: Format) -> list[Problem]:
     length rule and its policies (name_overflow, text_overflow) and is refused by the
     template at export, by invoice, a template error. Read from the templates' syntax
     trees: the field written straight through the filter, by ``t.…``, ``doc.…``, a name
-    set to one (``{% set d = t.debtor %}``) or a loop over ``t.lines``; a value passed
-    to a macro, or filtered before (``| upper | fixed(38)``), is not followed."""
+    set to one (``{% set d = t.debtor %}``), a loop over ``t.lines``, or a parameter of
+    a macro the template calls with such a value (``_width_filters``); a value filtered
+    before (``| upper | fixed(38)``), built by an expression, or passed to a macro
+    another template defines, is not followed."""
     import jinja2
     from jinja2 import nodes
 
@@ -491,7 +553,7 @@ def narrow_widths(fmt: Format) -> list[Problem]:
             tree = env.parse(text, name)
         except (jinja2.TemplateError, OSError, RecursionError):
             continue  # a broken or missing template is reported when it renders
-        for node, path in _width_filters(tree):
+        for node, path, via in _width_filters(tree):
             width = node.args[0]
             field = _LIMITED.get(path)
             if (field is None or not isinstance(width, nodes.Const)
@@ -506,7 +568,7 @@ def narrow_widths(fmt: Format) -> list[Problem]:
                 else line_of(data, ["fields"])
             problems.append(Problem(
                 "format.field-width", f"{name}:{node.lineno}: {'.'.join(path)} | "
-                f"{node.name}({width.value}) writes {field}, which format.yaml {said}: a "
+                f"{node.name}({width.value}){via} writes {field}, which format.yaml {said}: a "
                 f"value of more than {width.value} characters passes the length rule and "
                 "the mapping's policies (name_overflow, text_overflow) and is refused by "
                 f"the template at export, by invoice; give it {{max: {width.value}}} (or "

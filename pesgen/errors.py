@@ -168,6 +168,9 @@ class TemplateError(PesgenError):
     # (the value,) a filter refused (filters.RefusedValue: over its width…), for an export to
     # name the binding it holds; None: not such a refusal
     refused: tuple[Any] | None = None
+    # a template writing None (``_jinja.NONE_WRITTEN``), for an export to name the binding
+    # left empty that it wrote (``sample.binding_of_none``)
+    none_written: bool = False
 
 
 class TemplateStopped(TemplateError):

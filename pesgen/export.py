@@ -802,11 +802,13 @@ class Exporter:
                 else:
                     found = self._validate(tmp, renderer, name)
                 if found:
-                    found = attribute(found, name,
-                                      self._encode(renderer.head(doc), renderer, "head"),
+                    head = self._encode(renderer.head(doc), renderer, "head")
+                    found = attribute(found, name, head,
                                       self._encode(renderer.tail(doc), renderer, "tail"),
                                       b.piece_lines[index], b.titles, prepared.origins)
-                    found = self._bindings_of(found, renderer, doc, result.notes)
+                    found = self._bindings_of(found, renderer, doc, result.notes,
+                                              (name, head.count(b"\n"),
+                                               b.piece_lines[index]))
                 problems.extend(found)
                 if renderer.spec.layout is not None:
                     written[renderer.spec.template] = tmp, name, renderer.spec.layout
@@ -837,22 +839,31 @@ class Exporter:
         """``renderer``'s piece of ``title``; a value a filter refused
         (``filters.RefusedValue``: ``fixed``, ``zfill`` over their width…) names the
         binding whose value it is, when one is (``sample.binding_of_value``): the
-        template's line alone does not say which of the values it writes it was."""
+        template's line alone does not say which of the values it writes it was; a
+        template writing None names the binding this invoice leaves empty that it wrote,
+        when one is (``sample.binding_of_none``)."""
         try:
             return renderer.piece(title, doc)
         except TemplateError as exc:
-            if exc.refused is None:
+            if exc.refused is None and not exc.none_written:
                 raise
-            from .sample import binding_of_value  # it renders through here
+            from .sample import binding_of_none, binding_of_value  # it renders through here
 
-            where = binding_of_value(self.mapping, title, exc.refused[0])
+            if exc.refused is not None:
+                where = binding_of_value(self.mapping, title, exc.refused[0])
+                said = f"the value of {where}"
+            else:
+                where = binding_of_none(self.mapping, title, renderer, doc,
+                                        exc.problems[0].mapping if exc.problems else None)
+                said = f"the value of {where}, empty for this invoice"
             if where is not None:
-                exc.problems = [replace(p, message=f"{p.message} (the value of {where})")
+                exc.problems = [replace(p, message=f"{p.message} ({said})")
                                 for p in exc.problems]
             raise
 
     def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
-                     doc: Document, notes: Iterable[PolicyNote] = ()) -> list[Problem]:
+                     doc: Document, notes: Iterable[PolicyNote] = (),
+                     pieces: tuple[str, int, _PieceLines] | None = None) -> list[Problem]:
         """The XSD's (a layout's) refusals of an invoice's value, each given the
         mapping's binding whose value the element (the column) holds
         (``sample.binding_places``, worked out on the error path only, once per file
@@ -861,10 +872,12 @@ class Exporter:
         before rendering; one of a value joining several bound fields (Corail's
         RaisonSociale, e.magnus' Designation1 with a name complement) lists them. One
         of a place holding the pricing filter's unit price (``sample.Priced``: Corail's
-        ASAPPrixUnitaire) names the amount's binding when the value refused is the amount
-        of one of the invoice's lines written as 1 x its amount (its ``notes``, policy
-        pricing), the unit price's otherwise (``_priced``). A refusal naming no invoice,
-        or at an element no bound value fills, is left as it is."""
+        ASAPPrixUnitaire) names the amount's binding when the line the place names (its
+        XPath's position, its text line in the invoice's piece: ``pieces``, the file's
+        name, its head's line breaks and where each piece's lines are) is one the
+        filter writes as 1 x its amount (its pricing note's ``line``, ``_unpriced``),
+        the unit price's otherwise (``_priced``). A refusal naming no invoice, or at an
+        element no bound value fills, is left as it is."""
         def concerned(p: Problem) -> bool:
             return bool(p.invoice and p.mapping is None and p.record
                         and p.rule.startswith(("xsd.", "layout.")))
@@ -879,10 +892,11 @@ class Exporter:
             places = self._places[renderer.spec.template] = binding_places(
                 self.mapping, title, renderer, doc, self.encoding)
         out = []
-        unpriced: dict[str, tuple[Decimal, ...]] | None = None  # read once, when needed
+        unpriced: dict[str, frozenset[int]] | None = None  # read once, when needed
         for p in problems:
             if concerned(p):
                 assert p.record is not None
+                xpath = None
                 if p.rule.startswith("xsd."):
                     xpath = p.record.rsplit(" ", 1)[-1]
                     m = XSD_PLACE.match(p.message)
@@ -893,7 +907,9 @@ class Exporter:
                 if isinstance(where, Priced):
                     if unpriced is None:
                         unpriced = _unpriced(notes)
-                    where = _priced(where, p, unpriced.get(p.invoice or "", ()))
+                    offset = None if pieces is None else _piece_offset(p.record, *pieces)
+                    where = _priced(where, unpriced.get(p.invoice or "", frozenset()),
+                                    where.line_of(xpath, offset))
                 if isinstance(where, tuple):  # a value joining several: each listed
                     head, said, tail = p.message.partition(" (rendered from ")
                     joins = (f" (the value joins {len(where)} bound fields, "
@@ -989,45 +1005,41 @@ def _named(problems: list[Problem], path: Path, name: str) -> list[Problem]:
 _LINE = re.compile(r"(\d+)\b")
 
 
-# the words of Builder._note_pricing's note ending with the amount of a line the pricing
-# filter writes as 1 x its amount ('line 2: quantity × unit price (2 × 62.25) is not its
-# amount (100.00): the pricing filter gives 1 × 100.00')
-_UNPRICED = re.compile(r"the pricing filter gives 1 × (\S+)$")
-# the value an XSD's facet or type refusal quotes (libxml2: "[facet 'maxInclusive'] The
-# value '99999999999.00' is greater…", "'abc' is not a valid value of…")
-_REFUSED_VALUE = re.compile(r".*?(?:[Tt]he value '([^']*)'|'([^']*)' is not a valid value)")
-
-
-def _unpriced(notes: Iterable[PolicyNote]) -> dict[str, tuple[Decimal, ...]]:
-    """{invoice: the amounts of its lines the pricing filter writes as 1 x the amount},
-    from the run's pricing notes."""
-    found: dict[str, list[Decimal]] = {}
+def _unpriced(notes: Iterable[PolicyNote]) -> dict[str, frozenset[int]]:
+    """{invoice: the positions of its lines the pricing filter writes as 1 x the
+    amount}, from the run's pricing notes (their ``line``, never their words)."""
+    found: dict[str, set[int]] = {}
     for note in notes:
-        if note.policy == "pricing" and (m := _UNPRICED.search(note.detail)):
-            try:
-                found.setdefault(note.invoice, []).append(Decimal(m[1]))
-            except ArithmeticError:  # not a number: that line is not known
-                continue
-    return {invoice: tuple(amounts) for invoice, amounts in found.items()}
+        if note.policy == "pricing" and note.line.isdigit():
+            found.setdefault(note.invoice, set()).add(int(note.line))
+    return {invoice: frozenset(lines) for invoice, lines in found.items()}
 
 
-def _priced(where: Priced, p: Problem, unpriced: tuple[Decimal, ...]) -> str | None:
-    """The binding of the value ``p`` refused at a place holding the pricing filter's
-    unit price: the unit price's when none of the invoice's lines is written as 1 x its
-    amount (``unpriced``: their amounts) or the value refused is none of those amounts,
-    the amount's when it is one; None when the refusal does not quote its value (a
-    layout's length) and the invoice has such a line: which line it is is not known."""
+def _priced(where: Priced, unpriced: frozenset[int], line: int | None) -> str | None:
+    """The binding of a value refused at a place holding the pricing filter's unit
+    price: the unit price's when none of the invoice's lines is written as 1 x its
+    amount (``unpriced``: their positions), else the amount's when the place's ``line``
+    is one of them, the unit price's when it is another; None when the place does not
+    say which line it is (``Priced.line_of``) and the invoice has such a line."""
     if not unpriced:
         return where.unit_price
-    m = _REFUSED_VALUE.match(p.message)
-    text = (m[1] if m[1] is not None else m[2]) if m else None
-    try:
-        value = Decimal(text) if text is not None else None
-    except ArithmeticError:
-        value = None
-    if value is None or not value.is_finite():
+    if line is None:
         return None
-    return where.amount if value in unpriced else where.unit_price
+    return where.amount if line in unpriced else where.unit_price
+
+
+def _piece_offset(record: str, name: str, head_lines: int, lines: _PieceLines) -> int | None:
+    """The text line (0 the first) within its invoice's piece of a problem at a line
+    of the written file ``name`` (``record``: 'name:LINE …'), ``head_lines`` the line
+    breaks of its head, ``lines`` where each piece's lines are (``attribute``'s);
+    None when it names no line, or one of no piece."""
+    prefix = f"{name}:"
+    m = _LINE.match(record, len(prefix)) if record.startswith(prefix) else None
+    if m is None:
+        return None
+    line = int(m[1]) - head_lines
+    k = bisect_right(lines.firsts, line) - 1
+    return line - lines.firsts[k] if k >= 0 and line <= lines.lasts[k] else None
 
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,

@@ -99,6 +99,12 @@ class Format:
         """A PES V2 format (it numbers rôles per TypBord): the DGFiP's XSD applies."""
         return "typ_bord" in self.defaults
 
+    @property
+    def limits_owner(self) -> str:
+        """Whose limits a refusal of a value over its field's length names
+        (``limits_owner``)."""
+        return limits_owner(self.name, self.defaults)
+
     def limit(self, key: str) -> FieldLimit:
         return self.fields.get(key) or self._unlimited
 
@@ -204,6 +210,13 @@ def option_problems(defaults: Any, encoding: str, source: Path,
     return problems
 
 
+def limits_owner(name: str, defaults: dict[str, Any]) -> str:
+    """Whose limits a refusal of a value over its field's length names: Hélios for a PES
+    format (``Format.is_pes``: its defaults give a TypBord), the format by its name for
+    a finance package's ('format bl-emagnus allows 50')."""
+    return "Hélios" if "typ_bord" in defaults else f"format {name}"
+
+
 def values_problems(data: Any, source: Path, charset: str) -> list[Problem]:
     """The values format.yaml lists for a field (``fields.<field>.values``) that the
     field itself cannot hold as written (its charset and max, as a code of the mapping
@@ -212,7 +225,8 @@ def values_problems(data: Any, source: Path, charset: str) -> list[Problem]:
     problems = []
     for key, spec in (data.get("fields") or {}).items():
         for i, value in enumerate(spec.get("values") or ()):
-            error = code_error(value, spec.get("charset", charset), spec.get("max"))
+            error = code_error(value, spec.get("charset", charset), spec.get("max"),
+                               limits_owner(data.get("name", ""), data.get("defaults") or {}))
             if error:
                 problems.append(Problem(
                     "format.schema", f"the value {value!r} {error} (fields.{key}: max "

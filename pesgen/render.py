@@ -18,7 +18,7 @@ import jinja2
 from jinja2 import nodes
 
 from . import _budget
-from ._jinja import close_filter, string_environment, template_environment
+from ._jinja import NONE_WRITTEN, close_filter, string_environment, template_environment
 from ._tplline import locate, unclosed_tag
 from ._yaml import line_of, load_yaml_file
 from .errors import Problem, TemplateError, TemplateStopped, exception_message
@@ -128,6 +128,8 @@ def template_error(exc: BaseException, bundle: str, name: str, context: str,
         Problem("template", f"{type(exc).__name__}: {detail}", mapping=where)])
     if isinstance(exc, RefusedValue):  # the export names the binding whose value it is
         error.refused = (exc.value,)
+    elif isinstance(exc, jinja2.TemplateRuntimeError) and NONE_WRITTEN in message:
+        error.none_written = True  # the export names the binding left empty, when one is
     return error
 
 

@@ -15,8 +15,10 @@ of a layout that refuses it is found there (``option_misfits``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -26,9 +28,9 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from .build import own_text_misfits
-from .coverage import SPLITS, Coverage, bound
+from .coverage import CARRIED_BY, SPLITS, Coverage, bound
 from .coverage import check as coverage
-from .errors import MappingError, Problem, TemplateError
+from .errors import MappingError, Problem, TemplateError, TemplateStopped
 from .export import Exporter
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX
@@ -376,10 +378,38 @@ class Priced:
     """A place holding a line's unit price as the ``pricing`` filter gives it: the unit
     price's binding when the line's quantity x unit price is its amount, else (a line
     netted by a discount: 1 x the amount) the amount's; the export tells which by the
-    invoice's pricing notes (``Exporter._bindings_of``)."""
+    line the refusal's place names (``line_of``) and the invoice's pricing notes, which
+    give the lines written as 1 x the amount (``Exporter._bindings_of``)."""
 
     unit_price: str  # file:line: key of bindings.line.unit_price
     amount: str  # of bindings.line.amount
+    # how the place says which of the title's lines it holds, found on the sample
+    # rendered with two lines (``_line_places``): in an XML file, the index of the
+    # XPath's step the lines repeat (/…/Piece[3]/ASAPLigneFacturation[2]/…: 4, the
+    # line 2); in a flat file, the piece's text line (0 its first) holding the first
+    # line's record, and how many text lines each line adds. None: not found
+    step: int | None = None
+    first: int | None = None
+    stride: int | None = None
+
+    def line_of(self, xpath: str | None, offset: int | None) -> int | None:
+        """The position (1 the first) of the title's line whose value a refusal at
+        ``xpath`` (an XML file's, with its positions) or at the piece's text line
+        ``offset`` (a flat file's, 0 its first) is; None when the place does not say."""
+        if self.step is not None and xpath is not None:
+            steps = xpath.split("/")
+            if self.step >= len(steps):
+                return None
+            m = _POSITION.search(steps[self.step])
+            return int(m[1]) if m else 1  # lxml writes no [1] for an element alone
+        if self.first is not None and self.stride and offset is not None:
+            k, rest = divmod(offset - self.first, self.stride)
+            return k + 1 if k >= 0 and not rest else None
+        return None
+
+
+# the position an XPath's step ends with (ASAPLigneFacturation[2])
+_POSITION = re.compile(r"\[(\d+)\]$")
 
 
 def _numbered(title: Title, fields: dict[str, Any], unit_price: Decimal | None = None
@@ -476,6 +506,62 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
     return fields[found.pop()].where if len(found) == 1 else None
 
 
+def binding_of_none(mapping: Mapping, title: Title, renderer: FileRenderer, doc: Document,
+                    where: str | None) -> str | None:
+    """The binding (file:line: key) whose value ``title`` leaves empty and a template of
+    ``renderer`` wrote as None at ``where`` (the refusal's 'bundle/template:line'):
+    found by rendering the piece again with each bound field that is empty in ``title``
+    (where a title holds it: ``CARRIED_BY``) given a value of its kind (``_stand_in``),
+    one field at a time: the one without which the template no longer writes None
+    there. None when no bound field does, or more than one does, or the value None
+    was none of the mapping's (an option, a field of the model no binding fills)."""
+    causes: set[str] = set()
+    for name, binding in bound(mapping).items():
+        for path in CARRIED_BY.get(name, ()):
+            filled = _stand_in(title, path.split(".")[1:])
+            if filled is None:
+                continue
+            try:
+                renderer.piece(filled, doc)
+            except TemplateStopped:  # past its time limit: no other rendering waits as long
+                return None
+            except TemplateError as exc:
+                if exc.none_written and exc.problems and exc.problems[0].mapping == where:
+                    continue  # still None there: not this field, or not it alone
+            causes.add(binding.where)
+    return causes.pop() if len(causes) == 1 else None
+
+
+def _stand_in(obj: Any, path: list[str]) -> Any:
+    """``obj`` with the field at ``path`` (a ``CARRIED_BY`` path without its 't':
+    ['debtor', 'complement_name'], ['lines[i]', 'quantity'], each line's) given a value
+    of its kind where it is None (a text 'X', the number 1, a date); None when no value
+    there is None, the path goes through a value that is None (no joint debtor), or
+    its field is of no such kind (the mandate itself, a property)."""
+    if obj is None:
+        return None
+    head, rest = path[0], path[1:]
+    if head == "lines[i]":
+        lines = [_stand_in(ln, rest) for ln in obj.lines]
+        if all(ln is None for ln in lines):
+            return None
+        return replace(obj, lines=tuple(new if new is not None else old
+                                        for new, old in zip(lines, obj.lines, strict=True)))
+    kinds = {f.name: str(f.type) for f in dataclass_fields(obj)} if is_dataclass(obj) else {}
+    if head not in kinds:
+        return None
+    if rest:
+        inner = _stand_in(getattr(obj, head), rest)
+        return None if inner is None else replace(obj, **{head: inner})
+    if getattr(obj, head) is not None:
+        return None
+    # the field's annotation, by its words ('date | None'; 'Mandate | None' is none)
+    kinds_of = set(re.findall(r"\w+", kinds[head]))
+    value: Any = (Decimal(1) if "Decimal" in kinds_of else date(2026, 1, 1)
+                  if "date" in kinds_of else "X" if "str" in kinds_of else None)
+    return None if value is None else replace(obj, **{head: value})
+
+
 def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
                    doc: Document, encoding: str
                    ) -> dict[tuple[str, str | None], str | tuple[str, ...] | Priced]:
@@ -524,10 +610,73 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
         unpriced, _ = _numbered(title, fields, _UNPRICED)
         again = _file_values(renderer, doc, unpriced, encoding) or []
         price, amount = fields["line.unit_price"].where, fields["line.amount"].where
+        lines = _line_places(renderer, doc, marked, encoding, priced)
         for key, value in again:
             if key in priced and _number_of(value) == _NUMBERS["line.amount"]:
-                places[key] = Priced(price, amount)
+                places[key] = Priced(price, amount, *lines.get(key, (None, None, None)))
     return places
+
+
+def _line_places(renderer: FileRenderer, doc: Document, title: Title, encoding: str,
+                 keys: set[tuple[str, str | None]]
+                 ) -> dict[tuple[str, str | None], tuple[int | None, int | None, int | None]]:
+    """{place of ``keys``: how a refusal there says which line it is (``Priced``'s
+    step, first, stride)}, found by rendering ``title`` (of one line) and again with
+    that line twice: in an XML file, the one step of the XPath whose position is 1 for
+    the first line's value and 2 for the second's; in a flat file, the piece's text
+    line holding the place for the first line, and the lines between the two. A place
+    the two renderings do not show so (a value written for one line only, twice for a
+    line, or at steps differing otherwise) is not in it."""
+    second = replace(title.lines[0], number=2)
+    twice = replace(title, lines=(title.lines[0], second), total=title.total * 2)
+    found: dict[tuple[str, str | None], tuple[int | None, int | None, int | None]] = {}
+    if renderer.spec.layout is not None:
+        one, two = (_piece_places(renderer, doc, t) for t in (title, twice))
+        for key in keys:
+            at_one, at_two = one.get(key, []), two.get(key, [])
+            if len(at_one) == 1 and len(at_two) == 2 and at_two[0] == at_one[0] \
+                    and at_two[1] > at_two[0]:
+                found[key] = (None, at_one[0], at_two[1] - at_two[0])
+        return found
+    text = _rendered(renderer, doc, twice)
+    root = None if text is None else _parsed(text, encoding)
+    if root is None:
+        return found
+    tree = root.getroottree()
+    paths: dict[tuple[str, str | None], list[str]] = {}
+    for el, attribute, _value in _values(root):
+        path = tree.getpath(el)
+        paths.setdefault((unpositioned(path), attribute), []).append(path)
+    for key in keys:
+        if len(at := paths.get(key, [])) != 2:
+            continue
+        first, later = at[0].split("/"), at[1].split("/")
+        differ = [i for i, (a, b) in enumerate(zip(first, later, strict=True)) if a != b]
+        if len(differ) == 1 and (m1 := _POSITION.search(first[differ[0]])) and \
+                (m2 := _POSITION.search(later[differ[0]])) and (m1[1], m2[1]) == ("1", "2"):
+            found[key] = (differ[0], None, None)
+    return found
+
+
+def _piece_places(renderer: FileRenderer, doc: Document, title: Title
+                  ) -> dict[tuple[str, str | None], list[int]]:
+    """{place ("record 'R', column C (#n)", None): the text lines of the piece (0 its
+    first line that is not empty, as the export counts them) holding it} of a flat
+    file's piece of ``title``; {} when it does not render."""
+    try:
+        text = renderer.piece(title, doc)
+    except TemplateError:
+        return {}
+    assert renderer.spec.layout is not None
+    layout = load_layout(renderer.spec.layout)
+    found: dict[tuple[str, str | None], list[int]] = {}
+    for i, text_line in enumerate(text.lstrip("\r\n").split("\n")):
+        rec, values = record_values(layout, text_line.rstrip("\r"))
+        if rec is None:
+            continue
+        for col, _value in zip(rec.columns, values, strict=False):
+            found.setdefault((f"record '{rec.type}', {col.label}", None), []).append(i)
+    return found
 
 
 def _file_values(renderer: FileRenderer, doc: Document, title: Title, encoding: str

@@ -356,12 +356,14 @@ def format_char_in(value: str) -> str | None:
     return next((c for c in value if unicodedata.category(c) == "Cf"), None)
 
 
-def code_error(value: str, charset: str, limit: int | None) -> str | None:
+def code_error(value: str, charset: str, limit: int | None, owner: str) -> str | None:
     """What keeps a code a mapping's table gives (codes.civility, default_civility) from
     being sent as written, or None. A code is written for the target by whoever wrote
     the table: the text policies (case, transliterate, newlines) never change it, so a
     character the field's charset lacks, a space at its start or end, a length over the
-    field's limit or a PES placeholder is refused, not transformed."""
+    field's limit or a PES placeholder is refused, not transformed. ``owner`` is whose
+    limit it is, as the other refusals of a length say it ('Hélios', 'format
+    bl-emagnus': ``formats.limits_owner``)."""
     bad = control_in(value)
     if bad:
         return f"holds the control or invisible character U+{ord(bad):04X}"
@@ -371,7 +373,7 @@ def code_error(value: str, charset: str, limit: int | None) -> str | None:
     if value != value.strip(" ") or "  " in value:
         return "has a space at its start or end, or two in a row"
     if limit is not None and len(value) > limit:
-        return f"is {len(value)} characters, the target allows {limit}"
+        return f"is {len(value)} characters, {owner} allows {limit}"
     return pes_text_error(value)
 
 

@@ -99,11 +99,40 @@ def test_a_default_civility_the_charset_lacks_is_refused_naming_its_line(tmp_pat
         "written, the text policies (case, transliterate) do not change it")
 
 
+def test_a_code_over_the_field_s_limit_names_whose_limit_it_is(tmp_path):
+    """A code over its field's length said 'the target allows 3' where every other
+    refusal of a length names whose limit it is: Hélios for a PES format, the format
+    for a finance package's. pes-ormc made to take 3 characters of civility says
+    Hélios."""
+    import shutil
+
+    from pesgen.export import export
+    from pesgen.resources import data_dir
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "pes-ormc", fmts / "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("debtor.civility: {max: 10}") == 1
+    spec.write_text(text.replace("debtor.civility: {max: 10}", "debtor.civility: {max: 3}"),
+                    encoding="utf-8")
+    mapping = _mapping(tmp_path, {"default_civility": "MADAME"})
+    with pytest.raises(MappingError) as info:
+        export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = [p for p in info.value.problems if p.rule == "codes.civility"]
+    assert problem.message.startswith(
+        "policies.default_civility: the civility 'MADAME' is 6 characters, Hélios allows 3 "
+        "(format pes-ormc, debtor.civility): "), problem.message
+
+
 def test_a_code_over_the_field_s_limit_is_refused_as_written():
     """The mapping schema holds a civility to 10 characters, every shipped format's
     field too: a format (--formats-dir) may allow fewer."""
     from pesgen.text import code_error
 
-    assert code_error("MME", "latin-1", 3) is None
-    assert code_error("Mlle", "latin-1", 3) == "is 4 characters, the target allows 3"
-    assert code_error("Mademoiselle", "latin-1", None) is None
+    assert code_error("MME", "latin-1", 3, "Hélios") is None
+    assert code_error("Mlle", "latin-1", 3, "Hélios") == "is 4 characters, Hélios allows 3"
+    assert code_error("Mlle", "latin-1", 3, "format acme") == \
+        "is 4 characters, format acme allows 3"
+    assert code_error("Mademoiselle", "latin-1", None, "Hélios") is None

@@ -125,7 +125,8 @@ def _bundle_copy(tmp_path: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize("values, said", [
     ("[]", "[] should be non-empty"),
     ("[Mr, Mme, Mr]", "['Mr', 'Mme', 'Mr'] has non-unique elements"),
-    ("[Mr, Mademoiselle]", "the value 'Mademoiselle' is 12 characters, the target allows 10"),
+    ("[Mr, Mademoiselle]", "the value 'Mademoiselle' is 12 characters, format cosoluce-corail "
+                            "allows 10"),
     ("[Mr, 'M Œ']", "the value 'M Œ' holds 'Œ', which charset latin-1 does not allow"),
 ])
 def test_a_format_listing_values_its_field_cannot_hold_is_refused_naming_its_line(

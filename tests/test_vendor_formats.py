@@ -461,6 +461,184 @@ def test_a_unit_price_over_its_cap_names_the_binding_it_came_from(tmp_path, quan
         for element, key in named.items()}, info.value.problems
 
 
+def _netted_and_priced_at(unit_price: str) -> dict[str, Any]:
+    """The example export with its first invoice's first line (into which its discount
+    of 22.75 is netted: written as 1 x its amount) of ``unit_price`` + 22.75, and its
+    second line priced 2 x ``unit_price``: both lines write ``unit_price`` as their unit
+    price, the first from its amount, the second from its unit price."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = data["invoices"][0]
+    first = str(Decimal(unit_price) + Decimal("22.75"))
+    invoice["lines"][0].update(quantity=1, unit_price=first, amount=first)
+    invoice["lines"][1].update(quantity=2, unit_price=unit_price,
+                               amount=str(Decimal(unit_price) * 2))
+    invoice["total"] = str(sum(Decimal(str(ln["amount"])) for ln in invoice["lines"]))
+    return data
+
+
+def test_a_unit_price_refused_names_the_binding_of_its_own_line(tmp_path):
+    """A netted line (1 x its amount) and a priced line whose unit price is that amount
+    write the same ASAPPrixUnitaire: told apart by the refused value, which was the
+    netted line's amount, both named bindings.line.amount. The refusal's XPath says
+    which line it is (ASAPLigneFacturation[2]), and the pricing note which lines are
+    written as 1 x their amount: the second names bindings.line.unit_price now."""
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(_netted_and_priced_at("99999999976.25"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN)
+    found = {p.record.split("/", 4)[-1]: p.mapping for p in info.value.problems
+             if "ASAPPrixUnitaire" in (p.record or "")}
+    key = f"{CORAIL}:{{}}: bindings.line.{{}}"
+    assert found == {
+        "ASAPLigneFacturation[1]/ASAPPrixUnitaire": key.format(
+            _binding_line(CORAIL, "amount: amount"), "amount"),
+        "ASAPLigneFacturation[2]/ASAPPrixUnitaire": key.format(
+            _binding_line(CORAIL, "unit_price: unit_price"), "unit_price")}, found
+
+
+def test_the_lines_written_as_their_amount_are_read_from_the_notes_line_not_its_words():
+    """The export found the lines the pricing filter writes as 1 x their amount by
+    parsing the pricing note's words ('…: the pricing filter gives 1 × 62.25'):
+    rewording the note broke the attribution. It reads the note's line now."""
+    from pesgen.build import PolicyNote
+    from pesgen.export import _unpriced
+
+    notes = [PolicyNote("pricing", "F1", "o", "worded otherwise", "2"),
+             PolicyNote("pricing", "F1", "o", "the pricing filter gives 1 × 62.25", "3"),
+             PolicyNote("transliterate", "F2", "o", "the pricing filter gives 1 × 5", "1")]
+    assert _unpriced(notes) == {"F1": frozenset({2, 3})}
+
+
+def test_a_unit_price_a_layout_refuses_names_the_binding_of_its_own_record(tmp_path):
+    """e.magnus' MtUnitaire made 8 characters long: a layout's refusal quotes no value,
+    so a unit price refused in an invoice holding a netted line (1 x its amount) named
+    no binding. The record's line in the invoice's piece says which line it is: the
+    netted line's names bindings.line.amount, the priced line's
+    bindings.line.unit_price."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(BUNDLE, fmts / "bl-emagnus")
+    layout = fmts / "bl-emagnus" / "wtamc001as.layout.yaml"
+    text = layout.read_text(encoding="utf-8")
+    old = "{name: MtUnitaire, type: decimal, decimals: 2, required: true, quoting: never}"
+    assert text.count(old) == 1
+    layout.write_text(text.replace(old, old[:-1] + ", length: 8}"), encoding="utf-8")
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(_netted_and_priced_at("123456.78"), ensure_ascii=False),
+                      encoding="utf-8")
+    with pytest.raises(OutputInvalidError) as info:
+        export(EMAGNUS, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    found = {p.record: p.mapping for p in info.value.problems if "MtUnitaire" in p.message}
+    key = f"{EMAGNUS}:{{}}: bindings.line.{{}}"
+    assert found == {
+        "WTAMC001AS.txt:1": key.format(_binding_line(EMAGNUS, "amount: amount"), "amount"),
+        "WTAMC001AS.txt:2": key.format(_binding_line(EMAGNUS, "unit_price: unit_price"),
+                                       "unit_price")}, info.value.problems
+
+
+def test_a_width_filter_on_a_macro_s_parameter_follows_the_calls(tmp_path):
+    """check-format's format.field-width read `v | fixed(10)` in `{% macro f(v) %}` as
+    the name v, which is no field: a macro called with a bound field escaped the check.
+    A parameter of a macro the template calls is followed to what each call gives it
+    (by position or by name, through another macro of the template too), the call's
+    line said; a call giving it no field, or a macro the template does not call (the
+    renderer's piece(t, doc)), adds nothing."""
+    fmts = tmp_path / "fmts"
+    folder = fmts / "cosoluce-corail"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", folder)
+    template = folder / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    macros = ("{% macro f(v) %}{{ v | fixed(10) }}{% endmacro %}\n"
+              "{% macro g(w, n=1) %}{{ f(w) }}{{ n }}{% endmacro %}\n"
+              "{% macro unused(u) %}{{ u | fixed(5) }}{% endmacro %}\n")
+    calls = ('<!--{{ f(t.debtor.name) }}{{ g(n=2, w=d.first_name) }}{{ f("x") }}-->'
+             '<TypeSerieBordereau V="N"/>')
+    assert text.count("{% macro piece(t, doc) -%}") == 1
+    assert text.count('<TypeSerieBordereau V="N"/>') == 1
+    text = text.replace("{% macro piece(t, doc) -%}", macros + "{% macro piece(t, doc) -%}")
+    text = text.replace('<TypeSerieBordereau V="N"/>', calls)
+    template.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    at_f = lines.index(macros.splitlines()[0]) + 1
+    at_g, at_call = at_f + 1, next(i for i, ln in enumerate(lines, 1) if ln.startswith(calls))
+    said = sorted(p.message.split(": a value", 1)[0]
+                  for p in narrow_widths(find_format("cosoluce-corail", [fmts])))
+    assert said == [
+        f"corail.xml.j2:{at_f}: t.debtor.first_name | fixed(10) (macro f's parameter v, "
+        f"called at line {at_g}) writes debtor.first_name, which format.yaml limits to 38 "
+        "characters",
+        f"corail.xml.j2:{at_f}: t.debtor.name | fixed(10) (macro f's parameter v, called at "
+        f"line {at_call}) writes debtor.name, which format.yaml limits to 38 characters",
+    ], said
+
+
+def _corail_writing(tmp_path: Path, written: str) -> tuple[Path, int]:
+    """A copy of Corail's bundle whose piece writes ``written`` (in a comment) on the
+    line of TypeSerieBordereau: its formats folder and that line."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", fmts / "cosoluce-corail")
+    template = fmts / "cosoluce-corail" / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '<TypeSerieBordereau V="N"/>'
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, f"<!--{written}-->{old}"), encoding="utf-8")
+    return fmts, text[:text.index(old)].count("\n") + 1
+
+
+@pytest.mark.parametrize(("written", "named"), [
+    ("{{ t.debtor.national_id }}", True),
+    ("{{ (d.national_id ~ '') | upper }}", True),  # '~' writes it, through an alias
+    ("{{ t.service_from }}", False),  # no binding of the mapping fills it
+    # an invoice paid otherwise (no mandate): payment.direct_debit, the mandate itself, is
+    # given no value in its place (a Mandate is no date)
+    ("{{ '' if t.mandate else t.service_from }}", False),
+    # two on the line: filled alone, neither stops the line writing None
+    ("{{ t.debtor.national_id }}{{ t.service_from }}", False),
+], ids=["field", "joined", "unbound", "no-mandate", "two"])
+def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written, named):
+    """A template writing None ('writes None: a value left unset…') named the
+    template's line alone, which may write a dozen values. It names the binding this
+    invoice leaves empty now, when one alone is why (the piece rendered again with
+    each empty bound field given a value), at export and preview; else the line alone,
+    as before."""
+    fmts, line = _corail_writing(tmp_path, written)
+    said = (f"(the value of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+            "bindings.payer.national_id, empty for this invoice) "
+            f"[template cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert "writes None: a value left unset" in problem.message
+    assert str(problem).endswith(said) is named, problem
+    assert ("(the value of" in problem.message) is named, problem
+    r = CliRunner().invoke(app, ["preview", "-m", str(CORAIL), "-i",
+                                 str(EXAMPLES / "school-export.json"), "--date", "2026-11-23",
+                                 "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert (said in " ".join(r.output.split())) is named, r.output
+
+
+def test_a_rendering_past_its_time_limit_stops_the_search_for_the_binding(tmp_path,
+                                                                          monkeypatch):
+    """Rendering the piece again with a value in an empty bound field may take another
+    branch, one running past the time limit: that was taken for the field without which
+    the template writes no None (bindings.payer.national_id named for t.service_from),
+    and each other field could wait as long. The search stops there, naming none."""
+    from pesgen import _budget
+
+    monkeypatch.setattr(_budget, "LIMIT", 0.5)
+    fmts, _line = _corail_writing(
+        tmp_path, "{% if t.debtor.national_id %}{% for i in range(100000) %}"
+        "{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}{{ t.service_from }}")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert "writes None" in problem.message and "(the value of" not in problem.message, \
+        problem
+
+
 _COMPLEMENT_LIMIT = "  debtor.complement_name: {max: 38}"
 
 
