@@ -1213,12 +1213,20 @@ class Builder:
 
     def _note_pricing(self, ctx: _Ctx, lines: list[Line]) -> None:
         """A line whose exported quantity and unit price do not multiply to its amount
-        (as netted) is noted: a format carrying them writes it, through the ``pricing``
-        filter, as 1 x its amount; the note gives the line's position (``PolicyNote.line``),
+        (as netted), or that has one of them without the other, is noted: a format
+        carrying them writes it, through the ``pricing`` filter, as 1 x its amount (what
+        was exported dropped); the note gives the line's position (``PolicyNote.line``),
         which the export reads to name the binding of a value refused there."""
         for k, ln in enumerate(lines, 1):
             q, u = ln.quantity, ln.unit_price
-            if q is not None and u is not None and not (q > 0 and q * u == ln.amount):
+            if (q is None) != (u is None):
+                # one exported without the other: the file's 1 x amount drops the one
+                # given (a line with neither has nothing to drop, and is not noted)
+                given = (f"a quantity ({q}) without a unit price" if u is None
+                         else f"a unit price ({u}) without a quantity")
+                ctx.note("pricing", f"line {ln.number}: {given}: the pricing filter "
+                         f"gives 1 × {ln.amount}", str(k))
+            elif q is not None and u is not None and not (q > 0 and q * u == ln.amount):
                 # a quantity of 0 or less is none the filter writes, though its price's
                 # sign may make the product the amount (-0.5 x -285.00): said as such
                 why = (f"is not its amount ({ln.amount})" if q * u != ln.amount

@@ -436,7 +436,10 @@ def test_a_number_over_its_column_or_cap_names_its_binding(tmp_path):
                                    "ASAPPrixUnitaire": "amount"}),
     # priced (0.5 x 19999999999.98), in an invoice whose first line is netted (1 x 62.25)
     ("0.5", "19999999999.98", "9999999999.99", {"ASAPPrixUnitaire": "unit_price"}),
-], ids=["netted", "priced"])
+    # a quantity without a unit price: written 1 x 99999999999.00 as well
+    (2, None, "99999999999.00", {"MontantHT": "amount", "ASAPMontantHT": "amount",
+                                 "ASAPPrixUnitaire": "amount"}),
+], ids=["netted", "priced", "unpriced"])
 def test_a_unit_price_over_its_cap_names_the_binding_it_came_from(tmp_path, quantity,
                                                                   unit_price, amount, named):
     """Corail's ASAPPrixUnitaire writes the pricing filter's unit price: the line's own
@@ -445,10 +448,14 @@ def test_a_unit_price_over_its_cap_names_the_binding_it_came_from(tmp_path, quan
     (9999999999.99) always named bindings.line.unit_price, found on a priced sample
     line: for a line written as 1 x its amount it names bindings.line.amount now, the
     binding the value came from; a priced line's still names the unit price's, in an
-    invoice holding a netted line too."""
+    invoice holding a netted line too. A line exported with a quantity and no unit price
+    is written 1 x its amount too: its refusal names the amount's binding (it named the
+    unit price's, no pricing note telling the export otherwise)."""
     data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
     invoice = data["invoices"][0]
     invoice["lines"][1].update(quantity=quantity, unit_price=unit_price, amount=amount)
+    if unit_price is None:
+        del invoice["lines"][1]["unit_price"]
     invoice["total"] = str(sum(Decimal(str(ln["amount"])) for ln in invoice["lines"]))
     source = tmp_path / "export.json"
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
@@ -1423,6 +1430,35 @@ def test_a_quantity_and_price_not_giving_the_amount_are_noted(tmp_path, mapping)
                           "(62.25): the pricing filter gives 1 × 62.25"),
         ("FA-2026-00102", "line 1: quantity × unit price (-3.00 × 142.50) is not its "
                           "amount (142.50): the pricing filter gives 1 × 142.50")]
+    pes = export(MAPPINGS / "villeneuve-sur-loing.yaml", source, tmp_path / "pes",
+                 date(2026, 11, 23))
+    assert not [n for n in pes.notes if n.policy == "pricing"]
+
+
+@pytest.mark.parametrize(("mapping", "drop", "said"), [
+    (EMAGNUS, "unit_price", "a quantity (2.00) without a unit price"),
+    (CORAIL, "quantity", "a unit price (71.25) without a quantity"),
+], ids=["no-unit-price", "no-quantity"])
+def test_a_quantity_or_price_given_alone_is_noted(tmp_path, mapping, drop, said):
+    """A line exported with a quantity and no unit price (or the other way round) is
+    written 1 x its amount, the figure given dropped: it was written so without a word,
+    a line priced otherwise being noted. Noted now; a line with neither is not (nothing
+    exported is dropped), nor is any in a PES export, which carries no quantity."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    invoice = next(i for i in data["invoices"] if i["number"] == "FA-2026-00102")
+    invoice["lines"][0].update(quantity=2, unit_price="71.25")
+    del invoice["lines"][0][drop]
+    other = next(i for i in data["invoices"] if i["number"] == "FA-2026-00103")
+    for line in other["lines"]:
+        line.pop("quantity", None)
+        line.pop("unit_price", None)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    result = export(mapping, source, tmp_path / "out", date(2026, 11, 23))
+    notes = sorted((n.invoice, n.detail, n.line) for n in result.notes
+                   if n.policy == "pricing" and n.invoice != "FA-2026-00101")
+    assert notes == [("FA-2026-00102", f"line 1: {said}: the pricing filter gives "
+                      "1 × 142.50", "1")]
     pes = export(MAPPINGS / "villeneuve-sur-loing.yaml", source, tmp_path / "pes",
                  date(2026, 11, 23))
     assert not [n for n in pes.notes if n.policy == "pricing"]
