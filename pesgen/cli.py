@@ -942,21 +942,22 @@ def acquit(
                     f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
                     "`pesgen runs show RUN`); its PayFiP links were not looked up")
             return
+    code = int(ExitCode.REJECTED if report.rejected else
+               ExitCode.TO_CHECK if to_check else ExitCode.OK)
     if as_json:
+        # the head every JSON report has (a refusal's too): ok only when the exit is 0
         data = report_json(report, shown_db, to_check)
         if done is not None:
             data["recording"] = recording_json(done)
-        typer.echo(json_text(data))
-    else:
-        # with --record, what became of each bordereau is said below instead
-        _show_acquit(report, shown_db, len(to_check), recorded=not record)
-        if done is not None:
-            _show_recording(read, done, store, named, report.unidentified)
-        _show_to_check(report.rejected, to_check)
-    if report.rejected:
-        raise typer.Exit(int(ExitCode.REJECTED))
-    if to_check:
-        raise typer.Exit(int(ExitCode.TO_CHECK))
+        _json_exit("acquit", code, None, **data)
+        return
+    # with --record, what became of each bordereau is said below instead
+    _show_acquit(report, shown_db, len(to_check), recorded=not record)
+    if done is not None:
+        _show_recording(read, done, store, named, report.unidentified)
+    _show_to_check(report.rejected, to_check)
+    if code:
+        raise typer.Exit(code)
 
 
 def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, code: int,
