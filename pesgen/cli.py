@@ -951,6 +951,7 @@ def acquit(
             data["recording"] = recording_json(done)
         _json_exit("acquit", code, None, **data)
         return
+    _warn_acquit(read.warnings)
     # with --record, what became of each bordereau is said below instead
     _show_acquit(report, shown_db, len(to_check), recorded=not record)
     if done is not None:
@@ -976,6 +977,16 @@ def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, cod
     _json_exit("acquit", code, message, file=str(file), record=record,
                problems=[problem_json(p) for p in problems],
                recorded=then is not None, outcome=then)
+
+
+def _warn_acquit(warnings: tuple[Problem, ...], most: int = 10) -> None:
+    """What the acquit's reading warns of (acquit.mojibake), on standard error: the
+    first ``most``, then how many more (``--json`` gives them all, as ``warnings``)."""
+    for w in warnings[:most]:
+        _warn(w)
+    if len(warnings) > most:
+        _echo_err(f"warning: {len(warnings) - most} more value(s) read so (rule "
+                  f"{warnings[0].rule}): `pesgen acquit FILE --json` lists them all")
 
 
 def _show_to_check(rejected: int, to_check: list[Any]) -> None:
