@@ -146,25 +146,28 @@ def _copied(store: Path, run_id: str, exported: int, elements: int, pieces: int)
 
     with sqlite3.connect(store) as db:
         db.row_factory = sqlite3.Row
-        files = [dict(r) for r in db.execute(
-            "SELECT * FROM run_files WHERE run_id = ? ORDER BY id", (run_id,))]
-        titles = [dict(r) for r in db.execute(
-            "SELECT * FROM run_invoices WHERE run_id = ? ORDER BY id", (run_id,))]
+        # each bordereau's files (its references CSV has no IdBord: by its name) and
+        # titles, looked up by bordereau (not searched for each copy: quadratic)
+        files: dict[int, list[dict]] = {}
+        for r in db.execute("SELECT * FROM run_files WHERE run_id = ? ORDER BY id",
+                            (run_id,)):
+            f = dict(r)
+            number = f["id_bord"] or int(f["name"].removesuffix(".references.csv")[-7:])
+            files.setdefault(number, []).append(f)
+        titles: dict[int, list[dict]] = {}
+        for r in db.execute("SELECT * FROM run_invoices WHERE run_id = ? ORDER BY id",
+                            (run_id,)):
+            titles.setdefault(r["id_bord"], []).append(dict(r))
         new_files, new_titles = [], []
         for b in range(exported + 1, elements + 1):
             source = (b - 1) % exported + 1
             by = b - source  # bordereaux; titles: by * pieces
-            for f in files:
-                if f["id_bord"] != source and not f["name"].endswith(
-                        f"_{source:07d}.references.csv"):
-                    continue
+            for f in files[source]:
                 name = f["name"].replace(f"_{source:07d}.", f"_{b:07d}.")
                 assert name != f["name"], name
                 new_files.append(dict(f, id=None, name=name,
                                       id_bord=None if f["id_bord"] is None else b))
-            for t in titles:
-                if t["id_bord"] != source:
-                    continue
+            for t in titles[source]:
                 invoice = shifted(t["invoice"], 7, by * pieces, "FB-2026-")
                 new_titles.append(dict(
                     t, id=None, id_bord=b, id_pce=t["id_pce"] + by * pieces,
@@ -176,9 +179,10 @@ def _copied(store: Path, run_id: str, exported: int, elements: int, pieces: int)
             db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                            f"({', '.join('?' * len(columns))})",
                            [[r[c] for c in columns] for r in rows])
-        total = sum((Decimal(t["amount"]) for t in titles + new_titles), Decimal(0))
+        every = [t for part in titles.values() for t in part] + new_titles
+        total = sum((Decimal(t["amount"]) for t in every), Decimal(0))
         db.execute("UPDATE runs SET bordereaux = ?, titles = ?, total = ? WHERE id = ?",
-                   (elements, len(titles) + len(new_titles), str(total), run_id))
+                   (elements, len(every), str(total), run_id))
         db.execute("UPDATE sequences SET next_number = next_number + ? WHERE "
                    "next_number = ?", (elements - exported, exported + 1))
 
