@@ -10,7 +10,7 @@
    recorded in a SQLite store of the work folder (``pesgen export --create-store``, dated
    2026-11-23). With ``--exported K``, K bordereaux only are exported, the run's
    others copied from them in the store (``_copied``: their own IdBord, file names,
-   IdPce, invoices and NumDettes; no file written): an export keeps a spool file open
+   invoices and NumDettes, the same IdPce; no file written): an export keeps a spool file open
    per bordereau until it writes them, and 50 000 pass the machine's limit of open
    files (20 000 here). Its time is reported (``setup_s``), not measured further. With
    ``--cancelled yes`` the run is then cancelled (`pesgen runs cancel RUN --all`), so
@@ -20,7 +20,7 @@
    is then refused (``--run`` ties to an active run only).
 2. Writes the acquit of that run: one ElementACQUIT per bordereau (DomaineAck 7, the
    NumBord and ExerciceBord the run recorded), every ``--rejected-every``-th rejected
-   with an Erreur and a DetailPiece naming its first IdPce and a DetailLigne.
+   with an Erreur and a DetailPiece naming its first IdPce (1) and a DetailLigne.
 3. Runs the CLI in a fresh interpreter for each mode, on a copy of the store each time
    (``--record`` writes): ``read`` (`pesgen acquit FILE`), ``json`` (``--json``),
    ``record`` (``--record``), ``run`` (``--record --run RUN``). Each child counts the SQL
@@ -133,7 +133,7 @@ def _copied(store: Path, run_id: str, exported: int, elements: int, pieces: int)
     """The run's records in ``store`` made ``elements`` bordereaux long from the
     ``exported`` ones: bordereau ``b`` past them is a copy of bordereau
     ``(b - 1) % exported + 1``'s files and titles under its own IdBord, file names,
-    IdPce, invoice numbers and NumDettes (those ``generate`` would have given its
+    invoice numbers and NumDettes (those ``generate`` would have given its
     titles); the run's counts and the sequence follow. No file is written: the acquit
     reads the store alone."""
     from decimal import Decimal
@@ -170,7 +170,7 @@ def _copied(store: Path, run_id: str, exported: int, elements: int, pieces: int)
             for t in titles[source]:
                 invoice = shifted(t["invoice"], 7, by * pieces, "FB-2026-")
                 new_titles.append(dict(
-                    t, id=None, id_bord=b, id_pce=t["id_pce"] + by * pieces,
+                    t, id=None, id_bord=b,  # IdPce: numbered within its bordereau
                     invoice=invoice, invoice_key=invoice_key(invoice),
                     debt_number=None if t["debt_number"] is None
                     else shifted(t["debt_number"], 7, by * pieces, "2026")))
@@ -189,7 +189,9 @@ def _copied(store: Path, run_id: str, exported: int, elements: int, pieces: int)
 
 def write_acquit(path: Path, elements: int, pieces: int, rejected_every: int) -> None:
     """The acquit of the run's ``elements`` bordereaux (IdBord 1 to N, exercise 2026, of
-    ``pieces`` titles each, IdPce following on across the run)."""
+    ``pieces`` titles each, IdPce 1 to ``pieces`` in each: an ORMC numbers its pieces
+    within their bordereau; until the forty-sixth session the rejections named IdPce
+    ``(i - 1) × pieces + 1``, a piece of no title past the first bordereau)."""
     with path.open("w", encoding="iso-8859-1") as out:
         out.write(
             '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
@@ -213,7 +215,7 @@ def write_acquit(path: Path, elements: int, pieces: int, rejected_every: int) ->
                     '      <Erreur>\n        <NumAnoAck V="ERREUR_CUMUL_MONTANTS"/>\n'
                     '        <LibelleAnoAck V="Le montant du bordereau ne correspond pas à '
                     'la somme des pièces"/>\n      </Erreur>\n'
-                    f'      <DetailPiece>\n        <NumPiece V="{(i - 1) * pieces + 1}"/>\n'
+                    '      <DetailPiece>\n        <NumPiece V="1"/>\n'
                     '        <Erreur>\n          <NumAnoAck V="ERREUR_CODIFICATION"/>\n'
                     '          <LibelleAnoAck V="Civilité inconnue"/>\n        </Erreur>\n'
                     '        <DetailLigne>\n          <NumLigne V="1"/>\n'
