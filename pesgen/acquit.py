@@ -20,6 +20,7 @@ import hashlib
 import io
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
@@ -1586,16 +1587,25 @@ def as_json(report: AcquitReport, db: str | None = None,
     """The report as the school software reads it (``pesgen acquit --json``);
     ``to_check``: its list (default: ``report.to_check``; with ``--record``, what
     recording found too: ``payfip_open``)."""
+    head, elements, tail = json_parts(report, db, to_check)
+    return {**head, "elements": list(elements), **tail}
+
+
+def json_parts(report: AcquitReport, db: str | None = None,
+               to_check: list[ToCheck] | None = None
+               ) -> tuple[dict[str, Any], Iterator[dict[str, Any]], dict[str, Any]]:
+    """``as_json``'s report in three: its fields before ``elements``, the elements one at
+    a time (each made as it is asked: the CLI writes it, then makes the next), and its
+    fields after them."""
     a = report.acquit
 
     def errors(items: tuple[AckError, ...]) -> list[dict[str, Any]]:
         return [{"code": x.code, "label": x.label, "known_code": x.known} for x in items]
 
-    elements = []
-    for r in report.elements:
+    def element(r: ElementReport) -> dict[str, Any]:
         e = r.element
         invoices = {p.piece.number: p.invoice for p in r.pieces}
-        elements.append({
+        return {
             "line": e.line, "domain": e.domain, "domain_label": e.domain_label,
             "accepted": e.accepted, "kind": r.kind, "bordereau": e.bordereau,
             "exercise": e.exercise, "market": e.market, "attachment": e.attachment,
@@ -1633,8 +1643,9 @@ def as_json(report: AcquitReport, db: str | None = None,
             # what pesgen would tie but cannot, for an identifier left empty or out
             "unidentified": list(r.unidentified),
             "next_step": r.next_step(db),
-        })
-    return {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
+        }
+
+    head = {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
             "id_coll": a.id_coll, "cod_bud": a.cod_bud, "id_post": a.id_post,
             "nom_fic": a.nom_fic,
             # null: IdColl is empty (id_coll_empty_line: where), never guessed
@@ -1651,13 +1662,13 @@ def as_json(report: AcquitReport, db: str | None = None,
                 for c, b, n, m in report.known],
             "coll_label": a.coll_label,
             # what the reading warns of, each a problem (acquit.mojibake): never a refusal
-            "warnings": [problem_json(w) for w in a.warnings],
-            "elements": elements,
-            # what is not all fine, a rejection aside (exit 10 when nothing is rejected)
-            "to_check": [{"line": x.line, "bordereau": x.bordereau, "exercise": x.exercise,
+            "warnings": [problem_json(w) for w in a.warnings]}
+    # what is not all fine, a rejection aside (exit 10 when nothing is rejected)
+    tail = {"to_check": [{"line": x.line, "bordereau": x.bordereau, "exercise": x.exercise,
                           "reasons": list(x.reasons), "said": x.said,
                           "next_step": x.next_step}
                          for x in (report.to_check(db) if to_check is None else to_check)]}
+    return head, (element(r) for r in report.elements), tail
 
 
 # ------------------------------------------------------------------ record in the store
