@@ -1,14 +1,18 @@
 """Benchmark: read a large trésorerie acknowledgement (PES_ACQUIT) with `pesgen acquit`.
 
     python benchmarks/bench_acquit.py --elements 10000 [--pieces 1] [--rejected-every 10]
-        [--repeat 1] [--modes read,json,record,run] [--cancelled {no,yes,again}] [--keep]
-        [--outputs DIR] [--pesgen CHECKOUT]
+        [--exported K] [--repeat 1] [--modes read,json,record,run]
+        [--cancelled {no,yes,again}] [--keep] [--outputs DIR] [--pesgen CHECKOUT]
 
 1. Generates ``N × --pieces`` invoices (``bench_export.generate``, one line each) and
    exports them with the example mapping split into bordereaux of ``--pieces`` titles
    (``output.max_pieces_per_bordereau``): one run of ``N`` bordereaux (ORMC, TypBord 06),
    recorded in a SQLite store of the work folder (``pesgen export --create-store``, dated
-   2026-11-23). Its time is reported (``setup_s``), not measured further. With
+   2026-11-23). With ``--exported K``, K bordereaux only are exported, the run's
+   others copied from them in the store (``_copied``: their own IdBord, file names,
+   invoices and NumDettes, the same IdPce; no file written): an export keeps a spool file open
+   per bordereau until it writes them, and 50 000 pass the machine's limit of open
+   files (20 000 here). Its time is reported (``setup_s``), not measured further. With
    ``--cancelled yes`` the run is then cancelled (`pesgen runs cancel RUN --all`), so
    that each acceptance is of a bordereau pesgen holds as cancelled (exit 10); with
    ``--cancelled again`` the same input is exported again too, into a second run
@@ -16,7 +20,7 @@
    is then refused (``--run`` ties to an active run only).
 2. Writes the acquit of that run: one ElementACQUIT per bordereau (DomaineAck 7, the
    NumBord and ExerciceBord the run recorded), every ``--rejected-every``-th rejected
-   with an Erreur and a DetailPiece naming its first IdPce and a DetailLigne.
+   with an Erreur and a DetailPiece naming its first IdPce (1) and a DetailLigne.
 3. Runs the CLI in a fresh interpreter for each mode, on a copy of the store each time
    (``--record`` writes): ``read`` (`pesgen acquit FILE`), ``json`` (``--json``),
    ``record`` (``--record``), ``run`` (``--record --run RUN``). Each child counts the SQL
@@ -37,6 +41,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -80,12 +85,12 @@ print(json.dumps({{"seconds": time.perf_counter() - start, "exit": code,
 """
 
 
-def _setup(work: Path, elements: int, pieces: int, cancelled: str
+def _setup(work: Path, elements: int, pieces: int, cancelled: str, exported: int
            ) -> tuple[Path, str, float]:
     """The run of ``elements`` bordereaux of ``pieces`` titles: its store and run id
-    (``cancelled``: ``--cancelled``)."""
+    (``cancelled``: ``--cancelled``; ``exported``: ``--exported``)."""
     source = work / "input.json"
-    generate(source, elements * pieces, 1)
+    generate(source, exported * pieces, 1)
     mapping = work / "mapping.yaml"
     text = MAPPING.read_text(encoding="utf-8")
     assert "  asap_delay_days: 0\n" in text
@@ -109,6 +114,10 @@ def _setup(work: Path, elements: int, pieces: int, cancelled: str
     runs = runs.get("runs", runs) if isinstance(runs, dict) else runs
     (run,) = runs
     run_id = run.get("id") or run["run"]
+    if exported < elements:
+        start = time.perf_counter()
+        _copied(store, run_id, exported, elements, pieces)
+        seconds += time.perf_counter() - start
     if cancelled != "no":
         subprocess.run([sys.executable, "-m", "pesgen", "runs", "cancel", run_id, "--all",
                         "--reason", "benchmark", "--db", f"sqlite:///{store}"],
@@ -120,9 +129,69 @@ def _setup(work: Path, elements: int, pieces: int, cancelled: str
     return store, run_id, seconds
 
 
+def _copied(store: Path, run_id: str, exported: int, elements: int, pieces: int) -> None:
+    """The run's records in ``store`` made ``elements`` bordereaux long from the
+    ``exported`` ones: bordereau ``b`` past them is a copy of bordereau
+    ``(b - 1) % exported + 1``'s files and titles under its own IdBord, file names,
+    invoice numbers and NumDettes (those ``generate`` would have given its
+    titles); the run's counts and the sequence follow. No file is written: the acquit
+    reads the store alone."""
+    from decimal import Decimal
+
+    from pesgen.keys import invoice_key
+
+    def shifted(text: str, width: int, by: int, prefix: str = "") -> str:
+        assert text.startswith(prefix) and text[len(prefix):].isdigit(), text
+        return f"{prefix}{int(text[len(prefix):]) + by:0{width}d}"
+
+    with sqlite3.connect(store) as db:
+        db.row_factory = sqlite3.Row
+        # each bordereau's files (its references CSV has no IdBord: by its name) and
+        # titles, looked up by bordereau (not searched for each copy: quadratic)
+        files: dict[int, list[dict]] = {}
+        for r in db.execute("SELECT * FROM run_files WHERE run_id = ? ORDER BY id",
+                            (run_id,)):
+            f = dict(r)
+            number = f["id_bord"] or int(f["name"].removesuffix(".references.csv")[-7:])
+            files.setdefault(number, []).append(f)
+        titles: dict[int, list[dict]] = {}
+        for r in db.execute("SELECT * FROM run_invoices WHERE run_id = ? ORDER BY id",
+                            (run_id,)):
+            titles.setdefault(r["id_bord"], []).append(dict(r))
+        new_files, new_titles = [], []
+        for b in range(exported + 1, elements + 1):
+            source = (b - 1) % exported + 1
+            by = b - source  # bordereaux; titles: by * pieces
+            for f in files[source]:
+                name = f["name"].replace(f"_{source:07d}.", f"_{b:07d}.")
+                assert name != f["name"], name
+                new_files.append(dict(f, id=None, name=name,
+                                      id_bord=None if f["id_bord"] is None else b))
+            for t in titles[source]:
+                invoice = shifted(t["invoice"], 7, by * pieces, "FB-2026-")
+                new_titles.append(dict(
+                    t, id=None, id_bord=b,  # IdPce: numbered within its bordereau
+                    invoice=invoice, invoice_key=invoice_key(invoice),
+                    debt_number=None if t["debt_number"] is None
+                    else shifted(t["debt_number"], 7, by * pieces, "2026")))
+        for table, rows in (("run_files", new_files), ("run_invoices", new_titles)):
+            columns = list(rows[0])
+            db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' * len(columns))})",
+                           [[r[c] for c in columns] for r in rows])
+        every = [t for part in titles.values() for t in part] + new_titles
+        total = sum((Decimal(t["amount"]) for t in every), Decimal(0))
+        db.execute("UPDATE runs SET bordereaux = ?, titles = ?, total = ? WHERE id = ?",
+                   (elements, len(every), str(total), run_id))
+        db.execute("UPDATE sequences SET next_number = next_number + ? WHERE "
+                   "next_number = ?", (elements - exported, exported + 1))
+
+
 def write_acquit(path: Path, elements: int, pieces: int, rejected_every: int) -> None:
     """The acquit of the run's ``elements`` bordereaux (IdBord 1 to N, exercise 2026, of
-    ``pieces`` titles each, IdPce following on across the run)."""
+    ``pieces`` titles each, IdPce 1 to ``pieces`` in each: an ORMC numbers its pieces
+    within their bordereau; until the forty-sixth session the rejections named IdPce
+    ``(i - 1) × pieces + 1``, a piece of no title past the first bordereau)."""
     with path.open("w", encoding="iso-8859-1") as out:
         out.write(
             '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
@@ -146,7 +215,7 @@ def write_acquit(path: Path, elements: int, pieces: int, rejected_every: int) ->
                     '      <Erreur>\n        <NumAnoAck V="ERREUR_CUMUL_MONTANTS"/>\n'
                     '        <LibelleAnoAck V="Le montant du bordereau ne correspond pas à '
                     'la somme des pièces"/>\n      </Erreur>\n'
-                    f'      <DetailPiece>\n        <NumPiece V="{(i - 1) * pieces + 1}"/>\n'
+                    '      <DetailPiece>\n        <NumPiece V="1"/>\n'
                     '        <Erreur>\n          <NumAnoAck V="ERREUR_CODIFICATION"/>\n'
                     '          <LibelleAnoAck V="Civilité inconnue"/>\n        </Erreur>\n'
                     '        <DetailLigne>\n          <NumLigne V="1"/>\n'
@@ -190,6 +259,10 @@ def main() -> None:
     parser.add_argument("--cancelled", choices=("no", "yes", "again"), default="no",
                         help="cancel the run before the acquit (again: and export its "
                         "input again into a second run)")
+    parser.add_argument("--exported", type=int, metavar="K",
+                        help="export K bordereaux only (default: all), the others copied "
+                        "from them in the store (an export keeps a file open per "
+                        "bordereau: 50 000 pass the machine's limit of open files)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--outputs", type=Path, metavar="DIR",
@@ -200,6 +273,11 @@ def main() -> None:
     modes = args.modes.split(",")
     if args.elements < 1 or args.pieces < 1 or args.repeat < 1:
         parser.error("--elements, --pieces and --repeat are 1 or more")
+    exported = args.elements if args.exported is None else args.exported
+    if not 1 <= exported <= args.elements:
+        parser.error("--exported is 1 to --elements")
+    if exported < args.elements and args.cancelled == "again":
+        parser.error("--cancelled again exports the input again: give no --exported")
     if unknown := [m for m in modes if m not in MODES]:
         parser.error(f"unknown mode(s): {', '.join(unknown)}")
     if args.cancelled != "no" and "run" in modes:
@@ -211,7 +289,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pesgen-bench-acquit-",
                                  dir=os.environ.get("TMPDIR")))
     try:
-        store, run, setup_s = _setup(work, args.elements, args.pieces, args.cancelled)
+        store, run, setup_s = _setup(work, args.elements, args.pieces, args.cancelled,
+                                     exported)
         ack = work / "acquit.xml"
         write_acquit(ack, args.elements, args.pieces, args.rejected_every)
         checkout = args.pesgen.resolve()
@@ -220,6 +299,7 @@ def main() -> None:
         figures = {
             "elements": args.elements, "pieces_per_bordereau": args.pieces,
             "rejected_every": args.rejected_every, "cancelled": args.cancelled,
+            "exported": exported,
             "setup_s": round(setup_s, 2),
             "acquit_mib": round(ack.stat().st_size / 2**20, 2),
             **{mode: {key: round(statistics.median(r[mode][key] for r in rounds), 3)

@@ -15,10 +15,12 @@ to a run, accepted or rejected, the acquit's date, its errors, the file's name a
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
@@ -28,7 +30,7 @@ from typing import Any
 from lxml import etree
 
 from ._display import masked_url, shown
-from .errors import InputDataError, Problem, StateError, UsageError
+from .errors import InputDataError, Problem, StateError, UsageError, problem_json
 from .store import ANNULLED_MARK, Bordereau, _errors_json, pes_typ_bord, with_errors
 from .validate import (
     _HEAD_BYTES,
@@ -204,6 +206,9 @@ class Acquit:
     coll_label: str | None = None
     # the line of an IdColl given with an empty V (None: IdColl is given)
     id_coll_empty_at: int | None = None
+    # what is read but is to know (acquit.mojibake: UTF-8 bytes in a file declaring
+    # ISO-8859-1), in the file's order; never a refusal
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def id_coll_said(self) -> str:
@@ -284,7 +289,8 @@ def read_acquit(path: Path, official: Path | None = None) -> Acquit:
         # place (_unread): not "lacks" alone
         raise InputDataError(f"{path} is not what pesgen reads in a PES_ACQUIT: "
                              f"{len(problems)} problem(s)", problems)
-    return replace(acquit, sha256=hashlib.sha256(data).hexdigest())
+    return replace(acquit, sha256=hashlib.sha256(data).hexdigest(),
+                   warnings=_mojibake(root, data, name))
 
 
 def _doctype_refused(path: Path, name: str) -> InputDataError:
@@ -342,6 +348,52 @@ def _encoding_problem(data: bytes, name: str) -> Problem | None:
         "guichet (or from whoever passed it on) as it came; pesgen does not guess an "
         "encoding",
         record=f"{name}:{line}")
+
+
+def _mojibake(root: Any, data: bytes, name: str) -> tuple[Problem, ...]:
+    """The values of a file declaring a single-byte encoding (the guichet's ISO-8859-1)
+    whose bytes are UTF-8 all the same: a file converted to UTF-8 on its way (an editor,
+    a mail gateway) and its first line left as it was. Read as declared, each accented
+    letter is two (« Civilité » reads « CivilitÃ© »): nothing to refuse (the file is
+    what it says, to XML), but the libellés shown and recorded are not the trésorerie's
+    words. One problem per value so read (its line and XPath), none when the file is
+    ASCII, or not UTF-8 (a real ISO-8859-1 file's « é » alone is no UTF-8), or declares
+    UTF-8 or UTF-16. Only then is the tree walked."""
+    head = data[:_HEAD_BYTES]
+    found = _DECLARED.match(head.lstrip())
+    if found is None or head.startswith(_BOM_UTF8) or data.isascii():
+        return ()
+    declared = found.group(1).decode("ascii")
+    try:
+        codec = codecs.lookup(declared)
+    except LookupError:  # the parser read it: libxml2 knows names Python does not
+        return ()
+    if codec.name in ("utf-8", "utf-8-sig") or codec.name.startswith(("utf-16", "utf-32")):
+        return ()
+    try:
+        data.decode("utf-8")  # a real ISO-8859-1 file fails at its first accented letter
+    except UnicodeDecodeError:
+        return ()
+    tree = root.getroottree()
+    out = []
+    for el in root.iter(etree.Element):
+        for attr, value in el.attrib.items():
+            if value.isascii():
+                continue
+            try:
+                meant = value.encode(codec.name).decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                continue
+            what = etree.QName(el).localname + ("" if attr == "V" else f"/@{attr}")
+            out.append(Problem(
+                "acquit.mojibake",
+                f"{what} reads '{shown(value, 60)}' as the file declares it ({declared}), "
+                f"but its bytes are UTF-8: '{shown(meant, 60)}'. The file was converted to "
+                "UTF-8 after the guichet wrote it and its first line left declaring "
+                f"{declared}: read, shown and recorded as declared; take the file again "
+                "from the guichet as it came",
+                record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
+    return tuple(out)
 
 
 def _source(data: bytes, path: Path) -> io.BytesIO:
@@ -1535,16 +1587,25 @@ def as_json(report: AcquitReport, db: str | None = None,
     """The report as the school software reads it (``pesgen acquit --json``);
     ``to_check``: its list (default: ``report.to_check``; with ``--record``, what
     recording found too: ``payfip_open``)."""
+    head, elements, tail = json_parts(report, db, to_check)
+    return {**head, "elements": list(elements), **tail}
+
+
+def json_parts(report: AcquitReport, db: str | None = None,
+               to_check: list[ToCheck] | None = None
+               ) -> tuple[dict[str, Any], Iterator[dict[str, Any]], dict[str, Any]]:
+    """``as_json``'s report in three: its fields before ``elements``, the elements one at
+    a time (each made as it is asked: the CLI writes it, then makes the next), and its
+    fields after them."""
     a = report.acquit
 
     def errors(items: tuple[AckError, ...]) -> list[dict[str, Any]]:
         return [{"code": x.code, "label": x.label, "known_code": x.known} for x in items]
 
-    elements = []
-    for r in report.elements:
+    def element(r: ElementReport) -> dict[str, Any]:
         e = r.element
         invoices = {p.piece.number: p.invoice for p in r.pieces}
-        elements.append({
+        return {
             "line": e.line, "domain": e.domain, "domain_label": e.domain_label,
             "accepted": e.accepted, "kind": r.kind, "bordereau": e.bordereau,
             "exercise": e.exercise, "market": e.market, "attachment": e.attachment,
@@ -1582,8 +1643,9 @@ def as_json(report: AcquitReport, db: str | None = None,
             # what pesgen would tie but cannot, for an identifier left empty or out
             "unidentified": list(r.unidentified),
             "next_step": r.next_step(db),
-        })
-    return {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
+        }
+
+    head = {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
             "id_coll": a.id_coll, "cod_bud": a.cod_bud, "id_post": a.id_post,
             "nom_fic": a.nom_fic,
             # null: IdColl is empty (id_coll_empty_line: where), never guessed
@@ -1598,12 +1660,15 @@ def as_json(report: AcquitReport, db: str | None = None,
             "store_collectivities": None if not report.stranger else [
                 {"id_coll": c, "cod_bud": b, "runs": n, "mapping": m}
                 for c, b, n, m in report.known],
-            "coll_label": a.coll_label, "elements": elements,
-            # what is not all fine, a rejection aside (exit 10 when nothing is rejected)
-            "to_check": [{"line": x.line, "bordereau": x.bordereau, "exercise": x.exercise,
+            "coll_label": a.coll_label,
+            # what the reading warns of, each a problem (acquit.mojibake): never a refusal
+            "warnings": [problem_json(w) for w in a.warnings]}
+    # what is not all fine, a rejection aside (exit 10 when nothing is rejected)
+    tail = {"to_check": [{"line": x.line, "bordereau": x.bordereau, "exercise": x.exercise,
                           "reasons": list(x.reasons), "said": x.said,
                           "next_step": x.next_step}
                          for x in (report.to_check(db) if to_check is None else to_check)]}
+    return head, (element(r) for r in report.elements), tail
 
 
 # ------------------------------------------------------------------ record in the store

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -250,6 +251,28 @@ def _json_exit(command: str, code: int = 0, error: str | None = None, **fields: 
                           "error": error, **fields}))
     if code:
         raise typer.Exit(code)
+
+
+def _json_streamed(command: str, code: int, before: dict[str, Any], key: str,
+                   items: Iterable[Any], after: dict[str, Any]) -> Iterator[str]:
+    """What ``_json_exit`` prints of ``before``, ``key``: ``items`` and ``after`` (the
+    same text, byte for byte), an item at a time, 500 items a write: neither the report
+    nor its text is ever held whole."""
+    head = json_text({"command": command, "ok": code == 0, "exit_code": code,
+                      "error": None, **before, key: []})
+    head = head.removesuffix("[]\n}")
+    rest = json_text(after).removeprefix("{") if after else "}"
+    batch: list[str] = [head]
+    count = 0
+    for item in items:
+        batch.append(("," if count else "[") + "\n    "
+                     + json_text(item).replace("\n", "\n    "))
+        count += 1
+        if count % 500 == 0:
+            yield "".join(batch)
+            batch.clear()
+    batch.append("\n  ]" if count else "[]")
+    yield "".join(batch) + ("," if after else "\n") + rest + "\n"
 
 
 def _official(value: Path | None) -> Path | None:
@@ -896,8 +919,7 @@ def acquit(
     cancelled in pesgen (not as annulled by the trésorerie), without --record an answer
     other than the bordereau's status recorded."""
 
-    from .acquit import as_json as report_json
-    from .acquit import named_run, payfip_open, read_acquit, recording_json, tie
+    from .acquit import json_parts, named_run, payfip_open, read_acquit, recording_json, tie
     from .acquit import record as record_acquit
 
     def refused(exc: PesgenError, then: str | None = None) -> None:
@@ -946,21 +968,27 @@ def acquit(
                     f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
                     "`pesgen runs show RUN`); its PayFiP links were not looked up")
             return
+    code = int(ExitCode.REJECTED if report.rejected else
+               ExitCode.TO_CHECK if to_check else ExitCode.OK)
     if as_json:
-        data = report_json(report, shown_db, to_check)
+        # the head every JSON report has (a refusal's too): ok only when the exit is 0;
+        # the elements written as they are made (50 000 held as one text: 542 MiB)
+        head, elements, tail = json_parts(report, shown_db, to_check)
         if done is not None:
-            data["recording"] = recording_json(done)
-        typer.echo(json_text(data))
-    else:
-        # with --record, what became of each bordereau is said below instead
-        _show_acquit(report, shown_db, len(to_check), recorded=not record)
-        if done is not None:
-            _show_recording(read, done, store, named, report.unidentified)
-        _show_to_check(report.rejected, to_check)
-    if report.rejected:
-        raise typer.Exit(int(ExitCode.REJECTED))
-    if to_check:
-        raise typer.Exit(int(ExitCode.TO_CHECK))
+            tail["recording"] = recording_json(done)
+        for text in _json_streamed("acquit", code, head, "elements", elements, tail):
+            typer.echo(text, nl=False)
+        if code:
+            raise typer.Exit(code)
+        return
+    _warn_acquit(read.warnings)
+    # with --record, what became of each bordereau is said below instead
+    _show_acquit(report, shown_db, len(to_check), recorded=not record)
+    if done is not None:
+        _show_recording(read, done, store, named, report.unidentified)
+    _show_to_check(report.rejected, to_check)
+    if code:
+        raise typer.Exit(code)
 
 
 def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, code: int,
@@ -979,6 +1007,16 @@ def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, cod
     _json_exit("acquit", code, message, file=str(file), record=record,
                problems=[problem_json(p) for p in problems],
                recorded=then is not None, outcome=then)
+
+
+def _warn_acquit(warnings: tuple[Problem, ...], most: int = 10) -> None:
+    """What the acquit's reading warns of (acquit.mojibake), on standard error: the
+    first ``most``, then how many more (``--json`` gives them all, as ``warnings``)."""
+    for w in warnings[:most]:
+        _warn(w)
+    if len(warnings) > most:
+        _echo_err(f"warning: {len(warnings) - most} more value(s) read so (rule "
+                  f"{warnings[0].rule}): `pesgen acquit FILE --json` lists them all")
 
 
 def _show_to_check(rejected: int, to_check: list[Any]) -> None:

@@ -771,6 +771,10 @@ class Exporter:
                   temps: list[tuple[Path, Path]], problems: list[Problem]) -> None:
         """``finish``'s files staged in ``temps``, their problems in ``problems``."""
         result = prepared.result
+        # the final names staged so far, as a set: each file's name was compared with
+        # every one staged before it (``any`` over ``temps``), quadratic in the
+        # bordereaux (13 of 36 s exporting 2 000 bordereaux of one title; hours at 50 000)
+        taken = {final for _, final in temps}
         for offset, b in enumerate(prepared.bordereaux):
             number = first_number + offset
             names: list[str] = []
@@ -781,7 +785,7 @@ class Exporter:
                 doc0 = self.document(number, b.count, b.total, lines=b.lines)
                 name = renderer.file_name(doc0)
                 final = self._final(name)
-                if any(final == taken for _, taken in temps):
+                if final in taken:
                     raise _same_name(self.fmt.name, name, renderer,
                                      self.renderers[names.index(name)]
                                      if name in names else None)
@@ -793,6 +797,7 @@ class Exporter:
                     continue
                 tmp, digest = stage(temps, final, self._chunks(renderer, doc, spool),
                                     folder=self.work_dir)
+                taken.add(final)
                 stream = b.streams[index] if b.streams else None
                 if self.vouched:
                     found = []  # compared with the recorded sha256 instead
@@ -824,7 +829,7 @@ class Exporter:
                 ref_name = Path(names[0]).stem + ".references.csv"
                 self.renderers[0].check_name_length(ref_name, "payment references CSV name")
                 final = self._final(ref_name)
-                if any(final == taken for _, taken in temps):
+                if final in taken:
                     raise _references_taken(self.fmt.name, final.name, names,
                                             self.renderers)
                 self._check_free(final)
@@ -832,6 +837,7 @@ class Exporter:
                                        guard=not self.vouched)
                 _tmp, ref_digest = stage(temps, final, (t.encode("utf-8") for t in rows),
                                          folder=self.work_dir)
+                taken.add(final)
                 result.references.append(final)
                 result.reference_digests[final.name] = ref_digest
 

@@ -792,6 +792,25 @@ def test_json_gives_the_same_report(store):
             second["next_step"]) == (42, True, [], None)
 
 
+def test_json_report_starts_with_the_head_every_json_report_has(store):
+    """A report (--json, not refused) starts as a refusal and every other command's JSON
+    do: command, ok (only when the exit is 0), exit_code (the one the command exits
+    with: 0, 9 rejected, 10 to check) and error (null: a report is no error), the
+    report's own fields after them; before, it had none of the four."""
+    for args, code in (([ACKS / "accepted.xml"], ExitCode.OK),
+                       ([ACKS / "rejected.xml"], ExitCode.REJECTED),
+                       ([ACKS / "rejected.xml", "--record"], ExitCode.REJECTED),
+                       # its status recorded is rejected: an acceptance read is to check
+                       ([ACKS / "accepted.xml"], ExitCode.TO_CHECK)):
+        r = run_cli("acquit", *args, "--db", store, "--json")
+        assert (r.exit_code, r.stderr) == (code, ""), r.output
+        data = json.loads(r.stdout)
+        assert list(data)[:5] == ["command", "ok", "exit_code", "error", "file"], args
+        assert (data["command"], data["ok"], data["exit_code"], data["error"]) == (
+            "acquit", code == 0, code, None), args
+        assert ("recording" in data) == ("--record" in args), args
+
+
 def _refused_json(*args: str | Path) -> dict[str, Any]:
     """`pesgen acquit … --json` refused: its one JSON document (standard output; nothing
     on standard error), whose head says the refusal and its exit code."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from pesgen.acquit import named_run, payfip_open, read_acquit, record, tie
@@ -268,3 +269,26 @@ def test_cancelled_bordereaux_whose_numbers_share_a_key_are_each_looked_up(db_ur
     alone = {(r, n): store.exported_again(r, [n]) for r, n in wanted}
     assert [count for count, _ in alone.values()] == [1, 1, 1, 0]
     assert store.each_exported_again(wanted) == alone
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 499, 500, 501, 1001])
+@pytest.mark.parametrize("after", [{"to_check": [{"said": "x"}], "recording": None}, {}])
+def test_the_json_report_written_an_element_at_a_time_is_the_same_text(count, after):
+    """`acquit --json` writes its elements as they are made, 500 a write
+    (``cli._json_streamed``): held as one text, 50 000 elements took 542 MiB. The text is
+    the one ``_json_exit`` prints of the whole report, byte for byte: indentation, an
+    empty list, the fields after the list, a URL's password masked, a character a
+    terminal acts on escaped."""
+    from pesgen._display import json_text
+    from pesgen.cli import _json_streamed
+
+    before = {"file": "a.xml", "warnings": [], "run": None}
+    items = [{"line": n, "errors": [{"label": "é\x1b[2J"}], "pieces": [],
+              "next_step": "pesgen runs cancel R --db postgresql://u:secret@h/db"}
+             for n in range(count)]
+    whole = json_text({"command": "acquit", "ok": False, "exit_code": 9, "error": None,
+                       **before, "elements": items, **after}) + "\n"
+    streamed = list(_json_streamed("acquit", 9, before, "elements", iter(items), after))
+    assert "".join(streamed) == whole
+    assert "secret" not in whole and "\\u001b" in whole or not count
+    assert len(streamed) == count // 500 + 1

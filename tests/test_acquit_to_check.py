@@ -614,3 +614,60 @@ def test_every_step_masks_the_password_of_the_store_s_url(one_run, tmp_path):
     for step in steps:
         assert "s3cr" not in step and "k3y" not in step, step
         assert "pesgen:***@db.example" in step, step
+
+
+def test_utf8_bytes_in_a_file_declaring_iso_8859_1_are_read_with_a_warning(tmp_path):
+    """A file converted to UTF-8 on its way, its first line still declaring ISO-8859-1:
+    XML reads each accented letter as two ("Civilité" as "CivilitÃ©"), which passed
+    silently. Read as it declares (nothing refused, the same exit), with a warning for
+    each value so read, naming its line and XPath and what its bytes say in UTF-8; on
+    standard error, and in --json's warnings. The guichet's own file warns of nothing."""
+    store = tmp_path / "store.sqlite3"
+    assert run_cli("export", "-m", MAPPING, "-i", EXAMPLE, "-o", tmp_path / "out", "--date",
+                   RUN.isoformat(), "--db", store, "--create-store").exit_code == 0
+    ack = tmp_path / "converted.xml"
+    ack.write_bytes((ACKS / "rejected.xml").read_bytes().decode("iso-8859-1").encode("utf-8"))
+    r = run_cli("acquit", ack, "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "error ERREUR_CODIFICATION: CivilitÃ© inconnue" in r.stdout  # as declared
+    warned = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
+    assert len(warned) == 2, r.stderr
+    assert warned[0].startswith(
+        "warning: converted.xml:38 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/Erreur/LibelleAnoAck: "
+        "LibelleAnoAck reads 'Le montant du bordereau ne correspond pas Ã\xa0 la somme des "
+        "pi… (65 characters)' as the file declares it (ISO-8859-1), but its bytes are UTF-8: "
+        "'Le montant du bordereau ne correspond pas à la somme des piè… (63 characters)'")
+    assert warned[1] == (
+        "warning: converted.xml:44 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/DetailPiece/Erreur/"
+        "LibelleAnoAck: LibelleAnoAck reads 'CivilitÃ© inconnue' as the file declares it "
+        "(ISO-8859-1), but its bytes are UTF-8: 'Civilité inconnue'. The file was converted "
+        "to UTF-8 after the guichet wrote it and its first line left declaring ISO-8859-1: "
+        "read, shown and recorded as declared; take the file again from the guichet as it "
+        "came (rule acquit.mojibake)")
+    j = run_cli("acquit", ack, "--db", store, "--json")
+    assert (j.exit_code, j.stderr) == (ExitCode.REJECTED, "")
+    data = json.loads(j.stdout)
+    assert [(w["rule"], w["record"]) for w in data["warnings"]] == [
+        ("acquit.mojibake", "converted.xml:38 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/Erreur/"
+                            "LibelleAnoAck"),
+        ("acquit.mojibake", "converted.xml:44 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/"
+                            "DetailPiece/Erreur/LibelleAnoAck")]
+    # the guichet's file as it wrote it (ISO-8859-1, accented): no warning
+    plain = run_cli("acquit", ACKS / "rejected.xml", "--db", store)
+    assert plain.exit_code == ExitCode.REJECTED and "warning" not in plain.stderr
+    assert json.loads(run_cli("acquit", ACKS / "rejected.xml", "--db", store,
+                              "--json").stdout)["warnings"] == []
+
+
+def test_the_text_names_ten_values_read_as_utf8_then_how_many_more(capsys):
+    """A file of many libellés so read (one a rejected element) would fill the terminal:
+    the first ten are said, then how many more and where all of them are (--json)."""
+    from pesgen.cli import _warn_acquit
+
+    _warn_acquit(tuple(errors.Problem("acquit.mojibake", f"value {n}", record=f"a.xml:{n}")
+                       for n in range(1, 13)))
+    said = capsys.readouterr().err.splitlines()
+    assert said[:10] == [f"warning: a.xml:{n}: value {n} (rule acquit.mojibake)"
+                         for n in range(1, 11)]
+    assert said[10:] == ["warning: 2 more value(s) read so (rule acquit.mojibake): "
+                         "`pesgen acquit FILE --json` lists them all"]
