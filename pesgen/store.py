@@ -1626,15 +1626,22 @@ class Store:
                        invoices: Collection[str]) -> dict[tuple[str, str], str]:
         """The amounts these runs recorded for these invoices (as they wrote them), still
         active: (run, invoice) -> amount."""
-        out: dict[tuple[str, str], str] = {}
+        return {title: amount for title, (amount, _id_pce)
+                in self.active_pieces(conn, run_ids, invoices).items()}
+
+    def active_pieces(self, conn: Connection, run_ids: Collection[str],
+                      invoices: Collection[str]) -> dict[tuple[str, str], tuple[str, int]]:
+        """The titles these runs recorded for these invoices (as they wrote them), still
+        active: (run, invoice) -> (amount, IdPce)."""
+        out: dict[tuple[str, str], tuple[str, int]] = {}
         names = sorted(invoices)
         for part in chunks(names):
-            for run_id, invoice, amount in conn.execute(
+            for run_id, invoice, amount, id_pce in conn.execute(
                     sa.select(run_invoices.c.run_id, run_invoices.c.invoice,
-                              run_invoices.c.amount)
+                              run_invoices.c.amount, run_invoices.c.id_pce)
                     .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active,
                            run_invoices.c.invoice.in_(part))):
-                out[run_id, invoice] = amount
+                out[run_id, invoice] = (amount, int(id_pce))
         return out
 
     def pes_runs(self, conn: Connection | None, run_ids: Collection[str]) -> set[str]:

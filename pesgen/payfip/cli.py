@@ -878,8 +878,8 @@ def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
                 if r["again_run"]:
                     # what PayFiP recorded stays with the cancelled title: none of it pays
                     # the title exported in its place
-                    state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
-                              f"{r['again_run']}, on which nothing is paid")
+                    state += (f"; exported again since as {_title(r, 'again')}, on which "
+                              "nothing is paid")
             if r["outcome"] == "applied" and r["invoice_status"] == "cancelled":
                 # the title it was applied to, cancelled since: the state names it
                 yield (f"    invoice {r['invoice']}: {state}; the trésorerie had applied "
@@ -909,10 +909,12 @@ def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
                   if resolved else ""))
 
 
-def _title(r: dict[str, Any]) -> str:
-    """The title an anomaly's invoice payment follows, as `runs find` names it: IdBord and
-    IdPce (the titre's number), and its run."""
-    return f"IdBord {r['title_id_bord']} IdPce {r['title_id_pce']} of run {r['title_run']}"
+def _title(r: dict[str, Any], which: str = "title") -> str:
+    """The title an anomaly's invoice payment follows (``which``: ``again``, the one
+    exported in its place), as `runs find` names it: IdBord and IdPce (the titre's
+    number), and its run."""
+    return (f"IdBord {r[f'{which}_id_bord']} IdPce {r[f'{which}_id_pce']} of run "
+            f"{r[f'{which}_run']}")
 
 
 def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
@@ -938,7 +940,8 @@ def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
             "invoice_status": r["invoice_status"], "payfip_status": r["payfip_status"],
             "title_run": r["title_run"], "title_id_bord": r["title_id_bord"],
             "title_id_pce": r["title_id_pce"], "cancelled_at": r["cancelled_at"],
-            "again_run": r["again_run"], "again_id_bord": r["again_id_bord"], "open": is_open,
+            "again_run": r["again_run"], "again_id_bord": r["again_id_bord"],
+            "again_id_pce": r["again_id_pce"], "open": is_open,
             "what_to_do": advice.get(r["kind"], "see docs/payfip.md") if is_open else None,
             "resolved_at": r["resolved_at"], "resolved_by": r["resolved_by"],
             "note": r["note"], "outcome": r["outcome"]}
