@@ -762,6 +762,10 @@ payfip_app.add_typer(anomalies_app, name="anomalies")
 def anomalies(
     ctx: typer.Context,
     every: Annotated[bool, typer.Option("--all", help="Also the resolved anomalies.")] = False,
+    summary: Annotated[bool, typer.Option(
+        "--summary", help="Only how many anomalies of each kind are open and resolved, "
+        "a line a kind (a flood of one kind in one line), not each anomaly; JSON: "
+        "`kinds`, each kind's open and resolved.")] = False,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then "
         "open, resolved and the anomalies listed, each a field a value), for monitoring; "
@@ -775,22 +779,32 @@ def anomalies(
     from ..cli import _json_exit
 
     try:
-        from .ledger import anomaly_counts, iter_anomalies
+        from .ledger import anomaly_counts, anomaly_kinds, iter_anomalies
 
         _check_format(fmt)
+        if summary and every:
+            raise UsageError("--summary counts the open and the resolved anomalies of each "
+                             "kind, --all lists each one, the resolved ones too: give one "
+                             "of them")
         store = _store(db)
         with store.reads():
-            open_count, resolved, last = anomaly_counts(store)
-            # those shown, read 500 at a time (ledger.iter_anomalies) and written as they
-            # come: memory does not grow with the anomalies (a flood of unknown idOps).
-            # The first chunk read here: a refusal reading it is the report's
-            rows = iter_anomalies(store, open_only=not every, upto=last)
-            first = next(rows, None)
+            if summary:
+                kinds = anomaly_kinds(store)
+            else:
+                open_count, resolved, last = anomaly_counts(store)
+                # those shown, read 500 at a time (ledger.iter_anomalies) and written as
+                # they come: memory does not grow with the anomalies (a flood of unknown
+                # idOps). The first chunk read here: a refusal reading it is the report's
+                rows = iter_anomalies(store, open_only=not every, upto=last)
+                first = next(rows, None)
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc))
         _fail(exc)
+        return
+    if summary:
+        _anomaly_summary(kinds, fmt)
         return
     if fmt == "text" and not open_count + resolved:
         _say("no anomaly")
@@ -819,6 +833,32 @@ def anomalies(
         _fail(exc)
     if cut is not None and cut.failure is not None:
         raise typer.Exit(cut.failure[0])  # the report said it; standard error nothing
+
+
+def _anomaly_summary(kinds: dict[str, tuple[int, int]], fmt: str) -> None:
+    """`payfip anomalies --summary`: each kind's open and resolved anomalies (``kinds``:
+    ``ledger.anomaly_kinds``'), in columns, then the totals and the listing that says
+    what to do; JSON: the report with ``open``, ``resolved`` and ``kinds``."""
+    from ..cli import _json_exit
+
+    open_count = sum(n for n, _ in kinds.values())
+    resolved = sum(n for _, n in kinds.values())
+    if fmt == "json":
+        _json_exit("payfip anomalies", 0, None, open=open_count, resolved=resolved,
+                   kinds={kind: {"open": n_open, "resolved": n_resolved}
+                          for kind, (n_open, n_resolved) in kinds.items()})
+        return
+    if not kinds:
+        _say("no anomaly")
+        return
+    width = max(len("kind"), *(len(kind) for kind in kinds))
+    numbers = max(len("resolved"), *(len(str(n)) for pair in kinds.values() for n in pair))
+    _say(f"{'kind':<{width}}  {'open':>{numbers}}  {'resolved':>{numbers}}")
+    for kind, (n_open, n_resolved) in kinds.items():
+        _say(f"{kind:<{width}}  {n_open:>{numbers}}  {n_resolved:>{numbers}}")
+    _say(f"{open_count} open, {resolved} resolved, {len(kinds)} kind(s): `pesgen payfip "
+         "anomalies` lists the open ones, each with what to do (--all: the resolved ones "
+         "too)")
 
 
 def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: int,

@@ -1128,6 +1128,19 @@ def anomaly_counts(store: Store) -> tuple[int, int, int]:
     return int(open_count), int(resolved), int(last)
 
 
+def anomaly_kinds(store: Store) -> dict[str, tuple[int, int]]:
+    """The anomalies recorded, counted by kind in one query: kind -> (open, resolved),
+    by kind's name; what `payfip anomalies --summary` says (a flood of one kind, a
+    million lines listed, in one line)."""
+    is_open = anomalies.c.resolved_at.is_(None)
+    query = (sa.select(anomalies.c.kind, sa.func.count().filter(is_open),
+                       sa.func.count().filter(~is_open))
+             .group_by(anomalies.c.kind).order_by(anomalies.c.kind))
+    with store.engine.connect() as conn:
+        return {kind: (int(n_open), int(n_resolved))
+                for kind, n_open, n_resolved in conn.execute(query)}
+
+
 def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
     """Every anomaly of ``iter_anomalies`` in a list (a store's few, for a caller that
     wants them all at once; `payfip anomalies` takes them as they come)."""
