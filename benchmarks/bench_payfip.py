@@ -11,7 +11,8 @@ has no batch of links nor KeptClients: the steps that need them say so).
         per invoice (the code before)
     python benchmarks/bench_payfip.py ledger STORE --copies 4
         a ledger to list: the run's titles copied COPIES times under other numbers, and a
-        payment of each title (operations, payments, two events each) written in bulk
+        payment of each title (operations, payments, two events each) written in bulk,
+        each payment keyed as `payfip link` keys it (its invoice_key, from schema 17)
     python benchmarks/bench_payfip.py held STORE --paid 2000 --resolved 1000 [--flood 0]
         after `ledger`, `runs cancel --despite-payments` of its run and its input exported
         again: PAID pending production operations of the cancelled titles paid through
@@ -183,6 +184,9 @@ def ledger_of(db: str, copies: int) -> None:
                             "at": at, "event": event, "source": "link",
                             "status": "pending" if event == "created" else status,
                             "detail": json.dumps({"result": "P" if paid else "R"})})
+        if "invoice_key" in payments.c:  # keyed as record_operation does (schema 17 on)
+            for pay in pays:
+                pay["invoice_key"] = invoice_key(pay["invoice"])
         for table, rows in ((operations, ops), (payments, pays), (events, evs)):
             for start in range(0, len(rows), 5000):
                 conn.execute(table.insert(), rows[start:start + 5000])

@@ -1626,15 +1626,22 @@ class Store:
                        invoices: Collection[str]) -> dict[tuple[str, str], str]:
         """The amounts these runs recorded for these invoices (as they wrote them), still
         active: (run, invoice) -> amount."""
-        out: dict[tuple[str, str], str] = {}
+        return {title: amount for title, (amount, _id_pce)
+                in self.active_pieces(conn, run_ids, invoices).items()}
+
+    def active_pieces(self, conn: Connection, run_ids: Collection[str],
+                      invoices: Collection[str]) -> dict[tuple[str, str], tuple[str, int]]:
+        """The titles these runs recorded for these invoices (as they wrote them), still
+        active: (run, invoice) -> (amount, IdPce)."""
+        out: dict[tuple[str, str], tuple[str, int]] = {}
         names = sorted(invoices)
         for part in chunks(names):
-            for run_id, invoice, amount in conn.execute(
+            for run_id, invoice, amount, id_pce in conn.execute(
                     sa.select(run_invoices.c.run_id, run_invoices.c.invoice,
-                              run_invoices.c.amount)
+                              run_invoices.c.amount, run_invoices.c.id_pce)
                     .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active,
                            run_invoices.c.invoice.in_(part))):
-                out[run_id, invoice] = amount
+                out[run_id, invoice] = (amount, int(id_pce))
         return out
 
     def pes_runs(self, conn: Connection | None, run_ids: Collection[str]) -> set[str]:
@@ -1678,7 +1685,13 @@ class Store:
         """The invoices among ``invoices`` (compared like the guard; read 500 at a time,
         only those found kept) that PayFiP shows paid by a title no longer active (its
         run or bordereau cancelled): invoice as given -> amount paid (cents), when,
-        operation, and the run and IdBord of the title it paid."""
+        operation, and the run and IdBord of the title it paid. The payments are looked
+        up by their invoice's key in ``ix_payfip_payment_key`` (migration 17), then
+        their operation and title by index; those with no key recorded (none but a row
+        written otherwise than by ``ledger.record_operation``) in one query more, kept
+        by their title's key. Before, SQLite read every paid payment of the
+        collectivity for each chunk of numbers: the cancelled titles' keys have no
+        index (docs/performance.md, "Store.paid_online by key")."""
         from .payfip.tables import operations, paid_title_run, payments
 
         out: dict[str, dict[str, Any]] = {}
@@ -1690,17 +1703,22 @@ class Store:
                                                  operations.c.run_id),
                                              run_invoices.c.invoice == operations.c.invoice))
                  .where(payments.c.id_coll == id_coll, payments.c.status == "paid",
-                        sa.not_(run_invoices.c.active),
-                        # the keys a parameter, not in the statement (see _held)
-                        run_invoices.c.invoice_key.in_(sa.bindparam("keys", expanding=True))))
+                        sa.not_(run_invoices.c.active)))
+        # two statements, each one search of the index (an OR of both made SQLite read
+        # every payment of the collectivity: ledger.paid_by_key); the keys a parameter,
+        # not in the statement (see _held)
+        by_key = query.where(payments.c.invoice_key.in_(sa.bindparam("keys", expanding=True)))
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
+            unkeyed = c.execute(query.where(payments.c.invoice_key.is_(None))).all()
             for chunk in _batches(invoices, _LOOKED_UP):
                 keys = {invoice_key(inv): inv for inv in chunk}
-                rows = c.execute(query, {"keys": list(keys)})
+                rows = [*c.execute(by_key, {"keys": list(keys)}),
+                        *(row for row in unkeyed if row[0] in keys)]
                 for key, cents, at, id_op, run_id, id_bord in rows:
-                    out[keys[key]] = {"paid_cents": cents, "paid_at": at, "id_op": id_op,
-                                      "run_id": run_id, "id_bord": id_bord}
+                    if key in keys:  # the title's key, as the guard's (the payment's alike)
+                        out[keys[key]] = {"paid_cents": cents, "paid_at": at, "id_op": id_op,
+                                          "run_id": run_id, "id_bord": id_bord}
         return out
 
     def unchecked_debts(self, id_coll: str, conn: Connection | None = None) -> int:

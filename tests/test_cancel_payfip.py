@@ -791,11 +791,13 @@ def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_export
     shown = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
     assert shown.exit_code == 0, shown.output
     [title] = [t for t in store.find_invoice("FA-2026-00102") if t["run_id"] == run]
+    [again] = [t for t in store.find_invoice("FA-2026-00102") if t["run_id"] == new]
+    # the title exported in its place named as the cancelled one is, with its IdPce
     assert (f"    invoice FA-2026-00102: cancelled (its title, IdBord 1 IdPce "
             f"{title['id_pce']} of run {run}, "
             f"cancelled on {cancelled_at}; PayFiP status paid): nothing is due on it; "
-            f"exported again since as IdBord 2 of run {new}, on which nothing is paid; the "
-            "anomaly recorded no payment") in shown.stdout
+            f"exported again since as IdBord 2 IdPce {again['id_pce']} of run {new}, on "
+            "which nothing is paid; the anomaly recorded no payment") in shown.stdout
     assert "invoice FA-2026-00102: paid" not in shown.stdout
 
     codes = _datamatrix(store, new)

@@ -812,7 +812,8 @@ def test_the_anomaly_list_says_the_title_the_money_was_applied_to_was_cancelled_
         f"    invoice FA-2026-00102: cancelled (its title, IdBord 2 IdPce {before.id_pce} "
         f"of run {new.run_id}, "
         f"cancelled on {anomaly['cancelled_at']}; PayFiP status paid): nothing is due on "
-        f"it; exported again since as IdBord {title.id_bord} of run {third.run_id}, on which "
+        f"it; exported again since as IdBord {title.id_bord} IdPce {title.id_pce} of run "
+        f"{third.run_id}, on which "
         "nothing is paid; the trésorerie had applied this money to that cancelled title"
     ) in lines, lines
     assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == [
@@ -1626,7 +1627,8 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
         "invoice_status": "cancelled", "payfip_status": "pending", "title_run": run,
         "title_id_bord": 1, "title_id_pce": title["id_pce"],
         "cancelled_at": recorded[mismatch]["cancelled_at"],
-        "again_run": new.run_id, "again_id_bord": again.id_bord, "open": True,
+        "again_run": new.run_id, "again_id_bord": again.id_bord,
+        "again_id_pce": again.id_pce, "open": True,
         "what_to_do": ledger.ANOMALY_ADVICE["amount-mismatch"], "resolved_at": None,
         "resolved_by": None, "note": None, "outcome": None}
     assert first["cancelled_at"] is not None and again.id_bord != 1
@@ -1637,7 +1639,7 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
         "expected": None, "got": None, "payfip_answer": None, "invoice_status": None,
         "payfip_status": None, "title_run": None, "title_id_bord": None,
         "title_id_pce": None, "cancelled_at": None, "again_run": None, "again_id_bord": None,
-        "open": True,
+        "again_id_pce": None, "open": True,
         "what_to_do": ledger.ANOMALY_ADVICE["unknown-idop"], "resolved_at": None,
         "resolved_by": None, "note": None, "outcome": None}
     code, out, err = _resolve(store, forged)

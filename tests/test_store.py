@@ -221,6 +221,52 @@ def test_duplicate_refused_then_cancel_then_reexport(db_url, tmp_path):
         store.cancel(first.run_id, "twice")
 
 
+def test_paid_online_finds_the_payments_through_a_cancelled_title_keyed_or_not(
+        db_url, tmp_path, monkeypatch):
+    """``Store.paid_online`` (an export's check of its invoices paid through a cancelled
+    title) looks the payments up by their invoice's key, a chunk of numbers a query,
+    and those recorded with no key (a row written otherwise than by a link) once for
+    all the chunks: both are found, in whichever chunk asks for them, by the number as
+    the export wrote it (compared like the guard). Not a payment through an active
+    title, nor one refunded, nor another collectivity's."""
+    import pesgen.store as st
+    from pesgen.payfip.tables import operations, payments
+
+    store = Store(db_url)
+    first = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "a", RUN)
+    store.cancel(first.run_id, "trésorerie rejected the rôle")
+    again = export_recorded(lambda: store, MAPPING, EXAMPLES / "school-export.json",
+                            tmp_path / "b", RUN)
+    coll, at = "21450999400015", "2026-11-24T10:00:00Z"
+    paid = [  # invoice, its key as recorded, the run paid through, status, collectivity
+        ("FA-2026-00101", "fa-2026-00101", first.run_id, "paid", coll),
+        ("FA-2026-00102", None, first.run_id, "paid", coll),
+        ("FA-2026-00103", "fa-2026-00103", again.run_id, "paid", coll),
+        ("FA-2026-00104", "fa-2026-00104", first.run_id, "refunded", coll),
+        ("FA-2026-00105", "fa-2026-00105", first.run_id, "paid", "21450999400099"),
+        ("FA-2026-00107", None, first.run_id, "paid", coll)]
+    with store.engine.begin() as conn:
+        conn.execute(operations.insert(), [
+            {"id_op": f"op-{inv}", "id_coll": id_coll, "invoice": inv, "run_id": run,
+             "numcli": "012345", "exer": "2026", "refdet": inv[-5:], "amount_cents": 100,
+             "mel": "famille@example.org", "objet": "FACTURE", "saisie": "W",
+             "endpoint": "http://127.0.0.1:9/tpa", "created_at": at, "status": "paid"}
+            for inv, _key, run, _status, id_coll in paid])
+        conn.execute(payments.insert(), [
+            {"id_coll": id_coll, "invoice": inv, "invoice_key": key, "status": status,
+             "amount_cents": 100, "paid_cents": 100, "paid_at": at, "id_op": f"op-{inv}",
+             "last_id_op": f"op-{inv}", "refdet": inv[-5:], "created_at": at,
+             "updated_at": at} for inv, key, _run, status, id_coll in paid])
+    monkeypatch.setattr(st, "_LOOKED_UP", 2)  # three chunks of the numbers below
+    found = store.paid_online(coll, [" fa-2026-00101", "FA-2026-00103", "FA-2026-00104",
+                                     "FA-2026-00105", "fa-2026-00102", "FA-2026-00106"])
+    assert {inv: (p["id_op"], p["run_id"], p["id_bord"]) for inv, p in found.items()} == {
+        " fa-2026-00101": ("op-FA-2026-00101", first.run_id, 1),
+        "fa-2026-00102": ("op-FA-2026-00102", first.run_id, 1)}
+    assert store.paid_online(coll, []) == {}
+
+
 def test_the_guard_on_a_run_of_several_chunks_lists_its_problems_in_the_input_s_order(
         db_url, tmp_path):
     """The guard looks a run's numbers up 500 a query, from its titles (bordereaux of

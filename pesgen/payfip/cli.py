@@ -60,6 +60,40 @@ def _problems_json(exc: PesgenError) -> list[dict[str, Any]]:
     return [problem_json(p) for p in exc.problems]
 
 
+class _Cut:
+    """A JSON listing streamed to standard output, cut short by a failure of the store
+    after its first rows were written (a chunk's query refused, the database gone):
+    ``rows`` passes the rows through until then and keeps the failure (``failure``:
+    exit code, error, problems as a refusal's report gives them; ``exc``: the
+    exception), so that the listing ends as a JSON document still, saying so, in place
+    of a truncated one. Any other exception goes through."""
+
+    def __init__(self) -> None:
+        self.failure: tuple[int, str, list[dict[str, Any]]] | None = None
+        self.exc: Exception | None = None
+
+    def rows(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            yield from rows
+        except PesgenError as exc:
+            self.exc, self.failure = exc, (int(exc.exit_code), str(exc), _problems_json(exc))
+        except DBAPIError as exc:  # what ``cli.main`` says of it, as a refusal
+            from ..cli import _store_failure
+
+            self.exc = exc
+            self.failure = (int(ExitCode.STATE),
+                            _store_failure(exc).removeprefix("error: "), [])
+
+    def report(self, command: str) -> dict[str, Any]:
+        """The refusal's members, as a report's head and problems give them."""
+        assert self.failure is not None
+        code, error, problems = self.failure
+        return {"command": command, "ok": False, "exit_code": code, "error": error,
+                "problems": problems}
+
+
 def _store(db: str | None, must_exist: bool = True, create: bool | None = None) -> Any:
     """The state store. It must exist for the commands that work on exported runs or on
     recorded payments (a mistyped --db must not answer "nothing" from a new, empty
@@ -456,7 +490,10 @@ def payments(
     # they come: memory does not grow with the ledger
     rows = iter_payments(store, day, history and fmt == "json",
                          invoices=invoices or None)
-    pieces = _payment_pieces(seen.counted(rows), fmt)
+    # JSON on standard output: a store failing after the first rows ends the list with
+    # the refusal, a document still (a file, -o, is written whole or not at all)
+    cut = _Cut() if fmt == "json" and not output else None
+    pieces = _payment_pieces(seen.counted(cut.rows(rows) if cut else rows), fmt, cut)
     try:
         # read-only: not waiting for an export to finish, nor holding one up (docs/state.md)
         with store.reads():
@@ -471,6 +508,13 @@ def payments(
     except PesgenError as exc:
         _fail(exc)
         return
+    if cut is not None and cut.exc is not None:
+        # said on standard error too, as before the listing began; a database error
+        # as ``cli.main`` says it (exit 7)
+        if isinstance(cut.exc, PesgenError):
+            _fail(cut.exc)
+            return
+        raise cut.exc
     summary = f"{seen.invoices} invoice(s) in {seen.rows} row(s)"
     _echo_err(f"wrote {output}: {summary}" if output else summary)
     if invoices:
@@ -561,9 +605,13 @@ PAYMENT_COLUMNS = ["invoice", "collectivity", "status", "amount_due", "amount_pa
                    "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]
 
 
-def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str, cut: _Cut | None = None
+                    ) -> Iterator[str]:
     """The payments file's text, a few hundred rows at a time: the same text as the
-    whole list made at once (``json_text`` of the list; the CSV's header and rows)."""
+    whole list made at once (``json_text`` of the list; the CSV's header and rows).
+    JSON cut short by the store (``cut``): the rows written, then the refusal as the
+    list's last item (``command``, ``ok`` false, ``exit_code``, ``error``,
+    ``problems``), which no payment row has."""
     import csv
     import io
 
@@ -577,6 +625,10 @@ def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
         for row in rows:
             yield ("[\n" if first else ",\n") + "  " + json_text(row).replace("\n", "\n  ")
             first = False
+        if cut is not None and cut.failure is not None:
+            refusal = json_text(cut.report("payfip payments")).replace("\n", "\n  ")
+            yield ("[\n" if first else ",\n") + "  " + refusal + "\n]\n"
+            return
         yield "[]\n" if first else "\n]\n"
         return
     buffer = io.StringIO()
@@ -710,6 +762,10 @@ payfip_app.add_typer(anomalies_app, name="anomalies")
 def anomalies(
     ctx: typer.Context,
     every: Annotated[bool, typer.Option("--all", help="Also the resolved anomalies.")] = False,
+    summary: Annotated[bool, typer.Option(
+        "--summary", help="Only how many anomalies of each kind are open and resolved, "
+        "a line a kind (a flood of one kind in one line), not each anomaly; JSON: "
+        "`kinds`, each kind's open and resolved.")] = False,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then "
         "open, resolved and the anomalies listed, each a field a value), for monitoring; "
@@ -723,22 +779,32 @@ def anomalies(
     from ..cli import _json_exit
 
     try:
-        from .ledger import anomaly_counts, iter_anomalies
+        from .ledger import anomaly_counts, anomaly_kinds, iter_anomalies
 
         _check_format(fmt)
+        if summary and every:
+            raise UsageError("--summary counts the open and the resolved anomalies of each "
+                             "kind, --all lists each one, the resolved ones too: give one "
+                             "of them")
         store = _store(db)
         with store.reads():
-            open_count, resolved, last = anomaly_counts(store)
-            # those shown, read 500 at a time (ledger.iter_anomalies) and written as they
-            # come: memory does not grow with the anomalies (a flood of unknown idOps).
-            # The first chunk read here: a refusal reading it is the report's
-            rows = iter_anomalies(store, open_only=not every, upto=last)
-            first = next(rows, None)
+            if summary:
+                kinds = anomaly_kinds(store)
+            else:
+                open_count, resolved, last = anomaly_counts(store)
+                # those shown, read 500 at a time (ledger.iter_anomalies) and written as
+                # they come: memory does not grow with the anomalies (a flood of unknown
+                # idOps). The first chunk read here: a refusal reading it is the report's
+                rows = iter_anomalies(store, open_only=not every, upto=last)
+                first = next(rows, None)
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc))
         _fail(exc)
+        return
+    if summary:
+        _anomaly_summary(kinds, fmt)
         return
     if fmt == "text" and not open_count + resolved:
         _say("no anomaly")
@@ -748,7 +814,10 @@ def anomalies(
         return
     if first is not None:
         rows = itertools.chain((first,), rows)
-    pieces = (_anomalies_json(rows, open_count, resolved) if fmt == "json"
+    # JSON: a store failing after the first chunk ends the report with the refusal, a
+    # document still (the text says it on standard error, after the lines written)
+    cut = _Cut() if fmt == "json" else None
+    pieces = (_anomalies_json(cut.rows(rows), open_count, resolved, cut) if cut
               else _anomalies_text(rows, open_count, resolved, every))
     try:
         # read-only: not waiting for an export to finish, nor holding one up
@@ -762,13 +831,45 @@ def anomalies(
                     typer.echo(piece, nl=False)
     except PesgenError as exc:
         _fail(exc)
+    if cut is not None and cut.failure is not None:
+        raise typer.Exit(cut.failure[0])  # the report said it; standard error nothing
 
 
-def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: int
-                    ) -> Iterator[str]:
+def _anomaly_summary(kinds: dict[str, tuple[int, int]], fmt: str) -> None:
+    """`payfip anomalies --summary`: each kind's open and resolved anomalies (``kinds``:
+    ``ledger.anomaly_kinds``'), in columns, then the totals and the listing that says
+    what to do; JSON: the report with ``open``, ``resolved`` and ``kinds``."""
+    from ..cli import _json_exit
+
+    open_count = sum(n for n, _ in kinds.values())
+    resolved = sum(n for _, n in kinds.values())
+    if fmt == "json":
+        _json_exit("payfip anomalies", 0, None, open=open_count, resolved=resolved,
+                   kinds={kind: {"open": n_open, "resolved": n_resolved}
+                          for kind, (n_open, n_resolved) in kinds.items()})
+        return
+    if not kinds:
+        _say("no anomaly")
+        return
+    width = max(len("kind"), *(len(kind) for kind in kinds))
+    numbers = max(len("resolved"), *(len(str(n)) for pair in kinds.values() for n in pair))
+    _say(f"{'kind':<{width}}  {'open':>{numbers}}  {'resolved':>{numbers}}")
+    for kind, (n_open, n_resolved) in kinds.items():
+        _say(f"{kind:<{width}}  {n_open:>{numbers}}  {n_resolved:>{numbers}}")
+    _say(f"{open_count} open, {resolved} resolved, {len(kinds)} kind(s): `pesgen payfip "
+         "anomalies` lists the open ones, each with what to do (--all: the resolved ones "
+         "too)")
+
+
+def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: int,
+                    cut: _Cut | None = None) -> Iterator[str]:
     """The report of `payfip anomalies --format json`, an anomaly at a time: the same text
     as ``json_text`` of the whole report (its list last, each item's lines indented by
-    four spaces)."""
+    four spaces). Cut short by the store (``cut``) after anomalies were written: the
+    list closed, then ``ok`` (false), ``exit_code``, ``error`` and ``problems`` as a
+    refusal's report gives them, after the list: the head's ``ok``, ``exit_code`` and
+    ``error`` were written before the failure, and a JSON reader keeps the last of a
+    name given twice (Python's json, jq, JavaScript's JSON.parse)."""
     from .ledger import ANOMALY_ADVICE
 
     head = json_text({"command": "payfip anomalies", "ok": True, "exit_code": 0,
@@ -784,6 +885,15 @@ def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
         if len(batch) == 500:
             yield "".join(batch)
             batch.clear()
+    if cut is not None and cut.failure is not None:
+        refusal = cut.report("payfip anomalies")
+        if first:  # nothing written yet: the refusal's report alone
+            yield json_text(refusal) + "\n"
+            return
+        del refusal["command"]
+        members = json_text(refusal).removeprefix("{\n").removesuffix("\n}")
+        yield "".join(batch) + "\n  ],\n" + members + "\n}\n"
+        return
     yield "".join(batch) + (head + "[]\n}\n" if first else "\n  ]\n}\n")
 
 
@@ -808,8 +918,8 @@ def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
                 if r["again_run"]:
                     # what PayFiP recorded stays with the cancelled title: none of it pays
                     # the title exported in its place
-                    state += (f"; exported again since as IdBord {r['again_id_bord']} of run "
-                              f"{r['again_run']}, on which nothing is paid")
+                    state += (f"; exported again since as {_title(r, 'again')}, on which "
+                              "nothing is paid")
             if r["outcome"] == "applied" and r["invoice_status"] == "cancelled":
                 # the title it was applied to, cancelled since: the state names it
                 yield (f"    invoice {r['invoice']}: {state}; the trésorerie had applied "
@@ -839,10 +949,12 @@ def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
                   if resolved else ""))
 
 
-def _title(r: dict[str, Any]) -> str:
-    """The title an anomaly's invoice payment follows, as `runs find` names it: IdBord and
-    IdPce (the titre's number), and its run."""
-    return f"IdBord {r['title_id_bord']} IdPce {r['title_id_pce']} of run {r['title_run']}"
+def _title(r: dict[str, Any], which: str = "title") -> str:
+    """The title an anomaly's invoice payment follows (``which``: ``again``, the one
+    exported in its place), as `runs find` names it: IdBord and IdPce (the titre's
+    number), and its run."""
+    return (f"IdBord {r[f'{which}_id_bord']} IdPce {r[f'{which}_id_pce']} of run "
+            f"{r[f'{which}_run']}")
 
 
 def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
@@ -868,7 +980,8 @@ def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
             "invoice_status": r["invoice_status"], "payfip_status": r["payfip_status"],
             "title_run": r["title_run"], "title_id_bord": r["title_id_bord"],
             "title_id_pce": r["title_id_pce"], "cancelled_at": r["cancelled_at"],
-            "again_run": r["again_run"], "again_id_bord": r["again_id_bord"], "open": is_open,
+            "again_run": r["again_run"], "again_id_bord": r["again_id_bord"],
+            "again_id_pce": r["again_id_pce"], "open": is_open,
             "what_to_do": advice.get(r["kind"], "see docs/payfip.md") if is_open else None,
             "resolved_at": r["resolved_at"], "resolved_by": r["resolved_by"],
             "note": r["note"], "outcome": r["outcome"]}

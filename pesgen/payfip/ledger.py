@@ -853,27 +853,29 @@ def _due_again(row: dict[str, Any]) -> bool:
 
 
 def _titles_again(store: Store, conn: Connection, cancelled: set[tuple[str, str]]
-                  ) -> dict[tuple[str, str], tuple[str, int, str]]:
+                  ) -> dict[tuple[str, str], tuple[str, int, str, int]]:
     """The active titles of invoices whose PayFiP title was cancelled, when exported
     again since (a run of the collectivity holds them, compared by invoice key): (id_coll,
-    invoice) -> (run, IdBord, amount due); an invoice no active title holds is left out.
+    invoice) -> (run, IdBord, amount due, IdPce); an invoice no active title holds is
+    left out.
     Looked up 500 invoices a query (two queries an invoice before: 40 000 for a
     cancelled run of 20 000 paid titles exported again)."""
     by_coll: dict[str, list[str]] = {}
     for id_coll, invoice in cancelled:
         by_coll.setdefault(id_coll, []).append(invoice)
-    out: dict[tuple[str, str], tuple[str, int, str]] = {}
+    out: dict[tuple[str, str], tuple[str, int, str, int]] = {}
     for id_coll, invoices in by_coll.items():
         # by key: two numbers of one key (written otherwise) have the same holder
         held = {invoice_key(inv): holder for inv, holder in
                 store.holders(conn, id_coll, sorted(invoices)).items()}
-        amounts = store.active_amounts(conn, {h[1] for h in held.values()},
-                                       {h[0] for h in held.values()})
+        pieces = store.active_pieces(conn, {h[1] for h in held.values()},
+                                     {h[0] for h in held.values()})
         for invoice in invoices:
             holder = held.get(invoice_key(invoice))
             if holder is not None:
                 written, run_id, id_bord, _file = holder
-                out[id_coll, invoice] = (run_id, id_bord, str(amounts[run_id, written]))
+                amount, id_pce = pieces[run_id, written]
+                out[id_coll, invoice] = (run_id, id_bord, str(amount), id_pce)
     return out
 
 
@@ -1018,7 +1020,7 @@ def _held_back(conn: Connection) -> set[tuple[str, str]]:
 HELD_BACK = "held-back"  # payments' status of a title due that gets no payment yet
 
 
-def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int, str]],
+def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int, str, int]],
                   histories: dict[tuple[str, str], list[dict[str, Any]]], history: bool,
                   held: Collection[tuple[str, str]] = ()
                   ) -> Iterator[dict[str, Any]]:
@@ -1060,7 +1062,7 @@ def _payment_rows(p: dict[str, Any], again: dict[tuple[str, str], tuple[str, int
     # (the money, the links are the cancelled title's, listed above)
     new = again.get((p["id_coll"], p["invoice"])) if cancelled else None
     if new is not None:
-        run_id, id_bord, due = new
+        run_id, id_bord, due, _id_pce = new
         # paid before its cancellation (its paid-cancelled anomaly not answered: the
         # invoice stays paid for pesgen), or through its link since: held back
         yield {
@@ -1126,6 +1128,19 @@ def anomaly_counts(store: Store) -> tuple[int, int, int]:
     return int(open_count), int(resolved), int(last)
 
 
+def anomaly_kinds(store: Store) -> dict[str, tuple[int, int]]:
+    """The anomalies recorded, counted by kind in one query: kind -> (open, resolved),
+    by kind's name; what `payfip anomalies --summary` says (a flood of one kind, a
+    million lines listed, in one line)."""
+    is_open = anomalies.c.resolved_at.is_(None)
+    query = (sa.select(anomalies.c.kind, sa.func.count().filter(is_open),
+                       sa.func.count().filter(~is_open))
+             .group_by(anomalies.c.kind).order_by(anomalies.c.kind))
+    with store.engine.connect() as conn:
+        return {kind: (int(n_open), int(n_resolved))
+                for kind, n_open, n_resolved in conn.execute(query)}
+
+
 def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
     """Every anomaly of ``iter_anomalies`` in a list (a store's few, for a caller that
     wants them all at once; `payfip anomalies` takes them as they come)."""
@@ -1141,8 +1156,8 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
     without an operation; and
     ``invoice_status``: the status of its invoice now, as ``list_payments`` gives it
     (None without one; ``cancelled`` when the title its payment follows is, with
-    ``cancelled_at``; ``again_run`` and
-    ``again_id_bord`` the title that holds the invoice when it was exported again since,
+    ``cancelled_at``; ``again_run``, ``again_id_bord`` and ``again_id_pce`` the title
+    that holds the invoice when it was exported again since,
     on which nothing is paid; ``pending`` when its payment was refunded and its title
     reinstated since), and ``payfip_status``, what PayFiP says of it; an anomaly
     never changes either; the title that payment follows, cancelled or not, as the
@@ -1207,8 +1222,8 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
         after = rows[-1]["id"]
 
 
-def _anomaly_row(row: dict[str, Any], again: dict[tuple[str, str], tuple[str, int, str]]
-                 ) -> dict[str, Any]:
+def _anomaly_row(row: dict[str, Any],
+                 again: dict[tuple[str, str], tuple[str, int, str, int]]) -> dict[str, Any]:
     """An anomaly as read, with its invoice's status now and the title exported again
     (``again``: ``_titles_again``'s) in place of what only served to find them."""
     cancelled = _cancelled(row)
@@ -1216,7 +1231,8 @@ def _anomaly_row(row: dict[str, Any], again: dict[tuple[str, str], tuple[str, in
     # header made from the first row)
     op_coll = row.pop("op_coll")
     new = again.get((op_coll, row["invoice"])) if cancelled else None
-    row["again_run"], row["again_id_bord"] = new[:2] if new else (None, None)
+    row["again_run"], row["again_id_bord"], row["again_id_pce"] = (
+        (new[0], new[1], new[3]) if new else (None, None, None))
     row["invoice_status"] = ("cancelled" if cancelled else "pending" if _due_again(
         {**row, "status": row["payfip_status"]}) else row["payfip_status"])
     if not cancelled:
