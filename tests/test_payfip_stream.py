@@ -1,8 +1,8 @@
 # ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
-"""`payfip anomalies` and `payfip payments` write their JSON as they read it, a chunk
-at a time (docs/performance.md, "payfip anomalies streamed"): a store failing after the
-first rows were written ends the document with the refusal, a JSON document still, with
-the refusal's exit code; on SQLite and PostgreSQL."""
+"""`payfip anomalies` and `payfip payments` read their rows a chunk at a time
+(docs/performance.md, "payfip anomalies streamed"): a listing on standard output is
+printed once whole (held in a temporary file meanwhile), so a store failing after the
+first rows prints no row, the refusal alone; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -62,14 +62,15 @@ def _failing_after(real, rows: int, failure: Exception):
 
 @pytest.mark.parametrize("failure", [_store_refusal, _database_failure],
                          ids=["refused", "database"])
-def test_anomalies_as_json_cut_short_by_the_store_end_as_a_json_document(
+def test_anomalies_as_json_cut_short_by_the_store_print_the_refusal_alone(
         paid_after_cancel, monkeypatch, failure):
-    """The report of `payfip anomalies --format json` is written an anomaly at a time:
-    the store failing after the first chunk left a truncated document, which no JSON
-    reader takes. The list is closed and the report ends with ``ok`` false, the exit
-    code, the error and its problems (after the list: the head said ``ok`` true before
-    the failure, and a JSON reader keeps the last of a name given twice); the exit code
-    is the refusal's, standard error says nothing."""
+    """The anomalies of `payfip anomalies --format json` are read 500 at a time: the
+    store failing after the first chunk left a truncated document on standard output,
+    which no JSON reader takes. The report is printed once whole, so what is printed is
+    the refusal's report alone (``ok`` false, the exit code, the error and its problems,
+    no anomaly), as a refusal before the listing gives it; a database error goes on to
+    `pesgen`'s own handling (cli.main: its line, exit 7), nothing printed. The text
+    lists the anomalies read before the failure, then says it."""
     store = paid_after_cancel
     whole = ledger.list_anomalies(store)
     assert len(whole) == 5
@@ -77,28 +78,15 @@ def test_anomalies_as_json_cut_short_by_the_store_end_as_a_json_document(
         functools.partial(ledger.iter_anomalies, chunk=2), 3, failure()))
     result = CliRunner().invoke(app, ["payfip", "anomalies", "--format", "json",
                                       "--db", store.url])
-    assert (result.exit_code, result.stderr) == (ExitCode.STATE, ""), result.output
-    report = json.loads(result.stdout)
-    expected_error = ("the store refused" if failure is _store_refusal else
-                      "the state store failed: disk I/O error; nothing was recorded")
-    assert (report["command"], report["ok"], report["exit_code"], report["error"],
-            report["open"]) == ("payfip anomalies", False, ExitCode.STATE, expected_error, 5)
-    assert report["anomalies"] == [payfip_cli._anomaly_json(a, ledger.ANOMALY_ADVICE)
-                                   for a in whole[:3]]
     if failure is _store_refusal:
-        [problem] = report["problems"]
-        assert (problem["rule"], problem["line"], problem["invoice"]) == (
-            "payfip.mode", 12, "FA-2026-00102")
+        assert (result.exit_code, result.stderr) == (ExitCode.STATE, ""), result.output
+        assert result.stdout == json_text({
+            "command": "payfip anomalies", "ok": False, "exit_code": 7,
+            "error": "the store refused",
+            "problems": payfip_cli._problems_json(_store_refusal())}) + "\n"
     else:
-        assert report["problems"] == []
-    # the names given twice, the refusal's last
-    pairs = json.loads(result.stdout, object_pairs_hook=list)
-    assert [name for name, _ in pairs] == [
-        "command", "ok", "exit_code", "error", "open", "resolved", "anomalies", "ok",
-        "exit_code", "error", "problems"]
-    assert [value for _, value in pairs[:4]] == ["payfip anomalies", True, 0, None]
-    # the text: the lines written, then the error on standard error (a database
-    # error by `pesgen`'s own handling, cli.main, as before)
+        assert isinstance(result.exception, sa.exc.OperationalError), result.output
+        assert result.stdout == ""
     result = CliRunner().invoke(app, ["payfip", "anomalies", "--db", store.url])
     if failure is _store_refusal:
         assert result.exit_code == ExitCode.STATE
@@ -109,51 +97,50 @@ def test_anomalies_as_json_cut_short_by_the_store_end_as_a_json_document(
             if line.startswith("#")] == [f"#{a['id']}" for a in whole[:3]]
 
 
-def test_anomalies_as_json_refused_before_any_anomaly_is_written_is_the_refusal_alone():
-    """Cut short before its first anomaly was written (the report's head is written with
-    it): the refusal's report alone, as a refusal before the listing gives it."""
-    cut = payfip_cli._Cut()
-    rows = cut.rows(_failing_after(lambda: iter([{}]), 0, _store_refusal())())
-    text = "".join(payfip_cli._anomalies_json(rows, 2, 0, cut))
-    assert text == json_text({
-        "command": "payfip anomalies", "ok": False, "exit_code": 7,
-        "error": "the store refused",
-        "problems": payfip_cli._problems_json(_store_refusal())}) + "\n"
+def test_anomalies_as_json_spooled_to_disk_are_printed_whole(paid_after_cancel,
+                                                             monkeypatch):
+    """A report larger than what the spool holds in memory (8 MiB; 64 bytes here) goes
+    on to a temporary file and is printed whole, the same text as the report made at
+    once."""
+    store = paid_after_cancel
+    whole = CliRunner().invoke(app, ["payfip", "anomalies", "--format", "json",
+                                     "--db", store.url])
+    assert whole.exit_code == 0 and len(whole.stdout) > 64 << 5, whole.output
+    monkeypatch.setattr(payfip_cli, "_SPOOL_MEMORY", 64)
+    monkeypatch.setattr(ledger, "iter_anomalies",
+                        functools.partial(ledger.iter_anomalies, chunk=2))
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "--format", "json",
+                                      "--db", store.url])
+    assert (result.exit_code, result.stdout) == (0, whole.stdout), result.output
+    assert len(json.loads(result.stdout)["anomalies"]) == 5
 
 
-def test_payments_as_json_cut_short_by_the_store_end_as_a_json_list(paid_after_cancel,
-                                                                    monkeypatch, tmp_path):
-    """`payfip payments --format json` writes its list a row at a time: the store
-    failing after the first rows left a truncated list. The list is closed with the
-    refusal as its last item (``command``, ``ok`` false, ``exit_code``, ``error``,
-    ``problems``: no payment row has them), the error said on standard error as a
-    refusal before the listing is, with its exit code. A file (-o) is written whole or
-    not at all, as before."""
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_payments_cut_short_by_the_store_print_no_row(paid_after_cancel, monkeypatch,
+                                                      tmp_path, fmt):
+    """`payfip payments` reads its rows 500 invoices at a time: the store failing after
+    the first rows left a truncated list on standard output (a JSON document no reader
+    takes, a CSV the school software would take for the whole). The listing is printed
+    once whole: no row is printed, the error is said on standard error as a refusal
+    before the listing is, with its exit code, and no summary; a file (-o) is written
+    whole or not at all, as before."""
     store, real = paid_after_cancel, ledger.iter_payments
     whole = list(real(store))
     assert len(whole) > 3
     monkeypatch.setattr(ledger, "iter_payments", _failing_after(real, 3, _store_refusal()))
-    result = CliRunner().invoke(app, ["payfip", "payments", "--format", "json",
+    result = CliRunner().invoke(app, ["payfip", "payments", "--format", fmt,
                                       "--db", store.url])
-    assert result.exit_code == ExitCode.STATE, result.output
-    *rows, refusal = json.loads(result.stdout)
-    assert rows == whole[:3]
-    assert refusal == {"command": "payfip payments", "ok": False, "exit_code": 7,
-                       "error": "the store refused",
-                       "problems": payfip_cli._problems_json(_store_refusal())}
+    assert (result.exit_code, result.stdout) == (ExitCode.STATE, ""), result.output
     assert result.stderr.startswith("error: the store refused"), result.stderr
     assert "invoice(s) in" not in result.stderr  # no summary of a listing cut short
-    out = tmp_path / "payments.json"
-    result = CliRunner().invoke(app, ["payfip", "payments", "--format", "json", "-o",
+    out = tmp_path / f"payments.{fmt}"
+    result = CliRunner().invoke(app, ["payfip", "payments", "--format", fmt, "-o",
                                       str(out), "--db", store.url])
     assert result.exit_code == ExitCode.STATE and not out.exists(), result.output
-    # a database error before the first row: the list holds the refusal alone, and the
-    # error goes on to `pesgen`'s own handling (cli.main: its line, exit 7)
-    monkeypatch.setattr(ledger, "iter_payments", _failing_after(real, 0,
+    # a database error: `pesgen`'s own handling (cli.main: its line, exit 7), no row
+    monkeypatch.setattr(ledger, "iter_payments", _failing_after(real, 3,
                                                                 _database_failure()))
-    result = CliRunner().invoke(app, ["payfip", "payments", "--format", "json",
+    result = CliRunner().invoke(app, ["payfip", "payments", "--format", fmt,
                                       "--db", store.url])
     assert isinstance(result.exception, sa.exc.OperationalError), result.output
-    [refusal] = json.loads(result.stdout)
-    assert (refusal["ok"], refusal["exit_code"], refusal["error"]) == (
-        False, 7, "the state store failed: disk I/O error; nothing was recorded")
+    assert result.stdout == ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import IO, Annotated, Any, Protocol
 
 import typer
 
@@ -60,38 +60,35 @@ def _problems_json(exc: PesgenError) -> list[dict[str, Any]]:
     return [problem_json(p) for p in exc.problems]
 
 
-class _Cut:
-    """A JSON listing streamed to standard output, cut short by a failure of the store
-    after its first rows were written (a chunk's query refused, the database gone):
-    ``rows`` passes the rows through until then and keeps the failure (``failure``:
-    exit code, error, problems as a refusal's report gives them; ``exc``: the
-    exception), so that the listing ends as a JSON document still, saying so, in place
-    of a truncated one. Any other exception goes through."""
+# what a listing for standard output holds in memory before going on to a temporary file
+_SPOOL_MEMORY = 8 << 20
 
-    def __init__(self) -> None:
-        self.failure: tuple[int, str, list[dict[str, Any]]] | None = None
-        self.exc: Exception | None = None
 
-    def rows(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        from sqlalchemy.exc import DBAPIError
+def _spooled(pieces: Iterator[str]) -> IO[str]:
+    """``pieces``, a listing for standard output read from the store a chunk at a time,
+    written to a temporary file (in memory up to 8 MiB, on disk beyond): it is printed
+    once whole (``_print_spooled``), so that a store failing after the first rows leaves
+    nothing printed, as a file written with -o is whole or absent, and no truncated
+    document. The failure goes through."""
+    import tempfile
 
-        try:
-            yield from rows
-        except PesgenError as exc:
-            self.exc, self.failure = exc, (int(exc.exit_code), str(exc), _problems_json(exc))
-        except DBAPIError as exc:  # what ``cli.main`` says of it, as a refusal
-            from ..cli import _store_failure
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY, mode="w+",
+                                          encoding="utf-8", newline="")
+    try:
+        for piece in pieces:
+            spool.write(piece)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
 
-            self.exc = exc
-            self.failure = (int(ExitCode.STATE),
-                            _store_failure(exc).removeprefix("error: "), [])
 
-    def report(self, command: str) -> dict[str, Any]:
-        """The refusal's members, as a report's head and problems give them."""
-        assert self.failure is not None
-        code, error, problems = self.failure
-        return {"command": command, "ok": False, "exit_code": code, "error": error,
-                "problems": problems}
+def _print_spooled(spool: IO[str]) -> None:
+    """Print a listing ``_spooled`` holds, a megabyte at a time, and drop it."""
+    with spool:
+        while chunk := spool.read(1 << 20):
+            typer.echo(chunk, nl=False)
 
 
 def _store(db: str | None, must_exist: bool = True, create: bool | None = None) -> Any:
@@ -490,10 +487,8 @@ def payments(
     # they come: memory does not grow with the ledger
     rows = iter_payments(store, day, history and fmt == "json",
                          invoices=invoices or None)
-    # JSON on standard output: a store failing after the first rows ends the list with
-    # the refusal, a document still (a file, -o, is written whole or not at all)
-    cut = _Cut() if fmt == "json" and not output else None
-    pieces = _payment_pieces(seen.counted(cut.rows(rows) if cut else rows), fmt, cut)
+    pieces = _payment_pieces(seen.counted(rows), fmt)
+    spool: IO[str] | None = None
     try:
         # read-only: not waiting for an export to finish, nor holding one up (docs/state.md)
         with store.reads():
@@ -502,19 +497,13 @@ def payments(
 
                 # complete or absent: written beside it, put in place once whole
                 write_file(output, (piece.encode("utf-8") for piece in pieces))
-            else:
-                for piece in pieces:
-                    typer.echo(piece, nl=False)
+            else:  # printed once whole: a store failing midway prints no row
+                spool = _spooled(pieces)
     except PesgenError as exc:
         _fail(exc)
         return
-    if cut is not None and cut.exc is not None:
-        # said on standard error too, as before the listing began; a database error
-        # as ``cli.main`` says it (exit 7)
-        if isinstance(cut.exc, PesgenError):
-            _fail(cut.exc)
-            return
-        raise cut.exc
+    if spool is not None:
+        _print_spooled(spool)
     summary = f"{seen.invoices} invoice(s) in {seen.rows} row(s)"
     _echo_err(f"wrote {output}: {summary}" if output else summary)
     if invoices:
@@ -605,13 +594,9 @@ PAYMENT_COLUMNS = ["invoice", "collectivity", "status", "amount_due", "amount_pa
                    "saisie", "payfip_status", "run", "id_bord", "cancelled_at"]
 
 
-def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str, cut: _Cut | None = None
-                    ) -> Iterator[str]:
+def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
     """The payments file's text, a few hundred rows at a time: the same text as the
-    whole list made at once (``json_text`` of the list; the CSV's header and rows).
-    JSON cut short by the store (``cut``): the rows written, then the refusal as the
-    list's last item (``command``, ``ok`` false, ``exit_code``, ``error``,
-    ``problems``), which no payment row has."""
+    whole list made at once (``json_text`` of the list; the CSV's header and rows)."""
     import csv
     import io
 
@@ -625,10 +610,6 @@ def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str, cut: _Cut | None =
         for row in rows:
             yield ("[\n" if first else ",\n") + "  " + json_text(row).replace("\n", "\n  ")
             first = False
-        if cut is not None and cut.failure is not None:
-            refusal = json_text(cut.report("payfip payments")).replace("\n", "\n  ")
-            yield ("[\n" if first else ",\n") + "  " + refusal + "\n]\n"
-            return
         yield "[]\n" if first else "\n]\n"
         return
     buffer = io.StringIO()
@@ -814,25 +795,25 @@ def anomalies(
         return
     if first is not None:
         rows = itertools.chain((first,), rows)
-    # JSON: a store failing after the first chunk ends the report with the refusal, a
-    # document still (the text says it on standard error, after the lines written)
-    cut = _Cut() if fmt == "json" else None
-    pieces = (_anomalies_json(cut.rows(rows), open_count, resolved, cut) if cut
-              else _anomalies_text(rows, open_count, resolved, every))
+    spool: IO[str] | None = None
     try:
         # read-only: not waiting for an export to finish, nor holding one up
         with store.reads():
-            for piece in pieces:
-                # the text's lines through _say (a URL's password masked, as json_text
-                # masks it in the report)
-                if fmt == "text":
+            if fmt == "text":
+                # the lines through _say (a URL's password masked, as json_text masks
+                # it in the report), as they are read; a failure said after them
+                for piece in _anomalies_text(rows, open_count, resolved, every):
                     _say(piece)
-                else:
-                    typer.echo(piece, nl=False)
+            else:  # printed once whole: a store failing midway gives its refusal alone
+                spool = _spooled(_anomalies_json(rows, open_count, resolved))
     except PesgenError as exc:
+        if fmt == "json":  # the refusal's report, as one before the listing
+            _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
+                       problems=_problems_json(exc))
         _fail(exc)
-    if cut is not None and cut.failure is not None:
-        raise typer.Exit(cut.failure[0])  # the report said it; standard error nothing
+        return
+    if spool is not None:
+        _print_spooled(spool)
 
 
 def _anomaly_summary(kinds: dict[str, tuple[int, int]], fmt: str) -> None:
@@ -861,15 +842,11 @@ def _anomaly_summary(kinds: dict[str, tuple[int, int]], fmt: str) -> None:
          "too)")
 
 
-def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: int,
-                    cut: _Cut | None = None) -> Iterator[str]:
+def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: int
+                    ) -> Iterator[str]:
     """The report of `payfip anomalies --format json`, an anomaly at a time: the same text
     as ``json_text`` of the whole report (its list last, each item's lines indented by
-    four spaces). Cut short by the store (``cut``) after anomalies were written: the
-    list closed, then ``ok`` (false), ``exit_code``, ``error`` and ``problems`` as a
-    refusal's report gives them, after the list: the head's ``ok``, ``exit_code`` and
-    ``error`` were written before the failure, and a JSON reader keeps the last of a
-    name given twice (Python's json, jq, JavaScript's JSON.parse)."""
+    four spaces)."""
     from .ledger import ANOMALY_ADVICE
 
     head = json_text({"command": "payfip anomalies", "ok": True, "exit_code": 0,
@@ -885,15 +862,6 @@ def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
         if len(batch) == 500:
             yield "".join(batch)
             batch.clear()
-    if cut is not None and cut.failure is not None:
-        refusal = cut.report("payfip anomalies")
-        if first:  # nothing written yet: the refusal's report alone
-            yield json_text(refusal) + "\n"
-            return
-        del refusal["command"]
-        members = json_text(refusal).removeprefix("{\n").removesuffix("\n}")
-        yield "".join(batch) + "\n  ],\n" + members + "\n}\n"
-        return
     yield "".join(batch) + (head + "[]\n}\n" if first else "\n  ]\n}\n")
 
 
