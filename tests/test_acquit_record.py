@@ -595,3 +595,32 @@ def test_a_domain_and_a_nomfic_that_disagree_tie_neither_run(ormc_and_titres, tm
     assert f"  possibly run {ormc} (TypBord 06)" in r.stdout
     assert f"  possibly run {titres} (TypBord 01)" in r.stdout
     assert _rows(db_url) == (0, 0)
+
+
+def test_replacing_a_status_supersedes_that_bordereau_s_alone_and_once(
+        ormc_and_titres, tmp_path, monkeypatch):
+    """--replace supersedes the status it replaces, in one statement for all those of a
+    run: the titres run's IdBord 1 (the same number) keeps its own, and a status replaced
+    before keeps the time it was replaced at, not that of the next replacement."""
+    from pesgen import store as store_module
+
+    db_url, ormc, titres = ormc_and_titres
+    store = Store(db_url)
+    clock = {"now": ""}  # each file recorded a day after the one before
+    monkeypatch.setattr(store_module, "utc_now", lambda: clock["now"])
+    try:
+        for day, (name, accepted, domain, replace) in enumerate((
+                ("role.xml", True, "7", False), ("recette.xml", False, "6", False),
+                ("role2.xml", False, "7", True), ("role3.xml", True, "7", True)), start=24):
+            clock["now"] = f"2026-11-{day}T10:00:00Z"
+            ack = _ack(tmp_path, name, _element(1, accepted, None if accepted else
+                                                "ERREUR_AUTRE", domain=domain),
+                       day=clock["now"][:10], nom_fic=TITRES_NAME if domain == "6" else ORMC_NAME)
+            record(tie(read_acquit(ack), store), store, replace=replace)
+        status = store.acknowledgements([ormc, titres], history=True)
+    finally:
+        store.engine.dispose()
+    assert [(a.file, a.superseded_at) for a in status[titres][1]] == [("recette.xml", None)]
+    assert [(a.file, a.superseded_at) for a in status[ormc][1]] == [
+        ("role3.xml", None), ("role2.xml", "2026-11-27T10:00:00Z"),
+        ("role.xml", "2026-11-26T10:00:00Z")]

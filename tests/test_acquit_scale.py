@@ -292,3 +292,105 @@ def test_the_json_report_written_an_element_at_a_time_is_the_same_text(count, af
     assert "".join(streamed) == whole
     assert "secret" not in whole and "\\u001b" in whole or not count
     assert len(streamed) == count // 500 + 1
+
+
+def _ormc_and_titres(tmp_path: Path, url: str) -> tuple[Store, str, str]:
+    """The example exported into the store ``url`` as an ORMC rôle of a title a
+    bordereau (IdBord 1 to 11 of 2026, ``_split``), then two other invoices as a titres
+    run (IdBord 1 too: the two number apart, its IdPce 1 and 2), recorded as the older of
+    the two: the store, the rôle's run and the titres'."""
+    import json
+
+    store, _, role = _split(tmp_path, url)
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"] = data["invoices"][2:4]
+    for k, invoice in enumerate(data["invoices"]):
+        invoice["number"] = f"TI-2026-0020{k}"
+    part = tmp_path / "titres.json"
+    part.write_text(json.dumps(data), encoding="utf-8")
+    titres = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                             part, tmp_path / "titres", RUN).run_id
+    from pesgen.store import runs
+
+    with store.engine.begin() as conn:  # the titres run the older: not the table's order
+        created = conn.execute(sa.select(runs.c.created_at).where(
+            runs.c.id == role)).scalar_one()
+        conn.execute(runs.update().where(runs.c.id == titres).values(
+            created_at=f"{int(created[:4]) - 1}{created[4:]}"))
+    return store, role, titres
+
+
+def test_the_bordereaux_looked_up_at_once_are_each_run_s_own(db_url, tmp_path):
+    """What an acquit's numbers are looked up with, all at once (``pes_bordereaux``,
+    ``bordereaux_invoices``), says of each number what a look-up of it alone said: the
+    runs holding it, oldest first, of that exercise, collectivity and budget only, and
+    the pieces of each run's own bordereau."""
+    from pesgen.store import runs
+
+    store, role, titres = _ormc_and_titres(tmp_path, db_url)
+    held = store.pes_bordereaux(COLL, "00", [(2026, 1), (2026, 3), (2026, 12)])
+    assert sorted(held) == [(2026, 1), (2026, 3)]
+    assert [(run, typ, b.id_bord, b.titles) for run, typ, b in held[(2026, 1)]] == [
+        (titres, "01", 1, 2), (role, "06", 1, 1)]
+    assert [(run, b.id_bord) for run, _typ, b in held[(2026, 3)]] == [(role, 3)]
+    assert store.pes_bordereau(COLL, "00", 2026, 1) == held[(2026, 1)]
+    assert store.pes_bordereaux(COLL, "01", [(2026, 1)]) == {}
+    assert store.pes_bordereaux("21450999400023", "00", [(2026, 1)]) == {}
+    # a number no run holds: no run's bordereaux read, as for an exercise of no run
+    with _Counted(store) as none_held:
+        assert store.pes_bordereaux(COLL, "00", [(2026, 12)]) == {}
+    with _Counted(store) as no_run:
+        assert store.pes_bordereaux(COLL, "00", [(2027, 1)]) == {}
+    assert none_held.count == no_run.count
+    # the titres run of 2025: each exercise's runs are read
+    with store.engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.id == titres).values(exercise=2025))
+    held = store.pes_bordereaux(COLL, "00", [(2026, 1), (2025, 1), (2025, 2)])
+    assert {k: [run for run, _t, _b in v] for k, v in held.items()} == {
+        (2025, 1): [titres], (2026, 1): [role]}
+    assert store.bordereaux_invoices(role, [3, 1, 12]) == {
+        1: {1: "FA-2026-00101"}, 3: {1: "FA-2026-00103"}}
+    assert store.bordereaux_invoices(titres, [1]) == {
+        1: {1: "TI-2026-00200", 2: "TI-2026-00201"}}
+
+
+def test_cancelled_bordereaux_whose_numbers_went_out_again_otherwise_are_found_by_numdette(
+        db_url, tmp_path):
+    """Half the cancelled run's invoices exported again under other numbers (FB-… for
+    FA-…, the same digits: the same NumDette): ``each_exported_again`` finds each by its
+    NumDette, as ``exported_again`` does, and names the new run's bordereau holding it."""
+    import json
+
+    store, mapping, run = _split(tmp_path, db_url)
+    store.cancel(run, "rejected by the school", whole=True)
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"] = data["invoices"][:4:2]  # FA-2026-00101 and FA-2026-00103
+    for invoice in data["invoices"]:
+        invoice["number"] = invoice["number"].replace("FA-", "FB-")
+    half = tmp_path / "half.json"
+    half.write_text(json.dumps(data), encoding="utf-8")
+    again = export_recorded(lambda: store, mapping, half, tmp_path / "again", RUN).run_id
+    held = {invoice: n for n in (12, 13)
+            for invoice in store.piece_invoices(again, n).values()}
+    assert sorted(held) == ["FB-2026-00101", "FB-2026-00103"]
+    wanted = [(run, n) for n in (1, 2, 3, 4)]
+    expected = {(run, 1): (1, {again: {held["FB-2026-00101"]}}), (run, 2): (0, {}),
+                (run, 3): (1, {again: {held["FB-2026-00103"]}}), (run, 4): (0, {})}
+    assert store.each_exported_again(wanted) == expected
+    assert {(r, n): store.exported_again(r, [n]) for r, n in wanted} == expected
+
+
+def test_cancelled_bordereaux_of_titles_without_numdette_are_found_by_their_numbers(
+        db_url, tmp_path):
+    """A run recorded before migration 3 holds no NumDette: its invoices exported again
+    are found by their numbers alone, the first bordereau's as the others'."""
+    from pesgen.store import run_invoices
+
+    store, run = _cancelled_half(tmp_path, db_url)
+    with store.engine.begin() as conn:
+        conn.execute(run_invoices.update().where(run_invoices.c.run_id == run).values(
+            debt_number=None))
+    wanted = [(run, n) for n in (1, 2, 3, 4)]
+    said = store.each_exported_again(wanted)
+    assert [said[x][0] for x in wanted] == [1, 0, 1, 0]
+    assert said == {(r, n): store.exported_again(r, [n]) for r, n in wanted}

@@ -653,3 +653,34 @@ def test_the_readme_json_example_is_what_check_format_prints(tmp_path, monkeypat
     shown = readme.split("$ pesgen check-format acme-compta --formats-dir formats "
                          "--format json\n", 1)[1].split("```", 1)[0]
     assert _json(r) == json.loads(shown)
+
+
+def test_a_width_the_check_cannot_compare_or_a_value_it_cannot_follow_is_not_warned_of(
+        tmp_path):
+    """check-format's format.field-width warns only of what it can tell: a width given
+    as a text (fixed("38")) is no number to compare, a name set to two values (y: the
+    debtor, then the mandate) and a loop over anything but t.lines (x in doc.titles)
+    are not followed; none is warned of, and none stops the check. A template two
+    files render is read once: its warning said once; a template that does not parse
+    is left to the render that reports it."""
+    from pesgen.bundles import narrow_widths
+    from pesgen.formats import find_format
+
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    assert narrow_widths(find_format("cosoluce-corail", [fmts])) == []
+    _edit(folder / "corail.xml.j2", '<TypeSerieBordereau V="N"/>',
+          '<TypeSerieBordereau V="N"/><!--{{ t.debtor.name | fixed("5") }}'
+          '{% set y = t.debtor %}{% set y = t.mandate %}{{ y.rum | fixed(5) if y else "" }}'
+          '{% for x in doc.titles %}{{ x.label | fixed(5) }}{% endfor %}-->')
+    assert narrow_widths(find_format("cosoluce-corail", [fmts])) == []
+    # two files of one template: its filter said once
+    _edit(folder / "format.yaml", "    xsd: corail.xsd\n",
+          '    xsd: corail.xsd\n  - template: corail.xml.j2\n    name: "COPY_{{ '
+          'doc.bordereau.number }}.xml"\n    xsd: corail.xsd\n')
+    _edit(folder / "corail.xml.j2", "{% for x in doc.titles %}",
+          "{{ t.debtor.name | fixed(5) }}{% for x in doc.titles %}")
+    [warned] = narrow_widths(find_format("cosoluce-corail", [fmts]))
+    assert warned.message.startswith("corail.xml.j2:"), warned
+    assert ": t.debtor.name | fixed(5) writes debtor.name, " in warned.message, warned
+    _edit(folder / "corail.xml.j2", "{% for x in doc.titles %}", "{% for x in %}")
+    assert narrow_widths(find_format("cosoluce-corail", [fmts])) == []

@@ -431,3 +431,26 @@ def test_a_repeated_text_gives_its_policy_notes_on_every_invoice(tmp_path):
     assert ("transliterate", "line.label: –→-") in notes[0]
     assert [r.title.debtor.address.street for r in results] == ["12 RUE DU COEUR VOLANT"] * 2
     assert builder.cased["address.street"] == 2
+
+
+def test_the_first_format_character_of_a_text_is_the_one_named():
+    """A text opening with a format character (a byte order mark pasted with it) is
+    refused for it, and of two the first is named: the message says what support finds
+    first when it reads the value."""
+    bom = normalize("\ufeffFAM0042", "utf-8", TextPolicy())
+    assert bom.error is not None and bom.error.startswith(
+        "contains the invisible format character U+FEFF ZERO WIDTH NO-BREAK SPACE:")
+    two = normalize("FAM\u200b00\u202e42", "utf-8", TextPolicy())
+    assert two.error is not None and two.error.startswith(
+        "contains the invisible format character U+200B ZERO WIDTH SPACE:")
+
+
+def test_a_character_unicode_names_not_is_named_by_its_code_point_alone():
+    """A character is named by code point and Unicode name; one Unicode has no name for
+    (an unassigned code point) by its code point alone, with no space after it."""
+    from pesgen.keys import named
+    from pesgen.text import char_named
+
+    assert char_named("\u202e") == "U+202E RIGHT-TO-LEFT OVERRIDE"
+    assert char_named("\u0378") == "U+0378"
+    assert named("FA-1\u0378\u00ad") == "U+0378, U+00AD SOFT HYPHEN"

@@ -784,3 +784,33 @@ def test_check_layout_says_the_bundle_charset_and_warns_of_a_value_outside_it(tm
     r = CliRunner().invoke(app, ["check-layout", str(alone), str(sample)])
     assert r.exit_code == 0 and "charset" not in r.output, r.output
     assert "125 column(s), encoding cp1252)\n" in r.stdout
+
+
+def test_the_values_outside_the_charset_are_counted_past_the_first_ones_header_aside(
+        tmp_path):
+    """``charset_misfits`` (check-layout's rule layout.charset): every value of every line
+    outside the charset is counted, the first ``limit`` said by line and column; a header
+    line is the layout's, not a value; a line that does not decode in the layout's
+    encoding (which the one given does not replace) is left to validate_file and the
+    lines after it still read."""
+    from pesgen.layout import charset_misfits
+
+    layout = _layout(tmp_path, CSV_LAYOUT.replace("records:", "header: true\nrecords:"))
+    sample = tmp_path / "sample.csv"
+    sample.write_bytes(b"\r\n".join([
+        'Id;"Sens";"Nôm";"Date";"Montant";"Reserve";"Ref"'.encode("cp1252"),
+        '1;"R";"DUPONT";"";85,00;"";"FAM-42"'.encode("cp1252"),
+        b'2;"R";"\x81";"";1,00;"";""',  # no character of cp1252
+        '3;"R";"NÉE";"";0,5;"";"FAM-4€"'.encode("cp1252"),
+        '4;"D";"LÉA";"";0,5;"";""'.encode("cp1252"), b""]))
+    found, count = charset_misfits(sample, layout, "ascii", "format.yaml:13: charset",
+                                   "sample.csv", "utf-8", limit=2)
+    assert count == 3
+    assert [(p.rule, p.record, p.mapping) for p in found] == [
+        ("layout.charset", "sample.csv:4", "format.yaml:13: charset")] * 2
+    assert found[0].message.startswith("record 'ecriture', column Nom (#3): holds 'É', ")
+    assert found[1].message.startswith("record 'ecriture', column Ref (#7): holds '€', ")
+    # without a header, the first line is one of values
+    plain = _layout(tmp_path, CSV_LAYOUT, "plain.layout.yaml")
+    found, count = charset_misfits(sample, plain, "ascii", "format.yaml:13: charset")
+    assert (count, found[0].record) == (4, f"{sample}:1")

@@ -222,3 +222,33 @@ def test_a_rejection_recorded_while_payfip_makes_the_operation_refuses_the_link(
     assert ledger.get_operation(store, "op-meanwhile")["status"] == "pending"
     again = run_cli("acquit", no, "--db", db_url, "--record")
     assert "FA-2026-00101 (operation op-meanwhile, " in again.stdout
+
+
+def test_every_link_open_on_a_rejected_bordereau_s_titles_is_said_each_bordereau_its_own(
+        db_url, tmp_path):
+    """The links of the rejected bordereaux are read once for all of them (a query per
+    bordereau took minutes for thousands): each rejection still says every link open on
+    its own titles, two for IdBord 2, one for IdBord 3, and none of the accepted IdBord
+    1's."""
+    from pesgen.acquit import payfip_open, read_acquit, record, tie
+
+    store = Store(db_url)
+    run = export_recorded(lambda: store, split_mapping(tmp_path), EXAMPLE, tmp_path / "o",
+                          RUN).run_id
+    titles = {n: sorted(store.piece_invoices(run, n).values()) for n in (1, 2, 3)}
+    _op(store, run, "op-a", titles[2][0])
+    _op(store, run, "op-b", titles[2][1])
+    _op(store, run, "op-c", titles[3][0])
+    _op(store, run, "op-d", titles[1][0])
+    ack = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"),
+               _element(3, False, "ERREUR_AUTRE"))
+    report = tie(read_acquit(ack), store)
+    record(report, store)
+    said = {x.bordereau: x.said for x in payfip_open(report, store)}
+    assert sorted(said) == [2, 3]
+    assert "rejected, and 2 PayFiP link(s) of its titles still open: " in said[2]
+    assert said[2].index(f"{titles[2][0]} (operation op-a, ") < said[2].index(
+        f"{titles[2][1]} (operation op-b, ")
+    assert "rejected, and 1 PayFiP link(s) of its titles still open: " in said[3]
+    assert f"{titles[3][0]} (operation op-c, " in said[3]
+    assert "op-d" not in said[2] + said[3] and "op-c" not in said[2]

@@ -996,3 +996,31 @@ def test_a_run_whose_debtors_reference_was_truncated_is_rebuilt(tmp_path, monkey
     assert again.exit_code == 4, again.output
     assert "debtor.ref is 31 characters, Hélios allows 30: an identifier is never " \
            "truncated" in again.output
+
+
+def test_a_run_whose_invoice_number_held_a_format_character_is_rebuilt(tmp_path, monkeypatch):
+    """Before 2026-12-06 an invoice number holding a format character (a zero-width
+    space) went into an ORMC run (the rôle does not write the number, and this mapping's
+    object does not name it). A run recorded then is rebuilt as it was, byte for byte; a
+    new export refuses the number (input.invoice-number)."""
+    import json
+
+    import pesgen.build
+
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    [inv] = [i for i in data["invoices"] if i["number"] == "FA-2026-00104"]
+    inv["number"] = "FA-2026-\u200b00104"
+    input_path = tmp_path / "school-export.json"
+    input_path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping = _mapping(tmp_path, "villeneuve-sur-loing.yaml", (
+        "{expr: \"'CONSERVATOIRE FACTURE ' ~ invoice.number\"}", "{const: CONSERVATOIRE}"))
+    out = tmp_path / "out"
+    run_id = _recorded_unchecked(
+        monkeypatch, lambda m: m.setattr(pesgen.build, "format_char_in", lambda _: None),
+        mapping, out, input_path)
+    _rebuilt(tmp_path, run_id, out)
+    refused = _run("export", "-m", mapping, "-i", input_path, "-o", tmp_path / "today",
+                   "--date", RUN_DATE, "--db", f"sqlite:///{tmp_path / 'today.sqlite3'}",
+                   "--create-store")
+    assert refused.exit_code == ExitCode.INPUT, refused.output
+    assert "(rule input.invoice-number)" in refused.output, refused.output

@@ -1760,3 +1760,50 @@ def test_a_student_a_template_writes_holding_a_format_character_is_refused(tmp_p
     assert problem.record == f"{source}:$.invoices[0].lines[0]"
     assert problem.mapping == f"{EMAGNUS}:{line}: bindings.line.student"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("path", "value", "rule", "said"), [
+    (("last_name",), ".", "pes.text", "joint_payer.name (format field debtor.name) '.' is "
+     "not accepted by Hélios"),
+    (("last_name",), "Lef\u03a9vre", "text.charset", "joint_payer.name (format field "
+     "debtor.name) character 'Ω' (U+03A9) has no transliteration in ascii"),
+    (("last_name",), "Lef;vre", "text.forbidden", "joint_payer.name (format field "
+     "debtor.name) holds ';', which format bl-emagnus forbids"),
+    (("address", "city"), "", "input.required", "joint_payer.city (format field "
+     "address.city) is missing"),
+    (("address", "postal_code"), "", "input.required", "joint_payer.postal_code (format "
+     "field address.postal_code) is missing"),
+    (("address", "street"), "L" * 60, "text.length", "joint_payer.street (format field "
+     "address.street) is 60 characters, format bl-emagnus allows 50 (address.complement "
+     "already holds the complement)"),
+    (("title",), "Monseigneur", "text.length", "joint_payer.civility (format field "
+     "debtor.civility) is 11 characters, format bl-emagnus allows 10: a code is never "
+     "truncated"),
+], ids=["placeholder", "charset", "forbidden", "city", "postal-code", "street", "civility"])
+def test_every_refusal_of_a_joint_debtor_value_names_the_joint_payer_field(
+        tmp_path, path, value, rule, said):
+    """Not only its length: a joint debtor's value refused by any text rule (a
+    placeholder, a character outside the charset or forbidden by the layouts, a value
+    missing, a street too long with a complement, a civility sent as exported longer
+    than the format takes) names joint_payer.<field> with the format field whose rule
+    applies, and its binding."""
+    mapping, _ = mapping_copy(tmp_path, EMAGNUS, (  # civilities sent as exported
+        '  civility:\n    "Mme": MME\n    "M.": M\n    "M": M\n'
+        '    "Mlle": MME    # Hélios rejects Mademoiselle\n', ""))
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    joint = {"kind": "person", "title": "M.", "last_name": "Lefèvre", "first_name": "Marc",
+             "birth_date": "1982-06-01",
+             "address": {"street": "4 place du Marché", "complement": "Bâtiment C",
+                         "postal_code": "45200", "city": "Montargis"}}
+    place = joint
+    for key in path[:-1]:
+        place = place[key]
+    place[path[-1]] = value
+    data["invoices"] = [{**data["invoices"][0], "joint_payer": joint}]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputDataError) as info:
+        export(mapping, source, tmp_path / "out", RUN)
+    [p] = info.value.problems
+    assert p.rule == rule and p.message.startswith(said), p
+    assert p.mapping.endswith(f": bindings.joint_payer.{p.message.split()[0][12:]}"), p
