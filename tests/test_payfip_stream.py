@@ -144,3 +144,24 @@ def test_payments_cut_short_by_the_store_print_no_row(paid_after_cancel, monkeyp
                                       "--db", store.url])
     assert isinstance(result.exception, sa.exc.OperationalError), result.output
     assert result.stdout == ""
+
+
+def test_anomalies_are_listed_by_number_whatever_order_the_database_reads_them(
+        paid_after_cancel):
+    """The anomalies come a chunk at a time, by number: the chunk's numbers and its rows
+    are each ordered by the query. Without it a database reading its table in the order
+    rows lie (PostgreSQL, where resolving an anomaly writes its row anew at the end)
+    gives the first chunk after the resolved one, and the next chunk, read after the
+    last number seen, never gives it; a chunk's rows come out of order. SQLite reads by
+    number whatever the query says: this test tells them apart on PostgreSQL."""
+    from pesgen.payfip.tables import anomalies
+
+    store = paid_after_cancel
+    with store.engine.connect() as conn:
+        numbers = sorted(conn.execute(sa.select(anomalies.c.id)).scalars())
+    assert len(numbers) == 5
+    ledger.resolve_anomaly(store, numbers[0], "support", "told the trésorerie")
+    for chunk in (2, 3):
+        assert [a["id"] for a in ledger.iter_anomalies(store, chunk=chunk)] == numbers
+    assert [a["id"] for a in ledger.iter_anomalies(store, open_only=True, chunk=2)] == \
+        numbers[1:]
