@@ -12,6 +12,7 @@ consumes no number and leaves no file.
 from __future__ import annotations
 
 import csv
+import errno
 import gc
 import io
 import os
@@ -123,10 +124,50 @@ class ExportResult:
 
 
 @dataclass
+class _Segment:
+    """One bordereau's body in the run's spool file of one file of the format, from
+    ``start`` to ``end``. The bordereaux fill one after the other (``Exporter._loop``
+    opens one only when the one before is full), so each one's pieces follow the last
+    one's in a spool file per file of the format for the whole run. A spool file per
+    bordereau, all open until ``finish``, made a run of more bordereaux than the open
+    files allowed (``ulimit -n``, often 1 024; a small
+    ``output.max_pieces_per_bordereau``) fail with "Too many open files"."""
+
+    spool: IO[bytes]
+    start: int
+    end: int
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``: only the last bordereau's segment is written, at the end."""
+        self.spool.write(data)
+        self.end += len(data)
+
+    def read(self, size: int) -> bytes:
+        """The segment's first ``size`` bytes (its first piece)."""
+        self.spool.seek(self.start)
+        return self.spool.read(min(size, self.end - self.start))
+
+    def chunks(self) -> Iterator[bytes]:
+        """The segment, a MiB at a time; the spool's position is set at each read, so
+        another segment read meanwhile does not move it."""
+        self.spool.flush()
+        at = self.start
+        while at < self.end:
+            self.spool.seek(at)
+            chunk = self.spool.read(min(1 << 20, self.end - at))
+            if not chunk:  # never cut a bordereau short without saying so
+                raise OSError(errno.EIO, f"the spool file ends at byte {at}, within a "
+                              f"bordereau's body (bytes {self.start} to {self.end})")
+            at += len(chunk)
+            yield chunk
+
+
+@dataclass
 class _Spooled:
     """One bordereau's rendered pieces, waiting for its number."""
 
-    spools: list[IO[bytes]]
+    # per file of the format, its body in the run's spool file for that file
+    segments: list[_Segment]
     count: int = 0
     total: Decimal = _ZERO
     lines: int = 0
@@ -172,6 +213,9 @@ class Prepared:
     # many of the result's notes the preparation made (those after are the run's own)
     first_piece: int = 1
     prepared_notes: int = 0
+    # per file of the format, the spool file every bordereau's body is written in, one
+    # after the other (_Segment); opened with the first bordereau
+    spools: list[IO[bytes]] = field(default_factory=list)
 
     @property
     def titles(self) -> int:
@@ -646,8 +690,15 @@ class Exporter:
                     invoice=built.title.invoice_number))
                 continue
             if current is None or current.count >= max_pieces:
-                current = _Spooled([prepared.stack.enter_context(
-                    tempfile.TemporaryFile(dir=self.work_dir)) for _ in self.renderers])
+                # the only place a bordereau opens, once the one before is full: the
+                # bordereaux' bodies follow each other in the spools (_Segment)
+                if current is None:
+                    prepared.spools = [prepared.stack.enter_context(
+                        tempfile.TemporaryFile(dir=self.work_dir)) for _ in self.renderers]
+                starts = [s.end for s in current.segments] if current else \
+                    [0] * len(prepared.spools)
+                current = _Spooled([_Segment(spool, start, start) for spool, start
+                                    in zip(prepared.spools, starts, strict=True)])
                 prepared.bordereaux.append(current)
             elif current.total + built.title.total > MAX_AMOUNT:
                 # MtBordHt is a Base_Montant too (a title alone fits: pes.amounts): refused
@@ -665,11 +716,11 @@ class Exporter:
             else:
                 title = self.numbered(built.title, next_piece)
                 next_piece += 1
-            for index, (renderer, spool) in enumerate(zip(self.renderers, current.spools,
-                                                          strict=True)):
+            for index, (renderer, segment) in enumerate(zip(self.renderers, current.segments,
+                                                            strict=True)):
                 data = self._encode(self.piece(renderer, title, doc), renderer,
                                     f"invoice {title.invoice_number}", title)
-                spool.write(data)
+                segment.write(data)
                 if current.count == 0:
                     current.first_piece.append(len(data))
                     current.streams.append(None)
@@ -679,7 +730,7 @@ class Exporter:
                 if stream is not None:
                     stream.feed(data)
                 elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None:
-                    current.streams[index] = self._start_stream(renderer, spool, prepared)
+                    current.streams[index] = self._start_stream(renderer, segment, prepared)
             current.count += 1
             if held:  # a bound field no template writes (never for the shipped mappings)
                 self.count_unwritten(title)
@@ -689,19 +740,18 @@ class Exporter:
                                   title.period, title.cle1, title.cle2, title.total)
         return seen
 
-    def _start_stream(self, renderer: FileRenderer, spool: IO[bytes],
+    def _start_stream(self, renderer: FileRenderer, segment: _Segment,
                       prepared: Prepared) -> StreamValidator:
         """Start validating this file's body in a second process: a provisional header
-        (placeholder IdBord, NbrPce and MtBordHt), then what is already spooled."""
+        (placeholder IdBord, NbrPce and MtBordHt), then what is already spooled of this
+        bordereau (its segment: the bordereaux before it are in the spool too)."""
         assert renderer.spec.xsd is not None
         stream = StreamValidator(renderer.spec.xsd, renderer.spec.template)
         prepared.stack.callback(stream.abort)
         stream.feed(self._encode(renderer.head(self._provisional()), renderer, "head"))
-        spool.flush()
-        spool.seek(0)
-        while chunk := spool.read(1 << 20):
+        for chunk in segment.chunks():
             stream.feed(chunk)
-        spool.seek(0, os.SEEK_END)
+        segment.spool.seek(0, os.SEEK_END)  # the next pieces are written after it
         return stream
 
     def _provisional(self) -> Document:
@@ -718,9 +768,7 @@ class Exporter:
         if report is None or not report.ok or report.pieces != b.count or \
                 report.total != b.total:
             return self._validate(tmp, renderer, name)
-        spool = b.spools[index]
-        spool.seek(0)
-        first = spool.read(b.first_piece[index])
+        first = b.segments[index].read(b.first_piece[index])
         head = self._encode(renderer.head(doc), renderer, "head")
         tail = self._encode(renderer.tail(doc), renderer, "tail")
         assert renderer.spec.xsd is not None
@@ -780,8 +828,8 @@ class Exporter:
             names: list[str] = []
             written: dict[str, tuple[Path, str, Path]] = {}  # across_files reads them
             before = len(problems)
-            for index, (renderer, spool) in enumerate(zip(self.renderers, b.spools,
-                                                          strict=True)):
+            for index, (renderer, segment) in enumerate(zip(self.renderers, b.segments,
+                                                            strict=True)):
                 doc0 = self.document(number, b.count, b.total, lines=b.lines)
                 name = renderer.file_name(doc0)
                 final = self._final(name)
@@ -792,10 +840,10 @@ class Exporter:
                 names.append(name)
                 self._check_free(final)
                 doc = replace(doc0, file_name=name)
-                if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, spool):
+                if renderer.spec.when_empty == "skip" and self._empty(renderer, doc, segment):
                     result.skipped.append(name)
                     continue
-                tmp, digest = stage(temps, final, self._chunks(renderer, doc, spool),
+                tmp, digest = stage(temps, final, self._chunks(renderer, doc, segment),
                                     folder=self.work_dir)
                 taken.add(final)
                 stream = b.streams[index] if b.streams else None
@@ -945,15 +993,14 @@ class Exporter:
             return False
         return self.references or titles.has_debts()
 
-    def _empty(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> bool:
-        spool.seek(0, os.SEEK_END)
-        return spool.tell() == 0 and not renderer.head(doc) and not renderer.tail(doc)
+    def _empty(self, renderer: FileRenderer, doc: Document, segment: _Segment) -> bool:
+        return segment.end == segment.start and not renderer.head(doc) and \
+            not renderer.tail(doc)
 
-    def _chunks(self, renderer: FileRenderer, doc: Document, spool: IO[bytes]) -> Iterator[bytes]:
+    def _chunks(self, renderer: FileRenderer, doc: Document,
+                segment: _Segment) -> Iterator[bytes]:
         yield self._encode(renderer.head(doc), renderer, "head")
-        spool.seek(0)
-        while chunk := spool.read(1 << 20):
-            yield chunk
+        yield from segment.chunks()
         yield self._encode(renderer.tail(doc), renderer, "tail")
 
     def _validate(self, path: Path, renderer: FileRenderer, name: str) -> list[Problem]:
