@@ -270,3 +270,32 @@ def test_a_problem_in_the_third_streamed_bordereau_names_its_line_and_invoice(tm
     for p in problems:
         assert p.invoice == "FA-2026-00107"
         assert p.message.endswith("(rendered from examples/school-export.json:$.invoices[6])")
+
+
+def test_a_provisional_tail_refused_is_said_when_the_files_are_assembled(tmp_path):
+    """The streamed validation's provisional tail is now rendered as its bordereau is
+    full, during the preparation: a template refusing it (here for that document
+    alone) is still refused where it was, once the input's problems are listed, as the
+    file is assembled, with the template's name and line."""
+    from pesgen.errors import TemplateError
+
+    bundle = _broken_bundle(tmp_path, "</n:PES_Aller>\n{% endmacro %}",
+                            "</n:PES_Aller>\n{{ nowhere if doc.file_name == 'provisional.xml' "
+                            "else '' }}{% endmacro %}")
+    mapping = _small_bordereaux(tmp_path, 5)
+    fmt = load_format(bundle)
+    out = tmp_path / "out"
+    out.mkdir()
+    exporter = Exporter(load_mapping(mapping), fmt, out, RUN, stream_from=2)
+    prepared = exporter.prepare(EXAMPLES / "school-export.json")
+    try:
+        assert [s is not None for b in prepared.bordereaux for s in b.streams] == \
+            [True, True, False]
+        with pytest.raises(TemplateError) as exc:
+            exporter.finish(prepared, 1)
+    finally:
+        prepared.close()
+    message = str(exc.value)
+    assert message.startswith("template pes-ormc/pes-aller.xml.j2:"), message
+    assert message.endswith(": 'nowhere' is undefined (tail)"), message
+    assert list(out.iterdir()) == []
