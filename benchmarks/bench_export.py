@@ -1,12 +1,17 @@
 """Benchmark: export N invoices in the example's shape and compare with lxml alone.
 
     python benchmarks/bench_export.py --invoices 100000 [--lines 3] [--repeat 3] [--stages] [--keep]
+                                      [--max-pieces N]
 
 1. Generates ``N`` invoices (JSON, the example's nested shape; ``--lines`` lines each,
    a third of them paid by SEPA direct debit) with the example mapping.
 2. Runs the end-to-end export (read, map, rules, render, validate against pesgen's
    XSD and the bordereau rules, write) in a child process, measuring wall time and
-   peak memory (max RSS of that process).
+   peak memory (max RSS of that process, ``export_peak_mib``, and of its process tree:
+   the export and its validating processes, sampled from ``/proc`` every 20 ms on Linux,
+   ``export_tree_peak_mib``). ``--max-pieces N`` exports in bordereaux of N titles
+   (``output.max_pieces_per_bordereau`` in a copy of the mapping): from 2 000, each
+   bordereau's validation runs in a process of its own.
 3. Measures what lxml alone needs to parse and schema-validate the same output files
    (best of: streaming ``iterparse`` with the schema, and ``parse`` + ``validate``),
    in a child process too.
@@ -38,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -93,24 +99,77 @@ def generate(path: Path, count: int, lines: int, seed: int = 2026) -> None:
         out.write("]}\n")
 
 
+def _max_pieces(work: Path, pieces: int) -> Path:
+    """A copy of the mapping (in ``work``) with bordereaux of ``pieces`` titles at most."""
+    text = MAPPING.read_text(encoding="utf-8")
+    if text.count("\noutput:\n") != 1:
+        raise SystemExit(f"{MAPPING}: no single 'output:' section to set "
+                         "max_pieces_per_bordereau in")
+    copy = work / MAPPING.name
+    copy.write_text(text.replace("\noutput:\n", f"\noutput:\n  max_pieces_per_bordereau: "
+                                 f"{pieces}\n"), encoding="utf-8")
+    return copy
+
+
 def _cpu() -> float:
     """CPU seconds (user + system) of the children waited for so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def _child(code: str) -> tuple[float, float, str, float]:
+def _tree_rss_kib(pid: int) -> int | None:
+    """The RSS of ``pid`` and of its descendants in KiB (Linux ``/proc``); None where
+    ``/proc`` does not say (another system, or the process gone)."""
+    total, stack, known = 0, [pid], False
+    while stack:
+        at = stack.pop()
+        try:
+            with open(f"/proc/{at}/status", encoding="ascii", errors="replace") as f:
+                total += next((int(line.split()[1]) for line in f
+                               if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{at}/task/{at}/children", encoding="ascii") as f:
+                stack.extend(int(c) for c in f.read().split())
+            known = True
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total if known else None
+
+
+class _TreePeak(threading.Thread):
+    """Samples a process tree's RSS until the process ends: ``/usr/bin/time`` and
+    ``ru_maxrss`` give the largest process alone, not the export with its validators."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.peak_kib: int | None = None
+
+    def run(self) -> None:
+        while self.proc.poll() is None:
+            now = _tree_rss_kib(self.proc.pid)
+            if now is not None:
+                self.peak_kib = max(self.peak_kib or 0, now)
+            time.sleep(0.02)
+
+
+def _child(code: str) -> tuple[float, float, str, float, float | None]:
     """Run code in a fresh interpreter; return (seconds, peak RSS MiB, stdout, CPU
-    seconds of that interpreter and of the processes it waited for)."""
+    seconds of that interpreter and of the processes it waited for, peak RSS MiB of its
+    process tree or None where /proc does not say)."""
     cpu = _cpu()
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    sampler = _TreePeak(proc)
+    sampler.start()
+    out, err = proc.communicate()
     seconds = time.perf_counter() - start
+    sampler.join()
     if proc.returncode:
-        raise SystemExit(proc.stderr)
-    peak = float(proc.stdout.strip().splitlines()[-1])
-    return seconds, peak, proc.stdout, _cpu() - cpu
+        raise SystemExit(err)
+    peak = float(out.strip().splitlines()[-1])
+    tree = None if sampler.peak_kib is None else sampler.peak_kib / 1024
+    return seconds, peak, out, _cpu() - cpu, tree
 
 
 EXPORT = """
@@ -199,15 +258,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def _round(out: Path, source: Path, skip_parse: bool) -> dict:
+def _round(out: Path, source: Path, skip_parse: bool, mapping: Path = MAPPING) -> dict:
     """One export of ``source`` into ``out``, then lxml's baselines on what it wrote."""
     out.mkdir()
-    export_s, export_mb, log, export_cpu = _child(EXPORT.format(
-        mapping=str(MAPPING), input=str(source), out=str(out)))
+    export_s, export_mb, log, export_cpu, tree_mb = _child(EXPORT.format(
+        mapping=str(mapping), input=str(source), out=str(out)))
     inner = float(log.split("seconds", 1)[1].split()[0])
     baselines = {}
     for mode in ("iterparse",) + (() if skip_parse else ("parse",)):
-        _s, mb, text, cpu = _child(LXML.format(out=str(out), mode=mode))
+        _s, mb, text, cpu, _t = _child(LXML.format(out=str(out), mode=mode))
         baselines[mode] = {"seconds": float(text.split("seconds", 1)[1].split()[0]),
                            "cpu_s": round(cpu, 2), "peak_mib": round(mb, 1)}
     best = min(b["seconds"] for b in baselines.values())
@@ -215,6 +274,8 @@ def _round(out: Path, source: Path, skip_parse: bool) -> dict:
         "output_mib": round(sum(p.stat().st_size for p in out.glob("*.xml")) / 2**20, 1),
         "export_s": round(inner, 2), "export_process_s": round(export_s, 2),
         "export_cpu_s": round(export_cpu, 2), "export_peak_mib": round(export_mb, 1),
+        "export_tree_peak_mib": None if tree_mb is None else round(tree_mb, 1),
+        "files": int(log.split(" files ", 1)[1].split()[0]),
         "lxml": baselines, "ratio_export_over_lxml": round(inner / best, 3),
         "ratio_by_baseline": {mode: round(inner / b["seconds"], 3)
                               for mode, b in baselines.items()},
@@ -228,10 +289,14 @@ def _medians(rounds: list[dict]) -> dict:
     def median(get):
         return round(statistics.median(get(r) for r in rounds), 3)
     first = rounds[0]
+    sampled = all(r.get("export_tree_peak_mib") is not None for r in rounds)
     return {
         **{key: median(lambda r, key=key: r[key]) for key in (
             "export_s", "export_process_s", "export_cpu_s", "export_peak_mib",
             "ratio_export_over_lxml")},
+        # the process tree's peak, where /proc gave it in every round
+        **({"export_tree_peak_mib": median(lambda r: r["export_tree_peak_mib"])}
+           if sampled else {}),
         "lxml": {mode: {key: median(lambda r, mode=mode, key=key: r["lxml"][mode][key])
                         for key in values} for mode, values in first["lxml"].items()},
         **{ratios: {mode: median(lambda r, mode=mode, ratios=ratios: r[ratios][mode])
@@ -252,25 +317,32 @@ def main() -> None:
                         "figures are the rounds' medians, each round under 'rounds'")
     parser.add_argument("--stages", action="store_true",
                         help="also time each stage of the export (a second, instrumented run)")
+    parser.add_argument("--max-pieces", type=int, metavar="N",
+                        help="bordereaux of N titles at most (output.max_pieces_per_bordereau "
+                        "in a copy of the mapping); else the mapping's")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be 1 or more")
+    if args.max_pieces is not None and args.max_pieces < 1:
+        parser.error("--max-pieces must be 1 or more")
     work = Path(tempfile.mkdtemp(prefix="pesgen-bench-", dir=os.environ.get("TMPDIR")))
     try:
         source = work / "input.json"
+        mapping = MAPPING if args.max_pieces is None else _max_pieces(work, args.max_pieces)
         t = time.perf_counter()
         generate(source, args.invoices, args.lines)
         gen_s = time.perf_counter() - t
         rounds = []
         for n in range(1, args.repeat + 1):
             out = work / f"out-{n}"
-            rounds.append(_round(out, source, args.skip_parse))
+            rounds.append(_round(out, source, args.skip_parse, mapping))
             if not args.keep:  # a round's files are ~230 MiB at 100 000 invoices
                 shutil.rmtree(out)
         figures = {
             "invoices": args.invoices, "lines_per_invoice": args.lines,
             "input_mib": round(source.stat().st_size / 2**20, 1),
             "output_mib": rounds[0]["output_mib"], "generate_s": round(gen_s, 2),
+            "max_pieces": args.max_pieces, "files": rounds[0]["files"],
             **_medians(rounds),
             "cpus": os.cpu_count(), "python": sys.version.split()[0],
             "peak_rss_children_mib": round(
@@ -281,8 +353,8 @@ def main() -> None:
         if args.stages:
             staged = work / "out-stages"
             staged.mkdir()
-            _s, _mb, text, _c = _child(STAGES.format(
-                mapping=str(MAPPING), input=str(source), out=str(staged)))
+            _s, _mb, text, _c, _t = _child(STAGES.format(
+                mapping=str(mapping), input=str(source), out=str(staged)))
             figures["stages"] = json.loads(text.strip().splitlines()[-2])
         print(json.dumps(figures))
     finally:

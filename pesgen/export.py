@@ -21,6 +21,7 @@ import sys
 import tempfile
 from array import array
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -81,6 +82,12 @@ _ZERO = Decimal(0)
 # From this many titles in a bordereau, its XSD validation runs in a second process
 # while the rest is rendered (see streamcheck.py); smaller ones are validated at the end.
 STREAM_VALIDATION_FROM = 2000
+# At most this many of those second processes at once: a bordereau's input ends when it
+# is full (its process finishes its pass and exits) and its report is read when a later
+# one starts. Each kept until ``finish`` made a run of many large bordereaux (a
+# trésorerie's ``output.max_pieces_per_bordereau`` of a few thousand) hold a Python
+# process per bordereau (docs/performance.md, "Streamed validations at once").
+STREAMS_ALIVE = 2
 ProgressFn = Callable[[int], None]
 # The mapping and rendering allocate millions of short-lived objects; with Python's
 # default first-generation threshold (700) the cyclic collector runs every few invoices
@@ -216,6 +223,8 @@ class Prepared:
     # per file of the format, the spool file every bordereau's body is written in, one
     # after the other (_Segment); opened with the first bordereau
     spools: list[IO[bytes]] = field(default_factory=list)
+    # the streamed validations started and whose report is not read yet, oldest first
+    streaming: deque[StreamValidator] = field(default_factory=deque)
 
     @property
     def titles(self) -> int:
@@ -732,12 +741,16 @@ class Exporter:
                 elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None:
                     current.streams[index] = self._start_stream(renderer, segment, prepared)
             current.count += 1
+            if current.count >= max_pieces:  # full: its validations can end their pass
+                self._end_streams(current)
             if held:  # a bound field no template writes (never for the shipped mappings)
                 self.count_unwritten(title)
             current.total += title.total
             current.lines += len(title.lines)
             current.titles.append(title.invoice_number, title.number, title.debt_number,
                                   title.period, title.cle1, title.cle2, title.total)
+        if current is not None and not problems:  # else nothing is written: aborted
+            self._end_streams(current)
         return seen
 
     def _start_stream(self, renderer: FileRenderer, segment: _Segment,
@@ -746,8 +759,12 @@ class Exporter:
         (placeholder IdBord, NbrPce and MtBordHt), then what is already spooled of this
         bordereau (its segment: the bordereaux before it are in the spool too)."""
         assert renderer.spec.xsd is not None
+        # the oldest ended first: a bordereau's validation ends when it is full
+        while len(prepared.streaming) >= STREAMS_ALIVE and prepared.streaming[0].ended:
+            prepared.streaming.popleft().finish()
         stream = StreamValidator(renderer.spec.xsd, renderer.spec.template)
         prepared.stack.callback(stream.abort)
+        prepared.streaming.append(stream)
         stream.feed(self._encode(renderer.head(self._provisional()), renderer, "head"))
         for chunk in segment.chunks():
             stream.feed(chunk)
@@ -757,13 +774,30 @@ class Exporter:
     def _provisional(self) -> Document:
         return self.document(1, 1, Decimal("1.00"), "provisional.xml")
 
+    def _end_streams(self, b: _Spooled) -> None:
+        """A full bordereau's streamed validations: the provisional tail, then their
+        input closed, so each finishes its pass and exits while the next bordereau is
+        rendered (``finish`` reads the report)."""
+        for renderer, stream in zip(self.renderers, b.streams, strict=True):
+            if stream is not None:
+                try:
+                    self._end_stream(stream, renderer)
+                except PesgenError:
+                    # a tail refused is said in finish, as before the streams ended here:
+                    # once the input's problems are listed, with the files' refusals
+                    pass
+
+    def _end_stream(self, stream: StreamValidator, renderer: FileRenderer) -> None:
+        if not stream.ended:
+            stream.end(self._encode(renderer.tail(self._provisional()), renderer, "tail"))
+
     def _validate_streamed(self, stream: StreamValidator, renderer: FileRenderer,
                            b: _Spooled, index: int, doc: Document, tmp: Path,
                            name: str) -> list[Problem]:
         """Finish a streamed validation: the body was checked while rendering; check the
         real header with the first piece and compare the figures. Anything doubtful
         falls back to validating the assembled file as a whole."""
-        stream.feed(self._encode(renderer.tail(self._provisional()), renderer, "tail"))
+        self._end_stream(stream, renderer)
         report = stream.finish()
         if report is None or not report.ok or report.pieces != b.count or \
                 report.total != b.total:

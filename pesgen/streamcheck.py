@@ -50,10 +50,16 @@ class StreamReport:
 
 
 class StreamValidator:
-    """The parent side: feed bytes as they are rendered, then ``finish``."""
+    """The parent side: feed bytes as they are rendered, ``end`` the document, then
+    ``finish`` (which ends it too if need be) reads the report."""
 
     def __init__(self, xsd: Path, name: str) -> None:
         self.broken = False
+        # the document's end was fed and the input closed: the process finishes its pass
+        # and exits on its own (``end``); its report, once read (``finish``)
+        self.ended = False
+        self._collected = False
+        self._report: StreamReport | None = None
         read_end, write_end = os.pipe()
         size = _enlarge_pipe(write_end)
         try:
@@ -78,8 +84,26 @@ class StreamValidator:
             # whole file will be validated in-process instead
             self.broken = True
 
+    def end(self, data: bytes) -> None:
+        """Feed the document's last bytes and close the input: the process validates
+        what is left in the pipe and exits, keeping no memory while pesgen renders on;
+        its report waits in its output pipe for ``finish``. Once only."""
+        if self.ended:
+            return
+        self.feed(data)
+        self.ended = True
+        self._close_stdin()
+
     def finish(self, timeout: float = 600) -> StreamReport | None:
-        """None when the stream could not vouch for the body (then validate fully)."""
+        """None when the stream could not vouch for the body (then validate fully).
+        Waits for the process and reads its report the first time; the same after."""
+        if not self._collected:
+            self._report = self._collect(timeout)
+            self._collected = True
+        return self._report
+
+    def _collect(self, timeout: float) -> StreamReport | None:
+        self.ended = True
         self._close_stdin()
         try:
             out, _ = self.proc.communicate(timeout=timeout)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
+import time
+
+import pytest
 
 from .conftest import ROOT
 
@@ -72,3 +76,46 @@ def test_a_single_run_keeps_no_rounds_and_a_repeat_of_zero_is_refused():
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert zero.returncode == 2
     assert "--repeat must be 1 or more" in zero.stderr
+
+
+def test_max_pieces_exports_in_bordereaux_and_the_tree_s_peak_is_given():
+    """--max-pieces exports in bordereaux of N titles (a mapping copy); the export's
+    peak is given for its process tree too (its validating processes are not in its own
+    ru_maxrss), and a --max-pieces of 0 is refused."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--invoices", "40", "--max-pieces",
+                           "10", "--skip-parse"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["max_pieces"] == 10 and figures["files"] == 4
+    if sys.platform == "linux":
+        assert figures["export_tree_peak_mib"] > 10
+    zero = subprocess.run([sys.executable, str(SCRIPT), "--invoices", "20", "--max-pieces",
+                           "0"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert zero.returncode == 2
+    assert "--max-pieces must be 1 or more" in zero.stderr
+
+
+def test_the_tree_s_rss_counts_the_children(tmp_path):
+    """A process tree's RSS (the export and its validators) is its processes' sum: here
+    this process and a child interpreter."""
+    bench = _bench()
+    if bench._tree_rss_kib(os.getpid()) is None:
+        pytest.skip("no /proc here")
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", "import pathlib, sys, time; "
+                              f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"])
+    try:
+        for _ in range(300):
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        alone = bench._tree_rss_kib(child.pid)
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as f:
+            own = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        both = bench._tree_rss_kib(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    assert alone > 4 * 1024  # an interpreter
+    assert both >= own + alone * 0.9

@@ -18,15 +18,17 @@ from pesgen.resources import schema_path
 from pesgen.streamcheck import StreamValidator
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, golden_parts
+from .test_export_spool import _small_bordereaux
 
 RUN = date(2026, 11, 23)
 
 
-def _export(out: Path, stream_from: int, fmt_dir: Path | None = None, official=None):
-    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+def _export(out: Path, stream_from: int, fmt_dir: Path | None = None, official=None,
+            mapping: Path = MAPPINGS / "villeneuve-sur-loing.yaml"):
     fmt = load_format(fmt_dir or ROOT / "templates" / "pes-ormc")
     out.mkdir()
-    exporter = Exporter(mapping, fmt, out, RUN, official, stream_from=stream_from)
+    exporter = Exporter(load_mapping(mapping), fmt, out, RUN, official,
+                        stream_from=stream_from)
     prepared = exporter.prepare(EXAMPLES / "school-export.json")
     try:
         streamed = [s is not None for b in prepared.bordereaux for s in b.streams]
@@ -194,3 +196,106 @@ def test_problems_are_traced_to_the_piece_whose_line_it_is():
     # a piece with nothing but a line break owns no line
     assert _traced(b"H\n", [b"A1\n", b"\n", b"C1\n"], b"", range(1, 5)) == \
         [None, "INV-0", None, "INV-2"]
+
+
+def _alive_counted(monkeypatch) -> list[int]:
+    """How many streamed validations' processes the export holds each time one starts,
+    and once the titles are all rendered (``Exporter.finish`` called): running, or ended
+    and not waited for (its output pipe open; ``returncode`` is set by the wait, not
+    asked here, which would wait for them)."""
+    import pesgen.export as export_module
+
+    started: list[StreamValidator] = []
+    counts: list[int] = []
+
+    def alive() -> int:
+        return sum(s.proc.returncode is None for s in started)
+
+    class Counted(StreamValidator):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            started.append(self)
+            counts.append(alive())
+
+    finish = Exporter.finish
+    monkeypatch.setattr(export_module, "StreamValidator", Counted)
+    monkeypatch.setattr(Exporter, "finish",
+                        lambda self, *a: counts.append(alive()) or finish(self, *a))
+    return counts
+
+
+def test_many_streamed_bordereaux_keep_two_validating_processes_at_most(tmp_path,
+                                                                        monkeypatch):
+    """Six bordereaux of 2 titles (the last of 1), each of the five first validated as
+    it is rendered: each bordereau's process was kept until the files were assembled,
+    five at once (a Python process each: 10 bordereaux of 2 000 titles held 414 MiB).
+    A full bordereau's process ends its pass; at most two run at once, and each still
+    vouches for its body (no file validated again whole but the 1-title one), the
+    files the same bytes as validated whole."""
+    mapping = _small_bordereaux(tmp_path, 2)
+    whole = _export(tmp_path / "whole", 10_000, mapping=mapping)[0]
+    counts = _alive_counted(monkeypatch)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    streamed, flags = _export(tmp_path / "streamed", 2, mapping=mapping)
+    assert flags == [True] * 5 + [False]
+    assert len(counts) == 6  # five started, then finish
+    assert max(counts) <= 2, counts
+    assert calls == ["PESORMC_21450999400015_2026_0000006.xml"]
+    assert [p.read_bytes() for p in streamed] == [p.read_bytes() for p in whole]
+
+
+def test_a_problem_in_the_third_streamed_bordereau_names_its_line_and_invoice(tmp_path):
+    """The third of six bordereaux of 2 titles breaks the XSD in its second title: the
+    same problems as the file validated whole, naming the file, its line, the invoice
+    and its input record, its process having ended before the files were assembled."""
+    mapping = _small_bordereaux(tmp_path, 2)
+    bundle = _broken_bundle(tmp_path, '<Majo V="0"/>',
+                            '<Majo V="{{ 1 if t.invoice_number == \'FA-2026-00107\' else 0 }}"/>')
+    outcomes = []
+    for label, stream_from in (("whole", 10_000), ("streamed", 2)):
+        with pytest.raises(OutputInvalidError) as exc:
+            _export(tmp_path / label, stream_from, bundle, mapping=mapping)
+        assert list((tmp_path / label).iterdir()) == []
+        outcomes.append(exc.value.problems)
+    assert [str(p) for p in outcomes[0]] == [str(p) for p in outcomes[1]]
+    problems = outcomes[1]
+    assert problems and {p.rule for p in problems} == {"xsd.pesgen"}
+    piece = "/n:PES_Aller/PES_RecetteAller/Bordereau/Piece[2]/LigneDePiece[{}]/BlocLignePiece/"
+    assert [str(p).split(" invoice ")[0] for p in problems] == [
+        f"PESORMC_21450999400015_2026_0000003.xml:{line} {piece.format(n)}InfoLignePiece/Majo"
+        for line, n in ((106, 1), (143, 2))]
+    for p in problems:
+        assert p.invoice == "FA-2026-00107"
+        assert p.message.endswith("(rendered from examples/school-export.json:$.invoices[6])")
+
+
+def test_a_provisional_tail_refused_is_said_when_the_files_are_assembled(tmp_path):
+    """The streamed validation's provisional tail is now rendered as its bordereau is
+    full, during the preparation: a template refusing it (here for that document
+    alone) is still refused where it was, once the input's problems are listed, as the
+    file is assembled, with the template's name and line."""
+    from pesgen.errors import TemplateError
+
+    bundle = _broken_bundle(tmp_path, "</n:PES_Aller>\n{% endmacro %}",
+                            "</n:PES_Aller>\n{{ nowhere if doc.file_name == 'provisional.xml' "
+                            "else '' }}{% endmacro %}")
+    mapping = _small_bordereaux(tmp_path, 5)
+    fmt = load_format(bundle)
+    out = tmp_path / "out"
+    out.mkdir()
+    exporter = Exporter(load_mapping(mapping), fmt, out, RUN, stream_from=2)
+    prepared = exporter.prepare(EXAMPLES / "school-export.json")
+    try:
+        assert [s is not None for b in prepared.bordereaux for s in b.streams] == \
+            [True, True, False]
+        with pytest.raises(TemplateError) as exc:
+            exporter.finish(prepared, 1)
+    finally:
+        prepared.close()
+    message = str(exc.value)
+    assert message.startswith("template pes-ormc/pes-aller.xml.j2:"), message
+    assert message.endswith(": 'nowhere' is undefined (tail)"), message
+    assert list(out.iterdir()) == []
