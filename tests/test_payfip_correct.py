@@ -338,3 +338,31 @@ def test_an_anomaly_of_another_kind_has_no_answer_to_correct(flow, store):
                    "corrects the trésorerie's answer recorded on a run-cancelled or "
                    "paid-cancelled anomaly (--applied, --refunded); this one takes none\n"), err
     assert _anomaly(store, number)["note"] == "settled"
+
+
+def test_a_run_cancelled_anomaly_reopened_names_the_link_given_since(flow, store, tmp_path):
+    """Resolved --refunded, the title due's link made; the anomaly reopened (`--correct`
+    alone): the invoice is held back again, and the link given since, which that does not
+    take back, is named (text note; JSON `still_open`), for support to tell the family."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded?")
+    assert code == 0, out + err
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+    made = ledger.payment_of(store, ID_COLL, INVOICE)["last_id_op"]
+    created = ledger.get_operation(store, made)["created_at"]
+    code, out, err = _resolve(store, number, "--correct", "--format", "json",
+                              note="not answered yet")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert (report["invoice_state"], [(link["id_op"], link["title"], link["run"])
+                                      for link in report["still_open"]]) == (
+        "held_back", [(made, "due", new.run_id)]), report
+    assert report["notes"][-1] == (
+        f"invoice {INVOICE}: its title's link made on {created} (operation {made}) is still "
+        "open (pending): the anomaly reopened holds back the links to come, not this one: "
+        "tell the family not to use it until the trésorerie answers (if it applied the "
+        "money, a payment through it would pay twice)"), report
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.unsettled)" in err, out + err

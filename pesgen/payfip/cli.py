@@ -1137,6 +1137,13 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
                 "the resolution is recorded, but what its invoice gets now could not be "
                 f"read (the state store failed: {said}); `pesgen payfip anomalies --all` "
                 "and `pesgen payfip payments` say it once the store answers"))
+    if row.get("links_open"):
+        # a run-cancelled anomaly reopened: the links given before are not held back
+        facts["still_open"] = [{"id_op": link["id_op"], "created_at": link["created_at"],
+                                "status": link["status"], "run": link["run_id"],
+                                "id_bord": link["id_bord"],
+                                "title": "cancelled" if link["run_id"] == row["op_run"]
+                                else "due"} for link in row["links_open"]]
     facts["notes"] = _resolved_notes(facts)
     return facts
 
@@ -1282,8 +1289,17 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
                 f"{facts['advice']}"]
     else:
         said = [f"invoice {invoice}: no longer held back: {facts['advice']}"]
+    reopened = fixed is not None and facts["outcome"] is None
     for link in facts["still_open"]:
-        if link["title"] == "due":
+        if reopened:
+            title = ("its title's link" if link["title"] == "due" else "the link of its "
+                     f"cancelled title (IdBord {link['id_bord']} of run {link['run']})")
+            said.append(f"invoice {invoice}: {title} made on {link['created_at']} "
+                        f"(operation {link['id_op']}) is still open ({link['status']}): the "
+                        "anomaly reopened holds back the links to come, not this one: tell "
+                        "the family not to use it until the trésorerie answers (if it "
+                        "applied the money, a payment through it would pay twice)")
+        elif link["title"] == "due":
             said.append(f"invoice {invoice}: its title's link made on {link['created_at']} "
                         f"(operation {link['id_op']}) is still open ({link['status']}): a "
                         "payment through it would pay the title twice (a double-payment "

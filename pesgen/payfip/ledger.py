@@ -1442,6 +1442,11 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
             anomalies.c.id == anomaly_id, anomalies.c.outcome == row.outcome).values(
             resolved_at=now if outcome else None, resolved_by=by if outcome else None,
             note=note if outcome else None, outcome=outcome))
+        # reopened, a run-cancelled one holds back the links to come, not those given
+        # since its answer (the title due's, after --refunded): said, for support to tell
+        # the family not to use them until the trésorerie answers
+        given = (_links_open(conn, op["id_coll"], row.invoice)
+                 if outcome is None and row.kind != PAID_CANCELLED else [])
         pay = _payment_row(conn, op["id_coll"], row.invoice)
         _event(conn, {**op, "invoice": row.invoice}, "anomaly-corrected", "support",
                pay["status"] if pay else "pending",
@@ -1455,7 +1460,8 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
             "outcome": outcome, "applied": applied, "earlier": None,
             "corrected": {"at": now, "by": by, "note": note, "from": row.outcome,
                           "to": outcome, "before": before, "withdrawn": withdrawn},
-            "saisie": op["saisie"], "id_coll": op["id_coll"]}
+            "links_open": given, "op_run": op["run_id"], "saisie": op["saisie"],
+            "id_coll": op["id_coll"]}
 
 
 # the status of an unpaid invoice's payment row that its latest link's result gives it
@@ -1619,17 +1625,22 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     # the invoice's links still open: the title's own, made before (while the cancelled
     # one's was still open), and the cancelled title's others: a payment through one now
     # pays it twice (each with its title's run and IdBord)
-    still_open = conn.execute(
+    return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
+            "method": method, "paid_at": paid_at, "id_op": op["id_op"],
+            "still_open": _links_open(conn, op["id_coll"], invoice)}
+
+
+def _links_open(conn: Connection, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+    """The invoice's links still open (pending, unknown; not a test link's, saisie T,
+    which collects nothing), oldest first, each with its title's run and IdBord."""
+    return [dict(r._mapping) for r in conn.execute(
         sa.select(operations.c.id_op, operations.c.created_at, operations.c.status,
                   operations.c.run_id, run_invoices.c.id_bord)
         .outerjoin(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
                                          run_invoices.c.invoice == operations.c.invoice))
-        .where(operations.c.id_coll == op["id_coll"], operations.c.invoice == invoice,
+        .where(operations.c.id_coll == id_coll, operations.c.invoice == invoice,
                operations.c.saisie != "T", operations.c.status.in_(OPEN))
-        .order_by(operations.c.created_at, operations.c.id_op)).all()
-    return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
-            "method": method, "paid_at": paid_at, "id_op": op["id_op"],
-            "still_open": [dict(r._mapping) for r in still_open]}
+        .order_by(operations.c.created_at, operations.c.id_op))]
 
 
 def _applicable(store: Store, conn: Connection, row: Any, op: dict[str, Any], why: str
