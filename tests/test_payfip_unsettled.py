@@ -1124,7 +1124,8 @@ def test_resolve_applied_as_json_gives_the_payment_recorded_and_the_links_still_
     # every field, in the order the report gives them (the head first), and no other
     assert list(report) == [
         "command", "ok", "exit_code", "error", "id", "kind", "invoice", "id_op",
-        "resolved_at", "resolved_by", "outcome", "note", "earlier", "recorded", "applied",
+        "resolved_at", "resolved_by", "outcome", "note", "earlier", "corrected", "recorded",
+        "applied",
         "still_open", "invoice_state", "held_back_by", "paid", "advice", "notes"], list(report)
     [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
     assert (report["kind"], report["invoice"], report["id_op"], report["resolved_at"],
@@ -1630,7 +1631,7 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
         "again_run": new.run_id, "again_id_bord": again.id_bord,
         "again_id_pce": again.id_pce, "open": True,
         "what_to_do": ledger.ANOMALY_ADVICE["amount-mismatch"], "resolved_at": None,
-        "resolved_by": None, "note": None, "outcome": None}
+        "resolved_by": None, "note": None, "outcome": None, "corrections": []}
     assert first["cancelled_at"] is not None and again.id_bord != 1
     assert third == {
         "id": forged, "at": recorded[forged]["at"], "kind": "unknown-idop",
@@ -1641,7 +1642,7 @@ def test_anomalies_as_json_give_every_field_of_each_anomaly(flow, store, tmp_pat
         "title_id_pce": None, "cancelled_at": None, "again_run": None, "again_id_bord": None,
         "again_id_pce": None, "open": True,
         "what_to_do": ledger.ANOMALY_ADVICE["unknown-idop"], "resolved_at": None,
-        "resolved_by": None, "note": None, "outcome": None}
+        "resolved_by": None, "note": None, "outcome": None, "corrections": []}
     code, out, err = _resolve(store, forged)
     assert code == 0, out + err
     # an amount-mismatch resolved: nothing said of the invoice's links (its run-cancelled

@@ -903,6 +903,11 @@ def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
                          and r["invoice_status"] != "cancelled" else "")
                 yield (f"    invoice {r['invoice']}: {state}{title}; the anomaly recorded no "
                        "payment and changed no status")
+        for fixed in r["corrections"]:
+            before = fixed["before"]
+            yield (f"    corrected {fixed['at']} by {fixed['by']}: {fixed['from']} (resolved "
+                   f"{before['resolved_at']} by {before['resolved_by']}: {before['note']}) "
+                   f"-> {fixed['to'] or 'reopened'}: {fixed['note']}")
         if r["resolved_at"] is not None:
             outcome = f" ({r['outcome']})" if r["outcome"] else ""
             yield (f"    resolved {r['resolved_at']} by {r['resolved_by']}{outcome}: "
@@ -952,7 +957,10 @@ def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
             "again_id_pce": r["again_id_pce"], "open": is_open,
             "what_to_do": advice.get(r["kind"], "see docs/payfip.md") if is_open else None,
             "resolved_at": r["resolved_at"], "resolved_by": r["resolved_by"],
-            "note": r["note"], "outcome": r["outcome"]}
+            "note": r["note"], "outcome": r["outcome"],
+            "corrections": [{"at": c["at"], "by": c["by"], "note": c["note"],
+                             "from": c["from"], "to": c["to"], "before": c["before"],
+                             "withdrawn": c["withdrawn"]} for c in r["corrections"]]}
 
 
 def _collected(r: dict[str, Any]) -> str:
@@ -1016,6 +1024,11 @@ def anomalies_resolve(
         "--refunded", help="A run-cancelled or paid-cancelled anomaly: the trésorerie "
         "refunded the family (recorded; the title due gets its payment links again).")
     ] = False,
+    correct: Annotated[bool, typer.Option(
+        "--correct", help="A run-cancelled or paid-cancelled anomaly resolved --applied or "
+        "--refunded with the wrong answer: what that answer recorded is taken back (kept "
+        "in the invoice's history), then --applied or --refunded records the right one; "
+        "without either, the anomaly is open again.")] = False,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then the "
         "anomaly, its resolution, the payment recorded and what its invoice gets now, as the "
@@ -1052,7 +1065,7 @@ def anomalies_resolve(
             except Exception:  # no login name (a container without one): say who with --by
                 raise UsageError("who resolves it? give --by NAME") from None
         store = _store(_group_option(ctx, "db", db))
-        row = resolve_anomaly(store, anomaly, by, note, outcome)
+        row = resolve_anomaly(store, anomaly, by, note, outcome, correct)
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip anomalies resolve", int(exc.exit_code), str(exc),
@@ -1088,6 +1101,8 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
         # resolved before with a note alone: that resolution (resolved_at, resolved_by,
         # note), which this one's outcome completes
         "earlier": row.get("earlier"),
+        # --correct: the resolution before (its outcome) and what was taken back
+        "corrected": row.get("corrected"),
         # a paid title's payment refunded is no longer its payment
         "recorded": "paid" if done is not None else "refunded"
         if (row["kind"], outcome) == ("paid-cancelled", "refunded") else None,
@@ -1122,6 +1137,13 @@ def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:
                 "the resolution is recorded, but what its invoice gets now could not be "
                 f"read (the state store failed: {said}); `pesgen payfip anomalies --all` "
                 "and `pesgen payfip payments` say it once the store answers"))
+    if row.get("links_open"):
+        # a run-cancelled anomaly reopened: the links given before are not held back
+        facts["still_open"] = [{"id_op": link["id_op"], "created_at": link["created_at"],
+                                "status": link["status"], "run": link["run_id"],
+                                "id_bord": link["id_bord"],
+                                "title": "cancelled" if link["run_id"] == row["op_run"]
+                                else "due"} for link in row["links_open"]]
     facts["notes"] = _resolved_notes(facts)
     return facts
 
@@ -1174,6 +1196,11 @@ def _released(store: Any, row: dict[str, Any]) -> dict[str, Any]:
 def _resolved_line(facts: dict[str, Any]) -> str:
     """`payfip anomalies resolve`'s line on standard output, from its facts."""
     invoice = f" (invoice {facts['invoice']})" if facts["invoice"] else ""
+    fixed = facts["corrected"]
+    if fixed is not None and facts["outcome"] is None:
+        return (f"anomaly #{facts['id']} {facts['kind']}{invoice}: reopened {fixed['at']} by "
+                f"{fixed['by']} (its answer {fixed['from']} taken back)"
+                + _withdrawn_said(fixed["withdrawn"]))
     head = (f"anomaly #{facts['id']} {facts['kind']}{invoice}: resolved "
             f"{facts['resolved_at']} by {facts['resolved_by']}")
     done = facts["applied"]
@@ -1191,6 +1218,20 @@ def _resolved_line(facts: dict[str, Any]) -> str:
     return f"{head}{outcome}; no payment was recorded"
 
 
+def _withdrawn_said(withdrawn: dict[str, Any] | None) -> str:
+    """What a correction took back (``correct_anomaly``'s ``withdrawn``), in words."""
+    from .models import cents_text
+
+    if withdrawn is None:
+        return "; that answer had recorded no payment"
+    amount = cents_text(withdrawn["paid_cents"] or 0)
+    if withdrawn["payment"] == "paid":
+        return (f"; the payment it recorded ({amount}, applied to the title of run "
+                f"{withdrawn['applied_to_run']}) is taken back (the invoice's payment "
+                f"row: {withdrawn['status']})")
+    return f"; its payment recorded refunded ({amount}) is a payment again (paid)"
+
+
 def _resolved_notes(facts: dict[str, Any]) -> list[str]:
     """What `payfip anomalies resolve` says on standard error (each line without its
     ``note: ``), from its facts: what its invoice gets now, then each link still open."""
@@ -1203,6 +1244,16 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
                 f"{first['resolved_by']} with a note alone ({first['note']}): the "
                 f"trésorerie's answer ({facts['outcome']}) is recorded now, that resolution "
                 "kept in the invoice's history"] if first else [])
+    fixed = facts.get("corrected")
+    if fixed is not None:
+        now = (f"the trésorerie's answer is {facts['outcome']} now" if facts["outcome"]
+               else "the anomaly is open again, as before anyone resolved it")
+        before = fixed["before"]
+        amended.append(
+            f"anomaly #{facts['id']} was resolved on {before['resolved_at']} by "
+            f"{before['resolved_by']} ({fixed['from']}: {before['note']}): corrected, "
+            f"{now}{_withdrawn_said(fixed['withdrawn'])}; that resolution is kept in the "
+            "invoice's history (`pesgen payfip payments --history`)")
     if state is None:
         return amended
     if facts["applied"] is not None:
@@ -1210,7 +1261,9 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
     elif state == "unread":
         said = [f"invoice {invoice}: {facts['advice']}"]
     elif state == "held_back":
-        said = [f"invoice {invoice}: still held back by "
+        again = "held back again" if fixed is not None and facts["outcome"] is None else (
+            "still held back")
+        said = [f"invoice {invoice}: {again} by "
                 + ", ".join(f"anomaly #{number}" for number in facts["held_back_by"])
                 + f" (run-cancelled, not resolved): {facts['advice']}"]
     elif state == "paid":
@@ -1236,8 +1289,17 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
                 f"{facts['advice']}"]
     else:
         said = [f"invoice {invoice}: no longer held back: {facts['advice']}"]
+    reopened = fixed is not None and facts["outcome"] is None
     for link in facts["still_open"]:
-        if link["title"] == "due":
+        if reopened:
+            title = ("its title's link" if link["title"] == "due" else "the link of its "
+                     f"cancelled title (IdBord {link['id_bord']} of run {link['run']})")
+            said.append(f"invoice {invoice}: {title} made on {link['created_at']} "
+                        f"(operation {link['id_op']}) is still open ({link['status']}): the "
+                        "anomaly reopened holds back the links to come, not this one: tell "
+                        "the family not to use it until the trésorerie answers (if it "
+                        "applied the money, a payment through it would pay twice)")
+        elif link["title"] == "due":
             said.append(f"invoice {invoice}: its title's link made on {link['created_at']} "
                         f"(operation {link['id_op']}) is still open ({link['status']}): a "
                         "payment through it would pay the title twice (a double-payment "

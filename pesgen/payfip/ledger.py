@@ -1215,11 +1215,31 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
             # cancelled title its payment follows, with the new title beside it
             again = _titles_again(store, conn, {(r["op_coll"], r["invoice"]) for r in rows
                                                 if _cancelled(r) and r["op_coll"] is not None})
+            corrections = _corrections(conn, {r["id_op"] for r in rows
+                                              if r["kind"] in SETTLED and r["id_op"]})
         for row in rows:
+            row["corrections"] = corrections.get(row["id"], [])
             yield _anomaly_row(row, again)
         if len(rows) < chunk:
             return
         after = rows[-1]["id"]
+
+
+def _corrections(conn: Connection, id_ops: set[str]) -> dict[int, list[dict[str, Any]]]:
+    """The corrections of these operations' anomalies' answers (``correct_anomaly``'s
+    ``anomaly-corrected`` events), by anomaly, oldest first: when, who, the note, the
+    answer before and after (``from``, ``to``; None: reopened)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for part in chunks(sorted(id_ops)):
+        for e in conn.execute(sa.select(events.c.at, events.c.detail).where(
+                events.c.event == "anomaly-corrected", events.c.id_op.in_(part))
+                .order_by(events.c.id)):
+            detail = json.loads(e.detail)
+            out.setdefault(int(detail["anomaly"]), []).append(
+                {"at": e.at, "by": detail["by"], "note": detail["note"],
+                 "from": detail["before"]["outcome"], "to": detail["outcome"],
+                 "before": detail["before"], "withdrawn": detail["withdrawn"]})
+    return out
 
 
 def _anomaly_row(row: dict[str, Any],
@@ -1251,7 +1271,7 @@ def resolver(by: str) -> str:
 
 
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
-                    outcome: str | None = None) -> dict[str, Any]:
+                    outcome: str | None = None, correct: bool = False) -> dict[str, Any]:
     """Record a person's decision on an anomaly: who, when, and the note. It records no
     payment and changes no status: the invoice stays as it is (an amount-mismatch leaves
     it pending); a payment made outside PayFiP's result is the school software's. The
@@ -1281,12 +1301,17 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     note alone, which takes its ``outcome`` later, when the trésorerie answers: the
     resolution is then this one (who, when, the note, the outcome), and the result's
     ``earlier`` (None otherwise) and its ``anomaly-resolved`` event keep the first one's
-    time, author and note."""
+    time, author and note.
+
+    ``correct``: the trésorerie's answer recorded on it (``applied``, ``refunded``) was
+    the wrong one: ``correct_anomaly``."""
     note, by = note.strip(), resolver(by)
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
     if outcome is not None and outcome not in OUTCOMES:
         raise UsageError(f"outcome '{outcome}': one of {', '.join(OUTCOMES)}")
+    if correct:
+        return correct_anomaly(store, anomaly_id, by, note, outcome)
     now = utc_now()
     applied: dict[str, Any] | None = None
     with store.transaction() as conn:
@@ -1337,6 +1362,170 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note,
             "outcome": outcome, "applied": applied, "earlier": earlier,
             "saisie": op["saisie"] if op else None, "id_coll": op["id_coll"] if op else None}
+
+
+def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
+                    outcome: str | None) -> dict[str, Any]:
+    """Correct the trésorerie's answer recorded on a run-cancelled or paid-cancelled
+    anomaly (``applied`` or ``refunded``, typed wrong, or on the wrong anomaly): what that
+    answer recorded is taken back, then ``outcome`` is recorded as ``resolve_anomaly``
+    records it; ``outcome`` None reopens the anomaly (open again, as before anyone
+    resolved it: a run-cancelled one holds its invoice back again). Nothing is deleted:
+    the invoice's history gets a ``payment-withdrawn`` event when a payment --applied
+    recorded is taken back (its row as before: a paid-cancelled one's payment back on its
+    cancelled title, a run-cancelled one's invoice unpaid), a ``refund-withdrawn`` one when
+    a paid-cancelled one's payment recorded refunded is a payment again, and an
+    ``anomaly-corrected`` one (source ``support``: who, the note, the outcome now and the
+    resolution before: ``before``), which `payfip anomalies --all` shows
+    (``corrections``). Refused (StateError, nothing recorded) when the anomaly is open,
+    resolved with a note alone or by `runs reinstate`, already has that outcome, or when
+    what the answer recorded changed since: the payment --applied recorded is no longer
+    the invoice's, or its title was cancelled since; the refunded payment is no longer the
+    invoice's row (a new link was made for it since); and, as ``_applicable`` refuses an
+    --applied, when the invoice was paid since by another operation (then not reopened
+    either). Returns ``resolve_anomaly``'s
+    result with ``corrected``: when, who, the note, the answer before and now (``from``,
+    ``to``: None, reopened), the resolution before (``before``: ``resolved_at``,
+    ``resolved_by``, ``note``, ``outcome``) and ``withdrawn`` (what was taken back, or
+    None), as ``iter_anomalies``' ``corrections`` give it."""
+    now = utc_now()
+    applied: dict[str, Any] | None = None
+    with store.transaction() as conn:
+        query = sa.select(anomalies).where(anomalies.c.id == anomaly_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise StateError(f"no anomaly {anomaly_id} (`pesgen payfip anomalies --all` "
+                             "lists them)")
+        head = f"anomaly #{anomaly_id} ({row.kind}, invoice {row.invoice or '-'})"
+        if row.kind not in SETTLED:
+            raise StateError(f"{head}: --correct corrects the trésorerie's answer recorded on "
+                             "a run-cancelled or paid-cancelled anomaly (--applied, "
+                             "--refunded); this one takes none")
+        if row.resolved_at is None:
+            raise StateError(f"{head} is not resolved: there is no answer to correct; "
+                             "resolve it without --correct")
+        if row.outcome not in OUTCOMES:
+            why = ("by `runs reinstate` (reinstated): its title is paid again; "
+                   "--correct corrects an --applied or --refunded answer only"
+                   if row.outcome else "with a note alone: no answer of the trésorerie is "
+                   f"recorded on it; record it without --correct (`pesgen payfip anomalies "
+                   f"resolve {anomaly_id} --applied` or `--refunded`)")
+            raise StateError(f"{head} was resolved on {row.resolved_at} by "
+                             f"{row.resolved_by} {why}")
+        if outcome == row.outcome:
+            raise StateError(f"{head}: its recorded answer is {row.outcome} already "
+                             f"(resolved on {row.resolved_at} by {row.resolved_by}): "
+                             "nothing to correct")
+        op = _operation_row(conn, row.id_op) if row.id_op else None
+        if op is None or not row.invoice:  # (an outcome was recorded: it had both)
+            raise StateError(f"{head}: its operation is not recorded")
+        before = {"resolved_at": row.resolved_at, "resolved_by": row.resolved_by,
+                  "note": row.note, "outcome": row.outcome}
+        withdrawn = _take_back(store, conn, row, op, by, now, head)
+        if outcome is None and row.kind != PAID_CANCELLED:
+            # reopened, it would hold back an invoice paid since: the money through the
+            # cancelled title is then one payment too many, refunded is the only answer
+            pay = _payment_row(conn, op["id_coll"], row.invoice)
+            if pay is not None and pay["status"] == "paid" and pay["id_op"] != op["id_op"]:
+                raise StateError(
+                    f"{head}: the invoice was paid since ({cents_text(pay['paid_cents'] or 0)} "
+                    f"on {pay['paid_at']}, operation {pay['id_op']}): the money paid through "
+                    "the cancelled title is one payment too many, for the trésorerie to "
+                    "refund; it is not reopened (its answer stays refunded)")
+        if outcome == "applied":
+            applied = _apply(store, conn, row, op, by, now)
+        elif outcome == "refunded" and row.kind == PAID_CANCELLED:
+            _refunded(conn, row, op, by, now)
+        conn.execute(anomalies.update().where(
+            anomalies.c.id == anomaly_id, anomalies.c.outcome == row.outcome).values(
+            resolved_at=now if outcome else None, resolved_by=by if outcome else None,
+            note=note if outcome else None, outcome=outcome))
+        # reopened, a run-cancelled one holds back the links to come, not those given
+        # since its answer (the title due's, after --refunded): said, for support to tell
+        # the family not to use them until the trésorerie answers
+        given = (_links_open(conn, op["id_coll"], row.invoice)
+                 if outcome is None and row.kind != PAID_CANCELLED else [])
+        pay = _payment_row(conn, op["id_coll"], row.invoice)
+        _event(conn, {**op, "invoice": row.invoice}, "anomaly-corrected", "support",
+               pay["status"] if pay else "pending",
+               {"anomaly": anomaly_id, "kind": row.kind, "by": by, "note": note,
+                "outcome": outcome, "reopened": outcome is None, "before": before,
+                "withdrawn": withdrawn})
+    log.info("payfip anomaly %s (%s) corrected: %s -> %s", anomaly_id, row.kind,
+             row.outcome, outcome or "reopened")
+    return {**dict(row._mapping), "resolved_at": now if outcome else None,
+            "resolved_by": by if outcome else None, "note": note if outcome else None,
+            "outcome": outcome, "applied": applied, "earlier": None,
+            "corrected": {"at": now, "by": by, "note": note, "from": row.outcome,
+                          "to": outcome, "before": before, "withdrawn": withdrawn},
+            "links_open": given, "op_run": op["run_id"], "saisie": op["saisie"],
+            "id_coll": op["id_coll"]}
+
+
+# the status of an unpaid invoice's payment row that its latest link's result gives it
+# (apply_detail, expire); else pending, as a link leaves it
+_LINK_STATUSES = ("refused", "abandoned", "expired", "test-paid")
+
+
+def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str,
+               now: str, head: str) -> dict[str, Any] | None:
+    """Take back what an anomaly's recorded answer (``row.outcome``) recorded, for
+    ``correct_anomaly``, or refuse (StateError, its message starting with ``head``) when
+    it changed since. Returns what was taken back (None: the answer recorded nothing, a
+    run-cancelled one refunded)."""
+    pay = _payment_row(conn, op["id_coll"], row.invoice)
+    mine = {**op, "invoice": row.invoice}
+    now_said = ("no payment record" if pay is None else f"its payment row is {pay['status']}"
+                + (f", operation {pay['id_op']}" if pay["id_op"] else "")
+                + f", its latest link operation {pay['last_id_op']}")
+    if row.outcome == "applied":
+        if (pay is None or pay["status"] != "paid" or pay["id_op"] != op["id_op"]
+                or pay["applied_run"] is None):
+            raise StateError(
+                f"{head}: the payment --applied recorded (operation {op['id_op']}) is no "
+                f"longer the invoice's ({now_said}): something was recorded since; pesgen "
+                "cannot take it back safely: settle it with the trésorerie and enter it in "
+                "the school software by hand")
+        titles = _active_titles(store, op["id_coll"], row.invoice, conn)
+        if not any(t.run_id == pay["applied_run"] for t in titles):
+            raise StateError(
+                f"{head}: the title the money was applied to (run {pay['applied_run']}) was "
+                "cancelled since: its payment went with it (its own paid-cancelled anomaly, "
+                "`pesgen payfip anomalies`); pesgen cannot take it back safely: settle it "
+                "with the trésorerie")
+        values: dict[str, Any] = {"applied_run": None, "updated_at": now}
+        status = "paid"
+        if row.kind != PAID_CANCELLED:
+            # paid through the cancelled title's link after the cancellation: the payment
+            # was never the invoice's before --applied; its row as its latest link left it
+            last = _operation_row(conn, pay["last_id_op"])
+            status = (last["status"] if last is not None
+                      and last["status"] in _LINK_STATUSES else "pending")
+            values.update(status=status, paid_cents=None, method=None, paid_at=None,
+                          id_op=None, numauto=None)
+        # (a paid-cancelled one's payment goes back to its cancelled title, paid)
+        conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
+        withdrawn = {"payment": "paid", "paid_cents": pay["paid_cents"],
+                     "applied_to_run": pay["applied_run"], "status": status}
+        _event(conn, mine, "payment-withdrawn", "support", status,
+               {"anomaly": row.id, "by": by, **withdrawn})
+        return withdrawn
+    if row.kind != PAID_CANCELLED:  # refunded: nothing was recorded
+        return None
+    if pay is None or pay["status"] != "refunded" or pay["id_op"] != op["id_op"]:
+        raise StateError(
+            f"{head}: the payment recorded refunded (operation {op['id_op']}) is no longer "
+            f"the invoice's ({now_said}): a new link was made for it since, the family may "
+            "pay through it; pesgen cannot take the refund back safely: settle it with the "
+            "trésorerie")
+    conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
+        status="paid", updated_at=now))
+    withdrawn = {"payment": "refunded", "paid_cents": pay["paid_cents"], "status": "paid"}
+    _event(conn, mine, "refund-withdrawn", "support", "paid",
+           {"anomaly": row.id, "by": by, **withdrawn})
+    return withdrawn
 
 
 def settle_reinstated(store: Store, conn: Connection, run_id: str, bordereaux: list[int],
@@ -1436,17 +1625,22 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     # the invoice's links still open: the title's own, made before (while the cancelled
     # one's was still open), and the cancelled title's others: a payment through one now
     # pays it twice (each with its title's run and IdBord)
-    still_open = conn.execute(
+    return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
+            "method": method, "paid_at": paid_at, "id_op": op["id_op"],
+            "still_open": _links_open(conn, op["id_coll"], invoice)}
+
+
+def _links_open(conn: Connection, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+    """The invoice's links still open (pending, unknown; not a test link's, saisie T,
+    which collects nothing), oldest first, each with its title's run and IdBord."""
+    return [dict(r._mapping) for r in conn.execute(
         sa.select(operations.c.id_op, operations.c.created_at, operations.c.status,
                   operations.c.run_id, run_invoices.c.id_bord)
         .outerjoin(run_invoices, sa.and_(run_invoices.c.run_id == operations.c.run_id,
                                          run_invoices.c.invoice == operations.c.invoice))
-        .where(operations.c.id_coll == op["id_coll"], operations.c.invoice == invoice,
+        .where(operations.c.id_coll == id_coll, operations.c.invoice == invoice,
                operations.c.saisie != "T", operations.c.status.in_(OPEN))
-        .order_by(operations.c.created_at, operations.c.id_op)).all()
-    return {"run_id": title.run_id, "id_bord": int(title.id_bord), "cents": cents,
-            "method": method, "paid_at": paid_at, "id_op": op["id_op"],
-            "still_open": [dict(r._mapping) for r in still_open]}
+        .order_by(operations.c.created_at, operations.c.id_op))]
 
 
 def _applicable(store: Store, conn: Connection, row: Any, op: dict[str, Any], why: str

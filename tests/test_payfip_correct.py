@@ -1,0 +1,368 @@
+# ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
+"""The trésorerie's answer recorded on a run-cancelled or paid-cancelled anomaly, corrected
+(`payfip anomalies resolve ID --correct --refunded | --applied | (neither: reopened)
+--note …`): what the wrong answer recorded is taken back (a payment --applied recorded,
+a payment recorded refunded), kept in the invoice's history, and the right one recorded;
+refused, nothing changed, when something was recorded since that makes it unsafe
+(docs/payfip.md, *Anomalies: what support does*). Before, an answer on an anomaly whose
+outcome was recorded was refused, and only an edit of the database could undo it."""
+
+from __future__ import annotations
+
+import json
+
+from pesgen.errors import ExitCode
+from pesgen.payfip import ledger
+
+from .payfip_support import (  # noqa: F401 - fixtures
+    exported,
+    fake,
+    flow,
+    receiver,
+    store,
+)
+from .test_payfip_unsettled import (
+    ID_COLL,
+    _cancel_then_pay,
+    _cli,
+    _link,
+    _paid_then_cancelled,
+)
+
+INVOICE = "FA-2026-00102"
+
+
+def _resolve(store, number: int, *flags: str, note: str, by: str = "support"):
+    return _cli(store, "payfip", "anomalies", "resolve", str(number), *flags, "--note", note,
+                "--by", by)
+
+
+def _history(store) -> list[dict]:
+    code, out, err = _cli(store, "payfip", "payments", "--format", "json", "--history",
+                          "-n", INVOICE)
+    assert code == 0, out + err
+    return [e for row in json.loads(out) for e in row["history"]]
+
+
+def _anomaly(store, number: int) -> dict:
+    [anomaly] = [a for a in ledger.list_anomalies(store) if a["id"] == number]
+    return anomaly
+
+
+def _run_cancelled(store) -> int:
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "run-cancelled"]
+    return number
+
+
+def _events(store, *names: str) -> list[tuple[str, str, dict]]:
+    return [(e["event"], e["status"], e.get("detail")) for e in _history(store)
+            if e["event"] in names]
+
+
+def test_run_cancelled_applied_corrected_to_refunded_takes_the_payment_back(flow, store,
+                                                                            tmp_path):
+    """Paid through the cancelled title's link, resolved --applied by mistake (the new
+    title recorded paid): `--correct --refunded` takes that payment back (the invoice's
+    row unpaid as its link left it, the title due gets its link again), records refunded,
+    and the history and `anomalies --all` keep the first answer."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--applied", note="applied, said alice",
+                              by="alice")
+    assert code == 0, out + err
+    first = _anomaly(store, number)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="it refunded")
+    assert code == 0, out + err
+    assert out.startswith(f"anomaly #{number} run-cancelled (invoice {INVOICE}): resolved "), out
+    assert out.endswith(" by support (refunded); no payment was recorded\n"), out
+    assert err == (
+        f"note: anomaly #{number} was resolved on {first['resolved_at']} by alice (applied: "
+        "applied, said alice): corrected, the trésorerie's answer is refunded now; the "
+        f"payment it recorded (187.50, applied to the title of run {new.run_id}) is taken "
+        "back (the invoice's payment row: pending); that resolution is kept in the "
+        "invoice's history (`pesgen payfip payments --history`)\n"
+        f"note: invoice {INVOICE}: no longer held back: `payfip link`, `tipi-url` and "
+        "`payfip datamatrix` give it a payment again; send the family the new link\n"), err
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"], pay["paid_cents"], pay["applied_run"]) == (
+        "pending", None, None, None), pay
+    anomaly = _anomaly(store, number)
+    assert (anomaly["outcome"], anomaly["resolved_by"], anomaly["note"]) == (
+        "refunded", "support", "it refunded")
+    withdrawn = {"payment": "paid", "paid_cents": 18750, "applied_to_run": new.run_id,
+                 "status": "pending"}
+    before = {"resolved_at": first["resolved_at"], "resolved_by": "alice",
+              "note": "applied, said alice", "outcome": "applied"}
+    assert _events(store, "paid", "payment-withdrawn", "anomaly-corrected")[1:] == [
+        ("payment-withdrawn", "pending", {"anomaly": number, "by": "support", **withdrawn}),
+        ("anomaly-corrected", "pending",
+         {"anomaly": number, "kind": "run-cancelled", "by": "support",
+          "note": "it refunded", "outcome": "refunded", "reopened": False,
+          "before": before, "withdrawn": withdrawn})]
+    code, out, err = _cli(store, "payfip", "anomalies", "--all")
+    assert code == 0, out + err
+    assert (f"    corrected {anomaly['resolved_at']} by support: applied (resolved "
+            f"{first['resolved_at']} by alice: applied, said alice) -> refunded: it "
+            "refunded\n    resolved ") in out, out
+    code, out, err = _link(flow, store)  # the title due gets its link again
+    assert code == 0, out + err
+
+
+def test_run_cancelled_refunded_corrected_to_applied_in_json(flow, store, tmp_path):
+    """Resolved --refunded by mistake (it recorded nothing): `--correct --applied
+    --format json` records the title due paid, the report's `corrected` giving the answer
+    before and nothing taken back."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded?", by="alice")
+    assert code == 0, out + err
+    first = _anomaly(store, number)
+    code, out, err = _resolve(store, number, "--correct", "--applied", "--format", "json",
+                              note="applied in fact")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert (report["outcome"], report["recorded"], report["invoice_state"],
+            report["applied"]["run"], report["applied"]["id_op"]) == (
+        "applied", "paid", "paid", new.run_id, old.id_op), report
+    fixed = report["corrected"]
+    assert (fixed["from"], fixed["to"], fixed["by"], fixed["note"], fixed["withdrawn"],
+            fixed["before"]) == (
+        "refunded", "applied", "support", "applied in fact", None,
+        {"resolved_at": first["resolved_at"], "resolved_by": "alice", "note": "refunded?",
+         "outcome": "refunded"}), fixed
+    assert report["notes"][0].endswith("corrected, the trésorerie's answer is applied now; "
+                                       "that answer had recorded no payment; that "
+                                       "resolution is kept in the invoice's history "
+                                       "(`pesgen payfip payments --history`)"), report
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == ("paid", old.id_op, new.run_id)
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+
+
+def test_paid_cancelled_applied_corrected_to_refunded(flow, store, tmp_path):
+    """A paid title cancelled since, resolved --applied by mistake: `--correct
+    --refunded` puts the payment back on its cancelled title, then records it refunded:
+    the new title gets its link."""
+    _run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--applied", note="applied")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="refunded")
+    assert code == 0, out + err
+    assert " by support (refunded); its payment is recorded refunded" in out, out
+    assert (f"the payment it recorded (187.50, applied to the title of run {new.run_id}) "
+            "is taken back (the invoice's payment row: paid)") in err, err
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == ("refunded", link.id_op, None)
+    assert [e[:2] for e in _events(store, "payment-withdrawn", "refunded",
+                                   "anomaly-corrected")] == [
+        ("payment-withdrawn", "paid"), ("refunded", "refunded"),
+        ("anomaly-corrected", "refunded")]
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+
+
+def test_paid_cancelled_refunded_reopened_is_paid_again(flow, store, tmp_path):
+    """A paid title cancelled since, resolved --refunded on the wrong anomaly: `--correct`
+    alone reopens it: its payment is a payment again (no link for the new title), the
+    anomaly open, `anomalies` listing the correction."""
+    _run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", note="wrong anomaly")
+    assert code == 0, out + err
+    assert out.startswith(f"anomaly #{number} paid-cancelled (invoice {INVOICE}): reopened ")
+    assert out.endswith(" by support (its answer refunded taken back); its payment recorded "
+                        "refunded (187.50) is a payment again (paid)\n"), out
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"]) == ("paid", link.id_op)
+    anomaly = _anomaly(store, number)
+    assert (anomaly["resolved_at"], anomaly["outcome"], anomaly["note"]) == (None, None, None)
+    assert [(c["from"], c["to"], c["note"]) for c in anomaly["corrections"]] == [
+        ("refunded", None, "wrong anomaly")]
+    assert [e[:2] for e in _events(store, "refund-withdrawn", "anomaly-corrected")] == [
+        ("refund-withdrawn", "paid"), ("anomaly-corrected", "paid")]
+    code, out, err = _cli(store, "payfip", "anomalies")
+    assert code == 0, out + err
+    assert " -> reopened: wrong anomaly\n    what to do: " in out, out
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.paid)" in err, out + err
+
+
+def test_run_cancelled_applied_reopened_holds_the_invoice_back_again(flow, store, tmp_path):
+    """Resolved --applied on the wrong anomaly: `--correct --format json` reopens it, the
+    payment taken back, the invoice held back again (rule payfip.unsettled), and
+    `anomalies --format json` gives the correction."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--applied", note="applied")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--format", "json",
+                              note="not this one")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert (report["outcome"], report["resolved_at"], report["invoice_state"],
+            report["held_back_by"], report["corrected"]["to"],
+            report["corrected"]["withdrawn"]["status"]) == (
+        None, None, "held_back", [number], None, "pending"), report
+    assert report["notes"][1].startswith(f"invoice {INVOICE}: held back again by anomaly "
+                                         f"#{number} (run-cancelled, not resolved)"), report
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == ("pending", None, None)
+    code, out, err = _cli(store, "payfip", "anomalies", "--format", "json")
+    assert code == 0, out + err
+    [listed] = json.loads(out)["anomalies"]
+    assert (listed["id"], listed["open"], [(c["from"], c["to"], c["note"])
+                                           for c in listed["corrections"]]) == (
+        number, True, [("applied", None, "not this one")]), listed
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.unsettled)" in err, out + err
+
+
+def test_a_correction_is_refused_when_there_is_no_answer_to_correct(flow, store, tmp_path):
+    """Refused, exit 7, nothing recorded: an open anomaly, one resolved with a note alone
+    (its answer is recorded without --correct), the answer it has already (text and
+    JSON)."""
+    _run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err == (f"error: anomaly #{number} (paid-cancelled, invoice {INVOICE}) is not "
+                   "resolved: there is no answer to correct; resolve it without --correct\n")
+    code, out, err = _resolve(store, number, note="told the trésorerie", by="alice")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert (f"by alice with a note alone: no answer of the trésorerie is recorded on it; "
+            "record it without --correct (`pesgen payfip anomalies resolve "
+            f"{number} --applied` or `--refunded`)\n") in err, err
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--refunded", "--format", "json",
+                              note="x")
+    assert code == ExitCode.STATE, out + err
+    report = json.loads(out)
+    assert (report["ok"], report["id"]) == (False, number), report
+    assert report["error"].endswith(": its recorded answer is refunded already (resolved "
+                                    f"on {_anomaly(store, number)['resolved_at']} by "
+                                    "support): nothing to correct"), report
+    assert [e for e in _history(store) if e["event"] == "anomaly-corrected"] == []
+    assert ledger.payment_of(store, ID_COLL, INVOICE)["status"] == "refunded"
+
+
+def test_a_refund_is_not_taken_back_once_a_new_link_was_made(flow, store, tmp_path):
+    """Refunded, then the new title's link made (the refunded payment no longer the
+    invoice's row): `--correct --applied` and `--correct` are refused, exit 7, naming the
+    anomaly, the invoice and the new link; nothing changed."""
+    _run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+    made = ledger.payment_of(store, ID_COLL, INVOICE)["last_id_op"]
+    for flags in (("--applied",), ()):
+        code, out, err = _resolve(store, number, "--correct", *flags, note="x")
+        assert code == ExitCode.STATE, out + err
+        assert err == (
+            f"error: anomaly #{number} (paid-cancelled, invoice {INVOICE}): the payment "
+            f"recorded refunded (operation {link.id_op}) is no longer the invoice's (its "
+            f"payment row is pending, its latest link operation {made}): a new link was "
+            "made for it since, the family may pay through it; pesgen cannot take the "
+            "refund back safely: settle it with the trésorerie\n"), err
+    assert _anomaly(store, number)["outcome"] == "refunded"
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["last_id_op"]) == ("pending", made)
+
+
+def test_an_applied_payment_is_not_taken_back_once_its_title_was_cancelled(flow, store,
+                                                                          tmp_path):
+    """Applied to the new title, which was then cancelled despite that payment: the
+    correction is refused, exit 7, naming the title's run; nothing changed."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--applied", note="applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", despite_payments=True)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err == (
+        f"error: anomaly #{number} (run-cancelled, invoice {INVOICE}): the title the money "
+        f"was applied to (run {new.run_id}) was cancelled since: its payment went with it "
+        "(its own paid-cancelled anomaly, `pesgen payfip anomalies`); pesgen cannot take it "
+        "back safely: settle it with the trésorerie\n"), err
+    assert _anomaly(store, number)["outcome"] == "applied"
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["applied_run"]) == ("paid", new.run_id)
+
+
+def test_a_refunded_answer_stays_once_the_title_due_was_paid_through_its_link(
+        flow, store, tmp_path):
+    """Refunded, then the title due paid through its own new link: `--correct --applied`
+    (already paid) and `--correct` (reopened, it would hold a paid invoice back) are
+    refused, exit 7, naming the payment; nothing changed."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    paid = flow.link(INVOICE, mode="W")
+    flow.pay(paid, "card")
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"]) == ("paid", paid.id_op)
+    code, out, err = _resolve(store, number, "--correct", "--applied", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert (f"error: anomaly #{number}: --applied refused for invoice {INVOICE}: it is already "
+            f"paid (187.50 on {pay['paid_at']}, operation {paid.id_op}): ") in err, err
+    code, out, err = _resolve(store, number, "--correct", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err == (
+        f"error: anomaly #{number} (run-cancelled, invoice {INVOICE}): the invoice was paid "
+        f"since (187.50 on {pay['paid_at']}, operation {paid.id_op}): the money paid through "
+        "the cancelled title is one payment too many, for the trésorerie to refund; it is "
+        "not reopened (its answer stays refunded)\n"), err
+    assert _anomaly(store, number)["outcome"] == "refunded"
+    assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
+
+
+def test_an_anomaly_of_another_kind_has_no_answer_to_correct(flow, store):
+    """An amount-mismatch resolved (it takes no answer of the trésorerie): `--correct` is
+    refused, exit 7, saying so; its resolution unchanged."""
+    link = flow.link(INVOICE, mode="W")
+    flow.control("tamper", {"idop": link.id_op, "fields": {"montant": "5000"}})
+    flow.pay(link, "card")
+    [number] = [a["id"] for a in ledger.list_anomalies(store)
+                if a["kind"] == "amount-mismatch"]
+    code, out, err = _resolve(store, number, note="settled")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err == (f"error: anomaly #{number} (amount-mismatch, invoice {INVOICE}): --correct "
+                   "corrects the trésorerie's answer recorded on a run-cancelled or "
+                   "paid-cancelled anomaly (--applied, --refunded); this one takes none\n"), err
+    assert _anomaly(store, number)["note"] == "settled"
+
+
+def test_a_run_cancelled_anomaly_reopened_names_the_link_given_since(flow, store, tmp_path):
+    """Resolved --refunded, the title due's link made; the anomaly reopened (`--correct`
+    alone): the invoice is held back again, and the link given since, which that does not
+    take back, is named (text note; JSON `still_open`), for support to tell the family."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded?")
+    assert code == 0, out + err
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+    made = ledger.payment_of(store, ID_COLL, INVOICE)["last_id_op"]
+    created = ledger.get_operation(store, made)["created_at"]
+    code, out, err = _resolve(store, number, "--correct", "--format", "json",
+                              note="not answered yet")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert (report["invoice_state"], [(link["id_op"], link["title"], link["run"])
+                                      for link in report["still_open"]]) == (
+        "held_back", [(made, "due", new.run_id)]), report
+    assert report["notes"][-1] == (
+        f"invoice {INVOICE}: its title's link made on {created} (operation {made}) is still "
+        "open (pending): the anomaly reopened holds back the links to come, not this one: "
+        "tell the family not to use it until the trésorerie answers (if it applied the "
+        "money, a payment through it would pay twice)"), report
+    code, out, err = _link(flow, store)
+    assert code == ExitCode.STATE and "(rule payfip.unsettled)" in err, out + err
