@@ -28,13 +28,9 @@ from .test_payfip_unsettled import (
     _link,
     _paid_then_cancelled,
 )
+from .test_resolve_later import _resolve
 
 INVOICE = "FA-2026-00102"
-
-
-def _resolve(store, number: int, *flags: str, note: str, by: str = "support"):
-    return _cli(store, "payfip", "anomalies", "resolve", str(number), *flags, "--note", note,
-                "--by", by)
 
 
 def _history(store) -> list[dict]:

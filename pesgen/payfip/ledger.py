@@ -1270,6 +1270,20 @@ def resolver(by: str) -> str:
     return by
 
 
+def _anomaly_locked(conn: Connection, anomaly_id: int) -> Any:
+    """The anomaly numbered ``anomaly_id``, its row locked on PostgreSQL until the
+    transaction ends (a resolution or a correction made beside it waits); refused
+    (StateError) when there is none."""
+    query = sa.select(anomalies).where(anomalies.c.id == anomaly_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise StateError(f"no anomaly {anomaly_id} (`pesgen payfip anomalies --all` "
+                         "lists them)")
+    return row
+
+
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
                     outcome: str | None = None, correct: bool = False) -> dict[str, Any]:
     """Record a person's decision on an anomaly: who, when, and the note. It records no
@@ -1315,13 +1329,7 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     now = utc_now()
     applied: dict[str, Any] | None = None
     with store.transaction() as conn:
-        query = sa.select(anomalies).where(anomalies.c.id == anomaly_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
-        if row is None:
-            raise StateError(f"no anomaly {anomaly_id} (`pesgen payfip anomalies --all` "
-                             "lists them)")
+        row = _anomaly_locked(conn, anomaly_id)
         # resolved with a note alone, a run-cancelled or paid-cancelled anomaly takes the
         # trésorerie's answer later (--applied, --refunded): the first resolution is kept
         # in the invoice's history (its anomaly-resolved event)
@@ -1391,13 +1399,7 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     now = utc_now()
     applied: dict[str, Any] | None = None
     with store.transaction() as conn:
-        query = sa.select(anomalies).where(anomalies.c.id == anomaly_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
-        if row is None:
-            raise StateError(f"no anomaly {anomaly_id} (`pesgen payfip anomalies --all` "
-                             "lists them)")
+        row = _anomaly_locked(conn, anomaly_id)
         head = f"anomaly #{anomaly_id} ({row.kind}, invoice {row.invoice or '-'})"
         if row.kind not in SETTLED:
             raise StateError(f"{head}: --correct corrects the trésorerie's answer recorded on "
