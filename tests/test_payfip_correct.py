@@ -10,9 +10,11 @@ outcome was recorded was refused, and only an edit of the database could undo it
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from pesgen.errors import ExitCode
 from pesgen.payfip import ledger
+from pesgen.runs import export_recorded
 
 from .payfip_support import (  # noqa: F401 - fixtures
     exported,
@@ -22,7 +24,9 @@ from .payfip_support import (  # noqa: F401 - fixtures
     store,
 )
 from .test_payfip_unsettled import (
+    EXAMPLE,
     ID_COLL,
+    MAPPING,
     _cancel_then_pay,
     _cli,
     _link,
@@ -362,3 +366,99 @@ def test_a_run_cancelled_anomaly_reopened_names_the_link_given_since(flow, store
         "money, a payment through it would pay twice)"), report
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE and "(rule payfip.unsettled)" in err, out + err
+
+
+def _two_links_then_cancelled(flow, store, tmp_path, second: str | None):
+    """Two links made for the invoice's title, the second refused by the family
+    (``second``, a payment page's button) or left open (None); the run cancelled despite
+    them, the family paying through the first afterwards (a run-cancelled anomaly), the
+    example exported again: the cancelled run, the first link, the second, the new run,
+    the anomaly's number."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    first, last = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    if second is not None:
+        flow.pay(last, second)
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(first, "card")
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    return run, first, last, new, _run_cancelled(store)
+
+
+def test_a_payment_taken_back_leaves_the_row_as_its_latest_link_left_it(flow, store,
+                                                                       tmp_path):
+    """The invoice's latest link refused before the money came through the cancelled
+    title's: its payment row is refused, with no payment. Resolved --applied (the row
+    paid: amount, method, time, operation, authorisation number, title), then corrected
+    --refunded: the row is again what it was, refused, every figure of the payment gone,
+    and the correction says so."""
+    _run, first, last, new, number = _two_links_then_cancelled(flow, store, tmp_path,
+                                                               "refuse")
+    before = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (before["status"], before["last_id_op"]) == ("refused", last.id_op), before
+    code, out, err = _resolve(store, number, "--applied", note="applied")
+    assert code == 0, out + err
+    paid = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (paid["status"], paid["id_op"], paid["applied_run"]) == (
+        "paid", first.id_op, new.run_id), paid
+    assert None not in (paid["method"], paid["paid_at"], paid["numauto"]), paid
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="refunded")
+    assert code == 0, out + err
+    assert "is taken back (the invoice's payment row: refused)" in err, err
+    after = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert {**after, "updated_at": None} == {**before, "updated_at": None}
+
+
+def test_a_run_cancelled_anomaly_reopened_names_its_cancelled_title_s_link_still_open(
+        flow, store, tmp_path):
+    """A second link of the cancelled title still open when the money came through the
+    first: the anomaly resolved --refunded, then reopened (`--correct` alone): that link
+    is named as the cancelled title's (its IdBord and run; JSON `still_open`, title
+    `cancelled`), and the history's correction says the anomaly was reopened."""
+    run, _first, last, new, number = _two_links_then_cancelled(flow, store, tmp_path, None)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded?")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--format", "json",
+                              note="not answered yet")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert [(link["id_op"], link["title"], link["run"], link["id_bord"])
+            for link in report["still_open"]] == [(last.id_op, "cancelled", run, 1)], report
+    created = ledger.get_operation(store, last.id_op)["created_at"]
+    assert report["notes"][-1] == (
+        f"invoice {INVOICE}: the link of its cancelled title (IdBord 1 of run {run}) made on "
+        f"{created} (operation {last.id_op}) is still open (pending): the anomaly reopened "
+        "holds back the links to come, not this one: tell the family not to use it until "
+        "the trésorerie answers (if it applied the money, a payment through it would pay "
+        "twice)"), report
+    [(_event, _status, detail)] = _events(store, "anomaly-corrected")
+    assert (detail["outcome"], detail["reopened"]) == (None, True), detail
+    anomaly = _anomaly(store, number)  # open again, as before anyone resolved it
+    assert (anomaly["resolved_at"], anomaly["resolved_by"], anomaly["note"],
+            anomaly["outcome"]) == (None, None, None, None), anomaly
+
+
+def test_an_anomaly_corrected_twice_lists_its_corrections_oldest_first(flow, store,
+                                                                     tmp_path):
+    """--applied, corrected --refunded, the title due's link made, corrected --applied
+    again: both corrections listed in their order (`anomalies --all`), and the link made
+    in between named as the title's, which a payment through would pay twice (the
+    anomaly is not reopened: its links are not the ones it holds back)."""
+    _run, _old, _new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    for flags, note in ((("--applied",), "applied"),
+                        (("--correct", "--refunded"), "refunded in fact")):
+        code, out, err = _resolve(store, number, *flags, note=note)
+        assert code == 0, out + err
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+    made = ledger.payment_of(store, ID_COLL, INVOICE)["last_id_op"]
+    created = ledger.get_operation(store, made)["created_at"]
+    code, out, err = _resolve(store, number, "--correct", "--applied", note="applied after all")
+    assert code == 0, out + err
+    assert (f"note: invoice {INVOICE}: its title's link made on {created} (operation {made}) "
+            "is still open (pending): a payment through it would pay the title twice") in err, err
+    assert "the anomaly reopened" not in err, err
+    assert [(c["from"], c["to"], c["note"]) for c in _anomaly(store, number)["corrections"]] == [
+        ("applied", "refunded", "refunded in fact"),
+        ("refunded", "applied", "applied after all")]
