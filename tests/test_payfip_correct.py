@@ -462,3 +462,46 @@ def test_an_anomaly_corrected_twice_lists_its_corrections_oldest_first(flow, sto
     assert [(c["from"], c["to"], c["note"]) for c in _anomaly(store, number)["corrections"]] == [
         ("applied", "refunded", "refunded in fact"),
         ("refunded", "applied", "applied after all")]
+
+
+def test_an_answer_corrected_while_another_anomaly_holds_the_invoice_says_it_still_does(
+        flow, store, tmp_path):
+    """Two links of the cancelled title both paid after the cancellation: two
+    run-cancelled anomalies. The first resolved --applied, then corrected --refunded:
+    its payment taken back, the invoice is still held back by the second (not "again":
+    the first is resolved, not reopened)."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    first, second = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    numbers = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+               if a["kind"] == "run-cancelled"}
+    mine, other = numbers[first.id_op], numbers[second.id_op]
+    code, out, err = _resolve(store, mine, "--applied", note="applied")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, mine, "--correct", "--refunded", note="refunded")
+    assert code == 0, out + err
+    assert (f"\nnote: invoice {INVOICE}: still held back by anomaly #{other} (run-cancelled, "
+            "not resolved): ") in err, err
+
+
+def test_a_paid_cancelled_anomaly_reopened_names_no_link_as_held_back(flow, store, tmp_path):
+    """A paid title's second link still open when its run was cancelled: the
+    paid-cancelled anomaly resolved --refunded, then reopened (`--correct` alone): the
+    invoice is paid again, which refuses the links to come; no link is named as one the
+    reopened anomaly does not hold back (that is a run-cancelled one's)."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    paid, _open = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    flow.pay(paid, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "paid-cancelled"]
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--format", "json", note="wrong one")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert (report["invoice_state"], report.get("still_open", [])) == ("paid", []), report
+    assert not [n for n in report["notes"] if "reopened holds back" in n], report
