@@ -505,3 +505,31 @@ def test_a_paid_cancelled_anomaly_reopened_names_no_link_as_held_back(flow, stor
     report = json.loads(out)
     assert (report["invoice_state"], report.get("still_open", [])) == ("paid", []), report
     assert not [n for n in report["notes"] if "reopened holds back" in n], report
+
+
+def test_a_refund_is_not_taken_back_once_the_invoice_s_row_is_another_payment_s_refund(
+        flow, store, tmp_path):
+    """Paid, cancelled, refunded (anomaly 1); the new title paid through its link, cancelled
+    too, refunded (anomaly 2): the invoice's row is refunded again, but of the second
+    payment. Correcting anomaly 1 is refused, exit 7, naming the row's operation:
+    taking back that refund would make the second payment the first's."""
+    _run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    again = flow.link(INVOICE, mode="W")
+    flow.pay(again, "card")
+    store.cancel(new.run_id, "wrong again", despite_payments=True)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "third", date(2026, 11, 25))
+    [later] = [a["id"] for a in ledger.list_anomalies(store)
+               if a["kind"] == "paid-cancelled" and a["id"] != number]
+    code, out, err = _resolve(store, later, "--refunded", note="refunded too")
+    assert code == 0, out + err
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"]) == ("refunded", again.id_op), pay
+    code, out, err = _resolve(store, number, "--correct", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert (f"error: anomaly #{number} (paid-cancelled, invoice {INVOICE}): the payment "
+            f"recorded refunded (operation {link.id_op}) is no longer the invoice's (its "
+            f"payment row is refunded, operation {again.id_op}, its latest link operation "
+            f"{again.id_op}): ") in err, err
+    assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
