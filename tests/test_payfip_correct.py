@@ -533,3 +533,29 @@ def test_a_refund_is_not_taken_back_once_the_invoice_s_row_is_another_payment_s_
             f"payment row is refunded, operation {again.id_op}, its latest link operation "
             f"{again.id_op}): ") in err, err
     assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
+
+
+def test_an_applied_payment_refunded_since_by_its_own_anomaly_is_not_taken_back(
+        flow, store, tmp_path):
+    """Applied to the new title, which was then cancelled despite that payment and its
+    paid-cancelled anomaly resolved --refunded: the payment --applied recorded is no
+    longer the invoice's (its row refunded); correcting the first answer is refused,
+    exit 7, saying so, nothing changed."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--applied", note="applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", despite_payments=True)
+    [later] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "paid-cancelled"]
+    code, out, err = _resolve(store, later, "--refunded", note="refunded")
+    assert code == 0, out + err
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == (
+        "refunded", old.id_op, new.run_id), pay
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err.startswith(
+        f"error: anomaly #{number} (run-cancelled, invoice {INVOICE}): the payment --applied "
+        f"recorded (operation {old.id_op}) is no longer the invoice's (its payment row is "
+        f"refunded, operation {old.id_op}, its latest link operation "), err
+    assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
