@@ -5,6 +5,7 @@ bordereaux than the open files allowed (``ulimit -n``) fail with "Too many open 
 
 from __future__ import annotations
 
+import errno
 import json
 import resource
 import shutil
@@ -14,8 +15,10 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from pesgen.atomic import commit
-from pesgen.export import Exporter, export
+from pesgen.export import Exporter, _Segment, export
 from pesgen.formats import load_format
 from pesgen.mapping import load_mapping
 
@@ -140,3 +143,21 @@ def test_each_bordereau_s_files_hold_its_titles_and_an_empty_one_is_skipped(tmp_
         main = (out / f"WTAMC001_{n}.txt").read_bytes().decode("cp1252")
         assert [x for x in numbers if x in main] == numbers[4 * (n - 1):4 * n], n
     assert (out / "WTAMC001_TSOL_2.txt").read_bytes().count(b"\r\n") == 1
+
+
+def test_a_spool_file_shorter_than_its_bordereau_s_body_is_an_error_not_a_short_file():
+    """A bordereau's segment read back from a spool file that ends before the segment
+    does (a spool truncated under pesgen: the disk, another process) raises an
+    input/output error naming where it ends and the bordereau's bytes: the file being
+    assembled is not written short of its last pieces."""
+    with tempfile.TemporaryFile() as spool:
+        spool.write(b"<Piece>first bordereau</Piece>")
+        segment = _Segment(spool, spool.tell(), spool.tell())
+        segment.write(b"<Piece>second</Piece><Piece>third</Piece>")
+        assert b"".join(segment.chunks()) == b"<Piece>second</Piece><Piece>third</Piece>"
+        spool.truncate(segment.start + 21)
+        with pytest.raises(OSError) as info:
+            list(segment.chunks())
+    assert info.value.errno == errno.EIO
+    assert info.value.strerror == ("the spool file ends at byte 51, within a bordereau's "
+                                   "body (bytes 30 to 71)")

@@ -10,9 +10,11 @@ outcome was recorded was refused, and only an edit of the database could undo it
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from pesgen.errors import ExitCode
 from pesgen.payfip import ledger
+from pesgen.runs import export_recorded
 
 from .payfip_support import (  # noqa: F401 - fixtures
     exported,
@@ -22,7 +24,9 @@ from .payfip_support import (  # noqa: F401 - fixtures
     store,
 )
 from .test_payfip_unsettled import (
+    EXAMPLE,
     ID_COLL,
+    MAPPING,
     _cancel_then_pay,
     _cli,
     _link,
@@ -362,3 +366,196 @@ def test_a_run_cancelled_anomaly_reopened_names_the_link_given_since(flow, store
         "money, a payment through it would pay twice)"), report
     code, out, err = _link(flow, store)
     assert code == ExitCode.STATE and "(rule payfip.unsettled)" in err, out + err
+
+
+def _two_links_then_cancelled(flow, store, tmp_path, second: str | None):
+    """Two links made for the invoice's title, the second refused by the family
+    (``second``, a payment page's button) or left open (None); the run cancelled despite
+    them, the family paying through the first afterwards (a run-cancelled anomaly), the
+    example exported again: the cancelled run, the first link, the second, the new run,
+    the anomaly's number."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    first, last = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    if second is not None:
+        flow.pay(last, second)
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(first, "card")
+    new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
+                          date(2026, 11, 24))
+    return run, first, last, new, _run_cancelled(store)
+
+
+def test_a_payment_taken_back_leaves_the_row_as_its_latest_link_left_it(flow, store,
+                                                                       tmp_path):
+    """The invoice's latest link refused before the money came through the cancelled
+    title's: its payment row is refused, with no payment. Resolved --applied (the row
+    paid: amount, method, time, operation, authorisation number, title), then corrected
+    --refunded: the row is again what it was, refused, every figure of the payment gone,
+    and the correction says so."""
+    _run, first, last, new, number = _two_links_then_cancelled(flow, store, tmp_path,
+                                                               "refuse")
+    before = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (before["status"], before["last_id_op"]) == ("refused", last.id_op), before
+    code, out, err = _resolve(store, number, "--applied", note="applied")
+    assert code == 0, out + err
+    paid = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (paid["status"], paid["id_op"], paid["applied_run"]) == (
+        "paid", first.id_op, new.run_id), paid
+    assert None not in (paid["method"], paid["paid_at"], paid["numauto"]), paid
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="refunded")
+    assert code == 0, out + err
+    assert "is taken back (the invoice's payment row: refused)" in err, err
+    after = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert {**after, "updated_at": None} == {**before, "updated_at": None}
+
+
+def test_a_run_cancelled_anomaly_reopened_names_its_cancelled_title_s_link_still_open(
+        flow, store, tmp_path):
+    """A second link of the cancelled title still open when the money came through the
+    first: the anomaly resolved --refunded, then reopened (`--correct` alone): that link
+    is named as the cancelled title's (its IdBord and run; JSON `still_open`, title
+    `cancelled`), and the history's correction says the anomaly was reopened."""
+    run, _first, last, new, number = _two_links_then_cancelled(flow, store, tmp_path, None)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded?")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--format", "json",
+                              note="not answered yet")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert [(link["id_op"], link["title"], link["run"], link["id_bord"])
+            for link in report["still_open"]] == [(last.id_op, "cancelled", run, 1)], report
+    created = ledger.get_operation(store, last.id_op)["created_at"]
+    assert report["notes"][-1] == (
+        f"invoice {INVOICE}: the link of its cancelled title (IdBord 1 of run {run}) made on "
+        f"{created} (operation {last.id_op}) is still open (pending): the anomaly reopened "
+        "holds back the links to come, not this one: tell the family not to use it until "
+        "the trésorerie answers (if it applied the money, a payment through it would pay "
+        "twice)"), report
+    [(_event, _status, detail)] = _events(store, "anomaly-corrected")
+    assert (detail["outcome"], detail["reopened"]) == (None, True), detail
+    anomaly = _anomaly(store, number)  # open again, as before anyone resolved it
+    assert (anomaly["resolved_at"], anomaly["resolved_by"], anomaly["note"],
+            anomaly["outcome"]) == (None, None, None, None), anomaly
+
+
+def test_an_anomaly_corrected_twice_lists_its_corrections_oldest_first(flow, store,
+                                                                     tmp_path):
+    """--applied, corrected --refunded, the title due's link made, corrected --applied
+    again: both corrections listed in their order (`anomalies --all`), and the link made
+    in between named as the title's, which a payment through would pay twice (the
+    anomaly is not reopened: its links are not the ones it holds back)."""
+    _run, _old, _new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    for flags, note in ((("--applied",), "applied"),
+                        (("--correct", "--refunded"), "refunded in fact")):
+        code, out, err = _resolve(store, number, *flags, note=note)
+        assert code == 0, out + err
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+    made = ledger.payment_of(store, ID_COLL, INVOICE)["last_id_op"]
+    created = ledger.get_operation(store, made)["created_at"]
+    code, out, err = _resolve(store, number, "--correct", "--applied", note="applied after all")
+    assert code == 0, out + err
+    assert (f"note: invoice {INVOICE}: its title's link made on {created} (operation {made}) "
+            "is still open (pending): a payment through it would pay the title twice") in err, err
+    assert "the anomaly reopened" not in err, err
+    assert [(c["from"], c["to"], c["note"]) for c in _anomaly(store, number)["corrections"]] == [
+        ("applied", "refunded", "refunded in fact"),
+        ("refunded", "applied", "applied after all")]
+
+
+def test_an_answer_corrected_while_another_anomaly_holds_the_invoice_says_it_still_does(
+        flow, store, tmp_path):
+    """Two links of the cancelled title both paid after the cancellation: two
+    run-cancelled anomalies. The first resolved --applied, then corrected --refunded:
+    its payment taken back, the invoice is still held back by the second (not "again":
+    the first is resolved, not reopened)."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    first, second = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    flow.pay(first, "card")
+    flow.pay(second, "card")
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    numbers = {a["id_op"]: a["id"] for a in ledger.list_anomalies(store)
+               if a["kind"] == "run-cancelled"}
+    mine, other = numbers[first.id_op], numbers[second.id_op]
+    code, out, err = _resolve(store, mine, "--applied", note="applied")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, mine, "--correct", "--refunded", note="refunded")
+    assert code == 0, out + err
+    assert (f"\nnote: invoice {INVOICE}: still held back by anomaly #{other} (run-cancelled, "
+            "not resolved): ") in err, err
+
+
+def test_a_paid_cancelled_anomaly_reopened_names_no_link_as_held_back(flow, store, tmp_path):
+    """A paid title's second link still open when its run was cancelled: the
+    paid-cancelled anomaly resolved --refunded, then reopened (`--correct` alone): the
+    invoice is paid again, which refuses the links to come; no link is named as one the
+    reopened anomaly does not hold back (that is a run-cancelled one's)."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    paid, _open = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    flow.pay(paid, "card")
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "paid-cancelled"]
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--format", "json", note="wrong one")
+    assert (code, err) == (0, ""), out + err
+    report = json.loads(out)
+    assert (report["invoice_state"], report.get("still_open", [])) == ("paid", []), report
+    assert not [n for n in report["notes"] if "reopened holds back" in n], report
+
+
+def test_a_refund_is_not_taken_back_once_the_invoice_s_row_is_another_payment_s_refund(
+        flow, store, tmp_path):
+    """Paid, cancelled, refunded (anomaly 1); the new title paid through its link, cancelled
+    too, refunded (anomaly 2): the invoice's row is refunded again, but of the second
+    payment. Correcting anomaly 1 is refused, exit 7, naming the row's operation:
+    taking back that refund would make the second payment the first's."""
+    _run, link, new, number = _paid_then_cancelled(flow, store, tmp_path)
+    code, out, err = _resolve(store, number, "--refunded", note="refunded")
+    assert code == 0, out + err
+    again = flow.link(INVOICE, mode="W")
+    flow.pay(again, "card")
+    store.cancel(new.run_id, "wrong again", despite_payments=True)
+    export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "third", date(2026, 11, 25))
+    [later] = [a["id"] for a in ledger.list_anomalies(store)
+               if a["kind"] == "paid-cancelled" and a["id"] != number]
+    code, out, err = _resolve(store, later, "--refunded", note="refunded too")
+    assert code == 0, out + err
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"]) == ("refunded", again.id_op), pay
+    code, out, err = _resolve(store, number, "--correct", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert (f"error: anomaly #{number} (paid-cancelled, invoice {INVOICE}): the payment "
+            f"recorded refunded (operation {link.id_op}) is no longer the invoice's (its "
+            f"payment row is refunded, operation {again.id_op}, its latest link operation "
+            f"{again.id_op}): ") in err, err
+    assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
+
+
+def test_an_applied_payment_refunded_since_by_its_own_anomaly_is_not_taken_back(
+        flow, store, tmp_path):
+    """Applied to the new title, which was then cancelled despite that payment and its
+    paid-cancelled anomaly resolved --refunded: the payment --applied recorded is no
+    longer the invoice's (its row refunded); correcting the first answer is refused,
+    exit 7, saying so, nothing changed."""
+    _run, old, new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    code, out, err = _resolve(store, number, "--applied", note="applied")
+    assert code == 0, out + err
+    store.cancel(new.run_id, "wrong again", despite_payments=True)
+    [later] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "paid-cancelled"]
+    code, out, err = _resolve(store, later, "--refunded", note="refunded")
+    assert code == 0, out + err
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"], pay["applied_run"]) == (
+        "refunded", old.id_op, new.run_id), pay
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err.startswith(
+        f"error: anomaly #{number} (run-cancelled, invoice {INVOICE}): the payment --applied "
+        f"recorded (operation {old.id_op}) is no longer the invoice's (its payment row is "
+        f"refunded, operation {old.id_op}, its latest link operation "), err
+    assert ledger.payment_of(store, ID_COLL, INVOICE) == pay

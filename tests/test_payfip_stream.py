@@ -115,6 +115,39 @@ def test_anomalies_as_json_spooled_to_disk_are_printed_whole(paid_after_cancel,
     assert len(json.loads(result.stdout)["anomalies"]) == 5
 
 
+
+def test_anomalies_as_json_cut_short_after_a_written_batch_print_the_refusal_alone(
+        store, monkeypatch):
+    """The JSON report is made 500 anomalies at a time: a failure after the first 500
+    (here the 502nd of a flood of unknown operations) prints the refusal's report alone
+    too, none of the batch already made."""
+    from pesgen.payfip.tables import anomalies
+
+    with store.engine.begin() as conn:
+        conn.execute(anomalies.insert(), [
+            {"at": "2026-11-24T10:00:00Z", "kind": "unknown-idop", "id_op": f"op-{n}",
+             "invoice": None, "source": "notification", "expected": None, "got": None,
+             "detail": "no such operation"} for n in range(502)])
+    monkeypatch.setattr(ledger, "iter_anomalies",
+                        _failing_after(ledger.iter_anomalies, 501, _store_refusal()))
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "--format", "json",
+                                      "--db", store.url])
+    assert (result.exit_code, result.stderr) == (ExitCode.STATE, ""), result.output
+    assert result.stdout == json_text({
+        "command": "payfip anomalies", "ok": False, "exit_code": 7,
+        "error": "the store refused",
+        "problems": payfip_cli._problems_json(_store_refusal())}) + "\n"
+
+
+def test_a_listing_spooled_is_printed_whole_past_its_first_megabyte(capsys):
+    """A listing held for standard output is printed a megabyte at a time, to its end,
+    and its spool closed."""
+    pieces = ["a" * (1 << 20), "é" * 10, "\n"]
+    spool = payfip_cli._spooled(iter(pieces))
+    payfip_cli._print_spooled(spool)
+    assert capsys.readouterr().out == "".join(pieces)
+    assert spool.closed
+
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_payments_cut_short_by_the_store_print_no_row(paid_after_cancel, monkeypatch,
                                                       tmp_path, fmt):

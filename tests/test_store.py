@@ -1486,13 +1486,14 @@ def test_an_expression_that_gives_an_empty_num_dette_says_so(tmp_path):
     assert problem.mapping == f"{MAPPING}:36: bindings.invoice.debt_number"
 
 
-@pytest.mark.parametrize("dated", ["later", "earlier"])
+@pytest.mark.parametrize("dated", ["later", "earlier", "same"])
 def test_a_number_two_active_runs_hold_names_the_earliest_recorded_run(db_url, tmp_path,
                                                                         dated):
     """A store recorded before a uniqueness rule (migrations 5 and 6) may hold one
     invoice in two active rows (``key_shared``): the guard names the earliest recorded
-    run's, by when it was recorded then the rows' order, every time; it named the row the
-    database gave last (SQLite: the later row, whatever its run's date)."""
+    run's, by when it was recorded then the rows' order (two runs recorded at the same
+    time: the row recorded first), every time; it named the row the database gave last
+    (SQLite: the later row, whatever its run's date)."""
     import pesgen.store as st
 
     store = Store(db_url)
@@ -1503,8 +1504,9 @@ def test_a_number_two_active_runs_hold_names_the_earliest_recorded_run(db_url, t
         # a second run recorded later (or dated before the first: a store copied, a clock
         # set back), its row of the number written after the first's
         other = dict(run._mapping, id="00000000-0000-4000-8000-000000000002",
-                     created_at="2999-01-01T00:00:00+00:00" if dated == "later"
-                     else "2000-01-01T00:00:00+00:00")
+                     created_at={"later": "2999-01-01T00:00:00+00:00",
+                                 "earlier": "2000-01-01T00:00:00+00:00",
+                                 "same": run.created_at}[dated])
         conn.execute(st.runs.insert().values(**other))
         [row] = conn.execute(sa.select(st.run_invoices).where(
             st.run_invoices.c.run_id == first.run_id,
@@ -1514,8 +1516,8 @@ def test_a_number_two_active_runs_hold_names_the_earliest_recorded_run(db_url, t
         conn.execute(st.run_invoices.insert().values(**dict(
             copied, run_id=other["id"], invoice="fa-2026-00101", debt_number=None,
             key_shared=True)))
-    earliest = (("FA-2026-00101", first.run_id) if dated == "later"
-                else ("fa-2026-00101", other["id"]))
+    earliest = (("fa-2026-00101", other["id"]) if dated == "earlier"
+                else ("FA-2026-00101", first.run_id))
     with store.engine.connect() as conn:
         for asked in (["FA-2026-00101"], ["Fa-2026-00101", "FA-2026-00102"]):
             held = store.holders(conn, run.id_coll, asked)
