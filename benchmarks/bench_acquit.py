@@ -45,14 +45,13 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = ROOT / "mappings" / "villeneuve-sur-loing.yaml"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_export import generate  # noqa: E402
+from bench_export import generate, work_folder  # noqa: E402
 
 MODES = {"read": [], "json": ["--json"], "record": ["--record"],
          "run": ["--record", "--run", "{run}"]}
@@ -286,9 +285,7 @@ def main() -> None:
                      "out of --modes")
     if args.outputs is not None:
         args.outputs.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="pesgen-bench-acquit-",
-                                 dir=os.environ.get("TMPDIR")))
-    try:
+    with work_folder("pesgen-bench-acquit-", args.keep) as work:
         store, run, setup_s = _setup(work, args.elements, args.pieces, args.cancelled,
                                      exported)
         ack = work / "acquit.xml"
@@ -311,11 +308,6 @@ def main() -> None:
         if args.repeat > 1:
             figures["rounds"] = rounds
         print(json.dumps(figures))
-    finally:
-        if args.keep:
-            print(f"work folder kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ gives the ratio to each (``iterparse``: streaming validation; ``parse``: ``parse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,6 +307,20 @@ def _medians(rounds: list[dict]) -> dict:
     }
 
 
+@contextlib.contextmanager
+def work_folder(prefix: str, keep: bool) -> Iterator[Path]:
+    """A benchmark's work folder (under $TMPDIR when set): removed at the end, failed
+    or not, unless ``keep`` (--keep), when its path is said on standard error."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("TMPDIR")))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"work folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=100_000)
@@ -325,8 +341,7 @@ def main() -> None:
         parser.error("--repeat must be 1 or more")
     if args.max_pieces is not None and args.max_pieces < 1:
         parser.error("--max-pieces must be 1 or more")
-    work = Path(tempfile.mkdtemp(prefix="pesgen-bench-", dir=os.environ.get("TMPDIR")))
-    try:
+    with work_folder("pesgen-bench-", args.keep) as work:
         source = work / "input.json"
         mapping = MAPPING if args.max_pieces is None else _max_pieces(work, args.max_pieces)
         t = time.perf_counter()
@@ -357,11 +372,6 @@ def main() -> None:
                 mapping=str(mapping), input=str(source), out=str(staged)))
             figures["stages"] = json.loads(text.strip().splitlines()[-2])
         print(json.dumps(figures))
-    finally:
-        if args.keep:
-            print(f"work folder kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
