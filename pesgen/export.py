@@ -195,6 +195,12 @@ class _PieceLines:
     lasts: array[int] = field(default_factory=lambda: array("q"))
     breaks: int = 0
 
+    def piece_of(self, line: int) -> int | None:
+        """The index of the piece holding the body's ``line`` (1 the first; of two
+        sharing it, the later), None when it is no piece's."""
+        k = bisect_right(self.firsts, line) - 1
+        return k if k >= 0 and line <= self.lasts[k] else None
+
     def add(self, data: bytes) -> None:
         base = self.breaks
         breaks = data.count(b"\n")
@@ -376,15 +382,12 @@ class Exporter:
                                   "which would wait as long again]", exc.problems) from None
         except PesgenError as exc:
             self.fields_unchecked = str(exc)
-            self.builder.number_written = self._template_reads("t.invoice_number")
-            self.builder.student_written = self._template_reads("t.lines[i].student")
+            self._builder_reads()
             return
         self.sample_reads = sample.reads
         # a refusal by invoice does not advise a split the format would refuse
         self.builder.unfit_splits = self._unfit_splits = sample.unfit_splits
-        # an invoice number the format writes as it is is held to its charset
-        self.builder.number_written = self._template_reads("t.invoice_number")
-        self.builder.student_written = self._template_reads("t.lines[i].student")
+        self._builder_reads()
         _, found = check_coverage(
             self.mapping, self.fmt, lambda _warning: None,
             f"{self.mapping.path}: a policy of the mapping fills a value no template of "
@@ -402,6 +405,13 @@ class Exporter:
         if any("number" in spec.name for spec in self.fmt.files):
             return True
         return self._template_reads("doc.bordereau.number")
+
+    def _builder_reads(self) -> None:
+        """Tell the builder which of the values it takes as exported the templates
+        write: an invoice number written as it is is held to the format's charset, a
+        line's student then goes through the text policies (``_template_reads``)."""
+        self.builder.number_written = self._template_reads("t.invoice_number")
+        self.builder.student_written = self._template_reads("t.lines[i].student")
 
     def _template_reads(self, name: str) -> bool:
         """Whether the format's templates read the model field ``name`` on the sample
@@ -600,8 +610,7 @@ class Exporter:
                                legacy=self._legacy, issue_date=self.run_date,
                                street_before=self._street_before)
         self.builder.unfit_splits = self._unfit_splits
-        self.builder.number_written = self._template_reads("t.invoice_number")
-        self.builder.student_written = self._template_reads("t.lines[i].student")
+        self._builder_reads()
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
         return again
@@ -1120,13 +1129,17 @@ def _piece_offset(record: str, name: str, head_lines: int, lines: _PieceLines) -
     of the written file ``name`` (``record``: 'name:LINE …'), ``head_lines`` the line
     breaks of its head, ``lines`` where each piece's lines are (``attribute``'s);
     None when it names no line, or one of no piece."""
-    prefix = f"{name}:"
+    line = _body_line(record, f"{name}:", head_lines)
+    k = None if line is None else lines.piece_of(line)
+    return None if k is None or line is None else line - lines.firsts[k]
+
+
+def _body_line(record: str, prefix: str, head_lines: int) -> int | None:
+    """The body's line (1 the first) a problem's ``record`` ('name:LINE …', ``prefix``
+    'name:') names, ``head_lines`` the line breaks of the file's head; None when it
+    names no line of that file."""
     m = _LINE.match(record, len(prefix)) if record.startswith(prefix) else None
-    if m is None:
-        return None
-    line = int(m[1]) - head_lines
-    k = bisect_right(lines.firsts, line) - 1
-    return line - lines.firsts[k] if k >= 0 and line <= lines.lasts[k] else None
+    return None if m is None else int(m[1]) - head_lines
 
 
 def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,
@@ -1144,13 +1157,10 @@ def attribute(problems: list[Problem], name: str, head: bytes, tail: bytes,
     out = []
     prefix = f"{name}:"
     for p in problems:
-        record = p.record or ""
-        m = _LINE.match(record, len(prefix)) if record.startswith(prefix) else None
-        if m and p.invoice is None:
-            line = int(m[1]) - head_lines
-            k = bisect_right(lines.firsts, line) - 1
-            alone = (k >= 0 and line <= lines.lasts[k]
-                     and not (k > 0 and lines.lasts[k - 1] >= line)
+        line = _body_line(p.record or "", prefix, head_lines) if p.invoice is None else None
+        k = None if line is None else lines.piece_of(line)
+        if line is not None and k is not None:
+            alone = (not (k > 0 and lines.lasts[k - 1] >= line)
                      and not (shared_first and line == 1) and line != shared_last)
             if alone:
                 invoice = titles[k][0]
