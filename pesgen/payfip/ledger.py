@@ -1423,13 +1423,15 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         op = _operation_row(conn, row.id_op) if row.id_op else None
         if op is None or not row.invoice:  # (an outcome was recorded: it had both)
             raise StateError(f"{head}: its operation is not recorded")
+        pay = _payment_row(conn, op["id_coll"], row.invoice)
         before = {"resolved_at": row.resolved_at, "resolved_by": row.resolved_by,
                   "note": row.note, "outcome": row.outcome}
-        withdrawn = _take_back(store, conn, row, op, by, now, head)
+        withdrawn = _take_back(store, conn, row, op, pay, by, now, head)
         if outcome is None and row.kind != PAID_CANCELLED:
             # reopened, it would hold back an invoice paid since: the money through the
             # cancelled title is then one payment too many, refunded is the only answer
-            pay = _payment_row(conn, op["id_coll"], row.invoice)
+            # (the row as read before: one paid by this operation is not paid since, and
+            # taking its payment back leaves it paid by none)
             if pay is not None and pay["status"] == "paid" and pay["id_op"] != op["id_op"]:
                 raise StateError(
                     f"{head}: the invoice was paid since ({cents_text(pay['paid_cents'] or 0)} "
@@ -1440,10 +1442,15 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
             applied = _apply(store, conn, row, op, by, now)
         elif outcome == "refunded" and row.kind == PAID_CANCELLED:
             _refunded(conn, row, op, by, now)
-        conn.execute(anomalies.update().where(
-            anomalies.c.id == anomaly_id, anomalies.c.outcome == row.outcome).values(
-            resolved_at=now if outcome else None, resolved_by=by if outcome else None,
-            note=note if outcome else None, outcome=outcome))
+        if conn.execute(anomalies.update().where(
+                anomalies.c.id == anomaly_id, anomalies.c.outcome == row.outcome).values(
+                resolved_at=now if outcome else None, resolved_by=by if outcome else None,
+                note=note if outcome else None, outcome=outcome)).rowcount != 1:
+            # (the row read locked, unreachable; else all of this is rolled back rather
+            # than recorded beside another correction made meanwhile)
+            raise StateError(f"{head}: its answer changed while it was corrected (another "
+                             "correction recorded meanwhile); nothing recorded: see `pesgen "
+                             "payfip anomalies --all`, then correct it again if need be")
         # reopened, a run-cancelled one holds back the links to come, not those given
         # since its answer (the title due's, after --refunded): said, for support to tell
         # the family not to use them until the trésorerie answers
@@ -1471,13 +1478,14 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
 _LINK_STATUSES = ("refused", "abandoned", "expired", "test-paid")
 
 
-def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str,
-               now: str, head: str) -> dict[str, Any] | None:
+def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any],
+               pay: dict[str, Any] | None, by: str, now: str, head: str
+               ) -> dict[str, Any] | None:
     """Take back what an anomaly's recorded answer (``row.outcome``) recorded, for
     ``correct_anomaly``, or refuse (StateError, its message starting with ``head``) when
-    it changed since. Returns what was taken back (None: the answer recorded nothing, a
-    run-cancelled one refunded)."""
-    pay = _payment_row(conn, op["id_coll"], row.invoice)
+    it changed since. ``pay``: the invoice's payment row, as read in this transaction.
+    Returns what was taken back (None: the answer recorded nothing, a run-cancelled one
+    refunded)."""
     mine = {**op, "invoice": row.invoice}
     now_said = ("no payment record" if pay is None else f"its payment row is {pay['status']}"
                 + (f", operation {pay['id_op']}" if pay["id_op"] else "")
