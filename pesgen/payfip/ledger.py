@@ -1228,7 +1228,8 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
 def _corrections(conn: Connection, id_ops: set[str]) -> dict[int, list[dict[str, Any]]]:
     """The corrections of these operations' anomalies' answers (``correct_anomaly``'s
     ``anomaly-corrected`` events), by anomaly, oldest first: when, who, the note, the
-    answer before and after (``from``, ``to``; None: reopened)."""
+    answer before and after (``from``, ``to``; None: reopened, or resolved with the note
+    alone: ``reopened`` says which)."""
     out: dict[int, list[dict[str, Any]]] = {}
     for part in chunks(sorted(id_ops)):
         for e in conn.execute(sa.select(events.c.at, events.c.detail).where(
@@ -1238,7 +1239,8 @@ def _corrections(conn: Connection, id_ops: set[str]) -> dict[int, list[dict[str,
             out.setdefault(int(detail["anomaly"]), []).append(
                 {"at": e.at, "by": detail["by"], "note": detail["note"],
                  "from": detail["before"]["outcome"], "to": detail["outcome"],
-                 "before": detail["before"], "withdrawn": detail["withdrawn"]})
+                 "reopened": detail["reopened"], "before": detail["before"],
+                 "withdrawn": detail["withdrawn"]})
     return out
 
 
@@ -1285,7 +1287,8 @@ def _anomaly_locked(conn: Connection, anomaly_id: int) -> Any:
 
 
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
-                    outcome: str | None = None, correct: bool = False) -> dict[str, Any]:
+                    outcome: str | None = None, correct: bool = False,
+                    note_only: bool = False) -> dict[str, Any]:
     """Record a person's decision on an anomaly: who, when, and the note. It records no
     payment and changes no status: the invoice stays as it is (an amount-mismatch leaves
     it pending); a payment made outside PayFiP's result is the school software's. The
@@ -1318,14 +1321,22 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     time, author and note.
 
     ``correct``: the trésorerie's answer recorded on it (``applied``, ``refunded``) was
-    the wrong one: ``correct_anomaly``."""
+    the wrong one: ``correct_anomaly`` (``note_only``: corrected into a resolution with
+    the note alone, the answer not known; with ``correct`` only, and no ``outcome``)."""
     note, by = note.strip(), resolver(by)
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
     if outcome is not None and outcome not in OUTCOMES:
         raise UsageError(f"outcome '{outcome}': one of {', '.join(OUTCOMES)}")
+    if note_only and not correct:
+        raise UsageError("--note-only goes with --correct (an answer recorded by mistake, "
+                         "taken back, the anomaly left resolved with the note alone); "
+                         "without --correct, a resolution with --note alone is one already")
+    if note_only and outcome is not None:
+        raise UsageError(f"--note-only or --{outcome}: the corrected resolution records the "
+                         "trésorerie's answer, or none (the note alone)")
     if correct:
-        return correct_anomaly(store, anomaly_id, by, note, outcome)
+        return correct_anomaly(store, anomaly_id, by, note, outcome, note_only)
     now = utc_now()
     applied: dict[str, Any] | None = None
     with store.transaction() as conn:
@@ -1373,31 +1384,36 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
 
 
 def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
-                    outcome: str | None) -> dict[str, Any]:
+                    outcome: str | None, note_only: bool = False) -> dict[str, Any]:
     """Correct the trésorerie's answer recorded on a run-cancelled or paid-cancelled
     anomaly (``applied`` or ``refunded``, typed wrong, or on the wrong anomaly): what that
     answer recorded is taken back, then ``outcome`` is recorded as ``resolve_anomaly``
     records it; ``outcome`` None reopens the anomaly (open again, as before anyone
-    resolved it: a run-cancelled one holds its invoice back again). Nothing is deleted:
+    resolved it: a run-cancelled one holds its invoice back again), or with ``note_only``
+    leaves it resolved with the note alone (who, when, the note; no answer: it takes one
+    later, as any resolution with a note alone). Nothing is deleted:
     the invoice's history gets a ``payment-withdrawn`` event when a payment --applied
     recorded is taken back (its row as before: a paid-cancelled one's payment back on its
     cancelled title, a run-cancelled one's invoice unpaid), a ``refund-withdrawn`` one when
     a paid-cancelled one's payment recorded refunded is a payment again, and an
     ``anomaly-corrected`` one (source ``support``: who, the note, the outcome now and the
     resolution before: ``before``), which `payfip anomalies --all` shows
-    (``corrections``). Refused (StateError, nothing recorded) when the anomaly is open,
-    resolved with a note alone or by `runs reinstate`, already has that outcome, or when
-    what the answer recorded changed since: the payment --applied recorded is no longer
-    the invoice's, or its title was cancelled since; the refunded payment is no longer the
-    invoice's row (a new link was made for it since); and, as ``_applicable`` refuses an
-    --applied, when the invoice was paid since by another operation (then not reopened
-    either). Returns ``resolve_anomaly``'s
-    result with ``corrected``: when, who, the note, the answer before and now (``from``,
-    ``to``: None, reopened), the resolution before (``before``: ``resolved_at``,
-    ``resolved_by``, ``note``, ``outcome``) and ``withdrawn`` (what was taken back, or
-    None), as ``iter_anomalies``' ``corrections`` give it."""
+    (``corrections``).
+
+    Refused (StateError, nothing recorded) when the anomaly is open, resolved with a note
+    alone or by `runs reinstate`, already has that outcome, or when what the answer
+    recorded changed since: the payment --applied recorded is no longer the invoice's, or
+    its title was cancelled since; the refunded payment is no longer the invoice's row (a new link
+    was made for it since); and, as ``_applicable`` refuses an --applied, when the invoice
+    was paid since by another operation (then not reopened either). Returns
+    ``resolve_anomaly``'s result with ``corrected``: when, who, the note, the answer
+    before and now (``from``, ``to``: None, reopened or the note alone: ``reopened``
+    says which), the resolution before (``before``: ``resolved_at``, ``resolved_by``,
+    ``note``, ``outcome``) and ``withdrawn`` (what was taken back, or None), as
+    ``iter_anomalies``' ``corrections`` give it."""
     now = utc_now()
     applied: dict[str, Any] | None = None
+    resolved = outcome is not None or note_only
     with store.transaction() as conn:
         row = _anomaly_locked(conn, anomaly_id)
         head = f"anomaly #{anomaly_id} ({row.kind}, invoice {row.invoice or '-'})"
@@ -1411,9 +1427,12 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         if row.outcome not in OUTCOMES:
             why = ("by `runs reinstate` (reinstated): its title is paid again; "
                    "--correct corrects an --applied or --refunded answer only"
-                   if row.outcome else "with a note alone: no answer of the trésorerie is "
-                   f"recorded on it; record it without --correct (`pesgen payfip anomalies "
-                   f"resolve {anomaly_id} --applied` or `--refunded`)")
+                   if row.outcome else "with a note alone: it has no answer to take back "
+                   "(its answer, once known, is recorded without --correct: `pesgen payfip "
+                   f"anomalies resolve {anomaly_id} --applied` or `--refunded`)" if note_only
+                   else "with a note alone: no answer of the trésorerie is recorded on it; "
+                   "record it without --correct (`pesgen payfip anomalies resolve "
+                   f"{anomaly_id} --applied` or `--refunded`)")
             raise StateError(f"{head} was resolved on {row.resolved_at} by "
                              f"{row.resolved_by} {why}")
         if outcome == row.outcome:
@@ -1427,7 +1446,7 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         before = {"resolved_at": row.resolved_at, "resolved_by": row.resolved_by,
                   "note": row.note, "outcome": row.outcome}
         withdrawn = _take_back(store, conn, row, op, pay, by, now, head)
-        if outcome is None and row.kind != PAID_CANCELLED:
+        if not resolved and row.kind != PAID_CANCELLED:
             # reopened, it would hold back an invoice paid since: the money through the
             # cancelled title is then one payment too many, refunded is the only answer
             # (the row as read before: one paid by this operation is not paid since, and
@@ -1437,15 +1456,15 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
                     f"{head}: the invoice was paid since ({cents_text(pay['paid_cents'] or 0)} "
                     f"on {pay['paid_at']}, operation {pay['id_op']}): the money paid through "
                     "the cancelled title is one payment too many, for the trésorerie to "
-                    "refund; it is not reopened (its answer stays refunded)")
+                    f"refund; it is not reopened (its answer stays {row.outcome})")
         if outcome == "applied":
             applied = _apply(store, conn, row, op, by, now)
         elif outcome == "refunded" and row.kind == PAID_CANCELLED:
             _refunded(conn, row, op, by, now)
         if conn.execute(anomalies.update().where(
                 anomalies.c.id == anomaly_id, anomalies.c.outcome == row.outcome).values(
-                resolved_at=now if outcome else None, resolved_by=by if outcome else None,
-                note=note if outcome else None, outcome=outcome)).rowcount != 1:
+                resolved_at=now if resolved else None, resolved_by=by if resolved else None,
+                note=note if resolved else None, outcome=outcome)).rowcount != 1:
             # (the row read locked, unreachable; else all of this is rolled back rather
             # than recorded beside another correction made meanwhile)
             raise StateError(f"{head}: its answer changed while it was corrected (another "
@@ -1455,20 +1474,21 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         # since its answer (the title due's, after --refunded): said, for support to tell
         # the family not to use them until the trésorerie answers
         given = (_links_open(conn, op["id_coll"], row.invoice)
-                 if outcome is None and row.kind != PAID_CANCELLED else [])
+                 if not resolved and row.kind != PAID_CANCELLED else [])
         pay = _payment_row(conn, op["id_coll"], row.invoice)
         _event(conn, {**op, "invoice": row.invoice}, "anomaly-corrected", "support",
                pay["status"] if pay else "pending",
                {"anomaly": anomaly_id, "kind": row.kind, "by": by, "note": note,
-                "outcome": outcome, "reopened": outcome is None, "before": before,
+                "outcome": outcome, "reopened": not resolved, "before": before,
                 "withdrawn": withdrawn})
     log.info("payfip anomaly %s (%s) corrected: %s -> %s", anomaly_id, row.kind,
-             row.outcome, outcome or "reopened")
-    return {**dict(row._mapping), "resolved_at": now if outcome else None,
-            "resolved_by": by if outcome else None, "note": note if outcome else None,
+             row.outcome, outcome or ("note alone" if resolved else "reopened"))
+    return {**dict(row._mapping), "resolved_at": now if resolved else None,
+            "resolved_by": by if resolved else None, "note": note if resolved else None,
             "outcome": outcome, "applied": applied, "earlier": None,
             "corrected": {"at": now, "by": by, "note": note, "from": row.outcome,
-                          "to": outcome, "before": before, "withdrawn": withdrawn},
+                          "to": outcome, "reopened": not resolved, "before": before,
+                          "withdrawn": withdrawn},
             "links_open": given, "op_run": op["run_id"], "saisie": op["saisie"],
             "id_coll": op["id_coll"]}
 
