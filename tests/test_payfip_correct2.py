@@ -1,7 +1,9 @@
 # ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
-"""Corrections of an anomaly's resolution beyond test_payfip_correct's:
-``--correct --note-only``, the answer taken back and the anomaly left resolved with the
-note alone; and two corrections of one anomaly at once,
+"""Corrections of an anomaly's resolution beyond test_payfip_correct's: a resolution
+`runs reinstate` recorded (outcome ``reinstated``) corrected to ``--refunded`` (the
+trésorerie refunded the family while the title was cancelled), every other correction of
+it refused naming what to do; ``--correct --note-only``, the answer taken back and the
+anomaly left resolved with the note alone; and two corrections of one anomaly at once,
 one recorded, the other refused (docs/payfip.md, *Correcting an answer recorded by
 mistake*)."""
 
@@ -27,6 +29,182 @@ from .payfip_support import (  # noqa: F401 - fixtures
 from .test_payfip_correct import INVOICE, _anomaly, _events, _run_cancelled
 from .test_payfip_unsettled import ID_COLL, _cancel_then_pay, _cli, _link, _paid_then_cancelled
 from .test_resolve_later import _resolve
+
+
+def _paid_through_then_reinstated(flow, store):
+    """The invoice's link made, its run cancelled by mistake, the family paying through it
+    (a run-cancelled anomaly), the run reinstated (the money recorded as the title's
+    payment, the anomaly resolved reinstated): the run, the link, the anomaly's number and
+    the invoice's payment row as it was before the reinstatement."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    link = flow.link(INVOICE, mode="W")
+    store.cancel(run, "by mistake", despite_payments=True)
+    flow.pay(link, "card")
+    number = _run_cancelled(store)
+    before = ledger.payment_of(store, ID_COLL, INVOICE)
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--by", "alice")
+    assert code == 0, out + err
+    assert _anomaly(store, number)["outcome"] == "reinstated"
+    return run, link, number, before
+
+
+def _paid_then_reinstated(flow, store):
+    """The invoice paid through its link, its run cancelled despite it (a paid-cancelled
+    anomaly), then reinstated (the anomaly resolved reinstated): the run, the link and
+    the anomaly's number."""
+    run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
+    link = flow.link(INVOICE, mode="W")
+    flow.pay(link, "card")
+    store.cancel(run, "by mistake", despite_payments=True)
+    [number] = [a["id"] for a in ledger.list_anomalies(store) if a["kind"] == "paid-cancelled"]
+    code, out, err = _cli(store, "runs", "reinstate", run[:8], "--reason", "kept",
+                          "--by", "alice")
+    assert code == 0, out + err
+    assert _anomaly(store, number)["outcome"] == "reinstated"
+    return run, link, number
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_money_kept_by_a_reinstatement_corrected_to_refunded_is_taken_back(flow, store, fmt):
+    """Paid through the title's link while it was cancelled, the run reinstated (the
+    money recorded as the title's payment, outcome reinstated); the trésorerie had in fact
+    refunded the family: `--correct --refunded` takes that payment back (the row as
+    before the reinstatement, the operation an anomaly again), records refunded, and the
+    title, active and unpaid, gets its link again. Before, refused."""
+    run, link, number, before = _paid_through_then_reinstated(flow, store)
+    first = _anomaly(store, number)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", "--format", fmt,
+                              note="refunded while cancelled, said the trésorerie")
+    assert code == 0, out + err
+    taken = ("the payment it recorded (187.50, on its title reinstated) is taken back "
+             "(the invoice's payment row: pending)")
+    if fmt == "text":
+        assert out.startswith(f"anomaly #{number} run-cancelled (invoice {INVOICE}): "
+                              "resolved "), out
+        assert out.endswith(" by support (refunded); no payment was recorded\n"), out
+        assert err == (
+            f"note: anomaly #{number} was resolved on {first['resolved_at']} by alice "
+            f"(reinstated: {first['note']}): corrected, the trésorerie's answer is refunded "
+            f"now; {taken}; that resolution is kept in the invoice's history (`pesgen "
+            "payfip payments --history`)\n"
+            f"note: invoice {INVOICE}: no longer held back: `payfip link`, `tipi-url` and "
+            "`payfip datamatrix` give it a payment again; send the family the new link\n"
+        ), err
+    else:
+        assert err == "", err
+        report = json.loads(out)
+        fixed = report["corrected"]
+        assert (report["outcome"], report["invoice_state"], fixed["from"], fixed["to"],
+                fixed["reopened"], fixed["withdrawn"]) == (
+            "refunded", "released", "reinstated", "refunded", False,
+            {"payment": "paid", "paid_cents": 18750, "applied_to_run": None,
+             "status": "pending"}), report
+        assert taken in report["notes"][0], report
+    after = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert {**after, "updated_at": None} == {**before, "updated_at": None}
+    assert ledger.get_operation(store, link.id_op)["status"] == "anomaly"
+    assert [e[:2] for e in _events(store, "paid", "payment-withdrawn",
+                                   "anomaly-corrected")] == [
+        ("paid", "paid"), ("payment-withdrawn", "pending"), ("anomaly-corrected", "pending")]
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_paid_title_reinstated_corrected_to_refunded_is_due_again(flow, store, fmt):
+    """Paid, its run cancelled, then reinstated (the paid-cancelled anomaly resolved
+    reinstated); the trésorerie had refunded the family meanwhile: `--correct --refunded`
+    records the payment refunded (the reinstatement had recorded none, nothing taken
+    back): the title, active, gets its link again."""
+    _run, link, number = _paid_then_reinstated(flow, store)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", "--format", fmt,
+                              note="refunded while cancelled")
+    assert code == 0, out + err
+    if fmt == "text":
+        assert out.endswith(" by support (refunded); its payment is recorded refunded (no "
+                            "longer a payment of the invoice)\n"), out
+        assert ("corrected, the trésorerie's answer is refunded now; that answer had "
+                "recorded no payment; ") in err, err
+        assert (f"\nnote: invoice {INVOICE}: no longer paid, its payment refunded: ") in err
+    else:
+        report = json.loads(out)
+        assert (report["recorded"], report["invoice_state"], report["corrected"]["from"],
+                report["corrected"]["withdrawn"]) == (
+            "refunded", "released", "reinstated", None), report
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    assert (pay["status"], pay["id_op"]) == ("refunded", link.id_op), pay
+    assert _anomaly(store, number)["outcome"] == "refunded"
+    code, out, err = _link(flow, store)
+    assert code == 0, out + err
+
+
+def test_a_reinstated_resolution_is_corrected_to_refunded_only(flow, store):
+    """A resolution `runs reinstate` recorded: reopened (`--correct`), `--correct
+    --applied` and `--correct --note-only` are refused, exit 7, nothing changed, the
+    message saying why (the title is active again) and what to do: `--correct
+    --refunded`, or `runs cancel` of its bordereau when the reinstatement was the
+    mistake; JSON too."""
+    run, link, number, _before = _paid_through_then_reinstated(flow, store)
+    first = _anomaly(store, number)
+    said = (
+        f"anomaly #{number} (run-cancelled, invoice {INVOICE}) was resolved on "
+        f"{first['resolved_at']} by alice when `runs reinstate` took its title back "
+        "(reinstated): that title is active again, paid by this money, so there is no "
+        "cancelled title for the anomaly to reopen on nor another one to apply the money "
+        "to. If the trésorerie refunded the family while the title was cancelled: `pesgen "
+        f"payfip anomalies resolve {number} --correct --refunded --note TEXT`. If the "
+        f"reinstatement was a mistake: `pesgen runs cancel {run} --bordereau 1 "
+        "--despite-payments --reason TEXT` cancels the title again, its payment then a "
+        "paid-cancelled anomaly of its own, to resolve with the trésorerie's answer")
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    for flags in ((), ("--applied",), ("--note-only",)):
+        code, out, err = _resolve(store, number, "--correct", *flags, note="x")
+        assert (code, out, err) == (ExitCode.STATE, "", f"error: {said}\n"), flags
+    code, out, err = _resolve(store, number, "--correct", "--format", "json", note="x")
+    assert code == ExitCode.STATE, out + err
+    report = json.loads(out)
+    assert (report["ok"], report["id"], report["error"]) == (False, number, said), report
+    assert _anomaly(store, number) == first
+    assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
+    assert _events(store, "anomaly-corrected", "payment-withdrawn") == []
+
+
+def test_a_reinstated_title_cancelled_again_is_not_corrected(flow, store):
+    """Reinstated, then cancelled again (its payment a new paid-cancelled anomaly):
+    `--correct --refunded` on the reinstated resolution is refused, exit 7, naming the
+    title cancelled again; nothing changed."""
+    run, link, number = _paid_then_reinstated(flow, store)
+    store.cancel(run, "wrong after all", despite_payments=True)
+    pay = ledger.payment_of(store, ID_COLL, INVOICE)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err == (
+        f"error: anomaly #{number} (paid-cancelled, invoice {INVOICE}): its title (run "
+        f"{run}), reinstated, was cancelled again since: its payment went with it (its own "
+        "paid-cancelled anomaly, `pesgen payfip anomalies`); pesgen cannot take it back "
+        "safely: settle it with the trésorerie\n"), err
+    assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
+    assert _anomaly(store, number)["outcome"] == "reinstated"
+
+
+def test_a_reinstated_payment_refunded_since_is_not_taken_back(flow, store):
+    """Reinstated, cancelled again, that paid-cancelled anomaly resolved --refunded: the
+    payment the title was reinstated with is no longer the invoice's (refunded);
+    `--correct --refunded` on the reinstated resolution is refused, exit 7, saying so."""
+    run, link, number = _paid_then_reinstated(flow, store)
+    store.cancel(run, "wrong after all", despite_payments=True)
+    [later] = [a["id"] for a in ledger.list_anomalies(store)
+               if a["kind"] == "paid-cancelled" and a["id"] != number]
+    code, out, err = _resolve(store, later, "--refunded", note="refunded")
+    assert code == 0, out + err
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="x")
+    assert code == ExitCode.STATE, out + err
+    assert err.startswith(
+        f"error: anomaly #{number} (paid-cancelled, invoice {INVOICE}): the payment its "
+        f"title was reinstated with (operation {link.id_op}) is no longer the invoice's "
+        f"(its payment row is refunded, operation {link.id_op}, "), err
+    assert _anomaly(store, number)["outcome"] == "reinstated"
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

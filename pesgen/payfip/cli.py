@@ -1031,7 +1031,8 @@ def anomalies_resolve(
         "--refunded with the wrong answer: what that answer recorded is taken back (kept "
         "in the invoice's history), then --applied or --refunded records the right one; "
         "with --note-only, none (resolved with the note alone); without any, the anomaly "
-        "is open again.")] = False,
+        "is open again. A resolution `runs reinstate` recorded is corrected with --refunded "
+        "only.")] = False,
     note_only: Annotated[bool, typer.Option(
         "--note-only", help="With --correct: the answer recorded is taken back and the "
         "anomaly stays resolved with the note alone (the trésorerie's answer not known "
@@ -1233,9 +1234,11 @@ def _withdrawn_said(withdrawn: dict[str, Any] | None) -> str:
         return "; that answer had recorded no payment"
     amount = cents_text(withdrawn["paid_cents"] or 0)
     if withdrawn["payment"] == "paid":
-        return (f"; the payment it recorded ({amount}, applied to the title of run "
-                f"{withdrawn['applied_to_run']}) is taken back (the invoice's payment "
-                f"row: {withdrawn['status']})")
+        # (applied to no other title: the payment `runs reinstate` recorded on its own)
+        title = (f"applied to the title of run {withdrawn['applied_to_run']}"
+                 if withdrawn["applied_to_run"] else "on its title reinstated")
+        return (f"; the payment it recorded ({amount}, {title}) is taken back (the "
+                f"invoice's payment row: {withdrawn['status']})")
     return f"; its payment recorded refunded ({amount}) is a payment again (paid)"
 
 

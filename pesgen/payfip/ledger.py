@@ -1400,10 +1400,19 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     resolution before: ``before``), which `payfip anomalies --all` shows
     (``corrections``).
 
+    A resolution `runs reinstate` recorded (``reinstated``: the title active again, paid
+    by the money) is corrected to ``refunded`` only, the trésorerie having refunded the
+    family while the title was cancelled: a run-cancelled one's payment, recorded by the
+    reinstatement, is taken back (the operation an anomaly again, as before); a
+    paid-cancelled one's payment, its title's before the cancellation, is recorded
+    refunded. Reopened, or applied to the title exported in its place, it would say a
+    title is cancelled that is not: refused, naming `runs cancel` for a reinstatement
+    made by mistake.
+
     Refused (StateError, nothing recorded) when the anomaly is open, resolved with a note
-    alone or by `runs reinstate`, already has that outcome, or when what the answer
-    recorded changed since: the payment --applied recorded is no longer the invoice's, or
-    its title was cancelled since; the refunded payment is no longer the invoice's row (a new link
+    alone, already has that outcome, or when what the answer recorded changed since: the
+    payment --applied (or reinstated) recorded is no longer the invoice's, or its title
+    was cancelled since; the refunded payment is no longer the invoice's row (a new link
     was made for it since); and, as ``_applicable`` refuses an --applied, when the invoice
     was paid since by another operation (then not reopened either). Returns
     ``resolve_anomaly``'s result with ``corrected``: when, who, the note, the answer
@@ -1424,17 +1433,14 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         if row.resolved_at is None:
             raise StateError(f"{head} is not resolved: there is no answer to correct; "
                              "resolve it without --correct")
-        if row.outcome not in OUTCOMES:
-            why = ("by `runs reinstate` (reinstated): its title is paid again; "
-                   "--correct corrects an --applied or --refunded answer only"
-                   if row.outcome else "with a note alone: it has no answer to take back "
-                   "(its answer, once known, is recorded without --correct: `pesgen payfip "
-                   f"anomalies resolve {anomaly_id} --applied` or `--refunded`)" if note_only
-                   else "with a note alone: no answer of the trésorerie is recorded on it; "
-                   "record it without --correct (`pesgen payfip anomalies resolve "
-                   f"{anomaly_id} --applied` or `--refunded`)")
+        if row.outcome is None:
+            why = ("it has no answer to take back (its answer, once known, is recorded "
+                   f"without --correct: `pesgen payfip anomalies resolve {anomaly_id} "
+                   "--applied` or `--refunded`)" if note_only else "no answer of the "
+                   "trésorerie is recorded on it; record it without --correct (`pesgen "
+                   f"payfip anomalies resolve {anomaly_id} --applied` or `--refunded`)")
             raise StateError(f"{head} was resolved on {row.resolved_at} by "
-                             f"{row.resolved_by} {why}")
+                             f"{row.resolved_by} with a note alone: {why}")
         if outcome == row.outcome:
             raise StateError(f"{head}: its recorded answer is {row.outcome} already "
                              f"(resolved on {row.resolved_at} by {row.resolved_by}): "
@@ -1443,6 +1449,8 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         if op is None or not row.invoice:  # (an outcome was recorded: it had both)
             raise StateError(f"{head}: its operation is not recorded")
         pay = _payment_row(conn, op["id_coll"], row.invoice)
+        if row.outcome not in OUTCOMES and outcome != "refunded":
+            raise StateError(_reinstated_kept(conn, row, op, pay, head, anomaly_id))
         before = {"resolved_at": row.resolved_at, "resolved_by": row.resolved_by,
                   "note": row.note, "outcome": row.outcome}
         withdrawn = _take_back(store, conn, row, op, pay, by, now, head)
@@ -1493,6 +1501,27 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
             "id_coll": op["id_coll"]}
 
 
+def _reinstated_kept(conn: Connection, row: Any, op: dict[str, Any],
+                     pay: dict[str, Any] | None, head: str, anomaly_id: int) -> str:
+    """Why a resolution `runs reinstate` recorded (outcome ``reinstated``) is corrected to
+    --refunded only, and what to do instead: its title is active again, paid by the
+    money; reopened, or applied to another title, the anomaly would say a title is
+    cancelled that is not."""
+    run_id = (pay["applied_run"] if pay is not None and pay["applied_run"] else None
+              ) or op["run_id"]
+    _run, title = _run_and_title(conn, run_id, row.invoice)
+    bordereau = f" --bordereau {title.id_bord}" if title is not None else ""
+    return (f"{head} was resolved on {row.resolved_at} by {row.resolved_by} when `runs "
+            "reinstate` took its title back (reinstated): that title is active again, paid "
+            "by this money, so there is no cancelled title for the anomaly to reopen on nor "
+            "another one to apply the money to. If the trésorerie refunded the family while "
+            "the title was cancelled: `pesgen payfip anomalies resolve "
+            f"{anomaly_id} --correct --refunded --note TEXT`. If the reinstatement was a "
+            f"mistake: `pesgen runs cancel {run_id}{bordereau} --despite-payments --reason "
+            "TEXT` cancels the title again, its payment then a paid-cancelled anomaly of "
+            "its own, to resolve with the trésorerie's answer")
+
+
 # the status of an unpaid invoice's payment row that its latest link's result gives it
 # (apply_detail, expire); else pending, as a link leaves it
 _LINK_STATUSES = ("refused", "abandoned", "expired", "test-paid")
@@ -1505,36 +1534,52 @@ def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any],
     ``correct_anomaly``, or refuse (StateError, its message starting with ``head``) when
     it changed since. ``pay``: the invoice's payment row, as read in this transaction.
     Returns what was taken back (None: the answer recorded nothing, a run-cancelled one
-    refunded)."""
+    refunded, a paid-cancelled one reinstated)."""
     mine = {**op, "invoice": row.invoice}
     now_said = ("no payment record" if pay is None else f"its payment row is {pay['status']}"
                 + (f", operation {pay['id_op']}" if pay["id_op"] else "")
                 + f", its latest link operation {pay['last_id_op']}")
-    if row.outcome == "applied":
+    if row.outcome in ("applied", "reinstated"):
+        recorded = ("the payment --applied recorded" if row.outcome == "applied" else
+                    "the payment its title was reinstated with")
         if (pay is None or pay["status"] != "paid" or pay["id_op"] != op["id_op"]
-                or pay["applied_run"] is None):
+                or (pay["applied_run"] is None and row.outcome == "applied")):
             raise StateError(
-                f"{head}: the payment --applied recorded (operation {op['id_op']}) is no "
+                f"{head}: {recorded} (operation {op['id_op']}) is no "
                 f"longer the invoice's ({now_said}): something was recorded since; pesgen "
                 "cannot take it back safely: settle it with the trésorerie and enter it in "
                 "the school software by hand")
+        # the title it pays: the one it was applied to, else its operation's own
+        title_run = pay["applied_run"] or op["run_id"]
         titles = _active_titles(store, op["id_coll"], row.invoice, conn)
-        if not any(t.run_id == pay["applied_run"] for t in titles):
+        if not any(t.run_id == title_run for t in titles):
             raise StateError(
-                f"{head}: the title the money was applied to (run {pay['applied_run']}) was "
-                "cancelled since: its payment went with it (its own paid-cancelled anomaly, "
+                f"{head}: " + (f"the title the money was applied to (run {title_run}) was "
+                               "cancelled since" if row.outcome == "applied" else
+                               f"its title (run {title_run}), reinstated, was cancelled "
+                               "again since") + ": its payment went with it (its own "
+                "paid-cancelled anomaly, "
                 "`pesgen payfip anomalies`); pesgen cannot take it back safely: settle it "
                 "with the trésorerie")
+        if row.outcome == "reinstated" and row.kind == PAID_CANCELLED:
+            # the payment was its title's before the cancellation: the reinstatement
+            # recorded none, and the refund (``_refunded``) is what changes
+            return None
         values: dict[str, Any] = {"applied_run": None, "updated_at": now}
         status = "paid"
         if row.kind != PAID_CANCELLED:
             # paid through the cancelled title's link after the cancellation: the payment
-            # was never the invoice's before --applied; its row as its latest link left it
+            # was never the invoice's before --applied (or the reinstatement); its row as
+            # its latest link left it
             last = _operation_row(conn, pay["last_id_op"])
             status = (last["status"] if last is not None
                       and last["status"] in _LINK_STATUSES else "pending")
             values.update(status=status, paid_cents=None, method=None, paid_at=None,
                           id_op=None, numauto=None)
+        if row.outcome == "reinstated":
+            # settle_reinstated made the operation paid (it was an anomaly)
+            conn.execute(operations.update().where(operations.c.id_op == op["id_op"])
+                         .values(status="anomaly"))
         # (a paid-cancelled one's payment goes back to its cancelled title, paid)
         conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         withdrawn = {"payment": "paid", "paid_cents": pay["paid_cents"],
