@@ -14,7 +14,7 @@ from typing import IO, Annotated, Any, Protocol
 
 import typer
 
-from .._display import json_text, shown
+from .._display import json_text, masked_text, shown
 from .._echo import echo_err as _echo_err
 from .._echo import err_text
 from .._echo import say as _say
@@ -795,25 +795,24 @@ def anomalies(
         return
     if first is not None:
         rows = itertools.chain((first,), rows)
-    spool: IO[str] | None = None
+    # printed once whole, text or JSON: a store failing midway gives its refusal alone,
+    # no anomaly listed, as a refusal before the listing
+    pieces = (_anomalies_json(rows, open_count, resolved) if fmt == "json" else
+              # each line as _say prints it: a URL's password masked, as json_text masks
+              # it in the report
+              (masked_text(line) + "\n"
+               for line in _anomalies_text(rows, open_count, resolved, every)))
     try:
         # read-only: not waiting for an export to finish, nor holding one up
         with store.reads():
-            if fmt == "text":
-                # the lines through _say (a URL's password masked, as json_text masks
-                # it in the report), as they are read; a failure said after them
-                for piece in _anomalies_text(rows, open_count, resolved, every):
-                    _say(piece)
-            else:  # printed once whole: a store failing midway gives its refusal alone
-                spool = _spooled(_anomalies_json(rows, open_count, resolved))
+            spool = _spooled(pieces)
     except PesgenError as exc:
         if fmt == "json":  # the refusal's report, as one before the listing
             _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc))
         _fail(exc)
         return
-    if spool is not None:
-        _print_spooled(spool)
+    _print_spooled(spool)
 
 
 def _anomaly_summary(kinds: dict[str, tuple[int, int]], fmt: str) -> None:
