@@ -85,10 +85,30 @@ def _spooled(pieces: Iterator[str]) -> IO[str]:
 
 
 def _print_spooled(spool: IO[str]) -> None:
-    """Print a listing ``_spooled`` holds, a megabyte at a time, and drop it."""
+    """Print a listing ``_spooled`` holds, a megabyte at a time, and drop it.
+
+    Ctrl-C or SIGTERM while it is copied (a reader slow to take it, a pager's Ctrl-C)
+    leaves standard output with as much as was written: said as such on standard error
+    (not a bare "interrupted", which read as nothing printed), exit 130. Holding the
+    signals for the copy instead would let a reader that never reads (a pipe stuck)
+    keep the process unkillable but for SIGKILL."""
+    done = False
     with spool:
-        while chunk := spool.read(1 << 20):
-            typer.echo(chunk, nl=False)
+        try:
+            while chunk := spool.read(1 << 20):
+                typer.echo(chunk, nl=False)
+            done = True
+        except KeyboardInterrupt:
+            if done:  # printed whole: an interrupt as any other after the work
+                raise
+            from ..cli import _Interrupts
+
+            _echo_err("interrupted while the listing was printed: what standard output "
+                      "holds may be cut short (its end, the last line or the JSON "
+                      "document's closing, missing); not the whole listing: run the "
+                      "command again")
+            _Interrupts.said = True
+            raise typer.Exit(130) from None
 
 
 def _store(db: str | None, must_exist: bool = True, create: bool | None = None) -> Any:
