@@ -768,8 +768,8 @@ def anomalies(
         "a line a kind (a flood of one kind in one line), not each anomaly; JSON: "
         "`kinds`, each kind's open and resolved.")] = False,
     limit: Annotated[int | None, typer.Option(
-        "--limit", min=1, help="Only the first N anomalies (by number, oldest first), then "
-        "how many more are not listed (JSON: limit, more).")] = None,
+        "--limit", min=1, metavar="N", help="Only the first N anomalies (by number, oldest "
+        "first), then how many more are not listed (JSON: limit, more).")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then "
         "open, resolved and the anomalies listed, each a field a value), for monitoring; "
@@ -799,9 +799,10 @@ def anomalies(
                 kinds = anomaly_kinds(store)
             else:
                 open_count, resolved, last = anomaly_counts(store)
-                # those shown, read 500 at a time (ledger.iter_anomalies) and written as
-                # they come: memory does not grow with the anomalies (a flood of unknown
-                # idOps). The first chunk read here: a refusal reading it is the report's
+                # those shown (--limit: the first N), read 500 at a time
+                # (ledger.iter_anomalies) and spooled as they come: memory does not grow
+                # with the anomalies (a flood of unknown idOps). The first chunk read
+                # here: a refusal reading it is the report's
                 rows = iter_anomalies(store, open_only=not every, upto=last, limit=limit)
                 first = next(rows, None)
     except PesgenError as exc:

@@ -1177,15 +1177,15 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
     ``upto``: none after that number (``anomaly_counts``': the listing is of the
     anomalies there when they were counted). ``limit``: the first ``limit`` alone (by
     number), none read past them (`payfip anomalies --limit`). The anomalies come
-    ``chunk`` at a time, by
-    number, each chunk's new titles looked up with it: memory does not grow with the
-    anomalies (every row held at once took 1.5 GB at 200 000 `unknown-idop` anomalies of
-    a flood), and no query stays open while they are written out (a pager holds no lock
-    of a SQLite store `payfip serve` writes to). An anomaly resolved during the listing
-    is listed as its chunk read it."""
+    ``chunk`` at a time, by number, each chunk's new titles looked up with it: memory
+    does not grow with the anomalies (every row held at once took 1.5 GB at 200 000
+    `unknown-idop` anomalies of a flood), and no query stays open while they are
+    written out (a pager holds no lock of a SQLite store `payfip serve` writes to). An
+    anomaly resolved during the listing is listed as its chunk read it."""
     # the chunk: the next anomalies by number; only the payments of their invoices are
     # read with their titles (the whole ledger was, for each chunk)
-    # a chunk's size a parameter: the last one of a limit reads only what it lacks
+    # a chunk's size a parameter (SQLAlchemy binds a LIMIT anyway): the last chunk of
+    # a limit reads only what it lacks
     chunk_ids = (sa.select(anomalies.c.id).where(anomalies.c.id > sa.bindparam("after"))
                  .order_by(anomalies.c.id).limit(sa.bindparam("size", type_=sa.Integer)))
     if open_only:
