@@ -626,6 +626,84 @@ def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written,
     assert (said in " ".join(r.output.split())) is named, r.output
 
 
+def test_two_empty_values_on_one_line_are_both_named(tmp_path):
+    """Two bound fields this invoice leaves empty on one template line
+    (`{{ t.debtor.national_id }}{{ t.debtor.email }}`): given a value one at a time,
+    neither stops the line writing None (the other does), so the refusal named no
+    binding. Both given a value, then each taken out again, tell the two the line
+    writes: the refusal names them both, at export and preview."""
+    fmts, line = _corail_writing(tmp_path, "{{ t.debtor.national_id }}{{ t.debtor.email }}")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    del data["invoices"][0]["payer"]["email"]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    said = ("(the line writes 2 values left empty: the value of "
+            f"{CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+            "bindings.payer.national_id, empty for this invoice; the value of "
+            f"{CORAIL}:{_binding_line(CORAIL, 'email: payer.email')}: bindings.payer.email, "
+            f"empty for this invoice) [template cosoluce-corail/corail.xml.j2:{line}] "
+            "(rule template)")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert problem.invoice == "FA-2026-00101" and str(problem).endswith(said), problem
+    r = CliRunner().invoke(app, ["preview", "-m", str(CORAIL), "-i", str(source), "--date",
+                                 "2026-11-23", "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert said in " ".join(r.output.split()), r.output
+
+
+def _corail_head_tail(tmp_path: Path, head: str, tail: str) -> tuple[Path, int, int]:
+    """A copy of Corail's bundle whose head writes ``head`` and whose tail ``tail`` (each
+    in a comment on a line of its own): its formats folder, the head's line and the
+    tail's."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", fmts / "cosoluce-corail")
+    template = fmts / "cosoluce-corail" / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    for old, written in (("<Information>\n", head), ("</TypePieceImport>\n", tail)):
+        assert text.count(old) == 1
+        text = text.replace(old, f"{old}<!--{written}-->\n")
+    template.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    return (fmts, lines.index(f"<!--{head}-->") + 1, lines.index(f"<!--{tail}-->") + 1)
+
+
+@pytest.mark.parametrize("case", ["unset", "empty", "both"])
+def test_a_head_or_tail_writing_none_names_the_setting_left_empty(tmp_path, case):
+    """A head or tail writing None named the template's line alone (only a piece's
+    refusal named the binding left empty): their values are the run's, from the
+    mapping's settings. The refusal names the setting now: one the mapping does not set
+    (collectivity.poste_label, with where to set it), one it sets that the run leaves
+    empty (output.bordereau_object giving nothing), both when the line writes both; at
+    export and, the same values, at check-mapping."""
+    object_line = _binding_line(CORAIL, 'bordereau_object: {const: "CONSERVATOIRE - '
+                                'TRIMESTRE 1 2026-2027"}')
+    mapping, _ = mapping_copy(tmp_path, CORAIL, (
+        'bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 2026-2027"}',
+        'bordereau_object: {const: ""}'), name="m.yaml")
+    unset = ("the value of collectivity.poste_label, which the mapping does not set: set it "
+             f"under {mapping}:{_binding_line(mapping, 'collectivity:')}: collectivity")
+    empty = f"the value of {mapping}:{object_line}: output.bordereau_object, empty for this run"
+    written = {"unset": ("{{ doc.collectivity.poste_label }}", ""),
+               "empty": ("", "{{ doc.bordereau.object }}"),
+               "both": ("", "{{ doc.bordereau.object }}{{ doc.collectivity.poste_label }}")}
+    fmts, head, tail = _corail_head_tail(tmp_path, *written[case])
+    said = {"unset": f"({unset}) [template cosoluce-corail/corail.xml.j2:{head}]",
+            "empty": f"({empty}) [template cosoluce-corail/corail.xml.j2:{tail}]",
+            "both": f"(the line writes 2 values left empty: {unset}; {empty}) "
+                    f"[template cosoluce-corail/corail.xml.j2:{tail}]"}[case]
+    with pytest.raises(TemplateError) as info:
+        export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert "writes None: a value left unset" in problem.message
+    assert str(problem).endswith(f"{said} (rule template)"), problem
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping), "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert said in " ".join(r.output.split()), r.output
+
+
 def test_a_rendering_past_its_time_limit_stops_the_search_for_the_binding(tmp_path,
                                                                           monkeypatch):
     """Rendering the piece again with a value in an empty bound field may take another
