@@ -579,6 +579,66 @@ def test_a_width_filter_on_a_macro_s_parameter_follows_the_calls(tmp_path):
     ], said
 
 
+def test_a_width_filter_follows_a_value_filtered_before_where_it_cannot_grow(tmp_path):
+    """check-format's format.field-width did not follow a value filtered before its
+    fixed(N) (`t.debtor.name | trim | fixed(10)`): a field format.yaml limits to more
+    than N passed unsaid. It follows now the filters that write no value of the field's
+    charset longer: trim, striptags, string; lower; upper, title, capitalize where the
+    charset holds nothing they lengthen (Corail's mandate.rum, sepa; not its latin-1
+    debtor.name, whose 'ß' upper writes 'SS'); default with a text that fits the width;
+    through a name set to such a value and a macro's parameter too, the filters said
+    in the order applied. Another filter (replace), a default longer than the width, are
+    not followed; a field limited to the width or fewer is not warned of."""
+    written = ("{{ t.debtor.name | trim | fixed(10) }}"
+               "{{ t.debtor.name | lower | striptags | fixed(10) }}"
+               "{{ t.debtor.first_name | default('', true) | fixed(10) }}"
+               "{{ t.mandate.rum | upper | fixed(10) if t.mandate else '' }}"
+               "{% set n = t.debtor.complement_name | string %}{{ n | title | fixed(10) }}"
+               # not followed: upper, capitalize of a latin-1 field; replace; a default
+               # longer than the width; a field limited to the width (38)
+               "{{ t.debtor.name | upper | fixed(10) }}"
+               "{{ t.debtor.name | trim | capitalize | fixed(10) }}"
+               "{{ t.debtor.name | replace('A', 'AA') | fixed(10) }}"
+               "{{ t.debtor.name | default('SANS NOM CONNU', true) | fixed(10) }}"
+               "{{ t.debtor.name | trim | fixed(38) }}")
+    fmts, line = _corail_writing(tmp_path, written)
+    said = sorted(p.message.split(", which format.yaml", 1)[0]
+                  for p in narrow_widths(find_format("cosoluce-corail", [fmts])))
+    at = f"corail.xml.j2:{line}: "
+    assert said == sorted([
+        f"{at}t.debtor.name | trim | fixed(10) writes debtor.name",
+        f"{at}t.debtor.name | lower | striptags | fixed(10) writes debtor.name",
+        f"{at}t.debtor.first_name | default('', true) | fixed(10) writes debtor.first_name",
+        f"{at}t.mandate.rum | upper | fixed(10) writes mandate.rum",
+    ]), said
+
+
+def test_a_width_filter_follows_a_filtered_macro_argument(tmp_path):
+    """A value filtered before it is given to a macro (`f(t.debtor.name | trim)`), then
+    filtered again there (`v | lower | fixed(10)`), is followed through both, said in
+    the order applied; a case filter of a latin-1 field given so is not."""
+    fmts = tmp_path / "fmts"
+    folder = fmts / "cosoluce-corail"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", folder)
+    template = folder / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    macro = "{% macro f(v) %}{{ v | lower | fixed(10) }}{% endmacro %}\n"
+    calls = ("<!--{{ f(t.debtor.name | trim) }}{{ f(t.debtor.first_name | upper) }}-->"
+             '<TypeSerieBordereau V="N"/>')
+    text = text.replace("{% macro piece(t, doc) -%}", macro + "{% macro piece(t, doc) -%}")
+    text = text.replace('<TypeSerieBordereau V="N"/>', calls)
+    template.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    at_f = lines.index(macro.strip()) + 1
+    at_call = next(i for i, ln in enumerate(lines, 1) if ln.startswith(calls))
+    said = [p.message.split(": a value", 1)[0]
+            for p in narrow_widths(find_format("cosoluce-corail", [fmts]))]
+    assert said == [
+        f"corail.xml.j2:{at_f}: t.debtor.name | trim | lower | fixed(10) (macro f's "
+        f"parameter v, called at line {at_call}) writes debtor.name, which format.yaml "
+        "limits to 38 characters"], said
+
+
 def _corail_writing(tmp_path: Path, written: str) -> tuple[Path, int]:
     """A copy of Corail's bundle whose piece writes ``written`` (in a comment) on the
     line of TypeSerieBordereau: its formats folder and that line."""
