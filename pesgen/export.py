@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -319,8 +319,8 @@ class Exporter:
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)
-        for renderer in self.renderers:
-            renderer.explain_none = self._none_said
+        for renderer in self.renderers:  # the mapping's alone: no cycle back to self
+            renderer.explain_none = partial(_none_said, mapping)
         self._legacy = legacy and vouched
         # street_before: a rebuild (vouched) splitting a street cut at a word boundary as
         # pesgen did before 2026-12-06 (Builder.street_before), the rest as today
@@ -962,16 +962,6 @@ class Exporter:
                                 for p in exc.problems]
             raise
 
-    def _none_said(self, renderer: FileRenderer, macro: str, doc: Document,
-                   where: str | None) -> str | None:
-        """What names the empty values ``renderer``'s head or tail (``macro``) wrote as
-        None at ``where``: a setting of the mapping the run leaves empty (its bordereau
-        object, a collectivity's label, the ASAP edition), when one is
-        (``sample.binding_of_none``); None otherwise."""
-        from .sample import binding_of_none, none_said  # it renders through here
-
-        return none_said(binding_of_none(self.mapping, renderer, doc, where, macro=macro))
-
     def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
                      doc: Document, notes: Iterable[PolicyNote] = (),
                      pieces: tuple[str, int, _PieceLines] | None = None) -> list[Problem]:
@@ -1062,6 +1052,17 @@ class Exporter:
 
     def _validate(self, path: Path, renderer: FileRenderer, name: str) -> list[Problem]:
         return check_output(renderer.spec, path, name, self.encoding, self.official_xsd)
+
+
+def _none_said(mapping: Mapping, renderer: FileRenderer, macro: str, doc: Document,
+               where: str | None) -> str | None:
+    """What names the empty values ``renderer``'s head or tail (``macro``) wrote as None
+    at ``where``: a setting of ``mapping`` the run leaves empty (its bordereau object, a
+    collectivity's label, the ASAP edition), when one is (``sample.binding_of_none``);
+    None otherwise. Each renderer of an Exporter is given it (``explain_none``)."""
+    from .sample import binding_of_none, none_said  # it renders through here
+
+    return none_said(binding_of_none(mapping, renderer, doc, where, macro=macro))
 
 
 def check_output(spec: FileSpec, path: Path, name: str, encoding: str,

@@ -157,7 +157,7 @@ class FileRenderer:
         # given a head's or tail's refusal writing None (the macro, the document, the
         # refusal's template:line), what names the empty value(s) it wrote, added to
         # its problems in parentheses: the export's, from the mapping
-        # (``Exporter._none_said``); None: the refusal as it is
+        # (``export._none_said``); None: the refusal as it is
         self.explain_none: Callable[[FileRenderer, str, Document, str | None],
                                     str | None] | None = None
         try:
