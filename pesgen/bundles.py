@@ -434,24 +434,31 @@ _LIMITED: dict[tuple[str, ...], str] = {
 # Jinja's filters a value may go through before fixed(N) or zfill(N) and still be
 # followed (``_width_filters``): each writes a text no longer than the one it is given,
 # whatever it is (trim, striptags, string), or whatever the field's charset holds
-# (the case filters: upper writes 'ß' as 'SS', so only in a charset without such a
-# character: ``_lengthens``), or gives the value or its own constant text (default,
-# d: when that text fits the width)
+# (the case filters: upper writes 'ß' as 'SS', lower 'İ' as two, so only in a charset
+# without such a character: ``_lengthens``), or gives the value or its own constant
+# text (default, d: when that text fits the width)
 _SHORTENING = frozenset({"trim", "striptags", "string"})
 _CASED = frozenset({"upper", "lower", "title", "capitalize"})
 _DEFAULTS = frozenset({"default", "d"})
 _KEPT = _SHORTENING | _CASED | _DEFAULTS
 
 
+# what each case filter does to a character (Jinja's title upper-cases a word's first
+# character and lower-cases the rest; capitalize, Python's, title-cases the first)
+_CASE_OPS = {"upper": (str.upper,), "lower": (str.lower,),
+             "title": (str.upper, str.lower), "capitalize": (str.title, str.lower)}
+
+
 @cache
 def _lengthens(name: str, charset: str) -> str | None:
-    """The first character of ``charset`` the case filter ``name`` writes as more than
-    one ('ß': 'SS' in upper, 'Ss' in title and capitalize), None when none does; utf-8,
-    which holds them all, its 'ß'."""
+    """The first character of ``charset`` the case filter ``name`` may write as more than
+    one ('ß': 'SS' in upper, 'Ss' in capitalize), None when none: lower lengthens none
+    of latin-1, upper none of ascii. utf-8 holds one for each ('İ' in lower, 'ß')."""
     if charset == "utf-8":
-        return "\u00df"
-    case = getattr(str, name)
-    return next((c for c in charset_chars(charset) if len(case(c)) > 1), None)
+        return "\u0130" if name == "lower" else "\u00df"
+    ops = _CASE_OPS[name]
+    return next((c for c in charset_chars(charset) if any(len(op(c)) > 1 for op in ops)),
+                None)
 
 
 def _unfollowed(chain: tuple[Any, ...], charset: str, width: int) -> bool:
@@ -464,10 +471,13 @@ def _unfollowed(chain: tuple[Any, ...], charset: str, width: int) -> bool:
     for node in chain:
         if node.name in _CASED and _lengthens(node.name, charset) is not None:
             return True
-        if node.name in _DEFAULTS and node.args and not (
-                isinstance(node.args[0], nodes.Const) and isinstance(node.args[0].value, str)
-                and len(node.args[0].value) <= width):
-            return True
+        if node.name in _DEFAULTS:
+            given = node.args[0] if node.args else next(
+                (kw.value for kw in node.kwargs if kw.key == "default_value"), None)
+            if given is not None and not (
+                    isinstance(given, nodes.Const) and isinstance(given.value, str)
+                    and len(given.value) <= width):
+                return True
     return False
 
 
@@ -609,8 +619,9 @@ def narrow_widths(fmt: Format) -> list[Problem]:
     set to one (``{% set d = t.debtor %}``), a loop over ``t.lines``, or a parameter of
     a macro the template calls with such a value (``_width_filters``), through filters
     that write no value of the field's charset longer before (``| trim | fixed(38)``;
-    ``| upper``, ``| title``, ``| capitalize`` in an ascii or sepa field, not a
-    latin-1 one, where 'ß' becomes 'SS'; ``| default('')``); a value filtered otherwise,
+    ``| lower`` but in utf-8; ``| upper``, ``| title``, ``| capitalize`` in an ascii or
+    sepa field, not a latin-1 one, where 'ß' becomes 'SS'; ``| default('')``); a value
+    filtered otherwise,
     built by an expression, or passed to a macro another template defines, is not
     followed."""
     import jinja2

@@ -600,6 +600,7 @@ def test_a_width_filter_follows_a_value_filtered_before_where_it_cannot_grow(tmp
                "{{ t.debtor.name | trim | capitalize | fixed(10) }}"
                "{{ t.debtor.name | replace('A', 'AA') | fixed(10) }}"
                "{{ t.debtor.name | default('SANS NOM CONNU', true) | fixed(10) }}"
+               "{{ t.debtor.name | d(default_value='SANS NOM CONNU') | fixed(10) }}"
                "{{ t.debtor.name | trim | fixed(38) }}")
     fmts, line = _corail_writing(tmp_path, written)
     said = sorted(p.message.split(", which format.yaml", 1)[0]
@@ -611,6 +612,21 @@ def test_a_width_filter_follows_a_value_filtered_before_where_it_cannot_grow(tmp
         f"{at}t.debtor.first_name | default('', true) | fixed(10) writes debtor.first_name",
         f"{at}t.mandate.rum | upper | fixed(10) writes mandate.rum",
     ]), said
+
+
+def test_a_width_filter_does_not_follow_lower_in_a_utf8_field(tmp_path):
+    """lower writes 'İ' as two characters: in a bundle whose charset is utf-8, a value
+    through lower is not followed (trim still is)."""
+    fmts, line = _corail_writing(tmp_path, "{{ t.debtor.name | lower | fixed(10) }}"
+                                           "{{ t.debtor.name | trim | fixed(10) }}")
+    spec = fmts / "cosoluce-corail" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("\ncharset: latin-1\n") == 1
+    spec.write_text(text.replace("\ncharset: latin-1\n", "\ncharset: utf-8\n"),
+                    encoding="utf-8")
+    said = [p.message.split(" writes", 1)[0]
+            for p in narrow_widths(find_format("cosoluce-corail", [fmts]))]
+    assert said == [f"corail.xml.j2:{line}: t.debtor.name | trim | fixed(10)"], said
 
 
 def test_a_width_filter_follows_a_filtered_macro_argument(tmp_path):
