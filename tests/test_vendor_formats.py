@@ -752,7 +752,7 @@ def test_a_head_or_tail_writing_none_names_the_setting_left_empty(tmp_path, case
     mapping's settings. The refusal names the setting now: one the mapping does not set
     (collectivity.poste_label, with where to set it), one it sets that the run leaves
     empty (output.bordereau_object giving nothing), both when the line writes both; at
-    export and, the same values, at check-mapping."""
+    export, preview and, the same values, check-mapping."""
     object_line = _binding_line(CORAIL, 'bordereau_object: {const: "CONSERVATOIRE - '
                                 'TRIMESTRE 1 2026-2027"}')
     mapping, _ = mapping_copy(tmp_path, CORAIL, (
@@ -776,6 +776,11 @@ def test_a_head_or_tail_writing_none_names_the_setting_left_empty(tmp_path, case
     assert "writes None: a value left unset" in problem.message
     assert str(problem).endswith(f"{said} (rule template)"), problem
     r = CliRunner().invoke(app, ["check-mapping", str(mapping), "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert said in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, ["preview", "-m", str(mapping), "-i",
+                                 str(EXAMPLES / "school-export.json"), "--date", "2026-11-23",
+                                 "--formats-dir", str(fmts)])
     assert r.exit_code == 5, r.output
     assert said in " ".join(r.output.split()), r.output
 
