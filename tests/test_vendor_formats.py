@@ -785,6 +785,29 @@ def test_a_head_or_tail_writing_none_names_the_setting_left_empty(tmp_path, case
     assert said in " ".join(r.output.split()), r.output
 
 
+def test_a_piece_writing_an_option_the_mapping_does_not_set_names_the_setting(tmp_path):
+    """A piece writing `doc.options.edition` for a mapping without output.asap_edition
+    named no setting (the values searched were the title's bound fields only): it names
+    output.asap_edition now, and where to set it, at export."""
+    fmts, mapping = _fixed_bundle(tmp_path)
+    template = fmts / "acme-fixe" / "acme-fixe.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '{{ "02" }}'
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, '{{ "02" }}{{ doc.options.edition }}'),
+                        encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    output = _binding_line(mapping, "output:")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert str(problem).endswith(
+        "(the value of output.asap_edition, which the mapping does not set: set it under "
+        f"{mapping}:{output}: output) [template acme-fixe/acme-fixe.txt.j2:{line}] "
+        "(rule template)"), problem
+
+
 def test_a_rendering_past_its_time_limit_stops_the_search_for_the_binding(tmp_path,
                                                                           monkeypatch):
     """Rendering the piece again with a value in an empty bound field may take another
