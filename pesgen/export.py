@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -319,6 +319,8 @@ class Exporter:
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)
+        for renderer in self.renderers:  # the mapping's alone: no cycle back to self
+            renderer.explain_none = partial(_none_said, mapping)
         self._legacy = legacy and vouched
         # street_before: a rebuild (vouched) splitting a street cut at a word boundary as
         # pesgen did before 2026-12-06 (Builder.street_before), the rest as today
@@ -938,22 +940,24 @@ class Exporter:
         binding whose value it is, when one is (``sample.binding_of_value``): the
         template's line alone does not say which of the values it writes it was; a
         template writing None names the binding this invoice leaves empty that it wrote,
-        when one is (``sample.binding_of_none``)."""
+        when one is, or the several its line writes (``sample.binding_of_none``); a
+        head's or tail's, the setting the run leaves empty (``_none_said``)."""
         try:
             return renderer.piece(title, doc)
         except TemplateError as exc:
             if exc.refused is None and not exc.none_written:
                 raise
-            from .sample import binding_of_none, binding_of_value  # it renders through here
+            # it renders through here
+            from .sample import binding_of_none, binding_of_value, none_said
 
             if exc.refused is not None:
                 where = binding_of_value(self.mapping, title, exc.refused[0])
-                said = f"the value of {where}"
+                said = None if where is None else f"the value of {where}"
             else:
-                where = binding_of_none(self.mapping, title, renderer, doc,
-                                        exc.problems[0].mapping if exc.problems else None)
-                said = f"the value of {where}, empty for this invoice"
-            if where is not None:
+                said = none_said(binding_of_none(
+                    self.mapping, renderer, doc,
+                    exc.problems[0].mapping if exc.problems else None, title))
+            if said is not None:
                 exc.problems = [replace(p, message=f"{p.message} ({said})")
                                 for p in exc.problems]
             raise
@@ -1048,6 +1052,17 @@ class Exporter:
 
     def _validate(self, path: Path, renderer: FileRenderer, name: str) -> list[Problem]:
         return check_output(renderer.spec, path, name, self.encoding, self.official_xsd)
+
+
+def _none_said(mapping: Mapping, renderer: FileRenderer, macro: str, doc: Document,
+               where: str | None) -> str | None:
+    """What names the empty values ``renderer``'s head or tail (``macro``) wrote as None
+    at ``where``: a setting of ``mapping`` the run leaves empty (its bordereau object, a
+    collectivity's label, the ASAP edition), when one is (``sample.binding_of_none``);
+    None otherwise. Each renderer of an Exporter is given it (``explain_none``)."""
+    from .sample import binding_of_none, none_said  # it renders through here
+
+    return none_said(binding_of_none(mapping, renderer, doc, where, macro=macro))
 
 
 def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
