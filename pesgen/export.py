@@ -811,6 +811,8 @@ class Exporter:
         if report is None or not report.ok or report.pieces != b.count or \
                 report.total != b.total:
             return self._validate(tmp, renderer, name)
+        # the XSD wants a piece in a bordereau: the first, which the stream validated
+        # (any of them would do; one cut short fails here and falls back to the whole file)
         first = b.segments[index].read(b.first_piece[index])
         head = self._encode(renderer.head(doc), renderer, "head")
         tail = self._encode(renderer.tail(doc), renderer, "tail")

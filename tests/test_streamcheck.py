@@ -51,15 +51,27 @@ def _broken_bundle(tmp_path: Path, old: str, new: str) -> Path:
 
 def test_streamed_and_whole_file_validation_give_the_same_bytes(tmp_path, official_xsd,
                                                                 monkeypatch):
+    """The stream vouches for the body; the real header is checked with the first piece
+    alone (the XSD wants a piece in a bordereau: any the stream validated would do, so a
+    read of more, the whole body, would give the same verdict at the cost of a second
+    pass over it, and a piece cut short would fall back to the whole file)."""
+    import pesgen.export as export_module
+
     whole, streamed_whole = _export(tmp_path / "whole", stream_from=10_000)
     calls = []
     original = Exporter._validate
     monkeypatch.setattr(Exporter, "_validate",
                         lambda self, *a: calls.append(a) or original(self, *a))
+    headers = []
+    check = export_module.stream_check
+    monkeypatch.setattr(export_module, "stream_check",
+                        lambda *a, **k: headers.append(check(*a, **k)) or headers[-1])
     streamed, streamed_flags = _export(tmp_path / "streamed", stream_from=3,
                                        official=official_xsd)
     assert streamed_whole == [False] and streamed_flags == [True]
     assert calls == []  # the stream vouched for the body: no whole-file pass was needed
+    assert [(h.pieces, h.declared_count, h.schema_error, h.problems) for h in headers] == \
+        [(1, 11, False, [])]
     assert [p.read_bytes() for p in whole] == [p.read_bytes() for p in streamed]
 
 
@@ -82,6 +94,15 @@ def test_streamed_and_whole_file_validation_give_the_same_bytes(tmp_path, offici
     ('<MtBordHt V="{{ doc.bordereau.total | amount }}"/>',
      '<MtBordHt V="{{ (doc.bordereau.total if doc.bordereau.count == 1 else 1) | amount }}"/>',
      "pes.mt-bord-ht"),
+    # the real header breaks the XSD (NomFic over 100 characters) or a bordereau rule
+    # (DteAsp before DteBordEm) where the provisional one was fine: the stream vouched
+    # for the body, the header's own check (with the first piece) refuses
+    ('<NomFic V="{{ doc.file_name }}"/>',
+     '<NomFic V="{{ doc.file_name ~ (\'\' if doc.file_name == \'provisional.xml\' '
+     'else \'_\' * 100) }}"/>', "xsd.pesgen"),
+    ('<DteAsp V="{{ doc.bordereau.asap_date | isodate }}"/>',
+     '<DteAsp V="{{ doc.bordereau.asap_date | isodate if doc.file_name == '
+     '\'provisional.xml\' else \'2026-01-02\' }}"/>', "pes.asap-date"),
 ])
 def test_streamed_refusals_match_whole_file_refusals(tmp_path, old, new, rule):
     bundle = _broken_bundle(tmp_path, old, new)
