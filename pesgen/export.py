@@ -86,7 +86,9 @@ STREAM_VALIDATION_FROM = 2000
 # is full (its process finishes its pass and exits) and its report is read when a later
 # one starts. Each kept until ``finish`` made a run of many large bordereaux (a
 # trésorerie's ``output.max_pieces_per_bordereau`` of a few thousand) hold a Python
-# process per bordereau (docs/performance.md, "Streamed validations at once").
+# process per bordereau (docs/performance.md, "Streamed validations at once"). A format
+# of more files checked against an XSD holds one per such file: those of the bordereau
+# being rendered cannot end before it is full.
 STREAMS_ALIVE = 2
 ProgressFn = Callable[[int], None]
 # The mapping and rendering allocate millions of short-lived objects; with Python's
