@@ -40,6 +40,13 @@ except ImportError:  # pragma: no cover - not on Windows
 # unless it falls far behind: a write larger than the free pipe space blocks until the
 # validator has *processed* most of it, which would serialise the two processes.
 _PIPE_SIZE = 1 << 20
+# How long ``finish`` waits for a validation's report, in seconds. A validation slower
+# than rendering holds the export there (at a later bordereau's stream, which waits for
+# the oldest to keep STREAMS_ALIVE, or in ``finish``) and while its pipe is full (a
+# write waits for the validator to read); past this wait the process is killed and its
+# report is None: the file is validated whole instead, the same problems found. A
+# bordereau of 99 999 titles is validated in about 12 s (docs/performance.md).
+REPORT_WAIT = 600.0
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,7 @@ class StreamValidator:
         size = _enlarge_pipe(write_end)
         try:
             self.proc = subprocess.Popen(
-                # -P: the current folder is not put on the child's import path
-                [sys.executable, "-P", "-m", "pesgen.streamcheck", str(xsd), name],
+                self._command(xsd, name),
                 stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except BaseException:
             os.close(write_end)
@@ -73,6 +79,10 @@ class StreamValidator:
         finally:
             os.close(read_end)
         self._stdin: IO[bytes] = open(write_end, "wb", buffering=max(size // 16, 4096))  # noqa: SIM115
+
+    def _command(self, xsd: Path, name: str) -> list[str]:
+        # -P: the current folder is not put on the child's import path
+        return [sys.executable, "-P", "-m", "pesgen.streamcheck", str(xsd), name]
 
     def feed(self, data: bytes) -> None:
         if self.broken:
@@ -94,11 +104,12 @@ class StreamValidator:
         self.ended = True
         self._close_stdin()
 
-    def finish(self, timeout: float = 600) -> StreamReport | None:
+    def finish(self, timeout: float | None = None) -> StreamReport | None:
         """None when the stream could not vouch for the body (then validate fully).
-        Waits for the process and reads its report the first time; the same after."""
+        Waits for the process (``REPORT_WAIT`` seconds at most: then it is killed, and
+        the report is None) and reads its report the first time; the same after."""
         if not self._collected:
-            self._report = self._collect(timeout)
+            self._report = self._collect(REPORT_WAIT if timeout is None else timeout)
             self._collected = True
         return self._report
 

@@ -341,3 +341,91 @@ def test_a_provisional_tail_refused_is_said_when_the_files_are_assembled(tmp_pat
     assert message.startswith("template pes-ormc/pes-aller.xml.j2:"), message
     assert message.endswith(": 'nowhere' is undefined (tail)"), message
     assert list(out.iterdir()) == []
+
+
+# the validator of the tests below: it waits DELAY seconds before reading its input
+_SLOW = ("import runpy, sys, time; time.sleep(float(sys.argv[1])); sys.argv = sys.argv[1:]; "
+         "runpy.run_module('pesgen.streamcheck', run_name='__main__')")
+
+
+def _slowed(monkeypatch, delay: float) -> tuple[list[StreamValidator], list]:
+    """The export's streamed validations made ``delay`` seconds slow to start reading
+    (a loaded machine, a slow disk): the validators started and the reports read."""
+    import sys
+
+    import pesgen.export as export_module
+
+    started: list[StreamValidator] = []
+    reports: list = []
+
+    class Slow(export_module.StreamValidator):  # type: ignore[misc,valid-type]
+        def _command(self, xsd: Path, name: str) -> list[str]:
+            started.append(self)
+            return [sys.executable, "-P", "-c", _SLOW, str(delay), str(xsd), name]
+
+        def _collect(self, timeout: float):
+            reports.append(super()._collect(timeout))
+            return reports[-1]
+
+    monkeypatch.setattr(export_module, "StreamValidator", Slow)
+    return started, reports
+
+
+def test_a_validation_slower_than_rendering_holds_it_and_its_report_is_read(tmp_path,
+                                                                            monkeypatch):
+    """Each validator waits a second before reading (slower than rendering two titles):
+    a bordereau's stream waits, as it starts, for the report of the oldest (two
+    processes at most); every report is read and vouches for its body: no file validated
+    again whole but the 1-title one, the same bytes as validated whole."""
+    mapping = _small_bordereaux(tmp_path, 2)
+    whole = _export(tmp_path / "whole", 10_000, mapping=mapping)[0]
+    counts = _alive_counted(monkeypatch)
+    started, reports = _slowed(monkeypatch, 1.0)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    streamed, flags = _export(tmp_path / "streamed", 2, mapping=mapping)
+    assert flags == [True] * 5 + [False] and len(started) == 5
+    assert counts == [1, 2, 2, 2, 2, 2], counts
+    assert [r.pieces if r and r.ok else r for r in reports] == [2] * 5
+    assert calls == ["PESORMC_21450999400015_2026_0000006.xml"]
+    assert [p.read_bytes() for p in streamed] == [p.read_bytes() for p in whole]
+
+
+def test_a_validation_past_its_wait_is_killed_and_the_file_validated_whole(tmp_path,
+                                                                           monkeypatch):
+    """Validators slower than the wait for their report (``REPORT_WAIT``, 600 s; half a
+    second here, each validator waiting a minute): each is killed when its report is
+    waited for, no hang, and its file validated whole instead: the third bordereau's
+    schema error is found and named as validated whole, nothing written."""
+    import time
+
+    import pesgen.streamcheck as streamcheck_module
+
+    mapping = _small_bordereaux(tmp_path, 2)
+    bundle = _broken_bundle(tmp_path, '<Majo V="0"/>',
+                            '<Majo V="{{ 1 if t.invoice_number == \'FA-2026-00107\' else 0 }}"/>')
+    with pytest.raises(OutputInvalidError) as exc:
+        _export(tmp_path / "whole", 10_000, bundle, mapping=mapping)
+    expected = [str(p) for p in exc.value.problems]
+    assert expected and all("FA-2026-00107" in p for p in expected)
+    monkeypatch.setattr(streamcheck_module, "REPORT_WAIT", 0.5)
+    started, reports = _slowed(monkeypatch, 60.0)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    running = []  # once the titles are all rendered: the two last, not waited for yet
+    finish = Exporter.finish
+    monkeypatch.setattr(Exporter, "finish", lambda self, *a: running.append(
+        sum(s.proc.poll() is None for s in started)) or finish(self, *a))
+    began = time.monotonic()
+    with pytest.raises(OutputInvalidError) as exc:
+        _export(tmp_path / "streamed", 2, bundle, mapping=mapping)
+    assert time.monotonic() - began < 30
+    assert [str(p) for p in exc.value.problems] == expected
+    assert list((tmp_path / "streamed").iterdir()) == []
+    assert len(started) == 5 and reports == [None] * 5 and running == [2]
+    assert all(s.proc.poll() is not None for s in started)  # killed, none left running
+    assert calls == [f"PESORMC_21450999400015_2026_{n:07d}.xml" for n in range(1, 7)]
