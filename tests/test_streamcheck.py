@@ -395,7 +395,7 @@ def test_a_validation_slower_than_rendering_holds_it_and_its_report_is_read(tmp_
 
 def test_a_validation_past_its_wait_is_killed_and_the_file_validated_whole(tmp_path,
                                                                            monkeypatch):
-    """Validators slower than the wait for their report (``REPORT_WAIT``, 600 s; half a
+    """Validators slower than the wait for their report (``VALIDATOR_WAIT``, 600 s; half a
     second here, each validator waiting a minute): each is killed when its report is
     waited for, no hang, and its file validated whole instead: the third bordereau's
     schema error is found and named as validated whole, nothing written."""
@@ -410,7 +410,7 @@ def test_a_validation_past_its_wait_is_killed_and_the_file_validated_whole(tmp_p
         _export(tmp_path / "whole", 10_000, bundle, mapping=mapping)
     expected = [str(p) for p in exc.value.problems]
     assert expected and all("FA-2026-00107" in p for p in expected)
-    monkeypatch.setattr(streamcheck_module, "REPORT_WAIT", 0.5)
+    monkeypatch.setattr(streamcheck_module, "VALIDATOR_WAIT", 0.5)
     started, reports = _slowed(monkeypatch, 60.0)
     calls = []
     original = Exporter._validate
@@ -429,3 +429,47 @@ def test_a_validation_past_its_wait_is_killed_and_the_file_validated_whole(tmp_p
     assert len(started) == 5 and reports == [None] * 5 and running == [2]
     assert all(s.proc.poll() is not None for s in started)  # killed, none left running
     assert calls == [f"PESORMC_21450999400015_2026_{n:07d}.xml" for n in range(1, 7)]
+
+
+def test_a_validator_that_reads_no_more_is_killed_after_the_wait(tmp_path, monkeypatch):
+    """A validator alive that reads nothing (sleeping a minute here), its pipe full (a
+    bordereau of 2 001 titles: 1.8 MiB spooled when its stream starts, more than the 1
+    MiB pipe): a write waited for it to read with no bound (a validator that read no
+    more held the export for good); it is now killed after ``VALIDATOR_WAIT`` (half a
+    second here) and the file validated whole, the same bytes."""
+    import time
+
+    import pesgen.streamcheck as streamcheck_module
+    from pesgen.export import STREAM_VALIDATION_FROM
+
+    from .conftest import generated_input
+
+    source = generated_input(tmp_path / "in.json", STREAM_VALIDATION_FROM + 1, lines=1)
+    mapping = MAPPINGS / "villeneuve-sur-loing.yaml"
+    fmt = load_format(ROOT / "templates" / "pes-ormc")
+
+    def exported(out: Path) -> list[bytes]:
+        out.mkdir()
+        exporter = Exporter(load_mapping(mapping), fmt, out, RUN)
+        prepared = exporter.prepare(source)
+        try:
+            assert [s is not None for s in prepared.bordereaux[0].streams] == [True]
+            temps = exporter.finish(prepared, 1)
+        finally:
+            prepared.close()
+        return [p.read_bytes() for p in commit(temps)]
+
+    monkeypatch.setattr(streamcheck_module, "VALIDATOR_WAIT", 0.5)
+    started, reports = _slowed(monkeypatch, 60.0)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    began = time.monotonic()
+    written = exported(tmp_path / "slow")
+    assert time.monotonic() - began < 30
+    assert len(started) == 1 and started[0].broken and reports == [None]
+    assert started[0].proc.returncode is not None  # killed as the write waited
+    assert calls == ["PESORMC_21450999400015_2026_0000001.xml"]
+    monkeypatch.undo()
+    assert written == exported(tmp_path / "plain")
