@@ -80,7 +80,8 @@ if TYPE_CHECKING:
 _ZERO = Decimal(0)
 
 # From this many titles in a bordereau, its XSD validation runs in a second process
-# while the rest is rendered (see streamcheck.py); smaller ones are validated at the end.
+# while the rest is rendered (see streamcheck.py); smaller ones are validated at the end,
+# and so is a file whose XSD declares no bordereau (a finance package's import, Corail's).
 STREAM_VALIDATION_FROM = 2000
 # At most this many of those second processes at once: a bordereau's input ends when it
 # is full (its process finishes its pass and exits) and its report is read when a later
@@ -749,7 +750,10 @@ class Exporter:
                 stream = current.streams[index]
                 if stream is not None:
                     stream.feed(data)
-                elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None:
+                elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None \
+                        and declares_bordereaux(renderer.spec.xsd):
+                    # an XSD without bordereaux (Corail's): its stream counts no piece,
+                    # so it could never vouch for the body; the file is validated whole
                     current.streams[index] = self._start_stream(renderer, segment, prepared)
             current.count += 1
             if current.count >= max_pieces:  # full: its validations can end their pass

@@ -473,3 +473,38 @@ def test_a_validator_that_reads_no_more_is_killed_after_the_wait(tmp_path, monke
     assert calls == ["PESORMC_21450999400015_2026_0000001.xml"]
     monkeypatch.undo()
     assert written == exported(tmp_path / "plain")
+
+
+def test_a_file_whose_xsd_declares_no_bordereau_is_not_streamed(tmp_path, monkeypatch):
+    """Corail's import has pieces and no bordereau: a stream counts none of them, so its
+    report could never vouch for the body, and the file was validated whole after a
+    second process had made the same pass for nothing (a Corail bordereau of 2 000
+    titles or more). No stream is started for it; the file is validated whole, the same
+    bytes. JVS's XSD declares bordereaux: its file is still streamed."""
+    import pesgen.export as export_module
+
+    started = []
+    counted = export_module.StreamValidator
+
+    class Started(counted):  # type: ignore[misc,valid-type]
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            started.append(args[1])
+
+    monkeypatch.setattr(export_module, "StreamValidator", Started)
+    calls: list[str] = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    for fmt, mapping, streamed in (
+            ("cosoluce-corail", "villeneuve-sur-loing-corail.yaml", False),
+            ("jvs-millesime", "villeneuve-sur-loing-jvs.yaml", True)):
+        started.clear()
+        calls.clear()
+        written, flags = _export(tmp_path / fmt, 2, ROOT / "templates" / fmt,
+                                 mapping=MAPPINGS / mapping)
+        assert flags == [streamed] and len(started) == streamed, fmt
+        assert len(calls) == (not streamed), fmt  # the file validated whole, once
+        whole = _export(tmp_path / f"{fmt}-whole", 10_000, ROOT / "templates" / fmt,
+                        mapping=MAPPINGS / mapping)[0]
+        assert [p.read_bytes() for p in written] == [p.read_bytes() for p in whole], fmt
