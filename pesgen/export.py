@@ -80,13 +80,16 @@ if TYPE_CHECKING:
 _ZERO = Decimal(0)
 
 # From this many titles in a bordereau, its XSD validation runs in a second process
-# while the rest is rendered (see streamcheck.py); smaller ones are validated at the end.
+# while the rest is rendered (see streamcheck.py); smaller ones are validated at the end,
+# and so is a file whose XSD declares no bordereau (a finance package's import, Corail's).
 STREAM_VALIDATION_FROM = 2000
 # At most this many of those second processes at once: a bordereau's input ends when it
 # is full (its process finishes its pass and exits) and its report is read when a later
 # one starts. Each kept until ``finish`` made a run of many large bordereaux (a
 # trésorerie's ``output.max_pieces_per_bordereau`` of a few thousand) hold a Python
-# process per bordereau (docs/performance.md, "Streamed validations at once").
+# process per bordereau (docs/performance.md, "Streamed validations at once"). A format
+# of more files checked against an XSD holds one per such file: those of the bordereau
+# being rendered cannot end before it is full.
 STREAMS_ALIVE = 2
 ProgressFn = Callable[[int], None]
 # The mapping and rendering allocate millions of short-lived objects; with Python's
@@ -749,7 +752,10 @@ class Exporter:
                 stream = current.streams[index]
                 if stream is not None:
                     stream.feed(data)
-                elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None:
+                elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None \
+                        and declares_bordereaux(renderer.spec.xsd):
+                    # an XSD without bordereaux (Corail's): its stream counts no piece,
+                    # so it could never vouch for the body; the file is validated whole
                     current.streams[index] = self._start_stream(renderer, segment, prepared)
             current.count += 1
             if current.count >= max_pieces:  # full: its validations can end their pass
@@ -813,6 +819,8 @@ class Exporter:
         if report is None or not report.ok or report.pieces != b.count or \
                 report.total != b.total:
             return self._validate(tmp, renderer, name)
+        # the XSD wants a piece in a bordereau: the first, which the stream validated
+        # (any of them would do; one cut short fails here and falls back to the whole file)
         first = b.segments[index].read(b.first_piece[index])
         head = self._encode(renderer.head(doc), renderer, "head")
         tail = self._encode(renderer.tail(doc), renderer, "tail")
