@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from .errors import (
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format, typ_bord_problems
 from .resources import installed_data
+from .text import charset_chars
 
 FIXTURE_DATE = date(2026, 11, 23)
 FIXTURE_FIRST_NUMBER = 1
@@ -429,22 +431,92 @@ _LIMITED: dict[tuple[str, ...], str] = {
 }
 
 
-def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str]]:
-    """(node, the attributes' path of the value it filters: ('t', 'debtor', 'name'),
-    how it was followed) of each fixed and zfill filter of a template's syntax ``tree``
-    whose value is reached by attributes from t, doc, a name set to such a value, a
-    loop over t.lines ('*': its item), or a parameter of a macro of the template that
-    the template calls with such a value (one each call's: ``{% macro f(v) %}{{ v |
-    fixed(10) }}`` called as ``f(t.debtor.name)``), said as " (macro f's parameter v,
-    called at line 12)"; a name set to two values is not followed, nor a macro another
-    template defines (imported), nor one defined twice."""
+# Jinja's filters a value may go through before fixed(N) or zfill(N) and still be
+# followed (``_width_filters``): each writes a text no longer than the one it is given,
+# whatever it is (trim, striptags, string), or whatever the field's charset holds
+# (the case filters: upper writes 'ß' as 'SS', lower 'İ' as two, so only in a charset
+# without such a character: ``_lengthens``), or gives the value or its own constant
+# text (default, d: when that text fits the width)
+_SHORTENING = frozenset({"trim", "striptags", "string"})
+_CASED = frozenset({"upper", "lower", "title", "capitalize"})
+_DEFAULTS = frozenset({"default", "d"})
+_KEPT = _SHORTENING | _CASED | _DEFAULTS
+
+
+# what each case filter does to a character (Jinja's title upper-cases a word's first
+# character and lower-cases the rest; capitalize, Python's, title-cases the first)
+_CASE_OPS = {"upper": (str.upper,), "lower": (str.lower,),
+             "title": (str.upper, str.lower), "capitalize": (str.title, str.lower)}
+
+
+@cache
+def _lengthens(name: str, charset: str) -> str | None:
+    """The first character of ``charset`` the case filter ``name`` may write as more than
+    one ('ß': 'SS' in upper, 'Ss' in capitalize), None when none: lower lengthens none
+    of latin-1, upper none of ascii. utf-8 holds one for each ('İ' in lower, 'ß')."""
+    if charset == "utf-8":
+        return "\u0130" if name == "lower" else "\u00df"
+    ops = _CASE_OPS[name]
+    return next((c for c in charset_chars(charset) if any(len(op(c)) > 1 for op in ops)),
+                None)
+
+
+def _unfollowed(chain: tuple[Any, ...], charset: str, width: int) -> bool:
+    """Whether a filter of ``chain`` (those a value goes through before fixed(``width``),
+    in the order applied) may write a value of the field's ``charset`` longer than it is
+    given: a case filter where the charset holds a character it lengthens, a default
+    whose text is not a constant one of ``width`` characters or fewer."""
     from jinja2 import nodes
 
-    aliases: dict[str, tuple[str, ...] | None] = {}
+    for node in chain:
+        if node.name in _CASED and _lengthens(node.name, charset) is not None:
+            return True
+        if node.name in _DEFAULTS:
+            given = node.args[0] if node.args else next(
+                (kw.value for kw in node.kwargs if kw.key == "default_value"), None)
+            if given is not None and not (
+                    isinstance(given, nodes.Const) and isinstance(given.value, str)
+                    and len(given.value) <= width):
+                return True
+    return False
+
+
+def _filter_text(node: Any) -> str:
+    """A filter as a template writes it: 'upper', "default('', true)" (its constant
+    arguments; '…' for another)."""
+    from jinja2 import nodes
+
+    def arg(value: Any) -> str:
+        if not isinstance(value, nodes.Const):
+            return "…"
+        if isinstance(value.value, bool) or value.value is None:
+            return str(value.value).lower()
+        return repr(value.value)
+
+    args = [arg(a) for a in node.args] + [f"{kw.key}={arg(kw.value)}" for kw in node.kwargs]
+    return f"{node.name}({', '.join(args)})" if args else node.name
+
+
+def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str, tuple[Any, ...]]]:
+    """(node, the attributes' path of the value it filters: ('t', 'debtor', 'name'),
+    how it was followed, the filters of ``_KEPT`` the value went through first, in the
+    order applied) of each fixed and zfill filter of a template's syntax ``tree`` whose
+    value is reached by attributes from t, doc, a name set to such a value, a loop over
+    t.lines ('*': its item), or a parameter of a macro of the template that the template
+    calls with such a value (one each call's: ``{% macro f(v) %}{{ v | fixed(10) }}``
+    called as ``f(t.debtor.name)``), said as " (macro f's parameter v, called at line
+    12)"; through those filters on the way (``t.debtor.name | upper | fixed(10)``, ``{%
+    set n = t.debtor.name | trim %}``, ``f(t.debtor.name | trim)``), which
+    ``narrow_widths`` judges. A name set to two values is not followed, nor a macro
+    another template defines (imported), nor one defined twice, nor another filter."""
+    from jinja2 import nodes
+
+    # a name set: (its path, the filters its value went through); None: two values
+    aliases: dict[str, tuple[tuple[str, ...], tuple[Any, ...]] | None] = {}
     # the macros of the template, by name (None: defined twice), and what their
-    # parameters are given: (macro, parameter) -> [(path, line of the call)]
+    # parameters are given: (macro, parameter) -> [(path, line of the call, filters)]
     macros: dict[str, Any] = {}
-    given: dict[tuple[str, str], list[tuple[tuple[str, ...], int]]] = {}
+    given: dict[tuple[str, str], list[tuple[tuple[str, ...], int, tuple[Any, ...]]]] = {}
     filters: list[tuple[Any, Any]] = []  # (filter node, the macro holding it or None)
     calls: list[tuple[Any, Any]] = []  # (call node, the macro holding it or None)
 
@@ -465,7 +537,13 @@ def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str]]:
     def params(macro: Any) -> list[str]:
         return [arg.name for arg in macro.args] if macro is not None else []
 
-    def paths_of(node: Any, macro: Any) -> list[tuple[tuple[str, ...], str]]:
+    def paths_of(node: Any, macro: Any
+                 ) -> list[tuple[tuple[str, ...], str, tuple[Any, ...]]]:
+        outer: list[Any] = []  # the filters, the last applied first
+        while isinstance(node, nodes.Filter) and node.name in _KEPT and node.node is not None:
+            outer.append(node)
+            node = node.node
+        chain = tuple(reversed(outer))
         attrs: list[str] = []
         while isinstance(node, nodes.Getattr):
             attrs.append(node.attr)
@@ -477,16 +555,19 @@ def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str]]:
         key = (macro.name, node.name) if macro is not None else None
         if key in given and node.name in params(macro) and macros.get(key[0]) is macro:
             return [((*path, *reversed(attrs)),
-                     f" (macro {key[0]}'s parameter {node.name}, called at line {line})")
-                    for path, line in given[key]]
-        base = aliases.get(node.name, (node.name,))
-        return [] if base is None else [((*base, *reversed(attrs)), "")]
+                     f" (macro {key[0]}'s parameter {node.name}, called at line {line})",
+                     (*before, *chain))
+                    for path, line, before in given[key] if not (before and attrs)]
+        base = aliases.get(node.name, ((node.name,), ()))
+        if base is None or (base[1] and attrs):  # an attribute of a filtered value
+            return []
+        return [((*base[0], *reversed(attrs)), "", (*base[1], *chain))]
 
-    def path_of(node: Any) -> tuple[str, ...] | None:
+    def path_of(node: Any) -> tuple[tuple[str, ...], tuple[Any, ...]] | None:
         found = paths_of(node, None)
-        return found[0][0] if found else None
+        return (found[0][0], found[0][2]) if found else None
 
-    def alias(target: Any, path: tuple[str, ...] | None) -> None:
+    def alias(target: Any, path: tuple[tuple[str, ...], tuple[Any, ...]] | None) -> None:
         if isinstance(target, nodes.Name) and target.name not in ("t", "doc"):
             known = aliases.get(target.name, path)
             aliases[target.name] = path if known == path else None
@@ -494,8 +575,8 @@ def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str]]:
     for assign in tree.find_all(nodes.Assign):
         alias(assign.target, path_of(assign.node))
     for loop in tree.find_all(nodes.For):
-        alias(loop.target, ("t", "lines", "*") if path_of(loop.iter) == ("t", "lines")
-              else None)
+        alias(loop.target, (("t", "lines", "*"), ()) if path_of(loop.iter) ==
+              (("t", "lines"), ()) else None)
     # each call of a macro of the template: (the call, the macro holding it, [(parameter,
     # the value given)]); a parameter a call gives is its calls' values alone (none that
     # can be followed: nothing said), from the first pass on
@@ -514,16 +595,17 @@ def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str]]:
         for call, holder, args in bound:
             for name, arg in args:
                 known = given[(call.node.name, name)]
-                for path, _via in paths_of(arg, holder):
-                    if (path, call.lineno) not in known:
-                        known.append((path, call.lineno))
+                for path, _via, chain in paths_of(arg, holder):
+                    if (path, call.lineno, chain) not in known:
+                        known.append((path, call.lineno, chain))
                         more = True
         if not more:
             break
-    found: list[tuple[Any, tuple[str, ...], str]] = []
+    found: list[tuple[Any, tuple[str, ...], str, tuple[Any, ...]]] = []
     for node, holder in filters:
         if node.name in ("fixed", "zfill") and node.args and node.node is not None:
-            found.extend((node, path, via) for path, via in paths_of(node.node, holder))
+            found.extend((node, path, via, chain)
+                         for path, via, chain in paths_of(node.node, holder))
     return found
 
 
@@ -535,9 +617,13 @@ def narrow_widths(fmt: Format) -> list[Problem]:
     template at export, by invoice, a template error. Read from the templates' syntax
     trees: the field written straight through the filter, by ``t.…``, ``doc.…``, a name
     set to one (``{% set d = t.debtor %}``), a loop over ``t.lines``, or a parameter of
-    a macro the template calls with such a value (``_width_filters``); a value filtered
-    before (``| upper | fixed(38)``), built by an expression, or passed to a macro
-    another template defines, is not followed."""
+    a macro the template calls with such a value (``_width_filters``), through filters
+    that write no value of the field's charset longer before (``| trim | fixed(38)``;
+    ``| lower`` but in utf-8; ``| upper``, ``| title``, ``| capitalize`` in an ascii or
+    sepa field, not a latin-1 one, where 'ß' becomes 'SS'; ``| default('')``); a value
+    filtered otherwise,
+    built by an expression, or passed to a macro another template defines, is not
+    followed."""
     import jinja2
     from jinja2 import nodes
 
@@ -553,11 +639,12 @@ def narrow_widths(fmt: Format) -> list[Problem]:
             tree = env.parse(text, name)
         except (jinja2.TemplateError, OSError, RecursionError):
             continue  # a broken or missing template is reported when it renders
-        for node, path, via in _width_filters(tree):
+        for node, path, via, chain in _width_filters(tree):
             width = node.args[0]
             field = _LIMITED.get(path)
             if (field is None or not isinstance(width, nodes.Const)
-                    or type(width.value) is not int):
+                    or type(width.value) is not int
+                    or _unfollowed(chain, fmt.limit(field).charset, width.value)):
                 continue
             limit = fmt.limit(field).max
             if limit is not None and limit <= width.value:
@@ -566,8 +653,9 @@ def narrow_widths(fmt: Format) -> list[Problem]:
                     else "does not limit")
             line = line_of(data, ["fields", field]) if limit is not None \
                 else line_of(data, ["fields"])
+            written = "".join(f" | {_filter_text(f)}" for f in chain)
             problems.append(Problem(
-                "format.field-width", f"{name}:{node.lineno}: {'.'.join(path)} | "
+                "format.field-width", f"{name}:{node.lineno}: {'.'.join(path)}{written} | "
                 f"{node.name}({width.value}){via} writes {field}, which format.yaml {said}: a "
                 f"value of more than {width.value} characters passes the length rule and "
                 "the mapping's policies (name_overflow, text_overflow) and is refused by "

@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -80,13 +80,16 @@ if TYPE_CHECKING:
 _ZERO = Decimal(0)
 
 # From this many titles in a bordereau, its XSD validation runs in a second process
-# while the rest is rendered (see streamcheck.py); smaller ones are validated at the end.
+# while the rest is rendered (see streamcheck.py); smaller ones are validated at the end,
+# and so is a file whose XSD declares no bordereau (a finance package's import, Corail's).
 STREAM_VALIDATION_FROM = 2000
 # At most this many of those second processes at once: a bordereau's input ends when it
 # is full (its process finishes its pass and exits) and its report is read when a later
 # one starts. Each kept until ``finish`` made a run of many large bordereaux (a
 # trésorerie's ``output.max_pieces_per_bordereau`` of a few thousand) hold a Python
-# process per bordereau (docs/performance.md, "Streamed validations at once").
+# process per bordereau (docs/performance.md, "Streamed validations at once"). A format
+# of more files checked against an XSD holds one per such file: those of the bordereau
+# being rendered cannot end before it is full.
 STREAMS_ALIVE = 2
 ProgressFn = Callable[[int], None]
 # The mapping and rendering allocate millions of short-lived objects; with Python's
@@ -319,6 +322,8 @@ class Exporter:
         if not vouched:  # a recorded run's templates rendered then: compared by sha256
             for renderer in self.renderers:
                 renderer.check_literals(self.encoding)
+        for renderer in self.renderers:  # the mapping's alone: no cycle back to self
+            renderer.explain_none = partial(_none_said, mapping)
         self._legacy = legacy and vouched
         # street_before: a rebuild (vouched) splitting a street cut at a word boundary as
         # pesgen did before 2026-12-06 (Builder.street_before), the rest as today
@@ -747,7 +752,10 @@ class Exporter:
                 stream = current.streams[index]
                 if stream is not None:
                     stream.feed(data)
-                elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None:
+                elif current.count + 1 == self.stream_from and renderer.spec.xsd is not None \
+                        and declares_bordereaux(renderer.spec.xsd):
+                    # an XSD without bordereaux (Corail's): its stream counts no piece,
+                    # so it could never vouch for the body; the file is validated whole
                     current.streams[index] = self._start_stream(renderer, segment, prepared)
             current.count += 1
             if current.count >= max_pieces:  # full: its validations can end their pass
@@ -811,6 +819,8 @@ class Exporter:
         if report is None or not report.ok or report.pieces != b.count or \
                 report.total != b.total:
             return self._validate(tmp, renderer, name)
+        # the XSD wants a piece in a bordereau: the first, which the stream validated
+        # (any of them would do; one cut short fails here and falls back to the whole file)
         first = b.segments[index].read(b.first_piece[index])
         head = self._encode(renderer.head(doc), renderer, "head")
         tail = self._encode(renderer.tail(doc), renderer, "tail")
@@ -938,22 +948,24 @@ class Exporter:
         binding whose value it is, when one is (``sample.binding_of_value``): the
         template's line alone does not say which of the values it writes it was; a
         template writing None names the binding this invoice leaves empty that it wrote,
-        when one is (``sample.binding_of_none``)."""
+        when one is, or the several its line writes (``sample.binding_of_none``); a
+        head's or tail's, the setting the run leaves empty (``_none_said``)."""
         try:
             return renderer.piece(title, doc)
         except TemplateError as exc:
             if exc.refused is None and not exc.none_written:
                 raise
-            from .sample import binding_of_none, binding_of_value  # it renders through here
+            # it renders through here
+            from .sample import binding_of_none, binding_of_value, none_said
 
             if exc.refused is not None:
                 where = binding_of_value(self.mapping, title, exc.refused[0])
-                said = f"the value of {where}"
+                said = None if where is None else f"the value of {where}"
             else:
-                where = binding_of_none(self.mapping, title, renderer, doc,
-                                        exc.problems[0].mapping if exc.problems else None)
-                said = f"the value of {where}, empty for this invoice"
-            if where is not None:
+                said = none_said(binding_of_none(
+                    self.mapping, renderer, doc,
+                    exc.problems[0].mapping if exc.problems else None, title))
+            if said is not None:
                 exc.problems = [replace(p, message=f"{p.message} ({said})")
                                 for p in exc.problems]
             raise
@@ -1048,6 +1060,17 @@ class Exporter:
 
     def _validate(self, path: Path, renderer: FileRenderer, name: str) -> list[Problem]:
         return check_output(renderer.spec, path, name, self.encoding, self.official_xsd)
+
+
+def _none_said(mapping: Mapping, renderer: FileRenderer, macro: str, doc: Document,
+               where: str | None) -> str | None:
+    """What names the empty values ``renderer``'s head or tail (``macro``) wrote as None
+    at ``where``: a setting of ``mapping`` the run leaves empty (its bordereau object, a
+    collectivity's label, the ASAP edition), when one is (``sample.binding_of_none``);
+    None otherwise. Each renderer of an Exporter is given it (``explain_none``)."""
+    from .sample import binding_of_none, none_said  # it renders through here
+
+    return none_said(binding_of_none(mapping, renderer, doc, where, macro=macro))
 
 
 def check_output(spec: FileSpec, path: Path, name: str, encoding: str,

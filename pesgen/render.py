@@ -154,6 +154,12 @@ class FileRenderer:
         self.recorded = recorded
         self._env = env = template_environment(fmt.folder, writes_none, traced, recorded)
         self.name = f"{fmt.name}/{spec.template}"
+        # given a head's or tail's refusal writing None (the macro, the document, the
+        # refusal's template:line), what names the empty value(s) it wrote, added to
+        # its problems in parentheses: the export's, from the mapping
+        # (``export._none_said``); None: the refusal as it is
+        self.explain_none: Callable[[FileRenderer, str, Document, str | None],
+                                    str | None] | None = None
         try:
             # escaping memoised (_Template). Compiling takes time in the text's size, not
             # watched (a loaded machine's compile of the whole text once passed a test's
@@ -279,7 +285,7 @@ class FileRenderer:
                             [Problem("template", message, mapping=where)])
 
     def head(self, doc: Document) -> str:
-        return self._call(self._head, "head", doc)
+        return self._explained("head", doc)
 
     def piece(self, title: Title, doc: Document) -> str:
         try:
@@ -291,7 +297,27 @@ class FileRenderer:
             raise
 
     def tail(self, doc: Document) -> str:
-        return self._call(self._tail, "tail", doc)
+        return self._explained("tail", doc)
+
+    def render(self, macro: str, doc: Document, title: Title | None = None) -> str:
+        """``macro`` ('head', 'piece' of ``title``, 'tail') rendered, a refusal of head or
+        tail left unexplained (``explain_none``: what explains it renders through here)."""
+        if macro == "piece":
+            assert title is not None
+            return self.piece(title, doc)
+        return self._call(self._head if macro == "head" else self._tail, macro, doc)
+
+    def _explained(self, macro: str, doc: Document) -> str:
+        try:
+            return self.render(macro, doc)
+        except TemplateError as exc:
+            if exc.none_written and self.explain_none is not None:
+                where = exc.problems[0].mapping if exc.problems else None
+                said = self.explain_none(self, macro, doc, where)
+                if said:
+                    exc.problems = [replace(p, message=f"{p.message} ({said})")
+                                    for p in exc.problems]
+            raise
 
     def _call(self, macro: Callable[..., Any], what: str, *args: Any) -> str:
         try:  # a call running past _budget.LIMIT is stopped

@@ -506,30 +506,153 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
     return fields[found.pop()].where if len(found) == 1 else None
 
 
-def binding_of_none(mapping: Mapping, title: Title, renderer: FileRenderer, doc: Document,
-                    where: str | None) -> str | None:
-    """The binding (file:line: key) whose value ``title`` leaves empty and a template of
-    ``renderer`` wrote as None at ``where`` (the refusal's 'bundle/template:line'):
-    found by rendering the piece again with each bound field that is empty in ``title``
-    (where a title holds it: ``CARRIED_BY``) given a value of its kind (``_stand_in``),
-    one field at a time: the one without which the template no longer writes None
-    there. None when no bound field does, or more than one does, or the value None
-    was none of the mapping's (an option, a field of the model no binding fills)."""
-    causes: set[str] = set()
+def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
+                    where: str | None, title: Title | None = None, macro: str = "piece"
+                    ) -> tuple[str, ...]:
+    """The empty values a template of ``renderer`` wrote as None at ``where`` (the
+    refusal's 'bundle/template:line'), each as a refusal names it (``none_said``): a
+    bound field ``title`` leaves empty ('…:41: bindings.payer.national_id, empty for
+    this invoice'), a setting of the mapping the run's ``doc`` leaves empty (its
+    bordereau object, a collectivity's label, the ASAP edition code: '…:19:
+    output.bordereau_object, empty for this run', or 'collectivity.poste_label, which
+    the mapping does not set: set it under …:6: collectivity'). ``macro`` is the one refused:
+    ``piece`` (of ``title``), ``head`` or ``tail`` (of ``doc`` alone). Found by rendering
+    it again with each such value given a value of its kind (``_stand_in``), one at a
+    time: the one without which the template no longer writes None there; when none
+    alone is, with all of them, then each taken out again: those the line writes
+    (``{{ t.debtor.national_id }}{{ t.object }}``: both). () when none is, when more
+    than one alone is (``x or y``: either would do), when the line still writes None
+    with all of them (a value no binding fills), or when a rendering runs past its
+    time limit (``TemplateStopped``: each other could wait as long)."""
+    blanks = [*_title_blanks(mapping, title), *_doc_blanks(mapping, doc)]
+
+    def none_there(filled: list[_Blank]) -> bool | None:
+        """Whether the template still writes None at ``where`` with ``filled`` given a
+        value; None: stopped past its time limit."""
+        t, d = title, doc
+        for blank in filled:
+            t, d = blank.fill(t, d)
+        try:
+            renderer.render(macro, d, t)
+        except TemplateStopped:
+            return None
+        except TemplateError as exc:
+            return bool(exc.none_written and exc.problems
+                        and exc.problems[0].mapping == where)
+        return False
+
+    alone: list[str] = []
+    for blank in blanks:
+        there = none_there([blank])
+        if there is None:
+            return ()
+        if not there and blank.said not in alone:
+            alone.append(blank.said)
+    if alone:
+        return tuple(alone) if len(alone) == 1 else ()
+    kept = list(blanks)
+    if len(kept) < 2 or none_there(kept) is not False:
+        return ()
+    for blank in blanks:
+        rest = [k for k in kept if k is not blank]
+        there = none_there(rest)
+        if there is None:
+            return ()
+        if not there:
+            kept = rest
+    said = tuple(dict.fromkeys(blank.said for blank in kept))
+    return said if len(said) > 1 else ()
+
+
+def none_said(causes: tuple[str, ...]) -> str | None:
+    """What a refusal writing None adds, in parentheses, of the ``causes``
+    ``binding_of_none`` found: 'the value of …' (one), 'the line writes 2 values left
+    empty: the value of …; the value of …' (several); None for none."""
+    if not causes:
+        return None
+    if len(causes) == 1:
+        return f"the value of {causes[0]}"
+    return (f"the line writes {len(causes)} values left empty: "
+            + "; ".join(f"the value of {cause}" for cause in causes))
+
+
+@dataclass(frozen=True)
+class _Blank:
+    """A value left empty that a template may write: how a refusal names it
+    (``binding_of_none``), and the title and document with it given a value of its kind
+    (either unchanged when it has one already)."""
+
+    said: str
+    fill: Callable[[Title | None, Document], tuple[Title | None, Document]]
+
+
+def _title_blanks(mapping: Mapping, title: Title | None) -> list[_Blank]:
+    """Each bound field ``title`` leaves empty (where a title holds it: ``CARRIED_BY``'s
+    't.' paths), by path: '…:41: bindings.payer.national_id, empty for this invoice'."""
+    if title is None:
+        return []
+    found = []
     for name, binding in bound(mapping).items():
         for path in CARRIED_BY.get(name, ()):
-            filled = _stand_in(title, path.split(".")[1:])
-            if filled is None:
+            parts = path.split(".")
+            if parts[0] != "t" or _stand_in(title, parts[1:]) is None:
                 continue
-            try:
-                renderer.piece(filled, doc)
-            except TemplateStopped:  # past its time limit: no other rendering waits as long
-                return None
-            except TemplateError as exc:
-                if exc.none_written and exc.problems and exc.problems[0].mapping == where:
-                    continue  # still None there: not this field, or not it alone
-            causes.add(binding.where)
-    return causes.pop() if len(causes) == 1 else None
+
+            def fill(t: Title | None, d: Document, parts: list[str] = parts
+                     ) -> tuple[Title | None, Document]:
+                filled = _stand_in(t, parts[1:])
+                return (t if filled is None else filled), d
+
+            found.append(_Blank(f"{binding.where}, empty for this invoice", fill))
+    return found
+
+
+def _doc_blanks(mapping: Mapping, doc: Document) -> list[_Blank]:
+    """Each value of the run's ``doc`` a setting of the mapping leaves empty: a
+    collectivity's optional field (collectivity.poste_label…), the bordereau object
+    (output.bordereau_object), an option (output.asap_edition for doc.options.edition,
+    output.options.NAME)."""
+    found = []
+    for f in dataclass_fields(doc.collectivity):
+        if getattr(doc.collectivity, f.name) is None and "str" in re.findall(r"\w+",
+                                                                              str(f.type)):
+            def collectivity(t: Title | None, d: Document, name: str = f.name
+                             ) -> tuple[Title | None, Document]:
+                given: dict[str, Any] = {name: "X"}
+                return t, replace(d, collectivity=replace(d.collectivity, **given))
+
+            found.append(_Blank(_setting_said(mapping, ("collectivity", f.name)),
+                                collectivity))
+    if doc.bordereau.object is None:
+        def bordereau(t: Title | None, d: Document) -> tuple[Title | None, Document]:
+            return t, replace(d, bordereau=replace(d.bordereau, object="X"))
+
+        found.append(_Blank(_setting_said(mapping, ("output", "bordereau_object")),
+                            bordereau))
+    for key, value in doc.options.items():
+        if value is None:
+            def option(t: Title | None, d: Document, key: str = key
+                       ) -> tuple[Title | None, Document]:
+                return t, replace(d, options={**d.options, key: "X"})
+
+            setting = ("output", "asap_edition") if key == "edition" else \
+                ("output", "options", key)
+            found.append(_Blank(_setting_said(mapping, setting), option))
+    return found
+
+
+def _setting_said(mapping: Mapping, keys: tuple[str, ...]) -> str:
+    """A setting of the mapping as a refusal writing None names it: its file:line: key
+    when the mapping sets it ('…:19: output.bordereau_object, empty for this run'), else
+    where it would go ('collectivity.poste_label, which the mapping does not set: set it
+    under …:6: collectivity')."""
+    node: Any = mapping.data
+    for depth, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            above = mapping.where(*keys[:depth]) if depth else str(mapping.path)
+            return f"{'.'.join(keys)}, which the mapping does not set: set it under {above}"
+        node = node[key]
+    return f"{mapping.where(*keys)}, empty for this run"
 
 
 def _stand_in(obj: Any, path: list[str]) -> Any:

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
 
 try:
     import fcntl
@@ -40,6 +41,15 @@ except ImportError:  # pragma: no cover - not on Windows
 # unless it falls far behind: a write larger than the free pipe space blocks until the
 # validator has *processed* most of it, which would serialise the two processes.
 _PIPE_SIZE = 1 << 20
+# How long the export waits for a validation, in seconds: for its report (``finish``)
+# and for it to read what a write gives it (its pipe full). A validation slower than
+# rendering holds the export there (at a later bordereau's stream, which waits for the
+# oldest to keep STREAMS_ALIVE, in ``finish``, or as it writes); past this wait the
+# process is killed and its report is None: the file is validated whole instead, the
+# same problems found. A bordereau of 99 999 titles is validated in about 12 s
+# (docs/performance.md). A write had no bound: a validator alive that read no more
+# held the export for good.
+VALIDATOR_WAIT = 600.0
 
 
 @dataclass(frozen=True)
@@ -64,25 +74,61 @@ class StreamValidator:
         size = _enlarge_pipe(write_end)
         try:
             self.proc = subprocess.Popen(
-                # -P: the current folder is not put on the child's import path
-                [sys.executable, "-P", "-m", "pesgen.streamcheck", str(xsd), name],
+                self._command(xsd, name),
                 stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except BaseException:
             os.close(write_end)
             raise
         finally:
             os.close(read_end)
-        self._stdin: IO[bytes] = open(write_end, "wb", buffering=max(size // 16, 4096))  # noqa: SIM115
+        # what is fed is written a chunk at a time, without blocking where the system
+        # allows it (POSIX), so that a validator not reading is waited for
+        # VALIDATOR_WAIT at most (``_write``)
+        self._fd = write_end
+        self._pending = bytearray()
+        self._chunk = max(size // 16, 4096)
+        if os.name == "posix":
+            os.set_blocking(write_end, False)
+
+    def _command(self, xsd: Path, name: str) -> list[str]:
+        # -P: the current folder is not put on the child's import path
+        return [sys.executable, "-P", "-m", "pesgen.streamcheck", str(xsd), name]
 
     def feed(self, data: bytes) -> None:
         if self.broken:
             return
+        pending = self._pending
+        pending += data
+        if len(pending) >= self._chunk:
+            self._write()
+
+    def _write(self) -> None:
+        """Write what is pending, waiting ``VALIDATOR_WAIT`` at most for the validator
+        to make room: past it, it is killed. A write that fails (the child is gone: it
+        reads to the end even past a schema error) or a validator killed leaves the
+        stream broken: the whole file will be validated in-process instead."""
+        view = memoryview(self._pending)
+        done = 0
+        deadline = None
+        writable = None
         try:
-            self._stdin.write(data)
-        except (BrokenPipeError, OSError):
-            # the child is gone (it reads to the end even past a schema error): the
-            # whole file will be validated in-process instead
+            while done < len(view):
+                try:
+                    done += os.write(self._fd, view[done:])
+                except BlockingIOError:  # the pipe is full (only when not blocking)
+                    now = time.monotonic()
+                    if writable is None or deadline is None:
+                        deadline = now + VALIDATOR_WAIT
+                        writable = select.poll()  # poll: any fd number, not select's < 1024
+                        writable.register(self._fd, select.POLLOUT)
+                    if now >= deadline or not writable.poll((deadline - now) * 1000):
+                        self._kill()
+                        return
+        except OSError:  # BrokenPipeError among them
             self.broken = True
+        finally:
+            view.release()
+            self._pending.clear()
 
     def end(self, data: bytes) -> None:
         """Feed the document's last bytes and close the input: the process validates
@@ -94,11 +140,12 @@ class StreamValidator:
         self.ended = True
         self._close_stdin()
 
-    def finish(self, timeout: float = 600) -> StreamReport | None:
+    def finish(self, timeout: float | None = None) -> StreamReport | None:
         """None when the stream could not vouch for the body (then validate fully).
-        Waits for the process and reads its report the first time; the same after."""
+        Waits for the process (``VALIDATOR_WAIT`` seconds at most: then it is killed, and
+        the report is None) and reads its report the first time; the same after."""
         if not self._collected:
-            self._report = self._collect(timeout)
+            self._report = self._collect(VALIDATOR_WAIT if timeout is None else timeout)
             self._collected = True
         return self._report
 
@@ -119,15 +166,26 @@ class StreamValidator:
             return None
 
     def _close_stdin(self) -> None:
+        """Write what is pending (the end of the document), then close the input."""
+        if self._fd < 0:
+            return
+        if self._pending and not self.broken:
+            self._write()
+        self._pending.clear()
+        fd, self._fd = self._fd, -1
         try:
-            self._stdin.close()  # flushes what is buffered: the end of the document
-        except (BrokenPipeError, OSError):
+            os.close(fd)
+        except OSError:
             self.broken = True
 
-    def abort(self) -> None:
+    def _kill(self) -> None:
+        self.broken = True
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def abort(self) -> None:
+        self._kill()
         self._close_stdin()
 
 

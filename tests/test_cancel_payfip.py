@@ -1051,8 +1051,9 @@ def test_anomalies_are_read_and_written_a_chunk_at_a_time(store, exported, tmp_p
         assert result.exit_code == 0, result.output
         assert result.stdout == json_text({
             "command": "payfip anomalies", "ok": True, "exit_code": 0, "error": None,
-            "open": 4, "resolved": 1, "anomalies": [
-                payfip_cli._anomaly_json(a, ledger.ANOMALY_ADVICE) for a in listed]}) + "\n"
+            "open": 4, "resolved": 1, "limit": None, "anomalies": [
+                payfip_cli._anomaly_json(a, ledger.ANOMALY_ADVICE) for a in listed],
+            "more": 0}) + "\n"
         result = runner.invoke(app, ["payfip", "anomalies", *every, "--db", store.url])
         assert result.exit_code == 0, result.output
         assert [line.split()[0] for line in result.stdout.splitlines()
@@ -1061,7 +1062,7 @@ def test_anomalies_are_read_and_written_a_chunk_at_a_time(store, exported, tmp_p
             "4 open: once decided, `pesgen payfip anomalies resolve ID --note TEXT`")
     assert "".join(payfip_cli._anomalies_json(iter([]), 0, 0)) == json_text({
         "command": "payfip anomalies", "ok": True, "exit_code": 0, "error": None,
-        "open": 0, "resolved": 0, "anomalies": []}) + "\n"
+        "open": 0, "resolved": 0, "limit": None, "anomalies": [], "more": 0}) + "\n"
     # the last one's number, not how many there are: a number may be missing (a
     # PostgreSQL sequence skips an insert rolled back), and the listing stops at the last
     with store.engine.begin() as conn:

@@ -1,8 +1,8 @@
 # ruff: noqa: F811 - fixtures imported from payfip_support are injected by name
-"""`payfip anomalies` and `payfip payments` read their rows a chunk at a time
-(docs/performance.md, "payfip anomalies streamed"): a listing on standard output is
-printed once whole (held in a temporary file meanwhile), so a store failing after the
-first rows prints no row, the refusal alone; on SQLite and PostgreSQL."""
+"""`payfip anomalies` (text and JSON) and `payfip payments` read their rows a chunk at a
+time (docs/performance.md, "payfip anomalies streamed"): a listing on standard output
+is printed once whole (held in a temporary file meanwhile), so a store failing after
+the first rows prints no row, the refusal alone; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ def test_anomalies_as_json_cut_short_by_the_store_print_the_refusal_alone(
     the refusal's report alone (``ok`` false, the exit code, the error and its problems,
     no anomaly), as a refusal before the listing gives it; a database error goes on to
     `pesgen`'s own handling (cli.main: its line, exit 7), nothing printed. The text
-    lists the anomalies read before the failure, then says it."""
+    listed the anomalies read before the failure, then said it on standard error: read
+    by a person or a script as the whole listing (its last line, the count, missing).
+    It is printed once whole too: the error alone."""
     store = paid_after_cancel
     whole = ledger.list_anomalies(store)
     assert len(whole) == 5
@@ -93,8 +95,7 @@ def test_anomalies_as_json_cut_short_by_the_store_print_the_refusal_alone(
         assert result.stderr.startswith("error: the store refused"), result.stderr
     else:
         assert isinstance(result.exception, sa.exc.OperationalError), result.output
-    assert [line.split()[0] for line in result.stdout.splitlines()
-            if line.startswith("#")] == [f"#{a['id']}" for a in whole[:3]]
+    assert result.stdout == ""
 
 
 def test_anomalies_as_json_spooled_to_disk_are_printed_whole(paid_after_cancel,
@@ -116,11 +117,13 @@ def test_anomalies_as_json_spooled_to_disk_are_printed_whole(paid_after_cancel,
 
 
 
-def test_anomalies_as_json_cut_short_after_a_written_batch_print_the_refusal_alone(
-        store, monkeypatch):
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_anomalies_cut_short_after_a_written_batch_print_the_refusal_alone(
+        store, monkeypatch, fmt):
     """The JSON report is made 500 anomalies at a time: a failure after the first 500
     (here the 502nd of a flood of unknown operations) prints the refusal's report alone
-    too, none of the batch already made."""
+    too, none of the batch already made. The text printed the 501 anomalies read, then
+    the error: now the error alone, on standard error."""
     from pesgen.payfip.tables import anomalies
 
     with store.engine.begin() as conn:
@@ -130,13 +133,41 @@ def test_anomalies_as_json_cut_short_after_a_written_batch_print_the_refusal_alo
              "detail": "no such operation"} for n in range(502)])
     monkeypatch.setattr(ledger, "iter_anomalies",
                         _failing_after(ledger.iter_anomalies, 501, _store_refusal()))
-    result = CliRunner().invoke(app, ["payfip", "anomalies", "--format", "json",
+    result = CliRunner().invoke(app, ["payfip", "anomalies", "--format", fmt,
                                       "--db", store.url])
+    if fmt == "text":
+        assert (result.exit_code, result.stdout) == (ExitCode.STATE, ""), result.output
+        assert result.stderr.startswith("error: the store refused"), result.stderr
+        return
     assert (result.exit_code, result.stderr) == (ExitCode.STATE, ""), result.output
     assert result.stdout == json_text({
         "command": "payfip anomalies", "ok": False, "exit_code": 7,
         "error": "the store refused",
         "problems": payfip_cli._problems_json(_store_refusal())}) + "\n"
+
+
+def test_anomalies_as_text_spooled_to_disk_are_printed_whole_and_masked(
+        paid_after_cancel, monkeypatch):
+    """The text held in a temporary file (64 bytes in memory here) is printed whole, the
+    same lines as held in memory, a URL's password masked as `_say` masked it when each
+    line was printed as read (a resolution's note quoting a store's URL)."""
+    store = paid_after_cancel
+    [first, *_] = ledger.list_anomalies(store)
+    ledger.resolve_anomaly(store, first["id"], "support",
+                           "moved to postgresql://pesgen:s3cr3t@db.example/pesgen")
+    args = ["payfip", "anomalies", "--all", "--db", store.url]
+    whole = CliRunner().invoke(app, args)
+    assert whole.exit_code == 0 and len(whole.stdout) > 64 << 5, whole.output
+    monkeypatch.setattr(payfip_cli, "_SPOOL_MEMORY", 64)
+    monkeypatch.setattr(ledger, "iter_anomalies",
+                        functools.partial(ledger.iter_anomalies, chunk=2))
+    result = CliRunner().invoke(app, args)
+    assert (result.exit_code, result.stdout) == (0, whole.stdout), result.output
+    assert "s3cr3t" not in result.stdout
+    assert "moved to postgresql://pesgen:***@db.example/pesgen" in result.stdout
+    assert [line.split()[0] for line in result.stdout.splitlines()
+            if line.startswith("#")] == [f"#{a['id']}" for a in ledger.list_anomalies(store)]
+    assert result.stdout.splitlines()[-1].startswith("4 open: once decided")
 
 
 def test_a_listing_spooled_is_printed_whole_past_its_first_megabyte(capsys):

@@ -51,15 +51,27 @@ def _broken_bundle(tmp_path: Path, old: str, new: str) -> Path:
 
 def test_streamed_and_whole_file_validation_give_the_same_bytes(tmp_path, official_xsd,
                                                                 monkeypatch):
+    """The stream vouches for the body; the real header is checked with the first piece
+    alone (the XSD wants a piece in a bordereau: any the stream validated would do, so a
+    read of more, the whole body, would give the same verdict at the cost of a second
+    pass over it, and a piece cut short would fall back to the whole file)."""
+    import pesgen.export as export_module
+
     whole, streamed_whole = _export(tmp_path / "whole", stream_from=10_000)
     calls = []
     original = Exporter._validate
     monkeypatch.setattr(Exporter, "_validate",
                         lambda self, *a: calls.append(a) or original(self, *a))
+    headers = []
+    check = export_module.stream_check
+    monkeypatch.setattr(export_module, "stream_check",
+                        lambda *a, **k: headers.append(check(*a, **k)) or headers[-1])
     streamed, streamed_flags = _export(tmp_path / "streamed", stream_from=3,
                                        official=official_xsd)
     assert streamed_whole == [False] and streamed_flags == [True]
     assert calls == []  # the stream vouched for the body: no whole-file pass was needed
+    assert [(h.pieces, h.declared_count, h.schema_error, h.problems) for h in headers] == \
+        [(1, 11, False, [])]
     assert [p.read_bytes() for p in whole] == [p.read_bytes() for p in streamed]
 
 
@@ -82,6 +94,15 @@ def test_streamed_and_whole_file_validation_give_the_same_bytes(tmp_path, offici
     ('<MtBordHt V="{{ doc.bordereau.total | amount }}"/>',
      '<MtBordHt V="{{ (doc.bordereau.total if doc.bordereau.count == 1 else 1) | amount }}"/>',
      "pes.mt-bord-ht"),
+    # the real header breaks the XSD (NomFic over 100 characters) or a bordereau rule
+    # (DteAsp before DteBordEm) where the provisional one was fine: the stream vouched
+    # for the body, the header's own check (with the first piece) refuses
+    ('<NomFic V="{{ doc.file_name }}"/>',
+     '<NomFic V="{{ doc.file_name ~ (\'\' if doc.file_name == \'provisional.xml\' '
+     'else \'_\' * 100) }}"/>', "xsd.pesgen"),
+    ('<DteAsp V="{{ doc.bordereau.asap_date | isodate }}"/>',
+     '<DteAsp V="{{ doc.bordereau.asap_date | isodate if doc.file_name == '
+     '\'provisional.xml\' else \'2026-01-02\' }}"/>', "pes.asap-date"),
 ])
 def test_streamed_refusals_match_whole_file_refusals(tmp_path, old, new, rule):
     bundle = _broken_bundle(tmp_path, old, new)
@@ -320,3 +341,170 @@ def test_a_provisional_tail_refused_is_said_when_the_files_are_assembled(tmp_pat
     assert message.startswith("template pes-ormc/pes-aller.xml.j2:"), message
     assert message.endswith(": 'nowhere' is undefined (tail)"), message
     assert list(out.iterdir()) == []
+
+
+# the validator of the tests below: it waits DELAY seconds before reading its input
+_SLOW = ("import runpy, sys, time; time.sleep(float(sys.argv[1])); sys.argv = sys.argv[1:]; "
+         "runpy.run_module('pesgen.streamcheck', run_name='__main__')")
+
+
+def _slowed(monkeypatch, delay: float) -> tuple[list[StreamValidator], list]:
+    """The export's streamed validations made ``delay`` seconds slow to start reading
+    (a loaded machine, a slow disk): the validators started and the reports read."""
+    import sys
+
+    import pesgen.export as export_module
+
+    started: list[StreamValidator] = []
+    reports: list = []
+
+    class Slow(export_module.StreamValidator):  # type: ignore[misc,valid-type]
+        def _command(self, xsd: Path, name: str) -> list[str]:
+            started.append(self)
+            return [sys.executable, "-P", "-c", _SLOW, str(delay), str(xsd), name]
+
+        def _collect(self, timeout: float):
+            reports.append(super()._collect(timeout))
+            return reports[-1]
+
+    monkeypatch.setattr(export_module, "StreamValidator", Slow)
+    return started, reports
+
+
+def test_a_validation_slower_than_rendering_holds_it_and_its_report_is_read(tmp_path,
+                                                                            monkeypatch):
+    """Each validator waits a second before reading (slower than rendering two titles):
+    a bordereau's stream waits, as it starts, for the report of the oldest (two
+    processes at most); every report is read and vouches for its body: no file validated
+    again whole but the 1-title one, the same bytes as validated whole."""
+    mapping = _small_bordereaux(tmp_path, 2)
+    whole = _export(tmp_path / "whole", 10_000, mapping=mapping)[0]
+    counts = _alive_counted(monkeypatch)
+    started, reports = _slowed(monkeypatch, 1.0)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    streamed, flags = _export(tmp_path / "streamed", 2, mapping=mapping)
+    assert flags == [True] * 5 + [False] and len(started) == 5
+    assert counts == [1, 2, 2, 2, 2, 2], counts
+    assert [r.pieces if r and r.ok else r for r in reports] == [2] * 5
+    assert calls == ["PESORMC_21450999400015_2026_0000006.xml"]
+    assert [p.read_bytes() for p in streamed] == [p.read_bytes() for p in whole]
+
+
+def test_a_validation_past_its_wait_is_killed_and_the_file_validated_whole(tmp_path,
+                                                                           monkeypatch):
+    """Validators slower than the wait for their report (``VALIDATOR_WAIT``, 600 s; half a
+    second here, each validator waiting a minute): each is killed when its report is
+    waited for, no hang, and its file validated whole instead: the third bordereau's
+    schema error is found and named as validated whole, nothing written."""
+    import time
+
+    import pesgen.streamcheck as streamcheck_module
+
+    mapping = _small_bordereaux(tmp_path, 2)
+    bundle = _broken_bundle(tmp_path, '<Majo V="0"/>',
+                            '<Majo V="{{ 1 if t.invoice_number == \'FA-2026-00107\' else 0 }}"/>')
+    with pytest.raises(OutputInvalidError) as exc:
+        _export(tmp_path / "whole", 10_000, bundle, mapping=mapping)
+    expected = [str(p) for p in exc.value.problems]
+    assert expected and all("FA-2026-00107" in p for p in expected)
+    monkeypatch.setattr(streamcheck_module, "VALIDATOR_WAIT", 0.5)
+    started, reports = _slowed(monkeypatch, 60.0)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    running = []  # once the titles are all rendered: the two last, not waited for yet
+    finish = Exporter.finish
+    monkeypatch.setattr(Exporter, "finish", lambda self, *a: running.append(
+        sum(s.proc.poll() is None for s in started)) or finish(self, *a))
+    began = time.monotonic()
+    with pytest.raises(OutputInvalidError) as exc:
+        _export(tmp_path / "streamed", 2, bundle, mapping=mapping)
+    assert time.monotonic() - began < 30
+    assert [str(p) for p in exc.value.problems] == expected
+    assert list((tmp_path / "streamed").iterdir()) == []
+    assert len(started) == 5 and reports == [None] * 5 and running == [2]
+    assert all(s.proc.poll() is not None for s in started)  # killed, none left running
+    assert calls == [f"PESORMC_21450999400015_2026_{n:07d}.xml" for n in range(1, 7)]
+
+
+def test_a_validator_that_reads_no_more_is_killed_after_the_wait(tmp_path, monkeypatch):
+    """A validator alive that reads nothing (sleeping a minute here), its pipe full (a
+    bordereau of 2 001 titles: 1.8 MiB spooled when its stream starts, more than the 1
+    MiB pipe): a write waited for it to read with no bound (a validator that read no
+    more held the export for good); it is now killed after ``VALIDATOR_WAIT`` (half a
+    second here) and the file validated whole, the same bytes."""
+    import time
+
+    import pesgen.streamcheck as streamcheck_module
+    from pesgen.export import STREAM_VALIDATION_FROM
+
+    from .conftest import generated_input
+
+    source = generated_input(tmp_path / "in.json", STREAM_VALIDATION_FROM + 1, lines=1)
+    mapping = MAPPINGS / "villeneuve-sur-loing.yaml"
+    fmt = load_format(ROOT / "templates" / "pes-ormc")
+
+    def exported(out: Path) -> list[bytes]:
+        out.mkdir()
+        exporter = Exporter(load_mapping(mapping), fmt, out, RUN)
+        prepared = exporter.prepare(source)
+        try:
+            assert [s is not None for s in prepared.bordereaux[0].streams] == [True]
+            temps = exporter.finish(prepared, 1)
+        finally:
+            prepared.close()
+        return [p.read_bytes() for p in commit(temps)]
+
+    monkeypatch.setattr(streamcheck_module, "VALIDATOR_WAIT", 0.5)
+    started, reports = _slowed(monkeypatch, 60.0)
+    calls = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    began = time.monotonic()
+    written = exported(tmp_path / "slow")
+    assert time.monotonic() - began < 30
+    assert len(started) == 1 and started[0].broken and reports == [None]
+    assert started[0].proc.returncode is not None  # killed as the write waited
+    assert calls == ["PESORMC_21450999400015_2026_0000001.xml"]
+    monkeypatch.undo()
+    assert written == exported(tmp_path / "plain")
+
+
+def test_a_file_whose_xsd_declares_no_bordereau_is_not_streamed(tmp_path, monkeypatch):
+    """Corail's import has pieces and no bordereau: a stream counts none of them, so its
+    report could never vouch for the body, and the file was validated whole after a
+    second process had made the same pass for nothing (a Corail bordereau of 2 000
+    titles or more). No stream is started for it; the file is validated whole, the same
+    bytes. JVS's XSD declares bordereaux: its file is still streamed."""
+    import pesgen.export as export_module
+
+    started = []
+    counted = export_module.StreamValidator
+
+    class Started(counted):  # type: ignore[misc,valid-type]
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            started.append(args[1])
+
+    monkeypatch.setattr(export_module, "StreamValidator", Started)
+    calls: list[str] = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    for fmt, mapping, streamed in (
+            ("cosoluce-corail", "villeneuve-sur-loing-corail.yaml", False),
+            ("jvs-millesime", "villeneuve-sur-loing-jvs.yaml", True)):
+        started.clear()
+        calls.clear()
+        written, flags = _export(tmp_path / fmt, 2, ROOT / "templates" / fmt,
+                                 mapping=MAPPINGS / mapping)
+        assert flags == [streamed] and len(started) == streamed, fmt
+        assert len(calls) == (not streamed), fmt  # the file validated whole, once
+        whole = _export(tmp_path / f"{fmt}-whole", 10_000, ROOT / "templates" / fmt,
+                        mapping=MAPPINGS / mapping)[0]
+        assert [p.read_bytes() for p in written] == [p.read_bytes() for p in whole], fmt

@@ -579,6 +579,82 @@ def test_a_width_filter_on_a_macro_s_parameter_follows_the_calls(tmp_path):
     ], said
 
 
+def test_a_width_filter_follows_a_value_filtered_before_where_it_cannot_grow(tmp_path):
+    """check-format's format.field-width did not follow a value filtered before its
+    fixed(N) (`t.debtor.name | trim | fixed(10)`): a field format.yaml limits to more
+    than N passed unsaid. It follows now the filters that write no value of the field's
+    charset longer: trim, striptags, string; lower; upper, title, capitalize where the
+    charset holds nothing they lengthen (Corail's mandate.rum, sepa; not its latin-1
+    debtor.name, whose 'ß' upper writes 'SS'); default with a text that fits the width;
+    through a name set to such a value and a macro's parameter too, the filters said
+    in the order applied. Another filter (replace), a default longer than the width, are
+    not followed; a field limited to the width or fewer is not warned of."""
+    written = ("{{ t.debtor.name | trim | fixed(10) }}"
+               "{{ t.debtor.name | lower | striptags | fixed(10) }}"
+               "{{ t.debtor.first_name | default('', true) | fixed(10) }}"
+               "{{ t.mandate.rum | upper | fixed(10) if t.mandate else '' }}"
+               "{% set n = t.debtor.complement_name | string %}{{ n | title | fixed(10) }}"
+               # not followed: upper, capitalize of a latin-1 field; replace; a default
+               # longer than the width; a field limited to the width (38)
+               "{{ t.debtor.name | upper | fixed(10) }}"
+               "{{ t.debtor.name | trim | capitalize | fixed(10) }}"
+               "{{ t.debtor.name | replace('A', 'AA') | fixed(10) }}"
+               "{{ t.debtor.name | default('SANS NOM CONNU', true) | fixed(10) }}"
+               "{{ t.debtor.name | d(default_value='SANS NOM CONNU') | fixed(10) }}"
+               "{{ t.debtor.name | trim | fixed(38) }}")
+    fmts, line = _corail_writing(tmp_path, written)
+    said = sorted(p.message.split(", which format.yaml", 1)[0]
+                  for p in narrow_widths(find_format("cosoluce-corail", [fmts])))
+    at = f"corail.xml.j2:{line}: "
+    assert said == sorted([
+        f"{at}t.debtor.name | trim | fixed(10) writes debtor.name",
+        f"{at}t.debtor.name | lower | striptags | fixed(10) writes debtor.name",
+        f"{at}t.debtor.first_name | default('', true) | fixed(10) writes debtor.first_name",
+        f"{at}t.mandate.rum | upper | fixed(10) writes mandate.rum",
+    ]), said
+
+
+def test_a_width_filter_does_not_follow_lower_in_a_utf8_field(tmp_path):
+    """lower writes 'İ' as two characters: in a bundle whose charset is utf-8, a value
+    through lower is not followed (trim still is)."""
+    fmts, line = _corail_writing(tmp_path, "{{ t.debtor.name | lower | fixed(10) }}"
+                                           "{{ t.debtor.name | trim | fixed(10) }}")
+    spec = fmts / "cosoluce-corail" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("\ncharset: latin-1\n") == 1
+    spec.write_text(text.replace("\ncharset: latin-1\n", "\ncharset: utf-8\n"),
+                    encoding="utf-8")
+    said = [p.message.split(" writes", 1)[0]
+            for p in narrow_widths(find_format("cosoluce-corail", [fmts]))]
+    assert said == [f"corail.xml.j2:{line}: t.debtor.name | trim | fixed(10)"], said
+
+
+def test_a_width_filter_follows_a_filtered_macro_argument(tmp_path):
+    """A value filtered before it is given to a macro (`f(t.debtor.name | trim)`), then
+    filtered again there (`v | lower | fixed(10)`), is followed through both, said in
+    the order applied; a case filter of a latin-1 field given so is not."""
+    fmts = tmp_path / "fmts"
+    folder = fmts / "cosoluce-corail"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", folder)
+    template = folder / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    macro = "{% macro f(v) %}{{ v | lower | fixed(10) }}{% endmacro %}\n"
+    calls = ("<!--{{ f(t.debtor.name | trim) }}{{ f(t.debtor.first_name | upper) }}-->"
+             '<TypeSerieBordereau V="N"/>')
+    text = text.replace("{% macro piece(t, doc) -%}", macro + "{% macro piece(t, doc) -%}")
+    text = text.replace('<TypeSerieBordereau V="N"/>', calls)
+    template.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    at_f = lines.index(macro.strip()) + 1
+    at_call = next(i for i, ln in enumerate(lines, 1) if ln.startswith(calls))
+    said = [p.message.split(": a value", 1)[0]
+            for p in narrow_widths(find_format("cosoluce-corail", [fmts]))]
+    assert said == [
+        f"corail.xml.j2:{at_f}: t.debtor.name | trim | lower | fixed(10) (macro f's "
+        f"parameter v, called at line {at_call}) writes debtor.name, which format.yaml "
+        "limits to 38 characters"], said
+
+
 def _corail_writing(tmp_path: Path, written: str) -> tuple[Path, int]:
     """A copy of Corail's bundle whose piece writes ``written`` (in a comment) on the
     line of TypeSerieBordereau: its formats folder and that line."""
@@ -624,6 +700,112 @@ def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written,
                                  "--formats-dir", str(fmts)])
     assert r.exit_code == 5, r.output
     assert (said in " ".join(r.output.split())) is named, r.output
+
+
+def test_two_empty_values_on_one_line_are_both_named(tmp_path):
+    """Two bound fields this invoice leaves empty on one template line
+    (`{{ t.debtor.national_id }}{{ t.debtor.email }}`): given a value one at a time,
+    neither stops the line writing None (the other does), so the refusal named no
+    binding. Both given a value, then each taken out again, tell the two the line
+    writes: the refusal names them both, at export and preview."""
+    fmts, line = _corail_writing(tmp_path, "{{ t.debtor.national_id }}{{ t.debtor.email }}")
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    del data["invoices"][0]["payer"]["email"]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    said = ("(the line writes 2 values left empty: the value of "
+            f"{CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+            "bindings.payer.national_id, empty for this invoice; the value of "
+            f"{CORAIL}:{_binding_line(CORAIL, 'email: payer.email')}: bindings.payer.email, "
+            f"empty for this invoice) [template cosoluce-corail/corail.xml.j2:{line}] "
+            "(rule template)")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert problem.invoice == "FA-2026-00101" and str(problem).endswith(said), problem
+    r = CliRunner().invoke(app, ["preview", "-m", str(CORAIL), "-i", str(source), "--date",
+                                 "2026-11-23", "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert said in " ".join(r.output.split()), r.output
+
+
+def _corail_head_tail(tmp_path: Path, head: str, tail: str) -> tuple[Path, int, int]:
+    """A copy of Corail's bundle whose head writes ``head`` and whose tail ``tail`` (each
+    in a comment on a line of its own): its formats folder, the head's line and the
+    tail's."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "cosoluce-corail", fmts / "cosoluce-corail")
+    template = fmts / "cosoluce-corail" / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    for old, written in (("<Information>\n", head), ("</TypePieceImport>\n", tail)):
+        assert text.count(old) == 1
+        text = text.replace(old, f"{old}<!--{written}-->\n")
+    template.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    return (fmts, lines.index(f"<!--{head}-->") + 1, lines.index(f"<!--{tail}-->") + 1)
+
+
+@pytest.mark.parametrize("case", ["unset", "empty", "both"])
+def test_a_head_or_tail_writing_none_names_the_setting_left_empty(tmp_path, case):
+    """A head or tail writing None named the template's line alone (only a piece's
+    refusal named the binding left empty): their values are the run's, from the
+    mapping's settings. The refusal names the setting now: one the mapping does not set
+    (collectivity.poste_label, with where to set it), one it sets that the run leaves
+    empty (output.bordereau_object giving nothing), both when the line writes both; at
+    export, preview and, the same values, check-mapping."""
+    object_line = _binding_line(CORAIL, 'bordereau_object: {const: "CONSERVATOIRE - '
+                                'TRIMESTRE 1 2026-2027"}')
+    mapping, _ = mapping_copy(tmp_path, CORAIL, (
+        'bordereau_object: {const: "CONSERVATOIRE - TRIMESTRE 1 2026-2027"}',
+        'bordereau_object: {const: ""}'), name="m.yaml")
+    unset = ("the value of collectivity.poste_label, which the mapping does not set: set it "
+             f"under {mapping}:{_binding_line(mapping, 'collectivity:')}: collectivity")
+    empty = f"the value of {mapping}:{object_line}: output.bordereau_object, empty for this run"
+    written = {"unset": ("{{ doc.collectivity.poste_label }}", ""),
+               "empty": ("", "{{ doc.bordereau.object }}"),
+               "both": ("", "{{ doc.bordereau.object }}{{ doc.collectivity.poste_label }}")}
+    fmts, head, tail = _corail_head_tail(tmp_path, *written[case])
+    said = {"unset": f"({unset}) [template cosoluce-corail/corail.xml.j2:{head}]",
+            "empty": f"({empty}) [template cosoluce-corail/corail.xml.j2:{tail}]",
+            "both": f"(the line writes 2 values left empty: {unset}; {empty}) "
+                    f"[template cosoluce-corail/corail.xml.j2:{tail}]"}[case]
+    with pytest.raises(TemplateError) as info:
+        export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert "writes None: a value left unset" in problem.message
+    assert str(problem).endswith(f"{said} (rule template)"), problem
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping), "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert said in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, ["preview", "-m", str(mapping), "-i",
+                                 str(EXAMPLES / "school-export.json"), "--date", "2026-11-23",
+                                 "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert said in " ".join(r.output.split()), r.output
+
+
+def test_a_piece_writing_an_option_the_mapping_does_not_set_names_the_setting(tmp_path):
+    """A piece writing `doc.options.edition` for a mapping without output.asap_edition
+    named no setting (the values searched were the title's bound fields only): it names
+    output.asap_edition now, and where to set it, at export."""
+    fmts, mapping = _fixed_bundle(tmp_path)
+    template = fmts / "acme-fixe" / "acme-fixe.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '{{ "02" }}'
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, '{{ "02" }}{{ doc.options.edition }}'),
+                        encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    output = _binding_line(mapping, "output:")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
+               formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert str(problem).endswith(
+        "(the value of output.asap_edition, which the mapping does not set: set it under "
+        f"{mapping}:{output}: output) [template acme-fixe/acme-fixe.txt.j2:{line}] "
+        "(rule template)"), problem
 
 
 def test_a_rendering_past_its_time_limit_stops_the_search_for_the_binding(tmp_path,

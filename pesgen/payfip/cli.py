@@ -8,13 +8,13 @@ as fast as before and works without the optional PayFiP dependencies.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Annotated, Any, Protocol
 
 import typer
 
-from .._display import json_text, shown
+from .._display import json_text, masked_text, shown
 from .._echo import echo_err as _echo_err
 from .._echo import err_text
 from .._echo import say as _say
@@ -85,10 +85,30 @@ def _spooled(pieces: Iterator[str]) -> IO[str]:
 
 
 def _print_spooled(spool: IO[str]) -> None:
-    """Print a listing ``_spooled`` holds, a megabyte at a time, and drop it."""
+    """Print a listing ``_spooled`` holds, a megabyte at a time, and drop it.
+
+    Ctrl-C or SIGTERM while it is copied (a reader slow to take it, a pager's Ctrl-C)
+    leaves standard output with as much as was written: said as such on standard error
+    (not a bare "interrupted", which read as nothing printed), exit 130. Holding the
+    signals for the copy instead would let a reader that never reads (a pipe stuck)
+    keep the process unkillable but for SIGKILL."""
+    done = False
     with spool:
-        while chunk := spool.read(1 << 20):
-            typer.echo(chunk, nl=False)
+        try:
+            while chunk := spool.read(1 << 20):
+                typer.echo(chunk, nl=False)
+            done = True
+        except KeyboardInterrupt:
+            if done:  # printed whole: an interrupt as any other after the work
+                raise
+            from ..cli import _Interrupts
+
+            _echo_err("interrupted while the listing was printed: what standard output "
+                      "holds may be cut short (its end, the last line or the JSON "
+                      "document's closing, missing); not the whole listing: run the "
+                      "command again")
+            _Interrupts.said = True
+            raise typer.Exit(130) from None
 
 
 def _store(db: str | None, must_exist: bool = True, create: bool | None = None) -> Any:
@@ -747,6 +767,9 @@ def anomalies(
         "--summary", help="Only how many anomalies of each kind are open and resolved, "
         "a line a kind (a flood of one kind in one line), not each anomaly; JSON: "
         "`kinds`, each kind's open and resolved.")] = False,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, metavar="N", help="Only the first N anomalies (by number, oldest "
+        "first), then how many more are not listed (JSON: limit, more).")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then "
         "open, resolved and the anomalies listed, each a field a value), for monitoring; "
@@ -767,16 +790,20 @@ def anomalies(
             raise UsageError("--summary counts the open and the resolved anomalies of each "
                              "kind, --all lists each one, the resolved ones too: give one "
                              "of them")
+        if summary and limit is not None:
+            raise UsageError("--summary counts the anomalies of each kind, --limit lists "
+                             "the first N of them: give one of them")
         store = _store(db)
         with store.reads():
             if summary:
                 kinds = anomaly_kinds(store)
             else:
                 open_count, resolved, last = anomaly_counts(store)
-                # those shown, read 500 at a time (ledger.iter_anomalies) and written as
-                # they come: memory does not grow with the anomalies (a flood of unknown
-                # idOps). The first chunk read here: a refusal reading it is the report's
-                rows = iter_anomalies(store, open_only=not every, upto=last)
+                # those shown (--limit: the first N), read 500 at a time
+                # (ledger.iter_anomalies) and spooled as they come: memory does not grow
+                # with the anomalies (a flood of unknown idOps). The first chunk read
+                # here: a refusal reading it is the report's
+                rows = iter_anomalies(store, open_only=not every, upto=last, limit=limit)
                 first = next(rows, None)
     except PesgenError as exc:
         if fmt == "json":
@@ -793,27 +820,35 @@ def anomalies(
     if fmt == "text" and not open_count and not every:
         _say(f"no open anomaly ({resolved} resolved: --all lists them)")
         return
-    if first is not None:
-        rows = itertools.chain((first,), rows)
-    spool: IO[str] | None = None
+    listed = _Listed(itertools.chain((first,), rows) if first is not None else rows)
+
+    def more() -> int:
+        """How many more anomalies the listing cut by --limit leaves, counted once it is
+        read (none read past the limit): those after the last listed, up to the last
+        counted, open ones (--all: resolved ones too)."""
+        if limit is None or listed.count < limit:
+            return 0
+        n_open, n_resolved, _ = anomaly_counts(store, after=listed.last, upto=last)
+        return n_open + (n_resolved if every else 0)
+
+    # printed once whole, text or JSON: a store failing midway gives its refusal alone,
+    # no anomaly listed, as a refusal before the listing
+    pieces = (_anomalies_json(listed, open_count, resolved, limit, more) if fmt == "json"
+              # each line as _say prints it: a URL's password masked, as json_text masks
+              # it in the report
+              else (masked_text(line) + "\n" for line in _anomalies_text(
+                  listed, open_count, resolved, every, limit, more)))
     try:
         # read-only: not waiting for an export to finish, nor holding one up
         with store.reads():
-            if fmt == "text":
-                # the lines through _say (a URL's password masked, as json_text masks
-                # it in the report), as they are read; a failure said after them
-                for piece in _anomalies_text(rows, open_count, resolved, every):
-                    _say(piece)
-            else:  # printed once whole: a store failing midway gives its refusal alone
-                spool = _spooled(_anomalies_json(rows, open_count, resolved))
+            spool = _spooled(pieces)
     except PesgenError as exc:
         if fmt == "json":  # the refusal's report, as one before the listing
             _json_exit("payfip anomalies", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc))
         _fail(exc)
         return
-    if spool is not None:
-        _print_spooled(spool)
+    _print_spooled(spool)
 
 
 def _anomaly_summary(kinds: dict[str, tuple[int, int]], fmt: str) -> None:
@@ -842,16 +877,35 @@ def _anomaly_summary(kinds: dict[str, tuple[int, int]], fmt: str) -> None:
          "too)")
 
 
-def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: int
+class _Listed:
+    """The anomalies of a listing as they go by: how many (``count``), and the last one's
+    number (``last``), where a listing cut by --limit stopped."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+        self.rows, self.count, self.last = rows, 0, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for r in self.rows:
+            self.count, self.last = self.count + 1, r["id"]
+            yield r
+
+
+def _no_more() -> int:
+    return 0
+
+
+def _anomalies_json(rows: Iterable[dict[str, Any]], open_count: int, resolved: int,
+                    limit: int | None = None, more: Callable[[], int] = _no_more
                     ) -> Iterator[str]:
     """The report of `payfip anomalies --format json`, an anomaly at a time: the same text
-    as ``json_text`` of the whole report (its list last, each item's lines indented by
-    four spaces)."""
+    as ``json_text`` of the whole report (each item's lines indented by four spaces):
+    ``limit`` (--limit, else null) before the list, ``more`` after it (how many more
+    the limit left, ``more()`` once the list is read; 0: the listing is whole)."""
     from .ledger import ANOMALY_ADVICE
 
     head = json_text({"command": "payfip anomalies", "ok": True, "exit_code": 0,
                       "error": None, "open": open_count, "resolved": resolved,
-                      "anomalies": []})
+                      "limit": limit, "anomalies": []})
     head = head.removesuffix("[]\n}")
     first = True
     batch: list[str] = []  # written 500 at a time: a write each costs CPU at a million
@@ -862,12 +916,15 @@ def _anomalies_json(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
         if len(batch) == 500:
             yield "".join(batch)
             batch.clear()
-    yield "".join(batch) + (head + "[]\n}\n" if first else "\n  ]\n}\n")
+    tail = json_text({"more": more()}).removeprefix("{")
+    yield "".join(batch) + (head + "[]" if first else "\n  ]") + "," + tail + "\n"
 
 
-def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: int,
-                    every: bool) -> Iterator[str]:
-    """The lines of `payfip anomalies`: each anomaly listed, then how many are open."""
+def _anomalies_text(rows: Iterable[dict[str, Any]], open_count: int, resolved: int,
+                    every: bool, limit: int | None = None,
+                    more: Callable[[], int] = _no_more) -> Iterator[str]:
+    """The lines of `payfip anomalies`: each anomaly listed, how many more --limit
+    (``limit``) left (``more()``, once they are read), then how many are open."""
     from .ledger import ANOMALY_ADVICE
 
     for r in rows:
@@ -915,6 +972,10 @@ def _anomalies_text(rows: Iterator[dict[str, Any]], open_count: int, resolved: i
                    f"{r['note']}")
         else:
             yield f"    what to do: {ANOMALY_ADVICE.get(r['kind'], 'see docs/payfip.md')}"
+    if left := more():
+        which = "anomaly(ies), open or resolved," if every else "open anomaly(ies)"
+        yield (f"… {left} more {which} not listed (--limit {limit}: the first {limit} by "
+               "number; --summary counts them by kind)")
     if open_count:
         yield (f"{open_count} open: once decided, `pesgen payfip anomalies resolve ID "
                "--note TEXT` (it records the decision; it records a payment only with "

@@ -1116,13 +1116,19 @@ ANOMALY_ADVICE = {
 ANOMALIES_CHUNK = 500  # anomalies read, and their new titles looked up, at a time
 
 
-def anomaly_counts(store: Store) -> tuple[int, int, int]:
+def anomaly_counts(store: Store, after: int = 0, upto: int | None = None
+                   ) -> tuple[int, int, int]:
     """The anomalies recorded: how many open, how many resolved, and the number of the
     last one (0: none), in one query; what `payfip anomalies` says, and where its
-    listing (``iter_anomalies``' ``upto``) stops."""
+    listing (``iter_anomalies``' ``upto``) stops. ``after``, ``upto``: only those
+    numbered after ``after`` and up to ``upto`` (what a listing cut by its ``--limit``
+    leaves: those after the last listed, up to the last counted)."""
     is_open = anomalies.c.resolved_at.is_(None)
-    query = sa.select(sa.func.count().filter(is_open), sa.func.count().filter(~is_open),
-                      sa.func.coalesce(sa.func.max(anomalies.c.id), 0))
+    query = (sa.select(sa.func.count().filter(is_open), sa.func.count().filter(~is_open),
+                       sa.func.coalesce(sa.func.max(anomalies.c.id), 0))
+             .where(anomalies.c.id > after))
+    if upto is not None:
+        query = query.where(anomalies.c.id <= upto)
     with store.engine.connect() as conn:
         open_count, resolved, last = conn.execute(query).one()
     return int(open_count), int(resolved), int(last)
@@ -1148,7 +1154,8 @@ def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]
 
 
 def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = None,
-                   chunk: int = ANOMALIES_CHUNK) -> Iterator[dict[str, Any]]:
+                   chunk: int = ANOMALIES_CHUNK, limit: int | None = None
+                   ) -> Iterator[dict[str, Any]]:
     """The anomalies, oldest first (``open_only``: those nobody resolved yet), each with
     its operation's result (``op_result``), amount asked (``op_amount_cents``), the
     amount PayFiP reported when it said another (``op_reported``, cents as text), its
@@ -1168,16 +1175,19 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
     the note alone).
 
     ``upto``: none after that number (``anomaly_counts``': the listing is of the
-    anomalies there when they were counted). The anomalies come ``chunk`` at a time, by
-    number, each chunk's new titles looked up with it: memory does not grow with the
-    anomalies (every row held at once took 1.5 GB at 200 000 `unknown-idop` anomalies of
-    a flood), and no query stays open while they are written out (a pager holds no lock
-    of a SQLite store `payfip serve` writes to). An anomaly resolved during the listing
-    is listed as its chunk read it."""
+    anomalies there when they were counted). ``limit``: the first ``limit`` alone (by
+    number), none read past them (`payfip anomalies --limit`). The anomalies come
+    ``chunk`` at a time, by number, each chunk's new titles looked up with it: memory
+    does not grow with the anomalies (every row held at once took 1.5 GB at 200 000
+    `unknown-idop` anomalies of a flood), and no query stays open while they are
+    written out (a pager holds no lock of a SQLite store `payfip serve` writes to). An
+    anomaly resolved during the listing is listed as its chunk read it."""
     # the chunk: the next anomalies by number; only the payments of their invoices are
     # read with their titles (the whole ledger was, for each chunk)
+    # a chunk's size a parameter (SQLAlchemy binds a LIMIT anyway): the last chunk of
+    # a limit reads only what it lacks
     chunk_ids = (sa.select(anomalies.c.id).where(anomalies.c.id > sa.bindparam("after"))
-                 .order_by(anomalies.c.id).limit(chunk))
+                 .order_by(anomalies.c.id).limit(sa.bindparam("size", type_=sa.Integer)))
     if open_only:
         chunk_ids = chunk_ids.where(anomalies.c.resolved_at.is_(None))
     if upto is not None:
@@ -1206,10 +1216,12 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
                              p_.c.invoice == anomalies.c.invoice)))
              .where(anomalies.c.id.in_(chunk_ids))
              .order_by(anomalies.c.id))
-    after = 0
-    while True:
+    after, left = 0, limit
+    while left is None or left > 0:
+        size = chunk if left is None else min(chunk, left)
         with store.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query, {"after": after})]
+            rows = [dict(r._mapping) for r in conn.execute(query, {"after": after,
+                                                                   "size": size})]
             # exported again since: the new title is due, and none of what PayFiP
             # recorded (a payment included) is its: the invoice stays shown by the
             # cancelled title its payment follows, with the new title beside it
@@ -1220,9 +1232,11 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
         for row in rows:
             row["corrections"] = corrections.get(row["id"], [])
             yield _anomaly_row(row, again)
-        if len(rows) < chunk:
+        if len(rows) < size:
             return
         after = rows[-1]["id"]
+        if left is not None:
+            left -= len(rows)
 
 
 def _corrections(conn: Connection, id_ops: set[str]) -> dict[int, list[dict[str, Any]]]:
