@@ -964,7 +964,8 @@ def _anomalies_text(rows: Iterable[dict[str, Any]], open_count: int, resolved: i
             before = fixed["before"]
             yield (f"    corrected {fixed['at']} by {fixed['by']}: {fixed['from']} (resolved "
                    f"{before['resolved_at']} by {before['resolved_by']}: {before['note']}) "
-                   f"-> {fixed['to'] or 'reopened'}: {fixed['note']}")
+                   f"-> {fixed['to'] or ('reopened' if fixed['reopened'] else 'note alone')}: "
+                   f"{fixed['note']}")
         if r["resolved_at"] is not None:
             outcome = f" ({r['outcome']})" if r["outcome"] else ""
             yield (f"    resolved {r['resolved_at']} by {r['resolved_by']}{outcome}: "
@@ -1020,7 +1021,8 @@ def _anomaly_json(r: dict[str, Any], advice: dict[str, str]) -> dict[str, Any]:
             "resolved_at": r["resolved_at"], "resolved_by": r["resolved_by"],
             "note": r["note"], "outcome": r["outcome"],
             "corrections": [{"at": c["at"], "by": c["by"], "note": c["note"],
-                             "from": c["from"], "to": c["to"], "before": c["before"],
+                             "from": c["from"], "to": c["to"], "reopened": c["reopened"],
+                             "before": c["before"],
                              "withdrawn": c["withdrawn"]} for c in r["corrections"]]}
 
 
@@ -1089,7 +1091,13 @@ def anomalies_resolve(
         "--correct", help="A run-cancelled or paid-cancelled anomaly resolved --applied or "
         "--refunded with the wrong answer: what that answer recorded is taken back (kept "
         "in the invoice's history), then --applied or --refunded records the right one; "
-        "without either, the anomaly is open again.")] = False,
+        "with --note-only, none (resolved with the note alone); without any, the anomaly "
+        "is open again. A resolution `runs reinstate` recorded is corrected with --refunded "
+        "only.")] = False,
+    note_only: Annotated[bool, typer.Option(
+        "--note-only", help="With --correct: the answer recorded is taken back and the "
+        "anomaly stays resolved with the note alone (the trésorerie's answer not known "
+        "yet: recorded later with --applied or --refunded, without --correct).")] = False,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: a report (command, ok, exit_code, error, then the "
         "anomaly, its resolution, the payment recorded and what its invoice gets now, as the "
@@ -1126,7 +1134,7 @@ def anomalies_resolve(
             except Exception:  # no login name (a container without one): say who with --by
                 raise UsageError("who resolves it? give --by NAME") from None
         store = _store(_group_option(ctx, "db", db))
-        row = resolve_anomaly(store, anomaly, by, note, outcome, correct)
+        row = resolve_anomaly(store, anomaly, by, note, outcome, correct, note_only)
     except PesgenError as exc:
         if fmt == "json":
             _json_exit("payfip anomalies resolve", int(exc.exit_code), str(exc),
@@ -1258,7 +1266,7 @@ def _resolved_line(facts: dict[str, Any]) -> str:
     """`payfip anomalies resolve`'s line on standard output, from its facts."""
     invoice = f" (invoice {facts['invoice']})" if facts["invoice"] else ""
     fixed = facts["corrected"]
-    if fixed is not None and facts["outcome"] is None:
+    if fixed is not None and fixed["reopened"]:
         return (f"anomaly #{facts['id']} {facts['kind']}{invoice}: reopened {fixed['at']} by "
                 f"{fixed['by']} (its answer {fixed['from']} taken back)"
                 + _withdrawn_said(fixed["withdrawn"]))
@@ -1287,9 +1295,11 @@ def _withdrawn_said(withdrawn: dict[str, Any] | None) -> str:
         return "; that answer had recorded no payment"
     amount = cents_text(withdrawn["paid_cents"] or 0)
     if withdrawn["payment"] == "paid":
-        return (f"; the payment it recorded ({amount}, applied to the title of run "
-                f"{withdrawn['applied_to_run']}) is taken back (the invoice's payment "
-                f"row: {withdrawn['status']})")
+        # (applied to no other title: the payment `runs reinstate` recorded on its own)
+        title = (f"applied to the title of run {withdrawn['applied_to_run']}"
+                 if withdrawn["applied_to_run"] else "on its title reinstated")
+        return (f"; the payment it recorded ({amount}, {title}) is taken back (the "
+                f"invoice's payment row: {withdrawn['status']})")
     return f"; its payment recorded refunded ({amount}) is a payment again (paid)"
 
 
@@ -1308,7 +1318,9 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
     fixed = facts.get("corrected")
     if fixed is not None:
         now = (f"the trésorerie's answer is {facts['outcome']} now" if facts["outcome"]
-               else "the anomaly is open again, as before anyone resolved it")
+               else "the anomaly is open again, as before anyone resolved it"
+               if fixed["reopened"] else "it is resolved with the note alone now, the "
+               "trésorerie's answer not recorded")
         before = fixed["before"]
         amended.append(
             f"anomaly #{facts['id']} was resolved on {before['resolved_at']} by "
@@ -1322,7 +1334,7 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
     elif state == "unread":
         said = [f"invoice {invoice}: {facts['advice']}"]
     elif state == "held_back":
-        again = "held back again" if fixed is not None and facts["outcome"] is None else (
+        again = "held back again" if fixed is not None and fixed["reopened"] else (
             "still held back")
         said = [f"invoice {invoice}: {again} by "
                 + ", ".join(f"anomaly #{number}" for number in facts["held_back_by"])
@@ -1350,7 +1362,7 @@ def _resolved_notes(facts: dict[str, Any]) -> list[str]:
                 f"{facts['advice']}"]
     else:
         said = [f"invoice {invoice}: no longer held back: {facts['advice']}"]
-    reopened = fixed is not None and facts["outcome"] is None
+    reopened = fixed is not None and fixed["reopened"]
     for link in facts["still_open"]:
         if reopened:
             title = ("its title's link" if link["title"] == "due" else "the link of its "

@@ -1242,7 +1242,8 @@ def iter_anomalies(store: Store, open_only: bool = False, upto: int | None = Non
 def _corrections(conn: Connection, id_ops: set[str]) -> dict[int, list[dict[str, Any]]]:
     """The corrections of these operations' anomalies' answers (``correct_anomaly``'s
     ``anomaly-corrected`` events), by anomaly, oldest first: when, who, the note, the
-    answer before and after (``from``, ``to``; None: reopened)."""
+    answer before and after (``from``, ``to``; None: reopened, or resolved with the note
+    alone: ``reopened`` says which)."""
     out: dict[int, list[dict[str, Any]]] = {}
     for part in chunks(sorted(id_ops)):
         for e in conn.execute(sa.select(events.c.at, events.c.detail).where(
@@ -1252,7 +1253,8 @@ def _corrections(conn: Connection, id_ops: set[str]) -> dict[int, list[dict[str,
             out.setdefault(int(detail["anomaly"]), []).append(
                 {"at": e.at, "by": detail["by"], "note": detail["note"],
                  "from": detail["before"]["outcome"], "to": detail["outcome"],
-                 "before": detail["before"], "withdrawn": detail["withdrawn"]})
+                 "reopened": detail["reopened"], "before": detail["before"],
+                 "withdrawn": detail["withdrawn"]})
     return out
 
 
@@ -1299,7 +1301,8 @@ def _anomaly_locked(conn: Connection, anomaly_id: int) -> Any:
 
 
 def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
-                    outcome: str | None = None, correct: bool = False) -> dict[str, Any]:
+                    outcome: str | None = None, correct: bool = False,
+                    note_only: bool = False) -> dict[str, Any]:
     """Record a person's decision on an anomaly: who, when, and the note. It records no
     payment and changes no status: the invoice stays as it is (an amount-mismatch leaves
     it pending); a payment made outside PayFiP's result is the school software's. The
@@ -1332,14 +1335,22 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     time, author and note.
 
     ``correct``: the trésorerie's answer recorded on it (``applied``, ``refunded``) was
-    the wrong one: ``correct_anomaly``."""
+    the wrong one: ``correct_anomaly`` (``note_only``: corrected into a resolution with
+    the note alone, the answer not known; with ``correct`` only, and no ``outcome``)."""
     note, by = note.strip(), resolver(by)
     if not note:
         raise UsageError("a resolution needs a note saying what was decided (--note)")
     if outcome is not None and outcome not in OUTCOMES:
         raise UsageError(f"outcome '{outcome}': one of {', '.join(OUTCOMES)}")
+    if note_only and not correct:
+        raise UsageError("--note-only goes with --correct (an answer recorded by mistake, "
+                         "taken back, the anomaly left resolved with the note alone); "
+                         "without --correct, a resolution with --note alone is one already")
+    if note_only and outcome is not None:
+        raise UsageError(f"--note-only or --{outcome}: the corrected resolution records the "
+                         "trésorerie's answer, or none (the note alone)")
     if correct:
-        return correct_anomaly(store, anomaly_id, by, note, outcome)
+        return correct_anomaly(store, anomaly_id, by, note, outcome, note_only)
     now = utc_now()
     applied: dict[str, Any] | None = None
     with store.transaction() as conn:
@@ -1387,31 +1398,45 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
 
 
 def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
-                    outcome: str | None) -> dict[str, Any]:
+                    outcome: str | None, note_only: bool = False) -> dict[str, Any]:
     """Correct the trésorerie's answer recorded on a run-cancelled or paid-cancelled
     anomaly (``applied`` or ``refunded``, typed wrong, or on the wrong anomaly): what that
     answer recorded is taken back, then ``outcome`` is recorded as ``resolve_anomaly``
     records it; ``outcome`` None reopens the anomaly (open again, as before anyone
-    resolved it: a run-cancelled one holds its invoice back again). Nothing is deleted:
+    resolved it: a run-cancelled one holds its invoice back again), or with ``note_only``
+    leaves it resolved with the note alone (who, when, the note; no answer: it takes one
+    later, as any resolution with a note alone). Nothing is deleted:
     the invoice's history gets a ``payment-withdrawn`` event when a payment --applied
     recorded is taken back (its row as before: a paid-cancelled one's payment back on its
     cancelled title, a run-cancelled one's invoice unpaid), a ``refund-withdrawn`` one when
     a paid-cancelled one's payment recorded refunded is a payment again, and an
     ``anomaly-corrected`` one (source ``support``: who, the note, the outcome now and the
     resolution before: ``before``), which `payfip anomalies --all` shows
-    (``corrections``). Refused (StateError, nothing recorded) when the anomaly is open,
-    resolved with a note alone or by `runs reinstate`, already has that outcome, or when
-    what the answer recorded changed since: the payment --applied recorded is no longer
-    the invoice's, or its title was cancelled since; the refunded payment is no longer the
-    invoice's row (a new link was made for it since); and, as ``_applicable`` refuses an
-    --applied, when the invoice was paid since by another operation (then not reopened
-    either). Returns ``resolve_anomaly``'s
-    result with ``corrected``: when, who, the note, the answer before and now (``from``,
-    ``to``: None, reopened), the resolution before (``before``: ``resolved_at``,
-    ``resolved_by``, ``note``, ``outcome``) and ``withdrawn`` (what was taken back, or
-    None), as ``iter_anomalies``' ``corrections`` give it."""
+    (``corrections``).
+
+    A resolution `runs reinstate` recorded (``reinstated``: the title active again, paid
+    by the money) is corrected to ``refunded`` only, the trésorerie having refunded the
+    family while the title was cancelled: a run-cancelled one's payment, recorded by the
+    reinstatement, is taken back (the operation an anomaly again, as before); a
+    paid-cancelled one's payment, its title's before the cancellation, is recorded
+    refunded. Reopened, or applied to the title exported in its place, it would say a
+    title is cancelled that is not: refused, naming `runs cancel` for a reinstatement
+    made by mistake.
+
+    Refused (StateError, nothing recorded) when the anomaly is open, resolved with a note
+    alone, already has that outcome, or when what the answer recorded changed since: the
+    payment --applied (or reinstated) recorded is no longer the invoice's, or its title
+    was cancelled since; the refunded payment is no longer the invoice's row (a new link
+    was made for it since); and, as ``_applicable`` refuses an --applied, when the invoice
+    was paid since by another operation (then not reopened either). Returns
+    ``resolve_anomaly``'s result with ``corrected``: when, who, the note, the answer
+    before and now (``from``, ``to``: None, reopened or the note alone: ``reopened``
+    says which), the resolution before (``before``: ``resolved_at``, ``resolved_by``,
+    ``note``, ``outcome``) and ``withdrawn`` (what was taken back, or None), as
+    ``iter_anomalies``' ``corrections`` give it."""
     now = utc_now()
     applied: dict[str, Any] | None = None
+    resolved = outcome is not None or note_only
     with store.transaction() as conn:
         row = _anomaly_locked(conn, anomaly_id)
         head = f"anomaly #{anomaly_id} ({row.kind}, invoice {row.invoice or '-'})"
@@ -1422,14 +1447,14 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         if row.resolved_at is None:
             raise StateError(f"{head} is not resolved: there is no answer to correct; "
                              "resolve it without --correct")
-        if row.outcome not in OUTCOMES:
-            why = ("by `runs reinstate` (reinstated): its title is paid again; "
-                   "--correct corrects an --applied or --refunded answer only"
-                   if row.outcome else "with a note alone: no answer of the trésorerie is "
-                   f"recorded on it; record it without --correct (`pesgen payfip anomalies "
-                   f"resolve {anomaly_id} --applied` or `--refunded`)")
+        if row.outcome is None:
+            why = ("it has no answer to take back (its answer, once known, is recorded "
+                   f"without --correct: `pesgen payfip anomalies resolve {anomaly_id} "
+                   "--applied` or `--refunded`)" if note_only else "no answer of the "
+                   "trésorerie is recorded on it; record it without --correct (`pesgen "
+                   f"payfip anomalies resolve {anomaly_id} --applied` or `--refunded`)")
             raise StateError(f"{head} was resolved on {row.resolved_at} by "
-                             f"{row.resolved_by} {why}")
+                             f"{row.resolved_by} with a note alone: {why}")
         if outcome == row.outcome:
             raise StateError(f"{head}: its recorded answer is {row.outcome} already "
                              f"(resolved on {row.resolved_at} by {row.resolved_by}): "
@@ -1437,47 +1462,78 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
         op = _operation_row(conn, row.id_op) if row.id_op else None
         if op is None or not row.invoice:  # (an outcome was recorded: it had both)
             raise StateError(f"{head}: its operation is not recorded")
+        pay = _payment_row(conn, op["id_coll"], row.invoice)
+        if row.outcome not in OUTCOMES and outcome != "refunded":
+            raise StateError(_reinstated_kept(conn, row, op, pay, head, anomaly_id))
         before = {"resolved_at": row.resolved_at, "resolved_by": row.resolved_by,
                   "note": row.note, "outcome": row.outcome}
-        withdrawn = _take_back(store, conn, row, op, by, now, head)
-        if outcome is None and row.kind != PAID_CANCELLED:
+        withdrawn = _take_back(store, conn, row, op, pay, by, now, head)
+        if not resolved and row.kind != PAID_CANCELLED:
             # reopened, it would hold back an invoice paid since: the money through the
             # cancelled title is then one payment too many, refunded is the only answer
-            pay = _payment_row(conn, op["id_coll"], row.invoice)
+            # (the row as read before: one paid by this operation is not paid since, and
+            # taking its payment back leaves it paid by none)
             if pay is not None and pay["status"] == "paid" and pay["id_op"] != op["id_op"]:
                 raise StateError(
                     f"{head}: the invoice was paid since ({cents_text(pay['paid_cents'] or 0)} "
                     f"on {pay['paid_at']}, operation {pay['id_op']}): the money paid through "
                     "the cancelled title is one payment too many, for the trésorerie to "
-                    "refund; it is not reopened (its answer stays refunded)")
+                    f"refund; it is not reopened (its answer stays {row.outcome})")
         if outcome == "applied":
             applied = _apply(store, conn, row, op, by, now)
         elif outcome == "refunded" and row.kind == PAID_CANCELLED:
             _refunded(conn, row, op, by, now)
-        conn.execute(anomalies.update().where(
-            anomalies.c.id == anomaly_id, anomalies.c.outcome == row.outcome).values(
-            resolved_at=now if outcome else None, resolved_by=by if outcome else None,
-            note=note if outcome else None, outcome=outcome))
+        if conn.execute(anomalies.update().where(
+                anomalies.c.id == anomaly_id, anomalies.c.outcome == row.outcome).values(
+                resolved_at=now if resolved else None, resolved_by=by if resolved else None,
+                note=note if resolved else None, outcome=outcome)).rowcount != 1:
+            # (the row read locked, unreachable; else all of this is rolled back rather
+            # than recorded beside another correction made meanwhile)
+            raise StateError(f"{head}: its answer changed while it was corrected (another "
+                             "correction recorded meanwhile); nothing recorded: see `pesgen "
+                             "payfip anomalies --all`, then correct it again if need be")
         # reopened, a run-cancelled one holds back the links to come, not those given
         # since its answer (the title due's, after --refunded): said, for support to tell
         # the family not to use them until the trésorerie answers
         given = (_links_open(conn, op["id_coll"], row.invoice)
-                 if outcome is None and row.kind != PAID_CANCELLED else [])
+                 if not resolved and row.kind != PAID_CANCELLED else [])
         pay = _payment_row(conn, op["id_coll"], row.invoice)
         _event(conn, {**op, "invoice": row.invoice}, "anomaly-corrected", "support",
                pay["status"] if pay else "pending",
                {"anomaly": anomaly_id, "kind": row.kind, "by": by, "note": note,
-                "outcome": outcome, "reopened": outcome is None, "before": before,
+                "outcome": outcome, "reopened": not resolved, "before": before,
                 "withdrawn": withdrawn})
     log.info("payfip anomaly %s (%s) corrected: %s -> %s", anomaly_id, row.kind,
-             row.outcome, outcome or "reopened")
-    return {**dict(row._mapping), "resolved_at": now if outcome else None,
-            "resolved_by": by if outcome else None, "note": note if outcome else None,
+             row.outcome, outcome or ("note alone" if resolved else "reopened"))
+    return {**dict(row._mapping), "resolved_at": now if resolved else None,
+            "resolved_by": by if resolved else None, "note": note if resolved else None,
             "outcome": outcome, "applied": applied, "earlier": None,
             "corrected": {"at": now, "by": by, "note": note, "from": row.outcome,
-                          "to": outcome, "before": before, "withdrawn": withdrawn},
+                          "to": outcome, "reopened": not resolved, "before": before,
+                          "withdrawn": withdrawn},
             "links_open": given, "op_run": op["run_id"], "saisie": op["saisie"],
             "id_coll": op["id_coll"]}
+
+
+def _reinstated_kept(conn: Connection, row: Any, op: dict[str, Any],
+                     pay: dict[str, Any] | None, head: str, anomaly_id: int) -> str:
+    """Why a resolution `runs reinstate` recorded (outcome ``reinstated``) is corrected to
+    --refunded only, and what to do instead: its title is active again, paid by the
+    money; reopened, or applied to another title, the anomaly would say a title is
+    cancelled that is not."""
+    run_id = (pay["applied_run"] if pay is not None and pay["applied_run"] else None
+              ) or op["run_id"]
+    _run, title = _run_and_title(conn, run_id, row.invoice)
+    bordereau = f" --bordereau {title.id_bord}" if title is not None else ""
+    return (f"{head} was resolved on {row.resolved_at} by {row.resolved_by} when `runs "
+            "reinstate` took its title back (reinstated): that title is active again, paid "
+            "by this money, so there is no cancelled title for the anomaly to reopen on nor "
+            "another one to apply the money to. If the trésorerie refunded the family while "
+            "the title was cancelled: `pesgen payfip anomalies resolve "
+            f"{anomaly_id} --correct --refunded --note TEXT`. If the reinstatement was a "
+            f"mistake: `pesgen runs cancel {run_id}{bordereau} --despite-payments --reason "
+            "TEXT` cancels the title again, its payment then a paid-cancelled anomaly of "
+            "its own, to resolve with the trésorerie's answer")
 
 
 # the status of an unpaid invoice's payment row that its latest link's result gives it
@@ -1485,42 +1541,59 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
 _LINK_STATUSES = ("refused", "abandoned", "expired", "test-paid")
 
 
-def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str,
-               now: str, head: str) -> dict[str, Any] | None:
+def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any],
+               pay: dict[str, Any] | None, by: str, now: str, head: str
+               ) -> dict[str, Any] | None:
     """Take back what an anomaly's recorded answer (``row.outcome``) recorded, for
     ``correct_anomaly``, or refuse (StateError, its message starting with ``head``) when
-    it changed since. Returns what was taken back (None: the answer recorded nothing, a
-    run-cancelled one refunded)."""
-    pay = _payment_row(conn, op["id_coll"], row.invoice)
+    it changed since. ``pay``: the invoice's payment row, as read in this transaction.
+    Returns what was taken back (None: the answer recorded nothing, a run-cancelled one
+    refunded, a paid-cancelled one reinstated)."""
     mine = {**op, "invoice": row.invoice}
     now_said = ("no payment record" if pay is None else f"its payment row is {pay['status']}"
                 + (f", operation {pay['id_op']}" if pay["id_op"] else "")
                 + f", its latest link operation {pay['last_id_op']}")
-    if row.outcome == "applied":
+    if row.outcome in ("applied", "reinstated"):
+        recorded = ("the payment --applied recorded" if row.outcome == "applied" else
+                    "the payment its title was reinstated with")
         if (pay is None or pay["status"] != "paid" or pay["id_op"] != op["id_op"]
-                or pay["applied_run"] is None):
+                or (pay["applied_run"] is None and row.outcome == "applied")):
             raise StateError(
-                f"{head}: the payment --applied recorded (operation {op['id_op']}) is no "
+                f"{head}: {recorded} (operation {op['id_op']}) is no "
                 f"longer the invoice's ({now_said}): something was recorded since; pesgen "
                 "cannot take it back safely: settle it with the trésorerie and enter it in "
                 "the school software by hand")
+        # the title it pays: the one it was applied to, else its operation's own
+        title_run = pay["applied_run"] or op["run_id"]
         titles = _active_titles(store, op["id_coll"], row.invoice, conn)
-        if not any(t.run_id == pay["applied_run"] for t in titles):
+        if not any(t.run_id == title_run for t in titles):
             raise StateError(
-                f"{head}: the title the money was applied to (run {pay['applied_run']}) was "
-                "cancelled since: its payment went with it (its own paid-cancelled anomaly, "
+                f"{head}: " + (f"the title the money was applied to (run {title_run}) was "
+                               "cancelled since" if row.outcome == "applied" else
+                               f"its title (run {title_run}), reinstated, was cancelled "
+                               "again since") + ": its payment went with it (its own "
+                "paid-cancelled anomaly, "
                 "`pesgen payfip anomalies`); pesgen cannot take it back safely: settle it "
                 "with the trésorerie")
+        if row.outcome == "reinstated" and row.kind == PAID_CANCELLED:
+            # the payment was its title's before the cancellation: the reinstatement
+            # recorded none, and the refund (``_refunded``) is what changes
+            return None
         values: dict[str, Any] = {"applied_run": None, "updated_at": now}
         status = "paid"
         if row.kind != PAID_CANCELLED:
             # paid through the cancelled title's link after the cancellation: the payment
-            # was never the invoice's before --applied; its row as its latest link left it
+            # was never the invoice's before --applied (or the reinstatement); its row as
+            # its latest link left it
             last = _operation_row(conn, pay["last_id_op"])
             status = (last["status"] if last is not None
                       and last["status"] in _LINK_STATUSES else "pending")
             values.update(status=status, paid_cents=None, method=None, paid_at=None,
                           id_op=None, numauto=None)
+        if row.outcome == "reinstated":
+            # settle_reinstated made the operation paid (it was an anomaly)
+            conn.execute(operations.update().where(operations.c.id_op == op["id_op"])
+                         .values(status="anomaly"))
         # (a paid-cancelled one's payment goes back to its cancelled title, paid)
         conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         withdrawn = {"payment": "paid", "paid_cents": pay["paid_cents"],
