@@ -92,6 +92,11 @@ class PolicyNote:
     # and a reader needs which (the pricing note: export._unpriced); "" otherwise. The
     # detail's words are for people: nothing reads them
     line: str = ""
+    # the field the note is about, when it is one value's (a text policy's, a split, a
+    # civility, an address abroad): the format's field (debtor.name, address.street,
+    # line.label) or the joint debtor's own (joint_payer.name), which the summary counts
+    # by (noted_field); "" otherwise, and in a run recorded before it was kept
+    field: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +116,12 @@ def _as_is(number: str) -> str:
 
 
 def noted_field(note: PolicyNote) -> str:
-    """The field a text policy's note on a value (transliterate, newlines, text_overflow,
-    placeholder) names: its detail opens with it, as ``Builder._text`` writes it
-    (``joint_payer.name: Œ→OE``): the debtor's or the joint debtor's own field, a
-    title's, the bordereau's."""
-    return note.detail.split(":", 1)[0]
+    """The field a note on a value is about (``PolicyNote.field``): the debtor's or the
+    joint debtor's own field, a title's, the bordereau's. A note recorded before notes
+    kept it has none: a text policy's (transliterate, newlines, text_overflow,
+    placeholder) said it at the start of its detail, as ``Builder._text`` wrote it
+    (``joint_payer.name: Œ→OE``), read from there."""
+    return note.field or note.detail.split(":", 1)[0]
 
 
 # the model's classes (and PolicyNote) made without their frozen __init__ (model.maker):
@@ -157,8 +163,9 @@ class _Ctx:
         self.problems.append(Problem(rule, message, record=record or self.origin,
                                      mapping=mapping, invoice=self.invoice))
 
-    def note(self, policy: str, detail: str, line: str = "") -> None:
-        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail, line))
+    def note(self, policy: str, detail: str, line: str = "", field: str = "") -> None:
+        self.notes.append(_make_note(policy, self.invoice or "?", self.origin, detail, line,
+                                     field))
 
 
 def _blank(value: Any) -> bool:
@@ -589,7 +596,7 @@ class Builder:
             known = self._texts.get((field, value))
             if known is not None:
                 for policy, detail in known[2]:
-                    ctx.note(policy, detail)
+                    ctx.note(policy, detail, "", field)
                 if known[1]:
                     self.cased[field] += 1
                 return known[0]
@@ -629,10 +636,10 @@ class Builder:
         for applied in result.applied:
             if applied == "transliterate":
                 notes.append(("transliterate", f"{field}: {result.changed}"))
-                ctx.note(*notes[-1])
+                ctx.note(*notes[-1], "", field)
             elif applied == "newlines":
                 notes.append(("newlines", f"{field}: line break or tab replaced by a space"))
-                ctx.note(*notes[-1])
+                ctx.note(*notes[-1], "", field)
             elif applied == "case":
                 self.cased[field] += 1  # counted, one note for the run (see case_note)
         text = result.value
@@ -648,7 +655,7 @@ class Builder:
             if self.policies.text_overflow == "truncate":
                 short = truncate_words(text, limit.max)
                 ctx.note("text_overflow", f"{field}: {len(text)} characters truncated to "
-                         f"{len(short)} (limit {limit.max})")
+                         f"{len(short)} (limit {limit.max})", field=field)
                 text = short
             else:
                 ctx.problem("text.length", f"{said} is {len(text)} characters"
@@ -662,7 +669,7 @@ class Builder:
             if required:
                 ctx.problem("pes.text", f"{said} {err}", mapping=where, record=origin)
             else:  # an optional placeholder ('.', 'nc', '0'): left out, and said so
-                ctx.note("placeholder", f"{field}: {err}, left out")
+                ctx.note("placeholder", f"{field}: {err}, left out", field=field)
             return None
         if type(value) is str and text is result.value:  # not truncated
             remember(self._texts, (field, value), (text, "case" in result.applied, tuple(notes)))
@@ -1333,10 +1340,10 @@ class Builder:
             short = truncate_words(ln.label, room)
             ctx.note("text_overflow", f"line.label: {len(label)} characters with the netted "
                      f"suffix: the label shortened to {len(short)} before ' - {suffix}' "
-                     f"(limit {limit.max})")
+                     f"(limit {limit.max})", field="line.label")
             label = f"{short} - {suffix}"
         ctx.note("netted_label", f"line {ln.number} ({ln.activity}): label ends '{suffix}' "
-                 f"(policy netted_label: append)")
+                 f"(policy netted_label: append)", field="line.label")
         return label
 
     def _joint_debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any]) -> Debtor | None:
@@ -1347,19 +1354,15 @@ class Builder:
             return None
         payer = {k: v for k, v in j.items() if k not in _ADDRESS_KEYS}
         address = {k: v for k, v in j.items() if k in _ADDRESS_KEYS}
-        start = len(ctx.notes)
-        debtor = self._debtor(ctx, ev, payer, address)
-        # a text's notes name the joint debtor's field (_text: joint_payer.name: Œ→OE);
-        # the others (a street split, a civility) say whose they are
-        ctx.notes[start:] = [n if n.detail.startswith("joint_payer.") else
-                             replace(n, detail=f"joint_payer: {n.detail}")
-                             for n in ctx.notes[start:]]
-        return debtor
+        return self._debtor(ctx, ev, payer, address)
 
     def _debtor(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                 payer: dict[str, Binding] | None = None,
                 addr: dict[str, Binding] | None = None) -> Debtor | None:
         p = self.payer if payer is None else payer
+        # the joint debtor's (_joint_debtor gives its bindings): its notes name its own
+        # fields (joint_payer.name), and say whose they are
+        joint = payer is not None
         before = len(ctx.problems)
         kind = ev(p.get("kind"))
         entry = None
@@ -1398,12 +1401,14 @@ class Builder:
                             "the civility by an expression giving none for it",
                             mapping=p["civility"].where)
             else:
-                civility = self._civility(ctx, raw_civility, p.get("civility"), is_person)
+                civility = self._civility(ctx, raw_civility, p.get("civility"), is_person,
+                                          joint)
         b_complement = p.get("complement_name")
         complement = None if b_complement is None else \
             self._text(ctx, "debtor.complement_name", ev(b_complement), b_complement)
         if name is not None:
-            name, complement = self._split_name(ctx, name, complement, p.get("name"), ev)
+            name, complement = self._split_name(ctx, name, complement, p.get("name"), ev,
+                                                joint)
         ref = self._text(ctx, "debtor.ref", ev(p.get("ref")), p.get("ref"))
         national_id = ev(p.get("national_id"))
         id_kind = None  # NatIdTiers: told by the identifier's length
@@ -1456,10 +1461,10 @@ class Builder:
 
     def _split_name(self, ctx: _Ctx, name: str, complement: str | None,
                     binding: Binding | None, ev: Callable[[Binding | None], Any] | None = None,
-                    ) -> tuple[str | None, str | None]:
+                    joint: bool = False) -> tuple[str | None, str | None]:
         """``name`` split by policy name_overflow, or refused; ``ev`` reads the name as
         exported (``binding``), for a refusal to say what upper-casing made of its
-        length."""
+        length; ``joint``: the joint debtor's name."""
         limit = self._limits["debtor.name"].max
         if limit is None or len(name) <= limit:
             return name, complement
@@ -1467,11 +1472,13 @@ class Builder:
             parts = wrap_words(name, limit)
             # each half must itself be an acceptable Base_Texte (not '0', '.', 'nc')
             if len(parts) == 2 and not any(pes_text_error(x) for x in parts):
-                ctx.note("name_overflow", f"name of {len(name)} characters split into " +
+                ctx.note("name_overflow", f"{_whose(joint)}name of {len(name)} characters "
+                         "split into " +
                          self._naming(f"Nom ({len(parts[0])}) + ComplNom ({len(parts[1])}): "
                                       "debtor.name + debtor.complement_name",
                                       f"debtor.name ({len(parts[0])}) + "
-                                      f"debtor.complement_name ({len(parts[1])})"))
+                                      f"debtor.complement_name ({len(parts[1])})"),
+                         field=_own("debtor.name", joint))
                 return parts[0], parts[1]
         why = (f"{self._naming('ComplNom', 'debtor.complement_name')} already used"
                if complement is not None and
@@ -1490,7 +1497,9 @@ class Builder:
         return None, complement
 
     def _civility(self, ctx: _Ctx, raw: Any, binding: Binding | None,
-                  is_person: bool) -> str | None:
+                  is_person: bool, joint: bool = False) -> str | None:
+        """The civility sent (codes.civility, policy missing_civility), or None; refused
+        as ``ctx`` says. ``joint``: the joint debtor's, whose notes say so."""
         table = self.mapping.codes.civility
         value: str | None = None
         if not _blank(raw):
@@ -1510,7 +1519,8 @@ class Builder:
                     return None
                 value = table[raw]
                 if value != raw:
-                    ctx.note("civility", f"'{raw}' sent as '{value}'")
+                    ctx.note("civility", f"{_whose(joint)}'{raw}' sent as '{value}'",
+                             field=_own("debtor.civility", joint))
             else:
                 value = raw
                 if (message := civility_problem(None, raw)) is not None:
@@ -1522,7 +1532,8 @@ class Builder:
         if value is None and is_person:
             if self.policies.missing_civility == "default":
                 value = self.policies.default_civility
-                ctx.note("missing_civility", f"no civility: '{value}' used")
+                ctx.note("missing_civility", f"{_whose(joint)}no civility: '{value}' used",
+                         field=_own("debtor.civility", joint))
             else:
                 ctx.problem("pes.civility", "a person (CatTiers 01) needs a civility "
                             "(policy missing_civility: refuse): to send a civility of your "
@@ -1558,6 +1569,7 @@ class Builder:
     def _address(self, ctx: _Ctx, ev: Callable[[Binding | None], Any],
                  addr: dict[str, Binding] | None = None) -> Address | None:
         a = self.addr if addr is None else addr
+        joint = addr is not None  # the joint debtor's address (bindings.joint_payer)
         before = len(ctx.problems)
         b_complement, b_locality = a.get("complement"), a.get("locality")
         complement = None if b_complement is None else \
@@ -1596,11 +1608,13 @@ class Builder:
                     return None
                 full_length = len(street)
                 complement, street = parts
-                ctx.note("street_overflow", f"street of {full_length} characters split into " +
+                ctx.note("street_overflow", f"{_whose(joint)}street of {full_length} "
+                         "characters split into " +
                          self._naming(f"Adr1 ({len(complement)}) + Adr2 ({len(street)}): "
                                       "address.complement + address.street",
                                       f"address.complement ({len(complement)}) + "
-                                      f"address.street ({len(street)})"))
+                                      f"address.street ({len(street)})"),
+                         field=_own("address.street", joint))
             else:
                 why = (f"{self._naming('Adr1', 'address.complement')} already holds the "
                        "complement" if complement is not None and
@@ -1620,7 +1634,7 @@ class Builder:
             assert postal is not None
             if not (len(postal) == 5 and postal.isascii() and postal.isdigit()):
                 # the joint debtor's address is bound under bindings.joint_payer
-                country_key = "address.country" if addr is None else "joint_payer.country"
+                country_key = _own("address.country", joint)
                 unbound = "" if "country" in a else (
                     f" (bindings.{country_key} is not bound: every address is taken as "
                     "French)")
@@ -1659,10 +1673,11 @@ class Builder:
                     "postal_code_in_city)")) for p in ctx.problems[said:]]
             return None
         shown = f"'{postal} …'" if postal else "without postal code"
-        ctx.note("foreign_address", f"{country}: " + self._naming(
+        ctx.note("foreign_address", f"{_whose(joint)}{country}: " + self._naming(
             f"CP 99999, Ville {shown}, CodPays {insee} (address.postal_code, address.city, "
             "address.country_code)",
-            f"address.postal_code 99999, address.city {shown}, address.country_code {insee}"))
+            f"address.postal_code 99999, address.city {shown}, address.country_code {insee}"),
+            field=_own("address.country", joint))
         return _make_address(street=street, postal_code="99999", city=foreign_city,
                              complement=complement, locality=locality, country=country,
                              resident=False, country_code=insee)
@@ -1798,7 +1813,7 @@ class Builder:
             assert debtor is not None
             holder_raw = " ".join(x for x in (debtor.name, debtor.first_name) if x)
             ctx.note("account_holder", "account.holder: empty, the debtor's name is used" +
-                     self._naming(" (TitCpte)", ""))
+                     self._naming(" (TitCpte)", ""), field="account.holder")
         if debtor is None and _blank(holder_raw):
             # the holder would be the debtor's name, and the debtor is refused (its
             # problem is reported): no second, false 'account.holder is missing'
@@ -2253,6 +2268,20 @@ _SPLITTABLE = ("address.street", "debtor.name")
 # sharing their start would merge two families), a civility another code
 _NEVER_TRUNCATED = {"mandate.rum": "an identifier", "debtor.ref": "an identifier",
                     "debtor.civility": "a code"}
+
+
+def _own(key: str, joint: bool) -> str:
+    """The field a note on a debtor's value names (``PolicyNote.field``): ``key``, the
+    debtor's (debtor.name, address.street), or the joint debtor's own binding
+    (joint_payer.name, joint_payer.street: bindings.joint_payer holds its address's keys
+    beside its name's) when ``joint``."""
+    return "joint_payer." + key.partition(".")[2] if joint else key
+
+
+def _whose(joint: bool) -> str:
+    """How a note on the joint debtor's value that names no field of its own in its
+    words (a split, a civility, an address abroad) opens: ``joint_payer: ``."""
+    return "joint_payer: " if joint else ""
 
 
 def _said(key: str, binding: Binding | None) -> str:

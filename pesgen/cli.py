@@ -500,8 +500,10 @@ def _export_json(result: Any, store: Any, mapping: Path, out: Path | None,
     from .store import shown_store
 
     transliterated: Counter[str] = Counter()
+    # field: the one the note is about (PolicyNote.field), null for a note on no one value
     notes = [{"invoice": n.invoice, "policy": n.policy, "origin": n.origin,
-              "detail": n.detail} for n in _shown_notes(result.notes, transliterated)]
+              "detail": n.detail, "field": n.field or None}
+             for n in _shown_notes(result.notes, transliterated)]
     _json_exit(
         "export", dry_run=dry_run, run=None if dry_run else result.run_id,
         format=result.fmt.name, mapping=str(mapping), run_date=result.run_date.isoformat(),

@@ -488,11 +488,12 @@ class Exporter:
         where = binding.where
         if "transliterate" in result.applied:
             self.object_notes.append(PolicyNote("transliterate", "*", where,
-                                                f"bordereau.object: {result.changed}"))
+                                                f"bordereau.object: {result.changed}",
+                                                field="bordereau.object"))
         if "newlines" in result.applied:
             self.object_notes.append(PolicyNote(
                 "newlines", "*", where, "bordereau.object: line break or tab replaced by a "
-                "space"))
+                "space", field="bordereau.object"))
         if "case" in result.applied:
             self.builder.cased["bordereau.object"] += 1
         if (err := pes_text_error(result.value)) and not (self.vouched and
@@ -501,7 +502,8 @@ class Exporter:
             # as a title's optional placeholder (rule pes.text), and said so; a recorded
             # run's is rebuilt as it was written
             self.object_notes.append(PolicyNote("placeholder", "*", where,
-                                                f"bordereau.object: {err}, left out"))
+                                                f"bordereau.object: {err}, left out",
+                                                field="bordereau.object"))
             return None
         return result.value
 
