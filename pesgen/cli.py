@@ -2433,7 +2433,9 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                   f"{s['paid_at']}{through} (PayFiP operation {s['id_op']}): its title is "
                   f"active again and the payment its own: anomaly #{s['anomaly']} "
                   f"({s['kind']}) resolved (reinstated); if the trésorerie was told of the "
-                  "cancellation, tell it the title stands, paid")
+                  "cancellation, tell it the title stands, paid; if it refunded the family "
+                  "meanwhile, `pesgen payfip anomalies resolve "
+                  f"{s['anomaly']} --correct --refunded --note TEXT`")
     for o in done.left_open:
         # paid through its link while cancelled, and not recordable as its payment
         _echo_err(f"warning: invoice {o['invoice']}: paid through its link while its title "

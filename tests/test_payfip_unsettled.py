@@ -1307,7 +1307,9 @@ def test_reinstating_a_paid_title_cancelled_resolves_its_anomaly(flow, store, tm
         said = (f"invoice FA-2026-00102: paid online 187.50 by card on {paid_at} (PayFiP "
                 f"operation {link.id_op}): its title is active again and the payment its "
                 f"own: anomaly #{number} (paid-cancelled) resolved (reinstated); if the "
-                "trésorerie was told of the cancellation, tell it the title stands, paid")
+                "trésorerie was told of the cancellation, tell it the title stands, paid; "
+                "if it refunded the family meanwhile, `pesgen payfip anomalies resolve "
+                f"{number} --correct --refunded --note TEXT`")
         if fmt == "text":
             assert f"note: {said}\n" in err, err
         else:

@@ -55,7 +55,9 @@ def test_paid_through_its_link_while_cancelled_the_reinstated_title_is_paid(flow
                 f"through its link while it was cancelled (PayFiP operation {link.id_op}): "
                 f"its title is active again and the payment its own: anomaly #{number} "
                 "(run-cancelled) resolved (reinstated); if the trésorerie was told of the "
-                "cancellation, tell it the title stands, paid\n") in err, err
+                "cancellation, tell it the title stands, paid; if it refunded the family "
+                f"meanwhile, `pesgen payfip anomalies resolve {number} --correct --refunded "
+                "--note TEXT`\n") in err, err
         assert "warning" not in err, err
     else:
         assert err == ""
