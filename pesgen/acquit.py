@@ -360,10 +360,10 @@ def _mojibake(root: Any, data: bytes, name: str) -> tuple[Problem, ...]:
       its first line left as it was. Read as declared, each accented letter is two
       (« Civilité » reads « CivilitÃ© »). None when the file is ASCII, or not UTF-8 (a
       real ISO-8859-1 file's « é » alone is no UTF-8), or declares UTF-8 or UTF-16;
-    * otherwise, a value whose text is UTF-8 read as Latin-1 (or Windows-1252) and
-      converted again (``_converted_again``): the file converted to UTF-8 once too
-      many, its declaration saying UTF-8 (or nothing) as it then should, so that XML
-      reads « CivilitÃ© » too.
+    * a file XML reads as UTF-8 (or UTF-16) with a value whose text is UTF-8 read as
+      Latin-1 (or Windows-1252) and converted again (``_converted_again``): the file
+      converted to UTF-8 once too many, its declaration saying UTF-8 (or nothing) as it
+      then should, so that XML reads « CivilitÃ© » too.
 
     The tree is walked only when the bytes say one of them may be there."""
     head = data[:_HEAD_BYTES]
@@ -379,14 +379,14 @@ def _mojibake(root: Any, data: bytes, name: str) -> tuple[Problem, ...]:
         return ()
     unicode = (codec.name in ("utf-8", "utf-8-sig")
                or codec.name.startswith(("utf-16", "utf-32")))
-    if not unicode and declared is not None:
+    if not unicode:
+        assert declared is not None
         try:
             data.decode("utf-8")  # a real ISO-8859-1 file fails at its first accented letter
         except UnicodeDecodeError:
-            pass
-        else:
-            return _declared_single_byte(root, name, declared, codec.name)
-    # the text as XML read it
+            return ()  # as the guichet writes it: its text is the trésorerie's, as it is
+        return _declared_single_byte(root, name, declared, codec.name)
+    # the text as XML read it (a file the guichet did not write: it writes ISO-8859-1)
     if not _TWICE.search(data.decode(codec.name, errors="replace")):
         return ()
     tree = root.getroottree()

@@ -725,6 +725,15 @@ def test_a_text_converted_to_utf8_twice_is_read_with_a_warning(tmp_path, declara
         "two. The file was converted to UTF-8 once more than it should after the guichet "
         "wrote it (converted again as if it were ISO-8859-1, when it was UTF-8 already): "
         "read, shown and recorded as it is; take the file again from the guichet as it came")
+    # the guichet's own file (ISO-8859-1, declared, « é » one byte) whose libellé quotes
+    # such a text: the trésorerie's words, read as written
+    said = ("Civilité inconnue", "Nom inconnu : MÃ©LANIE")
+    guichet = _libelles(tmp_path, "guichet.xml", said, "")
+    guichet.write_bytes(b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + guichet.read_bytes()
+                        .decode("utf-8").encode("iso-8859-1"))
+    quoted = read_acquit(guichet)
+    assert tuple(e.errors[0].label for e in quoted.elements) == said
+    assert quoted.warnings == ()
     # converted three times: what it was at first, and how many times too many
     thrice = read_acquit(_libelles(tmp_path, "thrice.xml", tuple(
         x.encode("utf-8").decode("latin-1") for x in latin1[:1]), declaration))
