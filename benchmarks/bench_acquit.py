@@ -2,13 +2,16 @@
 
     python benchmarks/bench_acquit.py --elements 10000 [--pieces 1] [--rejected-every 10]
         [--exported K] [--repeat 1] [--modes read,json,record,run]
-        [--cancelled {no,yes,again}] [--keep] [--outputs DIR] [--pesgen CHECKOUT]
+        [--cancelled {no,yes,again}] [--db postgresql://…] [--keep] [--outputs DIR]
+        [--pesgen CHECKOUT]
 
 1. Generates ``N × --pieces`` invoices (``bench_export.generate``, one line each) and
    exports them with the example mapping split into bordereaux of ``--pieces`` titles
    (``output.max_pieces_per_bordereau``): one run of ``N`` bordereaux (ORMC, TypBord 06),
    recorded in a SQLite store of the work folder (``pesgen export --create-store``, dated
-   2026-11-23). With ``--exported K``, K bordereaux only are exported, the run's
+   2026-11-23), or with ``--db URL`` in a new database of that PostgreSQL server
+   (``pesgen_bench_…``, created beside the URL's own, which is left alone; dropped at
+   the end unless ``--keep``). With ``--exported K``, K bordereaux only are exported, the run's
    others copied from them in the store (``_copied``: their own IdBord, file names,
    invoices and NumDettes, the same IdPce; no file written): an export keeps a spool file open
    per bordereau until it writes them, and 50 000 pass the machine's limit of open
@@ -17,15 +20,23 @@
    that each acceptance is of a bordereau pesgen holds as cancelled (exit 10); with
    ``--cancelled again`` the same input is exported again too, into a second run
    holding every invoice now (what the report names for each acceptance). Mode ``run``
-   is then refused (``--run`` ties to an active run only).
+   is then refused (``--run`` ties to an active run only). ``--exported`` copies rows
+   in a SQLite store only.
 2. Writes the acquit of that run: one ElementACQUIT per bordereau (DomaineAck 7, the
    NumBord and ExerciceBord the run recorded), every ``--rejected-every``-th rejected
    with an Erreur and a DetailPiece naming its first IdPce (1) and a DetailLigne.
 3. Runs the CLI in a fresh interpreter for each mode, on a copy of the store each time
-   (``--record`` writes): ``read`` (`pesgen acquit FILE`), ``json`` (``--json``),
-   ``record`` (``--record``), ``run`` (``--record --run RUN``). Each child counts the SQL
-   statements it sends (a SQLAlchemy ``before_cursor_execute`` event, PRAGMA and BEGIN
-   included), and gives its wall time, its CPU time (user + system) and its peak RSS.
+   (``--record`` writes; on PostgreSQL a database made from the store's as its
+   template): ``read`` (`pesgen acquit FILE`), ``json`` (``--json``), ``record``
+   (``--record``), ``run`` (``--record --run RUN``); and ``held`` (not in the default
+   modes), the duplicate guard's look-up alone (``Store.holders`` and ``debt_holders``
+   of the first run's invoice numbers and NumDettes, in one connection, as an export of
+   the same input or the acquit of cancelled bordereaux make it: all held with
+   ``--cancelled no`` or ``again``, none with ``yes``), its figures those of the look-up
+   (``held``: the numbers found held). Each child counts the SQL statements it sends (a
+   SQLAlchemy ``before_cursor_execute`` event, PRAGMA and BEGIN included), and gives its
+   wall time, its CPU time (user + system: of the process alone, a PostgreSQL server's
+   is not in it) and its peak RSS.
 
 Prints one JSON line with the figures (``--repeat``: each mode's medians, the rounds
 under ``rounds``); docs/performance.md ("Reading a large acquit") records them.
@@ -54,7 +65,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_export import generate, work_folder  # noqa: E402
 
 MODES = {"read": [], "json": ["--json"], "record": ["--record"],
-         "run": ["--record", "--run", "{run}"]}
+         "run": ["--record", "--run", "{run}"], "held": []}
+DEFAULT_MODES = "read,json,record,run"
 
 # the CLI in-process, as the console script runs it, counting the statements sent
 CHILD = """
@@ -83,11 +95,95 @@ print(json.dumps({{"seconds": time.perf_counter() - start, "exit": code,
                   "peak_mib": usage.ru_maxrss / 1024, "statements": count[0]}}))
 """
 
+# the duplicate guard's look-up alone (mode held): the run's numbers read first, then
+# Store.holders and debt_holders timed in one connection (the CPU of that span)
+HELD_CHILD = """
+import json, resource, time
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from pesgen.store import Store
+store = Store({url!r})
+with store.engine.connect() as c:
+    rows = c.execute(sa.text("SELECT id_coll, invoice, debt_number FROM run_invoices "
+                             "WHERE run_id = :run ORDER BY id"), {{"run": {run!r}}}).all()
+(id_coll,) = {{r[0] for r in rows}}
+invoices = [r[1] for r in rows]
+debts = [r[2] for r in rows if r[2] is not None]
+count = [0]
+@event.listens_for(Engine, "before_cursor_execute")
+def _counted(*_args):
+    count[0] += 1
+start, cpu = time.perf_counter(), time.process_time()
+with store.engine.connect() as c:
+    held = len(store.holders(c, id_coll, invoices)) + len(store.debt_holders(c, id_coll, debts))
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": seconds, "exit": 0, "cpu_s": cpu,
+                  "peak_mib": usage.ru_maxrss / 1024, "statements": count[0],
+                  "numbers": len(invoices) + len(debts), "held": held}}))
+"""
 
-def _setup(work: Path, elements: int, pieces: int, cancelled: str, exported: int
-           ) -> tuple[Path, str, float]:
-    """The run of ``elements`` bordereaux of ``pieces`` titles: its store and run id
-    (``cancelled``: ``--cancelled``; ``exported``: ``--exported``)."""
+
+class Stores:
+    """The benchmark's store (``url``) and its copies, one a mode: files of the work
+    folder (SQLite), or databases of the ``--db`` PostgreSQL server, made from the
+    store's as their template, dropped by ``drop`` and ``close``."""
+
+    def __init__(self, work: Path, server: str | None, keep: bool) -> None:
+        self.work, self.keep, self.admin = work, keep, None
+        if server is None:
+            self.url = f"sqlite:///{work / 'store.sqlite3'}"
+            return
+        import sqlalchemy as sa
+
+        self._url = sa.engine.make_url(server)
+        if self._url.get_backend_name() != "postgresql":
+            raise SystemExit(f"--db {server}: a postgresql:// URL (SQLite is the default)")
+        self.admin = sa.create_engine(
+            self._url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+        self.prefix = f"pesgen_bench_{os.getpid()}_{int(time.time())}"
+        self.url = self._create(self.prefix)
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        assert self.admin is not None
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"'
+                                 + ("" if template is None else f' TEMPLATE "{template}"'))
+        return self._url.set(database=name).render_as_string(hide_password=False)
+
+    def copy(self, mode: str) -> str:
+        """A copy of the store for ``mode``, as it is now."""
+        if self.admin is None:
+            copy = self.work / f"store-{mode}.sqlite3"
+            shutil.copyfile(self.work / "store.sqlite3", copy)
+            return f"sqlite:///{copy}"
+        return self._create(f"{self.prefix}_{mode}", template=self.prefix)
+
+    def drop(self, url: str) -> None:
+        if self.admin is None:
+            Path(url.removeprefix("sqlite:///")).unlink()
+            return
+        import sqlalchemy as sa
+
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}"'
+                                 " WITH (FORCE)")
+
+    def close(self) -> None:
+        if self.admin is None:
+            return
+        if self.keep:
+            print(f"store kept: {self.url}", file=sys.stderr)
+        else:
+            self.drop(self.url)
+        self.admin.dispose()
+
+
+def _setup(work: Path, db: str, elements: int, pieces: int, cancelled: str, exported: int
+           ) -> tuple[str, float]:
+    """The run of ``elements`` bordereaux of ``pieces`` titles in the store ``db``: its
+    id (``cancelled``: ``--cancelled``; ``exported``: ``--exported``)."""
     source = work / "input.json"
     generate(source, exported * pieces, 1)
     mapping = work / "mapping.yaml"
@@ -96,18 +192,17 @@ def _setup(work: Path, elements: int, pieces: int, cancelled: str, exported: int
     mapping.write_text(text.replace(
         "  asap_delay_days: 0\n",
         f"  asap_delay_days: 0\n  max_pieces_per_bordereau: {pieces}\n"), encoding="utf-8")
-    store = work / "store.sqlite3"
     start = time.perf_counter()
 
     def export(out: str, *create: str) -> None:
         subprocess.run([sys.executable, "-m", "pesgen", "export", "-m", str(mapping), "-i",
                         str(source), "-o", str(work / out), "--date", "2026-11-23", "--db",
-                        f"sqlite:///{store}", *create, "-q"], check=True, cwd=ROOT)
+                        db, *create, "-q"], check=True, cwd=ROOT)
 
     export("out", "--create-store")
     seconds = time.perf_counter() - start
     listed = subprocess.run([sys.executable, "-m", "pesgen", "runs", "list", "--db",
-                             f"sqlite:///{store}", "--format", "json"], check=True,
+                             db, "--format", "json"], check=True,
                             capture_output=True, text=True, cwd=ROOT)
     runs = json.loads(listed.stdout)
     runs = runs.get("runs", runs) if isinstance(runs, dict) else runs
@@ -115,17 +210,17 @@ def _setup(work: Path, elements: int, pieces: int, cancelled: str, exported: int
     run_id = run.get("id") or run["run"]
     if exported < elements:
         start = time.perf_counter()
-        _copied(store, run_id, exported, elements, pieces)
+        _copied(Path(db.removeprefix("sqlite:///")), run_id, exported, elements, pieces)
         seconds += time.perf_counter() - start
     if cancelled != "no":
         subprocess.run([sys.executable, "-m", "pesgen", "runs", "cancel", run_id, "--all",
-                        "--reason", "benchmark", "--db", f"sqlite:///{store}"],
+                        "--reason", "benchmark", "--db", db],
                        check=True, cwd=ROOT, capture_output=True)
     if cancelled == "again":
         start = time.perf_counter()
         export("again")
         seconds += time.perf_counter() - start
-    return store, run_id, seconds
+    return run_id, seconds
 
 
 def _copied(store: Path, run_id: str, exported: int, elements: int, pieces: int) -> None:
@@ -224,24 +319,26 @@ def write_acquit(path: Path, elements: int, pieces: int, rejected_every: int) ->
         out.write('  </ACQUIT>\n</n:PES_ACQUIT>\n')
 
 
-def _measure(work: Path, store: Path, ack: Path, mode: str, run: str,
+def _measure(work: Path, stores: Stores, ack: Path, mode: str, run: str,
              outputs: Path | None, checkout: Path) -> dict:
     """One mode, on a copy of the store, in a fresh interpreter running ``checkout``'s
     pesgen (from the work folder, so that no other one comes first on its path)."""
-    copy = work / f"store-{mode}.sqlite3"
-    shutil.copyfile(store, copy)
-    args = ["acquit", str(ack), "--db", f"sqlite:///{copy}"] + [
-        a.format(run=run) for a in MODES[mode]]
-    out = (outputs or work) / f"{mode}.out"
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(args=args, out=str(out))],
-                          capture_output=True, text=True, cwd=work,
-                          env=dict(os.environ, PYTHONPATH=str(checkout)))
-    if proc.returncode:
-        raise SystemExit(proc.stderr)
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    with out.open("a", encoding="utf-8") as said:
-        said.write(f"[exit {figures['exit']}]\n")
-    copy.unlink()
+    copy = stores.copy(mode)
+    try:
+        args = ["acquit", str(ack), "--db", copy] + [a.format(run=run) for a in MODES[mode]]
+        out = (outputs or work) / f"{mode}.out"
+        code = (HELD_CHILD.format(url=copy, run=run) if mode == "held" else
+                CHILD.format(args=args, out=str(out)))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=work, env=dict(os.environ, PYTHONPATH=str(checkout)))
+        if proc.returncode:
+            raise SystemExit(proc.stderr)
+        figures = json.loads(proc.stdout.strip().splitlines()[-1])
+        if mode != "held":
+            with out.open("a", encoding="utf-8") as said:
+                said.write(f"[exit {figures['exit']}]\n")
+    finally:
+        stores.drop(copy)
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
 
 
@@ -253,7 +350,7 @@ def main() -> None:
                         help="titles per bordereau (max_pieces_per_bordereau)")
     parser.add_argument("--rejected-every", type=int, default=10, metavar="K",
                         help="every K-th bordereau rejected, with errors (0: none)")
-    parser.add_argument("--modes", default="read,json,record,run",
+    parser.add_argument("--modes", default=DEFAULT_MODES,
                         help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--cancelled", choices=("no", "yes", "again"), default="no",
                         help="cancel the run before the acquit (again: and export its "
@@ -262,8 +359,13 @@ def main() -> None:
                         help="export K bordereaux only (default: all), the others copied "
                         "from them in the store (an export keeps a file open per "
                         "bordereau: 50 000 pass the machine's limit of open files)")
+    parser.add_argument("--db", metavar="URL",
+                        help="a PostgreSQL server (postgresql://…/DB, e.g. "
+                        "$PESGEN_TEST_PG_URL): the store is a new database there, DB left "
+                        "alone (default: SQLite in the work folder)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work folder (and the --db database)")
     parser.add_argument("--outputs", type=Path, metavar="DIR",
                         help="write each mode's standard output there (MODE.out)")
     parser.add_argument("--pesgen", type=Path, default=ROOT, metavar="CHECKOUT",
@@ -275,6 +377,8 @@ def main() -> None:
     exported = args.elements if args.exported is None else args.exported
     if not 1 <= exported <= args.elements:
         parser.error("--exported is 1 to --elements")
+    if exported < args.elements and args.db is not None:
+        parser.error("--exported copies rows in a SQLite store: give no --db")
     if exported < args.elements and args.cancelled == "again":
         parser.error("--cancelled again exports the input again: give no --exported")
     if unknown := [m for m in modes if m not in MODES]:
@@ -286,28 +390,39 @@ def main() -> None:
     if args.outputs is not None:
         args.outputs.mkdir(parents=True, exist_ok=True)
     with work_folder("pesgen-bench-acquit-", args.keep) as work:
-        store, run, setup_s = _setup(work, args.elements, args.pieces, args.cancelled,
-                                     exported)
-        ack = work / "acquit.xml"
-        write_acquit(ack, args.elements, args.pieces, args.rejected_every)
-        checkout = args.pesgen.resolve()
-        rounds = [{mode: _measure(work, store, ack, mode, run, args.outputs, checkout)
-                   for mode in modes} for _ in range(args.repeat)]
-        figures = {
-            "elements": args.elements, "pieces_per_bordereau": args.pieces,
-            "rejected_every": args.rejected_every, "cancelled": args.cancelled,
-            "exported": exported,
-            "setup_s": round(setup_s, 2),
-            "acquit_mib": round(ack.stat().st_size / 2**20, 2),
-            **{mode: {key: round(statistics.median(r[mode][key] for r in rounds), 3)
-                      for key in ("seconds", "cpu_s", "peak_mib", "statements")}
-               | {"exit": rounds[0][mode]["exit"]} for mode in modes},
-            "pesgen": str(checkout), "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-        }
-        if args.repeat > 1:
-            figures["rounds"] = rounds
+        stores = Stores(work, args.db, args.keep)
+        try:
+            figures = _run(args, work, stores, modes, exported)
+        finally:
+            stores.close()
         print(json.dumps(figures))
+
+
+def _run(args: argparse.Namespace, work: Path, stores: Stores, modes: list[str],
+         exported: int) -> dict:
+    run, setup_s = _setup(work, stores.url, args.elements, args.pieces, args.cancelled,
+                          exported)
+    ack = work / "acquit.xml"
+    write_acquit(ack, args.elements, args.pieces, args.rejected_every)
+    checkout = args.pesgen.resolve()
+    rounds = [{mode: _measure(work, stores, ack, mode, run, args.outputs, checkout)
+               for mode in modes} for _ in range(args.repeat)]
+    figures = {
+        "elements": args.elements, "pieces_per_bordereau": args.pieces,
+        "rejected_every": args.rejected_every, "cancelled": args.cancelled,
+        "exported": exported, "store": "sqlite" if args.db is None else "postgresql",
+        "setup_s": round(setup_s, 2),
+        "acquit_mib": round(ack.stat().st_size / 2**20, 2),
+        **{mode: {key: round(statistics.median(r[mode][key] for r in rounds), 3)
+                  for key in ("seconds", "cpu_s", "peak_mib", "statements")}
+           | {k: rounds[0][mode][k] for k in ("exit", "numbers", "held")
+              if k in rounds[0][mode]} for mode in modes},
+        "pesgen": str(checkout), "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    if args.repeat > 1:
+        figures["rounds"] = rounds
+    return figures
 
 
 if __name__ == "__main__":

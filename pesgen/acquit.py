@@ -207,7 +207,7 @@ class Acquit:
     # the line of an IdColl given with an empty V (None: IdColl is given)
     id_coll_empty_at: int | None = None
     # what is read but is to know (acquit.mojibake: UTF-8 bytes in a file declaring
-    # ISO-8859-1), in the file's order; never a refusal
+    # ISO-8859-1, or a text converted to UTF-8 twice), in the file's order; never a refusal
     warnings: tuple[Problem, ...] = ()
 
     @property
@@ -351,49 +351,125 @@ def _encoding_problem(data: bytes, name: str) -> Problem | None:
 
 
 def _mojibake(root: Any, data: bytes, name: str) -> tuple[Problem, ...]:
-    """The values of a file declaring a single-byte encoding (the guichet's ISO-8859-1)
-    whose bytes are UTF-8 all the same: a file converted to UTF-8 on its way (an editor,
-    a mail gateway) and its first line left as it was. Read as declared, each accented
-    letter is two (« Civilité » reads « CivilitÃ© »): nothing to refuse (the file is
-    what it says, to XML), but the libellés shown and recorded are not the trésorerie's
-    words. One problem per value so read (its line and XPath), none when the file is
-    ASCII, or not UTF-8 (a real ISO-8859-1 file's « é » alone is no UTF-8), or declares
-    UTF-8 or UTF-16. Only then is the tree walked."""
+    """The values read otherwise than the guichet wrote them, one problem per value (its
+    line and XPath), in the file's order; never a refusal (the file is what it says, to
+    XML), but the libellés shown and recorded are not the trésorerie's words:
+
+    * a file declaring a single-byte encoding (the guichet's ISO-8859-1) whose bytes are
+      UTF-8 all the same: converted to UTF-8 on its way (an editor, a mail gateway) and
+      its first line left as it was. Read as declared, each accented letter is two
+      (« Civilité » reads « CivilitÃ© »). None when the file is ASCII, or not UTF-8 (a
+      real ISO-8859-1 file's « é » alone is no UTF-8), or declares UTF-8 or UTF-16;
+    * a file XML reads as UTF-8 (or UTF-16) with a value whose text is UTF-8 read as
+      Latin-1 (or Windows-1252) and converted again (``_converted_again``): the file
+      converted to UTF-8 once too many, its declaration saying UTF-8 (or nothing) as it
+      then should, so that XML reads « CivilitÃ© » too.
+
+    The tree is walked only when the bytes say one of them may be there."""
     head = data[:_HEAD_BYTES]
-    found = _DECLARED.match(head.lstrip())
-    if found is None or head.startswith(_BOM_UTF8) or data.isascii():
+    if data.isascii():
         return ()
-    declared = found.group(1).decode("ascii")
+    found = _DECLARED.match(head.removeprefix(_BOM_UTF8).lstrip())
+    declared = found.group(1).decode("ascii") if found else None
     try:
-        codec = codecs.lookup(declared)
+        codec = codecs.lookup("utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else
+                              "utf-8-sig" if head.startswith(_BOM_UTF8) or declared is None
+                              else declared)
     except LookupError:  # the parser read it: libxml2 knows names Python does not
         return ()
-    if codec.name in ("utf-8", "utf-8-sig") or codec.name.startswith(("utf-16", "utf-32")):
-        return ()
-    try:
-        data.decode("utf-8")  # a real ISO-8859-1 file fails at its first accented letter
-    except UnicodeDecodeError:
+    unicode = (codec.name in ("utf-8", "utf-8-sig")
+               or codec.name.startswith(("utf-16", "utf-32")))
+    if not unicode:
+        assert declared is not None
+        try:
+            data.decode("utf-8")  # a real ISO-8859-1 file fails at its first accented letter
+        except UnicodeDecodeError:
+            return ()  # as the guichet writes it: its text is the trésorerie's, as it is
+        return _declared_single_byte(root, name, declared, codec.name)
+    # the text as XML read it (a file the guichet did not write: it writes ISO-8859-1)
+    if not _TWICE.search(data.decode(codec.name, errors="replace")):
         return ()
     tree = root.getroottree()
     out = []
-    for el in root.iter(etree.Element):
-        for attr, value in el.attrib.items():
-            if value.isascii():
-                continue
-            try:
-                meant = value.encode(codec.name).decode("utf-8")
-            except (UnicodeEncodeError, UnicodeDecodeError):
-                continue
-            what = etree.QName(el).localname + ("" if attr == "V" else f"/@{attr}")
+    for el, what, value in _values(root):
+        meant, times = value, 0
+        while _TWICE.search(meant) and (undone := _converted_again(meant)) is not None:
+            meant, times = undone, times + 1
+        if times:
             out.append(Problem(
                 "acquit.mojibake",
-                f"{what} reads '{shown(value, 60)}' as the file declares it ({declared}), "
-                f"but its bytes are UTF-8: '{shown(meant, 60)}'. The file was converted to "
-                "UTF-8 after the guichet wrote it and its first line left declaring "
-                f"{declared}: read, shown and recorded as declared; take the file again "
-                "from the guichet as it came",
+                f"{what} reads '{shown(value, 60)}': the characters of "
+                f"'{shown(meant, 60)}' written in UTF-8 and read back as Latin-1 "
+                "(Windows-1252), each accented letter two. The file was converted to UTF-8 "
+                + ("once more than it should" if times == 1 else
+                   f"{times} times more than it should")
+                + " after the guichet wrote it (converted again as if it were ISO-8859-1, "
+                "when it was UTF-8 already): read, shown and recorded as it is; take the "
+                "file again from the guichet as it came",
                 record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
     return tuple(out)
+
+
+def _values(root: Any) -> Iterator[tuple[Any, str, str]]:
+    """Each attribute value not ASCII, in the file's order: its element, what it is
+    (``LibelleAnoAck``: its V; ``X/@a`` another attribute) and its text."""
+    for el in root.iter(etree.Element):
+        for attr, value in el.attrib.items():
+            if not value.isascii():
+                yield el, etree.QName(el).localname + ("" if attr == "V" else f"/@{attr}"), value
+
+
+def _declared_single_byte(root: Any, name: str, declared: str, codec: str
+                          ) -> tuple[Problem, ...]:
+    """The values of a file declaring ``declared`` (single-byte) whose bytes are UTF-8."""
+    tree = root.getroottree()
+    out = []
+    for el, what, value in _values(root):
+        try:
+            meant = value.encode(codec).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        out.append(Problem(
+            "acquit.mojibake",
+            f"{what} reads '{shown(value, 60)}' as the file declares it ({declared}), "
+            f"but its bytes are UTF-8: '{shown(meant, 60)}'. The file was converted to "
+            "UTF-8 after the guichet wrote it and its first line left declaring "
+            f"{declared}: read, shown and recorded as declared; take the file again "
+            "from the guichet as it came",
+            record=f"{name}:{el.sourceline} {tree.getpath(el)}"))
+    return tuple(out)
+
+
+# Windows-1252's characters for the bytes 80 to 9F (Latin-1 has C1 controls there; five
+# of them, 81 8D 8F 90 9D, are none in Windows-1252: a converter keeps them as the C1
+# control, which Latin-1 gives back)
+_CP1252 = {c: b for b in range(0x80, 0xA0)
+           if (c := bytes([b]).decode("cp1252", errors="ignore"))}
+# UTF-8 read as Latin-1 or Windows-1252: a lead byte's character (C2 to EF: « Ã » for C3,
+# « â » for E2) then a continuation byte's (80 to BF: « © » for A9, « € » for 80).
+# French text has no such pair: its accented letters are C0 to FF in Latin-1, none a
+# continuation byte (and « Ã » before a letter is Portuguese: « JOÃO »)
+_TWICE = re.compile("[\u00c2-\u00ef][\u0080-\u00bf"
+                    + "".join(re.escape(c) for c in _CP1252) + "]")
+# what converting once too many can have turned: the Latin-1 letters and signs, the
+# French ligatures and Ÿ, and Windows-1252's punctuation (’ « … € and the narrow
+# no-break space French puts before « ; » and « ! »); a value whose undoing gives
+# anything else (« CAFÉ… »: C9 85, U+0245) is taken as written
+_PLAUSIBLE = re.compile("[\x00-\x7f\u00a0-\u00ff\u0152\u0153\u0178\u2010-\u2027"
+                        "\u202f\u2030\u2039\u203a\u20ac\u2122]*")
+
+
+def _converted_again(value: str) -> str | None:
+    """``value`` as it was before UTF-8 text was read as Latin-1 (Windows-1252) and
+    converted to UTF-8 again: its characters as the bytes they were read from, read as
+    UTF-8, the whole value (None: not so; an accented letter of real French text alone
+    is no UTF-8, and what it would give must be text too, ``_PLAUSIBLE``)."""
+    try:
+        raw = bytes(ord(c) if ord(c) < 0x100 else _CP1252[c] for c in value)
+        meant = raw.decode("utf-8")
+    except (KeyError, UnicodeDecodeError):
+        return None
+    return meant if meant != value and _PLAUSIBLE.fullmatch(meant) else None
 
 
 def _source(data: bytes, path: Path) -> io.BytesIO:

@@ -1755,17 +1755,13 @@ class Store:
         first = next(chunks, None)
         if first is None:
             return out
-        file_name = (sa.select(run_files.c.name)
-                     .where(run_files.c.run_id == run_invoices.c.run_id,
-                            run_files.c.id_bord == run_invoices.c.id_bord)
-                     .order_by(run_files.c.id).limit(1).scalar_subquery())
         recorded = (sa.select(runs.c.created_at).where(runs.c.id == run_invoices.c.run_id)
                     .scalar_subquery())
         # one statement, each chunk's values its parameter: a statement made with the
         # values in it is garbage in reference cycles once run, which kept them (~8 MiB
         # a look-up of 100 000 keys) until Python's next full collection
         query = (sa.select(column, run_invoices.c.invoice, run_invoices.c.run_id,
-                           run_invoices.c.id_bord, file_name)
+                           run_invoices.c.id_bord)
                  # IN implies the partial indexes' "IS NOT NULL" (SQLite and PostgreSQL
                  # prove it); stated as well, it made SQLite search the index by the
                  # range of every number not NULL, not value by value
@@ -1775,13 +1771,41 @@ class Store:
                  # the database's choice; the rows found sorted: 0.07 s of CPU more for
                  # 100 000 numbers all held, none when none is (docs/performance.md)
                  .order_by(recorded, run_invoices.c.id))
+        held: dict[str, tuple[str, str, int]] = {}
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
             for chunk in itertools.chain([first], chunks):
                 wanted = {v: v for v in chunk} if key is None else {key(v): v for v in chunk}
                 rows = c.execute(query, {"held": list(wanted)})
-                for value, inv, run_id, id_bord, name in rows:
-                    out.setdefault(wanted[value], (inv, run_id, int(id_bord), name or "?"))
+                for value, inv, run_id, id_bord in rows:
+                    held.setdefault(wanted[value], (inv, run_id, int(id_bord)))
+            # each bordereau's first file once, not for each of its titles: a title's own
+            # look-up (a subquery of the query above) read all of its run's files, the
+            # index being by run alone, 2 000 for a run of 1 000 bordereaux: 0.26 ms a
+            # title on PostgreSQL (docs/performance.md, "The duplicate guard's holder")
+            files = self._first_files(c, {(r, b) for _inv, r, b in held.values()})
+        for value, (inv, run_id, id_bord) in held.items():
+            out[value] = (inv, run_id, id_bord, files.get((run_id, id_bord), "?"))
+        return out
+
+    @staticmethod
+    def _first_files(c: Connection, bordereaux: Collection[tuple[str, int]]
+                     ) -> dict[tuple[str, int], str]:
+        """(run, IdBord) -> the name of that bordereau's first file (by row), for those
+        of ``bordereaux`` that have one; a run's IdBords 500 a statement."""
+        out: dict[tuple[str, int], str] = {}
+        by_run: dict[str, list[int]] = {}
+        for run_id, id_bord in sorted(bordereaux):
+            by_run.setdefault(run_id, []).append(id_bord)
+        query = (sa.select(run_files.c.id_bord, run_files.c.name)
+                 .where(run_files.c.run_id == sa.bindparam("run"),
+                        run_files.c.id_bord.in_(sa.bindparam("bords", expanding=True)))
+                 .order_by(run_files.c.id))
+        for run_id, id_bords in by_run.items():
+            for at in range(0, len(id_bords), IN_LIST):
+                part = id_bords[at:at + IN_LIST]
+                for id_bord, name in c.execute(query, {"run": run_id, "bords": part}):
+                    out.setdefault((run_id, int(id_bord)), name)
         return out
 
     # -------------------------------------------------------------- recording

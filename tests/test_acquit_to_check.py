@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pesgen import errors
+from pesgen._display import shown
 from pesgen.acquit import (
     AckElement,
     AckError,
@@ -671,3 +672,121 @@ def test_the_text_names_ten_values_read_as_utf8_then_how_many_more(capsys):
                          for n in range(1, 11)]
     assert said[10:] == ["warning: 2 more value(s) read so (rule acquit.mojibake): "
                          "`pesgen acquit FILE --json` lists them all"]
+
+
+# real names and libellés, with what looks like a pair of a twice-converted text and is
+# not one: « ÉTÉ» » (É then »), « CAFÉ… » (C9 85 is UTF-8, of U+0245), « PÂTÉ : », « JOÃO »
+_REAL = ("Civilité inconnue", "Hélène Françoise d’Hérouville", "Maëlle Noël", "Anaïs Zoé",
+         "«ÉCOLE DE MUSIQUE»", "N° de pièce", "CŒUR DE LOIRE", "À l’école", "ÉTÉ»",
+         "CAFÉ…", "PÂTÉ\u00a0:", "JOÃO SÃO PAULO", "Mme ÇA", "MÉLANIE – 5 €")
+
+
+def _libelles(tmp_path: Path, name: str, libelles: tuple[str, ...], declaration: str) -> Path:
+    """An acknowledgement in UTF-8 rejecting a bordereau for each of ``libelles``
+    (LibelleAnoAck), its first line ``declaration`` (empty: none)."""
+    text = _head("".join(
+        f'    <ElementACQUIT>\n      <DomaineAck V="7"/>\n      <EtatAck V="0"/>\n'
+        f'      <NumBord V="{n}"/>\n      <ExerciceBord V="2026"/>\n      <Erreur>\n'
+        f'        <NumAnoAck V="ERREUR_AUTRE"/>\n        <LibelleAnoAck V="{libelle}"/>\n'
+        "      </Erreur>\n    </ElementACQUIT>\n" for n, libelle in enumerate(libelles, 1)))
+    first = '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+    assert text.startswith(first)
+    path = tmp_path / name
+    path.write_bytes((declaration + text.removeprefix(first)).encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("declaration", ['<?xml version="1.0" encoding="UTF-8"?>\n', ""])
+def test_a_text_converted_to_utf8_twice_is_read_with_a_warning(tmp_path, declaration):
+    """A file in UTF-8 converted again as if it were ISO-8859-1 (its declaration saying
+    UTF-8, or nothing, as it then should): XML reads « Civilité » as « CivilitÃ© », which
+    passed silently. Each value so read is warned of (the Latin-1 and the Windows-1252
+    readings alike: « É » is « Ã\\x89 » or « Ã‰ », « ’ » « â\\x80\\x99 » or « â€™ »), with
+    its line and XPath and what it was; the same names as written, and a real name whose
+    letters happen to look like such a pair, never are."""
+    real = read_acquit(_libelles(tmp_path, "real.xml", _REAL, declaration))
+    assert len(real.elements) == len(_REAL) and real.warnings == ()
+    latin1 = tuple(x.encode("utf-8").decode("latin-1") for x in _REAL)
+    windows = tuple(x.encode("utf-8").decode("cp1252", errors="ignore") for x in _REAL)
+    assert latin1[0] == windows[0] == "CivilitÃ© inconnue"
+    assert "Ã\x89" in latin1[8] and "Ã‰" in windows[8] and "â€™" in windows[1]
+    for twice in (latin1, windows):
+        read = read_acquit(_libelles(tmp_path, "twice.xml", twice, declaration))
+        assert [e.errors[0].label for e in read.elements] == list(twice)  # as it is
+        assert [w.rule for w in read.warnings] == ["acquit.mojibake"] * len(_REAL)
+        for n, (w, was, meant) in enumerate(zip(read.warnings, twice, _REAL, strict=True)):
+            assert w.record == (f"twice.xml:{38 + 10 * n - (not declaration)} /n:PES_ACQUIT/"
+                                f"ACQUIT/ElementACQUIT[{n + 1}]/Erreur/LibelleAnoAck"), w
+            assert f"LibelleAnoAck reads '{shown(was, 60)}': the characters of " \
+                   f"'{shown(meant, 60)}' written in UTF-8" in w.message, w.message
+    assert read.warnings[0].message == (
+        "LibelleAnoAck reads 'CivilitÃ© inconnue': the characters of 'Civilité inconnue' "
+        "written in UTF-8 and read back as Latin-1 (Windows-1252), each accented letter "
+        "two. The file was converted to UTF-8 once more than it should after the guichet "
+        "wrote it (converted again as if it were ISO-8859-1, when it was UTF-8 already): "
+        "read, shown and recorded as it is; take the file again from the guichet as it came")
+    # the guichet's own file (ISO-8859-1, declared, « é » one byte) whose libellé quotes
+    # such a text: the trésorerie's words, read as written
+    said = ("Civilité inconnue", "Nom inconnu : MÃ©LANIE")
+    guichet = _libelles(tmp_path, "guichet.xml", said, "")
+    guichet.write_bytes(b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + guichet.read_bytes()
+                        .decode("utf-8").encode("iso-8859-1"))
+    quoted = read_acquit(guichet)
+    assert tuple(e.errors[0].label for e in quoted.elements) == said
+    assert quoted.warnings == ()
+    # converted three times: what it was at first, and how many times too many
+    thrice = read_acquit(_libelles(tmp_path, "thrice.xml", tuple(
+        x.encode("utf-8").decode("latin-1") for x in latin1[:1]), declaration))
+    assert [e.errors[0].label for e in thrice.elements] == ["CivilitÃ\x83Â© inconnue"]
+    [w] = thrice.warnings
+    assert "the characters of 'Civilité inconnue'" in w.message, w.message
+    assert "converted to UTF-8 2 times more than it should" in w.message, w.message
+
+
+def test_a_file_converted_twice_is_warned_of_in_text_and_json(tmp_path):
+    """The example's rejection converted to UTF-8 twice, its first line made to say
+    UTF-8: the report shows the libellés as read, standard error warns of each, --json
+    lists them as warnings; the exit is the rejection's, as before."""
+    store = tmp_path / "store.sqlite3"
+    assert run_cli("export", "-m", MAPPING, "-i", EXAMPLE, "-o", tmp_path / "out", "--date",
+                   RUN.isoformat(), "--db", store, "--create-store").exit_code == 0
+    text = (ACKS / "rejected.xml").read_bytes().decode("iso-8859-1")
+    first = '<?xml version="1.0" encoding="ISO-8859-1"?>'
+    assert text.startswith(first)
+    ack = tmp_path / "twice.xml"
+    ack.write_bytes(text.replace(first, '<?xml version="1.0" encoding="UTF-8"?>', 1)
+                    .encode("utf-8").decode("latin-1").encode("utf-8"))
+    r = run_cli("acquit", ack, "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "error ERREUR_CODIFICATION: CivilitÃ© inconnue" in r.stdout  # as it is
+    warned = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
+    assert warned == [
+        "warning: twice.xml:38 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/Erreur/LibelleAnoAck: "
+        "LibelleAnoAck reads 'Le montant du bordereau ne correspond pas Ã\xa0 la somme des "
+        "pi… (65 characters)': the characters of 'Le montant du bordereau ne correspond pas "
+        "à la somme des piè… (63 characters)' written in UTF-8 and read back as Latin-1 "
+        "(Windows-1252), each accented letter two. The file was converted to UTF-8 once "
+        "more than it should after the guichet wrote it (converted again as if it were "
+        "ISO-8859-1, when it was UTF-8 already): read, shown and recorded as it is; take the "
+        "file again from the guichet as it came (rule acquit.mojibake)",
+        "warning: twice.xml:44 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/DetailPiece/Erreur/"
+        "LibelleAnoAck: LibelleAnoAck reads 'CivilitÃ© inconnue': the characters of "
+        "'Civilité inconnue' written in UTF-8 and read back as Latin-1 (Windows-1252), each "
+        "accented letter two. The file was converted to UTF-8 once more than it should "
+        "after the guichet wrote it (converted again as if it were ISO-8859-1, when it was "
+        "UTF-8 already): read, shown and recorded as it is; take the file again from the "
+        "guichet as it came (rule acquit.mojibake)"], r.stderr
+    j = run_cli("acquit", ack, "--db", store, "--json")
+    assert (j.exit_code, j.stderr) == (ExitCode.REJECTED, "")
+    assert [(w["rule"], w["record"]) for w in json.loads(j.stdout)["warnings"]] == [
+        ("acquit.mojibake", "twice.xml:38 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/Erreur/"
+                            "LibelleAnoAck"),
+        ("acquit.mojibake", "twice.xml:44 /n:PES_ACQUIT/ACQUIT/ElementACQUIT[1]/"
+                            "DetailPiece/Erreur/LibelleAnoAck")]
+    # converted once, as it should be (UTF-8, declared): nothing to warn of
+    once = tmp_path / "once.xml"
+    once.write_bytes(text.replace(first, '<?xml version="1.0" encoding="UTF-8"?>', 1)
+                     .encode("utf-8"))
+    plain = run_cli("acquit", once, "--db", store)
+    assert plain.exit_code == ExitCode.REJECTED and "warning" not in plain.stderr, plain.stderr
+    assert "error ERREUR_CODIFICATION: Civilité inconnue" in plain.stdout
