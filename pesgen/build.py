@@ -53,6 +53,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import (
     AmountWithCurrency,
+    DateOtherSeparator,
     DateWithTime,
     parse_amount,
     parse_bool,
@@ -683,7 +684,9 @@ class Builder:
             _refuse_kind(value, "a date", date)
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
-            hint = _first_ten(binding) if isinstance(exc, DateWithTime) else ""
+            hint = _first_ten(binding) if isinstance(exc, DateWithTime) else \
+                _separator_replaced(binding, exc.separator, exc.wanted) \
+                if isinstance(exc, DateOtherSeparator) else ""
             ctx.problem("input.date", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
             return None
@@ -2178,6 +2181,12 @@ def _first_ten(binding: Binding | None) -> str:
     """How to bind the date of a date and time (``2026-11-20T08:15:00``): its first 10
     characters."""
     return _bound_so(binding, "[:10]", "an expression taking its first 10 characters ([:10])")
+
+
+def _separator_replaced(binding: Binding | None, separator: str, wanted: str) -> str:
+    """How to bind a date written with another separator (``20-11-2026``)."""
+    return _bound_so(binding, f" | replace('{separator}', '{wanted}')",
+                     f"an expression ending with | replace('{separator}', '{wanted}')")
 
 
 def _without_currency(binding: Binding | None, currency: str) -> str:

@@ -1713,3 +1713,48 @@ def test_a_mapping_expression_making_a_huge_value_names_the_binding(tmp_path, ex
     assert p.mapping == _where(m, f'name: {{expr: "{expression}"}}', "bindings.payer.name")
     assert p.message.startswith(f"payer.name: expression failed: {says}: a result of about ")
     assert " refused (at most " in p.message
+
+
+@pytest.mark.parametrize("written, separator, wanted", [
+    ("20-11-2026", "-", "/"), ("20.11.2026", ".", "/"), ("2026/11/20", "/", "-")])
+def test_a_date_with_other_separators_says_the_replace_that_binds_it(
+        tmp_path, written, separator, wanted):
+    """A date of DD/MM/YYYY or YYYY-MM-DD with other separators ('20-11-2026', as a
+    spreadsheet set up for another country writes it) was refused as 'not a date
+    (YYYY-MM-DD or DD/MM/YYYY)' alone: it now says which syntax it is close to and the
+    expression of its binding that replaces them; the mapping edited so exports."""
+    rows = _csv_rows()
+    at = rows[0].index("invoice_date")
+    for row in rows[1:]:
+        assert row[at] == "2026-11-20"
+        row[at] = written
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    expr = f"invoice.invoice_date | replace('{separator}', '{wanted}')"
+    syntax = "YYYY-MM-DD" if wanted == "-" else "DD/MM/YYYY"
+    assert {p.message for p in exc.problems} == {
+        f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); it is {syntax} "
+        f"with '{separator}' in place of '{wanted}': bind it with '{wanted}', e.g. "
+        f'{{expr: "{expr}"}}'}
+    fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING,
+                            ("    date: invoice_date\n", f'    date: {{expr: "{expr}"}}\n'))
+    assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
+
+
+def test_a_date_written_month_first_is_refused_saying_so(tmp_path):
+    """'11/20/2026' (MM/DD/YYYY, as English-language software writes dates) was refused
+    as 'not a valid calendar date' alone, which says nothing of the export's other dates
+    ('11/05/2026', read as 11 May): it now says the day it would be month first and that
+    the export must write the day first."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    data["invoices"][i]["date"] = "11/20/2026"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.date")
+    assert p.invoice == "FA-2026-00101"
+    assert p.message == (
+        "invoice.date: '11/20/2026' is not a valid calendar date (DD/MM/YYYY has no month "
+        "20); month first (MM/DD/YYYY, as English-language software writes dates) it would "
+        "be 2026-11-20: the export must write the day first (DD/MM/YYYY) or YYYY-MM-DD, or "
+        "every date of it whose day is 12 or less is read the wrong way round")
