@@ -209,6 +209,19 @@ _SCIENTIFIC_HINT = (" (a number in scientific notation, as a spreadsheet writes 
                     "it as text)")
 
 
+def siret_key_fails(value: str) -> str:
+    """Which check key of ``value``, a SIRET (14 digits) or a SIREN (9) python-stdnum
+    refuses, fails: a SIRET's SIREN (its first 9 digits) has a key of its own, so a typo
+    there is told from one in the last 5 (the establishment's NIC)."""
+    if len(value) == 14 and not std_siren.is_valid(value[:9]):
+        return (f"the check key of its SIREN (its first 9 digits, {value[:9]}) fails: a "
+                "digit mistyped or two swapped?")
+    if len(value) == 14:
+        return (f"its SIREN ({value[:9]}) is valid but the SIRET's check key fails: a digit "
+                "of the last 5 (the establishment's NIC) mistyped?")
+    return "its check key fails: a digit mistyped or two swapped?"
+
+
 def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
     """pes.siret on a debtor's national identifier as the export gives it: (the value
     without spaces or dots, its NatIdTiers, None) for a SIRET (14 digits, 01) or a SIREN
@@ -222,7 +235,10 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
                              + (_SCIENTIFIC_HINT if _SCIENTIFIC.match(value) else ""))
     code, name, module = known
     if not module.is_valid(value):
-        return value, None, f"payer {name} {shown_value(value)} is invalid (checksum)"
+        return value, None, (f"payer {name} {shown_value(value)} is invalid: "
+                             f"{siret_key_fails(value)} Correct it in the school software "
+                             f"(the organisation's avis de situation SIRENE, INSEE, gives "
+                             f"its {name})")
     return value, code, None
 
 
