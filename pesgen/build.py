@@ -1842,7 +1842,8 @@ class Builder:
         problem when invalid."""
         code, message = checked_bank_code(kind, raw)
         if message is not None:
-            ctx.problem(BANK_RULES[kind], message, mapping=binding.where)
+            ctx.problem(BANK_RULES[kind], f"{message}: correct it in the school software "
+                        "(the debtor's RIB gives it)", mapping=binding.where)
         return code
 
 

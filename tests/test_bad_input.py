@@ -169,7 +169,11 @@ def test_invalid_iban_checksum(tmp_path):
     assert p.invoice == "FA-2026-00101"
     assert p.mapping == _where(JSON_MAPPING, "iban: payment.mandate.iban",
                                "bindings.payment.iban")
-    assert "IBAN is invalid" in p.message and "checksum" in p.message
+    # pesgen's words, not python-stdnum's ("The number's checksum or check digit is
+    # invalid."), and what to do
+    assert p.message == ("IBAN is invalid: its check digits do not match the rest (a "
+                         "character mistyped, missing or one too many?): correct it in the "
+                         "school software (the debtor's RIB gives it)")
     text = str(p)
     assert text.startswith(f"{inp}:$.invoices[{i}] invoice FA-2026-00101: ")
     assert text.endswith("(rule sepa.iban)")
@@ -186,7 +190,33 @@ def test_invalid_bic(tmp_path):
     p = _only(exc, "sepa.bic")
     assert p.record == f"{inp}:$.invoices[{i}]" and p.invoice == "FA-2026-00101"
     assert p.mapping == _where(JSON_MAPPING, "bic: payment.mandate.bic", "bindings.payment.bic")
-    assert p.message.startswith("BIC 'AGRIFRPP8' is invalid (")
+    assert p.message == ("BIC 'AGRIFRPP8' is invalid: it has 9 characters, a BIC 8 or 11: "
+                         "correct it in the school software (the debtor's RIB gives it)")
+
+
+def test_an_iban_as_printed_on_a_rib_is_read_compact_and_a_wrong_one_said_plainly(tmp_path):
+    """An IBAN with spaces and in lower case (as a RIB prints it, as typed) is read
+    compact, as mapping-reference.md now says; one of the wrong form, or with a bank key
+    its country's check refuses, is said in pesgen's words, not python-stdnum's."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    mandate = data["invoices"][i]["payment"]["mandate"]
+    mandate["iban"] = "fr76 3000 6000 0112 3456 7890 189"
+    inp = _write_json(tmp_path, data)
+    result = export(JSON_MAPPING, inp, tmp_path / "out", RUN)
+    assert b"FR7630006000011234567890189" in result.files[0].path.read_bytes()
+    said = {}
+    for iban in ("FR76 3000 6000 0112 3456 7890 189 0", "BE68539007547034"):
+        mandate["iban"] = iban
+        exc = _refused(tmp_path / iban[:2], JSON_MAPPING, _write_json(tmp_path, data))
+        said[iban[:2]] = _only(exc, "sepa.iban").message
+    assert said == {
+        "FR": "IBAN is invalid: its length or characters are not those of an IBAN of FR (a "
+              "character missing, one too many, or a letter where a digit goes?): correct it "
+              "in the school software (the debtor's RIB gives it)",
+        "BE": "IBAN is invalid: it fails the bank or account key of an IBAN of BE (a "
+              "character mistyped?): correct it in the school software (the debtor's RIB "
+              "gives it)"}
 
 
 def test_duplicate_invoice_number_json_names_both_places(tmp_path):
