@@ -789,10 +789,13 @@ class Builder:
         header = list(src.record)
         shown = src.origin.rsplit(":", 1)[0]
         problems = []
+        # a column renamed in the export is one no binding reads (nor input.group_by)
+        unread = [c for c in header
+                  if c and c not in wanted and c != self.mapping.input.group_by]
         for column, bnd in wanted.items():
             if column in src.record:
                 continue
-            text = missing_column(bnd.key, column, header, shown)
+            text = missing_column(bnd.key, column, header, shown, unread)
             if bnd.kind == "expr":
                 text += self._expression_hint(bnd)
             problems.append(Problem("input.column", text,

@@ -1478,13 +1478,29 @@ def test_a_column_the_file_lacks_is_one_input_error_for_group_by_and_bindings(
     assert p.mapping == _where(m, new, key)
 
 
-def test_a_column_nothing_in_the_header_is_close_to_lists_the_header(tmp_path):
+def test_a_column_nothing_in_the_header_is_close_to_lists_the_columns_no_binding_reads(
+        tmp_path):
+    """A column renamed is one no binding reads: those are listed (they were the
+    header's first 12 columns, most of them read, 'city' not among them)."""
     m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("    city: city", "    city: commune"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     assert _only(exc, "input.column").message.endswith(
-        "(the header has 33 columns: invoice_number, invoice_date, due_date, payer_ref, "
-        "payer_kind, payer_title, payer_last_name, payer_first_name, payer_name, payer_siret, "
-        "payer_birth_date, payer_email, …)")
+        "(no binding reads the header's column(s) payer_birth_date, city: one of them "
+        "renamed?)")
+
+
+def test_a_column_renamed_is_never_said_to_be_one_another_binding_reads(tmp_path):
+    """mandate_iban renamed 'IBAN' in the export: the closest header column,
+    mandate_bic, was suggested ('did you mean'), though bindings.payment.bic reads it;
+    the columns no binding reads are listed instead, the renamed one among them."""
+    rows = _csv_rows()
+    rows[0][rows[0].index("mandate_iban")] = "IBAN"
+    inp = _write_csv(tmp_path, rows)
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
+    assert p.message == (
+        f"payment.iban reads column 'mandate_iban', which is not in the header of "
+        f"{p.record.removesuffix(':1')} (no binding reads the header's column(s) "
+        "payer_birth_date, IBAN: one of them renamed?)")
 
 
 @pytest.mark.parametrize("invoice", ["FA-2026-00101", "FA-2026-00102"])  # 4 rows, 2 rows
