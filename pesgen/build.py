@@ -53,6 +53,7 @@ from .memo import remember
 from .model import Address, BankAccount, Debtor, Line, Mandate, Title, maker
 from .parse import (
     AmountWithCurrency,
+    DateOtherSeparator,
     DateWithTime,
     parse_amount,
     parse_bool,
@@ -690,7 +691,9 @@ class Builder:
             _refuse_kind(value, "a date", date)
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
-            hint = _first_ten(binding) if isinstance(exc, DateWithTime) else ""
+            hint = _first_ten(binding) if isinstance(exc, DateWithTime) else \
+                _separator_replaced(binding, exc.separator, exc.wanted) \
+                if isinstance(exc, DateOtherSeparator) else ""
             ctx.problem("input.date", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
             return None
@@ -793,10 +796,13 @@ class Builder:
         header = list(src.record)
         shown = src.origin.rsplit(":", 1)[0]
         problems = []
+        # a column renamed in the export is one no binding reads (nor input.group_by)
+        unread = [c for c in header
+                  if c and c not in wanted and c != self.mapping.input.group_by]
         for column, bnd in wanted.items():
             if column in src.record:
                 continue
-            text = missing_column(bnd.key, column, header, shown)
+            text = missing_column(bnd.key, column, header, shown, unread)
             if bnd.kind == "expr":
                 text += self._expression_hint(bnd)
             problems.append(Problem("input.column", text,
@@ -1854,7 +1860,8 @@ class Builder:
         problem when invalid."""
         code, message = checked_bank_code(kind, raw)
         if message is not None:
-            ctx.problem(BANK_RULES[kind], message, mapping=binding.where)
+            ctx.problem(BANK_RULES[kind], f"{message}: correct it in the school software "
+                        "(the debtor's RIB gives it)", mapping=binding.where)
         return code
 
 
@@ -2193,6 +2200,12 @@ def _first_ten(binding: Binding | None) -> str:
     """How to bind the date of a date and time (``2026-11-20T08:15:00``): its first 10
     characters."""
     return _bound_so(binding, "[:10]", "an expression taking its first 10 characters ([:10])")
+
+
+def _separator_replaced(binding: Binding | None, separator: str, wanted: str) -> str:
+    """How to bind a date written with another separator (``20-11-2026``)."""
+    return _bound_so(binding, f" | replace('{separator}', '{wanted}')",
+                     f"an expression ending with | replace('{separator}', '{wanted}')")
 
 
 def _without_currency(binding: Binding | None, currency: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from stdnum import bic as std_bic
 from stdnum import iban as std_iban
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import nir as std_nir
 from stdnum.fr import siren as std_siren
@@ -209,6 +210,19 @@ _SCIENTIFIC_HINT = (" (a number in scientific notation, as a spreadsheet writes 
                     "it as text)")
 
 
+def siret_key_fails(value: str) -> str:
+    """Which check key of ``value``, a SIRET (14 digits) or a SIREN (9) python-stdnum
+    refuses, fails: a SIRET's SIREN (its first 9 digits) has a key of its own, so a typo
+    there is told from one in the last 5 (the establishment's NIC)."""
+    if len(value) == 14 and not std_siren.is_valid(value[:9]):
+        return (f"the check key of its SIREN (its first 9 digits, {value[:9]}) fails: a "
+                "digit mistyped or two swapped?")
+    if len(value) == 14:
+        return (f"its SIREN ({value[:9]}) is valid but the SIRET's check key fails: a digit "
+                "of the last 5 (the establishment's NIC) mistyped?")
+    return "its check key fails: a digit mistyped or two swapped?"
+
+
 def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
     """pes.siret on a debtor's national identifier as the export gives it: (the value
     without spaces or dots, its NatIdTiers, None) for a SIRET (14 digits, 01) or a SIREN
@@ -222,7 +236,10 @@ def checked_national_id(raw: str) -> tuple[str, str | None, str | None]:
                              + (_SCIENTIFIC_HINT if _SCIENTIFIC.match(value) else ""))
     code, name, module = known
     if not module.is_valid(value):
-        return value, None, f"payer {name} {shown_value(value)} is invalid (checksum)"
+        return value, None, (f"payer {name} {shown_value(value)} is invalid: "
+                             f"{siret_key_fails(value)} Correct it in the school software "
+                             f"(the organisation's avis de situation SIRENE, INSEE, gives "
+                             f"its {name})")
     return value, code, None
 
 
@@ -297,7 +314,31 @@ def checked_bank_code(kind: str, raw: str) -> tuple[str | None, str | None]:
     try:
         return bank_code(module, raw), None
     except StdnumError as exc:
+        code = module.compact(raw)
         if kind == "IBAN":
-            return None, f"IBAN is invalid ({exc})"
-        return None, f"BIC '{module.compact(raw)}' is invalid ({exc})"
+            return None, f"IBAN is invalid: {_iban_fails(exc, code[:2])}"
+        return None, f"BIC '{code}' is invalid: {_bic_fails(exc, len(code))}"
+
+
+def _iban_fails(exc: StdnumError, country: str) -> str:
+    """What python-stdnum's refusal ``exc`` of an IBAN of ``country`` (its first two
+    letters) says, in pesgen's words (its own are a library's, in English)."""
+    if isinstance(exc, InvalidChecksum):  # a character off, missing or extra: the same key
+        return ("its check digits do not match the rest (a character mistyped, missing or "
+                "one too many?)")
+    if isinstance(exc, InvalidComponent):
+        return (f"it fails the bank or account key of an IBAN of {country} (a character "
+                "mistyped?)")
+    return (f"its length or characters are not those of an IBAN of {country} (a character "
+            "missing, one too many, or a letter where a digit goes?)")
+
+
+def _bic_fails(exc: StdnumError, length: int) -> str:
+    """What python-stdnum's refusal ``exc`` of a BIC of ``length`` characters says."""
+    if isinstance(exc, InvalidLength):
+        return f"it has {length} characters, a BIC 8 or 11"
+    if isinstance(exc, InvalidComponent):
+        return "its 5th and 6th characters are no country's code"
+    return ("it is not 4 letters (the bank), 2 (the country), 2 letters or digits (the "
+            "place) and, in a BIC of 11, 3 more (the branch)")
 

@@ -1501,6 +1501,21 @@ def version() -> None:
     """Print pesgen's version."""
     _say(__version__)
 
+
+def _version_option(value: bool) -> None:
+    """``pesgen --version``, what a newcomer types first: the version, as ``pesgen
+    version`` prints it (click's 'No such option' before)."""
+    if value:
+        _say(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_version_option, is_eager=True,
+        help="Print pesgen's version (as `pesgen version`) and exit.")] = False) -> None:
+    """pesgen: school billing exports to PES V2 (DGFiP) and finance packages."""
+
 runs_app = typer.Typer(no_args_is_help=True, cls=HelpGroup,
                        help="The run registry: what was exported, when, with what.")
 app.add_typer(runs_app, name="runs")

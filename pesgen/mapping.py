@@ -19,7 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from . import __version__, _schema
 from ._jinja import WrongShape, close_filter, expression_environment
 from ._yaml import line_of, load_yaml_file, load_yaml_text
-from .checks import CAT_NAT_GRID, is_mademoiselle
+from .checks import CAT_NAT_GRID, is_mademoiselle, siret_key_fails
 from .clock import DEFAULT_TIMEZONE, zone_problem
 from .errors import MappingError, Problem
 from .expr import compile_fast, expression_reads
@@ -591,8 +591,11 @@ def _compile(path: Path, data: dict[str, Any], text: str, recorded: bool,
         from stdnum.fr import siret as _siret
 
         if not _siret.is_valid(collectivity.siret):
-            problems.append(Problem("collectivity.siret", f"SIRET {collectivity.siret} has an "
-                                    "invalid checksum", mapping=where("collectivity", "siret")))
+            problems.append(Problem(
+                "collectivity.siret", f"SIRET {collectivity.siret} is invalid: "
+                f"{siret_key_fails(collectivity.siret)} Copy it from the collectivity's avis "
+                "de situation SIRENE (INSEE), or from the IdColl of a PES file it sent",
+                mapping=where("collectivity", "siret")))
         # the schema holds it to its format (upper case, no spaces: it is written as it is)
         ics = collectivity.sepa_creditor_id
         if ics is not None and not _ics.is_valid(ics):

@@ -22,6 +22,11 @@ _FR_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\Z")
 # a date followed by a time of day, as databases and spreadsheets export them
 # ('2026-11-20T08:15:00', '2026-11-20 00:00:00.000', '20/11/2026 08:15'): refused, with how
 # to bind the date alone (dropping the time is the mapping's to write, not pesgen's to guess)
+# a date of one of the two syntaxes written with another separator, as spreadsheets and
+# databases set up for another country export it ('20-11-2026', '20.11.2026',
+# '2026/11/20'): refused, with the replace() that binds it in the syntax it is close to
+_DAY_FIRST_OTHER = re.compile(r"^[0-9]{1,2}([-.])[0-9]{1,2}\1[0-9]{4}\Z")
+_YEAR_FIRST_OTHER = re.compile(r"^[0-9]{4}([/.])[0-9]{2}\1[0-9]{2}\Z")
 _DATE_AND_TIME = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
                             r"[T ][0-9]{1,2}[:h][0-9]{2}")
 # an integer part: plain digits, or groups of exactly 3 digits after a first group of
@@ -45,6 +50,17 @@ YEAR_MIN, YEAR_MAX = 1900, 2099
 class DateWithTime(ValueError):
     """parse_date's refusal of a date followed by a time of day (``2026-11-20T08:15:00``,
     ``20/11/2026 08:15``): its caller may say how to bind the date alone."""
+
+
+class DateOtherSeparator(ValueError):
+    """parse_date's refusal of a date of one of its syntaxes written with another
+    separator (``20-11-2026``): ``separator`` and the one its syntax takes (``wanted``),
+    for its caller to say how to bind it with that one."""
+
+    def __init__(self, message: str, separator: str, wanted: str) -> None:
+        super().__init__(message)
+        self.separator = separator
+        self.wanted = wanted
 
 
 class AmountWithCurrency(ValueError):
@@ -190,13 +206,46 @@ def parse_date(value: object, style: str = "auto") -> date:
             if _DATE_AND_TIME.match(text):
                 raise DateWithTime(f"{said}; it is a date followed by a time of day: bind "
                                    "the date alone")
+            if other := _other_separator(text, style):
+                syntax, separator, wanted = other
+                raise DateOtherSeparator(f"{said}; it is {syntax} with '{separator}' in place "
+                                         f"of '{wanted}': bind it with '{wanted}'",
+                                         separator, wanted)
             raise ValueError(f"{said}{_serial_hint(text)}")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
         parsed = date(y, mo, d)
     except ValueError:
-        raise ValueError(f"{shown_value(value)} is not a valid calendar date") from None
+        raise ValueError(f"{shown_value(value)} is not a valid calendar date"
+                         f"{_month_first_hint(m[0], d, mo, y)}") from None
     return _in_window(parsed, value)
+
+
+def _other_separator(text: str, style: str) -> tuple[str, str, str] | None:
+    """(the syntax, the separator written, the one it takes) when ``text`` is a date of a
+    syntax ``style`` reads written with another separator (``20-11-2026``), else None."""
+    if style in ("auto", "fr") and (m := _DAY_FIRST_OTHER.match(text)):
+        return "DD/MM/YYYY", m[1], "/"
+    if style in ("auto", "iso") and (m := _YEAR_FIRST_OTHER.match(text)):
+        return "YYYY-MM-DD", m[1], "-"
+    return None
+
+
+def _month_first_hint(text: str, day: int, month: int, year: int) -> str:
+    """What a DD/MM/YYYY date whose month is over 12 most likely is: the month written
+    first, as English-language software writes dates (``11/20/2026``), said with the day
+    it would be; never read so (every date of such an export whose day is 12 or less
+    would be read the wrong way round, silently)."""
+    if "/" not in text or not 1 <= day <= 12 <= month:
+        return ""
+    try:
+        would_be = date(year, day, month)
+    except ValueError:
+        return ""
+    return (f" (DD/MM/YYYY has no month {month}); month first (MM/DD/YYYY, as "
+            f"English-language software writes dates) it would be {would_be.isoformat()}: "
+            "the export must write the day first (DD/MM/YYYY) or YYYY-MM-DD, or every "
+            "date of it whose day is 12 or less is read the wrong way round")
 
 
 # the day a spreadsheet's serial date 0 stands for (1900 date system, after its 29

@@ -1199,13 +1199,21 @@ def _header_elsewhere(path: Path, spec: InputSpec, delimiter: str) -> int | None
     return None
 
 
-def missing_column(key: str, column: str, header: list[str], shown: str) -> str:
+def missing_column(key: str, column: str, header: list[str], shown: str,
+                   unread: list[str] | None = None) -> str:
     """What a problem says of a column the mapping reads (``key``: the binding, or
     input.group_by) that the header lacks: the column it most likely means, else the
-    header's columns (a header names columns; it holds no billing row)."""
-    close = close_column(column, header)
+    header's columns (a header names columns; it holds no billing row). Given
+    ``unread``, the header's columns no binding reads, the column meant is one of them
+    (a column renamed in the export is read by none): never one another binding reads
+    ('invoice_date' for a renamed 'invoice_number'), else they are listed."""
+    close = close_column(column, header if unread is None else unread)
     if close:
         hint = f" (did you mean '{close}'?)"
+    elif unread:
+        hint = (f" (no binding reads the header's column(s) "
+                f"{', '.join(unread[:12])}{', …' if len(unread) > 12 else ''}: one of them "
+                "renamed?)")
     else:
         hint = (f" (the header has {len(header)} columns: {', '.join(header[:12])}"
                 f"{', …' if len(header) > 12 else ''})")

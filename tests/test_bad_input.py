@@ -169,7 +169,11 @@ def test_invalid_iban_checksum(tmp_path):
     assert p.invoice == "FA-2026-00101"
     assert p.mapping == _where(JSON_MAPPING, "iban: payment.mandate.iban",
                                "bindings.payment.iban")
-    assert "IBAN is invalid" in p.message and "checksum" in p.message
+    # pesgen's words, not python-stdnum's ("The number's checksum or check digit is
+    # invalid."), and what to do
+    assert p.message == ("IBAN is invalid: its check digits do not match the rest (a "
+                         "character mistyped, missing or one too many?): correct it in the "
+                         "school software (the debtor's RIB gives it)")
     text = str(p)
     assert text.startswith(f"{inp}:$.invoices[{i}] invoice FA-2026-00101: ")
     assert text.endswith("(rule sepa.iban)")
@@ -186,7 +190,33 @@ def test_invalid_bic(tmp_path):
     p = _only(exc, "sepa.bic")
     assert p.record == f"{inp}:$.invoices[{i}]" and p.invoice == "FA-2026-00101"
     assert p.mapping == _where(JSON_MAPPING, "bic: payment.mandate.bic", "bindings.payment.bic")
-    assert p.message.startswith("BIC 'AGRIFRPP8' is invalid (")
+    assert p.message == ("BIC 'AGRIFRPP8' is invalid: it has 9 characters, a BIC 8 or 11: "
+                         "correct it in the school software (the debtor's RIB gives it)")
+
+
+def test_an_iban_as_printed_on_a_rib_is_read_compact_and_a_wrong_one_said_plainly(tmp_path):
+    """An IBAN with spaces and in lower case (as a RIB prints it, as typed) is read
+    compact, as mapping-reference.md now says; one of the wrong form, or with a bank key
+    its country's check refuses, is said in pesgen's words, not python-stdnum's."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    mandate = data["invoices"][i]["payment"]["mandate"]
+    mandate["iban"] = "fr76 3000 6000 0112 3456 7890 189"
+    inp = _write_json(tmp_path, data)
+    result = export(JSON_MAPPING, inp, tmp_path / "out", RUN)
+    assert b"FR7630006000011234567890189" in result.files[0].path.read_bytes()
+    said = {}
+    for iban in ("FR76 3000 6000 0112 3456 7890 189 0", "BE68539007547034"):
+        mandate["iban"] = iban
+        exc = _refused(tmp_path / iban[:2], JSON_MAPPING, _write_json(tmp_path, data))
+        said[iban[:2]] = _only(exc, "sepa.iban").message
+    assert said == {
+        "FR": "IBAN is invalid: its length or characters are not those of an IBAN of FR (a "
+              "character missing, one too many, or a letter where a digit goes?): correct it "
+              "in the school software (the debtor's RIB gives it)",
+        "BE": "IBAN is invalid: it fails the bank or account key of an IBAN of BE (a "
+              "character mistyped?): correct it in the school software (the debtor's RIB "
+              "gives it)"}
 
 
 def test_duplicate_invoice_number_json_names_both_places(tmp_path):
@@ -1448,13 +1478,29 @@ def test_a_column_the_file_lacks_is_one_input_error_for_group_by_and_bindings(
     assert p.mapping == _where(m, new, key)
 
 
-def test_a_column_nothing_in_the_header_is_close_to_lists_the_header(tmp_path):
+def test_a_column_nothing_in_the_header_is_close_to_lists_the_columns_no_binding_reads(
+        tmp_path):
+    """A column renamed is one no binding reads: those are listed (they were the
+    header's first 12 columns, most of them read, 'city' not among them)."""
     m, _ = mapping_copy(tmp_path, CSV_MAPPING, ("    city: city", "    city: commune"))
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.csv")
     assert _only(exc, "input.column").message.endswith(
-        "(the header has 33 columns: invoice_number, invoice_date, due_date, payer_ref, "
-        "payer_kind, payer_title, payer_last_name, payer_first_name, payer_name, payer_siret, "
-        "payer_birth_date, payer_email, …)")
+        "(no binding reads the header's column(s) payer_birth_date, city: one of them "
+        "renamed?)")
+
+
+def test_a_column_renamed_is_never_said_to_be_one_another_binding_reads(tmp_path):
+    """mandate_iban renamed 'IBAN' in the export: the closest header column,
+    mandate_bic, was suggested ('did you mean'), though bindings.payment.bic reads it;
+    the columns no binding reads are listed instead, the renamed one among them."""
+    rows = _csv_rows()
+    rows[0][rows[0].index("mandate_iban")] = "IBAN"
+    inp = _write_csv(tmp_path, rows)
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.column")
+    assert p.message == (
+        f"payment.iban reads column 'mandate_iban', which is not in the header of "
+        f"{p.record.removesuffix(':1')} (no binding reads the header's column(s) "
+        "payer_birth_date, IBAN: one of them renamed?)")
 
 
 @pytest.mark.parametrize("invoice", ["FA-2026-00101", "FA-2026-00102"])  # 4 rows, 2 rows
@@ -1713,3 +1759,48 @@ def test_a_mapping_expression_making_a_huge_value_names_the_binding(tmp_path, ex
     assert p.mapping == _where(m, f'name: {{expr: "{expression}"}}', "bindings.payer.name")
     assert p.message.startswith(f"payer.name: expression failed: {says}: a result of about ")
     assert " refused (at most " in p.message
+
+
+@pytest.mark.parametrize("written, separator, wanted", [
+    ("20-11-2026", "-", "/"), ("20.11.2026", ".", "/"), ("2026/11/20", "/", "-")])
+def test_a_date_with_other_separators_says_the_replace_that_binds_it(
+        tmp_path, written, separator, wanted):
+    """A date of DD/MM/YYYY or YYYY-MM-DD with other separators ('20-11-2026', as a
+    spreadsheet set up for another country writes it) was refused as 'not a date
+    (YYYY-MM-DD or DD/MM/YYYY)' alone: it now says which syntax it is close to and the
+    expression of its binding that replaces them; the mapping edited so exports."""
+    rows = _csv_rows()
+    at = rows[0].index("invoice_date")
+    for row in rows[1:]:
+        assert row[at] == "2026-11-20"
+        row[at] = written
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    expr = f"invoice.invoice_date | replace('{separator}', '{wanted}')"
+    syntax = "YYYY-MM-DD" if wanted == "-" else "DD/MM/YYYY"
+    assert {p.message for p in exc.problems} == {
+        f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); it is {syntax} "
+        f"with '{separator}' in place of '{wanted}': bind it with '{wanted}', e.g. "
+        f'{{expr: "{expr}"}}'}
+    fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING,
+                            ("    date: invoice_date\n", f'    date: {{expr: "{expr}"}}\n'))
+    assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
+
+
+def test_a_date_written_month_first_is_refused_saying_so(tmp_path):
+    """'11/20/2026' (MM/DD/YYYY, as English-language software writes dates) was refused
+    as 'not a valid calendar date' alone, which says nothing of the export's other dates
+    ('11/05/2026', read as 11 May): it now says the day it would be month first and that
+    the export must write the day first."""
+    data = _example()
+    i = _index(data, "FA-2026-00101")
+    data["invoices"][i]["date"] = "11/20/2026"
+    inp = _write_json(tmp_path, data)
+    exc = _refused(tmp_path, JSON_MAPPING, inp)
+    p = _only(exc, "input.date")
+    assert p.invoice == "FA-2026-00101"
+    assert p.message == (
+        "invoice.date: '11/20/2026' is not a valid calendar date (DD/MM/YYYY has no month "
+        "20); month first (MM/DD/YYYY, as English-language software writes dates) it would "
+        "be 2026-11-20: the export must write the day first (DD/MM/YYYY) or YYYY-MM-DD, or "
+        "every date of it whose day is 12 or less is read the wrong way round")

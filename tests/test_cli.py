@@ -625,6 +625,15 @@ def test_version():
     assert r.exit_code == 0 and r.stdout.strip() == __version__
 
 
+def test_version_option():
+    """`pesgen --version`, what a newcomer types first, was a usage error ('No such
+    option: --version', exit 2): it prints the version as `pesgen version` does."""
+    from pesgen import __version__
+
+    r = _run("--version")
+    assert r.exit_code == 0 and r.stdout.strip() == __version__ and r.stderr == ""
+
+
 # ---------------------------------------------------------------- the real executable
 
 

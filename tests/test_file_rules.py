@@ -135,7 +135,8 @@ CASES: list[tuple[str, Path, Callable[[etree._Element], None], str, str, str]] =
      "(//Piece)[2]/LigneDePiece[1]/Tiers/InfoTiers/IdTiers"),
     ("iban-checksum", GOLDEN_ORMC,
      _set(_piece(1, "Tiers/CpteBancaire/IBAN"), "FR7630006000011234567890188"),
-     "sepa.iban", "IBAN is invalid (The number's checksum or check digit is invalid.)",
+     "sepa.iban", "IBAN is invalid: its check digits do not match the rest (a "
+     "character mistyped, missing or one too many?)",
      "(//Piece)[1]/LigneDePiece[1]/Tiers/CpteBancaire/IBAN"),
     ("iban-country-length", GOLDEN_ORMC,
      _set(_piece(6, "Tiers/CpteBancaire/IBAN"), "FR762004101005050001302605"),

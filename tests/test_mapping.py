@@ -128,6 +128,27 @@ def test_three_semantic_mistakes_give_three_problems(tmp_path):
     assert "allowed NatJur: 01, 02" in grid.message
 
 
+@pytest.mark.parametrize("siret, says", [
+    # a typo in the SIREN (its first 9 digits), which has a key of its own
+    ("21450999500015", "the check key of its SIREN (its first 9 digits, 214509995) fails: a "
+                       "digit mistyped or two swapped?"),
+    # the SIREN right, the last digit off by one
+    ("21450999400016", "its SIREN (214509994) is valid but the SIRET's check key fails: a "
+                       "digit of the last 5 (the establishment's NIC) mistyped?"),
+])
+def test_a_collectivity_siret_with_a_typo_says_which_key_fails_and_where_to_copy_it(
+        tmp_path, siret, says):
+    """The collectivity's SIRET with a typo was refused as 'has an invalid checksum'
+    alone: it now says whether the SIREN's key or the SIRET's fails, and where a
+    technician copies the right one from."""
+    m = _write(tmp_path, _edit(('siret: "21450999400015"', f'siret: "{siret}"')))
+    [p] = _refused(m).problems
+    assert p.rule == "collectivity.siret"
+    assert p.message == (f"SIRET {siret} is invalid: {says} Copy it from the collectivity's "
+                         "avis de situation SIRENE (INSEE), or from the IdColl of a PES file "
+                         "it sent")
+
+
 def test_a_cattiers_outside_the_dgfip_list_is_refused_by_export(tmp_path):
     """pes.cat-tiers: '99' has the schema's two digits but is no DGFiP category. Export
     refuses the mapping (exit 3) at the category's line, before anything is read or

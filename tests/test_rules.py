@@ -1071,8 +1071,14 @@ def test_payer_siren_is_sent_as_a_siren(tmp_path, official_xsd):
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("775221659", "payer SIREN '775221659' is invalid (checksum)"),
-    ("77522165800014", "payer SIRET '77522165800014' is invalid (checksum)"),
+    ("775221659", "payer SIREN '775221659' is invalid: its check key fails: a digit "
+                  "mistyped or two swapped? Correct it in the school software (the "
+                  "organisation's avis de situation SIRENE, INSEE, gives its SIREN)"),
+    ("77522165800014", "payer SIRET '77522165800014' is invalid: its SIREN (775221658) is "
+                       "valid but the SIRET's check key fails: a digit of the last 5 (the "
+                       "establishment's NIC) mistyped? Correct it in the school software"),
+    ("77522165900013", "payer SIRET '77522165900013' is invalid: the check key of its SIREN "
+                       "(its first 9 digits, 775221659) fails"),
     ("7752216580", "payer national id '7752216580' is neither a SIRET (14 digits, NatIdTiers "
                    "01) nor a SIREN (9 digits, NatIdTiers 02)"),
     ("FR40775221658", "payer national id 'FR40775221658' is neither a SIRET"),

@@ -923,3 +923,31 @@ def test_text_that_is_no_utf8_encoded_twice_is_read(value):
 
 def test_sepa_bad_chars_lists_each_character_once_in_order():
     assert sepa_bad_chars("é&x_é&") == "é&_"
+
+
+
+_OTHER_SYNTAX = [
+    ("20-11-2026", "auto", "; it is DD/MM/YYYY with '-' in place of '/': bind it with '/'"),
+    ("20.11.2026", "fr", "; it is DD/MM/YYYY with '.' in place of '/': bind it with '/'"),
+    ("2026/11/20", "iso", "; it is YYYY-MM-DD with '/' in place of '-': bind it with '-'"),
+    ("02/13/2026", "auto", " (DD/MM/YYYY has no month 13); month first (MM/DD/YYYY, as "
+     "English-language software writes dates) it would be 2026-02-13"),
+    # no hint towards a syntax the style does not read, nor for a day over 12
+    ("20-11-2026", "iso", None), ("2026/11/20", "fr", None), ("31/02/2026", "auto", None),
+    ("13/13/2026", "auto", None), ("20/11/26", "auto", None),
+]
+
+
+def test_parse_date_says_what_a_date_of_another_syntax_is():
+    """A date refused says the syntax it is close to: '20-11-2026' DD/MM/YYYY with '-',
+    '11/20/2026' month first; only towards a syntax its style reads."""
+    said = {}
+    for raw, style, _ in _OTHER_SYNTAX:
+        with pytest.raises(ValueError) as exc:
+            parse_date(raw, style)
+        said[raw, style] = str(exc.value)
+    for raw, style, says in _OTHER_SYNTAX:
+        if says is None:
+            assert "; it is " not in said[raw, style] and "month first" not in said[raw, style]
+        else:
+            assert says in said[raw, style], said[raw, style]
