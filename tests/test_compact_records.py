@@ -89,6 +89,9 @@ def test_title_figures_give_back_each_title_as_it_was_appended(titles):
             for b in (7, 8) for t in titles]
     assert list(run) == rows and len(run) == len(rows)
     assert run[3:len(rows) - 2] == rows[3:len(rows) - 2]
+    assert run[1:len(rows):1] == rows[1:]  # a step of 1 is a slice as any
+    with pytest.raises(TypeError, match="^RunInvoices take a slice"):
+        run[::2]
 
 
 @pytest.mark.parametrize("record", [
