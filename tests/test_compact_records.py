@@ -89,6 +89,9 @@ def test_title_figures_give_back_each_title_as_it_was_appended(titles):
             for b in (7, 8) for t in titles]
     assert list(run) == rows and len(run) == len(rows)
     assert run[3:len(rows) - 2] == rows[3:len(rows) - 2]
+    assert run[1:len(rows):1] == rows[1:]  # a step of 1 is a slice as any
+    with pytest.raises(TypeError, match="^RunInvoices take a slice"):
+        run[::2]
 
 
 @pytest.mark.parametrize("record", [
@@ -217,6 +220,55 @@ def test_an_amount_read_from_its_text_as_from_its_tuple(amount):
     assert got == figures_mod._coefficient_exponent(amount)
     if got is not None:
         assert str(Decimal(got[0]).scaleb(got[1])) == str(amount)
+
+
+@pytest.mark.parametrize(("amount", "parts"), [
+    (Decimal("999999999999999999"), (999999999999999999, 0)),
+    (Decimal("-999999999999999999"), (-999999999999999999, 0)),
+    (Decimal("1000000000000000000"), None), (Decimal("-1000000000000000000"), None),
+    (Decimal("-0.00"), None), (Decimal("0.00"), (0, -2)),
+    (Decimal(1).scaleb(-128), (1, -128)), (Decimal(1).scaleb(-129), None),
+    (Decimal(1).scaleb(127), (1, 127)), (Decimal(1).scaleb(128), None),
+    (Decimal(-7).scaleb(127), (-7, 127)),
+])
+def test_an_amount_is_held_in_the_columns_up_to_their_bounds(amount, parts):
+    """An amount goes into the columns (an 18-digit coefficient at most, an exponent in
+    -128..127: array 'q' and 'b') when it fits, exactly so, and is kept aside past
+    either bound (None), each way a number is read (from its text, or from as_tuple
+    for one written with an exponent)."""
+    assert figures_mod.coefficient_exponent(amount) == parts
+
+
+@pytest.mark.parametrize("debt", ["\u0664\u0662", "\uff14\uff12", "4\u00b2", "0" * 18 + "1"])
+def test_a_num_dette_of_other_digits_is_kept_as_it_is(debt):
+    """A NumDette of digits other than ASCII (Arabic-Indic, full-width, a superscript:
+    str.isdigit says digits, int() reads some as ASCII's and refuses others) or of 19
+    digits is kept aside as it was given, never read as the number it looks like."""
+    figures = TitleFigures()
+    figures.append("FA", 1, debt, "01", None, None, Decimal(1))
+    assert figures[0][2] == debt and next(iter(figures))[2] == debt and figures.has_debts()
+
+
+def test_a_title_read_from_the_end_gives_what_it_was_given():
+    """[-1] is the last title, its values kept aside (a NumDette of 19 digits, an amount
+    of 19) as given, not the columns' placeholders."""
+    figures = TitleFigures()
+    figures.append("FA-1", 1, "7", "01", None, None, Decimal("1.50"))
+    last = ("FA-2", 2, "1" * 19, "01", "4", "K", Decimal("1" * 19))
+    figures.append(*last)
+    assert figures[-1] == last == figures[1]
+    assert figures[-2] == ("FA-1", 1, "7", "01", None, None, Decimal("1.50"))
+
+
+def test_a_column_of_codes_holds_65_536_distinct_values():
+    """Per, Cle1 and Cle2 are coded on two bytes: 65 536 distinct values (0 to 0xFFFF)
+    fit, the next is refused by name (never a code wrapped round to another value)."""
+    figures = TitleFigures()
+    for k in range(0x10000):
+        figures.append("FA", k, None, f"P{k}", None, None, Decimal(1))
+    assert figures[0xFFFF][3] == "P65535" and figures[0][3] == "P0"
+    with pytest.raises(OverflowError, match="^more than 65 536 distinct values$"):
+        figures.append("FA", 0, None, "P65536", None, None, Decimal(1))
 
 
 _field_texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)

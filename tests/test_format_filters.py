@@ -130,3 +130,47 @@ def test_the_documented_filters_are_there_by_name(source, value, text, tmp_path)
     assert str(expression_environment().compile_expression(source)(v=value)) == text
     template = template_environment(tmp_path).from_string("{{ " + source + " }}")
     assert template.render(v=value) == text
+
+
+def test_csv_record_doubles_a_quote_in_every_quoted_value_and_writes_no_column_as_nothing():
+    """quoting='always' quotes every value in one join, a quote inside doubled (as the
+    minimal mode does), and a record of no column is empty, not one empty quoted value."""
+    assert csv_record(['a"b', "c", None], quoting="always") == '"a""b";"c";""'
+    assert csv_record(['say "hi"'], quoting="always", delimiter="|") == '"say ""hi"""'
+    assert csv_record([], quoting="always") == ""
+    assert csv_record([], quoting="minimal") == ""
+    # a number left unquoted: the others quoted one by one, a quote doubled all the same
+    assert csv_record(['a"b', 1], quoting="always", unquoted=[2]) == '"a""b";1'
+
+
+def test_csv_record_never_names_a_carriage_return_as_a_line_break():
+    """A value holding a carriage return alone (no line feed) is quoted, or may not be
+    written unquoted: the refusal names it a line break, as for '\\n'."""
+    assert csv_record(["a\rb", "c"]) == '"a\rb";c'
+    with pytest.raises(ValueError, match=r"^csv_record: the value at position 1 \(a text of 3 "
+                       r"characters\) holds a line break and may not be quoted$"):
+        csv_record(["a\rb"], quoting="never")
+
+
+def test_digits_keeps_ascii_digits_only():
+    """digits writes ASCII digits: a digit of another script (Arabic-Indic '٤', full-width
+    '３') is no digit of a flat file's numeric field, and is dropped as any sign is."""
+    from pesgen.filters import digits
+
+    assert digits("FA-\u0664\u0662-7\uff13") == "7"
+
+
+def test_a_boolean_too_long_is_said_by_its_length_as_a_text():
+    """A refusal says a number (an int, a Decimal) as it is; True is an int to Python but
+    is written as the text 'True': said as a text, by its length."""
+    with pytest.raises(ValueError, match="^a text of 4 characters is longer than 2 characters$"):
+        fixed(True, 2)
+    with pytest.raises(ValueError, match="^a text of 5 characters is longer than 3 characters$"):
+        zfill(False, 3)
+
+
+def test_zfill_refuses_none():
+    """zfill of None (a value not set) is refused, not written '0None' (str(None)
+    zero-filled), as pesgen did before 2026-12-01 (zfill_as_before keeps that)."""
+    with pytest.raises(ValueError, match=r"^zfill of None: the value is not set"):
+        zfill(None, 5)

@@ -239,6 +239,25 @@ def test_problems_are_traced_to_the_piece_whose_line_it_is():
         [None, "INV-0", None, "INV-2"]
 
 
+def test_a_problem_of_another_file_or_named_already_is_left_as_it_is():
+    """Only a problem recorded at a line of the file attributed ('F.csv:N') names the
+    piece there: one of another file of the format, whatever its line, names none, and
+    one that names its invoice already keeps it and its message."""
+    from pesgen.errors import Problem
+    from pesgen.export import _PieceLines, attribute
+
+    traced = _PieceLines()
+    traced.add(b"A1\n")
+    given = [Problem("layout.x", "bad", record=record)
+             for record in ("G.csv:2", "F.csvx:2", "F.csv:2")]
+    given.append(Problem("layout.x", "bad", record="F.csv:2", invoice="INV-9"))
+    found = attribute(given, "F.csv", b"H\n", b"", traced, [("INV-0",)],
+                      {"INV-0": "in.json:$[0]"})
+    assert [(p.invoice, p.message) for p in found] == [
+        (None, "bad"), (None, "bad"), ("INV-0", "bad (rendered from in.json:$[0])"),
+        ("INV-9", "bad")]
+
+
 def _alive_counted(monkeypatch) -> list[int]:
     """How many streamed validations' processes the export holds each time one starts,
     and once the titles are all rendered (``Exporter.finish`` called): running, or ended

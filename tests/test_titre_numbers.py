@@ -199,6 +199,45 @@ def test_a_run_recorded_meanwhile_renders_the_titres_again_with_the_next_numbers
     assert _pieces(tmp_path / "again") == [list(range(12, 23))]
 
 
+def test_titres_rendered_again_hold_the_student_to_the_text_policies_still(
+        db_url, tmp_path, monkeypatch):
+    """The titres rendered again with the next numbers (a run recorded meanwhile) are
+    rendered as the first time: a line's student a template writes still goes through
+    the mapping's text policies ('\u00e9lv' upper-cased), not taken as exported."""
+    from pesgen.resources import data_dir
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "pes-titres", fmts / "pes-titres")
+    template = fmts / "pes-titres" / "pes-titres.xml.j2"
+    text = template.read_text(encoding="iso-8859-1")
+    old = '<ObjLignePce V="{{ ln.label }}"/>'
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, '<ObjLignePce V="{{ ln.student or ln.label }}"/>'),
+                        encoding="iso-8859-1")
+    spec = fmts / "pes-titres" / "format.yaml"
+    spec.write_text("".join(ln for ln in spec.read_text(encoding="utf-8").splitlines(True)
+                            if not ln.startswith("  line.student:")), encoding="utf-8")
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    data["invoices"][0]["lines"][0]["student"]["ref"] = "\u00e9lv-0999"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    events = _spy(monkeypatch)
+    done: list[str] = []
+
+    def meanwhile(_read: int) -> None:
+        if not done:  # at the end of the first preparation only
+            done.append("x")
+            export_recorded(lambda: Store(db_url), TITRES, _tagged(tmp_path, "B"),
+                            tmp_path / "other", RUN, formats_dirs=[fmts])
+
+    export_recorded(lambda: Store(db_url), TITRES, source, tmp_path / "o1", RUN,
+                    formats_dirs=[fmts], progress=meanwhile)
+    assert ("prepare", 12) in events  # rendered again
+    written = b"".join(p.read_bytes() for p in (tmp_path / "o1").glob("*.xml"))
+    assert '<ObjLignePce V="\u00c9LV-0999"/>'.encode("iso-8859-1") in written
+    assert "\u00e9lv".encode("iso-8859-1") not in written
+
+
 def _spy(monkeypatch) -> list[tuple[str, int]]:
     """Every preparation of titles (Exporter.prepare: its first IdPce), and every lock of
     a titre numbers' sequence at the commit (Store.peek_next of 'IdPce': the number it

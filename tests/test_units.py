@@ -502,6 +502,14 @@ def test_sepa_charset_refuses_what_cannot_be_transliterated(raw, bad):
     assert r2.error is not None and "not allowed in sepa" in r2.error
 
 
+def test_sepa_charset_takes_each_of_its_signs_as_it_is():
+    """The SEPA character set (EPC): letters, digits, / - ? : ( ) . , ' + and the space;
+    a text of them all passes unchanged (an apostrophe, as in D'Artagnan, included)."""
+    raw = "D'Artagnan (2/3) +1: a.b,c?-z 09"
+    assert sepa_bad_chars(raw) == ""
+    assert normalize(raw, "sepa", STRICT) == Normalized(raw, ())
+
+
 def test_sepa_accent_refused_without_transliterate():
     r = normalize("Hélène", "sepa", STRICT)
     assert r.error is not None and "é" in r.error
@@ -581,7 +589,7 @@ def test_pes_text_error(value, bad):
     assert (pes_text_error(value) is not None) is bad
 
 
-@pytest.mark.parametrize("value", ["0", "000", "nc", "Nc", ".", " "])
+@pytest.mark.parametrize("value", ["0", "000", "nc", "Nc", "nC", "NC", ".", " "])
 def test_a_pes_placeholder_is_refused_quoting_it(value):
     """Base_Texte refuses a value that is only zeros, 'nc', '.' or a space: the message
     quotes the value so that a space or a dot can be seen."""
@@ -598,13 +606,22 @@ def test_ascii_letters_writes_letters_only():
     assert ascii_letters("plain ASCII") == "plain ASCII"
 
 
+def test_outside_charset_names_each_character_once_in_order():
+    assert text_module.outside_charset("a\u4e2db\u4e2d\u6587\u2019\u6587", "latin-1") == \
+        "\u4e2d\u6587\u2019"
+    assert text_module.outside_charset("Hélène", "latin-1") == ""
+    assert text_module.outside_charset("Hélène_é", "sepa") == "éè_"
+
+
 def test_wrap_and_truncate_words():
     assert wrap_words("aa bb cc", 5) == ["aa bb", "cc"]
     assert wrap_words("abcdef gh", 5) == []  # a word longer than the width
+    assert wrap_words("", 5) == []  # no text, no line (not one empty line)
     assert truncate_words("short", 10) == "short"
     assert truncate_words("hello wonderful world", 17) == "hello wonderful"
     assert truncate_words("hello wonderful world", 12) == "hello wonder"  # space too early
     assert len(truncate_words("x" * 50, 10)) == 10
+    assert truncate_words("abcd  efghij", 8) == "abcd"  # cut at the space, none left at its end
 
 
 # ---------------------------------------------------------------- keys

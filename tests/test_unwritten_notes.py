@@ -152,11 +152,10 @@ def test_a_bordereau_object_the_format_does_not_write_is_said(tmp_path):
             "(output.bordereau_object): not written") in r.output
 
 
-def test_templates_the_sample_titles_cannot_render_are_said_unchecked(tmp_path):
-    """A template that fails on check-mapping's sample titles (it reads a mandate every
-    title of this school has, not the sample without one) is left to the export, which
-    renders it on the invoices: the summary says the fields were not checked, rather
-    than saying nothing."""
+def _unsampled_ormc(tmp_path: Path) -> Path:
+    """A copy of pes-ormc (its formats folder) whose template fails on check-mapping's
+    sample titles: it reads a mandate every title of this school has, not the sample
+    without one."""
     bundle = tmp_path / "fmts" / "pes-ormc"
     shutil.copytree(data_dir("templates") / "pes-ormc", bundle)
     template = bundle / "pes-aller.xml.j2"
@@ -165,15 +164,41 @@ def test_templates_the_sample_titles_cannot_render_are_said_unchecked(tmp_path):
     assert text.count(anchor) == 1
     template.write_text(text.replace(anchor, "{% if t.mandate.rum %}{% endif %}" + anchor),
                         encoding="iso-8859-1")
+    return tmp_path / "fmts"
+
+
+def test_templates_the_sample_titles_cannot_render_are_said_unchecked(tmp_path):
+    """A template that fails on check-mapping's sample titles is left to the export, which
+    renders it on the invoices: the summary says the fields were not checked, rather
+    than saying nothing."""
     r = run_cli("export", "--dry-run", "-m", _joint_mapping(tmp_path, ORMC), "-i",
                 _input(tmp_path, direct_debit_only=True), "--date", RUN_DATE,
-                "--formats-dir", tmp_path / "fmts")
+                "--formats-dir", _unsampled_ormc(tmp_path))
     assert r.exit_code == 0, r.output
     note = next(n for n in r.output.splitlines() if "unwritten: " in n)
     assert note.startswith("  - *: unwritten: the fields the templates write were not "
                            "checked (rule mapping.unwritten): rendering them on pesgen "
                            "check-mapping's sample titles failed: "), note
     assert "pes-aller.xml.j2" in note
+
+
+def test_templates_the_sample_titles_cannot_render_are_taken_to_write_the_student(tmp_path):
+    """Whether the templates write a line's student is not known when the sample titles
+    failed: it is held to the text policies as a written one is (a format character
+    refused, naming the binding), not taken as exported as it is when none writes it."""
+    source = _input(tmp_path, with_joint=(), direct_debit_only=True)
+    data = json.loads(source.read_text(encoding="utf-8"))
+    data["invoices"][0]["lines"][0]["student"]["ref"] = "ELV-\u202e0101"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    r = run_cli("export", "--dry-run", "-m", ORMC, "-i", source, "--date", RUN_DATE,
+                "--formats-dir", _unsampled_ormc(tmp_path))
+    assert r.exit_code == 4, r.output
+    assert ("line.student contains the invisible format character U+202E RIGHT-TO-LEFT "
+            "OVERRIDE") in r.output
+    assert ": bindings.line.student] (rule text.charset)" in r.output
+    # the shipped pes-ormc, whose templates are read on the sample titles, writes none
+    r = run_cli("export", "--dry-run", "-m", ORMC, "-i", source, "--date", RUN_DATE)
+    assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize("shipped, export", [

@@ -1927,6 +1927,19 @@ def test_a_student_a_template_writes_is_held_to_the_text_policies(tmp_path):
         (n.invoice, n.policy, n.detail) for n in result.notes]
 
 
+def test_a_student_no_template_writes_is_taken_as_exported(tmp_path):
+    """The stock bl-emagnus writes the invoice number but not the line's student: the
+    student is kept as exported, the text policies not applied to it (no note) and a
+    format character in it not refused; what the templates read is told apart by field."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    data["invoices"][0]["lines"][0]["student"]["ref"] = "\u00e9lv-\u202e0101"
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = export(EMAGNUS, source, tmp_path / "out", RUN)
+    assert not [n for n in result.notes if n.detail.startswith("line.student")]
+    assert (tmp_path / "out" / "WTAMC001AS.txt").exists()
+
+
 def test_a_student_a_template_writes_holding_a_format_character_is_refused(tmp_path):
     """A right-to-left override in a student's reference went into the files as it was
     (shown, the text after it reversed), where any other free text refuses it."""
