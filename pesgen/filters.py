@@ -155,6 +155,9 @@ def number(value: Decimal | int | str | None, decimal_sep: str = ".") -> str:
     return text.replace(".", decimal_sep) if decimal_sep != "." else text
 
 
+_QUOTINGS = ("always", "minimal", "never")
+
+
 def csv_record(values: Any, delimiter: str = ";", quoting: str = "minimal", quote: str = '"',
                size: int | None = None, unquoted: Any = ()) -> str:
     """One CSV record (without its line ending).
@@ -180,6 +183,9 @@ def csv_record(values: Any, delimiter: str = ";", quoting: str = "minimal", quot
         cells = list(values)
         if size is not None and len(cells) != size:
             raise ValueError(f"csv_record: {len(cells)} values, the record has {size} columns")
+    if quoting not in _QUOTINGS:  # a mistyped mode would quote as 'never' does
+        raise ValueError(f"csv_record: quoting {quoting!r} is not one of "
+                         f"{', '.join(map(repr, _QUOTINGS))}")
     skip = set(unquoted)
     doubled = quote * 2
     if quoting == "always" and not skip and cells:

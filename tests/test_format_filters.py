@@ -33,6 +33,17 @@ def test_csv_record_quoting_modes():
         csv_record(["x", "a;b"], quoting="always", unquoted=[2])
 
 
+def test_csv_record_refuses_a_quoting_mode_it_has_not():
+    """A mistyped mode ('minmal') quoted as 'never' does, so a value holding the
+    delimiter was refused with words about quoting the template never asked for, and
+    one holding none was written unquoted where 'always' was meant: the mode is named."""
+    for mode in ("minmal", "Always", "", "none"):
+        with pytest.raises(ValueError, match=(
+                rf"^csv_record: quoting '{mode}' is not one of 'always', 'minimal', "
+                "'never'$")):
+            csv_record(["a", "b"], quoting=mode)
+
+
 def test_csv_record_by_position():
     assert csv_record({1: "a", 4: "d"}, size=5, quoting="always") == '"a";"";"";"d";""'
     with pytest.raises(ValueError, match="needs size="):
