@@ -148,7 +148,7 @@ class BuildResult:
 class _Ctx:
     """Per-invoice working state: where we are, what went wrong, what was applied."""
 
-    __slots__ = ("origin", "invoice", "problems", "notes", "shapes")
+    __slots__ = ("origin", "invoice", "problems", "notes", "shapes", "scope")
 
     def __init__(self, origin: str) -> None:
         self.origin = origin
@@ -158,6 +158,9 @@ class _Ctx:
         # the values of another kind than the bindings reading through them need, met
         # (rarely): see _wrong_shape
         self.shapes: list[_Shaped] | None = None
+        # the invoice's expression scope: what a refusal of an empty expression's value
+        # reads its fields from (_reads_said)
+        self.scope: dict[str, Any] | None = None
 
     def problem(self, rule: str, message: str, mapping: str | None = None,
                 record: str | None = None) -> None:
@@ -341,6 +344,61 @@ def _shapes_read(source: str, scope: dict[str, Any]) -> str:
         if chain and len(nodes) > len(chain) and isinstance(nodes[-1], (list, dict)):
             found.append(f"{'.'.join([root, *map(str, chain)])} is {json_kind(nodes[-1])}")
     return f" ({'; '.join(found)})" if found else ""
+
+
+def _reads_said(binding: Binding | None, scope: dict[str, Any] | None, csv: bool) -> str:
+    """For a required field whose expression gave nothing, the record fields the
+    expression reads and what this record holds there, so that the technician knows
+    which input field to fill: ' (its expression reads nom, prenom: both empty in this
+    record)'. Empty for a path or constant binding (the message names its path), and for
+    an expression that reads no field of the record. Called only when the refusal is
+    made: the expression's reads are parsed once per expression (_expression_chains)."""
+    if binding is None or binding.kind != "expr" or scope is None:
+        return ""
+    reads: list[tuple[str, str]] = []
+    for root, chain in _expression_chains(binding.text):
+        if not chain:  # the whole record (invoice | tojson...): no one field to name
+            continue
+        name = ".".join(map(str, chain)) if csv else root + json_path(chain)
+        reads.append((name, _read_state(scope.get(root), chain)))
+    if not reads:
+        return ""
+    more = len(reads) - _READS_SHOWN
+    reads = reads[:_READS_SHOWN]
+    names = ", ".join(name for name, _ in reads) + (f" and {more} more" if more > 0 else "")
+    states = {state for _, state in reads}
+    if len(states) == 1:
+        state = states.pop()
+        said = {"empty": "empty in this record", "absent": "absent from this record",
+                "given": "given in this record, and the expression made nothing of "
+                         + ("it" if len(reads) == 1 else "them")}[state]
+        if len(reads) > 1:
+            said = ("both " if len(reads) == 2 else "all ") + said
+    else:
+        groups = []
+        for state in ("empty", "absent", "given"):
+            group = [name for name, s in reads if s == state]
+            if group:
+                groups.append(f"{' and '.join(group)} {'is' if len(group) == 1 else 'are'} "
+                              f"{state}")
+        said = "in this record " + ", ".join(groups)
+    return f" (its expression reads {names}: {said})"
+
+
+_READS_SHOWN = 8
+
+
+def _read_state(node: Any, chain: tuple[str | int, ...]) -> str:
+    """'absent' when the record has no value along ``chain`` (a key it lacks, an index
+    past its list's end), 'empty' when the value is blank or null, else 'given'."""
+    for part in chain:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+            node = node[part]
+        else:
+            return "absent"
+    return "empty" if _blank(node) else "given"
 
 
 def _along(node: Any, chain: tuple[str | int, ...]) -> Iterator[Any]:
@@ -607,7 +665,9 @@ class Builder:
         said = _said(key, binding)
         if _blank(value):
             if required:
-                ctx.problem("input.required", f"{said} is missing", mapping=where, record=origin)
+                ctx.problem("input.required", f"{said} is missing"
+                            f"{_reads_said(binding, ctx.scope, self.csv)}",
+                            mapping=where, record=origin)
             return None
         if not self._scalar(ctx, key, value, binding, origin):
             return None
@@ -684,7 +744,8 @@ class Builder:
                 return known
         if _blank(value):
             if required:
-                ctx.problem("input.required", f"{key} is missing",
+                ctx.problem("input.required", f"{key} is missing"
+                            f"{_reads_said(binding, ctx.scope, self.csv)}",
                             mapping=binding.where if binding else None, record=origin)
             return None
         try:
@@ -920,10 +981,12 @@ class Builder:
         record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
         ev = _evaluator(ctx, record, scope)
+        ctx.scope = scope
 
         number = ev(self.inv.get("number"))
         if _blank(number):
-            ctx.problem("input.required", "invoice.number is missing",
+            ctx.problem("input.required", "invoice.number is missing"
+                        f"{_reads_said(self.inv['number'], scope, self.csv)}",
                         mapping=self.inv["number"].where)
             return BuildResult(problems=ctx.problems)
         if not self._scalar(ctx, "invoice.number", number, self.inv["number"]):
@@ -1179,7 +1242,8 @@ class Builder:
             if not self._scalar(ctx, "line.activity", code, b_activity, origin):
                 pass
             elif _blank(code):
-                ctx.problem("input.required", "line.activity is missing",
+                ctx.problem("input.required", "line.activity is missing"
+                            f"{_reads_said(b_activity, scope, self.csv)}",
                             mapping=self.line["activity"].where, record=origin)
             else:
                 activity = acts.get(str(code))
@@ -1192,7 +1256,8 @@ class Builder:
             raw_amount = evaluate(ctx, row, scope, origin, b_amount)
             amount = self._amount(ctx, "line.amount", raw_amount, b_amount, origin)
             if amount is None and _blank(raw_amount):
-                ctx.problem("input.required", "line.amount is missing",
+                ctx.problem("input.required", "line.amount is missing"
+                            f"{_reads_said(b_amount, scope, self.csv)}",
                             mapping=self.line["amount"].where, record=origin)
             label_value = evaluate(ctx, row, scope, origin, b_label)
             if _blank(label_value) and activity is not None:
@@ -1375,7 +1440,8 @@ class Builder:
         if not self._scalar(ctx, "payer.kind", kind, p.get("kind")):
             pass
         elif _blank(kind):
-            ctx.problem("input.required", "payer.kind is missing", mapping=p["kind"].where)
+            ctx.problem("input.required", "payer.kind is missing"
+                        f"{_reads_said(p['kind'], ctx.scope, self.csv)}", mapping=p["kind"].where)
         else:
             entry = self.mapping.codes.payer_kinds.get(str(kind))
             if entry is None:
@@ -1597,7 +1663,7 @@ class Builder:
         in_france = home is not None
         if postal is None and in_france:  # abroad, Ville takes the postal code if any
             ctx.problem("input.required", f"{_said('address.postal_code', a.get('postal_code'))} "
-                        "is missing",
+                        f"is missing{_reads_said(a['postal_code'], ctx.scope, self.csv)}",
                         mapping=a["postal_code"].where)
         if len(ctx.problems) > before or street is None or city is None or \
                 (postal is None and in_france):
@@ -1767,7 +1833,8 @@ class Builder:
                     f": bindings.payment.{name} is not bound (bind it to the export's column "
                     "or key, or give it as {const: ...})")
                 ctx.problem("input.required",
-                            f"payment.{name} is missing for a direct debit{unbound}",
+                            f"payment.{name} is missing for a direct debit{unbound}"
+                            f"{_reads_said(p.get(name), ctx.scope, self.csv)}",
                             mapping=p[name].where if name in p else self.mapping.where("bindings",
                                                                                       "payment"))
                 return None

@@ -747,6 +747,69 @@ def test_missing_postal_code_csv_names_the_row(tmp_path):
                                "bindings.address.postal_code")
 
 
+def test_missing_name_of_an_expression_names_the_columns_it_reads(tmp_path):
+    """debtor.name bound by an expression over two columns: 'debtor.name is missing'
+    alone did not say which of the export's columns to fill; the refusal names them and
+    what the record holds there."""
+    rows = _csv_rows()
+    header = rows[0]
+    hits = [r for r in rows if r[header.index("invoice_number")] == "FA-2026-00104"]
+    for column in ("payer_last_name", "payer_name"):
+        hits[0][header.index(column)] = "  "
+    inp = _write_csv(tmp_path, rows)
+    p = _only(_refused(tmp_path, CSV_MAPPING, inp), "input.required")
+    assert p.record == f"{inp}:{_csv_line(inp, 'FA-2026-00104')}"
+    assert p.message == ("debtor.name is missing (its expression reads payer_last_name, "
+                         "payer_name: both empty in this record)")
+    assert p.mapping == _where(CSV_MAPPING, 'name: {expr: "invoice.payer_last_name or',
+                               "bindings.payer.name")
+
+
+def test_missing_name_of_an_expression_says_which_keys_are_absent(tmp_path):
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    payer = data["invoices"][i]["payer"]
+    del payer["last_name"]
+    payer["name"] = None
+    inp = _write_json(tmp_path, data)
+    p = _only(_refused(tmp_path, JSON_MAPPING, inp), "input.required")
+    assert p.record == f"{inp}:$.invoices[{i}]"
+    assert p.message == ("debtor.name is missing (its expression reads "
+                         "invoice.payer.last_name, invoice.payer.name: in this record "
+                         "invoice.payer.name is empty, invoice.payer.last_name is absent)")
+
+
+def test_missing_line_activity_of_an_expression_names_the_line_keys(tmp_path):
+    """A line binding's expression: what the line holds (and the invoice, read beside)."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["lines"][0]["activity"]["code"] = ""
+    m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING, (
+        "activity: activity.code",
+        "activity: {expr: \"line.activity.code or invoice.activity\"}"))
+    inp = _write_json(tmp_path, data)
+    p = _only(_refused(tmp_path, m, inp), "input.required")
+    assert p.record == f"{inp}:$.invoices[{i}].lines[0]"
+    assert p.message == ("line.activity is missing (its expression reads "
+                         "line.activity.code, invoice.activity: in this record "
+                         "line.activity.code is empty, invoice.activity is absent)")
+
+
+def test_missing_postal_code_of_an_expression_says_what_it_made_nothing_of(tmp_path):
+    """The key the expression reads is there, and the expression made nothing of it (a
+    postal code with no digit, through `digits`): said so, the key named."""
+    data = _example()
+    i = _index(data, "FA-2026-00104")
+    data["invoices"][i]["payer"]["address"]["postal_code"] = "CEDEX"
+    m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING, (
+        "postal_code: payer.address.postal_code",
+        "postal_code: {expr: \"invoice.payer.address.postal_code | digits\"}"))
+    p = _only(_refused(tmp_path, m, _write_json(tmp_path, data)), "input.required")
+    assert p.message == ("address.postal_code is missing (its expression reads "
+                         "invoice.payer.address.postal_code: given in this record, and the "
+                         "expression made nothing of it)")
+
+
 def test_unknown_activity_code_names_the_code_table(tmp_path):
     data = _example()
     i = _index(data, "FA-2026-00103")
