@@ -34,6 +34,7 @@ from .checks import (
     mandate_date_problem,
     target2_closed,
 )
+from .debits import DebitWatch
 from .errors import InputDataError, MappingError, MappingStopped, Problem
 from .expr import expression_paths
 from .formats import Format, forbidden_in, option_problems, text_misfit
@@ -456,6 +457,9 @@ class Builder:
         # debit dates (DtePrel) falling on a day TARGET2 is closed (a Saturday, Sunday or
         # TARGET2 holiday) -> how many titles: one note for the run (see run_notes)
         self.closed_debits: Counter[date] = Counter()
+        # direct-debit data in what a mapping binding no payment.direct_debit leaves
+        # unread: one note for the run (run_notes, rule input.unread-debit)
+        self.debits = DebitWatch(mapping)
         # a recorded run rebuilt as pesgen built it before 2026-12-01: a code table's
         # civility went through the text policies (case: upper) then, and an expression
         # wrote a None it made into text as the word (a code table's .get() of a key it
@@ -806,10 +810,12 @@ class Builder:
         return PolicyNote("case", "*", origin, f"{sum(self.cased.values())} value(s) "
                           f"upper-cased: {fields}")
 
-    def run_notes(self, origin: str) -> list[PolicyNote]:
+    def run_notes(self, origin: str, preview: bool = False) -> list[PolicyNote]:
         """The notes said once for the whole run, not per invoice: the case policy's
         count (``case_note``), an address.country left unbound (every debtor then
-        French), an ASAP Edition the format's notes qualify (format.yaml
+        French), invoices holding direct-debit data a mapping binding no
+        payment.direct_debit does not read (``debits``; ``preview``: counted over
+        a preview's invoices), an ASAP Edition the format's notes qualify (format.yaml
         defaults.asap_edition_notes), and the civilities sent as exported because the
         mapping has no codes.civility table (a few of them named)."""
         notes = [note for note in (self.case_note(origin),) if note is not None]
@@ -822,6 +828,9 @@ class Builder:
                                     "bindings.address.country is not bound: every debtor is "
                                     "written as living in France; bind it to the export's "
                                     "country column or key (codes.countries for its values)"))
+        unread_debit = self.debits.note(preview)
+        if unread_debit is not None:
+            notes.append(PolicyNote("unread_debit", "*", *unread_debit))
         # Mademoiselle is refused by pes.civility, table or not: not sent
         # an Edition whose promise the format's files do not keep (format.yaml
         # defaults.asap_edition_notes): pes-titres' 04 names an ASAP it does not attach
@@ -978,6 +987,8 @@ class Builder:
                 lines_binding = self.mapping.lines
                 raise _stopped(ctx, f"{lines_binding.key}: the expression", None,
                                lines_binding.where) from None
+        if self.debits.active:
+            self.debits.see(src.record, src.origin)
         record = _stripped(src.record)
         scope = {"invoice": record, "collectivity": self.collectivity_scope}
         ev = _evaluator(ctx, record, scope)

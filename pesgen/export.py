@@ -559,7 +559,7 @@ class Exporter:
         notes = []
         if self.dated_in is not None:
             notes.append(self._run_date_note())
-        notes += self.builder.run_notes(str(input_path))
+        notes += self.builder.run_notes(str(input_path), shown)
         notes += self.object_notes
         exercise = self.mapping.collectivity.exercise
         if self.run_date.year != exercise:  # a mapping left at last year's exercise?

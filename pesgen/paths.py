@@ -157,11 +157,42 @@ def unread(mapping: Mapping, record: dict[str, Any]) -> list[str]:
     (``payer.address.country``, ``lines[*].discount``; the elements of a list as one).
     Read means named by a path, or by an expression through ``invoice`` and ``line``; a
     value read whole (``invoice.payer``) is read with all it holds."""
-    groups = [b for fields in mapping.bindings.values() for b in fields.values()]
-    if mapping.input.format == "csv":
-        read = {c for b in [*groups, mapping.lines] for c in b.columns}
-        read.add(mapping.input.group_by or "")
-        return [column for column in record if column and column not in read]
+    return list(dict.fromkeys(name for name, _value in Unread(mapping).values(record)))
+
+
+class Unread:
+    """What no binding of a mapping reads, the bindings' reads worked out once (their
+    expressions compiled) for the records of a run."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.csv = mapping.input.format == "csv"
+        groups = [b for fields in mapping.bindings.values() for b in fields.values()]
+        self._columns = {c for b in [*groups, mapping.lines] for c in b.columns}
+        self._columns.add(mapping.input.group_by or "")
+        self._paths: list[tuple[str | int, ...]] = [] if self.csv else _read_paths(mapping)
+        self._said: dict[tuple[str | int, ...], bool] = {}  # leaf -> read
+
+    def values(self, record: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+        """(name, value) of each value of ``record`` no binding reads: a CSV column and
+        its cell; a JSON path (``lines[*].discount``) and each value at it."""
+        if self.csv:
+            yield from ((c, v) for c, v in record.items() if c and c not in self._columns)
+            return
+        for leaf, value in _leaves(record, ()):
+            read = self._said.get(leaf)
+            if read is None:
+                read = self._said[leaf] = self._is_read(leaf)
+            if not read:
+                yield _shown(leaf), value
+
+    def _is_read(self, leaf: tuple[str | int, ...]) -> bool:
+        # a path reads what is below it; one going below a leaf (a key holding null,
+        # or another shape in this invoice) reads the leaf too
+        return any(leaf[:len(p)] == p or p[:len(leaf)] == leaf for p in self._paths)
+
+
+def _read_paths(mapping: Mapping) -> list[tuple[str | int, ...]]:
+    """The JSON paths the bindings of ``mapping`` read, list indexes as ``_ANY``."""
     lines = mapping.lines
     line_base = (*_any(path_parts(lines.text)), _ANY) if lines.kind == "path" else None
     env = expression_environment()
@@ -183,22 +214,17 @@ def unread(mapping: Mapping, record: dict[str, Any]) -> list[str]:
         # the lines' own keys cannot be placed: what it reads counts as read whole
         paths += [_any(parts) for root, parts in expression_paths(env, lines.text)
                   if root == "invoice"]
-
-    def is_read(leaf: tuple[str | int, ...]) -> bool:
-        # a path reads what is below it; one going below a leaf (a key holding null,
-        # or another shape in this invoice) reads the leaf too
-        return any(leaf[:len(p)] == p or p[:len(leaf)] == leaf for p in paths)
-
-    return [_shown(leaf) for leaf in dict.fromkeys(_leaves(record, ())) if not is_read(leaf)]
+    return paths
 
 
 def _any(parts: Iterable[str | int]) -> tuple[str | int, ...]:
     return tuple(_ANY if isinstance(p, int) else p for p in parts)
 
 
-def _leaves(node: Any, at: tuple[str | int, ...]) -> Iterable[tuple[str | int, ...]]:
-    """The path of every value in ``node`` that is no object, nor a list of objects
-    (whose objects' values are taken, for all its elements as one: ``[*]``)."""
+def _leaves(node: Any, at: tuple[str | int, ...]) -> Iterable[tuple[tuple[str | int, ...], Any]]:
+    """The path and value of every value in ``node`` that is no object, nor a list of
+    objects (whose objects' values are taken, each at one path for all its elements:
+    ``[*]``)."""
     if isinstance(node, dict) and node:
         for key, value in node.items():
             yield from _leaves(value, (*at, str(key)))
@@ -207,7 +233,7 @@ def _leaves(node: Any, at: tuple[str | int, ...]) -> Iterable[tuple[str | int, .
             if isinstance(item, dict):
                 yield from _leaves(item, (*at, _ANY))
     elif at:
-        yield at
+        yield at, node
 
 
 def _shown(parts: tuple[str | int, ...]) -> str:

@@ -147,6 +147,11 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         "    city: TODO",
         "    # complement: TODO",
         "    # country: TODO        # ISO alpha-2, empty means FR",
+        # left commented out, every invoice is a title to pay, without its mandate; the
+        # run notes an export's direct-debit data no binding reads (input.unread-debit)
+        "  # Uncomment payment: when the export has direct debits (a payment method, RUM",
+        "  # and IBAN columns): left out, each is a title to pay, without its mandate,",
+        "  # and export and preview say so (note unread_debit).",
         "  # payment:               # SEPA direct debit, see docs/mapping-reference.md",
         "  #   direct_debit: TODO   # the payment method, translated by codes.payment_methods",
         # what a direct debit requires (empty or not bound: refused, input.required)
