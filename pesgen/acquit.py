@@ -1336,7 +1336,7 @@ def named_run(acquit: Acquit, store: Any, run: str, bordereau: int | None = None
     one ``acquit`` answers (``pesgen acquit --record --run``), and its bordereau
     ``bordereau`` (``--bordereau``; None: all). Refuses (StateError) a run that is not
     there, a finance package's, a cancelled one, one of another collectivity or budget,
-    and a cancelled bordereau; (UsageError) a bordereau the run does not have."""
+    a bordereau the run does not have and a cancelled one."""
     r = store.get_run(run)
     full = r["id"]
     if acquit.id_coll is None:
@@ -1367,7 +1367,8 @@ def named_run(acquit: Acquit, store: Any, run: str, bordereau: int | None = None
     if bordereau is not None:
         known = {b.id_bord: b for b in every}
         if bordereau not in known:
-            raise UsageError(f"run {full} has no bordereau {bordereau}; its bordereaux are "
+            # what the store does not hold, as a run it does not hold: exit 7
+            raise StateError(f"run {full} has no bordereau {bordereau}; its bordereaux are "
                              f"IdBord {', '.join(str(b.id_bord) for b in every)}; nothing "
                              "recorded")
         if known[bordereau].cancelled_at is not None:

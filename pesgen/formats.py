@@ -100,6 +100,18 @@ class Format:
         return "typ_bord" in self.defaults
 
     @property
+    def shown(self) -> str:
+        """The bundle's folder as messages name it before one of its templates
+        ('pes-ormc/pes-ormc.xml.j2:12'): a shipped bundle, or one as a run recorded it, by
+        its name; another by its folder as it was found, the --formats-dir or
+        PESGEN_FORMATS_PATH folder as given followed by the bundle's
+        ('formats/acme-compta/acme-compta.csv.j2:11'), so that the technician opens the
+        file from where the command was run (as format.yaml's places are named)."""
+        if self.recorded or inside(data_dir("templates"), self.folder):
+            return self.name
+        return str(self.folder)
+
+    @property
     def limits_owner(self) -> str:
         """Whose limits a refusal of a value over its field's length names
         (``limits_owner``)."""

@@ -100,7 +100,8 @@ def _check_macros(module: Any, name: str, source: str) -> None:
 def template_error(exc: BaseException, bundle: str, name: str, context: str,
                    env: jinja2.Environment | None = None) -> TemplateError:
     """``exc``, raised by template ``name`` of format ``bundle`` (or by a template it
-    imports), as pesgen's error naming the template file and line; ``env``, the
+    imports; ``bundle`` as messages name it, ``Format.shown``), as pesgen's error naming
+    the template file and line; ``env``, the
     environment that compiled it, tells a syntax error's tag left open, and the filter
     (or test) a misspelt one is close to."""
     place = locate(exc, name)
@@ -153,7 +154,8 @@ class FileRenderer:
         self.spec = spec
         self.recorded = recorded
         self._env = env = template_environment(fmt.folder, writes_none, traced, recorded)
-        self.name = f"{fmt.name}/{spec.template}"
+        # as messages name it: a bundle outside pesgen's by its folder (Format.shown)
+        self.name = f"{fmt.shown}/{spec.template}"
         # given a head's or tail's refusal writing None (the macro, the document, the
         # refusal's template:line), what names the empty value(s) it wrote, added to
         # its problems in parentheses: the export's, from the mapping
@@ -166,9 +168,9 @@ class FileRenderer:
             # short limit); its top-level code, which may loop, runs watched
             module = _budget.watched(env.get_template(spec.template).make_module)
         except jinja2.TemplateError as exc:
-            raise template_error(exc, fmt.name, spec.template, "loading", env) from None
+            raise template_error(exc, fmt.shown, spec.template, "loading", env) from None
         except _RENDER_ERRORS as exc:  # the template's own code, run by make_module
-            raise template_error(exc, fmt.name, spec.template, "loading") from None
+            raise template_error(exc, fmt.shown, spec.template, "loading") from None
         _check_macros(module, self.name, _source(env, spec.template))
         # the template's macros, attributes of its module (_check_macros found them)
         self._head: Callable[..., Any] = module.head  # type: ignore[attr-defined]
@@ -223,7 +225,7 @@ class FileRenderer:
             found = _unwritable_literal(self._env, name, source, encoding)
             if found is not None:
                 line, char = found
-                where = f"{self.fmt.name}/{name}:{line}"
+                where = f"{self.fmt.shown}/{name}:{line}"
                 message = (f"the template's text holds {char!r} (U+{ord(char):04X}), which "
                            f"{encoding} cannot write: write it as the output's encoding "
                            "can (a character reference in XML, &#8364; for €), or take it "
@@ -238,7 +240,7 @@ class FileRenderer:
             try:  # a string literal of an expression; never a comment's text
                 for token in self._env.lexer.tokenize(self._env.preprocess(source, name), name):
                     if token.type == "string" and char in token.value:
-                        return f"{self.fmt.name}/{name}:{token.lineno}"
+                        return f"{self.fmt.shown}/{name}:{token.lineno}"
             except jinja2.TemplateSyntaxError:
                 continue
         return None
@@ -323,10 +325,10 @@ class FileRenderer:
         try:  # a call running past _budget.LIMIT is stopped
             return str(_budget.watched(macro, *args))
         except jinja2.TemplateError as exc:
-            raise template_error(exc, self.fmt.name, self.spec.template, what,
+            raise template_error(exc, self.fmt.shown, self.spec.template, what,
                                  self._env) from None
         except _RENDER_ERRORS as exc:
-            raise template_error(exc, self.fmt.name, self.spec.template, what) from None
+            raise template_error(exc, self.fmt.shown, self.spec.template, what) from None
 
 
 # Per template source (a run, a test suite, sets up many exports of the same bundles):

@@ -3148,12 +3148,13 @@ def _locked_run(conn: Connection, run_id: str) -> Any:
 
 def _named(run_id: str, every: list[Bordereau], named: Collection[int],
            undone: str) -> dict[int, Bordereau]:
-    """The run's bordereaux by IdBord; a UsageError naming those of ``named`` it does
-    not have, and its own, ending with what was not done (``undone``)."""
+    """The run's bordereaux by IdBord; a StateError (exit 7, as a run the store does not
+    hold) naming those of ``named`` it does not have, and its own, ending with what was
+    not done (``undone``)."""
     known = {b.id_bord: b for b in every}
     unknown = sorted(set(named) - set(known))
     if unknown:
-        raise UsageError(
+        raise StateError(
             f"run {run_id} has no bordereau {', '.join(map(str, unknown))}; its "
             f"bordereaux are IdBord {', '.join(str(b.id_bord) for b in every)}; {undone}")
     return known

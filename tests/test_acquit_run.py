@@ -371,7 +371,8 @@ def test_bordereau_of_no_or_a_cancelled_bordereau_is_refused(db_url, tmp_path):
     path = ACKS / "file-rejected.xml"
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id,
                 "--bordereau", "9")
-    assert r.exit_code == ExitCode.USAGE, r.output
+    # the store does not hold it, as a run it does not hold: exit 7
+    assert r.exit_code == ExitCode.STATE, r.output
     assert f"run {run.run_id} has no bordereau 9; its bordereaux are IdBord 1, 2, 3" in r.stderr
     assert run_cli("runs", "cancel", run.run_id, "--bordereau", "2", "--reason", "x", "--db",
                    db_url).exit_code == 0

@@ -1298,8 +1298,8 @@ def test_template_syntax_error_names_file_and_line(tmp_path):
                    formats_dirs=[fmts])
     assert exc.exit_code == ExitCode.TEMPLATE == 5
     p = _only(exc, "template.syntax")
-    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
-    assert f"broken-fmt/pes-aller.xml.j2:{line}: syntax error" in str(exc)
+    assert p.mapping == f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}"
+    assert f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}: syntax error" in str(exc)
 
 
 def test_template_undefined_variable_in_head_names_file_and_line(tmp_path):
@@ -1309,9 +1309,9 @@ def test_template_undefined_variable_in_head_names_file_and_line(tmp_path):
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
                    formats_dirs=[fmts])
     p = _only(exc, "template")
-    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert p.mapping == f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}"
     assert "UndefinedError" in p.message and "'nope'" in p.message
-    assert str(exc).startswith(f"template broken-fmt/pes-aller.xml.j2:{line}: ")
+    assert str(exc).startswith(f"template {fmts}/broken-fmt/pes-aller.xml.j2:{line}: ")
     assert str(exc).endswith("(head)")
 
 
@@ -1326,7 +1326,7 @@ def test_a_template_writing_none_is_refused_naming_its_line_and_the_invoice(tmp_
                    formats_dirs=[fmts])
     assert exc.exit_code == ExitCode.TEMPLATE
     p = exc.problems[0]
-    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert p.mapping == f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}"
     assert "writes None" in p.message and "default('', true)" in p.message
     assert p.invoice == "FA-2026-00101" and p.record.endswith("$.invoices[0]")
 
@@ -1344,7 +1344,7 @@ def test_a_template_making_text_of_none_is_refused_as_writing_it(tmp_path, writt
                    formats_dirs=[fmts])
     assert exc.exit_code == ExitCode.TEMPLATE
     p = exc.problems[0]
-    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert p.mapping == f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}"
     assert "writes None" in p.message and "default('', true)" in p.message
     assert p.invoice == "FA-2026-00101" and p.record.endswith("$.invoices[0]")
 
@@ -1403,7 +1403,7 @@ def test_template_undefined_variable_in_piece_names_the_invoice(tmp_path):
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
                    formats_dirs=[fmts])
     p = _only(exc, "template")
-    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert p.mapping == f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}"
     assert "'nope'" in p.message
     assert "piece of invoice FA-2026-00101" in str(exc)
     # the record the piece comes from, since its data may be the cause
@@ -1799,7 +1799,7 @@ def test_a_template_making_a_huge_value_is_refused_with_its_line(tmp_path, old, 
                    formats_dirs=[fmts])
     assert exc.exit_code == ExitCode.TEMPLATE
     p = _only(exc, "template")
-    assert p.mapping == f"broken-fmt/pes-aller.xml.j2:{line}"
+    assert p.mapping == f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}"
     assert p.message.startswith(f"SecurityError: {says}")
     assert "piece of invoice FA-2026-00101" in str(exc)
 

@@ -81,7 +81,7 @@ def test_one_bordereau_of_a_split_run_is_cancelled_alone(db_url, tmp_path):
     with pytest.raises(StateError, match=f"IdBord 2 of run {run.run_id} is already cancelled "
                        r"\(on .*: trésorerie rejected IdBord 2\); nothing cancelled"):
         store.cancel(run.run_id, "twice", [2])
-    with pytest.raises(UsageError, match=f"run {run.run_id} has no bordereau 4, 9; its "
+    with pytest.raises(StateError, match=f"run {run.run_id} has no bordereau 4, 9; its "
                        "bordereaux are IdBord 1, 2, 3; nothing cancelled"):
         store.cancel(run.run_id, "not its own", [9, 4])
     assert store.get_run(run.run_id)["status"] == "committed"

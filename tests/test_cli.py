@@ -292,7 +292,7 @@ def test_template_error_exit_5(tmp_path):
     out = tmp_path / "out"
     r = _export(out, "--formats-dir", fmts, mapping=m)
     assert r.exit_code == ExitCode.TEMPLATE == 5
-    assert r.stderr.startswith(f"error: template broken-fmt/pes-aller.xml.j2:{line}: ")
+    assert r.stderr.startswith(f"error: template {fmts}/broken-fmt/pes-aller.xml.j2:{line}: ")
     assert "(rule template)" in r.stderr
     assert _files(out) == []
 
@@ -422,7 +422,7 @@ def test_check_mapping_checks_the_template(tmp_path):
     line = _line_of(fmts / "broken-fmt" / "pes-aller.xml.j2", "{% if %}")
     r = _run("check-mapping", m, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.TEMPLATE == 5
-    assert f"broken-fmt/pes-aller.xml.j2:{line}" in r.stderr
+    assert f"{fmts}/broken-fmt/pes-aller.xml.j2:{line}" in r.stderr
     assert "(rule template.syntax)" in r.stderr
 
 

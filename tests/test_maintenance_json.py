@@ -240,6 +240,29 @@ def test_runs_cancel_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_pat
              "cancelled")
 
 
+def test_a_bordereau_the_run_does_not_have_is_the_store_s_refusal_exit_7(db_url, tmp_path):
+    """`runs cancel` and `runs reinstate --bordereau N` of an IdBord the run does not hold:
+    exit 7, as a run the store does not hold, naming the run and its IdBords; in text and
+    in JSON, nothing changed."""
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "a", RUN).run_id
+    said = f"run {run} has no bordereau 2; its bordereaux are IdBord 1; nothing cancelled"
+    r = run_cli("runs", "cancel", run, "--bordereau", "2", "--reason", "x", "--db", db_url)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert f"error: {said}" in r.stderr
+    code, report = _json("runs", "cancel", run, "--bordereau", "2", "--reason", "x", "--db",
+                         db_url)
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, said)
+    assert Store(db_url).get_run(run)["status"] == "committed"
+    # cancelled, then reinstated by a bordereau it does not have
+    assert run_cli("runs", "cancel", run, "--reason", "x", "--db", db_url).exit_code == 0
+    r = run_cli("runs", "reinstate", run, "--bordereau", "2", "--reason", "x", "--db", db_url)
+    assert r.exit_code == ExitCode.STATE, r.output
+    assert (f"error: run {run} has no bordereau 2; its bordereaux are IdBord 1; nothing "
+            "reinstated") in r.stderr
+    assert Store(db_url).get_run(run)["status"] == "cancelled"
+
+
 def test_runs_cancel_gives_the_tresorerie_s_answers_and_its_annulment_confirmed(
         db_url, tmp_path):
     from .test_acquit_record import _ack, _element
@@ -413,8 +436,9 @@ def test_runs_reinstate_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_
              "bordereaux; nothing reinstated")
     code, report = _json("runs", "reinstate", run.run_id, "--bordereau", "7", "--reason", "x",
                          "--db", db_url)
-    assert code == ExitCode.USAGE
-    _refused(report, ExitCode.USAGE, f"run {run.run_id} has no bordereau 7")
+    assert code == ExitCode.STATE
+    _refused(report, ExitCode.STATE, f"run {run.run_id} has no bordereau 7; its bordereaux "
+             "are IdBord 1; nothing reinstated")
     # two of its invoices exported again since: each named, nothing reinstated
     assert run_cli("runs", "cancel", run.run_id, "--reason", "x", "--db", db_url).exit_code == 0
     export_recorded(lambda: Store(db_url), MAPPING,

@@ -897,8 +897,8 @@ def test_a_character_the_encoding_cannot_write_exits_the_same_from_preview_and_e
     assert done.exit_code == shown.exit_code == ExitCode.TEMPLATE, (done.stderr, shown.stderr)
     for result in (done, shown):
         # the string of the expression is named by its line
-        assert "template exemple-compta/lignes.csv.j2:2 produced '–', which ISO-8859-1 " \
-            "cannot encode (head)" in result.stderr
+        assert f"template {fmts}/exemple-compta/lignes.csv.j2:2 produced '–', which " \
+            "ISO-8859-1 cannot encode (head)" in result.stderr
 
 
 def test_a_cp1252_package_can_keep_what_cp1252_writes(tmp_path):
@@ -944,7 +944,7 @@ def test_an_option_the_format_does_not_have_names_those_it_has(tmp_path, read, s
                         encoding="utf-8")
     r = _run("check-mapping", mapping, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.stderr
-    assert r.stderr.startswith(f"error: template exemple-compta/lignes.csv.j2:7: {says} "
+    assert r.stderr.startswith(f"error: template {fmts}/exemple-compta/lignes.csv.j2:7: {says} "
                                "(piece of invoice SAMPLE-1)"), r.stderr
     assert "dict object" not in r.stderr
 
@@ -1060,8 +1060,8 @@ def test_check_format_renders_the_sample_titles_too(tmp_path):
     for extra in ([], ["--regen"]):
         r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts, *extra)
         assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
-        assert ("error: template cosoluce-corail/corail.xml.j2:40: 'pesgen.model.Debtor "
-                "object' has no attribute 'adress'") in r.stderr
+        assert (f"error: template {fmts}/cosoluce-corail/corail.xml.j2:40: 'pesgen.model."
+                "Debtor object' has no attribute 'adress'") in r.stderr
         assert "piece of invoice SAMPLE-1)" in r.stderr
         assert "a sample title of check-mapping" in r.stderr
         assert "byte for byte" not in r.stdout
@@ -1194,6 +1194,8 @@ def test_a_broken_bundle_gets_its_exit_code_and_the_line_to_fix(tmp_path, breaks
     r = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
     assert r.exit_code == code, r.stdout + r.stderr
     for said in says:
+        # the template named by the --formats-dir folder as given, then the bundle's
+        said = said.replace("template cosoluce-corail/", f"template {fmts}/cosoluce-corail/")
         assert said in r.stderr, r.stderr
 
 

@@ -43,7 +43,7 @@ _run = run_cli
 
 def test_a_literal_the_encoding_cannot_write_names_the_template_line(tmp_path):
     fmts, line = _bundle(tmp_path, TRAIN, TRAIN.replace('}}"', '}} €"'))
-    where = f"cosoluce-corail/corail.xml.j2:{line}"
+    where = f"{fmts}/cosoluce-corail/corail.xml.j2:{line}"
     checked = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
     assert checked.exit_code == 5, checked.output
     assert f"template {where}: the template's text holds '€' (U+20AC), which ISO-8859-1 " \
@@ -60,7 +60,7 @@ def test_a_literal_in_a_branch_no_title_takes_is_refused_too(tmp_path):
     fmts, line = _bundle(tmp_path, "</TiersSolidaire>", "</TiersSolidaire><!-- € -->")
     mapping = _run("check-format", "cosoluce-corail", "--formats-dir", fmts)
     assert mapping.exit_code == 5, mapping.output
-    assert f"cosoluce-corail/corail.xml.j2:{line}: the template's text holds '€'" \
+    assert f"{fmts}/cosoluce-corail/corail.xml.j2:{line}: the template's text holds '€'" \
         in mapping.output
 
 
@@ -68,8 +68,8 @@ def test_a_string_of_an_expression_the_encoding_cannot_write_names_its_line(tmp_
     fmts, line = _bundle(tmp_path, TRAIN, TRAIN.replace("train }}", 'train ~ " €" }}'))
     run = _run("check-mapping", CORAIL_MAPPING, "--formats-dir", fmts)
     assert run.exit_code == 5, run.output
-    assert f"template cosoluce-corail/corail.xml.j2:{line} produced '€', which ISO-8859-1 " \
-           "cannot encode (piece of invoice SAMPLE-1)" in run.output
+    assert f"template {fmts}/cosoluce-corail/corail.xml.j2:{line} produced '€', which " \
+           "ISO-8859-1 cannot encode (piece of invoice SAMPLE-1)" in run.output
 
 
 def test_the_line_named_is_the_expression_s_not_a_comment_s(tmp_path):
@@ -79,7 +79,7 @@ def test_the_line_named_is_the_expression_s_not_a_comment_s(tmp_path):
                          '{# never write € #}\n' + TRAIN.replace("train }}", 'train ~ " €" }}'))
     run = _run("check-mapping", CORAIL_MAPPING, "--formats-dir", fmts)
     assert run.exit_code == 5, run.output
-    assert f"template cosoluce-corail/corail.xml.j2:{line + 1} produced '€'" in run.output
+    assert f"template {fmts}/cosoluce-corail/corail.xml.j2:{line + 1} produced '€'" in run.output
 
 
 def test_an_option_default_the_encoding_cannot_write_names_format_yaml(tmp_path):

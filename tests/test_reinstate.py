@@ -156,7 +156,7 @@ def test_what_is_not_cancelled_or_not_said_is_refused_nothing_changed(db_url, tm
     with pytest.raises(StateError, match=f"IdBord 1, 3 of run {run} are not cancelled; "
                        "nothing reinstated"):
         store.reinstate(run, "why", [1, 2, 3])
-    with pytest.raises(UsageError, match=f"run {run} has no bordereau 7; its bordereaux are "
+    with pytest.raises(StateError, match=f"run {run} has no bordereau 7; its bordereaux are "
                        "IdBord 1, 2, 3; nothing reinstated"):
         store.reinstate(run, "why", [2, 7])
     with pytest.raises(UsageError, match="a reinstatement needs a reason"):

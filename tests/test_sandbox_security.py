@@ -243,10 +243,10 @@ def test_a_template_recursing_without_end_is_a_template_error(tmp_path, command,
                              RECURSIVE + "{% set x = r(0) %}\n{% macro head(doc) -%}")
     r = _command(command, tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
-    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: maximum "
-                               "recursion depth exceeded"), r.stderr
+    assert r.stderr.startswith(f"error: template {fmts}/pes-ormc/pes-aller.xml.j2:{line}: "
+                               "maximum recursion depth exceeded"), r.stderr
     assert "RecursionError: maximum recursion depth exceeded" in r.stderr
-    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert f"[template {fmts}/pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
     assert _nothing_written(tmp_path)
 
 
@@ -271,10 +271,10 @@ def test_a_template_running_past_its_time_limit_is_a_template_error(
                              LOOPS + "\n{% macro head(doc) -%}")
     r = _command(command, tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
-    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: rendering "
-                               "ran for more than 0.5 seconds and was stopped: a loop that "
-                               "does not end"), r.stderr
-    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert r.stderr.startswith(f"error: template {fmts}/pes-ormc/pes-aller.xml.j2:{line}: "
+                               "rendering ran for more than 0.5 seconds and was stopped: a "
+                               "loop that does not end"), r.stderr
+    assert f"[template {fmts}/pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
     assert _nothing_written(tmp_path)
     assert _budget._started == [0.0]  # nothing watched once the call ended
 
@@ -338,11 +338,12 @@ def test_a_template_past_its_time_limit_holds_a_command_once(tmp_path, monkeypat
                  "--formats-dir", fmts, *(["--dry-run"] if command == "dry-run" else []))
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert len(stopped) == 1, stopped
-    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: rendering "
-                               "ran for more than 0.5 seconds and was stopped"), r.stderr
+    assert r.stderr.startswith(f"error: template {fmts}/pes-ormc/pes-aller.xml.j2:{line}: "
+                               "rendering ran for more than 0.5 seconds and was "
+                               "stopped"), r.stderr
     assert "[on check-mapping's sample titles, rendered before the invoices: the invoices " \
            "were not rendered, which would wait as long again]" in r.stderr
-    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert f"[template {fmts}/pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
     assert _nothing_written(tmp_path)
 
 
@@ -363,8 +364,9 @@ def test_check_format_stopped_on_a_sample_title_is_a_template_error_once(tmp_pat
     stopped = _stopped_calls(monkeypatch)
     r = _cli("check-format", "pes-ormc", "--formats-dir", fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
-    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: rendering "
-                               "ran for more than 0.5 seconds and was stopped"), r.stderr
+    assert r.stderr.startswith(f"error: template {fmts}/pes-ormc/pes-aller.xml.j2:{line}: "
+                               "rendering ran for more than 0.5 seconds and was "
+                               "stopped"), r.stderr
     assert "(piece of invoice SAMPLE-1) [a sample title of check-mapping" in r.stderr
     assert "Traceback" not in r.output
     assert len(stopped) == 1, stopped
@@ -600,7 +602,7 @@ def test_a_template_overflowing_a_float_is_a_template_error(tmp_path):
     r = _export(tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert "OverflowError: " in r.stderr
-    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert f"[template {fmts}/pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
 
 
 def test_a_file_name_template_nested_too_deeply_is_a_template_error(tmp_path):
@@ -713,7 +715,7 @@ def test_a_template_changing_what_it_renders_is_a_template_error(tmp_path, comma
     r = _command(command, tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert "access to attribute 'update' of " in r.stderr, r.stderr
-    assert f"[template pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
+    assert f"[template {fmts}/pes-ormc/pes-aller.xml.j2:{line}] (rule template)" in r.stderr
     assert _nothing_written(tmp_path)
 
 
@@ -1061,7 +1063,8 @@ def test_a_list_whose_text_doubles_is_a_template_error_naming_its_line(tmp_path,
     fmts, line = _bundle(tmp_path, NOM, DOUBLING + "{{ ns.x }}" + NOM)
     r = _command(command, tmp_path, MAPPING, fmts)
     assert r.exit_code == ExitCode.TEMPLATE, r.output
-    assert r.stderr.startswith(f"error: template pes-ormc/pes-aller.xml.j2:{line}: output: "
+    assert r.stderr.startswith(f"error: template {fmts}/pes-ormc/pes-aller.xml.j2:{line}: "
+                               "output: "
                                "the text of a list of about "), r.stderr
     assert f"characters or more refused (at most {MAX_OPERAND_SIZE})" in r.stderr
     assert _nothing_written(tmp_path)

@@ -357,7 +357,7 @@ def test_a_provisional_tail_refused_is_said_when_the_files_are_assembled(tmp_pat
     finally:
         prepared.close()
     message = str(exc.value)
-    assert message.startswith("template pes-ormc/pes-aller.xml.j2:"), message
+    assert message.startswith(f"template {bundle}/pes-aller.xml.j2:"), message
     assert message.endswith(": 'nowhere' is undefined (tail)"), message
     assert list(out.iterdir()) == []
 

@@ -19,22 +19,30 @@ from pesgen.export import export
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 
-TEMPLATE = "pes-ormc/pes-aller.xml.j2"
+# a bundle of --formats-dir is named by that folder as given (each test runs from its
+# tmp_path, giving "fmts"), so that the technician opens the template from where they
+# stand; a shipped bundle's by its name (the golden tests pin those)
+TEMPLATE = "fmts/pes-ormc/pes-aller.xml.j2"
 NOM = '<Nom V="{{ d.name }}"/>'
 
 
 def _bundle(tmp_path: Path, old: str, new: str, **extra: str) -> tuple[Path, Path]:
     """A copy of pes-ormc (same name: --formats-dir comes first) with ``old`` made
     ``new`` in its template, and ``extra`` files added to the bundle."""
-    fmts = tmp_path / "fmts"
-    shutil.copytree(ROOT / "templates" / "pes-ormc", fmts / "pes-ormc")
-    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    shutil.copytree(ROOT / "templates" / "pes-ormc", tmp_path / "fmts" / "pes-ormc")
+    template = tmp_path / "fmts" / "pes-ormc" / "pes-aller.xml.j2"
     text = template.read_text(encoding="utf-8")
     assert text.count(old) == 1, old
     template.write_text(text.replace(old, new), encoding="utf-8")
     for name, content in extra.items():
-        (fmts / "pes-ormc" / name).write_text(content, encoding="utf-8")
-    return fmts, template
+        (tmp_path / "fmts" / "pes-ormc" / name).write_text(content, encoding="utf-8")
+    return Path("fmts"), template  # as typed in tmp_path (_in_tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """Each test runs from its tmp_path, where the bundle's folder is "fmts"."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _line(path: Path, text: str) -> int:
@@ -220,8 +228,8 @@ def test_an_error_in_an_imported_template_names_that_template(tmp_path, imported
     with pytest.raises(TemplateError) as info:
         export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
                tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
-    assert str(info.value).startswith(f"template pes-ormc/nom.xml.j2:{line}: {says}")
-    assert [p.mapping for p in info.value.problems] == [f"pes-ormc/nom.xml.j2:{line}"]
+    assert str(info.value).startswith(f"template fmts/pes-ormc/nom.xml.j2:{line}: {says}")
+    assert [p.mapping for p in info.value.problems] == [f"fmts/pes-ormc/nom.xml.j2:{line}"]
 
 
 USES = '{% macro nom(n) -%}\n<Nom V="{{ n.upper() }}"/>\n{%- endmacro %}\n'
@@ -246,9 +254,9 @@ def test_a_macro_argument_read_wrong_names_the_call_too(tmp_path, call, given):
         export(MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLES / "school-export.json",
                tmp_path / "out", date.fromisoformat(RUN_DATE), formats_dirs=[fmts])
     said = str(info.value)
-    assert said.startswith("template pes-ormc/nom.xml.j2:2: 'pesgen.model.Debtor object' "
+    assert said.startswith("template fmts/pes-ormc/nom.xml.j2:2: 'pesgen.model.Debtor object' "
                            "has no attribute 'no_such_attr'"), said
-    assert [p.mapping for p in info.value.problems] == ["pes-ormc/nom.xml.j2:2"]
+    assert [p.mapping for p in info.value.problems] == ["fmts/pes-ormc/nom.xml.j2:2"]
     if given:
         line = _line(template, "d.no_such_attr")
         note = f"the value is given as a macro's argument at {TEMPLATE}:{line}"
@@ -270,8 +278,22 @@ def test_the_corail_joint_debtor_typo_names_the_call_line(tmp_path):
     template.write_text(text.replace(call, call.replace(".address", ".adress")),
                         encoding="iso-8859-1")
     r = CliRunner().invoke(app, ["check-mapping", str(MAPPINGS / "villeneuve-sur-loing-corail"
-                                                      ".yaml"), "--formats-dir", str(fmts)])
+                                                      ".yaml"), "--formats-dir", "fmts"])
     assert r.exit_code == ExitCode.TEMPLATE, r.output
-    assert r.stderr.startswith("error: template cosoluce-corail/corail.xml.j2:40: "), r.stderr
-    assert ("(the value is given as a macro's argument at cosoluce-corail/corail.xml.j2:71; "
+    assert r.stderr.startswith("error: template fmts/cosoluce-corail/corail.xml.j2:40: "), \
+        r.stderr
+    assert ("(the value is given as a macro's argument at fmts/cosoluce-corail/corail.xml.j2:71; "
             "piece of invoice SAMPLE-1)") in r.stderr
+
+
+def test_a_shipped_bundle_is_named_by_its_name_another_by_its_folder_as_given(tmp_path):
+    """Format.shown, what a template's place starts with: the shipped bundle's name (the
+    golden files and docs pin its messages), a --formats-dir bundle's folder as given,
+    and a recorded bundle's name (regenerate rebuilds it from a folder of its own)."""
+    from pesgen.formats import find_format, load_format
+
+    assert find_format("pes-ormc").shown == "pes-ormc"
+    fmts, _ = _bundle(tmp_path, NOM, NOM)
+    assert find_format("pes-ormc", [fmts]).shown == "fmts/pes-ormc"
+    assert find_format("pes-ormc", [tmp_path / "fmts"]).shown == f"{tmp_path}/fmts/pes-ormc"
+    assert load_format(fmts / "pes-ormc", recorded=True).shown == "pes-ormc"

@@ -70,7 +70,7 @@ def test_a_model_attribute_typo_is_told_the_closest_field(tmp_path, old, new, ex
     run = CliRunner().invoke(app, ["check-mapping", str(CORAIL_MAPPING), "--formats-dir",
                                    str(fmts)])
     assert run.exit_code == 5, run.output
-    assert f"template cosoluce-corail/corail.xml.j2:{line}: {expected}" in run.output
+    assert f"template {fmts}/cosoluce-corail/corail.xml.j2:{line}: {expected}" in run.output
 
 
 def test_a_model_field_tested_with_is_defined_still_renders():

@@ -386,7 +386,7 @@ def test_check_mapping_renders_the_templates_on_sample_titles(tmp_path, old, new
     mapping = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
     r = _run("check-mapping", mapping, "--formats-dir", tmp_path / "formats")
     assert r.exit_code == ExitCode.TEMPLATE, r.stdout
-    assert f"template pes-titres/pes-titres.xml.j2:{line}:" in r.stderr
+    assert f"template {bundle}/pes-titres.xml.j2:{line}:" in r.stderr
     assert "check-mapping's sample title" in r.stderr
     assert "OK" not in r.stdout
 

@@ -687,7 +687,7 @@ def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written,
     fmts, line = _corail_writing(tmp_path, written)
     said = (f"(the value of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
             "bindings.payer.national_id, empty for this invoice) "
-            f"[template cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
     with pytest.raises(TemplateError) as info:
         export(CORAIL, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
                formats_dirs=[fmts])
@@ -717,7 +717,7 @@ def test_two_empty_values_on_one_line_are_both_named(tmp_path):
             f"{CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
             "bindings.payer.national_id, empty for this invoice; the value of "
             f"{CORAIL}:{_binding_line(CORAIL, 'email: payer.email')}: bindings.payer.email, "
-            f"empty for this invoice) [template cosoluce-corail/corail.xml.j2:{line}] "
+            f"empty for this invoice) [template {fmts}/cosoluce-corail/corail.xml.j2:{line}] "
             "(rule template)")
     with pytest.raises(TemplateError) as info:
         export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
@@ -765,10 +765,10 @@ def test_a_head_or_tail_writing_none_names_the_setting_left_empty(tmp_path, case
                "empty": ("", "{{ doc.bordereau.object }}"),
                "both": ("", "{{ doc.bordereau.object }}{{ doc.collectivity.poste_label }}")}
     fmts, head, tail = _corail_head_tail(tmp_path, *written[case])
-    said = {"unset": f"({unset}) [template cosoluce-corail/corail.xml.j2:{head}]",
-            "empty": f"({empty}) [template cosoluce-corail/corail.xml.j2:{tail}]",
+    said = {"unset": f"({unset}) [template {fmts}/cosoluce-corail/corail.xml.j2:{head}]",
+            "empty": f"({empty}) [template {fmts}/cosoluce-corail/corail.xml.j2:{tail}]",
             "both": f"(the line writes 2 values left empty: {unset}; {empty}) "
-                    f"[template cosoluce-corail/corail.xml.j2:{tail}]"}[case]
+                    f"[template {fmts}/cosoluce-corail/corail.xml.j2:{tail}]"}[case]
     with pytest.raises(TemplateError) as info:
         export(mapping, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
                formats_dirs=[fmts])
@@ -804,7 +804,7 @@ def test_a_piece_writing_an_option_the_mapping_does_not_set_names_the_setting(tm
     [problem] = info.value.problems
     assert str(problem).endswith(
         "(the value of output.asap_edition, which the mapping does not set: set it under "
-        f"{mapping}:{output}: output) [template acme-fixe/acme-fixe.txt.j2:{line}] "
+        f"{mapping}:{output}: output) [template {fmts}/acme-fixe/acme-fixe.txt.j2:{line}] "
         "(rule template)"), problem
 
 
@@ -879,7 +879,7 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
     source = tmp_path / "export.json"
     source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     said = (f"(the value of {mapping}:{complement}: bindings.payer.complement_name) "
-            "[template acme-fixe/acme-fixe.txt.j2:9] (rule template)")
+            f"[template {fmts}/acme-fixe/acme-fixe.txt.j2:9] (rule template)")
     for command in ("export", "preview"):
         args = [command, "-m", str(mapping), "-i", str(source), "--date", "2026-11-23",
                 "--formats-dir", str(fmts)]
