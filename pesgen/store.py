@@ -1792,20 +1792,17 @@ class Store:
     def _first_files(c: Connection, bordereaux: Collection[tuple[str, int]]
                      ) -> dict[tuple[str, int], str]:
         """(run, IdBord) -> the name of that bordereau's first file (by row), for those
-        of ``bordereaux`` that have one; a run's IdBords 500 a statement."""
+        of ``bordereaux`` that have one; 500 bordereaux a statement, whatever their runs
+        (a statement per run made the look-up's queries grow with the runs holding)."""
         out: dict[tuple[str, int], str] = {}
-        by_run: dict[str, list[int]] = {}
-        for run_id, id_bord in sorted(bordereaux):
-            by_run.setdefault(run_id, []).append(id_bord)
-        query = (sa.select(run_files.c.id_bord, run_files.c.name)
-                 .where(run_files.c.run_id == sa.bindparam("run"),
-                        run_files.c.id_bord.in_(sa.bindparam("bords", expanding=True)))
+        pairs = sorted(bordereaux)
+        query = (sa.select(run_files.c.run_id, run_files.c.id_bord, run_files.c.name)
+                 .where(sa.tuple_(run_files.c.run_id, run_files.c.id_bord).in_(
+                     sa.bindparam("pairs", expanding=True)))
                  .order_by(run_files.c.id))
-        for run_id, id_bords in by_run.items():
-            for at in range(0, len(id_bords), IN_LIST):
-                part = id_bords[at:at + IN_LIST]
-                for id_bord, name in c.execute(query, {"run": run_id, "bords": part}):
-                    out.setdefault((run_id, int(id_bord)), name)
+        for at in range(0, len(pairs), IN_LIST):
+            for run_id, id_bord, name in c.execute(query, {"pairs": pairs[at:at + IN_LIST]}):
+                out.setdefault((run_id, int(id_bord)), name)
         return out
 
     # -------------------------------------------------------------- recording

@@ -938,14 +938,16 @@ def test_payments_and_anomalies_of_titles_exported_again_take_a_few_queries(
         for status, run in (("cancelled", exported.run_id), ("held-back", new))]
     assert [[e["event"] for e in r["history"]] for r in rows] == [
         ["created", "title-cancelled", "anomaly"], []] * len(PAID_AFTER_CANCEL)
-    # the payments' ids, the invoices held back, their rows, the new titles, their
-    # amounts, the histories (a chunk of 500 invoices: ledger.iter_payments)
-    assert count <= 6
+    # the payments' ids, the invoices held back, their rows, the new titles, the first
+    # file of each one's bordereau (Store._first_files), their amounts, the histories (a
+    # chunk of 500 invoices: ledger.iter_payments)
+    assert count <= 7
     count, found = _queries(store, lambda: ledger.list_anomalies(store))
     assert [(a["kind"], a["invoice_status"], a["again_run"]) for a in found] == [
         ("run-cancelled", "cancelled", new)] * len(PAID_AFTER_CANCEL)
-    # the anomalies, the new titles, their amounts, the corrections of their answers
-    assert count <= 4
+    # the anomalies, the new titles, the first file of each one's bordereau, their
+    # amounts, the corrections of their answers
+    assert count <= 5
 
 
 def test_payments_are_read_and_written_500_invoices_at_a_time(store, exported, tmp_path,
