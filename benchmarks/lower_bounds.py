@@ -67,7 +67,7 @@ def hand_mapper(builder: Any) -> Callable[[Any], tuple[Any, list[Any]]]:
             notes.extend(ctx.notes)
             return out
         for policy, detail in known[2]:
-            notes.append(note(policy, inv, origin, detail))
+            notes.append(note(policy, inv, origin, detail, "", key))
         return known[0]
 
     def build(src: Any) -> tuple[Any, list[Any]]:
@@ -96,7 +96,8 @@ def hand_mapper(builder: Any) -> Callable[[Any], tuple[Any, list[Any]]]:
         raw = payer["title"]
         civility = civ[raw]
         if civility != raw:
-            notes.append(note("civility", number, origin, f"'{raw}' sent as '{civility}'"))
+            notes.append(note("civility", number, origin, f"'{raw}' sent as '{civility}'", "",
+                              "debtor.civility"))
         ref = text("debtor.ref", payer["ref"], notes, number, origin)
         street = text("address.street", addr["street"], notes, number, origin)
         city = text("address.city", addr["city"], notes, number, origin)
