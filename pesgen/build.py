@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -74,6 +73,7 @@ from .text import (
     outside_charset,
     pes_text_error,
     truncate_words,
+    without_marks,
     wrap_words,
 )
 
@@ -2313,9 +2313,7 @@ def _words(text: str | None, before: bool = False) -> tuple[str, ...]:
     memo = _WORDS_BEFORE if before else _WORDS
     known = memo.get(text)
     if known is None:
-        folded = unicodedata.normalize("NFKD", (text if before else ascii_letters(text))
-                                       .casefold())
-        bare = "".join(ch for ch in folded if not unicodedata.combining(ch))
+        bare = without_marks((text if before else ascii_letters(text)).casefold())
         known = tuple(sorted(w for w in re.split(r"[\W_]+", bare) if w))
         remember(memo, text, known)
     return known

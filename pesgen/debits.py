@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from functools import lru_cache
 from typing import Any
 
 from .mapping import Mapping
 from .parse import parse_bool
 from .paths import Unread
+from .text import without_marks
 
 # words (of a column or JSON path, accents and case aside) naming mandate data
 _MANDATE_WORDS = frozenset({"iban", "rum", "bic", "sepa", "prlv"})
@@ -40,8 +40,7 @@ _SHOWN = 6  # columns named in the note
 
 def _plain(text: str) -> str:
     """``text`` lower case, without accents: 'Prélèvement' -> 'prelevement'."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    return without_marks(text).lower()
 
 
 @lru_cache(maxsize=1024)

@@ -106,9 +106,15 @@ def _encodable(char: str, charset: str) -> bool:
     return ord(char) <= limit
 
 
+def without_marks(text: str) -> str:
+    """``text`` decomposed (NFKD), its combining marks left out: 'Prélèvement' ->
+    'Prelevement', 'ﬁ' -> 'fi'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _fallback(char: str) -> str | None:
-    decomposed = unicodedata.normalize("NFKD", char)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = without_marks(char)
     return stripped if stripped and stripped != char else None
 
 
