@@ -295,10 +295,7 @@ def test_many_streamed_bordereaux_keep_two_validating_processes_at_most(tmp_path
     mapping = _small_bordereaux(tmp_path, 2)
     whole = _export(tmp_path / "whole", 10_000, mapping=mapping)[0]
     counts = _alive_counted(monkeypatch)
-    calls = []
-    original = Exporter._validate
-    monkeypatch.setattr(Exporter, "_validate",
-                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    calls = _validated_files(monkeypatch)
     streamed, flags = _export(tmp_path / "streamed", 2, mapping=mapping)
     assert flags == [True] * 5 + [False]
     # five started, then finish: the one before each is not waited for as the next
@@ -367,6 +364,15 @@ _SLOW = ("import runpy, sys, time; time.sleep(float(sys.argv[1])); sys.argv = sy
          "runpy.run_module('pesgen.streamcheck', run_name='__main__')")
 
 
+def _validated_files(monkeypatch) -> list[str]:
+    """The names of the files the export validates whole (Exporter._validate), in order."""
+    calls: list[str] = []
+    original = Exporter._validate
+    monkeypatch.setattr(Exporter, "_validate",
+                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    return calls
+
+
 def _slowed(monkeypatch, delay: float) -> tuple[list[StreamValidator], list]:
     """The export's streamed validations made ``delay`` seconds slow to start reading
     (a loaded machine, a slow disk): the validators started and the reports read."""
@@ -400,10 +406,7 @@ def test_a_validation_slower_than_rendering_holds_it_and_its_report_is_read(tmp_
     whole = _export(tmp_path / "whole", 10_000, mapping=mapping)[0]
     counts = _alive_counted(monkeypatch)
     started, reports = _slowed(monkeypatch, 1.0)
-    calls = []
-    original = Exporter._validate
-    monkeypatch.setattr(Exporter, "_validate",
-                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    calls = _validated_files(monkeypatch)
     streamed, flags = _export(tmp_path / "streamed", 2, mapping=mapping)
     assert flags == [True] * 5 + [False] and len(started) == 5
     assert counts == [1, 2, 2, 2, 2, 2], counts
@@ -431,10 +434,7 @@ def test_a_validation_past_its_wait_is_killed_and_the_file_validated_whole(tmp_p
     assert expected and all("FA-2026-00107" in p for p in expected)
     monkeypatch.setattr(streamcheck_module, "VALIDATOR_WAIT", 0.5)
     started, reports = _slowed(monkeypatch, 60.0)
-    calls = []
-    original = Exporter._validate
-    monkeypatch.setattr(Exporter, "_validate",
-                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    calls = _validated_files(monkeypatch)
     running = []  # once the titles are all rendered: the two last, not waited for yet
     finish = Exporter.finish
     monkeypatch.setattr(Exporter, "finish", lambda self, *a: running.append(
@@ -480,10 +480,7 @@ def test_a_validator_that_reads_no_more_is_killed_after_the_wait(tmp_path, monke
 
     monkeypatch.setattr(streamcheck_module, "VALIDATOR_WAIT", 0.5)
     started, reports = _slowed(monkeypatch, 60.0)
-    calls = []
-    original = Exporter._validate
-    monkeypatch.setattr(Exporter, "_validate",
-                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    calls = _validated_files(monkeypatch)
     began = time.monotonic()
     written = exported(tmp_path / "slow")
     assert time.monotonic() - began < 30
@@ -511,10 +508,7 @@ def test_a_file_whose_xsd_declares_no_bordereau_is_not_streamed(tmp_path, monkey
             started.append(args[1])
 
     monkeypatch.setattr(export_module, "StreamValidator", Started)
-    calls: list[str] = []
-    original = Exporter._validate
-    monkeypatch.setattr(Exporter, "_validate",
-                        lambda self, *a: calls.append(a[2]) or original(self, *a))
+    calls = _validated_files(monkeypatch)
     for fmt, mapping, streamed in (
             ("cosoluce-corail", "villeneuve-sur-loing-corail.yaml", False),
             ("jvs-millesime", "villeneuve-sur-loing-jvs.yaml", True)):
