@@ -22,7 +22,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -509,7 +509,7 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
 
 def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
                     where: str | None, title: Title | None = None, macro: str = "piece",
-                    reads: Callable[[Binding], str] | None = None) -> tuple[str, ...]:
+                    reads: Callable[[Binding], str] | None = None) -> NoneCauses | None:
     """The empty values a template of ``renderer`` wrote as None at ``where`` (the
     refusal's 'bundle/template:line'), each as a refusal names it (``none_said``): a
     bound field ``title`` leaves empty ('…:41: bindings.payer.national_id, empty for
@@ -524,10 +524,11 @@ def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
     Found by rendering it again with each such value given a value of its kind
     (``_stand_in``), one at a time: the one without which the template no longer
     writes None there; when none alone is, with all of them, then each taken out again:
-    those the line writes (``{{ t.debtor.national_id }}{{ t.object }}``: both). () when
-    none is, when more than one alone is (``x or y``: either would do), when the line
-    still writes None with all of them (a value none of these is), or when a rendering
-    runs past its time limit (``TemplateStopped``: each other could wait as long)."""
+    those the line writes (``{{ t.debtor.national_id }}{{ t.object }}``: both). When
+    more than one alone is, those (``either``: ``t.a or t.b``, one given would do).
+    None when none is, when the line still writes None with all of them (a value none
+    of these is), or when a rendering runs past its time limit (``TemplateStopped``:
+    each other could wait as long)."""
     blanks = [*_title_blanks(mapping, title, reads), *_doc_blanks(mapping, doc)]
 
     def none_there(filled: list[_Blank]) -> bool | None:
@@ -549,35 +550,49 @@ def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
     for blank in blanks:
         there = none_there([blank])
         if there is None:
-            return ()
+            return None
         if not there and blank.said not in alone:
             alone.append(blank.said)
     if alone:
-        return tuple(alone) if len(alone) == 1 else ()
+        return NoneCauses(tuple(alone), either=len(alone) > 1)
     kept = list(blanks)
     if len(kept) < 2 or none_there(kept) is not False:
-        return ()
+        return None
     for blank in blanks:
         rest = [k for k in kept if k is not blank]
         there = none_there(rest)
         if there is None:
-            return ()
+            return None
         if not there:
             kept = rest
     said = tuple(dict.fromkeys(blank.said for blank in kept))
-    return said if len(said) > 1 else ()
+    return NoneCauses(said) if len(said) > 1 else None
 
 
-def none_said(causes: tuple[str, ...]) -> str | None:
+class NoneCauses(NamedTuple):
+    """The empty values ``binding_of_none`` found a line wrote as None, as a refusal
+    names each: all of them (``either`` False), or those of which any one given would
+    do (``either``: the line writes ``t.a or t.b``)."""
+
+    said: tuple[str, ...]
+    either: bool = False
+
+
+def none_said(causes: NoneCauses | None) -> str | None:
     """What a refusal writing None adds, in parentheses, of the ``causes``
     ``binding_of_none`` found: 'the value of …' (one), 'the line writes 2 values left
-    empty: the value of …; the value of …' (several); None for none."""
-    if not causes:
+    empty: the value of …; the value of …' (several, all written), 'the line writes None
+    unless one of 2 values left empty is given: the value of …; …' (either would do);
+    None for none."""
+    if causes is None:
         return None
-    if len(causes) == 1:
-        return f"the value of {causes[0]}"
-    return (f"the line writes {len(causes)} values left empty: "
-            + "; ".join(f"the value of {cause}" for cause in causes))
+    said = "; ".join(f"the value of {cause}" for cause in causes.said)
+    if len(causes.said) == 1:
+        return said
+    if causes.either:
+        return (f"the line writes None unless one of {len(causes.said)} values left empty "
+                f"is given: {said}")
+    return f"the line writes {len(causes.said)} values left empty: {said}"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ check-mapping, on its sample titles, the binding as at export."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -115,3 +117,25 @@ def test_check_mapping_names_the_binding_whose_value_a_filter_refused(tmp_path):
 
 
 name_line = 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}'
+
+
+def test_a_template_writing_either_of_two_empty_values_names_both(tmp_path):
+    """A line writing `(t.debtor.national_id or t.debtor.email) ~ ''`, both left empty
+    by the invoice, named neither: each given a value alone clears it, so neither alone
+    was why. It names both now, as values of which one given would do."""
+    data = json.loads(SOURCE.read_text(encoding="utf-8"))
+    del data["invoices"][0]["payer"]["email"]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    fmts, line = _corail_writing(tmp_path,
+                                 "{{ (t.debtor.national_id or t.debtor.email) ~ '' }}")
+    said = ("(the line writes None unless one of 2 values left empty is given: the value "
+            f"of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+            "bindings.payer.national_id, empty for this invoice; the value of "
+            f"{CORAIL}:{_binding_line(CORAIL, 'email: payer.email')}: bindings.payer.email, "
+            f"empty for this invoice) [template {fmts}/cosoluce-corail/corail.xml.j2:{line}] "
+            "(rule template)")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert str(problem).endswith(said), problem
