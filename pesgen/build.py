@@ -352,8 +352,19 @@ def _reads_said(binding: Binding | None, scope: dict[str, Any] | None, csv: bool
     expression reads and what this record holds there, so that the technician knows
     which input field to fill: ' (its expression reads nom, prenom: both empty in this
     record)'. Empty for a path or constant binding (the message names its path), and for
-    an expression that reads no field of the record. Called only when the refusal is
-    made: the expression's reads are parsed once per expression (_expression_chains)."""
+    an expression that reads no field of the record."""
+    said = expression_reads(binding, scope, csv)
+    return f" ({said})" if said else ""
+
+
+def expression_reads(binding: Binding | None, scope: dict[str, Any] | None, csv: bool
+                     ) -> str:
+    """What ``_reads_said`` says, without its parentheses: 'its expression reads nom,
+    prenom: both empty in this record'; also a template writing None names so the
+    fields an expression binding left empty reads (``sample.binding_of_none``). Empty
+    for a path or constant binding, and for an expression that reads no field of the
+    record. Called only when a refusal is made: the expression's reads are parsed once
+    per expression (_expression_chains)."""
     if binding is None or binding.kind != "expr" or scope is None:
         return ""
     reads: list[tuple[str, str]] = []
@@ -383,7 +394,7 @@ def _reads_said(binding: Binding | None, scope: dict[str, Any] | None, csv: bool
                 groups.append(f"{' and '.join(group)} {'is' if len(group) == 1 else 'are'} "
                               f"{state}")
         said = "in this record " + ", ".join(groups)
-    return f" (its expression reads {names}: {said})"
+    return f"its expression reads {names}: {said}"
 
 
 _READS_SHOWN = 8
@@ -900,6 +911,16 @@ class Builder:
             return (f"; in an expression, invoice and line are the input's rows, their "
                     f"columns read by name{example}")
         return f"; in an expression, invoice is the input record, its columns read by name{example}"
+
+    def expression_reads(self, binding: Binding, src: SourceInvoice) -> str:
+        """The fields of ``src``'s record ``binding``'s expression reads and what the
+        record holds there ('its expression reads …: both empty in this record',
+        ``expression_reads``), as the binding read it (strings stripped): what a template
+        writing the binding's value left empty names (``sample.binding_of_none``). Empty
+        for a path or constant binding. The invoice's scope: a line's binding reads its
+        line as well, which this does not say."""
+        scope = {"invoice": _stripped(src.record), "collectivity": self.collectivity_scope}
+        return expression_reads(binding, scope, self.csv)
 
     def build(self, src: SourceInvoice) -> BuildResult:
         """The invoice's title, or why not; the building stopped past the time limit

@@ -59,7 +59,7 @@ from .render import FileRenderer, renderers
 from .resources import data_dir, inside
 from .rules import MAX_AMOUNT, RuleContext, check_title
 from .seen import SeenInvoices
-from .sources import read_invoices
+from .sources import SourceInvoice, read_invoices
 from .streamcheck import StreamValidator
 from .text import normalize, pes_text_error
 from .validate import (
@@ -743,7 +743,7 @@ class Exporter:
                 next_piece += 1
             for index, (renderer, segment) in enumerate(zip(self.renderers, current.segments,
                                                             strict=True)):
-                data = self._encode(self.piece(renderer, title, doc), renderer,
+                data = self._encode(self.piece(renderer, title, doc, src), renderer,
                                     f"invoice {title.invoice_number}", title)
                 segment.write(data)
                 if current.count == 0:
@@ -944,14 +944,18 @@ class Exporter:
                 result.references.append(final)
                 result.reference_digests[final.name] = ref_digest
 
-    def piece(self, renderer: FileRenderer, title: Title, doc: Document) -> str:
+    def piece(self, renderer: FileRenderer, title: Title, doc: Document,
+              src: SourceInvoice | None = None) -> str:
         """``renderer``'s piece of ``title``; a value a filter refused
         (``filters.RefusedValue``: ``fixed``, ``zfill`` over their width…) names the
         binding whose value it is, when one is (``sample.binding_of_value``): the
         template's line alone does not say which of the values it writes it was; a
         template writing None names the binding this invoice leaves empty that it wrote,
-        when one is, or the several its line writes (``sample.binding_of_none``); a
-        head's or tail's, the setting the run leaves empty (``_none_said``)."""
+        when one is, or the several its line writes, or the field no binding fills
+        (``sample.binding_of_none``), an expression binding's with the fields it reads
+        in ``src``'s record (the invoice ``title`` was built from:
+        ``Builder.expression_reads``); a head's or tail's, the setting the run leaves
+        empty (``_none_said``)."""
         try:
             return renderer.piece(title, doc)
         except TemplateError as exc:
@@ -966,7 +970,9 @@ class Exporter:
             else:
                 said = none_said(binding_of_none(
                     self.mapping, renderer, doc,
-                    exc.problems[0].mapping if exc.problems else None, title))
+                    exc.problems[0].mapping if exc.problems else None, title,
+                    reads=None if src is None else partial(self.builder.expression_reads,
+                                                            src=src)))
             if said is not None:
                 exc.problems = [replace(p, message=f"{p.message} ({said})")
                                 for p in exc.problems]

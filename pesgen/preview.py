@@ -100,7 +100,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         for renderer in exporter.renderers:
             name = renderer.file_name(doc)
             item.records[name] = _written(exporter, renderer, exporter.piece(
-                renderer, title, replace(doc, file_name=name)),
+                renderer, title, replace(doc, file_name=name), src),
                 f"invoice {title.invoice_number}", title)
     total = sum((t.total for t in titles), Decimal(0))
     doc = exporter.document(PREVIEW_NUMBER, len(titles), total,

@@ -22,7 +22,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -35,7 +35,7 @@ from .export import Exporter
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX
 from .layout import Column, check_value, line_values, load_layout, record_values
-from .mapping import Mapping
+from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
 from .validate import XSD_PLACE, load_xsd, unpositioned, xsd_label
@@ -140,7 +140,8 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
         parts = [renderer.head(named)]
         exporter._encode(parts[-1], renderer, "head")
         for title in titles:
-            parts.append(renderer.piece(title, named))
+            # a value refused names its binding, as at export (Exporter.piece)
+            parts.append(exporter.piece(renderer, title, named))
             exporter._encode(parts[-1], renderer, f"piece of invoice {title.invoice_number}",
                              title)
         parts.append(renderer.tail(named))
@@ -507,24 +508,28 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
 
 
 def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
-                    where: str | None, title: Title | None = None, macro: str = "piece"
-                    ) -> tuple[str, ...]:
+                    where: str | None, title: Title | None = None, macro: str = "piece",
+                    reads: Callable[[Binding], str] | None = None) -> NoneCauses | None:
     """The empty values a template of ``renderer`` wrote as None at ``where`` (the
     refusal's 'bundle/template:line'), each as a refusal names it (``none_said``): a
     bound field ``title`` leaves empty ('…:41: bindings.payer.national_id, empty for
     this invoice'), a setting of the mapping the run's ``doc`` leaves empty (its
     bordereau object, a collectivity's label, the ASAP edition code: '…:19:
     output.bordereau_object, empty for this run', or 'collectivity.poste_label, which
-    the mapping does not set: set it under …:6: collectivity'). ``macro`` is the one refused:
-    ``piece`` (of ``title``), ``head`` or ``tail`` (of ``doc`` alone). Found by rendering
-    it again with each such value given a value of its kind (``_stand_in``), one at a
-    time: the one without which the template no longer writes None there; when none
-    alone is, with all of them, then each taken out again: those the line writes
-    (``{{ t.debtor.national_id }}{{ t.object }}``: both). () when none is, when more
-    than one alone is (``x or y``: either would do), when the line still writes None
-    with all of them (a value no binding fills), or when a rendering runs past its
-    time limit (``TemplateStopped``: each other could wait as long)."""
-    blanks = [*_title_blanks(mapping, title), *_doc_blanks(mapping, doc)]
+    the mapping does not set: set it under …:6: collectivity'), a field of the title no
+    binding fills ('bindings.invoice.service_from, which the mapping does not bind: bind
+    it under …:29: bindings.invoice'); a bound field's with what the record holds in the
+    fields its expression reads, when ``reads`` says (``_title_blanks``). ``macro`` is
+    the one refused: ``piece`` (of ``title``), ``head`` or ``tail`` (of ``doc`` alone).
+    Found by rendering it again with each such value given a value of its kind
+    (``_stand_in``), one at a time: the one without which the template no longer
+    writes None there; when none alone is, with all of them, then each taken out again:
+    those the line writes (``{{ t.debtor.national_id }}{{ t.object }}``: both). When
+    more than one alone is, those (``either``: ``t.a or t.b``, one given would do).
+    None when none is, when the line still writes None with all of them (a value none
+    of these is), or when a rendering runs past its time limit (``TemplateStopped``:
+    each other could wait as long)."""
+    blanks = [*_title_blanks(mapping, title, reads), *_doc_blanks(mapping, doc)]
 
     def none_there(filled: list[_Blank]) -> bool | None:
         """Whether the template still writes None at ``where`` with ``filled`` given a
@@ -545,35 +550,49 @@ def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
     for blank in blanks:
         there = none_there([blank])
         if there is None:
-            return ()
+            return None
         if not there and blank.said not in alone:
             alone.append(blank.said)
     if alone:
-        return tuple(alone) if len(alone) == 1 else ()
+        return NoneCauses(tuple(alone), either=len(alone) > 1)
     kept = list(blanks)
     if len(kept) < 2 or none_there(kept) is not False:
-        return ()
+        return None
     for blank in blanks:
         rest = [k for k in kept if k is not blank]
         there = none_there(rest)
         if there is None:
-            return ()
+            return None
         if not there:
             kept = rest
     said = tuple(dict.fromkeys(blank.said for blank in kept))
-    return said if len(said) > 1 else ()
+    return NoneCauses(said) if len(said) > 1 else None
 
 
-def none_said(causes: tuple[str, ...]) -> str | None:
+class NoneCauses(NamedTuple):
+    """The empty values ``binding_of_none`` found a line wrote as None, as a refusal
+    names each: all of them (``either`` False), or those of which any one given would
+    do (``either``: the line writes ``t.a or t.b``)."""
+
+    said: tuple[str, ...]
+    either: bool = False
+
+
+def none_said(causes: NoneCauses | None) -> str | None:
     """What a refusal writing None adds, in parentheses, of the ``causes``
     ``binding_of_none`` found: 'the value of …' (one), 'the line writes 2 values left
-    empty: the value of …; the value of …' (several); None for none."""
-    if not causes:
+    empty: the value of …; the value of …' (several, all written), 'the line writes None
+    unless one of 2 values left empty is given: the value of …; …' (either would do);
+    None for none."""
+    if causes is None:
         return None
-    if len(causes) == 1:
-        return f"the value of {causes[0]}"
-    return (f"the line writes {len(causes)} values left empty: "
-            + "; ".join(f"the value of {cause}" for cause in causes))
+    said = "; ".join(f"the value of {cause}" for cause in causes.said)
+    if len(causes.said) == 1:
+        return said
+    if causes.either:
+        return (f"the line writes None unless one of {len(causes.said)} values left empty "
+                f"is given: {said}")
+    return f"the line writes {len(causes.said)} values left empty: {said}"
 
 
 @dataclass(frozen=True)
@@ -586,16 +605,25 @@ class _Blank:
     fill: Callable[[Title | None, Document], tuple[Title | None, Document]]
 
 
-def _title_blanks(mapping: Mapping, title: Title | None) -> list[_Blank]:
-    """Each bound field ``title`` leaves empty (where a title holds it: ``CARRIED_BY``'s
-    't.' paths), by path: '…:41: bindings.payer.national_id, empty for this invoice'."""
+def _title_blanks(mapping: Mapping, title: Title | None,
+                  reads: Callable[[Binding], str] | None = None) -> list[_Blank]:
+    """Each field ``title`` leaves empty (where a title holds it: ``CARRIED_BY``'s 't.'
+    paths), by path: a bound one, '…:41: bindings.payer.national_id, empty for this
+    invoice', with the fields its expression reads and what the record holds there when
+    ``reads`` says (an invoice's binding: ``Builder.expression_reads``); then one no
+    binding fills, 'bindings.invoice.service_from, which the mapping does not bind: bind
+    it under …:29: bindings.invoice' (a path a bound field carries too is that one's)."""
     if title is None:
         return []
+    fields = bound(mapping)
+    carried = {path for name in fields for path in CARRIED_BY.get(name, ())}
     found = []
-    for name, binding in bound(mapping).items():
+    for name, binding in [*fields.items(),
+                          *((n, None) for n in CARRIED_BY if n not in fields)]:
         for path in CARRIED_BY.get(name, ()):
             parts = path.split(".")
-            if parts[0] != "t" or _stand_in(title, parts[1:]) is None:
+            if parts[0] != "t" or (binding is None and path in carried) \
+                    or _stand_in(title, parts[1:]) is None:
                 continue
 
             def fill(t: Title | None, d: Document, parts: list[str] = parts
@@ -603,7 +631,14 @@ def _title_blanks(mapping: Mapping, title: Title | None) -> list[_Blank]:
                 filled = _stand_in(t, parts[1:])
                 return (t if filled is None else filled), d
 
-            found.append(_Blank(f"{binding.where}, empty for this invoice", fill))
+            if binding is None:
+                said = _setting_said(mapping, ("bindings", *name.split(".")), "bind")
+            else:
+                said = f"{binding.where}, empty for this invoice"
+                read = reads(binding) if reads and not name.startswith("line.") else ""
+                if read:
+                    said = f"{said}: {read}"
+            found.append(_Blank(said, fill))
     return found
 
 
@@ -641,16 +676,18 @@ def _doc_blanks(mapping: Mapping, doc: Document) -> list[_Blank]:
     return found
 
 
-def _setting_said(mapping: Mapping, keys: tuple[str, ...]) -> str:
+def _setting_said(mapping: Mapping, keys: tuple[str, ...], verb: str = "set") -> str:
     """A setting of the mapping as a refusal writing None names it: its file:line: key
     when the mapping sets it ('…:19: output.bordereau_object, empty for this run'), else
     where it would go ('collectivity.poste_label, which the mapping does not set: set it
-    under …:6: collectivity')."""
+    under …:6: collectivity'; a binding, ``verb`` 'bind': 'bindings.invoice.service_from,
+    which the mapping does not bind: bind it under …:29: bindings.invoice')."""
     node: Any = mapping.data
     for depth, key in enumerate(keys):
-        if not isinstance(node, dict) or key not in node:
+        if not isinstance(node, dict) or node.get(key) is None:
             above = mapping.where(*keys[:depth]) if depth else str(mapping.path)
-            return f"{'.'.join(keys)}, which the mapping does not set: set it under {above}"
+            return (f"{'.'.join(keys)}, which the mapping does not {verb}: {verb} it "
+                    f"under {above}")
         node = node[key]
     return f"{mapping.where(*keys)}, empty for this run"
 

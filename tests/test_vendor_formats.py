@@ -669,37 +669,41 @@ def _corail_writing(tmp_path: Path, written: str) -> tuple[Path, int]:
 
 
 @pytest.mark.parametrize(("written", "named"), [
-    ("{{ t.debtor.national_id }}", True),
-    ("{{ (d.national_id ~ '') | upper }}", True),  # '~' writes it, through an alias
-    ("{{ t.service_from }}", False),  # no binding of the mapping fills it
+    ("{{ t.debtor.national_id }}", "bound"),
+    ("{{ (d.national_id ~ '') | upper }}", "bound"),  # '~' writes it, through an alias
+    ("{{ t.service_from }}", "unbound"),  # no binding of the mapping fills it
     # an invoice paid otherwise (no mandate): payment.direct_debit, the mandate itself, is
-    # given no value in its place (a Mandate is no date)
-    ("{{ '' if t.mandate else t.service_from }}", False),
-    # two on the line: filled alone, neither stops the line writing None
-    ("{{ t.debtor.national_id }}{{ t.service_from }}", False),
+    # given no value in its place (a Mandate is no date); t.service_from is
+    ("{{ '' if t.mandate else t.service_from }}", "unbound"),
+    # two on the line, neither alone (both named: test_none_named)
+    ("{{ t.debtor.national_id }}{{ t.service_from }}", None),
 ], ids=["field", "joined", "unbound", "no-mandate", "two"])
 def test_a_template_writing_none_names_the_binding_left_empty(tmp_path, written, named):
     """A template writing None ('writes None: a value left unset…') named the
     template's line alone, which may write a dozen values. It names the binding this
     invoice leaves empty now, when one alone is why (the piece rendered again with
-    each empty bound field given a value), at export and preview; else the line alone,
-    as before."""
+    each empty bound field given a value), or the field no binding fills and where to
+    bind it, at export and preview; else not one value alone."""
     fmts, line = _corail_writing(tmp_path, written)
-    said = (f"(the value of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
-            "bindings.payer.national_id, empty for this invoice) "
+    value = {"bound": f"{CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+                      "bindings.payer.national_id, empty for this invoice",
+             "unbound": "bindings.invoice.service_from, which the mapping does not bind: "
+                        f"bind it under {CORAIL}:{_binding_line(CORAIL, 'invoice:')}: "
+                        "bindings.invoice", None: ""}[named]
+    said = (f"(the value of {value}) "
             f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
     with pytest.raises(TemplateError) as info:
         export(CORAIL, EXAMPLES / "school-export.json", tmp_path / "out", RUN,
                formats_dirs=[fmts])
     [problem] = info.value.problems
     assert "writes None: a value left unset" in problem.message
-    assert str(problem).endswith(said) is named, problem
-    assert ("(the value of" in problem.message) is named, problem
+    assert str(problem).endswith(said) is bool(named), problem
+    assert ("(the value of" in problem.message) is bool(named), problem
     r = CliRunner().invoke(app, ["preview", "-m", str(CORAIL), "-i",
                                  str(EXAMPLES / "school-export.json"), "--date", "2026-11-23",
                                  "--formats-dir", str(fmts)])
     assert r.exit_code == 5, r.output
-    assert (said in " ".join(r.output.split())) is named, r.output
+    assert (said in " ".join(r.output.split())) is bool(named), r.output
 
 
 def test_two_empty_values_on_one_line_are_both_named(tmp_path):

@@ -1,0 +1,141 @@
+"""A template refusing a value (writing None, a width filter) names what fed it: a value
+no binding fills beside a bound one, the fields an expression binding reads, and at
+check-mapping, on its sample titles, the binding as at export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from pesgen.cli import app
+from pesgen.errors import TemplateError
+from pesgen.export import export
+
+from .conftest import EXAMPLES
+from .mapping_support import mapping_copy
+from .test_vendor_formats import CORAIL, RUN, _binding_line, _corail_writing
+
+SOURCE = EXAMPLES / "school-export.json"
+
+
+def _refused(mapping, fmts, tmp_path):
+    with pytest.raises(TemplateError) as info:
+        export(mapping, SOURCE, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert "writes None: a value left unset" in problem.message, problem
+    return str(problem)
+
+
+def _previewed(mapping, fmts):
+    r = CliRunner().invoke(app, ["preview", "-m", str(mapping), "-i", str(SOURCE), "--date",
+                                 "2026-11-23", "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    return " ".join(r.output.split())
+
+
+def _unbound(field: str, group: str) -> str:
+    return (f"the value of bindings.{group}.{field}, which the mapping does not bind: bind "
+            f"it under {CORAIL}:{_binding_line(CORAIL, f'{group}:')}: bindings.{group}")
+
+
+def test_a_value_no_binding_fills_is_named_with_where_to_bind_it(tmp_path):
+    """A template writing t.service_from, which the mapping does not bind, named the
+    template's line alone: it names the binding to add, and where."""
+    fmts, line = _corail_writing(tmp_path, "{{ t.service_from }}")
+    said = (f"({_unbound('service_from', 'invoice')}) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    assert _refused(CORAIL, fmts, tmp_path).endswith(said)
+    assert said in _previewed(CORAIL, fmts)
+
+
+@pytest.mark.parametrize("written", [
+    "{{ t.debtor.national_id }}{{ t.service_from }}",
+    "{{ t.service_from }}{{ t.debtor.national_id }}",
+])
+def test_an_unbound_value_beside_a_bound_empty_one_names_both(tmp_path, written):
+    """A line writing a bound field the invoice leaves empty beside a value no binding
+    fills named neither (each filled alone leaves the other; both filled, the unbound
+    one was never tried): it names both, the bound one as before, the other with where
+    to bind it, at export and preview."""
+    fmts, line = _corail_writing(tmp_path, written)
+    bound = (f"the value of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+             "bindings.payer.national_id, empty for this invoice")
+    said = (f"(the line writes 2 values left empty: {bound}; "
+            f"{_unbound('service_from', 'invoice')}) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    assert _refused(CORAIL, fmts, tmp_path).endswith(said)
+    assert said in _previewed(CORAIL, fmts)
+
+
+def test_an_expression_binding_left_empty_names_the_fields_it_reads(tmp_path):
+    """A binding `{expr: "invoice.payer.siret or invoice.payer.nir"}` left empty named
+    the binding alone, not the two fields of the record it reads, which the technician
+    fills: it names them and what the invoice's record holds there, as input.required
+    does, at export and preview."""
+    old = "national_id: payer.siret"
+    mapping, [at] = mapping_copy(tmp_path, CORAIL, (
+        old, 'national_id: {expr: "invoice.payer.siret or invoice.payer.nir"}'),
+        name="m.yaml")
+    fmts, line = _corail_writing(tmp_path, "{{ t.debtor.national_id }}")
+    said = (f"(the value of {mapping}:{at}: bindings.payer.national_id, empty for this "
+            "invoice: its expression reads invoice.payer.siret, invoice.payer.nir: both "
+            "absent from this record) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    assert _refused(mapping, fmts, tmp_path).endswith(said)
+    assert said in _previewed(mapping, fmts)
+
+
+def _checked(fmts) -> str:
+    r = CliRunner().invoke(app, ["check-mapping", str(CORAIL), "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    return " ".join(r.output.split())
+
+
+def test_check_mapping_names_the_binding_a_piece_wrote_as_none(tmp_path):
+    """check-mapping's refusal of a piece writing None on its sample titles named the
+    template's line alone (head and tail named the setting): it names the binding the
+    sample title leaves empty, as export does."""
+    fmts, line = _corail_writing(tmp_path, "{{ t.debtor.national_id }}")
+    said = (f"(the value of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+            "bindings.payer.national_id, empty for this invoice) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}]")
+    assert said in _checked(fmts)
+
+
+def test_check_mapping_names_the_binding_whose_value_a_filter_refused(tmp_path):
+    """check-mapping's refusal of a value over a fixed width on its sample titles (the
+    organisation's name, 20 characters) named the template's line alone: it names the
+    binding whose value it is, as export does."""
+    fmts, line = _corail_writing(tmp_path, "{{ t.debtor.name | fixed(10) }}")
+    output = _checked(fmts)
+    said = (f"(the value of {CORAIL}:{_binding_line(CORAIL, name_line)}: bindings.payer.name) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}]")
+    assert "a text of 20 characters is longer than 10 characters" in output, output
+    assert said in output, output
+
+
+name_line = 'name: {expr: "invoice.payer.last_name or invoice.payer.name"}'
+
+
+def test_a_template_writing_either_of_two_empty_values_names_both(tmp_path):
+    """A line writing `(t.debtor.national_id or t.debtor.email) ~ ''`, both left empty
+    by the invoice, named neither: each given a value alone clears it, so neither alone
+    was why. It names both now, as values of which one given would do."""
+    data = json.loads(SOURCE.read_text(encoding="utf-8"))
+    del data["invoices"][0]["payer"]["email"]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    fmts, line = _corail_writing(tmp_path,
+                                 "{{ (t.debtor.national_id or t.debtor.email) ~ '' }}")
+    said = ("(the line writes None unless one of 2 values left empty is given: the value "
+            f"of {CORAIL}:{_binding_line(CORAIL, 'national_id: payer.siret')}: "
+            "bindings.payer.national_id, empty for this invoice; the value of "
+            f"{CORAIL}:{_binding_line(CORAIL, 'email: payer.email')}: bindings.payer.email, "
+            f"empty for this invoice) [template {fmts}/cosoluce-corail/corail.xml.j2:{line}] "
+            "(rule template)")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert str(problem).endswith(said), problem
