@@ -1704,7 +1704,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     _say(f"  created     {r['created_at']} by pesgen {r['pesgen_version']}")
     _say(f"  format      {r['format']}  (bundle sha256 {r['format_sha256'][:16]}…)")
     _say(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
-    _say(f"  input       {r['input_name']}  (sha256 {r['input_sha256'][:16]}…)")
+    pol = json.loads(r["policies"])
+    _say(f"  input       {_recorded_input(r, pol)}")
     _say(f"              (`pesgen runs extract {r['id']} --out DIR` writes this mapping, "
          "input and format bundle as recorded)")
     _say(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
@@ -1724,7 +1725,6 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         _say(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
                    f"{f['total']}  sha256 {f['sha256']}{state}")
     _show_validation(r["validation"])
-    pol = json.loads(r["policies"])
     for name in pol.get("skipped_files", []):
         _say(f"  not written {name}: empty (when_empty: skip)")
     for lo in pol.get("left_out", []):
@@ -1761,6 +1761,19 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         _show_invoices(titles)
 
 
+def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
+    """The input of `runs show`'s text: its absolute path, or for a run recorded before
+    pesgen kept it, its name, saying that its folder is not known and that its left-out
+    records name it as the export did (relative to the folder the export ran in)."""
+    digest = f"sha256 {r['input_sha256'][:16]}…"
+    if policies.get("input_path"):
+        return f"{policies['input_path']}  ({digest})"
+    records = ("; its left-out records name it as the export did, from the folder it ran in"
+               if policies.get("left_out") else "")
+    return (f"{r['input_name']}  ({digest}; its folder was not recorded: a run recorded "
+            f"before pesgen kept it{records})")
+
+
 def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
                     acks: dict[int, list[Any]], pieces: dict[int, dict[int, str]],
                     titles: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -1793,7 +1806,8 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
         "pesgen_version": r["pesgen_version"],
         "format": {"name": r["format"], "sha256": r["format_sha256"]},
         "mapping": {"path": r["mapping_path"], "sha256": r["mapping_sha256"]},
-        "input": {"name": r["input_name"], "sha256": r["input_sha256"]},
+        "input": {"name": r["input_name"], "sha256": r["input_sha256"],
+                  "path": pol.get("input_path")},
         "id_coll": r["id_coll"], "cod_bud": r["cod_bud"], "exercise": r["exercise"],
         "typ_bord": r["typ_bord"], "run_date": r["run_date"], "titles": r["titles"],
         "total": r["total"], "invoice_count": r["invoice_count"], "out_dir": r["out_dir"],

@@ -74,6 +74,12 @@ class InputSpec:
         return next((w for name, w in self.where if name == key), None)
 
 
+def shown_input(path: Path) -> str:
+    """The input file as its records' origins name it (``school-export.json:12``):
+    relative to the current folder when inside it, else as given."""
+    return _display(path)
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
