@@ -1434,7 +1434,8 @@ def preview(
 ) -> None:
     """Render the first invoices next to their source records: no state store, no
     number allocated (IdBord 0), nothing written. Exits 4 (input invalid) when a title
-    shows a problem, 6 when a record breaks its layout, as export would."""
+    shows a problem, or a JSON path binding none of them answers is refused
+    (input.path), 6 when a record breaks its layout, as export would."""
     from .preview import PREVIEW_NUMBER
     from .preview import preview as do_preview
 
@@ -1469,6 +1470,8 @@ def preview(
             _say(_indent(tail))
     for problem in shown.layout_problems:
         _say(f"LAYOUT {problem}")
+    for problem in shown.path_problems:
+        _say(f"PROBLEM {problem}")
     for note in shown.notes:
         _say(f"policy {note.policy} (run): {note.detail}")
     if shown.unread:
@@ -1476,7 +1479,8 @@ def preview(
         more = len(shown.unread) - _UNREAD_SHOWN
         _say("not read by the mapping: " + ", ".join(shown.unread[:_UNREAD_SHOWN])
                    + (f", … ({more} more)" if more > 0 else ""))
-    bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
+    bad = (sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
+           + len(shown.path_problems))
     _say(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
                + ("" if bad else "; run pesgen export to validate and number the whole file"))
     if bad:
