@@ -655,7 +655,8 @@ def narrow_widths(fmt: Format) -> list[Problem]:
                 else line_of(data, ["fields"])
             written = "".join(f" | {_filter_text(f)}" for f in chain)
             problems.append(Problem(
-                "format.field-width", f"{name}:{node.lineno}: {'.'.join(path)}{written} | "
+                "format.field-width", f"{fmt.shown}/{name}:{node.lineno}: "
+                f"{'.'.join(path)}{written} | "
                 f"{node.name}({width.value}){via} writes {field}, which format.yaml {said}: a "
                 f"value of more than {width.value} characters passes the length rule and "
                 "the mapping's policies (name_overflow, text_overflow) and is refused by "

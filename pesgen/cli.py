@@ -1434,7 +1434,8 @@ def preview(
 ) -> None:
     """Render the first invoices next to their source records: no state store, no
     number allocated (IdBord 0), nothing written. Exits 4 (input invalid) when a title
-    shows a problem, 6 when a record breaks its layout, as export would."""
+    shows a problem, or a JSON path binding none of them answers is refused
+    (input.path), 6 when a record breaks its layout, as export would."""
     from .preview import PREVIEW_NUMBER
     from .preview import preview as do_preview
 
@@ -1469,6 +1470,8 @@ def preview(
             _say(_indent(tail))
     for problem in shown.layout_problems:
         _say(f"LAYOUT {problem}")
+    for problem in shown.path_problems:
+        _say(f"PROBLEM {problem}")
     for note in shown.notes:
         _say(f"policy {note.policy} (run): {note.detail}")
     if shown.unread:
@@ -1476,7 +1479,8 @@ def preview(
         more = len(shown.unread) - _UNREAD_SHOWN
         _say("not read by the mapping: " + ", ".join(shown.unread[:_UNREAD_SHOWN])
                    + (f", … ({more} more)" if more > 0 else ""))
-    bad = sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
+    bad = (sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
+           + len(shown.path_problems))
     _say(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
                + ("" if bad else "; run pesgen export to validate and number the whole file"))
     if bad:
@@ -1704,7 +1708,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     _say(f"  created     {r['created_at']} by pesgen {r['pesgen_version']}")
     _say(f"  format      {r['format']}  (bundle sha256 {r['format_sha256'][:16]}…)")
     _say(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
-    _say(f"  input       {r['input_name']}  (sha256 {r['input_sha256'][:16]}…)")
+    pol = json.loads(r["policies"])
+    _say(f"  input       {_recorded_input(r, pol)}")
     _say(f"              (`pesgen runs extract {r['id']} --out DIR` writes this mapping, "
          "input and format bundle as recorded)")
     _say(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
@@ -1724,7 +1729,6 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         _say(f"  file        {f['name']}  IdBord {f['id_bord']}  {f['titles']} title(s)  "
                    f"{f['total']}  sha256 {f['sha256']}{state}")
     _show_validation(r["validation"])
-    pol = json.loads(r["policies"])
     for name in pol.get("skipped_files", []):
         _say(f"  not written {name}: empty (when_empty: skip)")
     for lo in pol.get("left_out", []):
@@ -1761,6 +1765,19 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         _show_invoices(titles)
 
 
+def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
+    """The input of `runs show`'s text: its absolute path, or for a run recorded before
+    pesgen kept it, its name, saying that its folder is not known and that its left-out
+    records name it as the export did (relative to the folder the export ran in)."""
+    digest = f"sha256 {r['input_sha256'][:16]}…"
+    if policies.get("input_path"):
+        return f"{policies['input_path']}  ({digest})"
+    records = ("; its left-out records name it as the export did, from the folder it ran in"
+               if policies.get("left_out") else "")
+    return (f"{r['input_name']}  ({digest}; its folder was not recorded: a run recorded "
+            f"before pesgen kept it{records})")
+
+
 def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
                     acks: dict[int, list[Any]], pieces: dict[int, dict[int, str]],
                     titles: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -1793,7 +1810,8 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
         "pesgen_version": r["pesgen_version"],
         "format": {"name": r["format"], "sha256": r["format_sha256"]},
         "mapping": {"path": r["mapping_path"], "sha256": r["mapping_sha256"]},
-        "input": {"name": r["input_name"], "sha256": r["input_sha256"]},
+        "input": {"name": r["input_name"], "sha256": r["input_sha256"],
+                  "path": pol.get("input_path")},
         "id_coll": r["id_coll"], "cod_bud": r["cod_bud"], "exercise": r["exercise"],
         "typ_bord": r["typ_bord"], "run_date": r["run_date"], "titles": r["titles"],
         "total": r["total"], "invoice_count": r["invoice_count"], "out_dir": r["out_dir"],

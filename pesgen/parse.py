@@ -27,6 +27,9 @@ _FR_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\Z")
 # '2026/11/20'): refused, with the replace() that binds it in the syntax it is close to
 _DAY_FIRST_OTHER = re.compile(r"^[0-9]{1,2}([-.])[0-9]{1,2}\1[0-9]{4}\Z")
 _YEAR_FIRST_OTHER = re.compile(r"^[0-9]{4}([/.])[0-9]{2}\1[0-9]{2}\Z")
+# a date whose year has two digits ('20/11/26', '26-11-20'): refused, saying the year must
+# have four; never read (which century, and even which part is the year, is a guess)
+_TWO_DIGIT_YEAR = re.compile(r"^[0-9]{1,2}([-/.])[0-9]{1,2}\1[0-9]{2}\Z")
 _DATE_AND_TIME = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
                             r"[T ][0-9]{1,2}[:h][0-9]{2}")
 # an integer part: plain digits, or groups of exactly 3 digits after a first group of
@@ -211,6 +214,9 @@ def parse_date(value: object, style: str = "auto") -> date:
                 raise DateOtherSeparator(f"{said}; it is {syntax} with '{separator}' in place "
                                          f"of '{wanted}': bind it with '{wanted}'",
                                          separator, wanted)
+            if _TWO_DIGIT_YEAR.match(text):
+                raise ValueError(f"{said}; its year has two digits: the export must write "
+                                 "the year with four (pesgen never guesses the century)")
             raise ValueError(f"{said}{_serial_hint(text)}")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:

@@ -117,9 +117,11 @@ class PathWatch:
             node = node[part]
         return True
 
-    def findings(self, origin: str, problems: list[Problem]) -> tuple[list[Problem],
-                                                                       list[tuple[str, str]]]:
-        """(problems, notes as (origin, detail)) for the bindings no invoice answered."""
+    def findings(self, origin: str, problems: list[Problem],
+                 none_has: str = "no invoice of the run has"
+                 ) -> tuple[list[Problem], list[tuple[str, str]]]:
+        """(problems, notes as (origin, detail)) for the bindings no invoice answered
+        (``none_has``: which invoices were read, as the message says it)."""
         if not self.read:
             return [], []
         required = {p.mapping for p in problems if p.rule == "input.required"}
@@ -134,7 +136,7 @@ class PathWatch:
             keys = list(watched.keys)
             close = difflib.get_close_matches(str(missing), keys, n=1)
             listed = ", ".join(keys[:15]) + (", …" if len(keys) > 15 else "")
-            text = (f"{bnd.key} reads '{bnd.text}', which no invoice of the run has: no key "
+            text = (f"{bnd.key} reads '{bnd.text}', which {none_has}: no key "
                     f"'{missing}' at {level}" + (f" (keys there: {listed})" if keys else ""))
             if close:
                 text += f"; did you mean '{close[0]}'?"

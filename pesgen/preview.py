@@ -57,10 +57,13 @@ class Preview:
     # what the first record holds that no binding reads (paths.unread): CSV columns,
     # JSON paths
     unread: list[str] = field(default_factory=list)
+    # JSON path bindings none of the previewed invoices answered, refused as export
+    # refuses them (rule input.path: a typo of a key seen there, or a required field)
+    path_problems: list[Problem] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
-        if any(item.problems for item in self.items):
+        if self.path_problems or any(item.problems for item in self.items):
             return ExitCode.INPUT
         return ExitCode.OUTPUT if self.layout_problems else ExitCode.OK
 
@@ -115,8 +118,16 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         if renderer.spec.layout is not None:
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
             layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
+    path_problems: list[Problem] = []
+    if exporter.builder.paths is not None:
+        # a path binding with a typo ('payer.adress.street') said by its path and the
+        # keys where it stops, as export says it, not only by what it leaves missing;
+        # not the notes of an optional key none of them has, which a later invoice may
+        path_problems, _notes = exporter.builder.paths.findings(
+            str(input_path), [p for item in items for p in item.problems],
+            f"none of the {len(items)} invoice(s) previewed has")
     return Preview(mapping, fmt, heads, tails, items, layout_problems,
-                   exporter.run_notes(Path(input_path), shown=True), not_read)
+                   exporter.run_notes(Path(input_path), shown=True), not_read, path_problems)
 
 
 def _written(exporter: Exporter, renderer: FileRenderer, text: str, what: str,

@@ -40,7 +40,7 @@ from .atomic import (
     removed_if_refused,
     write_file,
 )
-from .build import PolicyNote
+from .build import LeftOut, PolicyNote
 from .errors import (
     InputDataError,
     MappingError,
@@ -60,6 +60,7 @@ from .keys import Held, debt_key, invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
 from .render import MAX_FILE_NAME
 from .resources import inside
+from .sources import shown_input
 from .store import (
     _FIRST_NUMBER,
     ID_BORD_MAX,
@@ -444,6 +445,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
         input_blob, input_sha256 = pack_file(Path(input_path))
         if input_sha256 != read_digest:
             raise _input_changed(input_path)
+        absolute_input = str(Path(input_path).resolve())
         run_id = new_run_id()
         committed = False  # the run is recorded: what fails after must name it
         committing = False  # the commit was asked: from then on, recorded or not is read
@@ -497,7 +499,12 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                                              else None),
                             "pes": exporter.fmt.is_pes, "files": result.checks}),
                         "policies": pack_json({
-                            "left_out": [fields_of(lo) for lo in result.left_out],
+                            # the input's absolute path (runs show), and its records
+                            # named by it: the path as the export named it (relative to
+                            # its folder) means nothing to support later
+                            "input_path": absolute_input,
+                            "left_out": [_left_out_record(lo, input_path, absolute_input)
+                                         for lo in result.left_out],
                             "notes_z": pack_notes(result.notes),
                             "skipped_files": list(result.skipped)}),
                         "out_dir": str(Path(out_dir).resolve()),
@@ -628,6 +635,17 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
         finally:
             prepared.close()
     return prepared.result
+
+
+def _left_out_record(lo: LeftOut, input_path: Path, absolute: str) -> dict[str, Any]:
+    """A left-out invoice as its run records it: its input record named by the input's
+    absolute path (``/srv/exports/school-export.json:$.invoices[5]``), not as the export
+    named it (``school-export.json:$.invoices[5]``, relative to the folder it ran in)."""
+    record = fields_of(lo)
+    shown = shown_input(Path(input_path))
+    if lo.origin.startswith(f"{shown}:"):
+        record["origin"] = absolute + lo.origin[len(shown):]
+    return record
 
 
 def _input_changed(input_path: Path) -> StateError:

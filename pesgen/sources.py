@@ -74,11 +74,47 @@ class InputSpec:
         return next((w for name, w in self.where if name == key), None)
 
 
+def shown_input(path: Path) -> str:
+    """The input file as its records' origins name it (``school-export.json:12``):
+    relative to the current folder when inside it, else as given."""
+    return _display(path)
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+# how many entries of the folder a missing input is looked for in are named
+_NEAR_SHOWN = 12
+
+
+def _found_near(path: Path) -> str:
+    """What the nearest existing folder of a missing ``path`` holds, said after 'input
+    file not found': its entries (the first few, folders ending with '/') and the one
+    closest to the name typed (``; exports holds school-export.csv, school-export.json:
+    did you mean school-export.json?``); a folder of it missing is named, and the entries
+    of the nearest one that is there."""
+    folder = path.parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:  # hidden entries (.git/, .venv/) are no export
+        entries = sorted(f"{p.name}/" if p.is_dir() else p.name for p in folder.iterdir()
+                         if not p.name.startswith("."))
+    except OSError:
+        return ""
+    where = "the current folder" if folder == Path(".") else str(folder)
+    if folder != path.parent:
+        where = f"{path.parent} does not exist; the nearest folder that does, {where},"
+    if not entries:
+        return f"; {where} is empty"
+    listed = ", ".join(entries[:_NEAR_SHOWN]) + (
+        f", … ({len(entries) - _NEAR_SHOWN} more)" if len(entries) > _NEAR_SHOWN else "")
+    missing = path.relative_to(folder).parts[0] if folder != path.parent else path.name
+    close = difflib.get_close_matches(missing, [e.rstrip("/") for e in entries], n=1)
+    return f"; {where} holds {listed}" + (f": did you mean {close[0]}?" if close else "")
 
 
 def _refuse(message: str, rule: str, detail: str, record: str | None,
@@ -90,7 +126,7 @@ def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
     if not path.is_file():
         if path.is_dir():
             raise InputDataError(f"{path}: is a folder; --input takes the billing export file")
-        raise InputDataError(f"{path}: input file not found")
+        raise InputDataError(f"{path}: input file not found{_found_near(path)}")
     # a UTF-16 or UTF-32 file first: read in another encoding its first line is no
     # text to judge its kind by. Then the file's kind: a JSON file given to a CSV
     # mapping is told so, not that its encoding is not the mapping's (which fixing

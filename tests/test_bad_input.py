@@ -1867,3 +1867,23 @@ def test_a_date_written_month_first_is_refused_saying_so(tmp_path):
         "20); month first (MM/DD/YYYY, as English-language software writes dates) it would "
         "be 2026-11-20: the export must write the day first (DD/MM/YYYY) or YYYY-MM-DD, or "
         "every date of it whose day is 12 or less is read the wrong way round")
+
+
+@pytest.mark.parametrize("written", ["20/11/26", "26-11-20"])
+def test_a_date_with_a_two_digit_year_is_refused_saying_the_year_needs_four(
+        tmp_path, written):
+    """'20/11/26' (or 2026-11-20 written '26-11-20') was refused as 'not a date' alone,
+    as any text: it says the year must have four digits; no century is ever guessed."""
+    rows = _csv_rows()
+    at = rows[0].index("invoice_date")
+    for row in rows[1:]:
+        assert row[at] == "2026-11-20"
+        row[at] = written
+    inp = _write_csv(tmp_path, rows)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    assert {(p.rule, p.message) for p in exc.problems} == {
+        ("input.date", f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); "
+         "its year has two digits: the export must write the year with four (pesgen never "
+         "guesses the century)")}
+    p = exc.problems[0]
+    assert p.record and p.record.startswith(f"{inp}:") and p.mapping

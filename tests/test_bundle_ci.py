@@ -395,19 +395,39 @@ def test_a_text_a_template_writes_narrower_than_its_limit_is_warned_of(tmp_path)
             "text_overflow) and is refused by the template at export, by invoice; give it "
             "{max: N} (or fewer) under fields")
     said = [
-        (f"corail.xml.j2:{at}: t.debtor.first_name | fixed(30) writes debtor.first_name, "
+        (f"{template}:{at}: t.debtor.first_name | fixed(30) writes debtor.first_name, "
          "which format.yaml limits to 38 characters: a value of more than 30 characters",
          f"[format {source}:{first}: fields.debtor.first_name]", "30"),
-        (f"corail.xml.j2:{at}: t.lines.*.label | fixed(150) writes line.label, which "
+        (f"{template}:{at}: t.lines.*.label | fixed(150) writes line.label, which "
          "format.yaml limits to 200 characters: a value of more than 150 characters",
          f"[format {source}:{label}: fields.line.label]", "150"),
-        (f"corail.xml.j2:{at}: doc.bordereau.object | zfill(170) writes bordereau.object, "
+        (f"{template}:{at}: doc.bordereau.object | zfill(170) writes bordereau.object, "
          "which format.yaml does not limit: a value of more than 170 characters",
          f"[format {source}:{fields}: fields]", "170")]
     for head, where, width in said:
         assert (f"warning: {head} {tail.replace('N', width)} {where} "
                 "(rule format.field-width)") in r.stderr, r.stderr
     assert r.stderr.count("format.field-width") == 3, r.stderr  # name, rum: fit; x: not followed
+
+
+def test_a_text_written_narrower_names_the_template_as_typed(tmp_path, monkeypatch):
+    """check-format's format.field-width named the template by its name in the bundle
+    (corail.xml.j2:56), a file the technician could not open from where the command ran,
+    while its format.yaml place and every template error of the bundle name it by the
+    --formats-dir folder as given (fmts/cosoluce-corail/corail.xml.j2:56)."""
+    monkeypatch.chdir(tmp_path)
+    _fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    at = _edit(folder / "corail.xml.j2", '<TypeSerieBordereau V="N"/>',
+               '<TypeSerieBordereau V="N"/><!--{{ d.first_name | fixed(30) }}-->')
+    lines = (folder / "format.yaml").read_text(encoding="utf-8").splitlines()
+    first = lines.index("  debtor.first_name: {max: 38}") + 1
+    r = run_cli("check-format", "cosoluce-corail", "--formats-dir", "fmts", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert (f"warning: fmts/cosoluce-corail/corail.xml.j2:{at}: t.debtor.first_name | "
+            "fixed(30) writes debtor.first_name, which format.yaml limits to 38 "
+            "characters: ") in r.stderr, r.stderr
+    assert (f"[format fmts/cosoluce-corail/format.yaml:{first}: fields.debtor.first_name] "
+            "(rule format.field-width)") in r.stderr, r.stderr
 
 
 def test_a_dead_template_and_an_unread_option_are_warned_of(tmp_path):
@@ -680,7 +700,7 @@ def test_a_width_the_check_cannot_compare_or_a_value_it_cannot_follow_is_not_war
     _edit(folder / "corail.xml.j2", "{% for x in doc.titles %}",
           "{{ t.debtor.name | fixed(5) }}{% for x in doc.titles %}")
     [warned] = narrow_widths(find_format("cosoluce-corail", [fmts]))
-    assert warned.message.startswith("corail.xml.j2:"), warned
+    assert warned.message.startswith(f"{fmts}/cosoluce-corail/corail.xml.j2:"), warned
     assert ": t.debtor.name | fixed(5) writes debtor.name, " in warned.message, warned
     _edit(folder / "corail.xml.j2", "{% for x in doc.titles %}", "{% for x in %}")
     assert narrow_widths(find_format("cosoluce-corail", [fmts])) == []

@@ -244,6 +244,36 @@ def test_missing_input_file_is_an_input_error(tmp_path):
     assert "nope.json: input file not found" in r.stderr
 
 
+def test_a_mistyped_input_path_says_what_its_nearest_folder_holds(tmp_path, monkeypatch):
+    """A mistyped --input was refused as 'input file not found' alone: the technician
+    could not tell a typo in the file's name from one in a folder's. It says what the
+    nearest folder that exists holds (hidden entries left out, folders ending with '/'),
+    the closest name, and which folder of the path does not exist."""
+    exports = tmp_path / "exports"
+    (exports / "2026").mkdir(parents=True)
+    for name in ("school-export.csv", "school-export.json", ".hidden"):
+        (exports / name).write_text("", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    said = {}
+    for typed in ("exports/school-expor.json", "exprts/school-export.json",
+                  "exports/2027/school-export.json", "exports/2026/x.json"):
+        r = _run("preview", "-m", JSON_MAPPING, "-i", typed, "--date", RUN_DATE)
+        assert r.exit_code == ExitCode.INPUT, r.output
+        said[typed] = r.stderr.splitlines()[0]
+    assert said == {
+        "exports/school-expor.json": "error: exports/school-expor.json: input file not found; "
+        "exports holds 2026/, school-export.csv, school-export.json: did you mean "
+        "school-export.json?",
+        "exprts/school-export.json": "error: exprts/school-export.json: input file not found; "
+        "exprts does not exist; the nearest folder that does, the current folder, holds "
+        "exports/: did you mean exports?",
+        "exports/2027/school-export.json": "error: exports/2027/school-export.json: input "
+        "file not found; exports/2027 does not exist; the nearest folder that does, exports, "
+        "holds 2026/, school-export.csv, school-export.json: did you mean 2026?",
+        "exports/2026/x.json": "error: exports/2026/x.json: input file not found; "
+        "exports/2026 is empty"}
+
+
 def test_a_folder_as_input_is_said_to_be_a_folder(tmp_path):
     folder = tmp_path / "exports"
     folder.mkdir()

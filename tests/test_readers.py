@@ -976,6 +976,36 @@ def test_an_optional_path_no_invoice_has_is_a_note(tmp_path):
     assert len(notes) == 1 and "payer.address.complement" in notes[0].detail
 
 
+@pytest.mark.parametrize(("old", "new", "missing", "close", "level"), [
+    # optional: preview said nothing (the field left empty), exit 0, export refused it
+    ("complement: payer.address.complement", "complement: payer.address.complment",
+     "complment", "complement", "$.invoices[*].payer.address"),
+    # required: preview said what it left missing alone ('address.street is missing')
+    ("street: payer.address.street", "street: payer.adress.street", "adress", "address",
+     "$.invoices[*].payer")])
+def test_preview_names_a_path_binding_with_a_typo_by_its_path(tmp_path, old, new, missing,
+                                                               close, level):
+    """`pesgen preview` of a mapping whose JSON path has a typo said what it left empty
+    or missing, not the path, which export's input.path names with the keys where it
+    stops: preview says it as export does, of the invoices it read, and exits 4."""
+    from .conftest import run_cli
+
+    m, (line,) = mapping_copy(tmp_path, JSON_MAPPING, (old, new))
+    r = run_cli("preview", "-m", m, "-i", EXAMPLES / "school-export.json", "-n", "2",
+                "--date", "2026-11-23")
+    assert r.exit_code == 4, r.output
+    key = old.split(":", 1)[0]
+    group = "address"
+    said = [ln for ln in r.stdout.splitlines() if "(rule input.path)" in ln]
+    assert len(said) == 1, r.stdout
+    assert said[0].startswith(
+        f"PROBLEM {EXAMPLES / 'school-export.json'}: {group}.{key} reads "
+        f"'{new.split(': ', 1)[1]}', which none of the 2 invoice(s) previewed has: no key "
+        f"'{missing}' at {level} (keys there: "), said
+    assert said[0].endswith(f"; did you mean '{close}'? [mapping {m}:{line}: "
+                            f"bindings.{group}.{key}] (rule input.path)"), said
+
+
 def test_a_records_path_matching_nothing_lists_the_keys_present(tmp_path):
     m = _input_key(tmp_path, "records", "invoice", JSON_MAPPING)
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")

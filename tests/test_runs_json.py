@@ -128,7 +128,7 @@ def test_runs_show_gives_the_run_its_files_checks_and_hélios_errors_by_invoice(
     assert (shown["run"], shown["status"], shown["titles"], shown["total"]) == (
         run.run_id, "committed", 11, "2527.25")
     assert shown["input"] == {"name": "school-export.json", "sha256": hashlib.sha256(
-        EXAMPLE.read_bytes()).hexdigest()}
+        EXAMPLE.read_bytes()).hexdigest(), "path": str(EXAMPLE.resolve())}
     assert shown["mapping"]["sha256"] == hashlib.sha256(MAPPING.read_bytes()).hexdigest()
     xml, refs = shown["files"]
     written = run.files[0].path
@@ -198,3 +198,56 @@ def test_a_numdette_given_without_debt_and_a_mapping_of_no_run_are_said_in_json(
     assert report["other_mappings"] == {"count": 1, "paths": [str(MAPPING)]}
     _code, report = _json("runs", "list", "--db", db_url)
     assert report["other_mappings"] is None
+
+
+def test_runs_show_names_the_input_by_its_absolute_path(tmp_path, monkeypatch):
+    """`runs show` named the input by its name alone, and its left-out invoices (so did
+    `runs find`) by the path the export named it with, relative to the folder the export
+    ran in ('school-export.json:$.invoices[5]'): support reading the run later, from
+    elsewhere, could not tell which file it was. A run records the input's absolute path
+    now, and its left-out records by it; a run recorded before says its folder was not
+    recorded, and that its left-out records name the input as the export did."""
+    import shutil
+    import sqlite3
+
+    school = tmp_path / "school"
+    school.mkdir()
+    shutil.copy(EXAMPLE, school / "school-export.json")
+    db = tmp_path / "store.sqlite3"
+    monkeypatch.chdir(school)
+    r = run_cli("export", "-m", MAPPING, "-i", "school-export.json", "-o", "out", "--date",
+                "2026-11-23", "--db", f"sqlite:///{db}", "--create-store")
+    assert r.exit_code == 0, r.output
+    # the export itself names the input as typed, from where it runs
+    assert "(school-export.json:$.invoices[5]): total is 0.00" in r.stdout, r.stdout
+    monkeypatch.chdir(tmp_path)
+    absolute = str((school / "school-export.json").resolve())
+    code, report = _json("runs", "list", "--db", f"sqlite:///{db}")
+    run = report["runs"][0]["run"]
+    shown = run_cli("runs", "show", run, "--db", f"sqlite:///{db}").stdout
+    assert f"\n  input       {absolute}  (sha256 " in shown, shown
+    assert (f"\n  left out    FA-2026-00106 ({absolute}:$.invoices[5]): total is 0.00 "
+            "(policy zero_total)\n") in shown, shown
+    found = run_cli("runs", "find", "FA-2026-00106", "--db", f"sqlite:///{db}").stdout
+    assert f" from {absolute}:$.invoices[5]: total is 0.00" in found, found
+    code, report = _json("runs", "show", run, "--db", f"sqlite:///{db}")
+    assert report["run"]["input"]["path"] == absolute
+    assert report["run"]["left_out"][0]["origin"] == f"{absolute}:$.invoices[5]"
+
+    # a run recorded before: the input's name alone, its left-out records as the export
+    # named them
+    with sqlite3.connect(db) as conn:
+        [(policies,)] = conn.execute("SELECT policies FROM runs").fetchall()
+        old = json.loads(policies)
+        del old["input_path"]
+        old["left_out"][0]["origin"] = "school-export.json:$.invoices[5]"
+        conn.execute("UPDATE runs SET policies = ?", (json.dumps(old, sort_keys=True),))
+    conn.close()
+    shown = run_cli("runs", "show", run, "--db", f"sqlite:///{db}").stdout
+    assert ("\n  input       school-export.json  (sha256 ") in shown, shown
+    assert ("…; its folder was not recorded: a run recorded before pesgen kept it; its "
+            "left-out records name it as the export did, from the folder it ran in)\n"
+            ) in shown, shown
+    assert "(school-export.json:$.invoices[5]): total is 0.00" in shown, shown
+    code, report = _json("runs", "show", run, "--db", f"sqlite:///{db}")
+    assert report["run"]["input"]["path"] is None

@@ -951,7 +951,7 @@ _OTHER_SYNTAX = [
      "English-language software writes dates) it would be 2026-02-13"),
     # no hint towards a syntax the style does not read, nor for a day over 12
     ("20-11-2026", "iso", None), ("2026/11/20", "fr", None), ("31/02/2026", "auto", None),
-    ("13/13/2026", "auto", None), ("20/11/26", "auto", None),
+    ("13/13/2026", "auto", None),
 ]
 
 
@@ -968,3 +968,27 @@ def test_parse_date_says_what_a_date_of_another_syntax_is():
             assert "; it is " not in said[raw, style] and "month first" not in said[raw, style]
         else:
             assert says in said[raw, style], said[raw, style]
+
+
+_TWO_DIGITS = ("; its year has two digits: the export must write the year with four "
+               "(pesgen never guesses the century)")
+
+
+@pytest.mark.parametrize("raw, style, expected", [
+    ("20/11/26", "auto", "YYYY-MM-DD or DD/MM/YYYY"), ("26-11-20", "auto",
+     "YYYY-MM-DD or DD/MM/YYYY"), ("20.11.26", "fr", "DD/MM/YYYY"),
+    ("26-11-20", "iso", "YYYY-MM-DD"), ("1/2/26", "auto", "YYYY-MM-DD or DD/MM/YYYY")])
+def test_a_date_with_a_two_digit_year_says_the_year_needs_four(raw, style, expected):
+    """'20/11/26' (or 2026-11-20 written '26-11-20') was refused as 'not a date' alone:
+    it says the year must have four digits, and is never read (no century guessed)."""
+    with pytest.raises(ValueError) as exc:
+        parse_date(raw, style)
+    assert str(exc.value) == f"'{raw}' is not a date ({expected}){_TWO_DIGITS}"
+
+
+@pytest.mark.parametrize("raw", ["20/11/2026x", "2026-11-2", "20/11/2", "20/11/202",
+                                 "20-11/26", "123/11/26"])
+def test_no_two_digit_year_hint_but_for_a_date_of_three_parts(raw):
+    with pytest.raises(ValueError) as exc:
+        parse_date(raw)
+    assert "two digits" not in str(exc.value)

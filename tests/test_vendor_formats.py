@@ -570,11 +570,12 @@ def test_a_width_filter_on_a_macro_s_parameter_follows_the_calls(tmp_path):
     at_g, at_call = at_f + 1, next(i for i, ln in enumerate(lines, 1) if ln.startswith(calls))
     said = sorted(p.message.split(": a value", 1)[0]
                   for p in narrow_widths(find_format("cosoluce-corail", [fmts])))
+    tpl = fmts / "cosoluce-corail" / "corail.xml.j2"
     assert said == [
-        f"corail.xml.j2:{at_f}: t.debtor.first_name | fixed(10) (macro f's parameter v, "
+        f"{tpl}:{at_f}: t.debtor.first_name | fixed(10) (macro f's parameter v, "
         f"called at line {at_g}) writes debtor.first_name, which format.yaml limits to 38 "
         "characters",
-        f"corail.xml.j2:{at_f}: t.debtor.name | fixed(10) (macro f's parameter v, called at "
+        f"{tpl}:{at_f}: t.debtor.name | fixed(10) (macro f's parameter v, called at "
         f"line {at_call}) writes debtor.name, which format.yaml limits to 38 characters",
     ], said
 
@@ -605,7 +606,7 @@ def test_a_width_filter_follows_a_value_filtered_before_where_it_cannot_grow(tmp
     fmts, line = _corail_writing(tmp_path, written)
     said = sorted(p.message.split(", which format.yaml", 1)[0]
                   for p in narrow_widths(find_format("cosoluce-corail", [fmts])))
-    at = f"corail.xml.j2:{line}: "
+    at = f"{fmts}/cosoluce-corail/corail.xml.j2:{line}: "
     assert said == sorted([
         f"{at}t.debtor.name | trim | fixed(10) writes debtor.name",
         f"{at}t.debtor.name | lower | striptags | fixed(10) writes debtor.name",
@@ -626,7 +627,8 @@ def test_a_width_filter_does_not_follow_lower_in_a_utf8_field(tmp_path):
                     encoding="utf-8")
     said = [p.message.split(" writes", 1)[0]
             for p in narrow_widths(find_format("cosoluce-corail", [fmts]))]
-    assert said == [f"corail.xml.j2:{line}: t.debtor.name | trim | fixed(10)"], said
+    tpl = fmts / "cosoluce-corail" / "corail.xml.j2"
+    assert said == [f"{tpl}:{line}: t.debtor.name | trim | fixed(10)"], said
 
 
 def test_a_width_filter_follows_a_filtered_macro_argument(tmp_path):
@@ -649,8 +651,9 @@ def test_a_width_filter_follows_a_filtered_macro_argument(tmp_path):
     at_call = next(i for i, ln in enumerate(lines, 1) if ln.startswith(calls))
     said = [p.message.split(": a value", 1)[0]
             for p in narrow_widths(find_format("cosoluce-corail", [fmts]))]
+    tpl = folder / "corail.xml.j2"
     assert said == [
-        f"corail.xml.j2:{at_f}: t.debtor.name | trim | lower | fixed(10) (macro f's "
+        f"{tpl}:{at_f}: t.debtor.name | trim | lower | fixed(10) (macro f's "
         f"parameter v, called at line {at_call}) writes debtor.name, which format.yaml "
         "limits to 38 characters"], said
 
@@ -873,7 +876,7 @@ def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
     fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
     [warned] = narrow_widths(find_format("acme-fixe", [fmts]))  # check-format's warning
     assert warned.rule == "format.field-width" and warned.message.startswith(
-        "acme-fixe.txt.j2:9: t.debtor.complement_name | fixed(38) writes "
+        f"{fmts}/acme-fixe/acme-fixe.txt.j2:9: t.debtor.complement_name | fixed(38) writes "
         "debtor.complement_name, which format.yaml does not limit"), warned
     lines = mapping.read_text(encoding="utf-8").splitlines()
     complement = lines.index("    complement_name: payer.complement") + 1
