@@ -267,6 +267,15 @@ def test_new_format_scaffolds_a_working_draft_bundle(tmp_path, kind):
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
     assert r.exit_code == 0, r.stderr
+    if kind == "fixed":  # its header's count of titles is held to the titles that follow
+        [written] = out.glob("*.txt")
+        lines = written.read_bytes().split(b"\r\n")
+        written.write_bytes(b"\r\n".join([lines[0][:6] + b"000099" + lines[0][12:],
+                                            *lines[1:]]))
+        r = _run("check-layout", bundle / "layout.yaml", written)
+        assert r.exit_code == ExitCode.OUTPUT, r.stdout
+        assert "column NbTitres (#3) says 99, but the file holds 11 'titre' records after " \
+            "it" in r.stderr and "(rule layout.totals)" in r.stderr
     # refuses to scaffold over an existing bundle
     again = _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts)
     assert again.exit_code == ExitCode.USAGE and "already exists" in again.stderr
