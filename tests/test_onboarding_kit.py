@@ -677,6 +677,27 @@ def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path)
     assert not out.exists() or list(out.iterdir()) == []
 
 
+def test_a_file_written_with_other_line_endings_than_its_layout_is_refused(tmp_path):
+    """format.yaml's newline and a layout's line_ending that differ would refuse every
+    line of the file at its first render (one layout.line-ending problem a line): the
+    bundle is refused once where it loads, as for the encoding, naming the file's
+    layout line and what to do."""
+    fmts, mapping = _new_bundle(tmp_path)
+    fmt_yaml = fmts / "exemple-compta" / "format.yaml"
+    fmt_yaml.write_text(FORMAT_YAML.replace("newline: CRLF", "newline: LF"), encoding="utf-8")
+    listed = _broken_listing(fmts)
+    said = ("the file is written with LF line endings (format.yaml newline) but its layout "
+            "wants CRLF (its line_ending; LF when not set): make them the same")
+    assert said in listed.stdout
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3", "--create-store")
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert said in r.stderr and "format.yaml:" in r.stderr and ": files[0].layout" in r.stderr
+    assert "(rule format.schema)" in r.stderr and "layout.line-ending" not in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["/tmp/elsewhere/pes-ormc", "../templates/pes-ormc",
                                   "pes-ormc/../pes-titres"])
 def test_a_mapping_names_a_format_never_a_path(tmp_path, name):
