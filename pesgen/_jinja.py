@@ -522,6 +522,10 @@ _TEXT_FILTERS: dict[str, Callable[..., bool] | None] = {
     # str(old) and str(new): 'x' | replace('x', none) writes it
     "replace": lambda s, old=0, new=0, *rest, **kwargs: old is None or new is None,
 }
+# pesgen's own filters that format a date or an amount, which None made fail with
+# Python's words ('NoneType' object has no attribute 'year'), naming no value: refused
+# as a {{ }} of None is, so a refusal names the binding left empty, as zfill's did not
+_MODEL_FILTERS = ("amount", "cents", "isodate", "frdate", "compactdate")
 # ... and those that make text of a container but not of None (JSON's null; an
 # attribute left out)
 _CONTAINER_TEXT_FILTERS = ("tojson", "xmlattr")
@@ -551,6 +555,20 @@ def _refusing_none(env: _Bounded, name: str, func: Callable[..., Any],
                     if _IS_CONTAINER[type(arg)]:
                         check(what, arg)
         return func(*args, **kwargs)
+
+    return update_wrapper(refuses_none, func)
+
+
+def _none_refused(env: _Bounded, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """Filter ``func`` (one of ``_MODEL_FILTERS``, which makes no text of a container
+    and takes no context) registered as ``name``, refusing a None value as
+    ``_refusing_none`` does, and nothing else: it runs for each amount of an export."""
+    what = f"filter {name}"
+
+    def refuses_none(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if value is None:
+            env.refuse_none(what)
+        return func(value, *args, **kwargs)
 
     return update_wrapper(refuses_none, func)
 
@@ -636,6 +654,10 @@ class _Bounded(SandboxedEnvironment):
             func = self.filters.get(name)
             if func is not None:
                 self.filters[name] = _refusing_none(self, name, func, also)
+        for name in _MODEL_FILTERS:
+            func = self.filters.get(name)
+            if func is not None:
+                self.filters[name] = _none_refused(self, name, func)
         for name in _CONTAINER_TEXT_FILTERS:
             func = self.filters.get(name)
             if func is not None:
