@@ -1014,6 +1014,8 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
             raise jinja2.TemplateNotFound(f"{template} ({refused})")
         try:
             source, filename, uptodate = super().get_source(environment, template)
+        except jinja2.TemplateNotFound:  # Jinja's words name its search path, no file
+            raise jinja2.TemplateNotFound(f"{template} ({self.missing(template)})") from None
         except UnicodeDecodeError as exc:  # at its line, as a YAML file's (_yaml._not_utf8)
             data = bytes(exc.object)
             self._refuse_wide(data, template)
@@ -1028,6 +1030,25 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         if "\x00" in source:  # UTF-16 without a byte order mark reads as UTF-8
             self._refuse_wide(source[:4096].encode("utf-8"), template)  # (its bytes again)
         return source, filename, uptodate
+
+    def missing(self, template: str) -> str:
+        """What to say of an include's or an import's ``template`` that is no file of the
+        bundle: the bundle's template whose name is closest, or those it has."""
+        have = []
+        for root, dirs, files in os.walk(self.folder):
+            dirs[:] = sorted(d for d in dirs if refusal(self.folder, d + "/x") is None)
+            rel = Path(root).relative_to(self.folder)
+            have += [(rel / f).as_posix() for f in sorted(files)
+                     if f.endswith(".j2") and refusal(self.folder, (rel / f).as_posix()) is None]
+        have.sort()
+        said = "no such file in the format bundle's folder"
+        if template.startswith("/"):
+            said += ", where every name is read from: a leading '/' does not leave it"
+        name = "/".join(x for x in template.split("/") if x not in ("", "."))
+        close = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
+        if close:
+            return f"{said}: did you mean '{close[0]}'?"
+        return f"{said}; its templates: {', '.join(have)}" if have else said
 
     @staticmethod
     def _refuse_wide(head: bytes, template: str) -> None:

@@ -824,6 +824,39 @@ def test_a_template_name_leaving_the_folder_says_so(tmp_path, statement, says):
     assert r.exit_code == ExitCode.TEMPLATE and says in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize(("statement", "says"), [
+    ("{% import 'macro.j2' as m %}",
+     "macro.j2 (no such file in the format bundle's folder: did you mean 'macros.j2'?)"),
+    ("{% include 'sub/adress.j2' %}",
+     "sub/adress.j2 (no such file in the format bundle's folder: did you mean "
+     "'sub/address.j2'?)"),
+    ("{% include '/etc/passwd' %}",
+     "/etc/passwd (no such file in the format bundle's folder, where every name is read "
+     "from: a leading '/' does not leave it; its templates: lignes.csv.j2, macros.j2, "
+     "sub/address.j2, tiers.csv.j2)"),
+])
+def test_an_include_of_no_file_of_the_bundle_names_the_close_one(tmp_path, statement, says):
+    """An include or import of a name the bundle has no file for said Jinja's words,
+    "'macro.j2' not found in search path: 'formats/x'", where format.yaml's files name
+    the closest file: it names it too (a template of the bundle, not a file of its
+    fixture/ or expected/), or the templates it has; an absolute name is read from the
+    bundle's folder, which it says."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    (bundle / "macros.j2").write_text("{% macro x() %}{% endmacro %}", encoding="utf-8")
+    (bundle / "sub").mkdir()
+    (bundle / "sub" / "address.j2").write_text("", encoding="utf-8")
+    (bundle / "fixture" / "macro.j2").parent.mkdir(exist_ok=True)
+    (bundle / "fixture" / "macro.j2").write_text("", encoding="utf-8")
+    (bundle / "tiers.csv.j2").write_text(
+        TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
+                               "{% macro tail(doc) %}" + statement + "{% endmacro %}"),
+        encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.TEMPLATE and says in r.stderr, r.stderr
+    assert "search path" not in r.stderr
+
+
 @pytest.mark.parametrize("encoding", ["ISO8859-1", "iso_8859_1", "l1", "latin1"])
 def test_an_encoding_written_as_another_alias_keeps_its_charset(tmp_path, encoding):
     """format.yaml's encoding names the charset text is transliterated to by the codec
