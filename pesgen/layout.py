@@ -1017,22 +1017,24 @@ class _Totals:
         found = count.figure(total.how)
         if said == found:
             return
-        what = {"count": f"'{total.of}' records",
-                "distinct": f"distinct {total.of_column} of the '{total.of}' records",
-                "sum": f"sum of {total.of_column} of the '{total.of}' records"}[total.how]
-        span = ("after it, up to the next '{r}' record or the end of the file" if total.after
-                else "before it, since the previous '{r}' record or the start of the file"
-                ).format(r=total.record)
+        of = (f"the '{total.of}' records after it (up to the next '{total.record}' record "
+              "or the end of the file)" if total.after else f"the '{total.of}' records "
+              f"before it (since the previous '{total.record}' record or the start of the "
+              "file)")
+        makes = {"count": f"{of} are {_plain(found, col)}",
+                 "distinct": f"{of} hold {_plain(found, col)} distinct {total.of_column}",
+                 "sum": f"the {total.of_column} of {of} sum to {_plain(found, col)}"
+                 }[total.how]
         self.report.add(number, "layout.totals", (
-            f"record '{total.record}', {col.label} says {_plain(said)}, but the file holds "
-            f"{_plain(found)} {what} {span}: check what the template writes there "
-            "(doc.bordereau.count: the titles, .lines: their lines, .total: their amount) "
-            f"[{total.where}]"))
+            f"record '{total.record}', {col.label} says {_plain(said, col)}, but {makes}: "
+            "check what the template writes there (doc.bordereau.count: the titles, "
+            f".lines: their lines, .total: their amount) [{total.where}]"))
 
 
-def _plain(value: Decimal) -> str:
-    """A count or a sum as written: 30, 2527.25."""
-    return format(value, "f")
+def _plain(value: Decimal, col: Column) -> str:
+    """A count or a sum as the column writes it: 30, 2527,25."""
+    text = format(value, "f")
+    return text.replace(".", col.decimal_separator) if col.type == "decimal" else text
 
 
 def _figure(col: Column | None, value: str) -> Decimal | None:

@@ -694,28 +694,54 @@ def test_totals_hold_a_trailer_and_a_header_to_the_lines_they_count(tmp_path):
     got = [(p.record, p.rule, p.message) for p in _check(tmp_path, layout,
                                                           bad.encode("latin-1"))]
     where = f"{tmp_path / 'layout.yaml'}"
+    check = ("check what the template writes there (doc.bordereau.count: the titles, "
+             ".lines: their lines, .total: their amount)")
+    before = "the 'article' records before it (since the previous 'fin' record or the start " \
+        "of the file)"
     assert got == [
-        ("OUT.txt:5", "layout.totals", "record 'fin', column NbLignes (#2) says 2, but the "
-         "file holds 3 'article' records before it, since the previous 'fin' record or the "
-         "start of the file: check what the template writes there (doc.bordereau.count: "
-         "the titles, .lines: their lines, .total: their amount) "
-         f"[{where}:27: totals[1]]"),
-        ("OUT.txt:5", "layout.totals", "record 'fin', column NbNoms (#3) says 3, but the "
-         "file holds 2 distinct Nom of the 'article' records before it, since the previous "
-         "'fin' record or the start of the file: check what the template writes there "
-         "(doc.bordereau.count: the titles, .lines: their lines, .total: their amount) "
-         f"[{where}:28: totals[2]]"),
-        ("OUT.txt:5", "layout.totals", "record 'fin', column Total (#4) says 350, but the "
-         "file holds 355 sum of Montant of the 'article' records before it, since the "
-         "previous 'fin' record or the start of the file: check what the template writes "
-         "there (doc.bordereau.count: the titles, .lines: their lines, .total: their "
-         f"amount) [{where}:29: totals[3]]"),
+        ("OUT.txt:5", "layout.totals", f"record 'fin', column NbLignes (#2) says 2, but "
+         f"{before} are 3: {check} [{where}:27: totals[1]]"),
+        ("OUT.txt:5", "layout.totals", f"record 'fin', column NbNoms (#3) says 3, but "
+         f"{before} hold 2 distinct Nom: {check} [{where}:28: totals[2]]"),
+        ("OUT.txt:5", "layout.totals", f"record 'fin', column Total (#4) says 350, but the "
+         f"Montant of {before} sum to 355: {check} [{where}:29: totals[3]]"),
         ("OUT.txt:1", "layout.totals", "record 'entete', column NbArticles (#2) says 2, but "
-         "the file holds 3 'article' records after it, up to the next 'entete' record or "
-         "the end of the file: check what the template writes there (doc.bordereau.count: "
-         "the titles, .lines: their lines, .total: their amount) "
-         f"[{where}:26: totals[0]]"),
+         "the 'article' records after it (up to the next 'entete' record or the end of the "
+         f"file) are 3: {check} [{where}:26: totals[0]]"),
     ]
+
+
+def test_totals_read_a_csv_file_s_decimals_as_it_writes_them(tmp_path):
+    """A CSV trailer's sum of a decimal column with its header line and ',' decimals:
+    the figures said as the file writes them."""
+    layout = _layout(tmp_path, """\
+pesgen_layout: 1
+name: T
+kind: csv
+header: true
+decimal_separator: ","
+record_type_column: Type
+records:
+  - type: ligne
+    columns:
+      - {name: Type, type: text}
+      - {name: Montant, type: decimal}
+  - type: fin
+    when: FIN
+    columns:
+      - {name: Type, type: text}
+      - {name: Total, type: decimal}
+totals:
+  - {record: fin, column: Total, of: ligne, sum: Montant}
+""")
+    good = "Type;Montant\nL;10,50\nL;1,25\nFIN;11,75\n"
+    assert _check(tmp_path, layout, good.encode()) == []
+    [problem] = _check(tmp_path, layout, good.replace("11,75", "11,70").encode())
+    assert problem.record == "OUT.txt:4" and problem.rule == "layout.totals"
+    assert problem.message.startswith("record 'fin', column Total (#2) says 11,70, but the "
+                                      "Montant of the 'ligne' records before it (since the "
+                                      "previous 'fin' record or the start of the file) sum "
+                                      "to 11,75: ")
 
 
 def test_totals_name_record_types_and_columns_of_the_layout(tmp_path):

@@ -274,8 +274,9 @@ def test_new_format_scaffolds_a_working_draft_bundle(tmp_path, kind):
                                             *lines[1:]]))
         r = _run("check-layout", bundle / "layout.yaml", written)
         assert r.exit_code == ExitCode.OUTPUT, r.stdout
-        assert "column NbTitres (#3) says 99, but the file holds 11 'titre' records after " \
-            "it" in r.stderr and "(rule layout.totals)" in r.stderr
+        assert "column NbTitres (#3) says 99, but the 'titre' records after it (up to the " \
+            "next 'entete' record or the end of the file) are 11" in r.stderr
+        assert "(rule layout.totals)" in r.stderr
     # refuses to scaffold over an existing bundle
     again = _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts)
     assert again.exit_code == ExitCode.USAGE and "already exists" in again.stderr
