@@ -1165,6 +1165,30 @@ class _Tracing(_Sandbox):
         return super().getitem(obj, argument)
 
 
+# the names a mapping expression reads, which a template does not see
+_EXPORT_NAMES = frozenset({"invoice", "line", "record", "row", "rows"})
+
+
+class _TemplateUndefined(jinja2.StrictUndefined):
+    """A name a template reads that nothing defines ('numligne' is undefined) is said
+    with what a template does see: Jinja's words alone left an author, who writes
+    mapping expressions over ``invoice`` and ``line`` too, to guess."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        message = super()._undefined_message
+        if self._undefined_hint or self._undefined_obj is not jinja2.utils.missing:
+            return message
+        if self._undefined_name in _EXPORT_NAMES:
+            return (f"{message}: a template never sees the export ({self._undefined_name} "
+                    "is a mapping expression's); it reads the model: doc, and t, one "
+                    "title, in piece (t.invoice_number, t.lines; docs/template-model.md)")
+        return (f"{message}: a template reads doc, t (one title, in piece), its macros' "
+                "arguments, its loops' variables and what it sets (docs/template-model.md)")
+
+
 def template_environment(folder: Path, writes_none: bool = False,
                          traced: bool = False, recorded: bool = False) -> SandboxedEnvironment:
     """A bundle's templates; ``writes_none`` only to rebuild a run recorded before a
@@ -1174,7 +1198,7 @@ def template_environment(folder: Path, writes_none: bool = False,
     recorded run's bundle, rebuilt (``changes_allowed``)."""
     env = (_Tracing if traced else _Sandbox)(
         loader=_ConfinedLoader(folder),
-        undefined=jinja2.StrictUndefined,
+        undefined=_TemplateUndefined,
         autoescape=_autoescape,
         keep_trailing_newline=True,
         trim_blocks=True,
