@@ -522,6 +522,10 @@ _TEXT_FILTERS: dict[str, Callable[..., bool] | None] = {
     # str(old) and str(new): 'x' | replace('x', none) writes it
     "replace": lambda s, old=0, new=0, *rest, **kwargs: old is None or new is None,
 }
+# pesgen's own filters that format a date or an amount, which None made fail with
+# Python's words ('NoneType' object has no attribute 'year'), naming no value: refused
+# as a {{ }} of None is, so a refusal names the binding left empty, as zfill's did not
+_MODEL_FILTERS = ("amount", "cents", "isodate", "frdate", "compactdate")
 # ... and those that make text of a container but not of None (JSON's null; an
 # attribute left out)
 _CONTAINER_TEXT_FILTERS = ("tojson", "xmlattr")
@@ -551,6 +555,20 @@ def _refusing_none(env: _Bounded, name: str, func: Callable[..., Any],
                     if _IS_CONTAINER[type(arg)]:
                         check(what, arg)
         return func(*args, **kwargs)
+
+    return update_wrapper(refuses_none, func)
+
+
+def _none_refused(env: _Bounded, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """Filter ``func`` (one of ``_MODEL_FILTERS``, which makes no text of a container
+    and takes no context) registered as ``name``, refusing a None value as
+    ``_refusing_none`` does, and nothing else: it runs for each amount of an export."""
+    what = f"filter {name}"
+
+    def refuses_none(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if value is None:
+            env.refuse_none(what)
+        return func(value, *args, **kwargs)
 
     return update_wrapper(refuses_none, func)
 
@@ -636,6 +654,10 @@ class _Bounded(SandboxedEnvironment):
             func = self.filters.get(name)
             if func is not None:
                 self.filters[name] = _refusing_none(self, name, func, also)
+        for name in _MODEL_FILTERS:
+            func = self.filters.get(name)
+            if func is not None:
+                self.filters[name] = _none_refused(self, name, func)
         for name in _CONTAINER_TEXT_FILTERS:
             func = self.filters.get(name)
             if func is not None:
@@ -992,6 +1014,8 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
             raise jinja2.TemplateNotFound(f"{template} ({refused})")
         try:
             source, filename, uptodate = super().get_source(environment, template)
+        except jinja2.TemplateNotFound:  # Jinja's words name its search path, no file
+            raise jinja2.TemplateNotFound(f"{template} ({self.missing(template)})") from None
         except UnicodeDecodeError as exc:  # at its line, as a YAML file's (_yaml._not_utf8)
             data = bytes(exc.object)
             self._refuse_wide(data, template)
@@ -1006,6 +1030,25 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         if "\x00" in source:  # UTF-16 without a byte order mark reads as UTF-8
             self._refuse_wide(source[:4096].encode("utf-8"), template)  # (its bytes again)
         return source, filename, uptodate
+
+    def missing(self, template: str) -> str:
+        """What to say of an include's or an import's ``template`` that is no file of the
+        bundle: the bundle's template whose name is closest, or those it has."""
+        have = []
+        for root, dirs, files in os.walk(self.folder):
+            dirs[:] = sorted(d for d in dirs if refusal(self.folder, d + "/x") is None)
+            rel = Path(root).relative_to(self.folder)
+            have += [(rel / f).as_posix() for f in sorted(files)
+                     if f.endswith(".j2") and refusal(self.folder, (rel / f).as_posix()) is None]
+        have.sort()
+        said = "no such file in the format bundle's folder"
+        if template.startswith("/"):
+            said += ", where every name is read from: a leading '/' does not leave it"
+        name = "/".join(x for x in template.split("/") if x not in ("", "."))
+        close = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
+        if close:
+            return f"{said}: did you mean '{close[0]}'?"
+        return f"{said}; its templates: {', '.join(have)}" if have else said
 
     @staticmethod
     def _refuse_wide(head: bytes, template: str) -> None:
@@ -1122,6 +1165,30 @@ class _Tracing(_Sandbox):
         return super().getitem(obj, argument)
 
 
+# the names a mapping expression reads, which a template does not see
+_EXPORT_NAMES = frozenset({"invoice", "line", "record", "row", "rows"})
+
+
+class _TemplateUndefined(jinja2.StrictUndefined):
+    """A name a template reads that nothing defines ('numligne' is undefined) is said
+    with what a template does see: Jinja's words alone left an author, who writes
+    mapping expressions over ``invoice`` and ``line`` too, to guess."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        message = super()._undefined_message
+        if self._undefined_hint or self._undefined_obj is not jinja2.utils.missing:
+            return message
+        if self._undefined_name in _EXPORT_NAMES:
+            return (f"{message}: a template never sees the export ({self._undefined_name} "
+                    "is a mapping expression's); it reads the model: doc, and t, one "
+                    "title, in piece (t.invoice_number, t.lines; docs/template-model.md)")
+        return (f"{message}: a template reads doc, t (one title, in piece), its macros' "
+                "arguments, its loops' variables and what it sets (docs/template-model.md)")
+
+
 def template_environment(folder: Path, writes_none: bool = False,
                          traced: bool = False, recorded: bool = False) -> SandboxedEnvironment:
     """A bundle's templates; ``writes_none`` only to rebuild a run recorded before a
@@ -1131,7 +1198,7 @@ def template_environment(folder: Path, writes_none: bool = False,
     recorded run's bundle, rebuilt (``changes_allowed``)."""
     env = (_Tracing if traced else _Sandbox)(
         loader=_ConfinedLoader(folder),
-        undefined=jinja2.StrictUndefined,
+        undefined=_TemplateUndefined,
         autoescape=_autoescape,
         keep_trailing_newline=True,
         trim_blocks=True,

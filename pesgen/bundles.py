@@ -27,6 +27,7 @@ from .atomic import commit, discard, stage
 from .errors import (
     MappingError,
     OutputInvalidError,
+    PesgenError,
     Problem,
     TemplateError,
     TemplateStopped,
@@ -697,16 +698,26 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     if fixture is None:
         raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
                            f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
-    result, specs = render_fixture(fmt, work, official_xsd)
-    wrong = typ_bord_problems(fmt, sorted(p for p in work.iterdir() if p.suffix == ".xml"))
-    if wrong:
-        raise MappingError(f"{fmt.name}: the files write another TypBord than the one "
-                           "their IdBord sequence is keyed by", wrong)
-    # the fixture takes some branches of the templates only: the sample titles of
-    # check-mapping (every optional part, none) take the others, so a typo in a branch
-    # the fixture skips (a joint debtor, a mandate, an address abroad) fails here too,
-    # before any expected/ file is rewritten
-    check_samples(fmt, result, warn or (lambda _problem: None))
+    try:
+        result, specs = render_fixture(fmt, work, official_xsd)
+        wrong = typ_bord_problems(fmt, sorted(p for p in work.iterdir()
+                                              if p.suffix == ".xml"))
+        if wrong:
+            raise MappingError(f"{fmt.name}: the files write another TypBord than the one "
+                               "their IdBord sequence is keyed by", wrong)
+        # the fixture takes some branches of the templates only: the sample titles of
+        # check-mapping (every optional part, none) take the others, so a typo in a
+        # branch the fixture skips (a joint debtor, a mandate, an address abroad) fails
+        # here too, before any expected/ file is rewritten
+        check_samples(fmt, result, warn or (lambda _problem: None))
+    except PesgenError:
+        # a width the templates' syntax tells is said with the refusal it may explain:
+        # a fixed(30) under a limit of 40 is why a fixture's label of 31 is refused
+        # (unused_parts is not: a template that does not parse reads as named by none)
+        if warn is not None:
+            for problem in narrow_widths(fmt):
+                warn(problem)
+        raise
     if warn is not None:
         for problem in (unexercised(fmt, work, specs) + unused_parts(fmt)
                         + narrow_widths(fmt) + expected_folders(fmt, fixture.expected)):

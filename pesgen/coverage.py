@@ -34,11 +34,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+from ._schema import load_schema
 from .errors import Problem
 from .formats import Format
-from .mapping import Binding, Mapping
+from .mapping import MAPPING_SCHEMA, Binding, Mapping
 
 # {binding of a debtor: the fields of t.debtor (or t.joint_debtor) that carry it, any of
 # them}: the payer kind is carried by the codes it translates into
@@ -172,6 +174,16 @@ def held_by(name: str) -> Callable[[Any], bool] | None:
 PAYFIP_READS = frozenset({"payer.email"})
 
 
+@lru_cache(maxsize=1)
+def _required() -> frozenset[str]:
+    """The bindings a mapping's schema requires (payer.kind, address.street...), as
+    ``bound`` names them; not those of a section a mapping may leave out whole
+    (joint_payer)."""
+    bindings = load_schema(MAPPING_SCHEMA)["properties"]["bindings"]
+    return frozenset(f"{section}.{name}" for section in bindings.get("required", ())
+                     for name in bindings["properties"][section].get("required", ()))
+
+
 def _payfip_used(mapping: Mapping) -> bool:
     """Whether the mapping sets up PayFiP: a payfip section, or the collectivity's PayFiP
     client number (the section's numcli by default)."""
@@ -197,6 +209,11 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
             advice = (f"pesgen payfip link reads it from the run's recorded input (the "
                       f"mapping sets up PayFiP): keep it bound. If the format has no place "
                       f"for it, {declare}")
+        elif name in _required():
+            # the mapping's schema refuses it unbound: pesgen reads it beside the
+            # templates (a debtor's category for the DGFiP rules, an address)
+            advice = (f"A mapping must bind it (its schema requires it): if the format has "
+                      f"no place for it, {declare}")
         else:
             advice = f"If the format has no place for it, unbind it, or {declare}"
         warning = Problem(

@@ -141,6 +141,18 @@ def encoding_clash(written: str, layout: str | None) -> str | None:
             "make them the same")
 
 
+def newline_clash(written: str, layout: str) -> str | None:
+    """A file written with one line ending (format.yaml newline) and checked against a
+    layout wanting the other would have every line refused at its first render (rule
+    layout.line-ending, once a line): say it once, where the bundle loads."""
+    if written == layout:
+        return None
+    said = {"\r\n": "CRLF", "\n": "LF"}
+    return (f"the file is written with {said[written]} line endings (format.yaml "
+            f"newline) but its layout wants {said[layout]} (its line_ending; LF when not "
+            "set): make them the same, as the package's documentation says")
+
+
 # How a bundle's charset followed its encoding before _charset checked it (a fixed table
 # of spellings, else utf-8): what a run recorded then was rendered with
 _CHARSET_BEFORE_CHECKS = {"iso-8859-1": "latin-1", "latin-1": "latin-1", "latin1": "latin-1",
@@ -544,7 +556,11 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
             layout = load_layout(found["layout"])  # a broken layout makes a broken bundle
             layouts[spec["template"]] = layout
             forbidden.update(dict.fromkeys(forbidden_characters(layout)))
-            clash = encoding_clash(encoding, layout.encoding)
+            # a recorded run's bundle loads as it rendered (a file its runs always
+            # skipped empty was never checked against its layout)
+            clash = encoding_clash(encoding, layout.encoding) or (None if recorded else (
+                newline_clash("\r\n" if data.get("newline") == "CRLF" else "\n",
+                              layout.newline)))
             if clash:
                 raise MappingError(f"{at(i, 'layout')}: {clash}", [Problem(
                     "format.schema", clash, mapping=at(i, "layout"))])

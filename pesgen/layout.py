@@ -2,13 +2,15 @@
 
 One job: a layout (YAML, checked by ``schemas/layout.schema.json``) declares what
 every line of a flat file must look like; ``validate_file`` reads a file line by line
-(memory stays flat, but for one key per group of lines when the layout checks groups)
+(memory stays flat, but for one key per group of lines when the layout checks groups,
+and the distinct values a ``totals`` check counts)
 and returns every problem as a ``Problem`` naming the file and
 line (``record``), the record type and column (in the message) and the rule.
 
 Rules (``layout.*``): encoding, line-ending, final-newline, header, record-type,
 columns (count or line width), quoting, required, length, type, values, pattern,
-forbidden; and group, across consecutive lines (``Group``).
+forbidden; group, across consecutive lines (``Group``); and totals, a trailer's or a
+header's counts and sums of other records (``Total``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, TypedDict
@@ -131,6 +134,22 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Total:
+    """A figure of a ``record`` line (a trailer's count of lines, its total): its
+    ``column`` holds how many ``of`` records there are (``how`` ``count``), how many
+    distinct values their ``column`` ``of_column`` holds (``distinct``), or the sum of
+    it (``sum``); those since the previous ``record`` line (or the file's start), or,
+    ``after``, those up to the next one (or the file's end)."""
+    record: str
+    column: str
+    of: str
+    how: str  # count | distinct | sum
+    of_column: str | None
+    after: bool
+    where: str  # the layout's file:line: key, for a problem
+
+
+@dataclass(frozen=True)
 class Layout:
     name: str
     path: Path
@@ -145,6 +164,7 @@ class Layout:
     type_column: str | None = None
     source: str = ""
     groups: tuple[Group, ...] = ()
+    totals: tuple[Total, ...] = ()
 
 
 # ------------------------------------------------------------------ loading
@@ -299,6 +319,10 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
         _group(g, records, lambda message, *keys, i=i: bad("layout.schema", message, "groups",
                                                            i, *keys))
         for i, g in enumerate(data.get("groups", ())))
+    totals = tuple(
+        _total(t, records, where("totals", i),
+               lambda message, *keys, i=i: bad("layout.schema", message, "totals", i, *keys))
+        for i, t in enumerate(data.get("totals", ())))
     if problems:
         raise MappingError(f"{shown}: invalid layout", problems)
     return Layout(
@@ -306,7 +330,39 @@ def _compile(path: Path, data: dict[str, Any]) -> Layout:
         newline="\r\n" if data.get("line_ending") == "CRLF" else "\n",
         final_newline=data.get("final_newline", True), header=bool(data.get("header", False)),
         delimiter=delimiter, quote_char=quote_char, records=tuple(records),
-        type_column=type_column, source=data.get("source", ""), groups=groups)
+        type_column=type_column, source=data.get("source", ""), groups=groups,
+        totals=totals)
+
+
+def _total(data: dict[str, Any], records: list[RecordType], where: str,
+           bad: Callable[..., None]) -> Total:
+    """One entry of ``totals``, its record types and columns checked (``bad(message,
+    *keys)`` for each problem): the figure's column and a summed one are integer or
+    decimal columns."""
+    given = [how for how in ("count", "distinct", "sum") if how in data]
+    if len(given) != 1:
+        bad("give one of count: true, distinct: COLUMN or sum: COLUMN (the figure the "
+            f"column holds), not {' and '.join(given) or 'none'}")
+    how = given[0] if given else "count"
+    of_column = data.get(how) if how != "count" else None
+    by_type = {r.type: r for r in records}
+    for key, column in (("record", data["column"]), ("of", of_column)):
+        rec = by_type.get(data[key])
+        if rec is None:
+            bad(f"no record type '{data[key]}' (known: {', '.join(by_type)})", key)
+            continue
+        if column is None:
+            continue
+        col = next((c for c in rec.columns if c.name == column), None)
+        said = "column" if key == "record" else how
+        if col is None:
+            bad(f"record '{rec.type}' has no column '{column}'", said)
+        elif (key == "record" or how == "sum") and col.type not in _NUMERIC:
+            bad(f"{col.label} of record '{rec.type}' is {col.type}: a "
+                + ("count or a sum" if key == "record" else "sum")
+                + " is of an integer or decimal column", said)
+    return Total(data["record"], data["column"], data["of"], how, of_column,
+                 bool(data.get("after", False)), where)
 
 
 def _group(data: dict[str, Any], records: list[RecordType],
@@ -654,6 +710,7 @@ def validate_file(path: Path, layout: Layout, shown: str | None = None,
     last_line = 0
     last_term = b""
     groups = _Groups(layout.groups, report) if layout.groups else None
+    totals = _Totals(layout.totals, report) if layout.totals else None
     for number, content, term in _lines(Path(path)):
         if report.full:
             break
@@ -676,6 +733,10 @@ def validate_file(path: Path, layout: Layout, shown: str | None = None,
             read = _check_fixed_line(layout, report, number, text)
         if groups is not None and read is not None:
             groups.line(number, *read)
+        if totals is not None and read is not None:
+            totals.line(number, *read)
+    if totals is not None:
+        totals.end()
     if not last_line and layout.kind == "csv" and layout.header:
         report.add(1, "layout.header", f"the header line is missing: {report.shown} is empty")
     if last_line and not last_term and layout.final_newline:
@@ -905,3 +966,119 @@ class _Groups:
 def _nth(n: int, column: str, key: str) -> str:
     where = f"group {column} {_show(key, code=True)}"
     return f"the first line of {where}" if n == 1 else f"line {n} of {where}"
+
+
+class _Totals:
+    """The ``totals`` checks of a file, fed its lines in order (``line``), then its end
+    (``end``). Holds, per check, what the ``of`` records counted so far make (their
+    count, their distinct values, their sum) and, for a figure said before them
+    (``after``), the line that said it and its value."""
+
+    def __init__(self, totals: tuple[Total, ...], report: _Report) -> None:
+        self.report = report
+        self.checks = [(t, _Count()) for t in totals]
+        self.columns: dict[str, dict[str, Column]] = {}  # per record type, by name
+
+    def line(self, number: int, rec: RecordType, values: list[str]) -> None:
+        index = self.columns.get(rec.type)
+        if index is None:
+            index = self.columns[rec.type] = {c.name: c for c in rec.columns}
+        for total, count in self.checks:
+            if rec.type == total.of:
+                count.add(total, index, values)
+            if rec.type == total.record:
+                col = index.get(total.column)
+                said = _figure(col, values[col.index - 1]) \
+                    if col is not None and col.index <= len(values) else None
+                if total.after:
+                    self._close(total, count)
+                    count.reset()
+                    count.said = (number, said, col)
+                else:
+                    if said is not None and col is not None:
+                        self._compare(total, count, number, said, col)
+                    count.reset()
+
+    def end(self) -> None:
+        for total, count in self.checks:
+            if total.after:
+                self._close(total, count)
+
+    def _close(self, total: Total, count: _Count) -> None:
+        """A header's figure (``after``), once the records it announces are read."""
+        if count.said is not None:
+            number, said, col = count.said
+            if said is not None and col is not None:
+                self._compare(total, count, number, said, col)
+            count.said = None
+
+    def _compare(self, total: Total, count: _Count, number: int, said: Decimal,
+                 col: Column) -> None:
+        found = count.figure(total.how)
+        if said == found:
+            return
+        of = (f"the '{total.of}' records after it (up to the next '{total.record}' record "
+              "or the end of the file)" if total.after else f"the '{total.of}' records "
+              f"before it (since the previous '{total.record}' record or the start of the "
+              "file)")
+        makes = {"count": f"{of} are {_plain(found, col)}",
+                 "distinct": f"{of} hold {_plain(found, col)} distinct {total.of_column}",
+                 "sum": f"the {total.of_column} of {of} sum to {_plain(found, col)}"
+                 }[total.how]
+        self.report.add(number, "layout.totals", (
+            f"record '{total.record}', {col.label} says {_plain(said, col)}, but {makes}: "
+            "check what the template writes there (doc.bordereau.count: the titles, "
+            f".lines: their lines, .total: their amount) [{total.where}]"))
+
+
+def _plain(value: Decimal, col: Column) -> str:
+    """A count or a sum as the column writes it: 30, 2527,25."""
+    text = format(value, "f")
+    return text.replace(".", col.decimal_separator) if col.type == "decimal" else text
+
+
+def _figure(col: Column | None, value: str) -> Decimal | None:
+    """The number a count or sum column holds; None when empty or not a number (its
+    own rules say so)."""
+    if col is None or value == "":
+        return None
+    text = value.replace(col.decimal_separator, ".") if col.type == "decimal" else value
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+class _Count:
+    """What a ``totals`` check has counted of its ``of`` records."""
+
+    def __init__(self) -> None:
+        self.said: tuple[int, Decimal | None, Column | None] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.n = 0
+        self.total = Decimal(0)
+        self.seen: set[str] = set()
+
+    def add(self, total: Total, index: dict[str, Column], values: list[str]) -> None:
+        self.n += 1
+        if total.of_column is None:
+            return
+        col = index.get(total.of_column)
+        if col is None or col.index > len(values):
+            return
+        value = values[col.index - 1]
+        if total.how == "distinct":
+            if value != "":
+                self.seen.add(value)
+        else:
+            number = _figure(col, value)
+            if number is not None:
+                self.total += number
+
+    def figure(self, how: str) -> Decimal:
+        if how == "count":
+            return Decimal(self.n)
+        return Decimal(len(self.seen)) if how == "distinct" else self.total

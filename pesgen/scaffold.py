@@ -417,6 +417,11 @@ records:
       - {name: Nom, type: text, width: 38, required: true}
       - {name: ComplNom, type: text, width: 38}
       - {name: MontantCentimes, type: integer, width: 12, pad: "0", required: true}
+# figures one record gives of others, checked against them (rule layout.totals): the
+# header's count of the titles after it; a trailer's (a count of lines, a sum of
+# amounts) the same way, with sum: COLUMN, distinct: COLUMN
+totals:
+  - {record: entete, column: NbTitres, of: titre, count: true, after: true}
 """
 
 _README = """\

@@ -430,6 +430,30 @@ def test_a_text_written_narrower_names_the_template_as_typed(tmp_path, monkeypat
             "(rule format.field-width)") in r.stderr, r.stderr
 
 
+def test_a_narrow_width_is_warned_of_with_the_refusal_it_explains(tmp_path):
+    """A fixed(N) narrower than format.yaml's limit that refused a fixture's value
+    failed check-format with the template's refusal alone ('a text of 31 characters is
+    longer than 30'), the warning that says why (format.field-width: the limit is 40,
+    the template writes 30) left out, as every warning of the templates' syntax was
+    when rendering failed: it is said with the refusal, in text and in JSON."""
+    import json
+
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    at = _edit(folder / "corail.xml.j2", '<TypeSerieBordereau V="N"/>',
+               '<TypeSerieBordereau V="N"/><!--{{ t.debtor.name | fixed(3) }}-->')
+    r = _check(fmts, "cosoluce-corail")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
+    said = (f"warning: {folder / 'corail.xml.j2'}:{at}: t.debtor.name | fixed(3) writes "
+            "debtor.name, which format.yaml limits to ")
+    assert said in r.stderr and "(rule format.field-width)" in r.stderr, r.stderr
+    assert "is longer than 3 characters" in r.stderr, r.stderr
+    r = _check(fmts, "cosoluce-corail", "--format", "json")
+    assert r.exit_code == ExitCode.TEMPLATE, r.stdout
+    [bundle] = json.loads(r.stdout)["bundles"]
+    assert [w["rule"] for w in bundle["warnings"]] == ["format.field-width"], bundle
+    assert [p["rule"] for p in bundle["problems"]] == ["template"], bundle
+
+
 def test_a_dead_template_and_an_unread_option_are_warned_of(tmp_path):
     """A template file no files[] entry names and no template includes, and an option
     under defaults.options no template reads, passed check-format without a word: an

@@ -642,6 +642,135 @@ def test_groups_hold_their_first_and_other_lines_and_their_numbering(tmp_path):
          "'ABC-1'; the layout wants 'D' on the lines after the first")]
 
 
+# ------------------------------------------------------------------ totals (layout.totals)
+
+TOTALS_LAYOUT = """\
+pesgen_layout: 1
+name: TOT
+kind: fixed
+encoding: ISO-8859-1
+record_type_column: Code
+records:
+  - type: entete
+    when: "01"
+    columns:
+      - {name: Code, type: code, values: ["01", "02", "09"], width: 2}
+      - {name: NbArticles, type: integer, width: 4, pad: "0", required: true}
+  - type: article
+    when: "02"
+    columns:
+      - {name: Code, type: code, values: ["01", "02", "09"], width: 2}
+      - {name: Montant, type: integer, width: 6, pad: "0", required: true}
+      - {name: Nom, type: text, width: 8, required: true}
+  - type: fin
+    when: "09"
+    columns:
+      - {name: Code, type: code, values: ["01", "02", "09"], width: 2}
+      - {name: NbLignes, type: integer, width: 4, pad: "0", required: true}
+      - {name: NbNoms, type: integer, width: 4, pad: "0", required: true}
+      - {name: Total, type: integer, width: 8, pad: "0", required: true}
+totals:
+  - {record: entete, column: NbArticles, of: article, count: true, after: true}
+  - {record: fin, column: NbLignes, of: article, count: true}
+  - {record: fin, column: NbNoms, of: article, distinct: Nom}
+  - {record: fin, column: Total, of: article, sum: Montant}
+"""
+
+
+def test_totals_hold_a_trailer_and_a_header_to_the_lines_they_count(tmp_path):
+    """A trailer's count of lines, of distinct names and its sum are those of the
+    article lines before it; a header's count (after: true) those after it: each figure
+    that is not is one layout.totals problem at its line, naming the column, the figure
+    the file's lines make and the layout's totals entry. A trailer counts from the
+    previous one: a file of two batches checks each."""
+    layout = _layout(tmp_path, TOTALS_LAYOUT)
+    good = ("010003\n02000100DUPONT  \n02000250DUPONT  \n02000005MARTIN  \n"
+            "090003000200000355\n010001\n02000001LEROY   \n090001000100000001\n")
+    assert _check(tmp_path, layout, good.encode("latin-1")) == []
+    # the trailer says the titles (2) for the lines (3), a name count of 3, a total
+    # of 350; the header says 2 articles where 3 follow
+    bad = ("010002\n02000100DUPONT  \n02000250DUPONT  \n02000005MARTIN  \n"
+           "090002000300000350\n")
+    got = [(p.record, p.rule, p.message) for p in _check(tmp_path, layout,
+                                                          bad.encode("latin-1"))]
+    where = f"{tmp_path / 'layout.yaml'}"
+    check = ("check what the template writes there (doc.bordereau.count: the titles, "
+             ".lines: their lines, .total: their amount)")
+    before = "the 'article' records before it (since the previous 'fin' record or the start " \
+        "of the file)"
+    assert got == [
+        ("OUT.txt:5", "layout.totals", f"record 'fin', column NbLignes (#2) says 2, but "
+         f"{before} are 3: {check} [{where}:27: totals[1]]"),
+        ("OUT.txt:5", "layout.totals", f"record 'fin', column NbNoms (#3) says 3, but "
+         f"{before} hold 2 distinct Nom: {check} [{where}:28: totals[2]]"),
+        ("OUT.txt:5", "layout.totals", f"record 'fin', column Total (#4) says 350, but the "
+         f"Montant of {before} sum to 355: {check} [{where}:29: totals[3]]"),
+        ("OUT.txt:1", "layout.totals", "record 'entete', column NbArticles (#2) says 2, but "
+         "the 'article' records after it (up to the next 'entete' record or the end of the "
+         f"file) are 3: {check} [{where}:26: totals[0]]"),
+    ]
+
+
+def test_totals_read_a_csv_file_s_decimals_as_it_writes_them(tmp_path):
+    """A CSV trailer's sum of a decimal column with its header line and ',' decimals:
+    the figures said as the file writes them."""
+    layout = _layout(tmp_path, """\
+pesgen_layout: 1
+name: T
+kind: csv
+header: true
+decimal_separator: ","
+record_type_column: Type
+records:
+  - type: ligne
+    columns:
+      - {name: Type, type: text}
+      - {name: Montant, type: decimal}
+  - type: fin
+    when: FIN
+    columns:
+      - {name: Type, type: text}
+      - {name: Total, type: decimal}
+totals:
+  - {record: fin, column: Total, of: ligne, sum: Montant}
+""")
+    good = "Type;Montant\nL;10,50\nL;1,25\nFIN;11,75\n"
+    assert _check(tmp_path, layout, good.encode()) == []
+    [problem] = _check(tmp_path, layout, good.replace("11,75", "11,70").encode())
+    assert problem.record == "OUT.txt:4" and problem.rule == "layout.totals"
+    assert problem.message.startswith("record 'fin', column Total (#2) says 11,70, but the "
+                                      "Montant of the 'ligne' records before it (since the "
+                                      "previous 'fin' record or the start of the file) sum "
+                                      "to 11,75: ")
+
+
+def test_totals_name_record_types_and_columns_of_the_layout(tmp_path):
+    """A totals entry naming a record type or a column the layout lacks, or a text
+    column as a figure or a sum, is a layout.schema problem at its line; one giving
+    none or two of count, distinct and sum too: every one is listed."""
+    text = TOTALS_LAYOUT.split("totals:\n")[0] + """totals:
+  - {record: fim, column: NbLignes, of: article, count: true}
+  - {record: fin, column: NbLigne, of: article, count: true}
+  - {record: fin, column: Total, of: article, sum: Nom}
+  - {record: fin, column: Total, of: article}
+  - {record: fin, column: Total, of: article, count: true, sum: Montant}
+"""
+    with pytest.raises(MappingError) as err:
+        _layout(tmp_path, text)
+    got = [(p.rule, p.mapping.rsplit(": ", 1)[-1], p.message) for p in err.value.problems]
+    assert {rule for rule, _, _ in got} == {"layout.schema"}
+    assert [(key, message) for _, key, message in got] == [
+        ("totals[0].record", "no record type 'fim' (known: entete, article, fin)"),
+        ("totals[1].column", "record 'fin' has no column 'NbLigne'"),
+        ("totals[2].sum", "column Nom (#3) of record 'article' is text: a sum is of an "
+         "integer or decimal column"),
+        ("totals[3]", "give one of count: true, distinct: COLUMN or sum: COLUMN (the figure "
+         "the column holds), not none"),
+        ("totals[4]", "give one of count: true, distinct: COLUMN or sum: COLUMN (the figure "
+         "the column holds), not count and sum"),
+    ]
+
+
 def test_a_group_a_line_is_not_in_leaves_the_next_groups_checked(tmp_path):
     """Reserve (always empty) puts no line in a group of the first check: the second
     check still reads every line."""

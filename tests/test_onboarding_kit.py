@@ -267,6 +267,16 @@ def test_new_format_scaffolds_a_working_draft_bundle(tmp_path, kind):
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
     assert r.exit_code == 0, r.stderr
+    if kind == "fixed":  # its header's count of titles is held to the titles that follow
+        [written] = out.glob("*.txt")
+        lines = written.read_bytes().split(b"\r\n")
+        written.write_bytes(b"\r\n".join([lines[0][:6] + b"000099" + lines[0][12:],
+                                            *lines[1:]]))
+        r = _run("check-layout", bundle / "layout.yaml", written)
+        assert r.exit_code == ExitCode.OUTPUT, r.stdout
+        assert "column NbTitres (#3) says 99, but the 'titre' records after it (up to the " \
+            "next 'entete' record or the end of the file) are 11" in r.stderr
+        assert "(rule layout.totals)" in r.stderr
     # refuses to scaffold over an existing bundle
     again = _run("new-format", f"acme-{kind}", "--kind", kind, "--dir", fmts)
     assert again.exit_code == ExitCode.USAGE and "already exists" in again.stderr
@@ -668,6 +678,27 @@ def test_a_file_written_in_another_encoding_than_its_layout_is_refused(tmp_path)
     assert not out.exists() or list(out.iterdir()) == []
 
 
+def test_a_file_written_with_other_line_endings_than_its_layout_is_refused(tmp_path):
+    """format.yaml's newline and a layout's line_ending that differ would refuse every
+    line of the file at its first render (one layout.line-ending problem a line): the
+    bundle is refused once where it loads, as for the encoding, naming the file's
+    layout line and what to do."""
+    fmts, mapping = _new_bundle(tmp_path)
+    fmt_yaml = fmts / "exemple-compta" / "format.yaml"
+    fmt_yaml.write_text(FORMAT_YAML.replace("newline: CRLF", "newline: LF"), encoding="utf-8")
+    listed = _broken_listing(fmts)
+    said = ("the file is written with LF line endings (format.yaml newline) but its layout "
+            "wants CRLF (its line_ending; LF when not set): make them the same")
+    assert said in listed.stdout
+    out = tmp_path / "out"
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
+             "--formats-dir", fmts, "--db", tmp_path / "store.sqlite3", "--create-store")
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert said in r.stderr and "format.yaml:" in r.stderr and ": files[0].layout" in r.stderr
+    assert "(rule format.schema)" in r.stderr and "layout.line-ending" not in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["/tmp/elsewhere/pes-ormc", "../templates/pes-ormc",
                                   "pes-ormc/../pes-titres"])
 def test_a_mapping_names_a_format_never_a_path(tmp_path, name):
@@ -792,6 +823,39 @@ def test_a_template_name_leaving_the_folder_says_so(tmp_path, statement, says):
     assert "hidden" not in str(caught.value) and "OUTSIDE-CONTENT" not in str(caught.value)
     r = _run("check-mapping", mapping, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.TEMPLATE and says in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("statement", "says"), [
+    ("{% import 'macro.j2' as m %}",
+     "macro.j2 (no such file in the format bundle's folder: did you mean 'macros.j2'?)"),
+    ("{% include 'sub/adress.j2' %}",
+     "sub/adress.j2 (no such file in the format bundle's folder: did you mean "
+     "'sub/address.j2'?)"),
+    ("{% include '/etc/passwd' %}",
+     "/etc/passwd (no such file in the format bundle's folder, where every name is read "
+     "from: a leading '/' does not leave it; its templates: lignes.csv.j2, macros.j2, "
+     "sub/address.j2, tiers.csv.j2)"),
+])
+def test_an_include_of_no_file_of_the_bundle_names_the_close_one(tmp_path, statement, says):
+    """An include or import of a name the bundle has no file for said Jinja's words,
+    "'macro.j2' not found in search path: 'formats/x'", where format.yaml's files name
+    the closest file: it names it too (a template of the bundle, not a file of its
+    fixture/ or expected/), or the templates it has; an absolute name is read from the
+    bundle's folder, which it says."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    (bundle / "macros.j2").write_text("{% macro x() %}{% endmacro %}", encoding="utf-8")
+    (bundle / "sub").mkdir()
+    (bundle / "sub" / "address.j2").write_text("", encoding="utf-8")
+    (bundle / "fixture" / "macro.j2").parent.mkdir(exist_ok=True)
+    (bundle / "fixture" / "macro.j2").write_text("", encoding="utf-8")
+    (bundle / "tiers.csv.j2").write_text(
+        TIERS_TEMPLATE.replace("{% macro tail(doc) %}{% endmacro %}",
+                               "{% macro tail(doc) %}" + statement + "{% endmacro %}"),
+        encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.TEMPLATE and says in r.stderr, r.stderr
+    assert "search path" not in r.stderr
 
 
 @pytest.mark.parametrize("encoding", ["ISO8859-1", "iso_8859_1", "l1", "latin1"])

@@ -355,7 +355,8 @@ def test_a_provisional_tail_refused_is_said_when_the_files_are_assembled(tmp_pat
         prepared.close()
     message = str(exc.value)
     assert message.startswith(f"template {bundle}/pes-aller.xml.j2:"), message
-    assert message.endswith(": 'nowhere' is undefined (tail)"), message
+    assert ": 'nowhere' is undefined: a template reads doc, " in message, message
+    assert message.endswith(" (tail)"), message
     assert list(out.iterdir()) == []
 
 

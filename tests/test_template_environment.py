@@ -77,3 +77,23 @@ def test_a_mapping_expression_s_filters_refuse_none_unless_rebuilding(as_before,
             run(m="zz")
     else:
         assert run(m="zz") == expected
+
+
+@pytest.mark.parametrize("name", ["amount", "cents", "isodate", "frdate", "compactdate"])
+def test_pesgen_s_date_and_amount_filters_refuse_none_as_writing_it(tmp_path, name):
+    """A date or an amount filter given None (an optional date unguarded: t.invoice_date
+    | compactdate on a title without one) failed with Python's words ('NoneType' object
+    has no attribute 'year'), naming no value: it is refused as a {{ }} of None is
+    (NONE_WRITTEN), which an export follows to the binding the invoice leaves empty.
+    A run recorded before is rebuilt as it rendered (the filter's own failure)."""
+    from pesgen._jinja import NONE_WRITTEN
+
+    (tmp_path / "t.txt.j2").write_text(f"{{{{ v | {name} }}}}\n", encoding="utf-8")
+    template = template_environment(tmp_path).get_template("t.txt.j2")
+    with pytest.raises(jinja2.TemplateRuntimeError) as err:
+        template.render(v=None)
+    assert str(err.value).startswith(f"filter {name} {NONE_WRITTEN}")
+    old = template_environment(tmp_path, writes_none=True).get_template("t.txt.j2")
+    with pytest.raises(Exception) as err:
+        old.render(v=None)
+    assert NONE_WRITTEN not in str(err.value)

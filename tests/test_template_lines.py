@@ -120,6 +120,25 @@ def test_the_cli_names_the_line_of_the_faulty_token(tmp_path, command, case):
         assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.parametrize(("name", "says"), [
+    ("numligne", "'numligne' is undefined: a template reads doc, t (one title, in piece), "
+     "its macros' arguments, its loops' variables and what it sets "
+     "(docs/template-model.md)"),
+    ("invoice.number", "'invoice' is undefined: a template never sees the export (invoice "
+     "is a mapping expression's); it reads the model: doc, and t, one title, in piece "
+     "(t.invoice_number, t.lines; docs/template-model.md)"),
+])
+def test_an_undefined_name_says_what_a_template_sees(tmp_path, name, says):
+    """A name nothing defines was said in Jinja's words alone ("'numligne' is
+    undefined"); an author who also writes the mapping's expressions reads invoice and
+    line there. The message says what a template reads, and that the export is not."""
+    fmts, template = _bundle(tmp_path, NOM, '<Nom V="{{ ' + name + ' }}"/>')
+    line = _line(template, '<Nom V="{{ ' + name)
+    r = _cli("check-format", fmts, tmp_path)
+    assert r.exit_code == ExitCode.TEMPLATE, r.output
+    assert r.stderr.startswith(f"error: template {TEMPLATE}:{line}: {says} ("), r.stderr
+
+
 @pytest.mark.parametrize("command", ["check-format", "preview", "export"])
 def test_a_line_that_cannot_be_told_is_named_as_the_tag_it_is_in(tmp_path, command):
     """The same attribute on two lines of one expression: which one failed is not known,
