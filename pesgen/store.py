@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -894,35 +895,46 @@ class _LockWait:
         SQLite store's lock is waited for: past the grace, said once (``on_wait``, with
         ``holder``'s description of that transaction), and at most ``timeout`` seconds
         in all, then StoreLocked. Before, it waited as long as it took, without a word.
-        Two turns, each a savepoint with a ``lock_timeout``: the grace, then the rest,
-        in the lock's queue (Ctrl-C and SIGTERM cancel the statement, psycopg's)."""
+        Two turns with a ``lock_timeout``: the grace, in a savepoint (a lock not taken
+        then leaves the transaction usable), then the rest, in the transaction itself
+        (not taken: StoreLocked, the transaction given up), so that the lock is the
+        transaction's own, which an export waiting for it can tell (``_pg_holder``: a
+        released savepoint's is not in pg_locks). Ctrl-C and SIGTERM cancel the
+        statement (psycopg's)."""
         grace = min(_LOCK_GRACE, self.timeout / 4)
         started = time.monotonic()
-        turn, last = grace, False
-        while True:
+        try:
+            with conn.begin_nested():
+                self._lock_timeout(conn, grace)
+                taken = take()
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_NOT_AVAILABLE:
+                raise
+            left = self.timeout - (time.monotonic() - started)
+            if left <= 0:
+                raise store_locked(self.url, self.timeout) from None
+            if self.on_wait is not None and self.timeout > grace and not self.told:
+                self.told = True
+                said = holder()
+                if said is None:
+                    self.on_wait(self.timeout)
+                else:
+                    self.on_wait(self.timeout, said)
+            self._lock_timeout(conn, left)
             try:
-                with conn.begin_nested():
-                    # at least a millisecond: 0 would be no timeout at all
-                    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"),
-                                 {"t": f"{max(_ms(turn), 1)}ms"})
-                    taken = take()
+                taken = take()
             except sa.exc.OperationalError as exc:
                 if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_NOT_AVAILABLE:
                     raise
-                left = self.timeout - (time.monotonic() - started)
-                if left <= 0 or last:
-                    raise store_locked(self.url, self.timeout) from None
-                if self.on_wait is not None and self.timeout > grace and not self.told:
-                    self.told = True
-                    said = holder()
-                    if said is None:
-                        self.on_wait(self.timeout)
-                    else:
-                        self.on_wait(self.timeout, said)
-                turn, last = left, True
-                continue
-            conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
-            return taken
+                raise store_locked(self.url, self.timeout) from None
+        conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+        return taken
+
+    @staticmethod
+    def _lock_timeout(conn: Connection, seconds: float) -> None:
+        # at least a millisecond: 0 would be no timeout at all
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"),
+                     {"t": f"{max(_ms(seconds), 1)}ms"})
 
     @staticmethod
     def _try(conn: Connection, wait: float) -> bool:
@@ -1411,7 +1423,11 @@ class Store:
                     "ON CONFLICT DO NOTHING"),
                     {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord, "n": first})
                 return conn.execute(query.with_for_update()).one(), made.rowcount == 1
-            return self._waited_row(conn, key, take)
+
+            def free() -> tuple[Any, bool] | None:
+                row = conn.execute(query.with_for_update(skip_locked=True)).one_or_none()
+                return None if row is None else (row, False)
+            return self._waited_row(conn, key, take, free)
         row = conn.execute(query).one_or_none()
         if row is not None:
             return row, False
@@ -1422,12 +1438,17 @@ class Store:
         return conn.execute(query).one(), True
 
     def _waited_row(self, conn: Connection, key: tuple[str, str, int, str],
-                    take: Callable[[], _Taken]) -> _Taken:
-        """``take``, the statements locking ``key``'s sequence row: on PostgreSQL waited
-        for as a SQLite store's lock is (``_LockWait.row``); on SQLite at once (the
-        transaction holds the store's write lock)."""
+                    take: Callable[[], _Taken], free: Callable[[], _Taken | None]) -> _Taken:
+        """``take``, the statements locking ``key``'s sequence row: on PostgreSQL
+        ``free`` first (the row locked if no other transaction holds it, SKIP LOCKED:
+        None otherwise, or when it is not there), else ``take`` waited for as a SQLite
+        store's lock is (``_LockWait.row``); on SQLite ``take`` at once (the transaction
+        holds the store's write lock)."""
         if conn.dialect.name != "postgresql":
             return take()
+        got = free()
+        if got is not None:
+            return got
         return self._lock.row(conn, take, lambda: self._pg_holder(conn, key))
 
     def _pg_holder(self, conn: Connection, key: tuple[str, str, int, str]) -> str | None:
@@ -1438,20 +1459,35 @@ class Store:
         the table, told when it is the only one. None when it cannot be told (several
         such sessions; a session of another role, whose details the server hides)."""
         session = ("SELECT a.pid, a.application_name, host(a.client_addr) AS host, "
-                   "extract(epoch FROM now() - a.xact_start) AS open_for ")
-        found = conn.execute(sa.text(
-            session + "FROM sequences s JOIN pg_locks l ON l.locktype = 'transactionid' "
-            "AND l.transactionid = s.xmax AND l.granted "
-            "JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE s.id_coll = :a AND s.cod_bud = :b AND s.exercise = :c "
-            "AND s.typ_bord = :d AND a.pid <> pg_backend_pid()"),
-            {"a": key[0], "b": key[1], "c": key[2], "d": key[3]}).first()
-        if found is None:
-            writing = conn.execute(sa.text(
-                session + "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.relation = to_regclass('sequences') AND l.mode = 'RowExclusiveLock' "
-                "AND l.granted AND a.pid <> pg_backend_pid()")).all()
-            found = writing[0] if len(writing) == 1 else None
+                   "extract(epoch FROM now() - a.xact_start) AS open_for "
+                   "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                   "WHERE l.granted AND a.pid <> pg_backend_pid() AND ")
+        try:
+            with conn.begin_nested():  # a question of the server's views, not a refusal
+                xmax = conn.execute(sa.text(
+                    "SELECT xmax::text FROM sequences WHERE id_coll = :a AND cod_bud = :b AND "
+                    "exercise = :c AND typ_bord = :d"),
+                    {"a": key[0], "b": key[1], "c": key[2], "d": key[3]}).first()
+                if xmax is not None:
+                    found = conn.execute(sa.text(
+                        session + "l.locktype = 'transactionid' AND l.transactionid::text = :x"),
+                        {"x": xmax[0]}).first()
+                    if found is None:
+                        # a row locked then updated in one transaction, or locked in a
+                        # savepoint (_LockWait.row's), has a MultiXact for xmax: its
+                        # members (an xmax that is none: an error, caught below)
+                        found = conn.execute(sa.text(
+                            session + "l.locktype = 'transactionid' AND "
+                            "l.transactionid::text IN (SELECT m.xid::text FROM "
+                            "pg_get_multixact_members(CAST(:x AS xid)) m)"),
+                            {"x": xmax[0]}).first()
+                else:  # not visible: inserted by a transaction still open
+                    writing = conn.execute(sa.text(
+                        session + "l.relation = to_regclass('sequences') "
+                        "AND l.mode = 'RowExclusiveLock'")).all()
+                    found = writing[0] if len(writing) == 1 else None
+        except sa.exc.DBAPIError:
+            return None
         if found is None or found.open_for is None:
             return None
         where = f" on {found.host}" if found.host else ""
@@ -1585,11 +1621,12 @@ class Store:
         moved: list[SequenceMove] = []
         with self.transaction() as conn:
             for k, n in wanted:  # IdBord's first, the order exports lock them in
-                query = sa.select(sequences).where(self._sequence_is(k)).with_for_update()
+                query = sa.select(sequences).where(self._sequence_is(k))
 
-                def locked(q: sa.Select[Any] = query) -> Any:
-                    return conn.execute(q).one_or_none()
-                row = self._waited_row(conn, k, locked)
+                def locked(q: sa.Select[Any] = query, skip: bool = False) -> Any:
+                    return conn.execute(q.with_for_update(skip_locked=skip)).one_or_none()
+                # (not there: None both ways, refused below)
+                row = self._waited_row(conn, k, locked, partial(locked, skip=True))
                 what = "titre number" if k[3] == PIECE_SEQUENCE else "IdBord"
                 if row is None:
                     raise StateError(

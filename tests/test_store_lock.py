@@ -823,3 +823,28 @@ def test_a_postgresql_export_gives_up_after_store_lock_timeout(tmp_path):
     assert waited < 20
     assert not (tmp_path / "second").exists() or not list((tmp_path / "second").iterdir())
     assert [r.first_number for r in runs] == [1]
+
+
+def test_a_postgresql_export_waiting_for_another_session_names_its_process(tmp_path):
+    """What holds the sequence's row is not always an export (another program's session,
+    a support person's psql): the waiting export names its PostgreSQL process."""
+    import sqlalchemy as sa
+
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url)
+        store.set_start(("21450999400015", "00", 2026, "06"), 1)
+        with store.engine.connect() as holder:
+            holder.begin()
+            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            holder.execute(sa.text("SELECT * FROM sequences FOR UPDATE"))
+            proc = _other_export(tmp_path, url, "2")
+            _out, err = proc.communicate(timeout=25)
+            holder.rollback()
+        runs = store.list_runs()
+        store.engine.dispose()
+    assert proc.returncode == 7, err
+    assert err.startswith("waiting for the state store: another session holds the numbering "
+                          "of 21450999400015 budget 00 exercise 2026 TypBord 06 (PostgreSQL "
+                          f"process {pid} "), err
+    assert "another pesgen run held the state store's lock for 2 s" in err
+    assert runs == []
