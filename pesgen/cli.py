@@ -101,13 +101,14 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                   "start the numbering again at 1 and let every invoice out a second time. "
                   "Check the path, or add --create-store if this is a new store")
 
-    def waiting(timeout: float) -> None:
-        # a command that seems to hang is waiting for another run to finish
+    def waiting(timeout: float, holder: str | None = None) -> None:
+        # a command that seems to hang is waiting for another run to finish; on
+        # PostgreSQL the store may tell which (Store._pg_holder)
         if line_open and line_open[0]:
             _echo_err("")
             line_open[0] = False
-        _echo_err(f"waiting for the state store: another pesgen run holds its lock (up to "
-                  f"{timeout:g} s, store_lock_timeout)…")
+        _echo_err(f"waiting for the state store: {holder or 'another pesgen run holds its lock'} "
+                  f"(up to {timeout:g} s, store_lock_timeout)…")
 
     return Store(db, on_wait=None if quiet else waiting, must_exist=must_exist,
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)

@@ -25,7 +25,8 @@ KEYS = ("official_xsd", "db", "store_lock_timeout")
 
 # How long a command waits for the SQLite store's write lock, held by another pesgen
 # run (an export holds it from its numbering to its commit: rendering and validating a
-# large run takes minutes), before it gives up
+# large run takes minutes), or on PostgreSQL an export for its numbering sequence's row,
+# held by another export as long, before it gives up
 STORE_LOCK_TIMEOUT = 600.0
 STORE_LOCK_TIMEOUT_MAX = 86_400.0
 

@@ -199,8 +199,8 @@ class RecordConflict(StateError):
 
 
 class StoreLocked(StateError):
-    """Another pesgen run held the SQLite store's write lock longer than this command
-    waits for it (``store_lock_timeout``)."""
+    """Another pesgen run held the SQLite store's write lock (on PostgreSQL: the numbering
+    sequence's row) longer than this command waits for it (``store_lock_timeout``)."""
 
     default_message = "another pesgen run held the state store's lock too long"
     url = ""  # the store (its URL), and how long the command waited, in seconds

@@ -451,6 +451,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
         committing = False  # the commit was asked: from then on, recorded or not is read
         try:
             with store.transaction() as conn:
+                store.name_export(conn, run_id)  # what an export waiting for it says
                 opened = store.recorded_next(conn, key) is not None
                 first = store.peek_next(conn, key)  # locks the sequence until commit
                 _refuse_past_bordereaux(key, first, len(prepared.bordereaux))

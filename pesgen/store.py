@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -405,6 +406,7 @@ def _migration_4(conn: Connection) -> None:
 IN_LIST = 500  # values one statement's IN (…) list holds at most (a round trip each)
 
 _Slice = TypeVar("_Slice", covariant=True)
+_Taken = TypeVar("_Taken")
 
 
 class _Sliced(Protocol[_Slice]):
@@ -818,7 +820,7 @@ class _LockWait:
     fails instead of waiting for the lock from inside a transaction."""
 
     def __init__(self, url: str, timeout: float,
-                 on_wait: Callable[[float], None] | None = None) -> None:
+                 on_wait: Callable[..., None] | None = None) -> None:
         self.url, self.timeout, self.on_wait = url, timeout, on_wait
         self.told = False
         self._local = threading.local()  # Store.reads: this thread's depth
@@ -886,6 +888,54 @@ class _LockWait:
         finally:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={_ms(self.timeout)}")
 
+    def row(self, conn: Connection, take: Callable[[], _Taken],
+            holder: Callable[[], str | None]) -> _Taken:
+        """PostgreSQL: ``take`` (the statements that lock a numbering sequence's row),
+        waiting for the transaction holding it (another export recording its run) as a
+        SQLite store's lock is waited for: past the grace, said once (``on_wait``, with
+        ``holder``'s description of that transaction), and at most ``timeout`` seconds
+        in all, then StoreLocked. Before, it waited as long as it took, without a word.
+        Two turns with a ``lock_timeout``: the grace, in a savepoint (a lock not taken
+        then leaves the transaction usable), then the rest, in the transaction itself
+        (not taken: StoreLocked, the transaction given up), so that the lock is the
+        transaction's own, which an export waiting for it can tell (``_pg_holder``: a
+        released savepoint's is not in pg_locks). Ctrl-C and SIGTERM cancel the
+        statement (psycopg's)."""
+        grace = min(_LOCK_GRACE, self.timeout / 4)
+        started = time.monotonic()
+        try:
+            with conn.begin_nested():
+                self._lock_timeout(conn, grace)
+                taken = take()
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_NOT_AVAILABLE:
+                raise
+            left = self.timeout - (time.monotonic() - started)
+            if left <= 0:
+                raise store_locked(self.url, self.timeout) from None
+            if self.on_wait is not None and self.timeout > grace and not self.told:
+                self.told = True
+                said = holder()
+                if said is None:
+                    self.on_wait(self.timeout)
+                else:
+                    self.on_wait(self.timeout, said)
+            self._lock_timeout(conn, left)
+            try:
+                taken = take()
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_NOT_AVAILABLE:
+                    raise
+                raise store_locked(self.url, self.timeout) from None
+        conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+        return taken
+
+    @staticmethod
+    def _lock_timeout(conn: Connection, seconds: float) -> None:
+        # at least a millisecond: 0 would be no timeout at all
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"),
+                     {"t": f"{max(_ms(seconds), 1)}ms"})
+
     @staticmethod
     def _try(conn: Connection, wait: float) -> bool:
         """BEGIN IMMEDIATE, waiting up to ``wait`` seconds for the lock (SQLite's busy
@@ -932,6 +982,13 @@ class _LockWait:
                 raise
             return False
         return True
+
+
+# PostgreSQL's lock_not_available: a lock_timeout ran out (or NOWAIT)
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+# what an export names its PostgreSQL session while it holds its sequence's row
+# (``Store.name_export``), read back by an export waiting for it (``_pg_holder``)
+_EXPORT_SESSION = re.compile(r"pesgen export (\S+) pid (\d+)")
 
 
 def _busy(exc: sa.exc.OperationalError) -> bool:
@@ -1011,7 +1068,7 @@ class Store:
 
     def __init__(self, url: str | None = None, must_exist: bool = False,
                  lock_timeout: float | None = None,
-                 on_wait: Callable[[float], None] | None = None,
+                 on_wait: Callable[..., None] | None = None,
                  chosen_by: str | None = None, read_only: bool = False,
                  missing_advice: str | None = None) -> None:
         """Open (and migrate) the store at ``url``, creating it if needed; with
@@ -1024,7 +1081,10 @@ class Store:
         SQLite: a transaction that finds the write lock held by another pesgen run waits
         for it up to ``lock_timeout`` seconds (default: the ``store_lock_timeout``
         setting, config.store_lock_timeout), then raises StoreLocked; ``on_wait`` is
-        called once, with that timeout, when a wait outlasts a short grace.
+        called once, with that timeout, when a wait outlasts a short grace. PostgreSQL:
+        the same for an export (``numbering set-start``…) waiting for another holding
+        its numbering sequence's row, ``on_wait`` called with a second argument when
+        the store can tell what holds it (``_pg_holder``).
 
         ``read_only`` (a dry run): nothing is created, migrated or recorded; the store is
         read through ``reading``. ``found`` then says what is there: ``store``, ``empty``
@@ -1352,12 +1412,22 @@ class Store:
         id_coll, cod_bud, exercise, typ_bord = key
         query = sa.select(sequences).where(self._sequence_is(key))
         if conn.dialect.name == "postgresql":
-            made = conn.execute(sa.text(
-                "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
-                "start_number) VALUES (:a, :b, :c, :d, :n, :n) ON CONFLICT DO NOTHING"),
-                {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord,
-                 "n": self._first(conn, key)})
-            return conn.execute(query.with_for_update()).one(), made.rowcount == 1
+            first = self._first(conn, key)
+
+            def take() -> tuple[Any, bool]:
+                # the INSERT waits too, for a transaction that inserted the row and is
+                # still open (another export opening the sequence)
+                made = conn.execute(sa.text(
+                    "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, "
+                    "next_number, start_number) VALUES (:a, :b, :c, :d, :n, :n) "
+                    "ON CONFLICT DO NOTHING"),
+                    {"a": id_coll, "b": cod_bud, "c": exercise, "d": typ_bord, "n": first})
+                return conn.execute(query.with_for_update()).one(), made.rowcount == 1
+
+            def free() -> tuple[Any, bool] | None:
+                row = conn.execute(query.with_for_update(skip_locked=True)).one_or_none()
+                return None if row is None else (row, False)
+            return self._waited_row(conn, key, take, free)
         row = conn.execute(query).one_or_none()
         if row is not None:
             return row, False
@@ -1366,6 +1436,78 @@ class Store:
                                                exercise=exercise, typ_bord=typ_bord,
                                                next_number=first, start_number=first))
         return conn.execute(query).one(), True
+
+    def _waited_row(self, conn: Connection, key: tuple[str, str, int, str],
+                    take: Callable[[], _Taken], free: Callable[[], _Taken | None]) -> _Taken:
+        """``take``, the statements locking ``key``'s sequence row: on PostgreSQL
+        ``free`` first (the row locked if no other transaction holds it, SKIP LOCKED:
+        None otherwise, or when it is not there), else ``take`` waited for as a SQLite
+        store's lock is (``_LockWait.row``); on SQLite ``take`` at once (the transaction
+        holds the store's write lock)."""
+        if conn.dialect.name != "postgresql":
+            return take()
+        got = free()
+        if got is not None:
+            return got
+        return self._lock.row(conn, take, lambda: self._pg_holder(conn, key))
+
+    def _pg_holder(self, conn: Connection, key: tuple[str, str, int, str]) -> str | None:
+        """What holds a sequence's row on PostgreSQL, said to an export waiting for it:
+        the transaction that locked or updated it (the row's xmax, whose lock that
+        transaction holds) and its session; a row not visible yet (another transaction
+        inserted it: an export opening the sequence) is held by a session that wrote in
+        the table, told when it is the only one. None when it cannot be told (several
+        such sessions; a session of another role, whose details the server hides)."""
+        session = ("SELECT a.pid, a.application_name, host(a.client_addr) AS host, "
+                   "extract(epoch FROM now() - a.xact_start) AS open_for "
+                   "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                   "WHERE l.granted AND a.pid <> pg_backend_pid() AND ")
+        try:
+            with conn.begin_nested():  # a question of the server's views, not a refusal
+                xmax = conn.execute(sa.text(
+                    "SELECT xmax::text FROM sequences WHERE id_coll = :a AND cod_bud = :b AND "
+                    "exercise = :c AND typ_bord = :d"),
+                    {"a": key[0], "b": key[1], "c": key[2], "d": key[3]}).first()
+                if xmax is not None:
+                    found = conn.execute(sa.text(
+                        session + "l.locktype = 'transactionid' AND l.transactionid::text = :x"),
+                        {"x": xmax[0]}).first()
+                    if found is None:
+                        # a row locked then updated in one transaction, or locked in a
+                        # savepoint (_LockWait.row's), has a MultiXact for xmax: its
+                        # members (an xmax that is none: an error, caught below)
+                        found = conn.execute(sa.text(
+                            session + "l.locktype = 'transactionid' AND "
+                            "l.transactionid::text IN (SELECT m.xid::text FROM "
+                            "pg_get_multixact_members(CAST(:x AS xid)) m)"),
+                            {"x": xmax[0]}).first()
+                else:  # not visible: inserted by a transaction still open
+                    writing = conn.execute(sa.text(
+                        session + "l.relation = to_regclass('sequences') "
+                        "AND l.mode = 'RowExclusiveLock'")).all()
+                    found = writing[0] if len(writing) == 1 else None
+        except sa.exc.DBAPIError:
+            return None
+        if found is None or found.open_for is None:
+            return None
+        where = f" on {found.host}" if found.host else ""
+        since = f"its transaction open for {float(found.open_for):.0f} s"
+        export = _EXPORT_SESSION.fullmatch(found.application_name or "")
+        if export is None:
+            return (f"another session holds {self.sequence_label(key)} (PostgreSQL "
+                    f"process {found.pid}{where}, {since}: a pesgen command, or another "
+                    "program)")
+        return (f"another pesgen export holds {self.sequence_label(key)} while it renders, "
+                f"validates and records its files: process {export[2]}{where}, run "
+                f"{export[1]} once recorded, {since}")
+
+    @staticmethod
+    def name_export(conn: Connection, run_id: str) -> None:
+        """Name the export's PostgreSQL session for its transaction (``_pg_holder``: what an
+        export waiting for its sequence says). Nothing on SQLite, which cannot tell."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT set_config('application_name', :n, true)"),
+                         {"n": f"pesgen export {run_id} pid {os.getpid()}"})
 
     @staticmethod
     def _first(conn: Connection, key: tuple[str, str, int, str]) -> int:
@@ -1479,8 +1621,12 @@ class Store:
         moved: list[SequenceMove] = []
         with self.transaction() as conn:
             for k, n in wanted:  # IdBord's first, the order exports lock them in
-                row = conn.execute(sa.select(sequences).where(self._sequence_is(k))
-                                   .with_for_update()).one_or_none()
+                query = sa.select(sequences).where(self._sequence_is(k))
+
+                def locked(q: sa.Select[Any] = query, skip: bool = False) -> Any:
+                    return conn.execute(q.with_for_update(skip_locked=skip)).one_or_none()
+                # (not there: None both ways, refused below)
+                row = self._waited_row(conn, k, locked, partial(locked, skip=True))
                 what = "titre number" if k[3] == PIECE_SEQUENCE else "IdBord"
                 if row is None:
                     raise StateError(

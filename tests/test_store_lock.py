@@ -21,7 +21,7 @@ import pytest
 from pesgen.runs import export_recorded
 from pesgen.store import Store
 
-from .conftest import EXAMPLES, MAPPINGS, ROOT
+from .conftest import EXAMPLES, MAPPINGS, ROOT, state_database
 
 MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
 WAITING = "waiting for the state store: another pesgen run holds its lock"
@@ -722,3 +722,129 @@ def test_runs_reinstate_waits_for_the_lock_then_reinstates_or_gives_up_changing_
     assert stderr.count(WAITING) == 1, stderr
     assert f"run {run} reinstated: its 11 invoice(s) are held again" in stdout, stdout
     assert Store(f"sqlite:///{db}").list_runs()[0].status == "committed"
+
+
+# ------------------------------------------------ PostgreSQL: an export waiting for another
+
+
+@contextmanager
+def _pg_export_finishing(tmp_path: Path, url: str, start: int | None = None
+                         ) -> Iterator[tuple[Store, threading.Event]]:
+    """The example's export into the PostgreSQL store ``url``, held in its finishing step
+    (its sequence's row locked, its run recorded, not committed) until the block sets the
+    event it gives, or ends; the store given too. ``start``: the sequence set to start
+    there first (its row committed: the export locks it; else the export inserts it)."""
+    from datetime import date
+
+    store = Store(url)
+    if start is not None:
+        store.set_start(("21450999400015", "00", 2026, "06"), start)
+    finishing, release = threading.Event(), threading.Event()
+
+    def slow_commit() -> None:
+        finishing.set()
+        release.wait(30)
+
+    with_lock = threading.Thread(target=export_recorded, args=(
+        lambda: store, MAPPING, EXAMPLES / "school-export.json", tmp_path / "first",
+        date(2026, 11, 23)), kwargs={"before_commit": slow_commit})
+    with_lock.start()
+    try:
+        assert finishing.wait(60)
+        yield store, release
+    finally:
+        release.set()
+        with_lock.join()
+        store.engine.dispose()
+
+
+def _other_export(tmp_path: Path, url: str, timeout: str) -> subprocess.Popen[str]:
+    """``pesgen export`` of the example's invoices under other numbers (same numbering
+    sequence) into ``url``, waiting at most ``timeout`` s for the store."""
+    data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+    for inv in data["invoices"]:
+        inv["number"] += "-2"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    env = dict(os.environ, PESGEN_DB=url, PESGEN_STORE_LOCK_TIMEOUT=timeout)
+    return subprocess.Popen([sys.executable, "-m", "pesgen", "export", "-m", str(MAPPING),
+                             "-i", str(other), "-o", str(tmp_path / "second"),
+                             "--date", "2026-11-23"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("start", [None, 5], ids=["opening", "started"])
+def test_a_postgresql_export_says_which_export_it_waits_for(tmp_path, start):
+    """On PostgreSQL an export of a numbering sequence another export holds (rendering,
+    validating and recording its run: 12 s for 20 000 invoices) waits on the sequence's
+    row, the one that export locked or (opening the sequence) inserted. It waited as long
+    as it took, without a word; it now says so past the grace, naming the export it
+    waits for (its process, the run it will record), then numbers next once that one is
+    committed."""
+    with state_database("postgresql", tmp_path) as url, \
+            _pg_export_finishing(tmp_path, url, start) as (store, release):
+        proc = _other_export(tmp_path, url, "60")
+        try:
+            assert proc.stderr is not None
+            first = proc.stderr.readline()  # said while the other holds the row
+            release.set()
+            _out, rest = proc.communicate(timeout=60)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+        runs = sorted(store.list_runs(), key=lambda r: r.first_number)
+    assert proc.returncode == 0, first + rest
+    assert first.startswith("waiting for the state store: another pesgen export holds the "
+                            "numbering of 21450999400015 budget 00 exercise 2026 TypBord 06 "
+                            "while it renders, validates and records its files: process "
+                            f"{os.getpid()}"), first
+    assert f"run {runs[0].id} once recorded, its transaction open for " in first, first
+    assert first.rstrip().endswith("(up to 60 s, store_lock_timeout)…"), first
+    assert (first + rest).count("waiting for the state store") == 1
+    assert [r.first_number for r in runs] == [start or 1, (start or 1) + 1]
+
+
+def test_a_postgresql_export_gives_up_after_store_lock_timeout(tmp_path):
+    """The wait is bounded as on SQLite (store_lock_timeout): past it the export stops,
+    exit 7, nothing written, no number used; the export it waited for records its run."""
+    with state_database("postgresql", tmp_path) as url:
+        with _pg_export_finishing(tmp_path, url) as (store, _release):
+            started = time.monotonic()
+            proc = _other_export(tmp_path, url, "2")
+            _out, err = proc.communicate(timeout=25)
+            waited = time.monotonic() - started
+        runs = store.list_runs()
+    assert proc.returncode == 7, err
+    assert err.count("waiting for the state store: another pesgen export holds") == 1, err
+    assert "another pesgen run held the state store's lock for 2 s (store_lock_timeout): " \
+           "the export stopped waiting for it; nothing written, no number used" in err, err
+    assert waited < 20
+    assert not (tmp_path / "second").exists() or not list((tmp_path / "second").iterdir())
+    assert [r.first_number for r in runs] == [1]
+
+
+def test_a_postgresql_export_waiting_for_another_session_names_its_process(tmp_path):
+    """What holds the sequence's row is not always an export (another program's session,
+    a support person's psql): the waiting export names its PostgreSQL process."""
+    import sqlalchemy as sa
+
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url)
+        store.set_start(("21450999400015", "00", 2026, "06"), 1)
+        with store.engine.connect() as holder:
+            holder.begin()
+            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            holder.execute(sa.text("SELECT * FROM sequences FOR UPDATE"))
+            proc = _other_export(tmp_path, url, "2")
+            _out, err = proc.communicate(timeout=25)
+            holder.rollback()
+        runs = store.list_runs()
+        store.engine.dispose()
+    assert proc.returncode == 7, err
+    assert err.startswith("waiting for the state store: another session holds the numbering "
+                          "of 21450999400015 budget 00 exercise 2026 TypBord 06 (PostgreSQL "
+                          f"process {pid} "), err
+    assert "another pesgen run held the state store's lock for 2 s" in err
+    assert runs == []
