@@ -17,8 +17,10 @@ must be in it; the validating child inherits it). Two sizes of input, and the di
 of their counts divided by the difference of their sizes, give the instructions **per
 invoice**, with the interpreter's start, the imports, the templates' and the schema's
 compilation left out; the export's process (``export``) and its validating process
-(``validator``) apart. Prints one JSON line: per REV the counts and per-invoice figures,
-and each REV's per-invoice total against the first REV's in percent.
+(``validator``) apart. ``PYTHONHASHSEED`` is 0 in every run; what is left to move the
+count is how the two processes meet at their pipe (within half a percent: give a REV
+twice to see it, e.g. ``HEAD HEAD``). Prints one JSON line: per REV the counts and
+per-invoice figures, and each REV's per-invoice total against the first REV's in percent.
 
 Both sizes at or over 2 000 invoices (``export.STREAM_VALIDATION_FROM``: below it the
 export validates in its own process). Needs ``valgrind`` on the PATH. At 5 000 and
@@ -59,8 +61,12 @@ _COMMAND = re.compile(r"^==\d+== Command: (.*)$", re.MULTILINE)
 
 
 def _tree(rev: str, work: Path) -> Path:
-    """The files of ``rev`` in a folder of ``work``."""
-    folder = work / re.sub(r"[^\w.-]", "_", rev)
+    """The files of ``rev`` in a new folder of ``work`` (a REV given twice: two)."""
+    name = re.sub(r"[^\w.-]", "_", rev)
+    folder, n = work / name, 1
+    while folder.exists():
+        n += 1
+        folder = work / f"{name}-{n}"
     folder.mkdir()
     if rev == "WORKTREE":
         listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached",
@@ -84,7 +90,8 @@ def _count(tree: Path, source: Path, out: Path, logs: Path) -> dict[str, int]:
     """Instructions of one export of ``source``: its process's and its validators'."""
     out.mkdir()
     logs.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    # the same hash seed for every run: set and dict orders, and so the work, the same
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     proc = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
          f"--cachegrind-out-file={logs}/cachegrind.out.%p",
@@ -161,8 +168,9 @@ def main() -> None:
             tree = _tree(rev, work)
             counts = {n: _count(tree, inputs[n], work / f"out-{tree.name}-{n}",
                                 work / f"logs-{tree.name}-{n}") for n in (small, large)}
-            figures[rev] = {"instructions": {str(n): c for n, c in counts.items()},
-                            "per_invoice": per_invoice(counts)}
+            figures[rev if rev not in figures else tree.name] = {
+                "instructions": {str(n): c for n, c in counts.items()},
+                "per_invoice": per_invoice(counts)}
         against_first(figures)
         print(json.dumps({"invoices": [small, large], "lines_per_invoice": args.lines,
                           "python": sys.version.split()[0], "revs": figures}))

@@ -73,3 +73,12 @@ def test_sizes_the_export_would_not_stream_are_refused(sizes, said):
 def test_an_unknown_rev_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no-such-rev: no such commit"):
         _script()._tree("no-such-rev", tmp_path)
+
+
+def test_a_rev_given_twice_gets_two_trees_of_its_files(tmp_path):
+    module = _script()
+    first, second = module._tree("HEAD", tmp_path), module._tree("HEAD", tmp_path)
+    assert (first.name, second.name) == ("HEAD", "HEAD-2")
+    for tree in (first, second):
+        assert (tree / "pesgen" / "export.py").is_file()
+        assert (tree / "mappings" / "villeneuve-sur-loing.yaml").is_file()
