@@ -199,6 +199,7 @@ def test_a_method_saying_prelevement_in_another_column_is_said(tmp_path):
     ("Réf. mandat", "mandate"), ("payment.mandate.holder", "mandate"),
     ("mandateIban", "mandate"), ("Date prélèvement", "mandate"), ("code_bic", "mandate"),
     ("compteIban", "mandate"), ("Référence SEPA", "mandate"), ("date_prlv", "mandate"),
+    ("IBAN2", "mandate"), ("rum1", "mandate"), ("Bic2Payeur", "mandate"),
     ("payment_method", "method"), ("ModeReglement", "method"), ("mode_paiement", "method"),
     ("payment.method", "method"), ("moyen de paiement", "method"), ("type_paiement", "method"),
     ("instrument", None), ("public", None), ("payer_type", None), ("date_paiement", None),
