@@ -46,10 +46,11 @@ def _plain(text: str) -> str:
 @lru_cache(maxsize=1024)
 def kind_of(name: str) -> str | None:
     """'mandate' for a name of mandate data, 'method' for a payment method's, else None.
-    Words are split at anything not a letter or digit and at a capital after a small
-    letter (mandateIban), so 'instrument' holds no 'rum' and 'public' no 'bic'."""
+    Words are split at anything not a letter or digit, between letters and digits (IBAN2,
+    the second payer's) and at a capital after a small letter (mandateIban), so
+    'instrument' holds no 'rum' and 'public' no 'bic'."""
     spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
-    words = [w for w in re.split(r"[^a-z0-9]+", _plain(spaced)) if w]
+    words = re.findall(r"[a-z]+|[0-9]+", _plain(spaced))
     if any(w in _MANDATE_WORDS or w.startswith(_MANDATE_STARTS) for w in words):
         return "mandate"
     joined = "".join(words)

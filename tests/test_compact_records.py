@@ -130,19 +130,23 @@ def test_seen_invoices_find_a_num_dette_of_every_form():
     """A NumDette kept as a number (its digits: "0", leading zeros) or as its text (19
     nines, past a machine integer; letters, which a format's rules may let through) is
     found again by its key, beside invoices that have none: the run's second title with
-    it is refused (pes.num-dette-unique)."""
+    it is refused (pes.num-dette-unique). Digits other than ASCII are kept as text: never
+    the number they look like."""
     seen = SeenInvoices(invoice_key, debt_key)
     debts = {"FA-1": None, "FA-2": "AB-12", "FA-3": "0", "FA-4": "000123",
-             "FA-5": "9" * 19, "FA-6": None}
+             "FA-5": "9" * 19, "FA-6": None, "FA-7": "\u0664\u0662"}
     for i, (number, debt) in enumerate(debts.items()):
         index = seen.add(invoice_key(number), number, f"in.json:$.invoices[{i}]")
         if debt is not None:
             assert seen.debt_holder(debt_key(debt)) is None
             seen.add_debt(index, debt_key(debt), debt)
-    assert [seen.debt_holder(debt_key(d)) for d in ("AB-12", "00", "123", "9" * 19)] == [
+    assert [seen.debt_holder(debt_key(d))
+            for d in ("AB-12", "00", "123", "9" * 19, "\u0664\u0662")] == [
         ("FA-2", "in.json:$.invoices[1]"), ("FA-3", "in.json:$.invoices[2]"),
-        ("FA-4", "in.json:$.invoices[3]"), ("FA-5", "in.json:$.invoices[4]")]
-    assert [seen.debt_holder(debt_key(d)) for d in ("AB-13", "1", "12", "-1")] == [None] * 4
+        ("FA-4", "in.json:$.invoices[3]"), ("FA-5", "in.json:$.invoices[4]"),
+        ("FA-7", "in.json:$.invoices[6]")]
+    assert [seen.debt_holder(debt_key(d)) for d in ("AB-13", "1", "12", "-1", "42")] == [
+        None] * 5
 
 
 @settings(max_examples=40, deadline=None)
@@ -318,3 +322,20 @@ def test_a_table_takes_the_slot_its_last_probe_found_only_while_it_is_free():
     fresh = seen_mod._Table()  # its "no free slot" names slot -1, where -1's probe starts
     fresh.add(-1, 0)
     assert fresh.candidates(-1) == [0]
+
+
+def test_a_table_probes_on_past_a_taken_slot_its_no_free_slot_names():
+    """A hash of -1 added with no probe before: the "no free slot" names slot -1, where
+    its probe starts, and that slot is taken: it goes on to the next free one."""
+    table = seen_mod._Table()
+    table.add(15, 0)  # the last slot (15 & 15)
+    table.add(-1, 1)
+    assert table.candidates(15) == [0] and table.candidates(-1) == [1]
+
+
+
+def test_seen_invoices_hold_texts_only():
+    """As a mapping of invoice numbers: what is not a text is not in it (no key made)."""
+    seen = SeenInvoices(invoice_key, debt_key)
+    seen.add(invoice_key("42"), "42", "in.csv:2")
+    assert "42" in seen and 42 not in seen and None not in seen

@@ -88,6 +88,7 @@ def test_every_dash_a_reader_takes_for_a_hyphen_keys_as_a_hyphen(dash):
     ("FA\u01411", "FAL1"),  # L with stroke
     ("FA\u010d1", "FAC1"),  # c with caron: its accent is stripped, as the outputs do
     ("FA\u2026", "FA..."),  # horizontal ellipsis
+    ("FA-\u00b5\u00df", "FA-\u00b5SS"),  # sharp s beside the micro sign: folded to ss
 ])
 def test_numbers_the_outputs_transliterate_alike_have_one_key(a, b):
     """Outside ISO-8859-1, a character is keyed as the outputs transliterate it
@@ -98,6 +99,7 @@ def test_numbers_the_outputs_transliterate_alike_have_one_key(a, b):
 def test_inner_unicode_spaces_are_spaces_and_ascii_ones_are_kept():
     assert invoice_key("FA\u00a02026") == invoice_key("FA\u202f2026") == "fa 2026"
     assert invoice_key("FA\u20282026") == invoice_key("FA\u30002026") == "fa 2026"
+    assert invoice_key("FA\x852026") == "fa 2026"  # next line (NEL), an ISO-8859-1 control
     assert invoice_key("FA\t2026") == "fa\t2026"  # as before: an ASCII number is unchanged
 
 

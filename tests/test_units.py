@@ -14,7 +14,7 @@ from pesgen import filters
 from pesgen import text as text_module
 from pesgen._yaml import line_of, load_yaml_text
 from pesgen.errors import MappingError
-from pesgen.keys import cle1, cle2
+from pesgen.keys import cle1, cle2, debt_key
 from pesgen.parse import parse_amount, parse_bool, parse_date
 from pesgen.text import (
     CHARSETS,
@@ -652,6 +652,10 @@ def test_cle2_properties(exer, per, dette):
     assert cle2(exer, per, str(dette).zfill(15)) == key
 
 
+def test_cle2_reads_the_exercise_on_its_last_two_digits():
+    assert cle2(2126, "1", "202600101") == cle2(2026, "1", "202600101") == "U"
+
+
 def test_cle1_of_the_example_export():
     assert cle1("123", "00", 2026, "1", "202600101") == "8"
 
@@ -672,6 +676,26 @@ def test_cle1_is_a_mod11_check_digit(cod_col, nature, exer, per, dette, zero):
         assert key == "1"  # 11 - 1 = 10 gives 1
     else:
         assert (total + int(key)) % 11 == 0
+
+
+@pytest.mark.parametrize("cod_col", [
+    # digits str.isdigit takes, not ASCII ones: full-width, Arabic-Indic
+    "\uff19\uff18\uff17", "\u0661\u0662\u0663",
+    "1234567890" * 5,  # with the rest, 70 digits: more than the weights computed once
+])
+def test_cle1_of_digits_read_one_by_one_is_the_mod11_key(cod_col):
+    """The weighted sum of digits the fast path does not take (not ASCII, or more than
+    64): each digit read as its value, the weights 2..7 from the right."""
+    digits = f"{int(cod_col):d}0026{1}{202600101:013d}"  # int(): its ASCII digits
+    total = sum(int(c) * (2 + i % 6) for i, c in enumerate(reversed(digits)))
+    expected = {0: "0", 1: "1"}.get(total % 11, str(11 - total % 11))
+    assert cle1(cod_col, "00", 2026, "1", "202600101") == expected
+
+
+def test_a_num_dette_s_key_is_the_number_it_is():
+    """Leading zeros dropped; a NumDette of zeros only is the number 0, not nothing."""
+    assert debt_key("0202600101") == debt_key("202600101") == "202600101"
+    assert debt_key("000") == debt_key("0") == "0"
 
 
 def test_cle1_of_the_test_document_of_the_notes():

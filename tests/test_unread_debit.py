@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pesgen.cli import app
-from pesgen.debits import kind_of
+from pesgen.debits import DebitWatch, kind_of
+from pesgen.mapping import load_mapping
 
 from .conftest import EXAMPLES, MAPPINGS, RUN_DATE
 
@@ -197,13 +198,83 @@ def test_a_method_saying_prelevement_in_another_column_is_said(tmp_path):
     ("mandate_iban", "mandate"), ("IBAN", "mandate"), ("RUM", "mandate"),
     ("Réf. mandat", "mandate"), ("payment.mandate.holder", "mandate"),
     ("mandateIban", "mandate"), ("Date prélèvement", "mandate"), ("code_bic", "mandate"),
+    ("compteIban", "mandate"), ("Référence SEPA", "mandate"), ("date_prlv", "mandate"),
+    ("IBAN2", "mandate"), ("rum1", "mandate"), ("Bic2Payeur", "mandate"),
     ("payment_method", "method"), ("ModeReglement", "method"), ("mode_paiement", "method"),
-    ("payment.method", "method"), ("moyen de paiement", "method"),
+    ("payment.method", "method"), ("moyen de paiement", "method"), ("type_paiement", "method"),
     ("instrument", None), ("public", None), ("payer_type", None), ("date_paiement", None),
     ("separateur", None), ("rumeur", None), ("debit_date", None),
 ])
 def test_names_taken_for_direct_debit_data(name, kind):
     assert kind_of(name) == kind
+
+
+def _watch(tmp_path: Path, source: Path = CSV_MAPPING, payment: str = "",
+           edit=lambda text: text) -> DebitWatch:
+    """A DebitWatch of ``source`` without its payment block (``payment`` in its place),
+    its text changed by ``edit``."""
+    m = _without_payment(tmp_path, source, payment)
+    m.write_text(edit(m.read_text(encoding="utf-8")), encoding="utf-8")
+    return DebitWatch(load_mapping(m))
+
+
+@pytest.mark.parametrize("value, said", [
+    ("direct_debit", True), ("Débit direct", True), ("Prélèvement", True), ("PRLV", True),
+    ("SEPA", True), ("chèque", False), ("online", False), ("", False),
+])
+def test_a_payment_method_is_direct_debit_data_when_its_value_says_one(tmp_path, value, said):
+    """Each of the words a method's value may say a direct debit with, alone."""
+    watch = _watch(tmp_path)
+    watch.see({"payment_method": value}, "export.csv:2")
+    assert watch.invoices == int(said)
+
+
+@pytest.mark.parametrize("payment, said", [
+    ({"mandate": {"rum": None, "iban": None}}, 0),  # JSON nulls
+    ({"mandate": {}}, 0),
+    ({"mandates": []}, 0),
+    ({"mandates": ["FR7630001007941234567890185"]}, 1),  # a list of IBANs
+    ({"mandate": {"rum": "RUM-1"}}, 1),
+])
+def test_a_mandate_key_is_direct_debit_data_unless_null_or_empty(tmp_path, payment, said):
+    watch = _watch(tmp_path, JSON_MAPPING)
+    watch.see({"invoice_number": "FA-1", "payment": payment}, "export.json:$.invoices[0]")
+    assert watch.invoices == said
+
+
+def test_the_note_names_the_columns_of_every_invoice_each_once_six_at_most(tmp_path):
+    """The columns found in the run's invoices, in the order first found, the first
+    invoice's record; past six columns, '…'."""
+    watch = _watch(tmp_path)
+    watch.see({"mandate_rum": "RUM-1"}, "export.csv:2")
+    watch.see({"mandate_iban": "FR76", "mandate_rum": "RUM-2"}, "export.csv:3")
+    watch.see({"mandate_bic": "AGRIFRPP"}, "export.csv:4")
+    assert "3 invoice(s) of the run hold direct-debit data no binding reads (mandate_rum, " \
+        "mandate_iban, mandate_bic; the first at export.csv:2)" in watch.note()[1]
+    six = [f"mandat_{k}" for k in range(6)]
+    watch = _watch(tmp_path)
+    watch.see(dict.fromkeys(six, "x"), "export.csv:2")
+    assert f"({', '.join(six)}; the first" in watch.note()[1]
+    watch.see({"mandat_6": "x"}, "export.csv:3")
+    assert f"({', '.join(six)}, …; the first" in watch.note()[1]
+
+
+def test_the_note_is_said_at_the_payment_block_that_binds_no_direct_debit(tmp_path):
+    """A payment: block binding the label alone: the note's place is that block's line,
+    not bindings'."""
+    watch = _watch(tmp_path, payment='  payment:\n    label: {const: "CANTINE"}\n')
+    watch.see({"payment_method": "direct_debit"}, "export.csv:2")
+    where, _ = watch.note()
+    line = watch.mapping.path.read_text(encoding="utf-8").splitlines().index("  payment:") + 1
+    assert where == f"{watch.mapping.path}:{line}: bindings.payment"
+
+
+def test_the_constant_advised_is_the_method_the_table_says_false_as_written(tmp_path):
+    table = "  payment_methods: {direct_debit: true, invoice: false, online: false}\n"
+    watch = _watch(tmp_path, edit=lambda text: text.replace(
+        table, "  payment_methods: {direct_debit: true, chèque: false}\n"))
+    watch.see({"payment_method": "direct_debit"}, "export.csv:2")
+    assert watch.note()[1].endswith('bind payment.direct_debit: {const: "chèque"}')
 
 
 def test_the_scaffold_says_when_to_uncomment_its_payment_block():
