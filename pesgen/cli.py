@@ -2069,7 +2069,10 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
             _say(f"  mapping  {f.path}  {f.size} bytes  sha256 {f.sha256} verified (the run "
                  f"read {r['mapping_path']})")
         elif f.checked == "input":
-            _say(f"  input    {f.path}  {f.size} bytes  sha256 {f.sha256} verified")
+            read = _input_read(r)
+            _say(f"  input    {f.path}  {f.size} bytes  sha256 {f.sha256} verified ("
+                 + (f"the run read {read})" if read else f"the run read {r['input_name']}: "
+                    "its folder was not recorded, a run recorded before pesgen kept it)"))
     bundle = [f for f in done.files if not f.checked]
     _say(f"  format   {done.formats / r['format']}  {len(bundle)} file(s)  sha256 "
          f"{done.bundle_sha256} verified (over its files)")
@@ -2118,6 +2121,14 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
     if r["pesgen_version"] != __version__:
         _say(f"  the run was made by pesgen {r['pesgen_version']}, this is pesgen "
              f"{__version__}: a check added since may refuse what the run passed")
+
+
+def _input_read(r: dict[str, Any]) -> str | None:
+    """The input's absolute path as the run recorded it (its policies' JSON), None for a
+    run recorded before pesgen kept it."""
+    import json
+
+    return json.loads(r["policies"]).get("input_path") or None
 
 
 def _extracted_private(done: Any) -> str:
@@ -2170,7 +2181,8 @@ def _extract_json(done: Any) -> None:
         pesgen_version=r["pesgen_version"], run_date=r["run_date"], folder=str(done.folder),
         mapping={**file_json(mapping_file), "verified": True,
                  "recorded_path": r["mapping_path"]},
-        input={**file_json(input_file), "verified": True},
+        input={**file_json(input_file), "verified": True,
+               "recorded_path": _input_read(r)},
         format={"name": r["format"], "folder": str(done.formats / r["format"]),
                 "formats_dir": str(done.formats), "sha256": done.bundle_sha256,
                 "verified": True,

@@ -1005,6 +1005,9 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
     # keys seen in each object along the records path, for a path that matches nothing
     seen: dict[tuple[str, ...], list[str]] = {}
     met: str | None = None  # what the records path holds, when not an array
+    # what a level of the records path above it holds when not an object: an array's
+    # item count, or another value's kind (a path of keys cannot go through them)
+    along: dict[tuple[str, ...], str | int] = {}
     found = False  # the records array was met (empty, then)
     root: str | None = None  # the file's top level: its first event
     reading: str | None = None  # the JSON path of the invoice being read
@@ -1033,7 +1036,9 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                         seen.setdefault(frame[0], []).append(value)
                     continue
                 if event == "end_map" or event == "end_array":
-                    frames.pop()
+                    frame = frames.pop()
+                    if frame[1] is None and frame[0] in along:
+                        along[frame[0]] = frame[2]
                     continue
                 if frames:
                     parent = frames[-1]
@@ -1063,6 +1068,9 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
                     here, root = (), event
                 if here == target and event != "start_array":
                     met = _KINDS[event]
+                elif event != "start_map" and len(here) < len(target) and \
+                        target[:len(here)] == here:
+                    along[here] = _KINDS[event]
                 if event == "start_map" or event == "start_array":
                     if len(here) >= MAX_JSON_DEPTH:
                         raise _JsonRefused("input.json-depth", f"nested deeper than "
@@ -1110,12 +1118,13 @@ def _read_json_exact(path: Path, spec: InputSpec, skip: int = 0) -> Iterator[Sou
         yield from ()
         # a file that is an array itself, read for an array under a key
         _no_records(shown, json_path, target, seen, met if not found else "", spec,
-                    bool(target) and root == "start_array")
+                    bool(target) and root == "start_array", along)
 
 
 def _no_records(shown: str, json_path: str, target: tuple[str, ...],
                 seen: dict[tuple[str, ...], list[str]], met: str | None,
-                spec: InputSpec, root_array: bool) -> None:
+                spec: InputSpec, root_array: bool,
+                along: dict[tuple[str, ...], str | int] | None = None) -> None:
     if met == "":
         detail = f"no invoice in the array at {json_path}"
     elif met is not None:
@@ -1132,14 +1141,34 @@ def _no_records(shown: str, json_path: str, target: tuple[str, ...],
         else:
             keys = seen[deepest]
             wanted = target[len(deepest)]
+            held = (along or {}).get(deepest + (wanted,))
             close = difflib.get_close_matches(wanted, keys, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             shown_keys = ", ".join(keys[:20]) + (", …" if len(keys) > 20 else "")
-            detail = (f"no invoice array at {json_path}: the keys at {_jpath(deepest)} are "
-                      f"{shown_keys}{hint}")
+            detail = f"no invoice array at {json_path}: " + (
+                _through(target, deepest, held) if held is not None
+                # there, and neither an object with a key nor another value: an empty one
+                else f"{_jpath(deepest + (wanted,))} is an empty object" if wanted in keys
+                else f"the keys at {_jpath(deepest)} are {shown_keys}{hint}")
     mapping = None if met == "" else spec.at("records")
     raise InputDataError(f"{shown}: {detail}; nothing written",
                          [Problem("input.empty", detail, record=shown, mapping=mapping)])
+
+
+def _through(target: tuple[str, ...], deepest: tuple[str, ...], held: str | int) -> str:
+    """Why a records path stops at a value that is no object (``invoices.lines`` where
+    ``$.invoices`` is the array of invoices): input.records reaches the invoices' array
+    by keys alone, object to object; it goes into no array's items."""
+    level = deepest + (target[len(deepest)],)
+    head = (f"{_jpath(level)} is {held if isinstance(held, str) else f'an array of {held} item(s)'}"
+            f", not an object holding '{target[len(level)]}'")
+    if isinstance(held, str):
+        return (f"{head} (input.records reaches the array of invoices by keys alone, from "
+                "object to object)")
+    return (f"{head}: input.records reaches the array of invoices by keys alone, from object "
+            f"to object, never into an array's items; if {_jpath(level)} is the invoices' "
+            f"array, set input.records to '{'.'.join(level)}', and bindings.lines to the path "
+            "of the lines' array in each invoice")
 
 
 # ---------------------------------------------------------------- CSV

@@ -485,7 +485,7 @@ def test_runs_extract_gives_the_files_what_changed_since_and_the_dry_run(db_url,
                                  "verified": True, "recorded_path": str(mapping)}
     assert report["input"] == {"path": str(out / "input" / "school-export.json"),
                                "size": EXAMPLE.stat().st_size, "sha256": _sha256(EXAMPLE),
-                               "verified": True}
+                               "verified": True, "recorded_path": str(EXAMPLE.resolve())}
     fmt = report["format"]
     assert (fmt["name"], fmt["folder"], fmt["formats_dir"], fmt["verified"]) == (
         "pes-ormc", str(out / "formats" / "pes-ormc"), str(out / "formats"), True)
@@ -531,6 +531,15 @@ def test_runs_extract_gives_the_files_what_changed_since_and_the_dry_run(db_url,
                           db_url)
     assert report["since"]["mapping"] == {"found": None, "same": None,
                                           "error": "not there on this machine"}
+
+    # a run recorded before pesgen kept the input's path: null, as runs show's input.path
+    policies = json.loads(Store(db_url).get_run(run.run_id)["policies"])
+    del policies["input_path"]
+    _recorded_otherwise(db_url, run.run_id, policies=json.dumps(policies, sort_keys=True))
+    _code, report = _json("runs", "extract", run.run_id, "--out", tmp_path / "four", "--db",
+                          db_url)
+    assert report["input"]["recorded_path"] is None
+    assert report["input"]["path"] == str(tmp_path / "four" / "input" / "school-export.json")
 
 
 def test_runs_extract_of_a_mapping_this_pesgen_refuses_gives_why_not_the_dry_run(

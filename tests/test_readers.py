@@ -1015,6 +1015,50 @@ def test_a_records_path_matching_nothing_lists_the_keys_present(tmp_path):
     assert "did you mean 'invoices'" in p.message
 
 
+def test_a_records_path_into_an_array_says_the_array_and_how_to_reach_the_lines(tmp_path):
+    """input.records 'invoices.lines' where $.invoices is the invoices' array was said
+    "the keys at $ are …; did you mean 'invoices'?", the key it had written: it says
+    $.invoices is an array, that input.records goes by keys into no array's items, and
+    that the lines are bindings.lines'; the records so set export it."""
+    m = _input_key(tmp_path, "records", "invoices.lines", JSON_MAPPING)
+    p = _only(_refused(tmp_path, m, EXAMPLES / "school-export.json"), "input.empty")
+    assert (p.message, p.mapping) == (
+        "no invoice array at $.invoices.lines: $.invoices is an array of 12 item(s), not an "
+        "object holding 'lines': input.records reaches the array of invoices by keys alone, "
+        "from object to object, never into an array's items; if $.invoices is the "
+        "invoices' array, set input.records to 'invoices', and bindings.lines to the path "
+        "of the lines' array in each invoice", _at(m, "records"))
+    m = _input_key(tmp_path, "records", "invoices", JSON_MAPPING)
+    assert export(m, EXAMPLES / "school-export.json", tmp_path / "out", RUN).titles == 11
+
+
+@pytest.mark.parametrize(("text", "detail"), [
+    ('{"export": {"invoices": []}}', "$.export.invoices is an array of 0 item(s), not an "
+     "object holding 'lines': input.records reaches the array of invoices by keys alone, "
+     "from object to object, never into an array's items; if $.export.invoices is the "
+     "invoices' array, set input.records to 'export.invoices', and bindings.lines to the "
+     "path of the lines' array in each invoice"),
+    ('{"export": {"invoices": "none"}}', "$.export.invoices is a string, not an object "
+     "holding 'lines' (input.records reaches the array of invoices by keys alone, from "
+     "object to object)"),
+    ('{"export": {"invoices": null, "n": 1}}', "$.export.invoices is null, not an object "
+     "holding 'lines' (input.records reaches the array of invoices by keys alone, from "
+     "object to object)"),
+    ('{"export": {"invoices": {}}}', "$.export.invoices is an empty object"),
+    ('{"export": {"invoice": {}}}', "the keys at $.export are invoice; did you mean "
+     "'invoice'?"),
+])
+def test_a_records_path_through_no_object_says_what_is_there(tmp_path, text, detail):
+    """A level of input.records that is there but no object with keys was said by the
+    keys around it ('did you mean' the key written): it says what the level holds."""
+    m = _input_key(tmp_path, "records", "export.invoices.lines", JSON_MAPPING)
+    inp = tmp_path / "export.json"
+    inp.write_text(text, encoding="utf-8")
+    p = _only(_refused(tmp_path, m, inp), "input.empty")
+    assert (p.message, p.mapping) == (f"no invoice array at $.export.invoices.lines: {detail}",
+                                      _at(m, "records"))
+
+
 @pytest.mark.parametrize(("text", "detail", "mapped"), [
     ('{"invoices": {"number": "A"}}',
      "$.invoices is an object, not an array of invoices (input.records)", True),

@@ -71,6 +71,25 @@ def _bundle(store, run_id: str) -> dict:  # noqa: F811
 # ---------------------------------------------------------------- what it writes
 
 
+def test_the_input_line_names_the_path_the_run_read_or_says_it_was_not_recorded(
+        store, exported, tmp_path):  # noqa: F811
+    """runs extract said where the run read the mapping, not the input: it names the
+    input's absolute path the run recorded (ux51), and for a run recorded before pesgen
+    kept it, the name it recorded, saying its folder was not."""
+    r = _extract(store, exported.run_id[:8], tmp_path / "a")
+    assert r.exit_code == 0, r.output
+    [line] = [ln for ln in r.stdout.splitlines() if ln.startswith("  input ")]
+    assert line.endswith(f" verified (the run read {INPUT.resolve()})"), line
+    policies = json.loads(store.get_run(exported.run_id)["policies"])
+    del policies["input_path"]
+    _recorded_otherwise(store, exported.run_id, policies=json.dumps(policies, sort_keys=True))
+    r = _extract(store, exported.run_id[:8], tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    [line] = [ln for ln in r.stdout.splitlines() if ln.startswith("  input ")]
+    assert line.endswith(" verified (the run read school-export.json: its folder was not "
+                         "recorded, a run recorded before pesgen kept it)"), line
+
+
 def test_the_folder_holds_the_mapping_input_and_bundle_the_run_read(
         store, exported, tmp_path):  # noqa: F811
     """Byte for byte the files the export read: the mapping under its file name, the
@@ -95,12 +114,13 @@ def test_the_folder_holds_the_mapping_input_and_bundle_the_run_read(
     # the input checked by its own sha256, the bundle's three files by the bundle's
     data = INPUT.read_bytes()
     assert (f"  input    {out / 'input' / 'school-export.json'}  {len(data)} bytes  sha256 "
-            f"{hashlib.sha256(data).hexdigest()} verified") in r.stdout.splitlines()
+            f"{hashlib.sha256(data).hexdigest()} verified (the run read {INPUT.resolve()})"
+            ) in r.stdout.splitlines()
     assert (f"  format   {out / 'formats' / 'pes-ormc'}  3 file(s)  sha256 "
             f"{recorded['format_sha256']} verified (over its files)") in r.stdout.splitlines()
     assert [line for line in r.stdout.splitlines() if line.startswith("  input ")] == [
         f"  input    {out / 'input' / 'school-export.json'}  {len(data)} bytes  sha256 "
-        f"{hashlib.sha256(data).hexdigest()} verified"]
+        f"{hashlib.sha256(data).hexdigest()} verified (the run read {INPUT.resolve()})"]
     assert "since the run, on this machine:" in r.stdout.splitlines()
     assert "as exported already" not in r.stdout  # it left none out so
     assert r.stderr == (f"note: {out / 'input' / 'school-export.json'} is the school's "

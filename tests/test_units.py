@@ -15,7 +15,7 @@ from pesgen import text as text_module
 from pesgen._yaml import line_of, load_yaml_text
 from pesgen.errors import MappingError
 from pesgen.keys import cle1, cle2, debt_key
-from pesgen.parse import parse_amount, parse_bool, parse_date
+from pesgen.parse import DateWithTime, parse_amount, parse_bool, parse_date
 from pesgen.text import (
     CHARSETS,
     Normalized,
@@ -1016,3 +1016,22 @@ def test_no_two_digit_year_hint_but_for_a_date_of_three_parts(raw):
     with pytest.raises(ValueError) as exc:
         parse_date(raw)
     assert "two digits" not in str(exc.value)
+
+
+_TWO_DIGITS_AND_TIME = ("; it is a date followed by a time of day, and its year has two "
+                        "digits: the export must write the year with four (pesgen never "
+                        "guesses the century); then bind the date alone")
+
+
+@pytest.mark.parametrize("raw, style, expected", [
+    ("20/11/26 08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY"),
+    ("26-11-20T08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY"),
+    ("20.11.26 08h15", "fr", "DD/MM/YYYY"), ("26-11-20T08:15", "iso", "YYYY-MM-DD")])
+def test_a_date_and_time_with_a_two_digit_year_says_the_year_needs_four(raw, style, expected):
+    """'20/11/26 08:15' was refused as 'not a date' alone (neither a date and time of a
+    syntax read, whose [:10] would bind it, nor a date alone of a two-digit year): it
+    says both, the year first (taking the date alone would not read it either)."""
+    with pytest.raises(ValueError) as exc:
+        parse_date(raw, style)
+    assert str(exc.value) == f"'{raw}' is not a date ({expected}){_TWO_DIGITS_AND_TIME}"
+    assert not isinstance(exc.value, DateWithTime)  # no [:10] said: it would not read it
