@@ -51,7 +51,7 @@ from .errors import (
 from .figures import RunInvoices, TitleFigures
 from .formats import FileSpec, Format, encoding_clash, mapping_format
 from .keys import Held, cle1, cle2
-from .layout import load_layout, validate_file
+from .layout import validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
 from .notes import Notes
@@ -295,7 +295,7 @@ class Exporter:
         # load_format compared the format's own encoding with its layouts: only the
         # mapping's override can clash with them now
         for spec in fmt.files if mapping.output.encoding else ():
-            clash = encoding_clash(self.encoding, load_layout(spec.layout).encoding
+            clash = encoding_clash(self.encoding, spec.load_layout().encoding
                                    if spec.layout is not None else None)
             if not clash:
                 continue
@@ -1090,7 +1090,7 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
     elif official_xsd is not None:  # a PES bundle without an XSD of its own
         problems = validate_against(path, official_xsd_path(official_xsd), "dgfip")
     elif spec.layout is not None:
-        return validate_file(path, load_layout(spec.layout), name, encoding)
+        return validate_file(path, spec.load_layout(), name, encoding)
     else:
         return []
     return _named(problems, path, name)

@@ -170,30 +170,30 @@ class Layout:
 # ------------------------------------------------------------------ loading
 
 
-def load_layout(path: Path) -> Layout:
-    """Load and check a layout file; raise ``MappingError`` with every problem found."""
+def load_layout(path: Path, shown: str | None = None) -> Layout:
+    """Load and check a layout file; raise ``MappingError`` with every problem found.
+    ``shown`` is how its problems name the file (a bundle's layout as the bundle's
+    folder was given, ``FileSpec.layout_shown``); default: ``path`` as given."""
     path = Path(path)
     try:
         stat = path.stat()
     except OSError:
-        raise MappingError(f"{path}: layout file not found") from None
-    return _load_cached(path.resolve(), stat.st_mtime_ns, stat.st_size)
+        raise MappingError(f"{shown or path}: layout file not found") from None
+    return _load_cached(path.resolve(), stat.st_mtime_ns, stat.st_size, shown or str(path))
 
 
 @lru_cache(maxsize=64)
-def _load_cached(path: Path, _mtime: int, _size: int) -> Layout:
-    data, problems, _ = load_yaml_file(path, "layout")
-    shown = str(path)
+def _load_cached(path: Path, _mtime: int, _size: int, shown: str) -> Layout:
+    data, problems, _ = load_yaml_file(path, "layout", shown)
     if not isinstance(data, dict):
         raise MappingError(f"{shown}: a layout is a YAML mapping (key: value)")
     problems += _schema.check(data, LAYOUT_SCHEMA, shown, "layout.schema")
     if problems:
         raise MappingError(f"{shown}: invalid layout", problems)
-    return _compile(path, data)
+    return _compile(path, data, shown)
 
 
-def _compile(path: Path, data: dict[str, Any]) -> Layout:
-    shown = str(path)
+def _compile(path: Path, data: dict[str, Any], shown: str) -> Layout:
     problems: list[Problem] = []
 
     def where(*keys: str | int) -> str:

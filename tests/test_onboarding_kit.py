@@ -290,6 +290,37 @@ def _titres_on(tmp_path: Path, fmt: str) -> Path:
                         name="m.yaml")[0]
 
 
+def test_a_layout_problem_names_the_layout_by_the_formats_dir_as_typed(tmp_path, monkeypatch):
+    """A layout's problems (layout.totals of an export, layout.schema of a broken layout)
+    named the bundle's layout by its absolute path, while format.yaml's and the
+    templates' name it by the --formats-dir folder as given (fmts/acme-fixed/...)."""
+    monkeypatch.chdir(tmp_path)
+    assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
+    bundle = Path("fmts") / "acme-fixed"
+    template = bundle / "acme-fixed.txt.j2"
+    template.write_text(template.read_text(encoding="utf-8").replace(
+        '{{ doc.bordereau.count | fixed(6, "right", "0") }}',
+        '{{ (doc.bordereau.count + 1) | fixed(6, "right", "0") }}'), encoding="utf-8")
+    layout = bundle / "layout.yaml"
+    text = layout.read_text(encoding="utf-8")
+    at = text.splitlines().index("totals:") + 2
+    mapping = _titres_on(tmp_path, "acme-fixed")
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", "out", "--date", RUN_DATE,
+             "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    assert f"[fmts/acme-fixed/layout.yaml:{at}: totals[0]] (rule layout.totals)" in r.stderr, \
+        r.stderr
+    assert str(tmp_path) not in r.stderr.replace(str(mapping), "")
+    layout.write_text(text.replace("{name: Exercice, type: integer",
+                                   "{name: Exercice, type: number"), encoding="utf-8")
+    r = _run("check-format", "acme-fixed", "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert "error: fmts/acme-fixed/layout.yaml: invalid layout" in r.stderr, r.stderr
+    assert "[layout fmts/acme-fixed/layout.yaml:16: records[0].columns[1].type] " \
+        "(rule layout.schema)" in r.stderr, r.stderr
+    assert str(tmp_path) not in r.stderr
+
+
 @pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])
 def test_the_format_scaffold_shows_its_charset_setting(tmp_path, kind):
     """The scaffolded format.yaml shows charset: (with what it does and its values, as
