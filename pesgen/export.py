@@ -1379,7 +1379,7 @@ def _references_taken(fmt: str, name: str, names: list[str],
                f"{names[0]}: give it another name")
     wheres = [r.name_where() for r, n in zip(renderers, names, strict=False) if n == name]
     return TemplateError(f"{fmt}: {message}", [
-        Problem("template", message, mapping=w)
+        Problem("format.file-name", message, mapping=w)
         for w in wheres or [r.name_where() for r in renderers]])
 
 
@@ -1396,5 +1396,5 @@ def _same_name(fmt: str, name: str, renderer: FileRenderer,
         message = (f"two bordereaux' files would be named {name}: the file name must "
                    "differ per bordereau (doc.bordereau.number)")
         wheres = [renderer.name_where()]
-    return TemplateError(f"{fmt}: {message}", [Problem("template", message, mapping=w)
-                                               for w in wheres])
+    return TemplateError(f"{fmt}: {message}", [
+        Problem("format.file-name", message, mapping=w) for w in wheres])
