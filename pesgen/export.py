@@ -1090,7 +1090,8 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
     elif official_xsd is not None:  # a PES bundle without an XSD of its own
         problems = validate_against(path, official_xsd_path(official_xsd), "dgfip")
     elif spec.layout is not None:
-        return validate_file(path, spec.load_layout(), name, encoding)
+        return validate_file(path, spec.load_layout(), name, encoding,
+                             spec.template_shown or None)
     else:
         return []
     return _named(problems, path, name)

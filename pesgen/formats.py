@@ -46,6 +46,8 @@ class FileSpec:
     # the layout as messages name it: in the bundle, by the bundle's folder as
     # ``Format.shown`` names it ('formats/acme/acme.layout.yaml'); '' for the path
     layout_shown: str = ""
+    # the template as messages name it ('formats/acme/acme.txt.j2'); '' when not known
+    template_shown: str = ""
 
     def load_layout(self) -> Layout:
         """The file's layout (there is one), its problems naming it by ``layout_shown``."""
@@ -562,6 +564,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
             layout=found["layout"], when_empty=spec.get("when_empty", "write"),
             layout_shown="" if found["layout"] is None else _shown_file(
                 data["name"], folder, recorded, found["layout"]),
+            template_shown=f"{shown_folder(data['name'], folder, recorded)}/{spec['template']}",
         ))
         if spec.get("xsd") is None and spec.get("layout") is None and not recorded and \
                 "typ_bord" not in (data.get("defaults") or {}):

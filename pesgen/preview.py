@@ -143,4 +143,5 @@ def _check_layout(exporter: Exporter, spec: FileSpec, name: str, text: str) -> l
     with tempfile.TemporaryDirectory(prefix="pesgen-preview-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data.encode(exporter.encoding))  # each part was _written
-        return validate_file(path, spec.load_layout(), name, exporter.encoding)
+        return validate_file(path, spec.load_layout(), name, exporter.encoding,
+                             spec.template_shown or None)
