@@ -347,22 +347,24 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, tuple[int, int, int]],
     return sizes[key][:2]
 
 
-def load_yaml_file(path: Path, kind: str = "mapping") -> tuple[Any, list[Problem], str]:
+def load_yaml_file(path: Path, kind: str = "mapping", shown: str | None = None
+                   ) -> tuple[Any, list[Problem], str]:
     """Read a YAML file as UTF-8; return (data, problems, text). ``kind``: as
-    ``load_yaml_text``."""
+    ``load_yaml_text``; ``shown``: how messages name the file (default: ``path``)."""
+    named = shown or str(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise MappingError(f"{path}: file not found") from None
+        raise MappingError(f"{named}: file not found") from None
     found = wide(data[:4096])
     if found:  # (UTF-8 reads one without a byte order mark, as NULs between letters)
-        raise MappingError(f"{path}:1:1: not UTF-8: the file is {found[0]}: save it as "
+        raise MappingError(f"{named}:1:1: not UTF-8: the file is {found[0]}: save it as "
                            "UTF-8 (in Notepad: Save as, Encoding UTF-8)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MappingError(_not_utf8(path, data, exc)) from None
-    data, problems = load_yaml_text(text, str(path), kind)
+        raise MappingError(_not_utf8(named, data, exc)) from None
+    data, problems = load_yaml_text(text, named, kind)
     return data, problems, text
 
 
@@ -374,7 +376,7 @@ def byte_position(data: bytes, at: int) -> tuple[int, int]:
     return len(ends) + 1, len(data[start:at].decode("utf-8", "replace")) + 1
 
 
-def _not_utf8(path: Path, data: bytes, exc: UnicodeDecodeError) -> str:
+def _not_utf8(path: Path | str, data: bytes, exc: UnicodeDecodeError) -> str:
     """Where a file stops being UTF-8, as ``file:line:column``, and what to do: a file
     saved in Windows' own encoding (cp1252, Notepad's "ANSI") is the usual case (one in
     UTF-16, Notepad's "Unicode", is refused before: ``load_yaml_file``)."""

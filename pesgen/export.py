@@ -51,7 +51,7 @@ from .errors import (
 from .figures import RunInvoices, TitleFigures
 from .formats import FileSpec, Format, encoding_clash, mapping_format
 from .keys import Held, cle1, cle2
-from .layout import load_layout, validate_file
+from .layout import validate_file
 from .mapping import Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
 from .notes import Notes
@@ -295,7 +295,7 @@ class Exporter:
         # load_format compared the format's own encoding with its layouts: only the
         # mapping's override can clash with them now
         for spec in fmt.files if mapping.output.encoding else ():
-            clash = encoding_clash(self.encoding, load_layout(spec.layout).encoding
+            clash = encoding_clash(self.encoding, spec.load_layout().encoding
                                    if spec.layout is not None else None)
             if not clash:
                 continue
@@ -1090,7 +1090,8 @@ def check_output(spec: FileSpec, path: Path, name: str, encoding: str,
     elif official_xsd is not None:  # a PES bundle without an XSD of its own
         problems = validate_against(path, official_xsd_path(official_xsd), "dgfip")
     elif spec.layout is not None:
-        return validate_file(path, load_layout(spec.layout), name, encoding)
+        return validate_file(path, spec.load_layout(), name, encoding,
+                             spec.template_shown or None)
     else:
         return []
     return _named(problems, path, name)
@@ -1379,7 +1380,7 @@ def _references_taken(fmt: str, name: str, names: list[str],
                f"{names[0]}: give it another name")
     wheres = [r.name_where() for r, n in zip(renderers, names, strict=False) if n == name]
     return TemplateError(f"{fmt}: {message}", [
-        Problem("template", message, mapping=w)
+        Problem("format.file-name", message, mapping=w)
         for w in wheres or [r.name_where() for r in renderers]])
 
 
@@ -1396,5 +1397,5 @@ def _same_name(fmt: str, name: str, renderer: FileRenderer,
         message = (f"two bordereaux' files would be named {name}: the file name must "
                    "differ per bordereau (doc.bordereau.number)")
         wheres = [renderer.name_where()]
-    return TemplateError(f"{fmt}: {message}", [Problem("template", message, mapping=w)
-                                               for w in wheres])
+    return TemplateError(f"{fmt}: {message}", [
+        Problem("format.file-name", message, mapping=w) for w in wheres])

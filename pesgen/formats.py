@@ -18,7 +18,7 @@ from . import _schema
 from ._yaml import line_of, load_yaml_file
 from .across import compile_across
 from .errors import FormatNotFound, MappingError, PesgenError, Problem
-from .layout import forbidden_characters, load_layout
+from .layout import Layout, forbidden_characters, load_layout
 from .resources import data_dir, format_dirs, format_sources, inside
 from .text import charset_chars, code_error, outside_charset
 from .validate import load_xsd
@@ -43,6 +43,16 @@ class FileSpec:
     xsd: Path | None = None
     layout: Path | None = None
     when_empty: str = "write"  # write | skip: a file that would hold no bytes
+    # the layout as messages name it: in the bundle, by the bundle's folder as
+    # ``Format.shown`` names it ('formats/acme/acme.layout.yaml'); '' for the path
+    layout_shown: str = ""
+    # the template as messages name it ('formats/acme/acme.txt.j2'); '' when not known
+    template_shown: str = ""
+
+    def load_layout(self) -> Layout:
+        """The file's layout (there is one), its problems naming it by ``layout_shown``."""
+        assert self.layout is not None
+        return load_layout(self.layout, self.layout_shown or None)
 
 
 @dataclass(frozen=True)
@@ -107,9 +117,7 @@ class Format:
         PESGEN_FORMATS_PATH folder as given followed by the bundle's
         ('formats/acme-compta/acme-compta.csv.j2:11'), so that the technician opens the
         file from where the command was run (as format.yaml's places are named)."""
-        if self.recorded or inside(data_dir("templates"), self.folder):
-            return self.name
-        return str(self.folder)
+        return shown_folder(self.name, self.folder, self.recorded)
 
     @property
     def limits_owner(self) -> str:
@@ -124,6 +132,24 @@ class Format:
     def _unlimited(self) -> FieldLimit:
         """A field the format does not list: no length limit, the format's charset."""
         return FieldLimit(None, self.charset)
+
+
+def shown_folder(name: str, folder: Path, recorded: bool) -> str:
+    """``Format.shown`` of the bundle ``name`` in ``folder``."""
+    if recorded or inside(data_dir("templates"), folder):
+        return name
+    return str(folder)
+
+
+def _shown_file(name: str, folder: Path, recorded: bool, found: Path) -> str:
+    """A file ``found`` in the bundle's folder as messages name it (``Format.shown``
+    then its path in the folder); one found elsewhere (under the shipped schemas/) by its
+    path."""
+    try:
+        within = found.relative_to(folder.resolve())
+    except ValueError:
+        return str(found)
+    return f"{shown_folder(name, folder, recorded)}/{within.as_posix()}"
 
 
 def encoding_clash(written: str, layout: str | None) -> str | None:
@@ -536,6 +562,9 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
         files.append(FileSpec(
             template=spec["template"], name=spec["name"], xsd=found["xsd"],
             layout=found["layout"], when_empty=spec.get("when_empty", "write"),
+            layout_shown="" if found["layout"] is None else _shown_file(
+                data["name"], folder, recorded, found["layout"]),
+            template_shown=f"{shown_folder(data['name'], folder, recorded)}/{spec['template']}",
         ))
         if spec.get("xsd") is None and spec.get("layout") is None and not recorded and \
                 "typ_bord" not in (data.get("defaults") or {}):
@@ -553,7 +582,7 @@ def load_format(folder: Path, recorded: bool = False) -> Format:
             except PesgenError as exc:
                 problems.append(Problem("format.file", str(exc), mapping=at(i, "xsd")))
         if found["layout"] is not None:
-            layout = load_layout(found["layout"])  # a broken layout makes a broken bundle
+            layout = files[-1].load_layout()  # a broken layout makes a broken bundle
             layouts[spec["template"]] = layout
             forbidden.update(dict.fromkeys(forbidden_characters(layout)))
             # a recorded run's bundle loads as it rendered (a file its runs always

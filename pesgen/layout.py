@@ -170,30 +170,30 @@ class Layout:
 # ------------------------------------------------------------------ loading
 
 
-def load_layout(path: Path) -> Layout:
-    """Load and check a layout file; raise ``MappingError`` with every problem found."""
+def load_layout(path: Path, shown: str | None = None) -> Layout:
+    """Load and check a layout file; raise ``MappingError`` with every problem found.
+    ``shown`` is how its problems name the file (a bundle's layout as the bundle's
+    folder was given, ``FileSpec.layout_shown``); default: ``path`` as given."""
     path = Path(path)
     try:
         stat = path.stat()
     except OSError:
-        raise MappingError(f"{path}: layout file not found") from None
-    return _load_cached(path.resolve(), stat.st_mtime_ns, stat.st_size)
+        raise MappingError(f"{shown or path}: layout file not found") from None
+    return _load_cached(path.resolve(), stat.st_mtime_ns, stat.st_size, shown or str(path))
 
 
 @lru_cache(maxsize=64)
-def _load_cached(path: Path, _mtime: int, _size: int) -> Layout:
-    data, problems, _ = load_yaml_file(path, "layout")
-    shown = str(path)
+def _load_cached(path: Path, _mtime: int, _size: int, shown: str) -> Layout:
+    data, problems, _ = load_yaml_file(path, "layout", shown)
     if not isinstance(data, dict):
         raise MappingError(f"{shown}: a layout is a YAML mapping (key: value)")
     problems += _schema.check(data, LAYOUT_SCHEMA, shown, "layout.schema")
     if problems:
         raise MappingError(f"{shown}: invalid layout", problems)
-    return _compile(path, data)
+    return _compile(path, data, shown)
 
 
-def _compile(path: Path, data: dict[str, Any]) -> Layout:
-    shown = str(path)
+def _compile(path: Path, data: dict[str, Any], shown: str) -> Layout:
     problems: list[Problem] = []
 
     def where(*keys: str | int) -> str:
@@ -542,10 +542,13 @@ def _where_of(layout: Layout, text: str, col: Column) -> str:
 
 
 class _Report:
-    def __init__(self, shown: str) -> None:
+    def __init__(self, shown: str, writer: str | None = None) -> None:
         self.shown = shown
+        self.writer = writer  # the template that wrote the file (validate_file)
         self.problems: list[Problem] = []
         self.full = False
+        # a problem said once for its lines alike: its index, the other lines' numbers
+        self._alike: dict[str, tuple[int, list[int]]] = {}
 
     def add(self, line: int, rule: str, message: str) -> None:
         if self.full:
@@ -557,6 +560,28 @@ class _Report:
             self.full = True
             return
         self.problems.append(Problem(rule, message, record=f"{self.shown}:{line}"))
+
+    def add_alike(self, line: int, rule: str, message: str) -> None:
+        """``add`` a problem once for the lines it is said of alike (a template writing
+        every line of a record type too short): the first line's, then on ``finish``
+        how many more and which."""
+        seen = self._alike.get(message)
+        if seen is None:
+            if not self.full:
+                self._alike[message] = (len(self.problems), [])
+            self.add(line, rule, message)
+        else:
+            seen[1].append(line)
+
+    def finish(self) -> list[Problem]:
+        """The problems, each said of lines alike with their count and first lines."""
+        for index, more in self._alike.values():
+            if more:
+                first = ", ".join(map(str, more[:5])) + (", …" if len(more) > 5 else "")
+                problem = self.problems[index]
+                self.problems[index] = replace(problem, message=(
+                    f"{problem.message} (and {len(more)} more line(s) alike: {first})"))
+        return self.problems
 
 
 def check_value(col: Column, value: str) -> list[tuple[str, str]]:
@@ -700,11 +725,12 @@ def record_type(layout: Layout, fields: list[str] | None, text: str
 
 
 def validate_file(path: Path, layout: Layout, shown: str | None = None,
-                  encoding: str | None = None) -> list[Problem]:
+                  encoding: str | None = None, writer: str | None = None) -> list[Problem]:
     """Every way the file at ``path`` breaks ``layout``. ``shown`` is the file name
     problems carry (default: the path's name); ``encoding`` is used when the layout
-    declares none."""
-    report = _Report(shown or Path(path).name)
+    declares none; ``writer``, the template that wrote the file, as messages name it
+    (None: a file pesgen did not write, or not known)."""
+    report = _Report(shown or Path(path).name, writer)
     enc = layout.encoding or encoding or "utf-8"
     want_nl = layout.newline.encode("ascii")
     last_line = 0
@@ -742,7 +768,7 @@ def validate_file(path: Path, layout: Layout, shown: str | None = None,
     if last_line and not last_term and layout.final_newline:
         report.add(last_line, "layout.final-newline",
                    f"the last line does not end with {_nl_name(want_nl)}")
-    return report.problems
+    return report.finish()
 
 
 def _nl_name(term: bytes) -> str:
@@ -861,16 +887,23 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
         return None
     values: list[str] = []
     width = rec.width
-    if len(text) != width:
+    if len(text) > width:
         report.add(number, "layout.columns", f"record '{rec.type}' is {len(text)} characters, "
-                   f"the layout has {width}" + (f": {len(text) - width} character(s) after "
-                                                f"{rec.columns[-1].label}" if len(text) > width
-                                                else ""))
+                   f"the layout has {width}: {len(text) - width} character(s) after "
+                   f"{rec.columns[-1].label}")
+    elif len(text) < width:  # one problem for the line, said once for its like
+        short = [c for c in rec.columns if c.start - 1 + c.width > len(text)]
+        names = ", ".join(c.name for c in short[1:6]) + (", …" if len(short) > 6 else "")
+        report.add_alike(number, "layout.columns", f"record '{rec.type}' is {len(text)} "
+                         f"characters, the layout has {width}: {short[0].label} (characters "
+                         f"{short[0].start}-{short[0].start + short[0].width - 1}) is "
+                         + ("missing" if short[0].start > len(text) else "cut")
+                         + (f", and the {len(short) - 1} column(s) after it ({names})"
+                            if len(short) > 1 else "")
+                         + (f": check the widths {report.writer} writes on such lines"
+                            if report.writer else ""))
     for col in rec.columns:
-        if col.start - 1 + col.width > len(text):
-            report.add(number, "layout.columns", f"{_where(rec, col)}: missing (the line ends at "
-                       f"character {len(text)}, the column spans {col.start}-"
-                       f"{col.start + col.width - 1})")
+        if col.start - 1 + col.width > len(text):  # said above
             values.append("")
             continue
         raw = text[col.start - 1: col.start - 1 + col.width]

@@ -17,8 +17,8 @@ from pathlib import Path
 from .build import LeftOut, PolicyNote
 from .errors import ExitCode, Problem
 from .export import Exporter
-from .formats import Format, mapping_format
-from .layout import load_layout, validate_file
+from .formats import FileSpec, Format, mapping_format
+from .layout import validate_file
 from .mapping import Mapping, load_mapping
 from .model import Title
 from .paths import unread
@@ -117,7 +117,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         tails[name] = _written(exporter, renderer, renderer.tail(named), "tail")
         if renderer.spec.layout is not None:
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
-            layout_problems += _check_layout(exporter, renderer.spec.layout, name, text)
+            layout_problems += _check_layout(exporter, renderer.spec, name, text)
     path_problems: list[Problem] = []
     if exporter.builder.paths is not None:
         # a path binding with a typo ('payer.adress.street') said by its path and the
@@ -138,9 +138,10 @@ def _written(exporter: Exporter, renderer: FileRenderer, text: str, what: str,
     return text
 
 
-def _check_layout(exporter: Exporter, layout: Path, name: str, text: str) -> list[Problem]:
+def _check_layout(exporter: Exporter, spec: FileSpec, name: str, text: str) -> list[Problem]:
     data = text.replace("\n", exporter.fmt.newline) if exporter.fmt.newline != "\n" else text
     with tempfile.TemporaryDirectory(prefix="pesgen-preview-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data.encode(exporter.encoding))  # each part was _written
-        return validate_file(path, load_layout(layout), name, exporter.encoding)
+        return validate_file(path, spec.load_layout(), name, exporter.encoding,
+                             spec.template_shown or None)

@@ -45,6 +45,10 @@ _CALLS = "head(doc), piece(t, doc), tail(doc)"
 # a character no file name holds: NUL (no file system takes it), a line break, a
 # terminal's escape (C0, DEL and C1 controls)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# what a file name format.yaml's files[i].name renders is (rule format.file-name)
+PLAIN_NAME = ("a plain file name is the name of a file in the output folder: not empty, "
+              "no '/' or '\\' (no folder), not starting with '.' (no '..', no hidden "
+              "file), no control character")
 
 
 def _source(env: jinja2.Environment, template: str) -> str:
@@ -264,11 +268,12 @@ class FileRenderer:
         # refused since 2026-12-02: a recorded run that wrote one is rebuilt as it was
         control = None if self.recorded else _CONTROL.search(name)
         if not name or "/" in name or "\\" in name or name.startswith(".") or control:
-            message = f"file name {name!r} is not a plain file name"
-            if control:  # a NUL was found only when the recorded run's files were put
-                message += (": it holds the control character "
-                            f"U+{ord(control[0]):04X}")
-            self._refuse_name(message)
+            # a NUL was found only when the recorded run's files were put
+            self._refuse_name(f"file name {name!r} is not a plain file name: " + (
+                "it is empty" if not name else
+                f"it holds the control character U+{ord(control[0]):04X}" if control else
+                f"it holds {'/' if '/' in name else chr(92)!r}" if "/" in name or "\\" in name
+                else "it starts with '.'") + "; " + PLAIN_NAME)
         self.check_name_length(name, "file name")
         return name
 
@@ -284,7 +289,7 @@ class FileRenderer:
     def _refuse_name(self, message: str) -> None:
         where = self.name_where()
         raise TemplateError(f"{self.fmt.name}: {message} ({where})",
-                            [Problem("template", message, mapping=where)])
+                            [Problem("format.file-name", message, mapping=where)])
 
     def head(self, doc: Document) -> str:
         return self._explained("head", doc)

@@ -34,7 +34,7 @@ from .errors import MappingError, Problem, TemplateError, TemplateStopped
 from .export import Exporter
 from .formats import Format
 from .keys import INVOICE_NUMBER_MAX
-from .layout import Column, check_value, line_values, load_layout, record_values
+from .layout import Column, check_value, line_values, record_values
 from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -178,7 +178,7 @@ def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str
     for renderer, file_name, text in rendered:
         if renderer.spec.layout is None:
             continue
-        layout = load_layout(renderer.spec.layout)
+        layout = renderer.spec.load_layout()
         lines = text.split("\n")
         for line in lines[1:] if layout.header else lines:
             for col, value in line_values(layout, line):
@@ -226,7 +226,7 @@ def code_misfits(mapping: Mapping, title: Title,
             if renderer.spec.xsd is not None:
                 problems += _xsd_code_misfits(mapping, renderer, doc, marked, marks, encoding)
             continue
-        layout = load_layout(renderer.spec.layout)
+        layout = renderer.spec.load_layout()
         try:
             text = renderer.piece(marked, doc)
         except TemplateError:
@@ -828,7 +828,7 @@ def _piece_places(renderer: FileRenderer, doc: Document, title: Title
     except TemplateError:
         return {}
     assert renderer.spec.layout is not None
-    layout = load_layout(renderer.spec.layout)
+    layout = renderer.spec.load_layout()
     found: dict[tuple[str, str | None], list[int]] = {}
     for i, text_line in enumerate(text.lstrip("\r\n").split("\n")):
         rec, values = record_values(layout, text_line.rstrip("\r"))
@@ -849,7 +849,7 @@ def _file_values(renderer: FileRenderer, doc: Document, title: Title, encoding: 
     if text is None:
         return None
     if renderer.spec.layout is not None:
-        layout = load_layout(renderer.spec.layout)
+        layout = renderer.spec.load_layout()
         lines = text.split("\n")
         out: list[tuple[tuple[str, str | None], str | None]] = []
         for text_line in lines[1:] if layout.header else lines:
@@ -965,7 +965,7 @@ def _refusal(title: Title, joined: Callable[[str | None], bool],
         if text is None:
             continue
         if spec.layout is not None:
-            layout = load_layout(spec.layout)
+            layout = spec.load_layout()
             lines = text.split("\n")
             for text_line in lines[1:] if layout.header else lines:
                 for col, value in line_values(layout, text_line.rstrip("\r")):

@@ -1219,7 +1219,11 @@ def _bundle_named(tmp_path: Path, prefix: str) -> tuple[Path, Path, str]:
 
 
 @pytest.mark.parametrize("prefix, says", [
-    ("sub/", "is not a plain file name"),
+    ("sub/", "is not a plain file name: it holds '/'; a plain file name is the name of a "
+             "file in the output folder: not empty, no '/' or '\\' (no folder), not starting "
+             "with '.'"),
+    ("../", "is not a plain file name: it holds '/'; a plain file name is"),
+    (".", "is not a plain file name: it starts with '.'; a plain file name is"),
     # PESORMC_21450999400015_2026_0000001.xml is 39 bytes: 217 more make 256
     ("X" * 217, "is 256 bytes long: file systems take at most 255"),
     # the same in UTF-8 bytes, not characters: 108 'é' are 216 bytes
@@ -1230,12 +1234,13 @@ def _bundle_named(tmp_path: Path, prefix: str) -> tuple[Path, Path, str]:
 def test_a_file_name_the_system_cannot_take_is_the_format_s_error(tmp_path, prefix, says):
     """A file name too long for the file system was an OSError naming the output
     folder's path (exit 2, no format.yaml line); now a template error naming format.yaml's
-    files[0].name, as a name that is not a plain file name is."""
+    files[0].name, as a name that is not a plain file name is (which said what a plain
+    name is not, under rule template: rule format.file-name, format.yaml's line)."""
     fmts, m, where = _bundle_named(tmp_path, prefix)
     exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
                    formats_dirs=[fmts])
     assert exc.exit_code == ExitCode.TEMPLATE
-    p = _only(exc, "template")
+    p = _only(exc, "format.file-name")
     assert p.mapping == where
     assert says in p.message
     assert str(exc) == f"broken-fmt: {p.message} ({where})"

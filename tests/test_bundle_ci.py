@@ -173,8 +173,8 @@ def test_two_files_of_a_bordereau_named_alike_are_named_by_their_lines(tmp_path)
     assert r.exit_code == ExitCode.TEMPLATE, r.stdout + r.stderr
     assert "two files of the same bordereau would be named WTAMC001.txt" in r.stderr
     assert "differ per bordereau" not in r.stderr
-    assert f"[template {source}:17: files[0].name]" in r.stderr
-    assert f"[template {source}:20: files[1].name]" in r.stderr
+    assert f"[format {source}:17: files[0].name] (rule format.file-name)" in r.stderr
+    assert f"[format {source}:20: files[1].name] (rule format.file-name)" in r.stderr
 
 
 def test_a_template_or_layout_outside_the_bundle_is_refused_when_it_loads(tmp_path):

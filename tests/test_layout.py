@@ -348,9 +348,28 @@ def test_fixed_width_records(tmp_path):
     # one character short: the last column is missing, not read as 7 characters
     problems = _check(tmp_path, layout, b"02000850DUPONT \n")
     assert [(p.rule, p.message) for p in problems] == [
-        ("layout.columns", "record 'article' is 15 characters, the layout has 16"),
-        ("layout.columns", "record 'article', column Nom (#3): missing (the line ends at "
-         "character 15, the column spans 9-16)")]
+        ("layout.columns", "record 'article' is 15 characters, the layout has 16: column Nom "
+         "(#3) (characters 9-16) is cut")]
+
+
+def test_lines_too_short_alike_are_said_once_with_their_count(tmp_path):
+    """A template writing every line of a record type too short (a fixed(38) where the
+    layout has 40) was refused twice a line (the line's width, then each column past its
+    end 'missing'), 60 problems for 30 lines: it is one problem for the lines alike,
+    saying the column cut and those after it, how many more lines and the first ones;
+    a line short otherwise is its own problem."""
+    layout = _layout(tmp_path, FIXED_LAYOUT)
+    lines = ["012026    "] + ["02000850DUPONT "] * 7 + ["020008", "02000850DUPONT "]
+    problems = _check(tmp_path, layout, ("\n".join(lines) + "\n").encode("latin-1"))
+    assert [(p.record, p.rule, p.message) for p in problems] == [
+        ("OUT.txt:2", "layout.columns", "record 'article' is 15 characters, the layout has 16: "
+         "column Nom (#3) (characters 9-16) is cut (and 7 more line(s) alike: 3, 4, 5, 6, 7, …)"),
+        ("OUT.txt:9", "layout.columns", "record 'article' is 6 characters, the layout has 16: "
+         "column Montant (#2) (characters 3-8) is cut, and the 1 column(s) after it (Nom)")]
+    missing = _check(tmp_path, layout, b"012026    \n02\n")
+    assert [p.message for p in missing] == [
+        "record 'article' is 2 characters, the layout has 16: column Montant (#2) "
+        "(characters 3-8) is missing, and the 1 column(s) after it (Nom)"]
 
 
 def test_layout_errors_name_file_line_and_key(tmp_path):

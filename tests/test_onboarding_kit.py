@@ -290,6 +290,59 @@ def _titres_on(tmp_path: Path, fmt: str) -> Path:
                         name="m.yaml")[0]
 
 
+def test_a_layout_problem_names_the_layout_by_the_formats_dir_as_typed(tmp_path, monkeypatch):
+    """A layout's problems (layout.totals of an export, layout.schema of a broken layout)
+    named the bundle's layout by its absolute path, while format.yaml's and the
+    templates' name it by the --formats-dir folder as given (fmts/acme-fixed/...)."""
+    monkeypatch.chdir(tmp_path)
+    assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
+    bundle = Path("fmts") / "acme-fixed"
+    template = bundle / "acme-fixed.txt.j2"
+    template.write_text(template.read_text(encoding="utf-8").replace(
+        '{{ doc.bordereau.count | fixed(6, "right", "0") }}',
+        '{{ (doc.bordereau.count + 1) | fixed(6, "right", "0") }}'), encoding="utf-8")
+    layout = bundle / "layout.yaml"
+    text = layout.read_text(encoding="utf-8")
+    at = text.splitlines().index("totals:") + 2
+    mapping = _titres_on(tmp_path, "acme-fixed")
+    r = _run("export", "-m", mapping, "-i", INPUT, "-o", "out", "--date", RUN_DATE,
+             "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    assert f"[fmts/acme-fixed/layout.yaml:{at}: totals[0]] (rule layout.totals)" in r.stderr, \
+        r.stderr
+    assert str(tmp_path) not in r.stderr.replace(str(mapping), "")
+    layout.write_text(text.replace("{name: Exercice, type: integer",
+                                   "{name: Exercice, type: number"), encoding="utf-8")
+    r = _run("check-format", "acme-fixed", "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert "error: fmts/acme-fixed/layout.yaml: invalid layout" in r.stderr, r.stderr
+    assert "[layout fmts/acme-fixed/layout.yaml:16: records[0].columns[1].type] " \
+        "(rule layout.schema)" in r.stderr, r.stderr
+    assert str(tmp_path) not in r.stderr
+
+
+def test_a_template_writing_short_lines_is_said_once_naming_the_template(tmp_path,
+                                                                         monkeypatch):
+    """A template writing every title's line 1 character short (fixed(37) where the
+    layout's column is 38) gave 2 problems a line, naming no template: one problem now,
+    naming the template as typed, the lines alike counted."""
+    monkeypatch.chdir(tmp_path)
+    assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
+    template = Path("fmts") / "acme-fixed" / "acme-fixed.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count("t.debtor.complement_name | fixed(38)") == 1
+    template.write_text(text.replace("t.debtor.complement_name | fixed(38)",
+                                     "t.debtor.complement_name | fixed(37)"), encoding="utf-8")
+    r = _run("export", "-m", _titres_on(tmp_path, "acme-fixed"), "-i", INPUT, "-o", "out",
+             "--date", RUN_DATE, "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert len(said) == 1, r.stderr
+    assert ("record 'titre' is 95 characters, the layout has 96: column MontantCentimes "
+            "(#5) (characters 85-96) is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 "
+            "writes on such lines (and 10 more line(s) alike: 3, 4, 5, 6, 7, …)") in said[0], said
+
+
 @pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])
 def test_the_format_scaffold_shows_its_charset_setting(tmp_path, kind):
     """The scaffolded format.yaml shows charset: (with what it does and its values, as

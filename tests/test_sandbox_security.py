@@ -757,7 +757,8 @@ def test_a_file_name_with_a_control_character_is_refused_before_the_run_is_recor
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert "is not a plain file name: it holds the control character U+00" in r.stderr, \
         r.stderr
-    assert f"{spec}:" in r.stderr and ": files[0].name] (rule template)" in r.stderr
+    assert f"[format {spec}:" in r.stderr and ": files[0].name] (rule format.file-name)" \
+        in r.stderr
     assert _nothing_written(tmp_path)
     assert not (tmp_path / "state.sqlite3").exists()  # created by this export: removed
 
@@ -779,7 +780,8 @@ def test_a_file_named_as_the_payment_references_csv_is_refused_before_the_run_is
     assert r.exit_code == ExitCode.TEMPLATE, r.output
     assert "pes-ormc: file A1.references.csv would take the name of the payment references " \
            "CSV of A1.xml" in r.stderr, r.stderr
-    assert f"[template {spec}:" in r.stderr and ": files[1].name] (rule template)" in r.stderr
+    assert f"[format {spec}:" in r.stderr and ": files[1].name] (rule format.file-name)" \
+        in r.stderr
     assert _nothing_written(tmp_path)
     assert not (tmp_path / "state.sqlite3").exists()
 
