@@ -821,9 +821,32 @@ class _LockWait:
 
     def __init__(self, url: str, timeout: float,
                  on_wait: Callable[..., None] | None = None) -> None:
-        self.url, self.timeout, self.on_wait = url, timeout, on_wait
+        self.url, self._timeout, self._on_wait = url, timeout, on_wait
         self.told = False
-        self._local = threading.local()  # Store.reads: this thread's depth
+        # Store.reads: this thread's depth; Store.waits_at_most: this thread's bound
+        self._local = threading.local()
+
+    @property
+    def timeout(self) -> float:
+        """How long this thread's transactions wait for the lock: ``store_lock_timeout``,
+        or less within ``at_most``."""
+        bound = getattr(self._local, "bound", None)
+        return self._timeout if bound is None else min(self._timeout, bound)
+
+    @property
+    def on_wait(self) -> Callable[..., None] | None:
+        """What says a wait past the grace; nothing within ``at_most`` (its caller, a
+        server answering a request, says what a wait given up made of it)."""
+        return None if getattr(self._local, "bound", None) is not None else self._on_wait
+
+    @contextmanager
+    def at_most(self, seconds: float) -> Iterator[None]:
+        previous = getattr(self._local, "bound", None)
+        self._local.bound = seconds
+        try:
+            yield
+        finally:
+            self._local.bound = previous
 
     @property
     def reading(self) -> bool:
@@ -1301,6 +1324,17 @@ class Store:
         READ ONLY transaction (reads never waited there). Each store method is still its
         own transaction. Nestable."""
         with self._lock.reads():
+            yield
+
+    @contextmanager
+    def waits_at_most(self, seconds: float) -> Iterator[None]:
+        """Within the block, a transaction of this store (of this thread) waits for the
+        lock another run holds (SQLite's write lock; on PostgreSQL a numbering sequence's
+        row) at most ``seconds`` (or ``store_lock_timeout`` when it is shorter), then
+        raises StoreLocked, nothing written, and says nothing while it waits: a request
+        to a server (``payfip serve``'s notifications) that answers its client in a
+        bounded time instead of keeping it waiting for an export. Nestable."""
+        with self._lock.at_most(seconds):
             yield
 
     def _migrate(self, conn: Connection) -> int:

@@ -1189,9 +1189,9 @@ def test_serve_keeps_one_client_per_endpoint_for_its_life(tmp_path, monkeypatch)
     seen = {}
     real = receiver.create_app
 
-    def capture(store, factory, *args):
+    def capture(store, factory, *args, **kw):
         seen["factory"] = factory
-        return real(store, factory, *args)
+        return real(store, factory, *args, **kw)
 
     def run(app, host, port):
         seen["factory"](f"http://127.0.0.1:{_free_port()}/tpa")  # a client, made and kept
@@ -1206,6 +1206,35 @@ def test_serve_keeps_one_client_per_endpoint_for_its_life(tmp_path, monkeypatch)
     assert code == 0, err
     assert isinstance(seen["factory"], service.KeptClients)
     assert len(seen["open"]) == 1 and seen["factory"].clients == {}  # closed at the end
+
+
+@pytest.mark.parametrize("given, env, wait", [
+    ([], None, 5.0), (["--store-wait", "2.5"], None, 2.5), ([], "3", 3.0)])
+def test_serve_bounds_each_notification_s_wait_for_the_store(tmp_path, monkeypatch, given,
+                                                             env, wait):
+    """`payfip serve --store-wait` (PESGEN_PAYFIP_STORE_WAIT; default 5 s, well under an
+    HTTP client's timeout, not store_lock_timeout's 10 minutes) reaches the receiver."""
+    from pesgen.payfip import cli as payfip_cli
+    from pesgen.payfip import receiver, server
+
+    seen = {}
+    real = receiver.create_app
+
+    def capture(store, factory, *args, **kw):
+        seen.update(kw)
+        return real(store, factory, *args, **kw)
+
+    monkeypatch.setattr(receiver, "create_app", capture)
+    monkeypatch.setattr(server, "run", lambda app, host, port: None)
+    monkeypatch.setattr(payfip_cli, "_log_outcomes", lambda: None)
+    if env is None:
+        monkeypatch.delenv("PESGEN_PAYFIP_STORE_WAIT", raising=False)
+    else:
+        monkeypatch.setenv("PESGEN_PAYFIP_STORE_WAIT", env)
+    code, out, err = _run("payfip", "serve", "--db", str(tmp_path / "s.sqlite3"),
+                          "--create-store", *given)
+    assert code == 0, err
+    assert seen["store_wait"] == wait
 
 
 def test_serve_creates_a_named_store_only_when_asked(tmp_path):

@@ -865,6 +865,58 @@ def test_soap_fault_while_pulling_the_result_is_retried_by_reconcile(flow, store
     assert outcome.status == "paid" and _payment(store)["status"] == "paid"
 
 
+def test_a_notification_the_store_s_lock_holds_up_is_answered_in_bounded_time_and_reconciled(
+        store, exported, fake, tmp_path, caplog):
+    """On SQLite an export holds the store's write lock while it renders, validates and
+    records its files (9 s at 100 000 invoices). A notification arriving meanwhile waits
+    for it at most ``store_wait`` (not store_lock_timeout's 10 minutes, long past PayFiP's
+    HTTP timeout), then is answered 503, nothing recorded, with a warning naming the idOp
+    and the command that records it; the family's return says the result is not known
+    yet; once the lock is free, ``reconcile`` records the payment."""
+    import html
+    import sqlite3
+    import time
+
+    from pesgen.payfip.receiver import STATUS_TEXT, create_app
+    from pesgen.payfip.server import ServerThread
+    from pesgen.payfip.service import KeptClients, default_factory
+
+    from .payfip_support import Flow
+
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the store's write lock an export holds is SQLite's")
+    with KeptClients(default_factory(timeout=TIMEOUT)) as clients, \
+            ServerThread(create_app(store, clients, store_wait=0.5)) as receiver:
+        flow = Flow(store, fake, receiver, tmp_path / "out")
+        link = flow.link(mode="W")
+        export = sqlite3.connect(store.engine.url.database, isolation_level=None)
+        export.execute("BEGIN IMMEDIATE")  # the export's transaction, holding the lock
+        try:
+            with caplog.at_level("INFO", logger="pesgen.payfip"):
+                started = time.monotonic()
+                assert flow.pay(link, "card").status_code == 200  # PayFiP notifies
+                notified = time.monotonic() - started
+                back = httpx.post(f"{receiver.url}/payfip/retour",
+                                  data={"idop": link.id_op}, timeout=TIMEOUT)
+        finally:
+            export.execute("ROLLBACK")
+            export.close()
+    assert flow.fake_operations()[0]["notifications"] == ["HTTP 503"]
+    assert notified < 3.0  # 0.5 s waited, not PayFiP's 5 s timeout nor 10 minutes
+    assert back.status_code == 200 and html.escape(STATUS_TEXT["pending"]) in back.text
+    said = [r.getMessage() for r in caplog.records if r.name == "pesgen.payfip"]
+    assert said == [
+        f"payfip {source}: operation {link.id_op}: not recorded now: another pesgen run "
+        "(an export) held the state store's lock for 0.5 s (payfip serve --store-wait); "
+        "the operation stays pending: `pesgen payfip reconcile` records its result"
+        for source in ("notification", "return")]
+    assert _payment(store)["status"] == "pending"
+    assert ledger.get_operation(store, link.id_op)["status"] == "pending"
+    [outcome] = flow.reconcile()
+    assert (outcome.action, outcome.status) == ("recorded", "paid")
+    assert _payment(store)["status"] == "paid" and _count(store, payments) == 1
+
+
 def test_purged_operation_expires(flow, store):
     link = flow.link()
     flow.fake.payfip.operations.clear()  # the night purge: PayFiP answers P1

@@ -848,3 +848,40 @@ def test_a_postgresql_export_waiting_for_another_session_names_its_process(tmp_p
                           f"process {pid} "), err
     assert "another pesgen run held the state store's lock for 2 s" in err
     assert runs == []
+
+
+def test_a_bounded_wait_is_this_thread_s_alone_and_says_nothing(tmp_path):
+    """``Store.waits_at_most`` (a server's request: ``payfip serve``'s notifications)
+    gives up past its bound, without the note on standard error, while another thread's
+    transaction on the same store still waits up to ``store_lock_timeout`` and says so."""
+    from pesgen.errors import StoreLocked
+
+    db = tmp_path / "store.sqlite3"
+    told: list[float] = []
+    store = Store(f"sqlite:///{db}", lock_timeout=4, on_wait=told.append)
+    other: dict[str, Any] = {}
+
+    def elsewhere() -> None:
+        try:
+            with store.transaction():
+                other["waited"] = time.monotonic() - started
+        except Exception as exc:  # noqa: BLE001 - told by the assertion below
+            other["error"] = exc
+
+    holder = _holder(db)
+    with _released(holder):
+        with store.waits_at_most(0.4):
+            started = time.monotonic()
+            thread = threading.Thread(target=elsewhere)
+            thread.start()
+            with pytest.raises(StoreLocked) as caught, store.transaction():
+                pass
+            bounded = time.monotonic() - started
+            time.sleep(1.5)  # the other thread past its grace (1 s: a quarter of 4 s)
+            holder.rollback()
+            thread.join(10)
+    assert caught.value.seconds == 0.4 and bounded < 2.0
+    assert "error" not in other and other["waited"] > 1.5
+    assert told == [4]  # said by the other thread alone
+    with store.transaction():  # past the block, this thread waits as before
+        pass

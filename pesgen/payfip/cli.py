@@ -343,6 +343,12 @@ def serve(
     create_store: Annotated[bool, typer.Option(
         "--create-store", help="Create the state store named by --db, PESGEN_DB or the "
         "configuration if it is not there, as export does.")] = False,
+    # default: receiver.STORE_WAIT (not imported here: starlette is optional)
+    store_wait: Annotated[float, typer.Option(
+        "--store-wait", envvar="PESGEN_PAYFIP_STORE_WAIT", min=0,
+        help="Seconds a notification waits for the state store's lock another pesgen run "
+        "holds (an export recording its run), in each transaction; past them it is "
+        "answered 503 and left pending for `pesgen payfip reconcile`.")] = 5.0,
 ) -> None:
     """Receive PayFiP notifications (POST /payfip/notification) and family returns
     (/payfip/retour); pull each result over SOAP and record it once."""
@@ -360,7 +366,7 @@ def serve(
     _log_outcomes()
     # one client per endpoint for the receiver's life, not one per notification
     with KeptClients(default_factory(endpoint, timeout)) as clients:
-        run(create_app(store, clients), host, port)
+        run(create_app(store, clients, store_wait=store_wait), host, port)
 
 
 @payfip_app.command()

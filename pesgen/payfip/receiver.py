@@ -13,6 +13,14 @@ store write. A client address that sends more than ``UNKNOWN_LIMIT`` unknown idO
 ``UNKNOWN_WINDOW`` seconds gets 429 for the next unknown ones, which are no longer
 recorded (one warning per window says how many were dropped). Known idOps are always
 processed, whoever sends them: a genuine notification is never refused by the limit.
+
+A request waits for the state store at most ``store_wait`` seconds in each of its
+transactions (``serve --store-wait``, default ``STORE_WAIT``), not ``store_lock_timeout``
+(10 minutes): on SQLite an export holds the store's lock while it renders, validates
+and records its files (about 9 s at 100 000 invoices), and PayFiP's HTTP client gives
+up on a slow answer long before. Past it, nothing is recorded: 503, and a warning naming
+the idOp says that ``pesgen payfip reconcile`` records the result (the operation stays
+pending, as for a lost notification).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -31,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..errors import StoreLocked
 from ..store import Store
 from . import ledger, service
 from .models import IDOP_RE
@@ -40,6 +50,7 @@ log = logging.getLogger("pesgen.payfip")
 MAX_BODY = 4096
 UNKNOWN_LIMIT = 30  # unknown idOps recorded per client address and window
 UNKNOWN_WINDOW = 60.0  # seconds
+STORE_WAIT = 5.0  # seconds a request waits for the state store's lock, each transaction
 STATUS_TEXT = {
     "paid": "Votre paiement a été enregistré. Merci.",
     "test-paid": "Paiement de test (mode test ou activation) : aucune somme n'est encaissée "
@@ -113,8 +124,20 @@ class UnknownLimiter:
 
 
 def create_app(store: Store, factory: service.ClientFactory,
-               limiter: UnknownLimiter | None = None) -> Starlette:
+               limiter: UnknownLimiter | None = None,
+               store_wait: float = STORE_WAIT) -> Starlette:
     limiter = limiter or UnknownLimiter()
+
+    def bounded(function: Callable[..., Any], *args: Any) -> Any:
+        # in the request's worker thread: its transactions wait at most store_wait
+        with store.waits_at_most(store_wait):
+            return function(*args)
+
+    def busy(source: str, id_op: str, seconds: float) -> None:
+        log.warning("payfip %s: operation %s: not recorded now: another pesgen run (an "
+                    "export) held the state store's lock for %g s (payfip serve "
+                    "--store-wait); the operation stays pending: `pesgen payfip "
+                    "reconcile` records its result", source, id_op, seconds)
 
     async def process(request: Request, source: str
                       ) -> tuple[int, str, str | None, str | None]:
@@ -124,8 +147,13 @@ def create_app(store: Store, factory: service.ClientFactory,
             return 400, "missing or malformed idop", None, None
         host = request.client.host if request.client else "?"
         record = limiter.allows(host)
-        outcome = await run_in_threadpool(service.handle, store, id_op, source, factory,
-                                          record)
+        try:
+            outcome = await run_in_threadpool(bounded, service.handle, store, id_op, source,
+                                              factory, record)
+        except StoreLocked as exc:
+            busy(source, id_op, exc.seconds)
+            return 503, "state store busy: result not recorded yet; will be reconciled", \
+                "pending", None
         if outcome.action == "unknown-idop":
             if not record:
                 if limiter.dropped(host):
@@ -151,8 +179,16 @@ def create_app(store: Store, factory: service.ClientFactory,
         code, text, status, id_op = await process(request, "return")
         if code in (400, 404, 429):
             return _page("Paiement", "Opération inconnue.", code)
-        if id_op and await run_in_threadpool(ledger.title_cancelled, store, id_op):
-            return _page("Paiement", CANCELLED_TEXT, 200)
+        if id_op:
+            try:
+                cancelled = await run_in_threadpool(bounded, ledger.title_cancelled, store,
+                                                    id_op)
+            except StoreLocked:
+                # the result is recorded, but whether its title stands is not known now:
+                # claim neither (the family sees the page of a result not known yet)
+                cancelled, status = None, "pending"
+            if cancelled:
+                return _page("Paiement", CANCELLED_TEXT, 200)
         message = STATUS_TEXT.get(status or "", "Le paiement n'a pas été enregistré ; la "
                                   "régie vérifiera l'opération.")
         return _page("Paiement", message, 200)
