@@ -443,3 +443,40 @@ def test_the_tables_declared_are_those_of_a_store_migrated(db_url):
             for i in seen.get_indexes(table.name)
             if not i.get("duplicates_constraint")}, table.name
     store.engine.dispose()
+
+
+def test_a_run_s_titles_reach_postgresql_in_one_statement_as_sqlite_records_them(tmp_path):
+    """PostgreSQL: a run's titles go to run_invoices in one COPY, not an INSERT per title
+    (psycopg's executemany runs the statement once per row: 20 000 for an export of
+    20 000 invoices, held under the sequence's lock; docs/performance.md, "Recording a
+    run in the store"). What is recorded is what SQLite records of the same export, row
+    for row in the same order, the run's id aside."""
+    import json
+
+    from .conftest import state_database
+
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    model = data["invoices"][0]
+    data["invoices"] = [dict(model, number=f"FA-2026-{n:05d}") for n in range(1000, 1300)]
+    source = tmp_path / "many.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    recorded = {}
+    for kind in ("sqlite", "postgresql"):
+        with state_database(kind, tmp_path) as url:
+            store = Store(url)  # its schema made before the statements are watched
+            runs: list = []
+            seen = _statements(store, lambda: runs.append(export_recorded(  # noqa: B023
+                lambda: store, MAPPING, source, tmp_path / kind, RUN)))  # noqa: B023
+            if kind == "postgresql":
+                many = [(statement, len(parameters)) for statement, parameters in seen
+                        if isinstance(parameters, list | tuple) and len(parameters) > 1
+                        and "INSERT INTO run_invoices" in statement]
+                assert many == []  # the titles in a COPY, which the event does not see
+                assert len(seen) < 60, len(seen)  # 25: none per title either
+            with store.engine.connect() as conn:
+                rows = conn.execute(sa.select(run_invoices).order_by(run_invoices.c.id)).all()
+            recorded[kind] = [{**r._mapping, "run_id": r.run_id == runs[0].run_id}
+                              for r in rows]
+            store.engine.dispose()
+    assert len(recorded["sqlite"]) == 300
+    assert recorded["postgresql"] == recorded["sqlite"]
