@@ -641,8 +641,9 @@ def test_cli_second_export_names_the_run(db_url, tmp_path):
     listed = _cli(["runs", "list"], db_url)
     assert run_id in listed.stdout and "committed" in listed.stdout
     shown = _cli(["runs", "show", run_id[:8]], db_url)
-    assert "FA-2026-00106 (examples/school-export.json:$.invoices[5]): total is 0.00" \
-        in shown.stdout
+    # the input as the run read it, absolute (ux51): support reads it from any folder
+    source = (EXAMPLES / "school-export.json").resolve()
+    assert f"FA-2026-00106 ({source}:$.invoices[5]): total is 0.00" in shown.stdout
     found = _cli(["runs", "find", "FA-2026-00105"], db_url)
     assert run_id in found.stdout and "IdPce 5" in found.stdout
     cancelled = _cli(["runs", "cancel", run_id, "--reason", "test"], db_url)
