@@ -62,7 +62,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = ROOT / "mappings" / "villeneuve-sur-loing.yaml"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_export import generate, work_folder  # noqa: E402
+from bench_export import generate, pg_server, work_folder  # noqa: E402
 
 MODES = {"read": [], "json": ["--json"], "record": ["--record"],
          "run": ["--record", "--run", "{run}"], "held": []}
@@ -135,14 +135,7 @@ class Stores:
         if server is None:
             self.url = f"sqlite:///{work / 'store.sqlite3'}"
             return
-        import sqlalchemy as sa
-
-        self._url = sa.engine.make_url(server)
-        if self._url.get_backend_name() != "postgresql":
-            raise SystemExit(f"--db {server}: a postgresql:// URL (SQLite is the default)")
-        self.admin = sa.create_engine(
-            self._url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-        self.prefix = f"pesgen_bench_{os.getpid()}_{int(time.time())}"
+        self._url, self.admin, self.prefix = pg_server(server, "pesgen_bench")
         self.url = self._create(self.prefix)
 
     def _create(self, name: str, template: str | None = None) -> str:

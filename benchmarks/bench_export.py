@@ -307,6 +307,20 @@ def _medians(rounds: list[dict]) -> dict:
     }
 
 
+def pg_server(server: str, prefix: str) -> tuple:
+    """The benchmarks' ``--db URL`` (bench_acquit, bench_record): the URL checked to be a
+    PostgreSQL server's, an AUTOCOMMIT engine on it that creates and drops their
+    databases, and a name prefix for those databases unique to this process."""
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(server)
+    if url.get_backend_name() != "postgresql":
+        raise SystemExit(f"--db {server}: a postgresql:// URL (SQLite is the default)")
+    admin = sa.create_engine(url.set(drivername="postgresql+psycopg"),
+                             isolation_level="AUTOCOMMIT")
+    return url, admin, f"{prefix}_{os.getpid()}_{int(time.time())}"
+
+
 @contextlib.contextmanager
 def work_folder(prefix: str, keep: bool) -> Iterator[Path]:
     """A benchmark's work folder (under $TMPDIR when set): removed at the end, failed

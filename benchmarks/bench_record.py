@@ -31,13 +31,12 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = ROOT / "mappings" / "villeneuve-sur-loing.yaml"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_export import generate, work_folder  # noqa: E402
+from bench_export import generate, pg_server, work_folder  # noqa: E402
 
 # the CLI in-process, as the console script runs it, Store.record_run timed and the
 # statements it sends counted by kind
@@ -111,14 +110,7 @@ class Stores:
         self.made: list[str] = []
         if server is None:
             return
-        import sqlalchemy as sa
-
-        self._url = sa.engine.make_url(server)
-        if self._url.get_backend_name() != "postgresql":
-            raise SystemExit(f"--db {server}: a postgresql:// URL (SQLite is the default)")
-        self.admin = sa.create_engine(
-            self._url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-        self.prefix = f"pesgen_bench_rec_{os.getpid()}_{int(time.time())}"
+        self._url, self.admin, self.prefix = pg_server(server, "pesgen_bench_rec")
 
     def new(self, round_: int) -> str:
         if self.admin is None:
