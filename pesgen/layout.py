@@ -108,6 +108,12 @@ class RecordType:
     when: tuple[str, ...]
     columns: tuple[Column, ...]
 
+    @cached_property
+    def by_name(self) -> dict[str, Column]:
+        """Its columns by name (the groups' and totals' checks read them so), made once
+        per record type of a layout."""
+        return {c.name: c for c in self.columns}
+
     @property
     def width(self) -> int:  # fixed: characters per line
         return max(c.start + c.width - 1 for c in self.columns)
@@ -943,12 +949,9 @@ class _Groups:
         # the groups ended with their last line and their count of lines
         self.checks: list[tuple[Group, _Running, dict[str, tuple[int, int]]]] = [
             (g, {"key": None, "n": 0, "last": 0}, {}) for g in groups]
-        self.columns: dict[str, dict[str, Column]] = {}  # per record type, by name
 
     def line(self, number: int, rec: RecordType, values: list[str]) -> None:
-        index = self.columns.get(rec.type)
-        if index is None:
-            index = self.columns[rec.type] = {c.name: c for c in rec.columns}
+        index = rec.by_name
 
         def value(name: str) -> str:
             col = index[name]
@@ -1010,12 +1013,9 @@ class _Totals:
     def __init__(self, totals: tuple[Total, ...], report: _Report) -> None:
         self.report = report
         self.checks = [(t, _Count()) for t in totals]
-        self.columns: dict[str, dict[str, Column]] = {}  # per record type, by name
 
     def line(self, number: int, rec: RecordType, values: list[str]) -> None:
-        index = self.columns.get(rec.type)
-        if index is None:
-            index = self.columns[rec.type] = {c.name: c for c in rec.columns}
+        index = rec.by_name
         for total, count in self.checks:
             if rec.type == total.of:
                 count.add(total, index, values)

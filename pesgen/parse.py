@@ -29,11 +29,13 @@ _DAY_FIRST_OTHER = re.compile(r"^[0-9]{1,2}([-.])[0-9]{1,2}\1[0-9]{4}\Z")
 _YEAR_FIRST_OTHER = re.compile(r"^[0-9]{4}([/.])[0-9]{2}\1[0-9]{2}\Z")
 # a date whose year has two digits ('20/11/26', '26-11-20'): refused, saying the year must
 # have four; never read (which century, and even which part is the year, is a guess)
-_TWO_DIGIT_YEAR = re.compile(r"^[0-9]{1,2}([-/.])[0-9]{1,2}\1[0-9]{2}\Z")
+_TWO_DIGITS = r"^[0-9]{1,2}([-/.])[0-9]{1,2}\1[0-9]{2}"
+_TWO_DIGIT_YEAR = re.compile(_TWO_DIGITS + r"\Z")
 # the same followed by a time of day ('20/11/26 08:15', '26-11-20T08:15:00'): taking the
 # date alone ([:10]) would not read it either, the year is what the export must change
-_TWO_DIGIT_YEAR_AND_TIME = re.compile(r"^[0-9]{1,2}([-/.])[0-9]{1,2}\1[0-9]{2}"
-                                      r"[T ][0-9]{1,2}[:h][0-9]{2}")
+_TWO_DIGIT_YEAR_AND_TIME = re.compile(_TWO_DIGITS + r"[T ][0-9]{1,2}[:h][0-9]{2}")
+_TWO_DIGITS_SAID = ("its year has two digits: the export must write the year with four "
+                    "(pesgen never guesses the century)")
 _DATE_AND_TIME = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
                             r"[T ][0-9]{1,2}[:h][0-9]{2}")
 # an integer part: plain digits, or groups of exactly 3 digits after a first group of
@@ -219,13 +221,10 @@ def parse_date(value: object, style: str = "auto") -> date:
                                          f"of '{wanted}': bind it with '{wanted}'",
                                          separator, wanted)
             if _TWO_DIGIT_YEAR.match(text):
-                raise ValueError(f"{said}; its year has two digits: the export must write "
-                                 "the year with four (pesgen never guesses the century)")
+                raise ValueError(f"{said}; {_TWO_DIGITS_SAID}")
             if _TWO_DIGIT_YEAR_AND_TIME.match(text):
-                raise ValueError(f"{said}; it is a date followed by a time of day, and its "
-                                 "year has two digits: the export must write the year with "
-                                 "four (pesgen never guesses the century); then bind the "
-                                 "date alone")
+                raise ValueError(f"{said}; it is a date followed by a time of day, and "
+                                 f"{_TWO_DIGITS_SAID}; then bind the date alone")
             raise ValueError(f"{said}{_serial_hint(text)}")
         d, mo, y = int(m[1]), int(m[2]), int(m[3])
     try:
