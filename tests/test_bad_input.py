@@ -74,6 +74,16 @@ def _write_csv(tmp_path: Path, rows: list[list[str]]) -> Path:
     return path
 
 
+def _csv_dated(tmp_path: Path, written: str) -> Path:
+    """The example CSV export with every invoice_date (2026-11-20) written ``written``."""
+    rows = _csv_rows()
+    at = rows[0].index("invoice_date")
+    for row in rows[1:]:
+        assert row[at] == "2026-11-20"
+        row[at] = written
+    return _write_csv(tmp_path, rows)
+
+
 def _csv_line(path: Path, invoice: str) -> int:
     """Physical line (1-based) of the first row of ``invoice`` in a CSV file."""
     text = path.read_text(encoding="utf-8")
@@ -1837,12 +1847,7 @@ def test_a_date_with_other_separators_says_the_replace_that_binds_it(
     spreadsheet set up for another country writes it) was refused as 'not a date
     (YYYY-MM-DD or DD/MM/YYYY)' alone: it now says which syntax it is close to and the
     expression of its binding that replaces them; the mapping edited so exports."""
-    rows = _csv_rows()
-    at = rows[0].index("invoice_date")
-    for row in rows[1:]:
-        assert row[at] == "2026-11-20"
-        row[at] = written
-    inp = _write_csv(tmp_path, rows)
+    inp = _csv_dated(tmp_path, written)
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     expr = f"invoice.invoice_date | replace('{separator}', '{wanted}')"
     syntax = "YYYY-MM-DD" if wanted == "-" else "DD/MM/YYYY"
@@ -1890,12 +1895,7 @@ def test_a_date_with_a_two_digit_year_is_refused_saying_the_year_needs_four(
     as any text: it says the year must have four digits; no century is ever guessed. A
     time after it ('20/11/26 08:15') is said too, and no [:10] (which would not read it
     either)."""
-    rows = _csv_rows()
-    at = rows[0].index("invoice_date")
-    for row in rows[1:]:
-        assert row[at] == "2026-11-20"
-        row[at] = written
-    inp = _write_csv(tmp_path, rows)
+    inp = _csv_dated(tmp_path, written)
     exc = _refused(tmp_path, CSV_MAPPING, inp)
     assert {(p.rule, p.message) for p in exc.problems} == {
         ("input.date", f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); "
