@@ -509,7 +509,8 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
 
 def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
                     where: str | None, title: Title | None = None, macro: str = "piece",
-                    reads: Callable[[Binding], str] | None = None) -> NoneCauses | None:
+                    reads: Callable[[Binding, str | None], str] | None = None
+                    ) -> NoneCauses | None:
     """The empty values a template of ``renderer`` wrote as None at ``where`` (the
     refusal's 'bundle/template:line'), each as a refusal names it (``none_said``): a
     bound field ``title`` leaves empty ('…:41: bindings.payer.national_id, empty for
@@ -519,7 +520,8 @@ def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
     the mapping does not set: set it under …:6: collectivity'), a field of the title no
     binding fills ('bindings.invoice.service_from, which the mapping does not bind: bind
     it under …:29: bindings.invoice'); a bound field's with what the record holds in the
-    fields its expression reads, when ``reads`` says (``_title_blanks``). ``macro`` is
+    fields its expression reads, when ``reads`` says (``_title_blanks``; a line's
+    binding with the line whose record it read). ``macro`` is
     the one refused: ``piece`` (of ``title``), ``head`` or ``tail`` (of ``doc`` alone).
     Found by rendering it again with each such value given a value of its kind
     (``_stand_in``), one at a time: the one without which the template no longer
@@ -606,11 +608,12 @@ class _Blank:
 
 
 def _title_blanks(mapping: Mapping, title: Title | None,
-                  reads: Callable[[Binding], str] | None = None) -> list[_Blank]:
+                  reads: Callable[[Binding, str | None], str] | None = None) -> list[_Blank]:
     """Each field ``title`` leaves empty (where a title holds it: ``CARRIED_BY``'s 't.'
     paths), by path: a bound one, '…:41: bindings.payer.national_id, empty for this
     invoice', with the fields its expression reads and what the record holds there when
-    ``reads`` says (an invoice's binding: ``Builder.expression_reads``); then one no
+    ``reads`` says (``Builder.expression_reads``, given the line's origin for a line's
+    binding, None for an invoice's: a line's named by ``_line_said``); then one no
     binding fills, 'bindings.invoice.service_from, which the mapping does not bind: bind
     it under …:29: bindings.invoice' (a path a bound field carries too is that one's)."""
     if title is None:
@@ -633,13 +636,35 @@ def _title_blanks(mapping: Mapping, title: Title | None,
 
             if binding is None:
                 said = _setting_said(mapping, ("bindings", *name.split(".")), "bind")
-            else:
+            elif reads is None:
                 said = f"{binding.where}, empty for this invoice"
-                read = reads(binding) if reads and not name.startswith("line.") else ""
-                if read:
-                    said = f"{said}: {read}"
+            elif parts[1] == "lines[i]":
+                said = _line_said(binding, title, parts[2], reads)
+            else:
+                read = reads(binding, None)
+                said = f"{binding.where}, empty for this invoice{': ' + read if read else ''}"
             found.append(_Blank(said, fill))
     return found
+
+
+def _line_said(binding: Binding, title: Title, field: str,
+               reads: Callable[[Binding, str | None], str]) -> str:
+    """A line's binding ``title`` leaves empty on some of its lines, as a refusal writing
+    None names it: with the first such line (the one a template writing each line in
+    turn met) and what the fields its expression reads hold in that line's record, when
+    it is an expression ('…:79: bindings.line.student, empty for this invoice's line 2
+    (export.json:$.invoices[0].lines[1]): its expression reads line.student.ref,
+    line.pupil: both absent from this record'), and how many more lines leave it empty
+    (' (and for 2 more of its lines)'); a path binding as an invoice's is named ('…,
+    empty for this invoice')."""
+    empty = [ln for ln in title.lines if getattr(ln, field, None) is None]
+    read = reads(binding, empty[0].origin) if empty and empty[0].origin else ""
+    if not read:
+        return f"{binding.where}, empty for this invoice"
+    more = (f" (and for {len(empty) - 1} more of its lines)" if len(empty) > 2 else
+            " (and for one more of its lines)" if len(empty) == 2 else "")
+    return (f"{binding.where}, empty for this invoice's line {empty[0].number} "
+            f"({empty[0].origin}): {read}{more}")
 
 
 def _doc_blanks(mapping: Mapping, doc: Document) -> list[_Blank]:
