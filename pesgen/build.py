@@ -774,7 +774,7 @@ class Builder:
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
             hint = _first_ten(binding) if isinstance(exc, DateWithTime) else \
-                _separator_replaced(binding, exc.separator, exc.wanted) \
+                _separator_replaced(binding, exc.separator, exc.wanted, exc.date_length) \
                 if isinstance(exc, DateOtherSeparator) else ""
             ctx.problem("input.date", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
@@ -2335,10 +2335,17 @@ def _first_ten(binding: Binding | None) -> str:
     return _bound_so(binding, "[:10]", "an expression taking its first 10 characters ([:10])")
 
 
-def _separator_replaced(binding: Binding | None, separator: str, wanted: str) -> str:
-    """How to bind a date written with another separator (``20-11-2026``)."""
-    return _bound_so(binding, f" | replace('{separator}', '{wanted}')",
-                     f"an expression ending with | replace('{separator}', '{wanted}')")
+def _separator_replaced(binding: Binding | None, separator: str, wanted: str,
+                        date_length: int | None = None) -> str:
+    """How to bind a date written with another separator (``20-11-2026``); followed by a
+    time of day (``20-11-2026 08:15``), its first ``date_length`` characters, the date's
+    (``[:10]``)."""
+    replaced = f" | replace('{separator}', '{wanted}')"
+    if date_length is not None:
+        return _bound_so(binding, f"[:{date_length}]{replaced}", "an expression taking its "
+                         f"first {date_length} characters ([:{date_length}]) and ending "
+                         f"with{replaced}")
+    return _bound_so(binding, replaced, f"an expression ending with{replaced}")
 
 
 def _without_currency(binding: Binding | None, currency: str) -> str:

@@ -27,6 +27,10 @@ _FR_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\Z")
 # '2026/11/20'): refused, with the replace() that binds it in the syntax it is close to
 _DAY_FIRST_OTHER = re.compile(r"^[0-9]{1,2}([-.])[0-9]{1,2}\1[0-9]{4}\Z")
 _YEAR_FIRST_OTHER = re.compile(r"^[0-9]{4}([/.])[0-9]{2}\1[0-9]{2}\Z")
+# the same followed by a time of day ('20-11-2026 08:15', '2026.11.20T08:15:00'): the
+# date alone ([:10]) with its separators replaced binds it
+_OTHER_AND_TIME = re.compile(r"^([0-9]{1,4}[-./][0-9]{1,2}[-./][0-9]{2,4})[T ][0-9]{1,2}[:h]"
+                             r"[0-9]{2}")
 # a date whose year has two digits ('20/11/26', '26-11-20'): refused, saying the year must
 # have four; never read (which century, and even which part is the year, is a guess)
 _TWO_DIGITS = r"^[0-9]{1,2}([-/.])[0-9]{1,2}\1[0-9]{2}"
@@ -64,12 +68,16 @@ class DateWithTime(ValueError):
 class DateOtherSeparator(ValueError):
     """parse_date's refusal of a date of one of its syntaxes written with another
     separator (``20-11-2026``): ``separator`` and the one its syntax takes (``wanted``),
-    for its caller to say how to bind it with that one."""
+    for its caller to say how to bind it with that one; ``date_length``, the length of the
+    date when a time of day follows it (``20-11-2026 08:15``: 10), which the binding
+    leaves out too (None when none does)."""
 
-    def __init__(self, message: str, separator: str, wanted: str) -> None:
+    def __init__(self, message: str, separator: str, wanted: str,
+                 date_length: int | None = None) -> None:
         super().__init__(message)
         self.separator = separator
         self.wanted = wanted
+        self.date_length = date_length
 
 
 class AmountWithCurrency(ValueError):
@@ -220,6 +228,13 @@ def parse_date(value: object, style: str = "auto") -> date:
                 raise DateOtherSeparator(f"{said}; it is {syntax} with '{separator}' in place "
                                          f"of '{wanted}': bind it with '{wanted}'",
                                          separator, wanted)
+            if (timed := _OTHER_AND_TIME.match(text)) and \
+                    (other := _other_separator(timed[1], style)):
+                syntax, separator, wanted = other
+                raise DateOtherSeparator(f"{said}; it is a date followed by a time of day, "
+                                         f"{syntax} with '{separator}' in place of "
+                                         f"'{wanted}': bind the date alone with '{wanted}'",
+                                         separator, wanted, date_length=len(timed[1]))
             if _TWO_DIGIT_YEAR.match(text):
                 raise ValueError(f"{said}; {_TWO_DIGITS_SAID}")
             if _TWO_DIGIT_YEAR_AND_TIME.match(text):
