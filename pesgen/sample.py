@@ -27,14 +27,16 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from ._schema import _dotted
+from ._yaml import line_of, load_yaml_file
 from .build import own_text_misfits
 from .coverage import CARRIED_BY, SPLITS, Coverage, bound
 from .coverage import check as coverage
 from .errors import MappingError, Problem, TemplateError, TemplateStopped
 from .export import Exporter
-from .formats import Format
+from .formats import FileSpec, Format
 from .keys import INVOICE_NUMBER_MAX
-from .layout import Column, check_value, line_values, record_values
+from .layout import Column, RecordType, check_value, line_values, record_values
 from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -890,6 +892,70 @@ def _file_values(renderer: FileRenderer, doc: Document, title: Title, encoding: 
     tree = root.getroottree()
     return [((unpositioned(tree.getpath(el)), attribute), value)
             for el, attribute, value in _values(root)]
+
+
+def width_columns(mapping: Mapping, fmt: Format,
+                  written: list[tuple[str, tuple[str, ...], int]]
+                  ) -> dict[tuple[str, tuple[str, ...], int], str]:
+    """{(template, path, width): the layout column its value is written in} for each
+    ``written`` (a template of ``fmt`` writing the model value at ``path``, ('t',
+    'debtor', 'complement_name'), through ``fixed(width)``: ``bundles.narrow_widths``)
+    of a file with a layout: "record 'titre', column ComplNom (#4)
+    (formats/acme/acme.layout.yaml:27: records[1].columns[3])", the column as the layout
+    declares it. Found by rendering the sample title with every optional part
+    (``sample_titles``, with ``mapping``) with that value a mark of ``width`` characters
+    and reading the file as the layout does: the one column holding the mark. None
+    said when no column, or more than one, holds it (the value written twice), or the
+    marked title does not render."""
+    found: dict[tuple[str, tuple[str, ...], int], str] = {}
+    templates = {w[0] for w in written}
+    if not any(spec.layout is not None and spec.template in templates for spec in fmt.files):
+        return found
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    flat = [r for r in exporter.renderers
+            if r.spec.layout is not None and r.spec.template in templates]
+    title = exporter.numbered(sample_titles(mapping, fmt)[0], 1)
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    for renderer in flat:
+        spec = renderer.spec
+        layout = spec.load_layout()
+        named = replace(doc, file_name=renderer.file_name(doc))
+        for key in written:
+            template, path, width = key
+            if template != spec.template or key in found or width < 1:
+                continue
+            mark = "Z" * width
+            try:
+                t, d = (_marked(title, tuple(p for p in path[1:] if p != "*"), mark), named) \
+                    if path[0] == "t" else (title, _marked(named, path[1:], mark))
+            except (TypeError, AttributeError, IndexError):  # a value of no such field
+                continue
+            text = _rendered(renderer, d, t)
+            if text is None:
+                continue
+            held: list[tuple[RecordType, Column]] = []
+            lines = text.split("\n")
+            for text_line in lines[1:] if layout.header else lines:
+                rec, values = record_values(layout, text_line.rstrip("\r"))
+                if rec is not None:
+                    held.extend((rec, col) for col, value in zip(rec.columns, values,
+                                                                 strict=False)
+                                if value.strip().upper() == mark)
+            if len(held) == 1:
+                rec, col = held[0]
+                found[key] = f"record '{rec.type}', {col.label} ({_column_where(spec, rec, col)})"
+    return found
+
+
+def _column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:
+    """A layout's column as its file declares it: 'acme.layout.yaml:27:
+    records[1].columns[3]'."""
+    layout = spec.load_layout()
+    keys: list[str | int] = ["records", layout.records.index(rec), "columns", col.index - 1]
+    assert spec.layout is not None
+    data, _, _ = load_yaml_file(spec.layout, "layout")
+    return f"{spec.layout_shown or spec.layout}:{line_of(data, keys)}: {_dotted(keys)}"
 
 
 # what each split policy splits, as the model holds it: (the field it splits, the field
