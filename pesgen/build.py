@@ -774,7 +774,7 @@ class Builder:
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
             hint = _first_ten(binding) if isinstance(exc, DateWithTime) else \
-                _separator_replaced(binding, exc.separator, exc.wanted, exc.date_length) \
+                _separator_replaced(binding, exc) \
                 if isinstance(exc, DateOtherSeparator) else ""
             ctx.problem("input.date", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
@@ -2335,16 +2335,20 @@ def _first_ten(binding: Binding | None) -> str:
     return _bound_so(binding, "[:10]", "an expression taking its first 10 characters ([:10])")
 
 
-def _separator_replaced(binding: Binding | None, separator: str, wanted: str,
-                        date_length: int | None = None) -> str:
+def _separator_replaced(binding: Binding | None, exc: DateOtherSeparator) -> str:
     """How to bind a date written with another separator (``20-11-2026``); followed by a
-    time of day (``20-11-2026 08:15``), its first ``date_length`` characters, the date's
-    (``[:10]``)."""
-    replaced = f" | replace('{separator}', '{wanted}')"
-    if date_length is not None:
-        return _bound_so(binding, f"[:{date_length}]{replaced}", "an expression taking its "
-                         f"first {date_length} characters ([:{date_length}]) and ending "
-                         f"with{replaced}")
+    time of day (``20-11-2026 08:15``), its date alone: its first 10 characters, as a
+    date and time of a syntax read is told (``_first_ten``), or, a date of fewer
+    ('1-2-2026 08:15', which [:10] would read with the time's first digit, and [:8]
+    not '20-11-2026'), what comes before the time (``.split(' ')[0]``)."""
+    replaced = f" | replace('{exc.separator}', '{exc.wanted}')"
+    if exc.date_length == 10:
+        return _bound_so(binding, f"[:10]{replaced}", "an expression taking its first 10 "
+                         f"characters ([:10]) and ending with{replaced}")
+    if exc.date_length is not None:
+        before = f".split('{exc.time_mark}')[0]"
+        return _bound_so(binding, f"{before}{replaced}", "an expression taking what comes "
+                         f"before the time ({before}) and ending with{replaced}")
     return _bound_so(binding, replaced, f"an expression ending with{replaced}")
 
 

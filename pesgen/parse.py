@@ -68,16 +68,17 @@ class DateWithTime(ValueError):
 class DateOtherSeparator(ValueError):
     """parse_date's refusal of a date of one of its syntaxes written with another
     separator (``20-11-2026``): ``separator`` and the one its syntax takes (``wanted``),
-    for its caller to say how to bind it with that one; ``date_length``, the length of the
-    date when a time of day follows it (``20-11-2026 08:15``: 10), which the binding
-    leaves out too (None when none does)."""
+    for its caller to say how to bind it with that one; when a time of day follows it
+    (``20-11-2026 08:15``), which the binding leaves out too, ``date_length`` the date's
+    length (10) and ``time_mark`` the character between them (' ' or 'T'); else None."""
 
     def __init__(self, message: str, separator: str, wanted: str,
-                 date_length: int | None = None) -> None:
+                 date_length: int | None = None, time_mark: str | None = None) -> None:
         super().__init__(message)
         self.separator = separator
         self.wanted = wanted
         self.date_length = date_length
+        self.time_mark = time_mark
 
 
 class AmountWithCurrency(ValueError):
@@ -234,7 +235,8 @@ def parse_date(value: object, style: str = "auto") -> date:
                 raise DateOtherSeparator(f"{said}; it is a date followed by a time of day, "
                                          f"{syntax} with '{separator}' in place of "
                                          f"'{wanted}': bind the date alone with '{wanted}'",
-                                         separator, wanted, date_length=len(timed[1]))
+                                         separator, wanted, len(timed[1]),
+                                         text[len(timed[1])])
             if _TWO_DIGIT_YEAR.match(text):
                 raise ValueError(f"{said}; {_TWO_DIGITS_SAID}")
             if _TWO_DIGIT_YEAR_AND_TIME.match(text):

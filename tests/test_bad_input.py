@@ -1860,16 +1860,19 @@ def test_a_date_with_other_separators_says_the_replace_that_binds_it(
     assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
 
 
-@pytest.mark.parametrize("written, syntax, separator, wanted", [
-    ("20-11-2026 08:15", "DD/MM/YYYY", "-", "/"), ("2026.11.20 08:15", "YYYY-MM-DD", ".", "-")])
+@pytest.mark.parametrize("written, syntax, separator, wanted, date", [
+    ("20-11-2026 08:15", "DD/MM/YYYY", "-", "/", "[:10]"),
+    ("2026.11.20 08:15", "YYYY-MM-DD", ".", "-", "[:10]"),
+    # [:10] would keep the time's first digit: what comes before the time
+    ("1-2-2026 08:15", "DD/MM/YYYY", "-", "/", ".split(' ')[0]")])
 def test_a_date_of_other_separators_and_a_time_says_how_to_bind_the_date(
-        tmp_path, written, syntax, separator, wanted):
+        tmp_path, written, syntax, separator, wanted, date):
     """'20-11-2026 08:15' was refused as 'not a date' alone, where the date alone says
     the replace() that binds it and a date and time of a syntax read says [:10]: it says
     both, with the expression of its binding doing both; the mapping edited so exports."""
     inp = _csv_dated(tmp_path, written)
     exc = _refused(tmp_path, CSV_MAPPING, inp)
-    expr = f"invoice.invoice_date[:10] | replace('{separator}', '{wanted}')"
+    expr = f"invoice.invoice_date{date} | replace('{separator}', '{wanted}')"
     assert {(p.rule, p.message, p.mapping) for p in exc.problems} == {(
         "input.date",
         f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); it is a date "

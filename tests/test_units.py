@@ -1045,17 +1045,18 @@ def test_a_date_and_time_with_a_two_digit_year_says_the_year_needs_four(raw, sty
     assert not isinstance(exc.value, DateWithTime)  # no [:10] said: it would not read it
 
 
-@pytest.mark.parametrize("raw, style, expected, syntax, separator, wanted, length", [
-    ("20-11-2026 08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY", "DD/MM/YYYY", "-", "/", 10),
-    ("20.11.2026T08:15:00", "fr", "DD/MM/YYYY", "DD/MM/YYYY", ".", "/", 10),
-    ("2026.11.20 08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY", "YYYY-MM-DD", ".", "-", 10),
-    ("2026/11/20 08h15", "iso", "YYYY-MM-DD", "YYYY-MM-DD", "/", "-", 10),
-    ("1-2-2026 08:15", "fr", "DD/MM/YYYY", "DD/MM/YYYY", "-", "/", 8)])
+@pytest.mark.parametrize("raw, style, expected, syntax, separator, wanted, length, mark", [
+    ("20-11-2026 08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY", "DD/MM/YYYY", "-", "/", 10, " "),
+    ("20.11.2026T08:15:00", "fr", "DD/MM/YYYY", "DD/MM/YYYY", ".", "/", 10, "T"),
+    ("2026.11.20 08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY", "YYYY-MM-DD", ".", "-", 10, " "),
+    ("2026/11/20 08h15", "iso", "YYYY-MM-DD", "YYYY-MM-DD", "/", "-", 10, " "),
+    ("1-2-2026 08:15", "fr", "DD/MM/YYYY", "DD/MM/YYYY", "-", "/", 8, " ")])
 def test_a_date_of_other_separators_and_a_time_says_both(
-        raw, style, expected, syntax, separator, wanted, length):
+        raw, style, expected, syntax, separator, wanted, length, mark):
     """'20-11-2026 08:15' was refused as 'not a date' alone, where '20-11-2026' says the
     separators to replace and '20/11/2026 08:15' the time to leave out: it says both,
-    with the date's length, which its binding takes ([:10], [:8] for '1-2-2026')."""
+    with the date's length and what follows it, for its caller to say how to bind the
+    date alone ([:10]; a shorter one, '1-2-2026', by what comes before the time)."""
     with pytest.raises(DateOtherSeparator) as exc:
         parse_date(raw, style)
     shown = f"'{raw}'" if len(raw) <= 16 else "a text of 19 characters (letters, digits, " \
@@ -1063,8 +1064,8 @@ def test_a_date_of_other_separators_and_a_time_says_both(
     assert str(exc.value) == (
         f"{shown} is not a date ({expected}); it is a date followed by a time of day, {syntax} "
         f"with '{separator}' in place of '{wanted}': bind the date alone with '{wanted}'")
-    assert (exc.value.separator, exc.value.wanted, exc.value.date_length) == (
-        separator, wanted, length)
+    assert (exc.value.separator, exc.value.wanted, exc.value.date_length,
+            exc.value.time_mark) == (separator, wanted, length, mark)
 
 
 @pytest.mark.parametrize("raw, style", [
