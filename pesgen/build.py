@@ -773,7 +773,7 @@ class Builder:
             _refuse_kind(value, "a date", date)
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
-            hint = _first_ten(binding) if isinstance(exc, DateWithTime) else \
+            hint = _date_alone(binding, exc) if isinstance(exc, DateWithTime) else \
                 _separator_replaced(binding, exc) \
                 if isinstance(exc, DateOtherSeparator) else ""
             ctx.problem("input.date", f"{key}: {exc}{hint}",
@@ -2329,26 +2329,26 @@ def _float_noise(amount: Decimal) -> str:
             "write amounts with 2 decimals; pesgen does not round them)")
 
 
-def _first_ten(binding: Binding | None) -> str:
+def _date_alone(binding: Binding | None, exc: DateWithTime | DateOtherSeparator,
+                then: str = "") -> str:
     """How to bind the date of a date and time (``2026-11-20T08:15:00``): its first 10
-    characters."""
-    return _bound_so(binding, "[:10]", "an expression taking its first 10 characters ([:10])")
+    characters; of a date of fewer ('1/2/2026 08:15', which [:10] would read with the
+    time's first digit, and [:8] not '20/11/2026'), what comes before the time
+    (``.split(' ')[0]``); ``then`` (a replace()) after it."""
+    if exc.date_length == 10:
+        return _bound_so(binding, f"[:10]{then}", "an expression taking its first 10 "
+                         "characters ([:10])" + (f" and ending with{then}" if then else ""))
+    before = f".split('{exc.time_mark}')[0]"
+    return _bound_so(binding, f"{before}{then}", "an expression taking what comes before "
+                     f"the time ({before})" + (f" and ending with{then}" if then else ""))
 
 
 def _separator_replaced(binding: Binding | None, exc: DateOtherSeparator) -> str:
     """How to bind a date written with another separator (``20-11-2026``); followed by a
-    time of day (``20-11-2026 08:15``), its date alone: its first 10 characters, as a
-    date and time of a syntax read is told (``_first_ten``), or, a date of fewer
-    ('1-2-2026 08:15', which [:10] would read with the time's first digit, and [:8]
-    not '20-11-2026'), what comes before the time (``.split(' ')[0]``)."""
+    time of day (``20-11-2026 08:15``), its date alone (``_date_alone``) first."""
     replaced = f" | replace('{exc.separator}', '{exc.wanted}')"
-    if exc.date_length == 10:
-        return _bound_so(binding, f"[:10]{replaced}", "an expression taking its first 10 "
-                         f"characters ([:10]) and ending with{replaced}")
     if exc.date_length is not None:
-        before = f".split('{exc.time_mark}')[0]"
-        return _bound_so(binding, f"{before}{replaced}", "an expression taking what comes "
-                         f"before the time ({before}) and ending with{replaced}")
+        return _date_alone(binding, exc, replaced)
     return _bound_so(binding, replaced, f"an expression ending with{replaced}")
 
 

@@ -40,7 +40,7 @@ _TWO_DIGIT_YEAR = re.compile(_TWO_DIGITS + r"\Z")
 _TWO_DIGIT_YEAR_AND_TIME = re.compile(_TWO_DIGITS + r"[T ][0-9]{1,2}[:h][0-9]{2}")
 _TWO_DIGITS_SAID = ("its year has two digits: the export must write the year with four "
                     "(pesgen never guesses the century)")
-_DATE_AND_TIME = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
+_DATE_AND_TIME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
                             r"[T ][0-9]{1,2}[:h][0-9]{2}")
 # an integer part: plain digits, or groups of exactly 3 digits after a first group of
 # 1 to 3 (not starting with 0) joined by one grouping character (captured)
@@ -62,7 +62,14 @@ YEAR_MIN, YEAR_MAX = 1900, 2099
 
 class DateWithTime(ValueError):
     """parse_date's refusal of a date followed by a time of day (``2026-11-20T08:15:00``,
-    ``20/11/2026 08:15``): its caller may say how to bind the date alone."""
+    ``20/11/2026 08:15``): its caller may say how to bind the date alone, of
+    ``date_length`` characters (10; 8 for ``1/2/2026 08:15``), ``time_mark`` (' ' or 'T')
+    between it and the time."""
+
+    def __init__(self, message: str, date_length: int = 10, time_mark: str = " ") -> None:
+        super().__init__(message)
+        self.date_length = date_length
+        self.time_mark = time_mark
 
 
 class DateOtherSeparator(ValueError):
@@ -221,9 +228,9 @@ def parse_date(value: object, style: str = "auto") -> date:
             expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(
                 style, "YYYY-MM-DD or DD/MM/YYYY")
             said = f"{shown_value(value)} is not a date ({expected})"
-            if _DATE_AND_TIME.match(text):
+            if timed := _DATE_AND_TIME.match(text):
                 raise DateWithTime(f"{said}; it is a date followed by a time of day: bind "
-                                   "the date alone")
+                                   "the date alone", len(timed[1]), text[len(timed[1])])
             if other := _other_separator(text, style):
                 syntax, separator, wanted = other
                 raise DateOtherSeparator(f"{said}; it is {syntax} with '{separator}' in place "

@@ -909,6 +909,25 @@ def test_a_csv_date_with_a_time_says_the_expression_of_its_column(tmp_path, colu
     assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
 
 
+@pytest.mark.parametrize("written, date", [
+    ("20/11/2026 08:15", "[:10]"), ("1/2/2026 08:15", ".split(' ')[0]"),
+    ("1/12/2026T08:15", ".split('T')[0]")])
+def test_a_short_date_with_a_time_says_what_comes_before_the_time(tmp_path, written, date):
+    """'1/2/2026 08:15' was told {expr: "invoice.invoice_date[:10]"}, which reads
+    '1/2/2026 0' (the time's first digit), refused again: a date of fewer than 10
+    characters is told what comes before the time, which reads any date of the export;
+    the mapping edited so exports."""
+    inp = _csv_dated(tmp_path, written)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    expr = f"invoice.invoice_date{date}"
+    assert {p.message for p in exc.problems} == {
+        f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); it is a date "
+        f'followed by a time of day: bind the date alone, e.g. {{expr: "{expr}"}}'}
+    fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING,
+                            ("    date: invoice_date\n", f'    date: {{expr: "{expr}"}}\n'))
+    assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
+
+
 def test_the_time_hint_of_an_expression_s_date_names_no_path(tmp_path):
     m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING,
                         ("    date: date\n", '    date: {expr: "invoice.date ~ \' 10:00\'"}\n'))
