@@ -277,6 +277,12 @@ def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
     return value
 
 
+def _line_origin(base: str, lines: str, index: int) -> str:
+    """A JSON invoice's line as problems name it: its invoice's origin, the
+    bindings.lines text and its index ('export.json:$.invoices[0].lines[1]')."""
+    return f"{base}.{lines}[{index}]"
+
+
 def _stopped(ctx: _Ctx, what: str, origin: str | None = None,
              where: str | None = None) -> MappingStopped:
     """The command stopped: ``what`` (a binding's expression, or building the title)
@@ -767,8 +773,8 @@ class Builder:
             _refuse_kind(value, "a date", date)
             parsed = parse_date(value, self.mapping.input.dates)
         except ValueError as exc:
-            hint = _first_ten(binding) if isinstance(exc, DateWithTime) else \
-                _separator_replaced(binding, exc.separator, exc.wanted) \
+            hint = _date_alone(binding, exc) if isinstance(exc, DateWithTime) else \
+                _separator_replaced(binding, exc) \
                 if isinstance(exc, DateOtherSeparator) else ""
             ctx.problem("input.date", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
@@ -912,15 +918,43 @@ class Builder:
                     f"columns read by name{example}")
         return f"; in an expression, invoice is the input record, its columns read by name{example}"
 
-    def expression_reads(self, binding: Binding, src: SourceInvoice) -> str:
+    def expression_reads(self, binding: Binding, src: SourceInvoice,
+                         line: str | None = None) -> str:
         """The fields of ``src``'s record ``binding``'s expression reads and what the
         record holds there ('its expression reads …: both empty in this record',
         ``expression_reads``), as the binding read it (strings stripped): what a template
-        writing the binding's value left empty names (``sample.binding_of_none``). Empty
-        for a path or constant binding. The invoice's scope: a line's binding reads its
-        line as well, which this does not say."""
-        scope = {"invoice": _stripped(src.record), "collectivity": self.collectivity_scope}
+        writing the binding's value left empty names (``sample.binding_of_none``). A
+        line's binding reads the line whose origin is ``line`` (``Line.origin``: its CSV
+        row, its JSON path) as well, as ``_lines`` gave it. Empty for a path or constant
+        binding, and for a line this invoice does not have."""
+        record = _stripped(src.record)
+        scope = {"invoice": record, "collectivity": self.collectivity_scope}
+        if line is not None:
+            row = self._line_row(src, record, line)
+            if row is None:
+                return ""
+            scope["line"] = row
         return expression_reads(binding, scope, self.csv)
+
+    def _line_row(self, src: SourceInvoice, record: dict[str, Any], origin: str
+                  ) -> dict[str, Any] | None:
+        """The line of ``src`` whose origin is ``origin``, as a line's binding reads it
+        (stripped); None when none is (or the lines no longer read as a list)."""
+        if self.csv:
+            for row, at in zip(src.lines or [], src.line_origins, strict=True):
+                if at == origin:
+                    return record if row is src.record else _stripped(row)
+            return None
+        raw = _evaluate(_Ctx(src.origin), record, {"invoice": record, "collectivity":
+                                                   self.collectivity_scope}, None,
+                        self.mapping.lines)
+        if not isinstance(raw, list):
+            return None
+        for i, row in enumerate(raw):
+            if _line_origin(src.origin, self.mapping.lines.text, i) == origin:
+                row = row if self.mapping.lines.kind == "path" else _stripped(row)
+                return row if isinstance(row, dict) else None
+        return None
 
     def build(self, src: SourceInvoice) -> BuildResult:
         """The invoice's title, or why not; the building stopped past the time limit
@@ -1253,8 +1287,8 @@ class Builder:
                 return None
             # a path's list is the stripped record's own; an expression's is stripped here
             rows = raw if self.mapping.lines.kind == "path" else [_stripped(r) for r in raw]
-            base = src.origin
-            origins = [f"{base}.{self.mapping.lines.text}[{i}]" for i in range(len(raw))]
+            origins = [_line_origin(src.origin, self.mapping.lines.text, i)
+                       for i in range(len(raw))]
         out: list[Line] = []
         ok = True
         acts = self.mapping.codes.activities
@@ -2295,16 +2329,27 @@ def _float_noise(amount: Decimal) -> str:
             "write amounts with 2 decimals; pesgen does not round them)")
 
 
-def _first_ten(binding: Binding | None) -> str:
+def _date_alone(binding: Binding | None, exc: DateWithTime | DateOtherSeparator,
+                then: str = "") -> str:
     """How to bind the date of a date and time (``2026-11-20T08:15:00``): its first 10
-    characters."""
-    return _bound_so(binding, "[:10]", "an expression taking its first 10 characters ([:10])")
+    characters; of a date of fewer ('1/2/2026 08:15', which [:10] would read with the
+    time's first digit, and [:8] not '20/11/2026'), what comes before the time
+    (``.split(' ')[0]``); ``then`` (a replace()) after it."""
+    if exc.date_length == 10:
+        return _bound_so(binding, f"[:10]{then}", "an expression taking its first 10 "
+                         "characters ([:10])" + (f" and ending with{then}" if then else ""))
+    before = f".split('{exc.time_mark}')[0]"
+    return _bound_so(binding, f"{before}{then}", "an expression taking what comes before "
+                     f"the time ({before})" + (f" and ending with{then}" if then else ""))
 
 
-def _separator_replaced(binding: Binding | None, separator: str, wanted: str) -> str:
-    """How to bind a date written with another separator (``20-11-2026``)."""
-    return _bound_so(binding, f" | replace('{separator}', '{wanted}')",
-                     f"an expression ending with | replace('{separator}', '{wanted}')")
+def _separator_replaced(binding: Binding | None, exc: DateOtherSeparator) -> str:
+    """How to bind a date written with another separator (``20-11-2026``); followed by a
+    time of day (``20-11-2026 08:15``), its date alone (``_date_alone``) first."""
+    replaced = f" | replace('{exc.separator}', '{exc.wanted}')"
+    if exc.date_length is not None:
+        return _date_alone(binding, exc, replaced)
+    return _bound_so(binding, replaced, f"an expression ending with{replaced}")
 
 
 def _without_currency(binding: Binding | None, currency: str) -> str:

@@ -35,6 +35,7 @@ from .errors import (
 )
 from .export import ExportResult, check_output, open_exporter
 from .formats import FileSpec, Format, typ_bord_problems
+from .mapping import Mapping
 from .resources import installed_data
 from .text import charset_chars
 
@@ -610,7 +611,7 @@ def _width_filters(tree: Any) -> list[tuple[Any, tuple[str, ...], str, tuple[Any
     return found
 
 
-def narrow_widths(fmt: Format) -> list[Problem]:
+def narrow_widths(fmt: Format, mapping: Mapping | None = None) -> list[Problem]:
     """Warnings of a text field a template writes through ``fixed(N)`` or ``zfill(N)``
     (``t.debtor.complement_name | fixed(38)``) that format.yaml does not limit to N or
     fewer characters (rule ``format.field-width``): a longer value passes the build's
@@ -624,7 +625,9 @@ def narrow_widths(fmt: Format) -> list[Problem]:
     sepa field, not a latin-1 one, where 'ß' becomes 'SS'; ``| default('')``); a value
     filtered otherwise,
     built by an expression, or passed to a macro another template defines, is not
-    followed."""
+    followed. Of a file with a layout, the column the value is written in, as the layout
+    declares it (``sample.width_columns``, on the sample title of ``mapping``, the
+    fixture's), when one alone holds it."""
     import jinja2
     from jinja2 import nodes
 
@@ -633,7 +636,7 @@ def narrow_widths(fmt: Format) -> list[Problem]:
     env = template_environment(fmt.folder)
     source = fmt.folder / "format.yaml"
     data, _, _ = load_yaml_file(source, "format")
-    problems = []
+    narrow = []
     for name in dict.fromkeys(spec.template for spec in fmt.files):
         try:
             text = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
@@ -650,20 +653,34 @@ def narrow_widths(fmt: Format) -> list[Problem]:
             limit = fmt.limit(field).max
             if limit is not None and limit <= width.value:
                 continue
-            said = (f"limits to {limit} characters" if limit is not None
-                    else "does not limit")
-            line = line_of(data, ["fields", field]) if limit is not None \
-                else line_of(data, ["fields"])
-            written = "".join(f" | {_filter_text(f)}" for f in chain)
-            problems.append(Problem(
-                "format.field-width", f"{fmt.shown}/{name}:{node.lineno}: "
-                f"{'.'.join(path)}{written} | "
-                f"{node.name}({width.value}){via} writes {field}, which format.yaml {said}: a "
-                f"value of more than {width.value} characters passes the length rule and "
-                "the mapping's policies (name_overflow, text_overflow) and is refused by "
-                f"the template at export, by invoice; give it {{max: {width.value}}} (or "
-                "fewer) under fields", mapping=f"{source}:{line}: "
-                + (f"fields.{field}" if limit is not None else "fields")))
+            narrow.append((name, node, path, via, chain, field, limit))
+    columns: dict[tuple[str, tuple[str, ...], int], str] = {}
+    if narrow and mapping is not None:
+        from .sample import width_columns  # it renders through the export
+
+        try:
+            columns = width_columns(mapping, fmt, [(name, path, node.args[0].value)
+                                                   for name, node, path, *_ in narrow])
+        except PesgenError:  # said by the command's own checks: the columns are left out
+            columns = {}
+    problems = []
+    for name, node, path, via, chain, field, limit in narrow:
+        width = node.args[0]
+        said = (f"limits to {limit} characters" if limit is not None
+                else "does not limit")
+        line = line_of(data, ["fields", field]) if limit is not None \
+            else line_of(data, ["fields"])
+        written = "".join(f" | {_filter_text(f)}" for f in chain)
+        column = columns.get((name, path, width.value))
+        into = f" into {column}" if column else ""
+        problems.append(Problem(
+            "format.field-width", f"{fmt.shown}/{name}:{node.lineno}: "
+            f"{'.'.join(path)}{written} | {node.name}({width.value}){via} writes "
+            f"{field}{into}, which format.yaml {said}: a value of more than {width.value} "
+            "characters passes the length rule and the mapping's policies (name_overflow, "
+            "text_overflow) and is refused by the template at export, by invoice; give it "
+            f"{{max: {width.value}}} (or fewer) under fields", mapping=f"{source}:{line}: "
+            + (f"fields.{field}" if limit is not None else "fields")))
     return problems
 
 
@@ -698,6 +715,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     if fixture is None:
         raise MappingError(f"format {fmt.name} has no fixture/ folder: its self-test renders "
                            f"one ({fmt.folder / 'fixture'}: docs/onboarding.md, step 6)")
+    result = None
     try:
         result, specs = render_fixture(fmt, work, official_xsd)
         wrong = typ_bord_problems(fmt, sorted(p for p in work.iterdir()
@@ -715,12 +733,13 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
         # a fixed(30) under a limit of 40 is why a fixture's label of 31 is refused
         # (unused_parts is not: a template that does not parse reads as named by none)
         if warn is not None:
-            for problem in narrow_widths(fmt):
+            for problem in narrow_widths(fmt, None if result is None else result.mapping):
                 warn(problem)
         raise
     if warn is not None:
         for problem in (unexercised(fmt, work, specs) + unused_parts(fmt)
-                        + narrow_widths(fmt) + expected_folders(fmt, fixture.expected)):
+                        + narrow_widths(fmt, result.mapping)
+                        + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:
         for path in regenerate_expected(work, fixture.expected):

@@ -52,7 +52,7 @@ from .figures import RunInvoices, TitleFigures
 from .formats import FileSpec, Format, encoding_clash, mapping_format
 from .keys import Held, cle1, cle2
 from .layout import validate_file
-from .mapping import Mapping, load_mapping
+from .mapping import Binding, Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
 from .notes import Notes
 from .render import FileRenderer, renderers
@@ -953,8 +953,8 @@ class Exporter:
         template writing None names the binding this invoice leaves empty that it wrote,
         when one is, or the several its line writes, or the field no binding fills
         (``sample.binding_of_none``), an expression binding's with the fields it reads
-        in ``src``'s record (the invoice ``title`` was built from:
-        ``Builder.expression_reads``); a head's or tail's, the setting the run leaves
+        in ``src``'s record (the invoice ``title`` was built from, and a line's binding
+        in its line's: ``Builder.expression_reads``); a head's or tail's, the setting the run leaves
         empty (``_none_said``)."""
         try:
             return renderer.piece(title, doc)
@@ -971,12 +971,15 @@ class Exporter:
                 said = none_said(binding_of_none(
                     self.mapping, renderer, doc,
                     exc.problems[0].mapping if exc.problems else None, title,
-                    reads=None if src is None else partial(self.builder.expression_reads,
-                                                            src=src)))
+                    reads=None if src is None else partial(self._reads, src)))
             if said is not None:
                 exc.problems = [replace(p, message=f"{p.message} ({said})")
                                 for p in exc.problems]
             raise
+
+    def _reads(self, src: SourceInvoice, binding: Binding, line: str | None) -> str:
+        # sample.binding_of_none's reads: the binding's, on src (and its line)
+        return self.builder.expression_reads(binding, src, line)
 
     def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
                      doc: Document, notes: Iterable[PolicyNote] = (),

@@ -27,6 +27,10 @@ _FR_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})\Z")
 # '2026/11/20'): refused, with the replace() that binds it in the syntax it is close to
 _DAY_FIRST_OTHER = re.compile(r"^[0-9]{1,2}([-.])[0-9]{1,2}\1[0-9]{4}\Z")
 _YEAR_FIRST_OTHER = re.compile(r"^[0-9]{4}([/.])[0-9]{2}\1[0-9]{2}\Z")
+# the same followed by a time of day ('20-11-2026 08:15', '2026.11.20T08:15:00'): the
+# date alone ([:10]) with its separators replaced binds it
+_OTHER_AND_TIME = re.compile(r"^([0-9]{1,4}[-./][0-9]{1,2}[-./][0-9]{2,4})[T ][0-9]{1,2}[:h]"
+                             r"[0-9]{2}")
 # a date whose year has two digits ('20/11/26', '26-11-20'): refused, saying the year must
 # have four; never read (which century, and even which part is the year, is a guess)
 _TWO_DIGITS = r"^[0-9]{1,2}([-/.])[0-9]{1,2}\1[0-9]{2}"
@@ -36,7 +40,7 @@ _TWO_DIGIT_YEAR = re.compile(_TWO_DIGITS + r"\Z")
 _TWO_DIGIT_YEAR_AND_TIME = re.compile(_TWO_DIGITS + r"[T ][0-9]{1,2}[:h][0-9]{2}")
 _TWO_DIGITS_SAID = ("its year has two digits: the export must write the year with four "
                     "(pesgen never guesses the century)")
-_DATE_AND_TIME = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
+_DATE_AND_TIME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
                             r"[T ][0-9]{1,2}[:h][0-9]{2}")
 # an integer part: plain digits, or groups of exactly 3 digits after a first group of
 # 1 to 3 (not starting with 0) joined by one grouping character (captured)
@@ -58,18 +62,30 @@ YEAR_MIN, YEAR_MAX = 1900, 2099
 
 class DateWithTime(ValueError):
     """parse_date's refusal of a date followed by a time of day (``2026-11-20T08:15:00``,
-    ``20/11/2026 08:15``): its caller may say how to bind the date alone."""
+    ``20/11/2026 08:15``): its caller may say how to bind the date alone, of
+    ``date_length`` characters (10; 8 for ``1/2/2026 08:15``), ``time_mark`` (' ' or 'T')
+    between it and the time."""
+
+    def __init__(self, message: str, date_length: int = 10, time_mark: str = " ") -> None:
+        super().__init__(message)
+        self.date_length = date_length
+        self.time_mark = time_mark
 
 
 class DateOtherSeparator(ValueError):
     """parse_date's refusal of a date of one of its syntaxes written with another
     separator (``20-11-2026``): ``separator`` and the one its syntax takes (``wanted``),
-    for its caller to say how to bind it with that one."""
+    for its caller to say how to bind it with that one; when a time of day follows it
+    (``20-11-2026 08:15``), which the binding leaves out too, ``date_length`` the date's
+    length (10) and ``time_mark`` the character between them (' ' or 'T'); else None."""
 
-    def __init__(self, message: str, separator: str, wanted: str) -> None:
+    def __init__(self, message: str, separator: str, wanted: str,
+                 date_length: int | None = None, time_mark: str | None = None) -> None:
         super().__init__(message)
         self.separator = separator
         self.wanted = wanted
+        self.date_length = date_length
+        self.time_mark = time_mark
 
 
 class AmountWithCurrency(ValueError):
@@ -212,14 +228,22 @@ def parse_date(value: object, style: str = "auto") -> date:
             expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}.get(
                 style, "YYYY-MM-DD or DD/MM/YYYY")
             said = f"{shown_value(value)} is not a date ({expected})"
-            if _DATE_AND_TIME.match(text):
+            if timed := _DATE_AND_TIME.match(text):
                 raise DateWithTime(f"{said}; it is a date followed by a time of day: bind "
-                                   "the date alone")
+                                   "the date alone", len(timed[1]), text[len(timed[1])])
             if other := _other_separator(text, style):
                 syntax, separator, wanted = other
                 raise DateOtherSeparator(f"{said}; it is {syntax} with '{separator}' in place "
                                          f"of '{wanted}': bind it with '{wanted}'",
                                          separator, wanted)
+            if (timed := _OTHER_AND_TIME.match(text)) and \
+                    (other := _other_separator(timed[1], style)):
+                syntax, separator, wanted = other
+                raise DateOtherSeparator(f"{said}; it is a date followed by a time of day, "
+                                         f"{syntax} with '{separator}' in place of "
+                                         f"'{wanted}': bind the date alone with '{wanted}'",
+                                         separator, wanted, len(timed[1]),
+                                         text[len(timed[1])])
             if _TWO_DIGIT_YEAR.match(text):
                 raise ValueError(f"{said}; {_TWO_DIGITS_SAID}")
             if _TWO_DIGIT_YEAR_AND_TIME.match(text):

@@ -27,14 +27,16 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from ._schema import _dotted
+from ._yaml import line_of, load_yaml_file
 from .build import own_text_misfits
 from .coverage import CARRIED_BY, SPLITS, Coverage, bound
 from .coverage import check as coverage
 from .errors import MappingError, Problem, TemplateError, TemplateStopped
 from .export import Exporter
-from .formats import Format
+from .formats import FileSpec, Format
 from .keys import INVOICE_NUMBER_MAX
-from .layout import Column, check_value, line_values, record_values
+from .layout import Column, RecordType, check_value, line_values, record_values
 from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -509,7 +511,8 @@ def binding_of_value(mapping: Mapping, title: Title, value: Any) -> str | None:
 
 def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
                     where: str | None, title: Title | None = None, macro: str = "piece",
-                    reads: Callable[[Binding], str] | None = None) -> NoneCauses | None:
+                    reads: Callable[[Binding, str | None], str] | None = None
+                    ) -> NoneCauses | None:
     """The empty values a template of ``renderer`` wrote as None at ``where`` (the
     refusal's 'bundle/template:line'), each as a refusal names it (``none_said``): a
     bound field ``title`` leaves empty ('…:41: bindings.payer.national_id, empty for
@@ -519,7 +522,8 @@ def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
     the mapping does not set: set it under …:6: collectivity'), a field of the title no
     binding fills ('bindings.invoice.service_from, which the mapping does not bind: bind
     it under …:29: bindings.invoice'); a bound field's with what the record holds in the
-    fields its expression reads, when ``reads`` says (``_title_blanks``). ``macro`` is
+    fields its expression reads, when ``reads`` says (``_title_blanks``; a line's
+    binding with the line whose record it read). ``macro`` is
     the one refused: ``piece`` (of ``title``), ``head`` or ``tail`` (of ``doc`` alone).
     Found by rendering it again with each such value given a value of its kind
     (``_stand_in``), one at a time: the one without which the template no longer
@@ -606,11 +610,12 @@ class _Blank:
 
 
 def _title_blanks(mapping: Mapping, title: Title | None,
-                  reads: Callable[[Binding], str] | None = None) -> list[_Blank]:
+                  reads: Callable[[Binding, str | None], str] | None = None) -> list[_Blank]:
     """Each field ``title`` leaves empty (where a title holds it: ``CARRIED_BY``'s 't.'
     paths), by path: a bound one, '…:41: bindings.payer.national_id, empty for this
     invoice', with the fields its expression reads and what the record holds there when
-    ``reads`` says (an invoice's binding: ``Builder.expression_reads``); then one no
+    ``reads`` says (``Builder.expression_reads``, given the line's origin for a line's
+    binding, None for an invoice's: a line's named by ``_line_said``); then one no
     binding fills, 'bindings.invoice.service_from, which the mapping does not bind: bind
     it under …:29: bindings.invoice' (a path a bound field carries too is that one's)."""
     if title is None:
@@ -633,13 +638,35 @@ def _title_blanks(mapping: Mapping, title: Title | None,
 
             if binding is None:
                 said = _setting_said(mapping, ("bindings", *name.split(".")), "bind")
-            else:
+            elif reads is None:
                 said = f"{binding.where}, empty for this invoice"
-                read = reads(binding) if reads and not name.startswith("line.") else ""
-                if read:
-                    said = f"{said}: {read}"
+            elif parts[1] == "lines[i]":
+                said = _line_said(binding, title, parts[2], reads)
+            else:
+                read = reads(binding, None)
+                said = f"{binding.where}, empty for this invoice{': ' + read if read else ''}"
             found.append(_Blank(said, fill))
     return found
+
+
+def _line_said(binding: Binding, title: Title, field: str,
+               reads: Callable[[Binding, str | None], str]) -> str:
+    """A line's binding ``title`` leaves empty on some of its lines, as a refusal writing
+    None names it: with the first such line (the one a template writing each line in
+    turn met) and what the fields its expression reads hold in that line's record, when
+    it is an expression ('…:79: bindings.line.student, empty for this invoice's line 2
+    (export.json:$.invoices[0].lines[1]): its expression reads line.student.ref,
+    line.pupil: both absent from this record'), and how many more lines leave it empty
+    (' (and for 2 more of its lines)'); a path binding as an invoice's is named ('…,
+    empty for this invoice')."""
+    empty = [ln for ln in title.lines if getattr(ln, field, None) is None]
+    read = reads(binding, empty[0].origin) if empty and empty[0].origin else ""
+    if not read:
+        return f"{binding.where}, empty for this invoice"
+    more = (f" (and for {len(empty) - 1} more of its lines)" if len(empty) > 2 else
+            " (and for one more of its lines)" if len(empty) == 2 else "")
+    return (f"{binding.where}, empty for this invoice's line {empty[0].number} "
+            f"({empty[0].origin}): {read}{more}")
 
 
 def _doc_blanks(mapping: Mapping, doc: Document) -> list[_Blank]:
@@ -865,6 +892,70 @@ def _file_values(renderer: FileRenderer, doc: Document, title: Title, encoding: 
     tree = root.getroottree()
     return [((unpositioned(tree.getpath(el)), attribute), value)
             for el, attribute, value in _values(root)]
+
+
+def width_columns(mapping: Mapping, fmt: Format,
+                  written: list[tuple[str, tuple[str, ...], int]]
+                  ) -> dict[tuple[str, tuple[str, ...], int], str]:
+    """{(template, path, width): the layout column its value is written in} for each
+    ``written`` (a template of ``fmt`` writing the model value at ``path``, ('t',
+    'debtor', 'complement_name'), through ``fixed(width)``: ``bundles.narrow_widths``)
+    of a file with a layout: "record 'titre', column ComplNom (#4)
+    (formats/acme/acme.layout.yaml:27: records[1].columns[3])", the column as the layout
+    declares it. Found by rendering the sample title with every optional part
+    (``sample_titles``, with ``mapping``) with that value a mark of ``width`` characters
+    and reading the file as the layout does: the one column holding the mark. None
+    said when no column, or more than one, holds it (the value written twice), or the
+    marked title does not render."""
+    found: dict[tuple[str, tuple[str, ...], int], str] = {}
+    templates = {w[0] for w in written}
+    if not any(spec.layout is not None and spec.template in templates for spec in fmt.files):
+        return found
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    flat = [r for r in exporter.renderers
+            if r.spec.layout is not None and r.spec.template in templates]
+    title = exporter.numbered(sample_titles(mapping, fmt)[0], 1)
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    for renderer in flat:
+        spec = renderer.spec
+        layout = spec.load_layout()
+        named = replace(doc, file_name=renderer.file_name(doc))
+        for key in written:
+            template, path, width = key
+            if template != spec.template or key in found or width < 1:
+                continue
+            mark = "Z" * width
+            try:
+                t, d = (_marked(title, tuple(p for p in path[1:] if p != "*"), mark), named) \
+                    if path[0] == "t" else (title, _marked(named, path[1:], mark))
+            except (TypeError, AttributeError, IndexError):  # a value of no such field
+                continue
+            text = _rendered(renderer, d, t)
+            if text is None:
+                continue
+            held: list[tuple[RecordType, Column]] = []
+            lines = text.split("\n")
+            for text_line in lines[1:] if layout.header else lines:
+                rec, values = record_values(layout, text_line.rstrip("\r"))
+                if rec is not None:
+                    held.extend((rec, col) for col, value in zip(rec.columns, values,
+                                                                 strict=False)
+                                if value.strip().upper() == mark)
+            if len(held) == 1:
+                rec, col = held[0]
+                found[key] = f"record '{rec.type}', {col.label} ({_column_where(spec, rec, col)})"
+    return found
+
+
+def _column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:
+    """A layout's column as its file declares it: 'acme.layout.yaml:27:
+    records[1].columns[3]'."""
+    layout = spec.load_layout()
+    keys: list[str | int] = ["records", layout.records.index(rec), "columns", col.index - 1]
+    assert spec.layout is not None
+    data, _, _ = load_yaml_file(spec.layout, "layout")
+    return f"{spec.layout_shown or spec.layout}:{line_of(data, keys)}: {_dotted(keys)}"
 
 
 # what each split policy splits, as the model holds it: (the field it splits, the field

@@ -909,6 +909,25 @@ def test_a_csv_date_with_a_time_says_the_expression_of_its_column(tmp_path, colu
     assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
 
 
+@pytest.mark.parametrize("written, date", [
+    ("20/11/2026 08:15", "[:10]"), ("1/2/2026 08:15", ".split(' ')[0]"),
+    ("1/12/2026T08:15", ".split('T')[0]")])
+def test_a_short_date_with_a_time_says_what_comes_before_the_time(tmp_path, written, date):
+    """'1/2/2026 08:15' was told {expr: "invoice.invoice_date[:10]"}, which reads
+    '1/2/2026 0' (the time's first digit), refused again: a date of fewer than 10
+    characters is told what comes before the time, which reads any date of the export;
+    the mapping edited so exports."""
+    inp = _csv_dated(tmp_path, written)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    expr = f"invoice.invoice_date{date}"
+    assert {p.message for p in exc.problems} == {
+        f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); it is a date "
+        f'followed by a time of day: bind the date alone, e.g. {{expr: "{expr}"}}'}
+    fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING,
+                            ("    date: invoice_date\n", f'    date: {{expr: "{expr}"}}\n'))
+    assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
+
+
 def test_the_time_hint_of_an_expression_s_date_names_no_path(tmp_path):
     m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING,
                         ("    date: date\n", '    date: {expr: "invoice.date ~ \' 10:00\'"}\n'))
@@ -1855,6 +1874,31 @@ def test_a_date_with_other_separators_says_the_replace_that_binds_it(
         f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); it is {syntax} "
         f"with '{separator}' in place of '{wanted}': bind it with '{wanted}', e.g. "
         f'{{expr: "{expr}"}}'}
+    fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING,
+                            ("    date: invoice_date\n", f'    date: {{expr: "{expr}"}}\n'))
+    assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
+
+
+@pytest.mark.parametrize("written, syntax, separator, wanted, date", [
+    ("20-11-2026 08:15", "DD/MM/YYYY", "-", "/", "[:10]"),
+    ("2026.11.20 08:15", "YYYY-MM-DD", ".", "-", "[:10]"),
+    # [:10] would keep the time's first digit: what comes before the time
+    ("1-2-2026 08:15", "DD/MM/YYYY", "-", "/", ".split(' ')[0]")])
+def test_a_date_of_other_separators_and_a_time_says_how_to_bind_the_date(
+        tmp_path, written, syntax, separator, wanted, date):
+    """'20-11-2026 08:15' was refused as 'not a date' alone, where the date alone says
+    the replace() that binds it and a date and time of a syntax read says [:10]: it says
+    both, with the expression of its binding doing both; the mapping edited so exports."""
+    inp = _csv_dated(tmp_path, written)
+    exc = _refused(tmp_path, CSV_MAPPING, inp)
+    expr = f"invoice.invoice_date{date} | replace('{separator}', '{wanted}')"
+    assert {(p.rule, p.message, p.mapping) for p in exc.problems} == {(
+        "input.date",
+        f"invoice.date: '{written}' is not a date (YYYY-MM-DD or DD/MM/YYYY); it is a date "
+        f"followed by a time of day, {syntax} with '{separator}' in place of '{wanted}': "
+        f'bind the date alone with \'{wanted}\', e.g. {{expr: "{expr}"}}',
+        _where(CSV_MAPPING, "    date: invoice_date", "bindings.invoice.date"))}
+    assert all(p.record and p.record.startswith(f"{inp}:") for p in exc.problems)
     fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING,
                             ("    date: invoice_date\n", f'    date: {{expr: "{expr}"}}\n'))
     assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11

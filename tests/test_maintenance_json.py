@@ -542,6 +542,34 @@ def test_runs_extract_gives_the_files_what_changed_since_and_the_dry_run(db_url,
     assert report["input"]["path"] == str(tmp_path / "four" / "input" / "school-export.json")
 
 
+def test_runs_extract_gives_absolute_recorded_paths_of_a_run_given_relative_ones(
+        db_url, tmp_path, monkeypatch):
+    """`pesgen export -m villeneuve.yaml -i school-export.json` run in the school's
+    folder, then `runs extract` run from another: the mapping's and the input's
+    recorded_path are the absolute paths the run read (relative ones would name files of
+    the folder extract is run from), and `since` finds the mapping there."""
+    school = tmp_path / "school"
+    school.mkdir()
+    shutil.copyfile(MAPPING, school / "villeneuve.yaml")
+    shutil.copyfile(EXAMPLE, school / "school-export.json")
+    monkeypatch.chdir(school)
+    made = run_cli("export", "-m", "villeneuve.yaml", "-i", "school-export.json", "-o", "out",
+                   "--date", "2026-11-23", "--db", db_url, "--create-store")
+    assert made.exit_code == 0, made.output
+    [recorded] = Store(db_url).list_runs()
+    assert recorded.mapping_path == str((school / "villeneuve.yaml").resolve())
+    elsewhere = tmp_path / "support"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, report = _json("runs", "extract", recorded.id, "--out", "extracted", "--db",
+                         db_url)
+    assert code == 0, report
+    assert report["mapping"]["recorded_path"] == str((school / "villeneuve.yaml").resolve())
+    assert report["input"]["recorded_path"] == str((school / "school-export.json").resolve())
+    assert report["since"]["mapping"] == {"found": str((school / "villeneuve.yaml").resolve()),
+                                          "same": True, "error": None}
+
+
 def test_runs_extract_of_a_mapping_this_pesgen_refuses_gives_why_not_the_dry_run(
         db_url, tmp_path):
     run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)

@@ -5,6 +5,7 @@ check-mapping, on its sample titles, the binding as at export."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -12,8 +13,9 @@ from typer.testing import CliRunner
 from pesgen.cli import app
 from pesgen.errors import TemplateError
 from pesgen.export import export
+from pesgen.resources import data_dir
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, MAPPINGS
 from .mapping_support import mapping_copy
 from .test_vendor_formats import CORAIL, RUN, _binding_line, _corail_writing
 
@@ -139,3 +141,70 @@ def test_a_template_writing_either_of_two_empty_values_names_both(tmp_path):
         export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
     [problem] = info.value.problems
     assert str(problem).endswith(said), problem
+
+
+@pytest.mark.parametrize(("emptied", "first", "more"), [
+    ([1], 1, ""), ([1, 2], 1, " (and for one more of its lines)"),
+    ([0, 1, 2], 0, " (and for 2 more of its lines)")])
+def test_a_line_expression_binding_left_empty_names_the_line_and_what_it_reads(
+        tmp_path, emptied, first, more):
+    """A line's binding `{expr: "line.student.ref or line.pupil"}` left empty on the
+    invoice's second line named the binding alone ('empty for this invoice'), not which
+    line's record it read, nor what it reads there (an invoice's expression binding is
+    told both): it names the line (its number and its record) and the fields the
+    expression reads with what that line's record holds, at export and preview; the
+    first such line (the one the template met), and how many more there are."""
+    data = json.loads(SOURCE.read_text(encoding="utf-8"))
+    for i in emptied:
+        del data["invoices"][0]["lines"][i]["student"]["ref"]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping, [at] = mapping_copy(tmp_path, CORAIL, (
+        "student: student.ref", 'student: {expr: "line.student.ref or line.pupil"}'),
+        name="m.yaml")
+    fmts, line = _corail_writing(tmp_path, "{% for ln in t.lines %}{{ ln.student }}"
+                                           "{% endfor %}")
+    said = (f"(the value of {mapping}:{at}: bindings.line.student, empty for this "
+            f"invoice's line {first + 1} ({source}:$.invoices[0].lines[{first}]): its "
+            "expression reads "
+            f"line.student.ref, line.pupil: both absent from this record{more}) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert str(problem).endswith(said), problem
+    r = CliRunner().invoke(app, ["preview", "-m", str(mapping), "-i", str(source), "--date",
+                                 "2026-11-23", "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    assert said in " ".join(r.output.split())
+
+
+def test_a_line_expression_binding_of_a_csv_export_names_the_lines_row(tmp_path):
+    """The same of a CSV export, one row per line: the line's record is its row
+    (file:row), the fields read its columns."""
+    rows = (EXAMPLES / "school-export.csv").read_text(encoding="utf-8").splitlines(True)
+    assert rows[2].count(",ELV-0101,") == 1
+    rows[2] = rows[2].replace(",ELV-0101,", ",,")
+    source = tmp_path / "export.csv"
+    source.write_text("".join(rows), encoding="utf-8")
+    mapping, [_, at] = mapping_copy(
+        tmp_path, MAPPINGS / "villeneuve-sur-loing-csv.yaml",
+        ("format: pes-ormc", "format: my-ormc"),
+        ("student: student_ref", 'student: {expr: "line.student_ref or line.payer_siret"}'),
+        name="m.yaml")
+    fmts = tmp_path / "fmts"
+    shutil.copytree(data_dir("templates") / "pes-ormc", fmts / "my-ormc")
+    spec = fmts / "my-ormc" / "format.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("name: pes-ormc", "name: my-ormc",
+                                                             1), encoding="utf-8")
+    template = fmts / "my-ormc" / "pes-aller.xml.j2"
+    old = '<IdLigne V="{{ ln.number }}"/>'
+    text = template.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, "<!--{{ ln.student }}-->" + old), encoding="utf-8")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert (f"the value of {mapping}:{at}: bindings.line.student, empty for this invoice's "
+            f"line 2 ({source}:3): its expression reads student_ref, payer_siret: both "
+            "empty in this record") in str(problem), problem

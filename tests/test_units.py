@@ -15,7 +15,7 @@ from pesgen import text as text_module
 from pesgen._yaml import line_of, load_yaml_text
 from pesgen.errors import MappingError
 from pesgen.keys import cle1, cle2, debt_key
-from pesgen.parse import DateWithTime, parse_amount, parse_bool, parse_date
+from pesgen.parse import DateOtherSeparator, DateWithTime, parse_amount, parse_bool, parse_date
 from pesgen.text import (
     CHARSETS,
     Normalized,
@@ -206,12 +206,20 @@ def test_a_json_number_refused_is_shown_as_written():
         assert str(info.value) == said
 
 
-@pytest.mark.parametrize("raw", ["2026-11-20T", "2026-11-2010:15", "demain 10:15",
-                                 "20-11-2026 10:15", "2026/11/20 10:15"])
+@pytest.mark.parametrize("raw", ["2026-11-20T", "2026-11-2010:15", "demain 10:15"])
 def test_no_time_hint_without_a_date_and_a_time(raw):
     with pytest.raises(ValueError) as info:
         parse_date(raw)
     assert "time of day" not in str(info.value)
+
+
+@pytest.mark.parametrize("raw", ["20-11-2026 10:15", "2026/11/20 10:15"])
+def test_a_date_of_other_separators_and_a_time_is_no_date_and_time_read(raw):
+    """Its [:10] alone would not read it: it is said with its separators to replace
+    (test_a_date_of_other_separators_and_a_time_says_both), never as DateWithTime."""
+    with pytest.raises(DateOtherSeparator) as info:
+        parse_date(raw)
+    assert not isinstance(info.value, DateWithTime)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -1035,3 +1043,35 @@ def test_a_date_and_time_with_a_two_digit_year_says_the_year_needs_four(raw, sty
         parse_date(raw, style)
     assert str(exc.value) == f"'{raw}' is not a date ({expected}){_TWO_DIGITS_AND_TIME}"
     assert not isinstance(exc.value, DateWithTime)  # no [:10] said: it would not read it
+
+
+@pytest.mark.parametrize("raw, style, expected, syntax, separator, wanted, length, mark", [
+    ("20-11-2026 08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY", "DD/MM/YYYY", "-", "/", 10, " "),
+    ("20.11.2026T08:15:00", "fr", "DD/MM/YYYY", "DD/MM/YYYY", ".", "/", 10, "T"),
+    ("2026.11.20 08:15", "auto", "YYYY-MM-DD or DD/MM/YYYY", "YYYY-MM-DD", ".", "-", 10, " "),
+    ("2026/11/20 08h15", "iso", "YYYY-MM-DD", "YYYY-MM-DD", "/", "-", 10, " "),
+    ("1-2-2026 08:15", "fr", "DD/MM/YYYY", "DD/MM/YYYY", "-", "/", 8, " ")])
+def test_a_date_of_other_separators_and_a_time_says_both(
+        raw, style, expected, syntax, separator, wanted, length, mark):
+    """'20-11-2026 08:15' was refused as 'not a date' alone, where '20-11-2026' says the
+    separators to replace and '20/11/2026 08:15' the time to leave out: it says both,
+    with the date's length and what follows it, for its caller to say how to bind the
+    date alone ([:10]; a shorter one, '1-2-2026', by what comes before the time)."""
+    with pytest.raises(DateOtherSeparator) as exc:
+        parse_date(raw, style)
+    shown = f"'{raw}'" if len(raw) <= 16 else "a text of 19 characters (letters, digits, " \
+        "'.', ':')"
+    assert str(exc.value) == (
+        f"{shown} is not a date ({expected}); it is a date followed by a time of day, {syntax} "
+        f"with '{separator}' in place of '{wanted}': bind the date alone with '{wanted}'")
+    assert (exc.value.separator, exc.value.wanted, exc.value.date_length,
+            exc.value.time_mark) == (separator, wanted, length, mark)
+
+
+@pytest.mark.parametrize("raw, style", [
+    ("20-11-2026 08:15", "iso"), ("2026.11.20 08:15", "fr"), ("20-11-2026x08:15", "auto")])
+def test_no_other_separator_hint_for_a_date_and_time_its_style_does_not_read(raw, style):
+    with pytest.raises(ValueError) as exc:
+        parse_date(raw, style)
+    assert "in place of" not in str(exc.value) and not isinstance(exc.value,
+                                                                   DateOtherSeparator)

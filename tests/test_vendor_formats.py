@@ -28,6 +28,7 @@ from pesgen.errors import (
 from pesgen.export import export
 from pesgen.formats import find_format
 from pesgen.layout import load_layout, split_csv, validate_file
+from pesgen.mapping import load_mapping
 from pesgen.resources import data_dir
 from pesgen.validate import load_xsd, official_xsd_path
 
@@ -862,6 +863,40 @@ def _fixed_bundle(tmp_path: Path, unlimited: bool = False) -> tuple[Path, Path]:
                                "    first_name: payer.first_name\n"
                                "    complement_name: payer.complement\n"), name="m.yaml")
     return fmts, mapping
+
+
+def test_a_narrow_width_of_a_flat_file_names_its_layout_column(tmp_path, monkeypatch):
+    """check-format's format.field-width of a fixed-width file named the template line
+    and the field (t.debtor.complement_name | fixed(38) writes debtor.complement_name),
+    not the column of the layout it is written in, which the publisher's document the
+    technician compares it with names: it names the record type and the column as the
+    layout declares them, and where (layout.yaml:line: records[1].columns[3]). A value
+    written in two columns (the name's place too) is no one column's: none is named."""
+    fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
+    folder = fmts / "acme-fixe"
+    shutil.copyfile(mapping, folder / "fixture" / "mapping.yaml")
+    shutil.copyfile(EXAMPLES / "school-export.json", folder / "fixture" / "input.json")
+    column = _binding_line(folder / "layout.yaml", "- {name: ComplNom, type: text, width: 38}")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["check-format", "acme-fixe", "--formats-dir", "fmts",
+                                 "--regen"])
+    assert r.exit_code == 0, r.output
+    [said] = [" ".join(line.split()) for line in r.output.splitlines()
+              if "(rule format.field-width)" in line]
+    assert said.startswith(
+        "warning: fmts/acme-fixe/acme-fixe.txt.j2:9: t.debtor.complement_name | fixed(38) "
+        "writes debtor.complement_name into record 'titre', column ComplNom (#4) "
+        f"(fmts/acme-fixe/layout.yaml:{column}: records[1].columns[3]), which format.yaml "
+        "does not limit: a value of more than 38 characters"), said
+    # the complement written in the name's column too: in two columns, neither named
+    template = folder / "acme-fixe.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count("{{ t.debtor.name | fixed(38) }}") == 1
+    template.write_text(text.replace("{{ t.debtor.name | fixed(38) }}",
+                                     "{{ t.debtor.complement_name | fixed(38) }}"),
+                        encoding="utf-8")
+    warned = narrow_widths(find_format("acme-fixe", [fmts]), load_mapping(mapping))
+    assert len(warned) == 2 and not any(" into " in w.message for w in warned), warned
 
 
 def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
