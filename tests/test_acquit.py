@@ -771,6 +771,24 @@ def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(stor
     assert "accepted, but cancelled in pesgen" in taken.output
 
 
+def test_a_rejection_s_next_step_says_every_invoice_of_the_bordereau_goes_again(store):
+    """Support asked "which invoices?": the errors name one piece (FA-2026-00103), but the
+    trésorerie rejects the bordereau whole, so its next step says that all its titles go
+    out again and gives the command listing them (the store given to the commands)."""
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    run_id = _run_id(store)
+    (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
+    option = f" --db {shlex.quote(str(store))}"
+    assert step.endswith(
+        "; fix the input (the errors above), then export again all 11 invoice(s) of IdBord "
+        f"1, not only those the errors name (`pesgen runs show {run_id} --invoices{option}` "
+        "lists them): they go in a new bordereau, with a new number"), step
+    listed = run_cli("runs", "show", run_id, "--invoices", "--db", store)
+    assert listed.exit_code == 0, listed.output
+    assert sum(" 1  " in ln and "FA-2026-" in ln for ln in listed.output.splitlines()) == 11
+
+
 def test_json_gives_the_same_report(store):
     r = run_cli("acquit", ACKS / "rejected.xml", "--db", store, "--json")
     assert r.exit_code == ExitCode.REJECTED
@@ -1035,9 +1053,12 @@ def test_a_rejection_naming_no_error_says_to_ask_the_tresorerie(store):
     assert r.exit_code == ExitCode.REJECTED, r.output
     (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
     assert "(the errors above)" not in step
-    assert step.endswith("; the acquit names no error: ask the trésorerie what to fix, "
-                         "then export again: its invoices go in a new bordereau, with a "
-                         "new number"), step
+    assert ("; the acquit names no error: ask the trésorerie what to fix, then export "
+            "again all 11 invoice(s) of IdBord 1, not only those the errors name (`pesgen "
+            "runs show ") in step, step
+    option = shlex.quote(str(store))
+    assert step.endswith(f"--invoices --db {option}` lists them): they go in a new "
+                         "bordereau, with a new number"), step
 
 
 def test_the_cancel_command_given_quotes_the_file_s_codes_for_the_shell(store, tmp_path):
