@@ -2307,17 +2307,36 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     else:
         tail = ""
     _say(f"{head}: {body}{tail}")
+    if done.still_active:
+        # support's "how do we send them again without sending the others twice?"
+        # (docs/state.md, A rejected bordereau): the run's other titles stand
+        active = ", ".join(map(str, done.still_active))
+        hold = "holds" if len(done.still_active) == 1 else "hold"
+        _say(f"next: export again only the invoices of IdBord {numbers} (`pesgen runs show "
+             f"{done.run.id} --invoices` lists them); an export of the school's whole file "
+             f"is refused for the invoices IdBord {active} still {hold}, unless the "
+             "mapping's policies.already_exported: leave_out leaves them out (docs/state.md, "
+             "A rejected bordereau)")
     if annulled_by_tresorerie:
         _say(f"recorded reason: {done.reason}")
     if done.run.pes:
         # no acknowledgement recorded: the trésorerie may have accepted it all the same
         unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
         if unknown:
-            _echo_err(f"note: no acknowledgement recorded for IdBord "
-                      f"{', '.join(map(str, unknown))}: check that none came from the "
-                      "trésorerie (`pesgen acquit FILE --record` records it). If it accepted "
-                      f"{'it' if len(unknown) == 1 else 'them'}, the titles exist at the "
-                      "trésorerie: exporting their invoices again bills the families twice")
+            them = "it" if len(unknown) == 1 else "them"
+            said = ", ".join(map(str, unknown))
+            # a number is never given again (Hélios may know it): one never sent is a gap
+            # in the numbers the trésorerie receives (pes-v2-recette.md §15, §17)
+            _echo_err(f"note: no acknowledgement recorded for IdBord {said}: check that "
+                      "none came from the trésorerie (`pesgen acquit FILE --record` records "
+                      f"it). If it accepted {them}, the titles exist at the trésorerie: "
+                      "exporting their invoices again bills the families twice. If "
+                      f"{'its file was' if len(unknown) == 1 else 'their files were'} never "
+                      f"sent, IdBord {said} is not given again all the same: the trésorerie "
+                      "will receive the next number without it, and Hélios checks that "
+                      "bordereau numbers follow each other (whether it accepts a gap is not "
+                      f"confirmed): tell the trésorerie that IdBord {said} was cancelled "
+                      "before sending (docs/state.md, Numbering)")
     _say_left_out_as_held(db, done.run.id, done.bordereaux)
     if done.payments:
         _echo_err(f"warning: cancelled despite {len(done.payments)} PayFiP payment(s), made "
