@@ -1972,7 +1972,9 @@ def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list
             f"{_element_name(r)}: rejected, and {len(links)} PayFiP link(s) of its titles "
             f"still open: {said}",
             "a family paying through one pays a title the trésorerie does not hold (the "
-            "money reaches the régie all the same): tell the régisseur and do not send "
+            "money reaches the régie all the same), and one pending may be paid already, "
+            f"its notification lost (`pesgen payfip reconcile{option}` asks PayFiP): tell "
+            "the régisseur and do not send "
             "these links again; the command that cancels the bordereau (`pesgen acquit "
             f"FILE{option}` gives it) then needs --despite-payments, and a payment through "
             "them afterwards is a run-cancelled anomaly (`pesgen payfip anomalies"
