@@ -1533,7 +1533,10 @@ def runs_list(
     db: DbOpt = None,
     output: RunsOutputOpt = Output.text,
 ) -> None:
-    """List recorded runs, oldest first."""
+    """List recorded runs, oldest first, each with when it was recorded and its run date
+    (the date its files bear: `export --date`), status, IdBord, titles, total, mapping
+    and, for a PES run, its bordereaux' Hélios status. `pesgen regenerate RUN --out
+    NEW_DIR` rebuilds a run's files byte for byte."""
     from decimal import Decimal
 
     try:
