@@ -990,8 +990,32 @@ def acquit(
     if done is not None:
         _show_recording(read, done, store, named, report.unidentified)
     _show_to_check(report.rejected, to_check)
+    if not record:
+        _say_unrecorded_rejections(report, file, shown_db)
     if code:
         raise typer.Exit(code)
+
+
+def _say_unrecorded_rejections(report: Any, file: Path, db: str | None) -> None:
+    """Read without --record: the rejections of active bordereaux the store has no
+    answer for, with the command that records them. Support copying a rejection's
+    `next:` (the cancellation) left it unrecorded: `runs list` then said "no
+    acknowledgement recorded", the cancellation's note asked whether one came, and a
+    reinstatement was not refused by it (docs/state.md, A rejected bordereau, step 1)."""
+    import shlex
+
+    from .acquit import _db_option
+
+    numbers = [str(r.bordereau) for r in report.elements
+               if r.run is not None and not r.element.accepted and r.bordereau is not None
+               and r.recorded is None and r.run.cancelled_at is None]
+    if not numbers:
+        return
+    _say(f"not recorded: the rejection of IdBord {', '.join(numbers)} is read, not "
+         f"recorded; record it before cancelling: `pesgen acquit {shlex.quote(str(file))} "
+         f"--record{_db_option(db)}` (runs list and runs show then show it; runs reinstate "
+         "refuses to reinstate a rejected bordereau, payfip link and datamatrix to serve "
+         "its titles)")
 
 
 def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, code: int,

@@ -198,9 +198,11 @@ def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
     assert _said(again.stdout) == [
         "  recorded already: rejected on 2026-11-24 with 3 error(s), from this file (line 31, "
         f"recorded {ack.recorded_at}): the same answer"]
-    # the rest of the report is as before, the command to cancel the rejection included
+    # the rest of the report is as before, the command to cancel the rejection included,
+    # but for the last line read before recording it, which said it was not recorded
+    assert before.stdout.splitlines()[-1].startswith("not recorded: the rejection of IdBord 1")
     assert [ln for ln in again.stdout.splitlines() if not ln.startswith("  recorded")] == \
-        before.stdout.splitlines()
+        before.stdout.splitlines()[:-1]
     other = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
     # an answer other than the status recorded is not "all accepted": which stands is to
     # be asked (it was exit 0, the report's line alone saying it)
