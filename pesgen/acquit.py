@@ -1241,7 +1241,13 @@ class ElementReport:
         # quoted for a shell: the codes are the acquit file's text, not vouched for
         cancel = (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
                   f"{shlex.quote(reason)}{option}")
-        again = "then export again: its invoices go in a new bordereau, with a new number"
+        # the trésorerie rejects a bordereau whole: every title of it goes out again, not
+        # only those whose pieces the errors name (docs/state.md, A rejected bordereau)
+        many = f"all {r.titles} invoice(s) of IdBord {self.bordereau}" if r.titles \
+            else f"every invoice of IdBord {self.bordereau}"
+        again = (f"then export again {many}, not only those the errors name (`pesgen runs "
+                 f"show {r.run_id} --invoices{option}` lists them): they go in a new "
+                 "bordereau, with a new number")
         if DOUBLON_BORDEREAU in codes:
             # a number Hélios knows already: this very file sent twice (its first sending
             # accepted: the titles exist) is rejected so, as another bordereau's number
@@ -1966,7 +1972,9 @@ def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list
             f"{_element_name(r)}: rejected, and {len(links)} PayFiP link(s) of its titles "
             f"still open: {said}",
             "a family paying through one pays a title the trésorerie does not hold (the "
-            "money reaches the régie all the same): tell the régisseur and do not send "
+            "money reaches the régie all the same), and one pending may be paid already, "
+            f"its notification lost (`pesgen payfip reconcile{option}` asks PayFiP): tell "
+            "the régisseur and do not send "
             "these links again; the command that cancels the bordereau (`pesgen acquit "
             f"FILE{option}` gives it) then needs --despite-payments, and a payment through "
             "them afterwards is a run-cancelled anomaly (`pesgen payfip anomalies"

@@ -990,8 +990,32 @@ def acquit(
     if done is not None:
         _show_recording(read, done, store, named, report.unidentified)
     _show_to_check(report.rejected, to_check)
+    if not record:
+        _say_unrecorded_rejections(report, file, shown_db)
     if code:
         raise typer.Exit(code)
+
+
+def _say_unrecorded_rejections(report: Any, file: Path, db: str | None) -> None:
+    """Read without --record: the rejections of active bordereaux the store has no
+    answer for, with the command that records them. Support copying a rejection's
+    `next:` (the cancellation) left it unrecorded: `runs list` then said "no
+    acknowledgement recorded", the cancellation's note asked whether one came, and a
+    reinstatement was not refused by it (docs/state.md, A rejected bordereau, step 1)."""
+    import shlex
+
+    from .acquit import _db_option
+
+    numbers = [str(r.bordereau) for r in report.elements
+               if r.run is not None and not r.element.accepted and r.bordereau is not None
+               and r.recorded is None and r.run.cancelled_at is None]
+    if not numbers:
+        return
+    _say(f"not recorded: the rejection of IdBord {', '.join(numbers)} is read, not "
+         f"recorded; record it before cancelling: `pesgen acquit {shlex.quote(str(file))} "
+         f"--record{_db_option(db)}` (runs list and runs show then show it; runs reinstate "
+         "refuses to reinstate a rejected bordereau, payfip link and datamatrix to serve "
+         "its titles)")
 
 
 def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, code: int,
@@ -1533,7 +1557,10 @@ def runs_list(
     db: DbOpt = None,
     output: RunsOutputOpt = Output.text,
 ) -> None:
-    """List recorded runs, oldest first."""
+    """List recorded runs, oldest first, each with when it was recorded and its run date
+    (the date its files bear: `export --date`), status, IdBord, titles, total, mapping
+    and, for a PES run, its bordereaux' Hélios status. `pesgen regenerate RUN --out
+    NEW_DIR` rebuilds a run's files byte for byte."""
     from decimal import Decimal
 
     try:
@@ -2307,17 +2334,36 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     else:
         tail = ""
     _say(f"{head}: {body}{tail}")
+    if done.still_active:
+        # support's "how do we send them again without sending the others twice?"
+        # (docs/state.md, A rejected bordereau): the run's other titles stand
+        active = ", ".join(map(str, done.still_active))
+        hold = "holds" if len(done.still_active) == 1 else "hold"
+        _say(f"next: export again only the invoices of IdBord {numbers} (`pesgen runs show "
+             f"{done.run.id} --invoices` lists them); an export of the school's whole file "
+             f"is refused for the invoices IdBord {active} still {hold}, unless the "
+             "mapping's policies.already_exported: leave_out leaves them out (docs/state.md, "
+             "A rejected bordereau)")
     if annulled_by_tresorerie:
         _say(f"recorded reason: {done.reason}")
     if done.run.pes:
         # no acknowledgement recorded: the trésorerie may have accepted it all the same
         unknown = [i for i in done.bordereaux if i not in done.acknowledgements]
         if unknown:
-            _echo_err(f"note: no acknowledgement recorded for IdBord "
-                      f"{', '.join(map(str, unknown))}: check that none came from the "
-                      "trésorerie (`pesgen acquit FILE --record` records it). If it accepted "
-                      f"{'it' if len(unknown) == 1 else 'them'}, the titles exist at the "
-                      "trésorerie: exporting their invoices again bills the families twice")
+            them = "it" if len(unknown) == 1 else "them"
+            said = ", ".join(map(str, unknown))
+            # a number is never given again (Hélios may know it): one never sent is a gap
+            # in the numbers the trésorerie receives (pes-v2-recette.md §15, §17)
+            _echo_err(f"note: no acknowledgement recorded for IdBord {said}: check that "
+                      "none came from the trésorerie (`pesgen acquit FILE --record` records "
+                      f"it). If it accepted {them}, the titles exist at the trésorerie: "
+                      "exporting their invoices again bills the families twice. If "
+                      f"{'its file was' if len(unknown) == 1 else 'their files were'} never "
+                      f"sent, IdBord {said} is not given again all the same: the trésorerie "
+                      "will receive the next number without it, and Hélios checks that "
+                      "bordereau numbers follow each other (whether it accepts a gap is not "
+                      f"confirmed): tell the trésorerie that IdBord {said} was cancelled "
+                      "before sending (docs/state.md, Numbering)")
     _say_left_out_as_held(db, done.run.id, done.bordereaux)
     if done.payments:
         _echo_err(f"warning: cancelled despite {len(done.payments)} PayFiP payment(s), made "

@@ -3107,9 +3107,12 @@ def _online_payments(conn: Connection, run_id: str, bordereaux: list[int]) -> li
         else:
             state = ("" if op.status == "pending" else
                      f" (state {op.status}: PayFiP could not be asked its result yet)")
+            # no result recorded is not "not paid": a notification may have been lost
             what = (f"PayFiP link pending since {op.created_at} (operation {op.id_op}, "
-                    f"{amount}, saisie {op.saisie}){state}: paid after the cancellation, it "
-                    "is an anomaly (run-cancelled), money collected for a cancelled title")
+                    f"{amount}, saisie {op.saisie}){state}: no result recorded, the family "
+                    "may have paid through it already (a notification lost: `pesgen payfip "
+                    "reconcile` asks PayFiP); paid after the cancellation, it is an anomaly "
+                    "(run-cancelled), money collected for a cancelled title")
         out.append((int(op.id_bord), op.invoice, Problem(
             "run.cancel-payfip", f"IdBord {op.id_bord}: {what}", invoice=op.invoice)))
     applied = _applied_payments(conn, run_id, titles)

@@ -82,8 +82,15 @@ def test_a_rejected_bordereau_cancels_as_before_and_one_without_answer_says_to_c
     rejected = run_cli("runs", "cancel", run, "--bordereau", "2", "--reason",
                        "trésorerie rejected IdBord 2", "--db", db_url)
     assert rejected.exit_code == 0, rejected.output
-    assert rejected.stdout == (f"run {run}: IdBord 2 cancelled: its 4 invoice(s) can be "
-                               "exported again; IdBord 1, 3 stay active\n")
+    # support's "how do we send them again without sending the others twice?": the next
+    # step says which invoices, and what refuses the school's whole file
+    assert rejected.stdout == (
+        f"run {run}: IdBord 2 cancelled: its 4 invoice(s) can be exported again; IdBord 1, "
+        f"3 stay active\nnext: export again only the invoices of IdBord 2 (`pesgen runs show "
+        f"{run} --invoices` lists them); an export of the school's whole file is refused for "
+        "the invoices IdBord 1, 3 still hold, unless the mapping's "
+        "policies.already_exported: leave_out leaves them out (docs/state.md, A rejected "
+        "bordereau)\n")
     # no acknowledgement note: only the files of IdBord 2 left in the folder are named
     assert rejected.stderr.startswith("note: cancelled, still in ") and \
         rejected.stderr.count("\n") == 1 and "_0000002.xml" in rejected.stderr, rejected.stderr
@@ -91,14 +98,21 @@ def test_a_rejected_bordereau_cancels_as_before_and_one_without_answer_says_to_c
     silent = run_cli("runs", "cancel", run, "--bordereau", "3", "--reason", "no answer",
                      "--db", db_url)
     assert silent.exit_code == 0, silent.output
-    assert silent.stdout == (f"run {run}: IdBord 3 cancelled: its 3 invoice(s) can be "
-                             "exported again; IdBord 1 stays active\n")
+    assert silent.stdout.startswith(f"run {run}: IdBord 3 cancelled: its 3 invoice(s) can "
+                                    "be exported again; IdBord 1 stays active\nnext: ")
+    assert "for the invoices IdBord 1 still holds, unless" in silent.stdout
     ack, files = silent.stderr.splitlines()
+    # a number is never given again: one whose file was never sent leaves a gap in the
+    # numbers the trésorerie receives, said so (support's "we exported the wrong file")
     assert ack == (
         "note: no acknowledgement recorded for IdBord 3: check that none came from the "
         "trésorerie (`pesgen acquit FILE --record` records it). If it accepted it, the "
         "titles exist at the trésorerie: exporting their invoices again bills the families "
-        "twice")
+        "twice. If its file was never sent, IdBord 3 is not given again all the same: the "
+        "trésorerie will receive the next number without it, and Hélios checks that "
+        "bordereau numbers follow each other (whether it accepts a gap is not confirmed): "
+        "tell the trésorerie that IdBord 3 was cancelled before sending (docs/state.md, "
+        "Numbering)")
     assert files.startswith("note: cancelled, still in ") and "_0000003.xml" in files, files
     assert _active(db_url, 3) == {False}
 
@@ -184,9 +198,11 @@ def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
     assert _said(again.stdout) == [
         "  recorded already: rejected on 2026-11-24 with 3 error(s), from this file (line 31, "
         f"recorded {ack.recorded_at}): the same answer"]
-    # the rest of the report is as before, the command to cancel the rejection included
+    # the rest of the report is as before, the command to cancel the rejection included,
+    # but for the last line read before recording it, which said it was not recorded
+    assert before.stdout.splitlines()[-1].startswith("not recorded: the rejection of IdBord 1")
     assert [ln for ln in again.stdout.splitlines() if not ln.startswith("  recorded")] == \
-        before.stdout.splitlines()
+        before.stdout.splitlines()[:-1]
     other = run_cli("acquit", ACKS / "accepted.xml", "--db", db_url)
     # an answer other than the status recorded is not "all accepted": which stands is to
     # be asked (it was exit 0, the report's line alone saying it)

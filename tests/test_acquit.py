@@ -771,6 +771,47 @@ def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(stor
     assert "accepted, but cancelled in pesgen" in taken.output
 
 
+def test_a_rejection_s_next_step_says_every_invoice_of_the_bordereau_goes_again(store):
+    """Support asked "which invoices?": the errors name one piece (FA-2026-00103), but the
+    trésorerie rejects the bordereau whole, so its next step says that all its titles go
+    out again and gives the command listing them (the store given to the commands)."""
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    run_id = _run_id(store)
+    (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
+    option = f" --db {shlex.quote(str(store))}"
+    assert step.endswith(
+        "; fix the input (the errors above), then export again all 11 invoice(s) of IdBord "
+        f"1, not only those the errors name (`pesgen runs show {run_id} --invoices{option}` "
+        "lists them): they go in a new bordereau, with a new number"), step
+    listed = run_cli("runs", "show", run_id, "--invoices", "--db", store)
+    assert listed.exit_code == 0, listed.output
+    assert sum(" 1  " in ln and "FA-2026-" in ln for ln in listed.output.splitlines()) == 11
+
+
+def test_a_rejection_read_without_record_ends_with_the_command_recording_it(store):
+    """Support read the acquit, then ran its `next:` (the cancellation): the rejection
+    stayed unrecorded, `runs list` said "no acknowledgement recorded" and the
+    cancellation asked whether one came. Read without --record, the report ends saying
+    the rejection is not recorded, with the command; once recorded, it says nothing."""
+    option = f" --db {shlex.quote(str(store))}"
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", store)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert r.stdout.splitlines()[-1] == (
+        "not recorded: the rejection of IdBord 1 is read, not recorded; record it before "
+        f"cancelling: `pesgen acquit {shlex.quote(str(ACKS / 'rejected.xml'))} --record"
+        f"{option}` (runs list and runs show then show it; runs reinstate refuses to "
+        "reinstate a rejected bordereau, payfip link and datamatrix to serve its titles)")
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", store,
+                   "--record").exit_code == ExitCode.REJECTED
+    again = run_cli("acquit", ACKS / "rejected.xml", "--db", store)
+    assert again.exit_code == ExitCode.REJECTED, again.output
+    assert "not recorded: " not in again.stdout, again.stdout
+    # an acceptance read so is not a rejection to record before cancelling
+    assert "not recorded: " not in run_cli("acquit", ACKS / "accepted.xml", "--db",
+                                           store).stdout
+
+
 def test_json_gives_the_same_report(store):
     r = run_cli("acquit", ACKS / "rejected.xml", "--db", store, "--json")
     assert r.exit_code == ExitCode.REJECTED
@@ -1035,9 +1076,12 @@ def test_a_rejection_naming_no_error_says_to_ask_the_tresorerie(store):
     assert r.exit_code == ExitCode.REJECTED, r.output
     (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
     assert "(the errors above)" not in step
-    assert step.endswith("; the acquit names no error: ask the trésorerie what to fix, "
-                         "then export again: its invoices go in a new bordereau, with a "
-                         "new number"), step
+    assert ("; the acquit names no error: ask the trésorerie what to fix, then export "
+            "again all 11 invoice(s) of IdBord 1, not only those the errors name (`pesgen "
+            "runs show ") in step, step
+    option = shlex.quote(str(store))
+    assert step.endswith(f"--invoices --db {option}` lists them): they go in a new "
+                         "bordereau, with a new number"), step
 
 
 def test_the_cancel_command_given_quotes_the_file_s_codes_for_the_shell(store, tmp_path):
@@ -1127,8 +1171,10 @@ def test_identifiers_left_empty_are_named_at_their_line_and_never_tied(store):
     assert [ln for ln in out.splitlines() if ln.startswith("  next: ")] == [
         ln for ln in out.splitlines() if ln.startswith("  next: pesgen runs cancel ")]
     assert "--all" not in out
-    assert out.splitlines()[-4] == "and 3 to check beside the 2 rejected (exit 9):"
-    assert out.splitlines()[-3].startswith(
+    # (read without --record: its last line says the rejection tied is not recorded)
+    assert out.splitlines()[-1].startswith("not recorded: the rejection of IdBord 1 is read")
+    assert out.splitlines()[-5] == "and 3 to check beside the 2 rejected (exit 9):"
+    assert out.splitlines()[-4].startswith(
         "  - IdBord 1 exercise 2026 (line 37): left empty or out by the acquit, never "
         "guessed: NumPiece is empty (line 43), NumLigne is empty (line 52); next: ask the "
         "trésorerie")

@@ -105,8 +105,10 @@ def test_a_run_whose_titles_were_paid_online_is_cancelled_only_when_told(flow, s
     assert "invoice FA-2026-00102: IdBord 1: paid online 187.50 by card on " in refused.output
     assert (f"invoice FA-2026-00104: IdBord 1: PayFiP link pending since "
             f"{ledger.get_operation(store, pending.id_op)['created_at']} (operation "
-            f"{pending.id_op}, 66.00, saisie W): paid after the cancellation, it is an "
-            "anomaly (run-cancelled)") in refused.output
+            f"{pending.id_op}, 66.00, saisie W): no result recorded, the family may have "
+            "paid through it already (a notification lost: `pesgen payfip reconcile` asks "
+            "PayFiP); paid after the cancellation, it is an anomaly (run-cancelled)"
+            ) in refused.output
     assert "FA-2026-00110" not in refused.output
     # its last line says what the refusal leaves, not the "nothing was written." of a
     # command writing files

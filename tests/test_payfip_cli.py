@@ -899,10 +899,17 @@ def test_payments_of_the_invoices_given_in_every_format(world):
     rows = json.loads(out)
     assert sorted((r["invoice"], r["status"], r["history"][0]["event"]) for r in rows) == [
         ("FA-2026-00102", "paid", "created"), ("FA-2026-00103", "pending", "created")]
+    # FA-2026-00103's link has no result recorded: support's "they paid, it shows
+    # unpaid" is answered with the command that asks PayFiP (the paid one says nothing)
+    [op] = [r["last_id_op"] for r in rows if r["invoice"] == "FA-2026-00103"]
     assert err == ("2 invoice(s) in 2 row(s)\nnote: invoice FA-2026-00199: no payment row: no "
                    "PayFiP link was made for it, so pesgen knows of no online payment of it; "
                    "a family that paid otherwise (Datamatrix, cheque, at the trésorerie) paid "
-                   "the trésorerie: ask it (docs/payfip.md, A family says it paid)\n")
+                   "the trésorerie: ask it (docs/payfip.md, A family says it paid)\n"
+                   f"note: invoice FA-2026-00103: pending: its PayFiP link (operation {op}) "
+                   "has no result recorded: the family may have paid and the notification "
+                   "been lost; `pesgen payfip reconcile` asks PayFiP and records its answer "
+                   "(docs/payfip.md, A family says it paid)\n")
     code, out, err = _run("payfip", "payments", "--since", "2999-01-01", "--invoice",
                           "FA-2026-00102")
     assert code == 0 and out.strip().splitlines()[1:] == [], out

@@ -146,9 +146,11 @@ def test_recording_a_rejection_names_the_payfip_links_open_on_its_titles(db_url,
         "  - IdBord 2 exercise 2026 (line 37): rejected, and 1 PayFiP link(s) of its titles "
         f"still open: FA-2026-00105 (operation op-105, 187.50, saisie W, pending since "
         f"{created}); next: a family paying through one pays a title the trésorerie does "
-        "not hold (the money reaches the régie all the same): tell the régisseur and do not "
-        "send these links again; the command that cancels the bordereau (`pesgen acquit "
-        f"FILE --db {db_url}` gives it) then needs --despite-payments")
+        "not hold (the money reaches the régie all the same), and one pending may be paid "
+        f"already, its notification lost (`pesgen payfip reconcile --db {db_url}` asks "
+        "PayFiP): tell the régisseur and do not send these links again; the command that "
+        f"cancels the bordereau (`pesgen acquit FILE --db {db_url}` gives it) then needs "
+        "--despite-payments")
     assert "op-107" not in r.stdout and "op-101" not in r.stdout
     # --json: the same, in to_check; reading it again (nothing new recorded) says it again
     data = json.loads(run_cli("acquit", ack, "--db", db_url, "--record", "--json").stdout)

@@ -525,6 +525,21 @@ def test_regenerate_help_says_cancelled_covers_a_cancelled_bordereau():
             "sent, and must not be sent again.") in words, words
 
 
+def test_runs_list_help_says_which_date_is_the_file_s_and_how_to_rebuild_it():
+    """An auditor asks for "the file we sent on date D": `runs list --help` said only
+    'List recorded runs, oldest first.', so support did not know that a run's run date
+    (the date its files bear) is listed beside when it was recorded, nor that regenerate
+    rebuilds the file."""
+    import re
+
+    text = runner.invoke(app, ["runs", "list", "--help"], terminal_width=80).stdout
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert ("each with when it was recorded and its run date (the date its files bear: "
+            "`export --date`)") in words, words
+    assert "`pesgen regenerate RUN --out NEW_DIR` rebuilds a run's files byte for byte" \
+        in words, words
+
+
 # ---------------------------------------------------------------- 5. a formats folder not there
 
 

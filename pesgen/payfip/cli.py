@@ -485,7 +485,8 @@ def payments(
     invoices: Annotated[list[str] | None, typer.Option(
         "--invoice", "-n", help="Only this invoice's rows (repeatable), its number compared "
         "as `runs find` compares it (case, surrounding spaces and look-alike characters "
-        "aside); one with no row is said on standard error.")] = None,
+        "aside); one with no row, or pending with no result recorded (reconcile asks "
+        "PayFiP), is said on standard error.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write to this file instead of standard output.")] = None,
     db: DbOpt = None,
@@ -534,6 +535,7 @@ def payments(
     _echo_err(f"wrote {output}: {summary}" if output else summary)
     if invoices:
         _no_row_notes(store, invoices, seen.keys, day)
+        _pending_notes(seen.pending)
     if seen.expired:
         # P1: PayFiP purged the operation, maybe after a payment whose notification was
         # lost; only the trésorerie knows (the list itself is for the school software)
@@ -707,6 +709,20 @@ def _no_row_notes(store: Any, given: list[str], seen: set[str], day: Any) -> Non
                       "trésorerie: ask it (docs/payfip.md, A family says it paid)")
 
 
+def _pending_notes(pending: list[tuple[str, str]]) -> None:
+    """`payfip payments --invoice`: a note on standard error for each invoice listed whose
+    title is due and whose last link has no result recorded (``pending``: invoice, idOp),
+    support's "the family paid, we still say unpaid": the notification is only a hint,
+    and may never come (docs/payfip.md, A family says it paid)."""
+    from ..keys import shown
+
+    for invoice, id_op in pending:
+        _echo_err(f"note: invoice {shown(invoice)}: pending: its PayFiP link (operation "
+                  f"{id_op}) has no result recorded: the family may have paid and the "
+                  "notification been lost; `pesgen payfip reconcile` asks PayFiP and records "
+                  "its answer (docs/payfip.md, A family says it paid)")
+
+
 class _Seen:
     """What the notes and the summary of `payfip payments` say, counted as the rows go
     by (the rows themselves are not kept). ``keyed``: keep the invoice keys of the rows
@@ -726,6 +742,9 @@ class _Seen:
         # (collectivity, invoice, run) of each cancelled title PayFiP has a record of:
         # any of its links may be open still
         self.cancelled_titles: list[tuple[str, str, str]] = []
+        # (invoice, its last link's idOp) of each title due whose link has no result
+        # recorded, kept for --invoice (support's "they paid, we still say unpaid")
+        self.pending: list[tuple[str, str]] = []
 
     def counted(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         from ..keys import invoice_key
@@ -749,6 +768,9 @@ class _Seen:
             if r["status"] == "cancelled" and r["payfip_status"] == "pending" \
                     and r["last_id_op"]:
                 self.pending_cancelled.append((r["invoice"], r["last_id_op"], r["saisie"]))
+            if self.keyed and r["status"] == "pending" and r["payfip_status"] == "pending" \
+                    and r["last_id_op"]:
+                self.pending.append((r["invoice"], r["last_id_op"]))
             yield r
 
 
