@@ -203,25 +203,78 @@ def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRe
                    doc: Document, titles: list[Title], text: str) -> list[Problem]:
     """Each line too short or too long of the sample titles' file (layout.columns,
     which names the template only) given the template line that wrote its values
-    (``written_by``), as a template's place: 'fmts/acme/acme.txt.j2:9'; the lines of a
-    tag spanning several, or the several lines writing values of that line, said too."""
+    (``written_by``)."""
     lines = written_by(exporter, renderer, doc, titles, text)
     if lines is None:
         return problems
-    out = []
     prefix = f"{doc.file_name}:"
-    for p in problems:
+
+    def places(p: Problem) -> set[tuple[str, int]]:
         number = (p.record or "").removeprefix(prefix)
-        if (p.rule == "layout.columns" and p.mapping is None and number.isdigit()
-                and 0 < int(number) <= len(lines) and lines[int(number) - 1]):
-            places = sorted({(name, renderer.expression_lines(name, line))
-                             for name, line in lines[int(number) - 1]})
-            name, (first, last) = places[0]
-            if len(places) > 1 or last > first:
-                said = ", ".join(f"{exporter.fmt.shown}/{n}:{a}" + (f"-{b}" if b > a else "")
-                                 for n, (a, b) in places)
-                p = replace(p, message=f"{p.message} (the line written at {said})")
-            p = replace(p, mapping=f"{exporter.fmt.shown}/{name}:{first}", source="template")
+        ok = number.isdigit() and 0 < int(number) <= len(lines)
+        return lines[int(number) - 1] if ok else set()
+
+    return [_writer_named(p, exporter, renderer, places(p), "the line written at")
+            if _unplaced_columns(p) else p for p in problems]
+
+
+def _unplaced_columns(p: Problem) -> bool:
+    """A line too short or too long (layout.columns) that names no template line."""
+    return p.rule == "layout.columns" and p.mapping is None
+
+
+def _writer_named(p: Problem, exporter: Exporter, renderer: FileRenderer,
+                  places: set[tuple[str, int]], said_as: str) -> Problem:
+    """``p`` given the template line of ``places`` (template, line) as a template's
+    place, 'fmts/acme/acme.txt.j2:9' (the first, when several); the lines of a tag
+    spanning several, or the several places, said too, after ``said_as``."""
+    if not places:
+        return p
+    spans = sorted({(name, renderer.expression_lines(name, line)) for name, line in places})
+    name, (first, last) = spans[0]
+    shown = exporter.fmt.shown
+    if len(spans) > 1 or last > first:
+        said = ", ".join(f"{shown}/{n}:{a}" + (f"-{b}" if b > a else "")
+                         for n, (a, b) in spans)
+        p = replace(p, message=f"{p.message} ({said_as} {said})")
+    return replace(p, mapping=f"{shown}/{name}:{first}", source="template")
+
+
+# the record type a layout problem names ("record 'titre' is 95 characters, …")
+_RECORD = re.compile(r"record '([^']*)'")
+
+
+def writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRenderer,
+                  doc: Document) -> list[Problem]:
+    """An export's lines too short or too long (layout.columns, which names the
+    template only) given the template line that writes such records: the sample titles
+    rendered again (``written_by``), on the export's error path only, and the places
+    whose values the lines of that record type hold there. None named when the sample
+    writes no such record, or the marked render fails or differs."""
+    titles = [exporter.numbered(t, i)
+              for i, t in enumerate(sample_titles(exporter.mapping, exporter.fmt), 1)]
+    try:
+        text = (renderer.head(doc) + "".join(renderer.piece(t, doc) for t in titles)
+                + renderer.tail(doc))
+    except PesgenError:
+        return problems
+    lines = written_by(exporter, renderer, doc, titles, text)
+    if lines is None or renderer.spec.layout is None:
+        return problems
+    layout = renderer.spec.load_layout()
+    by_type: dict[str, set[tuple[str, int]]] = {}
+    for number, (line, marks) in enumerate(zip(text.split("\n"), lines, strict=True), 1):
+        if number == 1 and layout.header:
+            continue
+        rec, _ = record_values(layout, line.rstrip("\r"))
+        if rec is not None:
+            by_type.setdefault(rec.type, set()).update(marks)
+    out = []
+    for p in problems:
+        m = _RECORD.match(p.message)
+        if _unplaced_columns(p) and m is not None:
+            p = _writer_named(p, exporter, renderer, by_type.get(m[1], set()),
+                              "check-mapping's sample titles write such records at")
         out.append(p)
     return out
 
@@ -273,7 +326,7 @@ def layout_problems(exporter: Exporter, titles: list[Title],
                 # one: what the export's values are is the export's to check
                 found = [q for p, q in zip(found, bound, strict=True)
                          if q is p or q.rule not in _MADE_UP]
-                if any(p.rule == "layout.columns" and p.mapping is None for p in found):
+                if any(_unplaced_columns(p) for p in found):
                     found = _writers_named(found, exporter, renderer, doc, titles, text)
             problems += found
             laid_out[spec.template] = path, doc.file_name, spec.layout

@@ -341,6 +341,9 @@ def test_a_template_writing_short_lines_is_said_once_naming_the_template(tmp_pat
     assert ("record 'titre' is 95 characters, the layout has 96: column MontantCentimes "
             "(#5) (characters 85-96) is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 "
             "writes on such lines (and 10 more line(s) alike: 3, 4, 5, 6, 7, …)") in said[0], said
+    # and the template line writing such records (found on check-mapping's sample titles)
+    assert said[0].endswith(" [template fmts/acme-fixed/acme-fixed.txt.j2:9] "
+                            "(rule layout.columns)"), said
 
 
 def _short_fixed(tmp_path: Path, piece: str | None = None) -> Path:
@@ -386,7 +389,7 @@ def test_check_mapping_checks_its_sample_titles_files_against_the_layout(tmp_pat
     assert (result["exit_code"], problem["rule"], problem["file"], problem["line"],
             problem["source"], problem["invoice"]) == (
         6, "layout.columns", "fmts/acme-fixed/acme-fixed.txt.j2", 9, "template", "SAMPLE-1")
-    # the export says the same of its own lines (without the template's line)
+    # the export says the same of its own lines
     export = _run("export", "-m", mapping, "-i", INPUT, "-o", "out", "--date", RUN_DATE,
                   "--formats-dir", "fmts", "--dry-run")
     assert export.exit_code == ExitCode.OUTPUT
@@ -434,11 +437,22 @@ def test_check_mapping_names_the_tag_of_a_csv_line_short_of_a_column(tmp_path):
     text = titles.read_text(encoding="utf-8")
     assert text.splitlines()[75] == '{{ row | csv_record(size=125, quoting="always") }}'
     titles.write_text(text.replace("size=125", "size=124"), encoding="utf-8")
-    r = _run("check-mapping", MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
-             "--formats-dir", fmts)
+    mapping = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT, r.stderr
     said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
     assert len(said) == 8, said
+    # the export's lines: the template line writing such records on the sample titles
+    export = _run("export", "-m", mapping, "-i", INPUT, "-o", tmp_path / "out", "--date",
+                  RUN_DATE, "--formats-dir", fmts, "--dry-run")
+    assert export.exit_code == ExitCode.OUTPUT
+    [first] = [line for line in export.stderr.splitlines() if line.startswith(
+        "  - WTAMC001AS.txt:1 invoice FA-2026-00101: record 'detail' has 16 fields, the "
+        "layout has 17: missing column Ordre (#17) (rendered from ")]
+    assert first.endswith(
+        "school-export.json:$.invoices[0]) (check-mapping's sample titles write such "
+        f"records at {fmts}/bl-emagnus/wtamc001as.txt.j2:14-17) [template "
+        f"{fmts}/bl-emagnus/wtamc001as.txt.j2:14] (rule layout.columns)"), first
     assert ("  - WTAMC001.txt:2 invoice SAMPLE-2: record 'ecriture' has 124 fields, the "
             "layout has 125: missing column col125 (#125) (rendered from check-mapping's "
             "sample title (no optional part)) [template "
