@@ -23,6 +23,7 @@ import keyword
 import os
 import pprint
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, ItemsView, Iterable, Mapping, Sequence, Sized
 from decimal import Decimal
@@ -1165,6 +1166,33 @@ class _Tracing(_Sandbox):
         return super().getitem(obj, argument)
 
 
+# a checking render's mark after each value a flat-file template writes (``_Marking``):
+# MARK, the template's name, MARK_LINE, its line, MARK; no file pesgen writes holds NUL
+MARK = "\x00"
+MARK_LINE = "\x1f"
+
+
+class _Marking(_Sandbox):
+    """The sandbox of a checking render only (``pesgen.sample.written_by``, on the error
+    path of check-mapping's sample titles): the same templates, rendered the same way,
+    but each value a flat-file template writes (``{{ … }}``, ``written``) is followed by
+    a mark naming the template and the line Jinja's debug info maps the writing code
+    to, before the line break the value ends with, if any. The caller takes the marks
+    out again and compares the text with what it rendered without them. The export
+    renders with ``_Sandbox``: it pays nothing for this."""
+
+    def written(self, value: object) -> str:
+        text = super().written(value)
+        frame = sys._getframe(1)  # the template's code writing the value
+        template = frame.f_globals.get("__jinja_template__")
+        if template is None or template.name is None:
+            return text
+        mark = (f"{MARK}{template.name}{MARK_LINE}"
+                f"{template.get_corresponding_lineno(frame.f_lineno)}{MARK}")
+        body = text.rstrip("\r\n")
+        return body + mark + text[len(body):]
+
+
 # the names a mapping expression reads, which a template does not see
 _EXPORT_NAMES = frozenset({"invoice", "line", "record", "row", "rows"})
 
@@ -1190,13 +1218,16 @@ class _TemplateUndefined(jinja2.StrictUndefined):
 
 
 def template_environment(folder: Path, writes_none: bool = False,
-                         traced: bool = False, recorded: bool = False) -> SandboxedEnvironment:
+                         traced: bool = False, recorded: bool = False,
+                         marked: bool = False) -> SandboxedEnvironment:
     """A bundle's templates; ``writes_none`` only to rebuild a run recorded before a
     ``None`` output was refused: the word None written, and zero-filled by ``zfill`` as
     it was then (``'0None'``); ``traced``: the model fields they read are recorded
     (``_Tracing``: check-mapping's sample titles, never an export); ``recorded``: a
-    recorded run's bundle, rebuilt (``changes_allowed``)."""
-    env = (_Tracing if traced else _Sandbox)(
+    recorded run's bundle, rebuilt (``changes_allowed``); ``marked``: each value written
+    followed by the template line that wrote it (``_Marking``: a checking render of
+    check-mapping's sample titles, never an export)."""
+    env = (_Tracing if traced else _Marking if marked else _Sandbox)(
         loader=_ConfinedLoader(folder),
         undefined=_TemplateUndefined,
         autoescape=_autoescape,

@@ -127,6 +127,17 @@ def _tags_at(env: jinja2.Environment, name: str, line: int) -> list[_Tag]:
     return [t for t in _tags(env, source, name) if t.first <= line <= t.last]
 
 
+def expression_span(env: jinja2.Environment, name: str, line: int) -> tuple[int, int]:
+    """(first, last) line of the ``{{ … }}`` tag of template ``name`` (its environment
+    has a loader) on ``line``; (``line``, ``line``) when there is none, or the template
+    cannot be read again."""
+    try:
+        spans = [(t.first, t.last) for t in _tags_at(env, name, line) if t.kind == "expression"]
+    except Exception:  # a place to name only: never at the cost of the problem said
+        return line, line
+    return spans[0] if len(spans) == 1 else (line, line)
+
+
 def _holding(tags: list[_Tag], fault: _Fault) -> set[int]:
     """The lines of ``tags`` holding the token ``fault`` names."""
     return {tok.lineno for tag in tags for prev, tok in itertools.pairwise(tag.tokens)

@@ -645,7 +645,8 @@ def check_mapping(
     output: OutputOpt = Output.text,
 ) -> None:
     """Check a mapping without any input: schema, TODOs left, code tables, fit with its
-    format, and its format's templates rendered once on two sample titles; a bound
+    format, and its format's templates rendered once on two sample titles, each file
+    with a layout checked against it as an export checks its files (exit 6); a bound
     field no template writes is a warning, a value a split policy fills that none
     writes refuses the mapping."""
     from .build import format_fit, format_warnings
@@ -653,7 +654,7 @@ def check_mapping(
     from .formats import mapping_format
     from .mapping import load_mapping
     from .render import renderers
-    from .sample import check_coverage
+    from .sample import check_coverage, check_templates
 
     as_json = output is Output.json
     warnings: list[Problem] = []
@@ -682,7 +683,14 @@ def check_mapping(
             warn(problem)
         sample, found = check_coverage(m, fmt, warn,
                                        f"{mapping}: a policy of the mapping fills a value "
-                                       f"no template of format {fmt.name} writes")
+                                       f"no template of format {fmt.name} writes",
+                                       check_templates(m, fmt, laid_out=True))
+        if sample.layout_problems:
+            # the export's own checks of its files: the first export would fail so
+            raise OutputInvalidError(
+                f"{mapping}: the files of format {fmt.name}, rendered on the sample "
+                f"titles, break their layout ({len(sample.layout_problems)} problem(s)): "
+                "an export writing them so is refused", list(sample.layout_problems))
     except PesgenError as exc:
         if as_json:
             _json_report("check-mapping", "mappings", [result(exc)])

@@ -917,6 +917,7 @@ class Exporter:
                     found = self._bindings_of(found, renderer, doc, result.notes,
                                               (name, head.count(b"\n"),
                                                b.piece_lines[index]))
+                    found = self._writers_of(found, renderer, doc)
                 problems.extend(found)
                 if renderer.spec.layout is not None:
                     written[renderer.spec.template] = tmp, name, renderer.spec.layout
@@ -1039,6 +1040,18 @@ class Exporter:
                     p = replace(p, mapping=where, source="mapping")
             out.append(p)
         return out
+
+    def _writers_of(self, problems: list[Problem], renderer: FileRenderer,
+                    doc: Document) -> list[Problem]:
+        """A line too short or too long (layout.columns, which names the template
+        only) given the template line writing such records, found on check-mapping's
+        sample titles rendered again with marks (``sample.writers_named``): on the
+        error path only, the export's own rendering has none."""
+        if not any(p.rule == "layout.columns" and p.mapping is None for p in problems):
+            return problems
+        from .sample import writers_named  # it renders through here
+
+        return writers_named(problems, self, renderer, doc)
 
     def _final(self, name: str) -> Path:
         """Where a file of the run goes: in the output folder; a dry run without one

@@ -19,7 +19,7 @@ from jinja2 import nodes
 
 from . import _budget
 from ._jinja import NONE_WRITTEN, close_filter, string_environment, template_environment
-from ._tplline import locate, unclosed_tag
+from ._tplline import expression_span, locate, unclosed_tag
 from ._yaml import line_of, load_yaml_file
 from .errors import Problem, TemplateError, TemplateStopped, exception_message
 from .filters import RefusedValue
@@ -148,16 +148,19 @@ class FileRenderer:
     """The three macros of one output file's template."""
 
     def __init__(self, fmt: Format, spec: FileSpec, writes_none: bool = False,
-                 traced: bool = False, recorded: bool = False) -> None:
+                 traced: bool = False, recorded: bool = False, marked: bool = False
+                 ) -> None:
         """``traced``: the model fields the templates read are recorded (``reads``);
         check-mapping's sample titles only. ``recorded``: a recorded run's bundle,
         rebuilt as it rendered then (its files are compared with their sha256): what
         was refused since is let through (``changes_allowed``, a control character in
-        a file name)."""
+        a file name). ``marked``: each value written is followed by a mark naming the
+        template line that wrote it (``_jinja._Marking``): a checking render only."""
         self.fmt = fmt
         self.spec = spec
         self.recorded = recorded
-        self._env = env = template_environment(fmt.folder, writes_none, traced, recorded)
+        self._env = env = template_environment(fmt.folder, writes_none, traced, recorded,
+                                               marked)
         # as messages name it: a bundle outside pesgen's by its folder (Format.shown)
         self.name = f"{fmt.shown}/{spec.template}"
         # given a head's or tail's refusal writing None (the macro, the document, the
@@ -248,6 +251,12 @@ class FileRenderer:
             except jinja2.TemplateSyntaxError:
                 continue
         return None
+
+    def expression_lines(self, name: str, line: int) -> tuple[int, int]:
+        """The first and last lines of the ``{{ … }}`` tag of template ``name`` that
+        ``line`` is in (Jinja maps a filtered expression's code to its last filter's
+        line); (``line``, ``line``) when it is in none."""
+        return expression_span(self._env, name, line)
 
     @property
     def reads(self) -> dict[tuple[int, str], object]:

@@ -16,6 +16,7 @@ of a layout that refuses it is found there (``option_misfits``).
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, is_dataclass, replace
 from dataclasses import fields as dataclass_fields
@@ -27,12 +28,14 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from ._jinja import MARK, MARK_LINE
 from ._schema import _dotted
 from ._yaml import line_of, load_yaml_file
+from .across import check_across
 from .build import own_text_misfits
 from .coverage import CARRIED_BY, SPLITS, Coverage, bound
 from .coverage import check as coverage
-from .errors import MappingError, Problem, TemplateError, TemplateStopped
+from .errors import MappingError, PesgenError, Problem, TemplateError, TemplateStopped
 from .export import Exporter
 from .formats import FileSpec, Format
 from .keys import INVOICE_NUMBER_MAX
@@ -116,12 +119,19 @@ class SampleRendering:
     # where the format refuses an invoice number as long as pesgen takes, and what it
     # says (``number_refusal``): check-mapping's notice
     number_refused: tuple[str, str, str] | None = None
+    # how the files with a layout rendered on the sample titles break it, as an export's
+    # would (``layout_problems``; only when check_templates is asked: check-mapping)
+    layout_problems: tuple[Problem, ...] = ()
 
 
-def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
+def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False
+                    ) -> SampleRendering:
     """Render every file of ``fmt`` on the sample titles; raise ``TemplateError`` (file
     and line) on the first template error. Returns how many files were rendered and
-    the model fields their templates read."""
+    the model fields their templates read. ``laid_out`` (check-mapping): each file with
+    a layout is checked against it, as an export checks its files
+    (``SampleRendering.layout_problems``); an export, which checks its own files, does
+    not ask it."""
     day = date(mapping.collectivity.exercise, 11, 23)
     # vouched: nothing is validated here (no XSD, no DGFiP package needed), only rendered;
     # traced: the templates' reads recorded (an export's renderers record nothing)
@@ -134,21 +144,23 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
     doc = exporter.document(1, len(titles), total, lines=sum(len(t.lines) for t in titles))
     docs = []
     rendered: list[tuple[FileRenderer, str, str]] = []
+    written: list[tuple[FileRenderer, Document, list[bytes], str]] = []
     for renderer in traced:
         named = replace(doc, file_name=renderer.file_name(doc))
         docs.append(named)
         # encoded as an export writes them: a character the output's encoding cannot
         # write is refused here, not at the first export
         parts = [renderer.head(named)]
-        exporter._encode(parts[-1], renderer, "head")
+        encoded = [exporter._encode(parts[-1], renderer, "head")]
         for title in titles:
             # a value refused names its binding, as at export (Exporter.piece)
             parts.append(exporter.piece(renderer, title, named))
-            exporter._encode(parts[-1], renderer, f"piece of invoice {title.invoice_number}",
-                             title)
+            encoded.append(exporter._encode(
+                parts[-1], renderer, f"piece of invoice {title.invoice_number}", title))
         parts.append(renderer.tail(named))
-        exporter._encode(parts[-1], renderer, "tail")
+        encoded.append(exporter._encode(parts[-1], renderer, "tail"))
         rendered.append((renderer, named.file_name, "".join(parts)))
+        written.append((renderer, named, encoded, rendered[-1][2]))
     holders = _holders(titles, docs)
     reads = frozenset(f"{holder}.{name}" for renderer in traced
                       for (key, name) in renderer.reads for holder in holders.get(key, ()))
@@ -161,7 +173,170 @@ def check_templates(mapping: Mapping, fmt: Format) -> SampleRendering:
         and split_misfits(_split_on(mapping, policy), fmt, titles[0], pairs,
                           exporter.encoding))
     return SampleRendering(len(traced), reads, tuple(misfits), unfit,
-                           number_refusal(titles[0], pairs, exporter.encoding))
+                           number_refusal(titles[0], pairs, exporter.encoding),
+                           tuple(layout_problems(exporter, titles, written))
+                           if laid_out else ())
+
+
+# a mark ``_jinja._Marking`` puts after a value written: (template, line)
+_MARK = re.compile(f"{MARK}([^{MARK}{MARK_LINE}]*){MARK_LINE}([0-9]+){MARK}")
+
+
+def written_by(exporter: Exporter, renderer: FileRenderer, doc: Document,
+               titles: list[Title], text: str) -> list[set[tuple[str, int]]] | None:
+    """For each line of ``text``, the file ``renderer`` rendered on ``titles``, the
+    template lines (template, line) whose values it holds: found by rendering it again
+    in a checking render that marks each value written with its template line
+    (``_jinja._Marking``; the error path of check-mapping only, never an export). None
+    when that render fails, or gives another text once its marks are taken out (a
+    value written, then read again by a template: its marks would count)."""
+    try:
+        marked = FileRenderer(exporter.fmt, renderer.spec, marked=True)
+        out = (marked.head(doc) + "".join(marked.piece(t, doc) for t in titles)
+               + marked.tail(doc))
+    except PesgenError:
+        return None
+    if _MARK.sub("", out) != text:
+        return None
+    return [{(m[1], int(m[2])) for m in _MARK.finditer(line)} for line in out.split("\n")]
+
+
+def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRenderer,
+                   doc: Document, titles: list[Title], text: str) -> list[Problem]:
+    """Each line too short or too long of the sample titles' file (layout.columns,
+    which names the template only) given the template line that wrote its values
+    (``written_by``)."""
+    lines = written_by(exporter, renderer, doc, titles, text)
+    if lines is None:
+        return problems
+    prefix = f"{doc.file_name}:"
+
+    def places(p: Problem) -> set[tuple[str, int]]:
+        number = (p.record or "").removeprefix(prefix)
+        ok = number.isdigit() and 0 < int(number) <= len(lines)
+        return lines[int(number) - 1] if ok else set()
+
+    return [_writer_named(p, exporter, renderer, places(p), "the line written at")
+            if _unplaced_columns(p) else p for p in problems]
+
+
+def _unplaced_columns(p: Problem) -> bool:
+    """A line too short or too long (layout.columns) that names no template line."""
+    return p.rule == "layout.columns" and p.mapping is None
+
+
+def _writer_named(p: Problem, exporter: Exporter, renderer: FileRenderer,
+                  places: set[tuple[str, int]], said_as: str) -> Problem:
+    """``p`` given the template line of ``places`` (template, line) as a template's
+    place, 'fmts/acme/acme.txt.j2:9' (the first, when several); the lines of a tag
+    spanning several, or the several places, said too, after ``said_as``."""
+    if not places:
+        return p
+    spans = sorted({(name, renderer.expression_lines(name, line)) for name, line in places})
+    name, (first, last) = spans[0]
+    shown = exporter.fmt.shown
+    if len(spans) > 1 or last > first:
+        said = ", ".join(f"{shown}/{n}:{a}" + (f"-{b}" if b > a else "")
+                         for n, (a, b) in spans)
+        p = replace(p, message=f"{p.message} ({said_as} {said})")
+    return replace(p, mapping=f"{shown}/{name}:{first}", source="template")
+
+
+# the record type a layout problem names ("record 'titre' is 95 characters, …")
+_RECORD = re.compile(r"record '([^']*)'")
+
+
+def writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRenderer,
+                  doc: Document) -> list[Problem]:
+    """An export's lines too short or too long (layout.columns, which names the
+    template only) given the template line that writes such records: the sample titles
+    rendered again (``written_by``), on the export's error path only, and the places
+    whose values the lines of that record type hold there. None named when the sample
+    writes no such record, or the marked render fails or differs."""
+    titles = [exporter.numbered(t, i)
+              for i, t in enumerate(sample_titles(exporter.mapping, exporter.fmt), 1)]
+    try:
+        text = (renderer.head(doc) + "".join(renderer.piece(t, doc) for t in titles)
+                + renderer.tail(doc))
+    except PesgenError:
+        return problems
+    lines = written_by(exporter, renderer, doc, titles, text)
+    if lines is None or renderer.spec.layout is None:
+        return problems
+    layout = renderer.spec.load_layout()
+    by_type: dict[str, set[tuple[str, int]]] = {}
+    for number, (line, marks) in enumerate(zip(text.split("\n"), lines, strict=True), 1):
+        if number == 1 and layout.header:
+            continue
+        rec, _ = record_values(layout, line.rstrip("\r"))
+        if rec is not None:
+            by_type.setdefault(rec.type, set()).update(marks)
+    out = []
+    for p in problems:
+        m = _RECORD.match(p.message)
+        if _unplaced_columns(p) and m is not None:
+            p = _writer_named(p, exporter, renderer, by_type.get(m[1], set()),
+                              "check-mapping's sample titles write such records at")
+        out.append(p)
+    return out
+
+
+# a layout's rules that a made-up value of the sample may break where the export's would
+# not (a text longer than the column, an optional field left empty, a code or reference
+# of the school's own form): not said of a column holding a bound value
+_MADE_UP = frozenset({"layout.required", "layout.length", "layout.values", "layout.pattern"})
+
+
+def layout_problems(exporter: Exporter, titles: list[Title],
+                    written: list[tuple[FileRenderer, Document, list[bytes], str]]
+                    ) -> list[Problem]:
+    """Every way the files rendered on the sample titles (``written``: each file's
+    renderer, document, its head, pieces and tail as written, and its text) break their
+    layouts: the checks of an export's files, by its code (``export.check_output``, each
+    problem given the sample title of its line, ``export.attribute``, and the binding
+    whose value its column holds, ``Exporter._bindings_of``; then between the files,
+    ``across.check_across``). A line too short or too long (layout.columns) is given
+    the template line that wrote it (``written_by``). A file checked by an XSD is not:
+    the sample's made-up values are not a valid PES file (IdBord, dates), and the export
+    validates its own."""
+    from .export import _PieceLines, attribute, check_output
+
+    named = [(t.invoice_number,) for t in titles]
+    origins = {t.invoice_number: t.origin for t in titles}
+    problems: list[Problem] = []
+    laid_out: dict[str, tuple[Path, str, Path]] = {}
+    with tempfile.TemporaryDirectory(prefix="pesgen-sample-") as tmp:
+        for renderer, doc, parts, text in written:
+            spec = renderer.spec
+            if spec.layout is None or spec.xsd is not None:
+                continue
+            head, pieces, tail = parts[0], parts[1:-1], parts[-1]
+            data = b"".join(parts)
+            if not data:  # an export writes no empty file (a side file no title fills)
+                continue
+            path = Path(tmp) / doc.file_name
+            path.write_bytes(data)
+            found = check_output(spec, path, doc.file_name, exporter.encoding)
+            if found:
+                lines = _PieceLines()
+                for piece in pieces:
+                    lines.add(piece)
+                found = attribute(found, doc.file_name, head, tail, lines, named, origins)
+                bound = exporter._bindings_of(found, renderer, doc, (),
+                                              (doc.file_name, head.count(b"\n"), lines))
+                # a column holding a bound value (given its binding) holds a made-up
+                # one: what the export's values are is the export's to check
+                found = [q for p, q in zip(found, bound, strict=True)
+                         if q is p or q.rule not in _MADE_UP]
+                if any(_unplaced_columns(p) for p in found):
+                    found = _writers_named(found, exporter, renderer, doc, titles, text)
+            problems += found
+            laid_out[spec.template] = path, doc.file_name, spec.layout
+        if exporter.fmt.across and not problems:
+            # between the files of the bordereau, each valid against its layout, as at
+            # export
+            problems += check_across(exporter.fmt.across, laid_out, exporter.encoding)
+    return problems
 
 
 def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]

@@ -341,6 +341,154 @@ def test_a_template_writing_short_lines_is_said_once_naming_the_template(tmp_pat
     assert ("record 'titre' is 95 characters, the layout has 96: column MontantCentimes "
             "(#5) (characters 85-96) is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 "
             "writes on such lines (and 10 more line(s) alike: 3, 4, 5, 6, 7, …)") in said[0], said
+    # and the template line writing such records (found on check-mapping's sample titles)
+    assert said[0].endswith(" [template fmts/acme-fixed/acme-fixed.txt.j2:9] "
+                            "(rule layout.columns)"), said
+
+
+def _short_fixed(tmp_path: Path, piece: str | None = None) -> Path:
+    """The scaffolded acme-fixed bundle (in fmts/, the current folder) whose piece writes
+    the complement name 1 character short of its column (fixed(37) for 38), or whose
+    line is ``piece``; the titres mapping written by it."""
+    assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
+    template = Path("fmts") / "acme-fixed" / "acme-fixed.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if "t.debtor.complement_name | fixed(38)" in ln)
+    assert text.splitlines().index(line) == 8  # line 9
+    template.write_text(text.replace(line, piece or line.replace(
+        "t.debtor.complement_name | fixed(38)", "t.debtor.complement_name | fixed(37)")),
+                        encoding="utf-8")
+    return _titres_on(tmp_path, "acme-fixed")
+
+
+def test_check_mapping_checks_its_sample_titles_files_against_the_layout(tmp_path,
+                                                                        monkeypatch):
+    """check-mapping rendered the templates on its sample titles without checking what
+    they wrote against the layout: a template writing its lines 1 character short passed
+    it (exit 0), and the first export was refused (exit 6). check-mapping now checks
+    them as an export checks its files (exit 6, export's problem, with the sample title
+    of the line), and names the template line that wrote it, which export's problem
+    does not: [template fmts/acme-fixed/acme-fixed.txt.j2:9], its file and line in JSON."""
+    monkeypatch.chdir(tmp_path)
+    mapping = _short_fixed(tmp_path)
+    r = _run("check-mapping", mapping, "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    assert "m.yaml: the files of format acme-fixed, rendered on the sample titles, break " \
+        "their layout (1 problem(s)): an export writing them so is refused" in r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert said == [
+        "  - acme-fixed_21450999400015_2026_0000001.txt:2 invoice SAMPLE-1: record 'titre' "
+        "is 95 characters, the layout has 96: column MontantCentimes (#5) (characters "
+        "85-96) is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 writes on such "
+        "lines (and 1 more line(s) alike: 3) (rendered from check-mapping's sample title "
+        "(every part)) [template fmts/acme-fixed/acme-fixed.txt.j2:9] (rule layout.columns)"]
+    as_json = _run("check-mapping", mapping, "--formats-dir", "fmts", "--format", "json")
+    assert as_json.exit_code == ExitCode.OUTPUT
+    [result] = json.loads(as_json.stdout)["mappings"]
+    [problem] = result["problems"]
+    assert (result["exit_code"], problem["rule"], problem["file"], problem["line"],
+            problem["source"], problem["invoice"]) == (
+        6, "layout.columns", "fmts/acme-fixed/acme-fixed.txt.j2", 9, "template", "SAMPLE-1")
+    # the export says the same of its own lines
+    export = _run("export", "-m", mapping, "-i", INPUT, "-o", "out", "--date", RUN_DATE,
+                  "--formats-dir", "fmts", "--dry-run")
+    assert export.exit_code == ExitCode.OUTPUT
+    assert "record 'titre' is 95 characters, the layout has 96: column MontantCentimes (#5) " \
+        "(characters 85-96) is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 " \
+        "writes on such lines" in export.stderr
+
+
+def test_a_line_whose_values_a_template_reads_again_is_said_without_its_template_line(
+        tmp_path, monkeypatch):
+    """The template line is found by rendering again with a mark after each value
+    written: a template that writes a value into a block, then pads the block (the
+    marks are padded with it: 45 characters hold the sample's names and their marks),
+    renders otherwise; its short line is said all the same, naming no template line
+    rather than one read from a text that is not the one checked."""
+    monkeypatch.chdir(tmp_path)
+    mapping = _short_fixed(tmp_path, (
+        '{% set name %}{{ t.debtor.name }}{% endset %}'
+        '{{ "02" }}{{ t.number | fixed(6, "right", "0") }}{{ name | fixed(45) }}'
+        '{{ t.debtor.complement_name | fixed(30) }}{{ t.total | cents | fixed(12, "right", '
+        '"0") }}'))
+    r = _run("check-mapping", mapping, "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert len(said) == 1 and "record 'titre' is 95 characters" in said[0], said
+    assert "[template" not in said[0], said
+
+
+def test_check_mapping_names_the_tag_of_a_csv_line_short_of_a_column(tmp_path):
+    """e.magnus' detail line (WTAMC001AS) written one column short, and its titles' line
+    one field short: check-mapping refuses the mapping with export's problems (the
+    missing column, and the group numbering the missing Ordre breaks), each line named
+    with the template line writing it, or the lines of its tag when it spans several."""
+    import shutil
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format("bl-emagnus").folder), fmts / "bl-emagnus")
+    folder = fmts / "bl-emagnus"
+    detail = folder / "wtamc001as.txt.j2"
+    text = detail.read_text(encoding="utf-8")
+    assert text.count('ln.amount | amount(","), ln.number]') == 1
+    detail.write_text(text.replace('ln.amount | amount(","), ln.number]',
+                                   'ln.amount | amount(",")]'), encoding="utf-8")
+    titles = folder / "wtamc001.txt.j2"
+    text = titles.read_text(encoding="utf-8")
+    assert text.splitlines()[75] == '{{ row | csv_record(size=125, quoting="always") }}'
+    titles.write_text(text.replace("size=125", "size=124"), encoding="utf-8")
+    mapping = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert len(said) == 8, said
+    # the export's lines: the template line writing such records on the sample titles
+    export = _run("export", "-m", mapping, "-i", INPUT, "-o", tmp_path / "out", "--date",
+                  RUN_DATE, "--formats-dir", fmts, "--dry-run")
+    assert export.exit_code == ExitCode.OUTPUT
+    [first] = [line for line in export.stderr.splitlines() if line.startswith(
+        "  - WTAMC001AS.txt:1 invoice FA-2026-00101: record 'detail' has 16 fields, the "
+        "layout has 17: missing column Ordre (#17) (rendered from ")]
+    assert first.endswith(
+        "school-export.json:$.invoices[0]) (check-mapping's sample titles write such "
+        f"records at {fmts}/bl-emagnus/wtamc001as.txt.j2:14-17) [template "
+        f"{fmts}/bl-emagnus/wtamc001as.txt.j2:14] (rule layout.columns)"), first
+    assert ("  - WTAMC001.txt:2 invoice SAMPLE-2: record 'ecriture' has 124 fields, the "
+            "layout has 125: missing column col125 (#125) (rendered from check-mapping's "
+            "sample title (no optional part)) [template "
+            f"{fmts}/bl-emagnus/wtamc001.txt.j2:76] (rule layout.columns)") in said
+    assert ("  - WTAMC001AS.txt:3 invoice SAMPLE-2: record 'detail' has 16 fields, the layout "
+            "has 17: missing column Ordre (#17) (rendered from check-mapping's sample title "
+            f"(no optional part)) (the line written at {fmts}/bl-emagnus/wtamc001as.txt.j2:"
+            f"14-17) [template {fmts}/bl-emagnus/wtamc001as.txt.j2:14] "
+            "(rule layout.columns)") in said
+    assert ("  - WTAMC001AS.txt:3 invoice SAMPLE-2: record 'detail', column Ordre (#17): '' "
+            "on the first line of group RefIdEcriture '2'; the layout wants 1 (the lines of "
+            "a group numbered from 1) (rendered from check-mapping's sample title (no "
+            "optional part)) (rule layout.group)") in said
+
+
+def test_a_made_up_value_of_the_sample_is_not_held_to_the_layout(tmp_path):
+    """The sample titles' texts are made up: a bound value's column is not held to its
+    length, values or pattern, nor refused empty (the sample title without optional
+    parts has no line label, which e.magnus' required Libelle takes: an export's label
+    is the export's to check, by invoice). A mapping binding neither the label nor
+    the object, which the template writes there instead, is refused: every export
+    would be."""
+    mapping = MAPPINGS / "villeneuve-sur-loing-emagnus.yaml"
+    assert _run("check-mapping", mapping).exit_code == 0
+    unlabelled = mapping_copy(
+        tmp_path, mapping, ("""    label: {expr: "line.activity.label ~ ' - ' ~ """
+                            "line.student.first_name ~ ' ' ~ line.student.last_name\"}\n", ""),
+        ("""    object: {expr: "'CONSERVATOIRE FACTURE ' ~ invoice.number"}\n""", ""),
+        name="m.yaml")[0]
+    r = _run("check-mapping", unlabelled)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert said == [
+        "  - WTAMC001AS.txt:3 invoice SAMPLE-2: record 'detail', column Libelle (#5): is "
+        "empty, the column is required (rendered from check-mapping's sample title (no "
+        "optional part)) (rule layout.required)"], said
 
 
 @pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])
@@ -416,6 +564,14 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     mapping_copy(out.parent, out, *edits)
     text = out.read_text(encoding="utf-8")
     assert "TODO" not in "\n".join(ln.split("#")[0] for ln in text.splitlines())
+    if name == "bl-emagnus":
+        # WTAMC001AS's Libelle is required, and its template writes the line's label, else
+        # the title's object: a mapping binding neither has every export refused
+        unlabelled = _run("check-mapping", out)
+        assert unlabelled.exit_code == ExitCode.OUTPUT, unlabelled.stderr
+        assert "WTAMC001AS.txt:3 invoice SAMPLE-2: record 'detail', column Libelle (#5): " \
+            "is empty, the column is required" in unlabelled.stderr
+        mapping_copy(out.parent, out, ("    # label: TODO", "    label: activity.label"))
     ok = _run("check-mapping", out)
     assert ok.exit_code == 0, ok.stderr
     m = load_mapping(out)
