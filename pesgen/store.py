@@ -839,6 +839,11 @@ class _LockWait:
         server answering a request, says what a wait given up made of it)."""
         return None if getattr(self._local, "bound", None) is not None else self._on_wait
 
+    @property
+    def bounded(self) -> bool:
+        """Within ``at_most``: this thread's transactions wait at most its bound."""
+        return getattr(self._local, "bound", None) is not None
+
     @contextmanager
     def at_most(self, seconds: float) -> Iterator[None]:
         previous = getattr(self._local, "bound", None)
@@ -952,6 +957,16 @@ class _LockWait:
                 raise store_locked(self.url, self.timeout) from None
         conn.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
         return taken
+
+    def pg_begin(self, conn: Connection) -> None:
+        """A PostgreSQL transaction begun within ``at_most`` waits for a row another
+        transaction holds (a notification's operation or payment, which a pesgen
+        command recording for the same invoice locks, or another program's session) at
+        most the bound, each statement (its ``lock_timeout``); ``Store.waits_at_most``
+        makes StoreLocked of a wait given up. Otherwise the server's default: no bound
+        (a numbering sequence's row is waited for in ``row``)."""
+        if self.bounded:
+            self._lock_timeout(conn, self.timeout)
 
     @staticmethod
     def _lock_timeout(conn: Connection, seconds: float) -> None:
@@ -1286,6 +1301,8 @@ class Store:
                 # them fails as on SQLite
                 if reads is not None and reads.reading:
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                if reads is not None:
+                    reads.pg_begin(conn)
 
             return engine
         raise UsageError(f"unsupported database URL '{shown_url(url)}' (sqlite:///… or "
@@ -1333,9 +1350,16 @@ class Store:
         row) at most ``seconds`` (or ``store_lock_timeout`` when it is shorter), then
         raises StoreLocked, nothing written, and says nothing while it waits: a request
         to a server (``payfip serve``'s notifications) that answers its client in a
-        bounded time instead of keeping it waiting for an export. Nestable."""
+        bounded time instead of keeping it waiting for an export. On PostgreSQL, where an
+        export holds no row a notification needs, each statement waits at most as long
+        for any row another transaction holds (``_LockWait.pg_begin``). Nestable."""
         with self._lock.at_most(seconds):
-            yield
+            try:
+                yield
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_NOT_AVAILABLE:
+                    raise
+                raise store_locked(self.url, self._lock.timeout) from None
 
     def _migrate(self, conn: Connection) -> int:
         """Apply the migrations the store lacks, in ``conn``'s transaction; how many."""

@@ -850,6 +850,82 @@ def test_a_postgresql_export_waiting_for_another_session_names_its_process(tmp_p
     assert runs == []
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_runs_cancel_while_an_export_records_its_run(tmp_path, kind):
+    """`runs cancel` of an earlier run while an export of the same numbering sequence is
+    in its finishing step (numbered, its run recorded, not committed). SQLite: it waits
+    for the store's lock, says so once, and past store_lock_timeout gives up (exit 7),
+    nothing cancelled; let go, it cancels. PostgreSQL: it cancels while the export still
+    holds its sequence's row (it locks the run's row, which the export does not). Either
+    way nothing is lost or doubled: the export's run is recorded, IdBord 2, its titles
+    active, the earlier run cancelled, its titles freed, and its number not given again."""
+    from datetime import date
+
+    import sqlalchemy as sa
+
+    from pesgen.store import run_invoices
+
+    with state_database(kind, tmp_path) as url:
+        data = json.loads((EXAMPLES / "school-export.json").read_text(encoding="utf-8"))
+        for inv in data["invoices"]:
+            inv["number"] += "-0"
+        earlier_input = tmp_path / "earlier.json"
+        earlier_input.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        first = Store(url)
+        earlier = export_recorded(lambda: first, MAPPING, earlier_input, tmp_path / "earlier",
+                                  date(2026, 11, 23)).run_id
+        first.engine.dispose()
+        cancel = [sys.executable, "-m", "pesgen", "runs", "cancel", earlier, "--reason",
+                  "IdBord 1 rejected"]
+
+        def env(timeout: str) -> dict[str, str]:
+            return dict(os.environ, PESGEN_DB=url, PESGEN_STORE_LOCK_TIMEOUT=timeout)
+
+        with _pg_export_finishing(tmp_path, url) as (store, release):
+            if kind == "sqlite":
+                refused = subprocess.run(cancel, capture_output=True, text=True,
+                                         env=env("1"), cwd=ROOT, timeout=60)
+                assert refused.returncode == 7, refused.stderr
+                assert refused.stderr.count(WAITING) == 1, refused.stderr
+                assert "another pesgen run held the state store's lock for 1 s" in \
+                    refused.stderr
+                proc = subprocess.Popen(cancel, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env("60"),
+                                        cwd=ROOT)
+                try:
+                    assert proc.stderr is not None
+                    said = proc.stderr.readline()  # while the export holds the lock
+                    release.set()
+                    out, rest = proc.communicate(timeout=60)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                assert WAITING in said and WAITING not in rest, said + rest
+                done = subprocess.CompletedProcess(cancel, proc.returncode, out, said + rest)
+            else:
+                done = subprocess.run(cancel, capture_output=True, text=True, env=env("60"),
+                                      cwd=ROOT, timeout=60)
+                # cancelled while the export's run is not committed yet
+                assert [(r.id, r.status) for r in store.list_runs()] == [
+                    (earlier, "cancelled")]
+                assert "waiting for the state store" not in done.stderr, done.stderr
+        assert done.returncode == 0, done.stderr
+        assert f"run {earlier} cancelled: its 11 invoice(s) can be exported again" \
+            in done.stdout, done.stdout
+        after = Store(url)
+        runs = sorted(after.list_runs(), key=lambda r: r.first_number)
+        with after.engine.connect() as conn:
+            active = conn.execute(sa.select(run_invoices.c.run_id, run_invoices.c.active,
+                                            sa.func.count()).group_by(
+                run_invoices.c.run_id, run_invoices.c.active)).all()
+        [sequence] = after.sequences()
+        after.engine.dispose()
+    assert [(r.first_number, r.status, r.titles) for r in runs] == [
+        (1, "cancelled", 11), (2, "committed", 11)]
+    assert sorted(active) == sorted([(earlier, False, 11), (runs[1].id, True, 11)])
+    assert sequence.next_number == 3
+
+
 def test_a_bounded_wait_is_this_thread_s_alone_and_says_nothing(tmp_path):
     """``Store.waits_at_most`` (a server's request: ``payfip serve``'s notifications)
     gives up past its bound, without the note on standard error, while another thread's

@@ -347,8 +347,9 @@ def serve(
     store_wait: Annotated[float, typer.Option(
         "--store-wait", envvar="PESGEN_PAYFIP_STORE_WAIT", min=0,
         help="Seconds a notification waits for the state store's lock another pesgen run "
-        "holds (an export recording its run), in each transaction; past them it is "
-        "answered 503 and left pending for `pesgen payfip reconcile`.")] = 5.0,
+        "holds (an export recording its run; on PostgreSQL, its operation's rows another "
+        "transaction holds), in each transaction; past them it is answered 503 and left "
+        "pending for `pesgen payfip reconcile`.")] = 5.0,
 ) -> None:
     """Receive PayFiP notifications (POST /payfip/notification) and family returns
     (/payfip/retour); pull each result over SOAP and record it once."""

@@ -18,9 +18,12 @@ A request waits for the state store at most ``store_wait`` seconds in each of it
 transactions (``serve --store-wait``, default ``STORE_WAIT``), not ``store_lock_timeout``
 (10 minutes): on SQLite an export holds the store's lock while it renders, validates
 and records its files (about 9 s at 100 000 invoices), and PayFiP's HTTP client gives
-up on a slow answer long before. Past it, nothing is recorded: 503, and a warning naming
-the idOp says that ``pesgen payfip reconcile`` records the result (the operation stays
-pending, as for a lost notification).
+up on a slow answer long before. On PostgreSQL an export holds nothing a notification
+needs; the bound there is on the rows of the operation and its invoice that another
+transaction holds (a pesgen command recording for the same invoice, a session left
+open), each statement. Past it, nothing is recorded: 503, and a warning naming the idOp
+says that ``pesgen payfip reconcile`` records the result (the operation stays pending,
+as for a lost notification).
 """
 
 from __future__ import annotations
@@ -133,11 +136,18 @@ def create_app(store: Store, factory: service.ClientFactory,
         with store.waits_at_most(store_wait):
             return function(*args)
 
+    # what held the request up: on SQLite the store's one write lock (an export's while
+    # it records its run); on PostgreSQL, where an export holds nothing a notification
+    # needs, the rows of the operation or its invoice another transaction locked
+    held = ("another pesgen run (an export) held the state store's lock"
+            if store.engine.dialect.name == "sqlite" else
+            "another transaction held its rows in the state store (a pesgen command "
+            "recording for the same invoice, or another program's session)")
+
     def busy(source: str, id_op: str, seconds: float) -> None:
-        log.warning("payfip %s: operation %s: not recorded now: another pesgen run (an "
-                    "export) held the state store's lock for %g s (payfip serve "
+        log.warning("payfip %s: operation %s: not recorded now: %s for %g s (payfip serve "
                     "--store-wait); the operation stays pending: `pesgen payfip "
-                    "reconcile` records its result", source, id_op, seconds)
+                    "reconcile` records its result", source, id_op, held, seconds)
 
     async def process(request: Request, source: str
                       ) -> tuple[int, str, str | None, str | None]:
