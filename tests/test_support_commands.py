@@ -393,11 +393,12 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
     found = _run("runs", "find", "FA-2026-00106")
     assert found.exit_code == 0, found.output
     lines = found.stdout.splitlines()
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     assert lines[0].startswith(f"FA-2026-00106: run {_run_id(second.stdout)}  ")
     assert lines[0].endswith("85.00  active")
     assert lines[1] == "  Hélios: IdBord 2 no acknowledgement recorded"
-    assert lines[2].startswith(f"FA-2026-00106: not exported: left out by run "
+    assert lines[2].startswith("  PayFiP: none (no PayFiP link made for it")
+    assert lines[3].startswith(f"FA-2026-00106: not exported: left out by run "
                                f"{_run_id(first.stdout)} (")
 
 
