@@ -1562,35 +1562,68 @@ app.add_typer(runs_app, name="runs")
 def runs_list(
     mapping: Annotated[Path | None, typer.Option("--mapping", "-m",
                                                  help="Only runs of this mapping file.")] = None,
+    run_date: Annotated[str | None, typer.Option(
+        "--run-date", help="Only runs whose files bear this date (YYYY-MM-DD): `export "
+        "--date`, the run date, which need not be the day it was recorded.")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only runs recorded on or after this day (YYYY-MM-DD, UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Only runs recorded on or before this day (YYYY-MM-DD, UTC).")
+    ] = None,
     db: DbOpt = None,
     output: RunsOutputOpt = Output.text,
 ) -> None:
     """List recorded runs, oldest first, each with when it was recorded and its run date
     (the date its files bear: `export --date`), status, IdBord, titles, total, mapping
-    and, for a PES run, its bordereaux' Hélios status. `pesgen regenerate RUN --out
-    NEW_DIR` rebuilds a run's files byte for byte."""
+    and, for a PES run, its bordereaux' Hélios status. `--run-date D`: the file of date
+    D. `pesgen regenerate RUN --out NEW_DIR` rebuilds a run's files byte for byte."""
     from decimal import Decimal
 
     try:
+        day = _parse_date(run_date, "--run-date")
+        first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
+        if first and last and last < first:
+            raise UsageError(f"--until {last} is before --since {first}: no day between them")
         store = _store(db, must_exist=True)
         with store.reads():  # not waiting for an export to finish (docs/state.md)
-            records = store.list_runs(str(mapping) if mapping else None)
+            records = store.list_runs(str(mapping) if mapping else None, day, first, last)
             # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
             acks = store.acknowledgements({r.id for r in records if r.pes})
             # a --mapping matching no run: which mapping files the store's runs name
-            others = store.mapping_paths() if mapping and not records else (0, [])
+            others = store.mapping_paths() if (mapping or day or first or last) \
+                and not records else (0, [])
+            # a --run-date matching no run of a store that holds runs: the nearest ones
+            near = store.run_dates_near(day) if day and others[0] else (None, None)
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs list", exc=exc)
         _fail(exc, written=False)
         return
+    dated = bool(day or first or last)
     if output is Output.json:
         _runs_json("runs list", runs=[_run_json(r, acks.get(r.id, {})) for r in records],
                    # a --mapping matching no run of a store that holds runs
-                   other_mappings=None if not others[0] else {
-                       "count": others[0], "paths": others[1]})
+                   other_mappings=None if not others[0] or not mapping or dated else {
+                       "count": others[0], "paths": others[1]},
+                   # a --run-date matching no run of a store that holds runs
+                   nearest_run_dates=None if not day or not others[0] else {
+                       "before": near[0], "after": near[1]})
         return
-    if not records and others[0]:
+    if not records and others[0] and dated:
+        # the file of date D asked for and none found: the filters said, and the run
+        # dates nearest D, which the one looked for may bear (a term dated the 30th)
+        asked = [f"of run date {day}"] if day else []
+        asked += [f"recorded from {first}"] if first else []
+        asked += [f"recorded up to {last}"] if last else []
+        asked += [f"of mapping {Path(mapping).expanduser().resolve()}"] if mapping else []
+        nearest = ", ".join(f"{side} {when}" for side, when in (
+            ("before", near[0]), ("after", near[1])) if when)
+        nearest = f"this store's nearest run dates: {nearest}" if nearest else ""
+        _say(f"no run {', '.join(asked)} in this store"
+             + (f": {nearest}" if nearest else "")
+             + " (pesgen runs list lists them all)")
+    elif not records and others[0]:
         # a path typed from another folder read as 'no run recorded', the store full
         count, paths = others
         more = ", …" if count > len(paths) else ""
