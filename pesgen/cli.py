@@ -1562,35 +1562,68 @@ app.add_typer(runs_app, name="runs")
 def runs_list(
     mapping: Annotated[Path | None, typer.Option("--mapping", "-m",
                                                  help="Only runs of this mapping file.")] = None,
+    run_date: Annotated[str | None, typer.Option(
+        "--run-date", help="Only runs whose files bear this date (YYYY-MM-DD): `export "
+        "--date`, the run date, which need not be the day it was recorded.")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only runs recorded on or after this day (YYYY-MM-DD, UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Only runs recorded on or before this day (YYYY-MM-DD, UTC).")
+    ] = None,
     db: DbOpt = None,
     output: RunsOutputOpt = Output.text,
 ) -> None:
     """List recorded runs, oldest first, each with when it was recorded and its run date
     (the date its files bear: `export --date`), status, IdBord, titles, total, mapping
-    and, for a PES run, its bordereaux' Hélios status. `pesgen regenerate RUN --out
-    NEW_DIR` rebuilds a run's files byte for byte."""
+    and, for a PES run, its bordereaux' Hélios status. `--run-date D`: the file of date
+    D. `pesgen regenerate RUN --out NEW_DIR` rebuilds a run's files byte for byte."""
     from decimal import Decimal
 
     try:
+        day = _parse_date(run_date, "--run-date")
+        first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
+        if first and last and last < first:
+            raise UsageError(f"--until {last} is before --since {first}: no day between them")
         store = _store(db, must_exist=True)
         with store.reads():  # not waiting for an export to finish (docs/state.md)
-            records = store.list_runs(str(mapping) if mapping else None)
+            records = store.list_runs(str(mapping) if mapping else None, day, first, last)
             # each bordereau's Hélios status, as `pesgen acquit --record` recorded it
             acks = store.acknowledgements({r.id for r in records if r.pes})
             # a --mapping matching no run: which mapping files the store's runs name
-            others = store.mapping_paths() if mapping and not records else (0, [])
+            others = store.mapping_paths() if (mapping or day or first or last) \
+                and not records else (0, [])
+            # a --run-date matching no run of a store that holds runs: the nearest ones
+            near = store.run_dates_near(day) if day and others[0] else (None, None)
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs list", exc=exc)
         _fail(exc, written=False)
         return
+    dated = bool(day or first or last)
     if output is Output.json:
         _runs_json("runs list", runs=[_run_json(r, acks.get(r.id, {})) for r in records],
                    # a --mapping matching no run of a store that holds runs
-                   other_mappings=None if not others[0] else {
-                       "count": others[0], "paths": others[1]})
+                   other_mappings=None if not others[0] or not mapping or dated else {
+                       "count": others[0], "paths": others[1]},
+                   # a --run-date matching no run of a store that holds runs
+                   nearest_run_dates=None if not day or not others[0] else {
+                       "before": near[0], "after": near[1]})
         return
-    if not records and others[0]:
+    if not records and others[0] and dated:
+        # the file of date D asked for and none found: the filters said, and the run
+        # dates nearest D, which the one looked for may bear (a term dated the 30th)
+        asked = [f"of run date {day}"] if day else []
+        asked += [f"recorded from {first}"] if first else []
+        asked += [f"recorded up to {last}"] if last else []
+        asked += [f"of mapping {Path(mapping).expanduser().resolve()}"] if mapping else []
+        nearest = ", ".join(f"{side} {when}" for side, when in (
+            ("before", near[0]), ("after", near[1])) if when)
+        nearest = f"this store's nearest run dates: {nearest}" if nearest else ""
+        _say(f"no run {', '.join(asked)} in this store"
+             + (f": {nearest}" if nearest else "")
+             + " (pesgen runs list lists them all)")
+    elif not records and others[0]:
         # a path typed from another folder read as 'no run recorded', the store full
         count, paths = others
         more = ", …" if count > len(paths) else ""
@@ -1973,8 +2006,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
               db: DbOpt = None,
               output: RunsOutputOpt = Output.text) -> None:
     """Which run(s) hold an invoice, or a NumDette (active or cancelled), each with its
-    bordereau's Hélios status (`pesgen acquit --record`), and which left an invoice out
-    (exit 1 when no run exported it)."""
+    bordereau's Hélios status (`pesgen acquit --record`) and the invoice's PayFiP status
+    (as `payfip payments --invoice` reads it; none: no link made), and which left an
+    invoice out (exit 1 when no run exported it)."""
     from .keys import invoice_key, named, shown, written_otherwise
     from .store import pes_typ_bord
 
@@ -1993,6 +2027,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             # its own PES)
             acks = store.acknowledgements(
                 {f["run_id"] for f in found if pes_typ_bord(f["typ_bord"])}) if found else {}
+            # "a family says it paid": the invoice's PayFiP rows as `payfip payments
+            # --invoice` reads them (its store query), none when no link was made
+            payfip = _payfip_rows(store, [f["invoice"] for f in found])
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs find", exc=exc)
@@ -2019,7 +2056,10 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                               "policy": lo["policy"], "holder": lo.get("holder")}
                              for lo in left_out],
                    # a NumDette given without --debt: the invoices holding it as theirs
-                   numdette_of=list(dict.fromkeys(f["invoice"] for f in as_debt)))
+                   numdette_of=list(dict.fromkeys(f["invoice"] for f in as_debt)),
+                   # each title's invoice's PayFiP rows as `payfip payments --format json
+                   # --invoice` gives them ([]: no PayFiP link made for it)
+                   payfip=[row for rows in payfip.values() for row in rows])
         return
     if not found and not left_out:
         _say(f"{'NumDette ' if debt else ''}{invoice}: in no run")
@@ -2034,6 +2074,7 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                  "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
                  "-i FILE on the school's file holding it says what refuses it")
         raise typer.Exit(1)
+    last_of = {f["invoice"]: f for f in found}
     for f in found:
         if f["active"]:
             state = "active"
@@ -2053,6 +2094,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(
         if pes_typ_bord(f["typ_bord"]):
             said = _helios(f["id_bord"], 1, acks.get(f["run_id"], {}), f["typ_bord"])
             _say(f"  Hélios: {said}")
+        if f is last_of[f["invoice"]]:  # once an invoice, under its last title
+            _say(f"  PayFiP: {_payfip_said(payfip[f['invoice']])}")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
         # left out as billed by another run: not 'not exported', which that run did
@@ -2062,6 +2105,47 @@ def runs_find(invoice: Annotated[str, typer.Argument(
              f"(policy {lo['policy']})")
     if not found:  # like grep: 0 only when a run holds (exported) the invoice
         raise typer.Exit(1)
+
+
+def _payfip_rows(store: Any, invoices: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each invoice's PayFiP rows as `payfip payments --invoice` reads them
+    (``ledger.iter_payments``: its status, amounts, latest link…), by the invoice as
+    given; an invoice with no link made has none."""
+    from .keys import invoice_key
+    from .payfip.ledger import iter_payments
+
+    given = list(dict.fromkeys(invoices))
+    out: dict[str, list[dict[str, Any]]] = {i: [] for i in given}
+    if not given:
+        return out
+    by_key = {invoice_key(i): i for i in given}
+    for row in iter_payments(store, invoices=given):
+        out[by_key.get(invoice_key(row["invoice"]), given[0])].append(row)
+    return out
+
+
+def _payfip_said(rows: list[dict[str, Any]]) -> str:
+    """An invoice's PayFiP status in `runs find`'s line: each row's status, amount and
+    date, its latest link; ``none`` when no link was made."""
+    if not rows:
+        return ("none (no PayFiP link made for it: pesgen knows of no online payment; one "
+                "paid otherwise paid the trésorerie)")
+    said = []
+    for row in rows:
+        if row["amount_paid"] is not None:
+            text = ("paid" if row["status"] == "paid" else f"{row['status']}, paid") \
+                + f" {row['amount_paid']}"
+            if row["paid_at"]:
+                text += f" on {row['paid_at']}"
+        else:
+            text = f"{row['status']}, due {row['amount_due']}, as of {row['updated_at']}"
+        if row["payfip_status"] and row["payfip_status"] != row["status"]:
+            text += f", PayFiP says {row['payfip_status']}"  # a cancelled title's link
+        link = f"link {row['last_id_op']}, saisie {row['saisie']}" if row["last_id_op"] \
+            else "no link made for this title"
+        title = f"IdBord {row['id_bord']}, " if len(rows) > 1 and row["run"] else ""
+        said.append(f"{text} ({title}{link})")
+    return "; ".join(said)
 
 
 @runs_app.command("extract")

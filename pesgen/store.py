@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -2042,17 +2042,27 @@ class Store:
 
     # -------------------------------------------------------------- queries
 
-    def list_runs(self, mapping: str | None = None) -> list[RunRecord]:
+    def list_runs(self, mapping: str | None = None, run_date: date | None = None,
+                  since: date | None = None, until: date | None = None) -> list[RunRecord]:
         """Every run, oldest first; with ``mapping``, the runs of that mapping file: its
         absolute path (what runs record), or the path as typed (runs recorded before
-        pesgen kept the absolute one). Only the columns a record shows are read: not a
-        run's input, bundle, mapping or policies (tens of MiB for a run of 100 000
+        pesgen kept the absolute one); with ``run_date``, those whose files bear that
+        date (``export --date``); with ``since`` and ``until``, those recorded on or
+        after, on or before those days (UTC). Only the columns a record shows are read:
+        not a run's input, bundle, mapping or policies (tens of MiB for a run of 100 000
         titles), which listing ten such runs held in memory at once."""
         query = (sa.select(*(runs.c[name] for name in _RECORD_COLUMNS))
                  .order_by(runs.c.created_at, runs.c.first_number))
         if mapping:
             query = query.where(runs.c.mapping_path.in_(
                 {mapping, str(Path(mapping).expanduser().resolve())}))
+        if run_date is not None:
+            query = query.where(runs.c.run_date == run_date.isoformat())
+        # created_at is ISO 8601 UTC (2026-11-23T10:00:00Z): its day compares as text
+        if since is not None:
+            query = query.where(runs.c.created_at >= since.isoformat())
+        if until is not None:
+            query = query.where(runs.c.created_at < (until + timedelta(days=1)).isoformat())
         with self.engine.connect() as conn:
             parts: dict[str, list[int]] = {}
             for run_id, id_bord in conn.execute(
@@ -2062,6 +2072,18 @@ class Store:
             figures = _cancelled_figures(conn)
             return [_record(r, parts.get(r.id, ()), figures.get(r.id))
                     for r in conn.execute(query)]
+
+    def run_dates_near(self, day: date) -> tuple[str | None, str | None]:
+        """The run dates (``export --date``) of this store's runs nearest ``day``: the
+        latest before it and the earliest after it (None: none), for a ``runs list
+        --run-date`` that matches no run."""
+        text = day.isoformat()
+        with self.engine.connect() as conn:
+            before = conn.execute(sa.select(sa.func.max(runs.c.run_date))
+                                  .where(runs.c.run_date < text)).scalar()
+            after = conn.execute(sa.select(sa.func.min(runs.c.run_date))
+                                 .where(runs.c.run_date > text)).scalar()
+        return before, after
 
     def mapping_paths(self, limit: int = 5) -> tuple[int, list[str]]:
         """How many mapping files this store's runs were made with, and the first

@@ -157,6 +157,11 @@ def test_a_rejection_is_recorded_and_shown_by_runs_list_and_show(one_run):
         "rejected.xml", digest, "2026-11-24", False, 3)
 
 
+# `runs find`'s PayFiP line of an invoice no link was made for
+PAYFIP_NONE = ("  PayFiP: none (no PayFiP link made for it: pesgen knows of no online "
+               "payment; one paid otherwise paid the trésorerie)")
+
+
 def test_runs_find_gives_the_helios_status_of_the_bordereau_holding_the_invoice(one_run):
     """"Was FA-2026-00103 sent?": `runs find` gave the run, IdBord and `active`, not what
     the trésorerie answered, which `runs list` and `runs show` gave: support needed a second
@@ -173,11 +178,12 @@ def test_runs_find_gives_the_helios_status_of_the_bordereau_holding_the_invoice(
 
     lines, helios = found()
     assert lines[0].startswith(f"FA-2026-00103: run {run_id} ") and lines[0].endswith("active")
-    assert lines[1:] == ["  Hélios: IdBord 1 no acknowledgement recorded"]
+    assert lines[1:] == ["  Hélios: IdBord 1 no acknowledgement recorded", PAYFIP_NONE]
     assert helios == {"status": "not recorded"}
     assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
     lines, helios = found()
-    assert lines[1:] == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)"]
+    assert lines[1:] == ["  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)",
+                         PAYFIP_NONE]
     assert helios == {"status": "rejected", "on": "2026-11-24", "error_count": 3,
                       "file": "rejected.xml", "domain": "7"}
 
@@ -366,7 +372,8 @@ def test_a_file_no_run_of_the_store_answers_records_nothing(tmp_path):
     assert _rows(f"sqlite:///{db}") == (0, 0)
     assert _helios(f"sqlite:///{db}") == []
     found = run_cli("runs", "find", "FA-2026-00103", "--db", db)
-    assert found.exit_code == 0 and len(found.stdout.splitlines()) == 1, found.output
+    # no Hélios line (a finance package's run); its PayFiP line
+    assert found.exit_code == 0 and found.stdout.splitlines()[1:] == [PAYFIP_NONE], found.output
     report = run_cli("runs", "find", "FA-2026-00103", "--db", db, "--format", "json")
     assert [t["helios"] for t in json.loads(report.stdout)["titles"]] == [None]
     listed = run_cli("runs", "list", "--db", db, "--format", "json")

@@ -97,9 +97,10 @@ def test_the_invoices_exported_already_are_left_out_and_the_new_one_exported(db_
     lines = found.output.splitlines()
     assert lines[0].startswith(f"FA-2026-00104: run {first.run_id} ")
     assert lines[1] == "  Hélios: IdBord 1 no acknowledgement recorded"
+    assert lines[2].startswith("  PayFiP: none (")  # no link made for it
     # not 'not exported': the first run exported it
-    assert lines[2].startswith(f"FA-2026-00104: left out by run {second.run_id} (")
-    assert lines[2].endswith(f"from {term2}:$.invoices[3]: exported already by run "
+    assert lines[3].startswith(f"FA-2026-00104: left out by run {second.run_id} (")
+    assert lines[3].endswith(f"from {term2}:$.invoices[3]: exported already by run "
                              f"{first.run_id} in {name} (IdBord 1), at the same amount 66.00 "
                              "(policy already_exported)")
 

@@ -153,7 +153,9 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     assert found[0].endswith("IdBord 2 IdPce 1 NumDette 202600105  237.50  freed "
                              "(IdBord 2 cancelled)")
     # then what the trésorerie answered of that bordereau (its Hélios status)
-    assert found[1:] == ["  Hélios: IdBord 2 no acknowledgement recorded"]
+    assert found[1:] == ["  Hélios: IdBord 2 no acknowledgement recorded",
+                         "  PayFiP: none (no PayFiP link made for it: pesgen knows of no "
+                         "online payment; one paid otherwise paid the trésorerie)"]
     assert cli(db_url, "runs", "find", "FA-2026-00101").output.splitlines()[0].endswith(
         "active")
     # regenerate: the active bordereaux' files; the cancelled one's only when asked,

@@ -917,6 +917,86 @@ def test_payments_of_the_invoices_given_in_every_format(world):
                    "change since 2999-01-01 (without --since: its row as it stands)\n")
 
 
+def test_payments_as_text_gives_a_line_an_invoice_for_a_person(world):
+    """`payfip payments` printed CSV or JSON only: support read one 17-column line. With
+    --format text, a line a row saying its columns in words (those empty left out); CSV
+    stays the default (the school software reads it)."""
+    for invoice in ("FA-2026-00102", "FA-2026-00103"):
+        code, out, err = _link(world, invoice, "--mode", "W")
+        assert code == 0, err
+        if invoice == "FA-2026-00102":
+            paid_op = _pay(world, out)
+    code, out, err = _run("payfip", "payments", "--format", "text")
+    assert code == 0, err
+    paid, pending = out.splitlines()
+    rows = {r["invoice"]: r for r in csv.DictReader(
+        io.StringIO(_run("payfip", "payments")[1]), delimiter=";")}
+    p = rows["FA-2026-00102"]
+    assert paid == (f"FA-2026-00102: paid; due 187.50; paid 187.50 by card on {p['paid_at']}; "
+                    f"last link {paid_op} (saisie W); numauto {p['numauto']}; refdet "
+                    f"FA202600102; run {p['run']} IdBord {p['id_bord']}; SIRET "
+                    f"21450999400015; updated {p['updated_at']}"), paid
+    q = rows["FA-2026-00103"]
+    assert pending == (f"FA-2026-00103: pending; due {q['amount_due']}; last link "
+                       f"{q['last_id_op']} (saisie W); refdet FA202600103; run {q['run']} "
+                       f"IdBord {q['id_bord']}; SIRET 21450999400015; updated "
+                       f"{q['updated_at']}"), pending
+    assert err == "2 invoice(s) in 2 row(s)\n"
+    code, out, err = _run("payfip", "payments", "--format", "text", "-n", "FA-2026-00102")
+    assert code == 0 and out.splitlines() == [paid], err
+    code, out, err = _run("payfip", "payments", "--format", "yaml")
+    assert code == 2 and "--format must be csv, json or text, got 'yaml'" in err, err
+
+
+def test_runs_find_says_the_invoices_payfip_status(world):
+    """"A family says it paid": `runs find` gave the title and its Hélios status, the
+    PayFiP state needing `payfip payments --invoice`. A line under the invoice's title says
+    it as that listing reads it: paid (amount, when, link), pending (amount due, as of,
+    link), none without a link; --format json gives the rows as `payments --format json`."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0, err
+    paid_op = _pay(world, out)
+    code, out, err = _link(world, "FA-2026-00103", "--mode", "W")
+    assert code == 0, err
+    rows = {r["invoice"]: r for r in json.loads(_run("payfip", "payments", "--format",
+                                                     "json")[1])}
+    code, out, err = _run("runs", "find", "FA-2026-00102")
+    assert code == 0, err
+    p = rows["FA-2026-00102"]
+    assert out.splitlines()[2:] == [f"  PayFiP: paid 187.50 on {p['paid_at']} (link {paid_op}, "
+                                    "saisie W)"], out
+    code, out, err = _run("runs", "find", "fa-2026-00103")
+    q = rows["FA-2026-00103"]
+    assert out.splitlines()[2:] == [
+        f"  PayFiP: pending, due {q['amount_due']}, as of {q['updated_at']} (link "
+        f"{q['last_id_op']}, saisie W)"], out
+    code, out, err = _run("runs", "find", "FA-2026-00104")
+    assert out.splitlines()[2:] == [
+        "  PayFiP: none (no PayFiP link made for it: pesgen knows of no online payment; one "
+        "paid otherwise paid the trésorerie)"], out
+    code, out, err = _run("runs", "find", "FA-2026-00102", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["payfip"] == [p]
+    code, out, err = _run("runs", "find", "FA-2026-00104", "--format", "json")
+    assert json.loads(out)["payfip"] == []
+    # its title cancelled, the invoice exported again: the line says each title's row,
+    # once, under the invoice's last title
+    store = world["store"]
+    run = ledger.invoice_due(store, "21450999400015", "FA-2026-00103").run_id
+    store.cancel(run, "wrong term", despite_payments=True)
+    code, out, err = _run("export", "-m", str(MAPPING), "-i", str(INPUT), "-o",
+                          str(world["out"].parent / "again"), "--date", "2026-11-24", "-q")
+    assert code == 0, err
+    code, out, err = _run("runs", "find", "FA-2026-00103")
+    rows = [r for r in json.loads(_run("payfip", "payments", "--format", "json")[1])
+            if r["invoice"] == "FA-2026-00103"]
+    assert [line for line in out.splitlines() if "PayFiP" in line] == [
+        f"  PayFiP: cancelled, due 0.00, as of {rows[0]['updated_at']}, PayFiP says pending "
+        f"(IdBord 1, link {q['last_id_op']}, saisie W); pending, due {q['amount_due']}, as of "
+        f"{rows[1]['updated_at']} (IdBord 2, no link made for this title)"], out
+    assert out.splitlines()[-1].startswith("  PayFiP:"), out
+
+
 def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
     """P1: PayFiP purged the operation; the family may have paid before (its notification
     lost). The list is unchanged (the school software reads it); standard error says what

@@ -1471,7 +1471,9 @@ def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, 
             "IdBord 1 IdPce 1  "
             f"{row['amount']}  active  (written "
             "with other characters: U+00AD SOFT HYPHEN)\n"
-            "  Hélios: IdBord 1 no acknowledgement recorded\n"), found.stdout
+            "  Hélios: IdBord 1 no acknowledgement recorded\n"
+            "  PayFiP: none (no PayFiP link made for it: pesgen knows of no online payment; "
+            "one paid otherwise paid the trésorerie)\n"), found.stdout
 
 
 def test_an_expression_that_gives_an_empty_num_dette_says_so(tmp_path):

@@ -393,11 +393,12 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
     found = _run("runs", "find", "FA-2026-00106")
     assert found.exit_code == 0, found.output
     lines = found.stdout.splitlines()
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     assert lines[0].startswith(f"FA-2026-00106: run {_run_id(second.stdout)}  ")
     assert lines[0].endswith("85.00  active")
     assert lines[1] == "  Hélios: IdBord 2 no acknowledgement recorded"
-    assert lines[2].startswith(f"FA-2026-00106: not exported: left out by run "
+    assert lines[2].startswith("  PayFiP: none (no PayFiP link made for it")
+    assert lines[3].startswith(f"FA-2026-00106: not exported: left out by run "
                                f"{_run_id(first.stdout)} (")
 
 
@@ -538,6 +539,58 @@ def test_runs_list_help_says_which_date_is_the_file_s_and_how_to_rebuild_it():
             "`export --date`)") in words, words
     assert "`pesgen regenerate RUN --out NEW_DIR` rebuilds a run's files byte for byte" \
         in words, words
+
+
+def test_runs_list_finds_the_file_of_a_run_date(tmp_path, db_url):
+    """"The file of date D" on a large store: `runs list` had no filter, support read
+    every line. --run-date D lists the runs whose files bear D (export --date), --since
+    and --until those recorded between two days; one matching nothing says so, with the
+    store's run dates nearest D, exit 0 as `runs list --mapping` matching nothing; on SQLite
+    and PostgreSQL (the store's query)."""
+    from datetime import UTC, datetime, timedelta
+
+    october = _run("export", "-m", JSON_MAPPING, "-i", JSON_INPUT, "-o", tmp_path / "a",
+                   "--date", "2026-10-30", "--db", db_url, "--create-store")
+    assert october.exit_code == 0, october.output
+    first = _run_id(october.stdout)
+    assert _run("runs", "cancel", first, "--reason", "wrong term", "--db", db_url).exit_code == 0
+    november = _export(tmp_path / "b", "--db", db_url)
+    assert november.exit_code == 0, november.output
+    second = _run_id(november.stdout)
+    listed = _run("runs", "list", "--db", db_url, "--run-date", "2026-10-30")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith(f"{first}  ") and "run date 2026-10-30" in lines[0], lines
+    assert second not in listed.stdout
+    report = json.loads(_run("runs", "list", "--db", db_url, "--run-date", RUN_DATE,
+                             "--format", "json").stdout)
+    assert ([r["run"] for r in report["runs"]], report["nearest_run_dates"]) == ([second], None)
+    missed = _run("runs", "list", "--db", db_url, "--run-date", "2026-11-01")
+    assert missed.exit_code == 0, missed.output
+    assert missed.stdout == (f"no run of run date 2026-11-01 in this store: this store's "
+                             f"nearest run dates: before 2026-10-30, after {RUN_DATE} "
+                             "(pesgen runs list lists them all)\n")
+    report = json.loads(_run("runs", "list", "--db", db_url, "--run-date", "2026-11-01",
+                             "--format", "json").stdout)
+    assert (report["runs"], report["nearest_run_dates"]) == (
+        [], {"before": "2026-10-30", "after": RUN_DATE})
+    today = datetime.now(UTC).date()
+    both = _run("runs", "list", "--db", db_url, "--since", str(today), "--until",
+                str(today))
+    assert [line.split()[0] for line in both.stdout.splitlines()
+            if not line.startswith(" ")] == [first, second], both.output
+    yesterday = today - timedelta(days=1)
+    none = _run("runs", "list", "--db", db_url, "--until", str(yesterday))
+    assert none.exit_code == 0 and none.stdout == (
+        f"no run recorded up to {yesterday} in this store (pesgen runs list lists them "
+        "all)\n"), none.output
+    bad = _run("runs", "list", "--db", db_url, "--run-date", "2026-13-01")
+    assert bad.exit_code == ExitCode.USAGE, bad.output
+    assert "--run-date: 2026-13-01 is not a day of the calendar" in bad.stderr
+    crossed = _run("runs", "list", "--db", db_url, "--since", str(today), "--until",
+                   str(yesterday))
+    assert crossed.exit_code == ExitCode.USAGE, crossed.output
+    assert f"--until {yesterday} is before --since {today}" in crossed.stderr
 
 
 # ---------------------------------------------------------------- 5. a formats folder not there

@@ -14,7 +14,7 @@ from typing import IO, Annotated, Any, Protocol
 
 import typer
 
-from .._display import json_text, masked_text, shown
+from .._display import escaped, json_text, masked_text, shown
 from .._echo import echo_err as _echo_err
 from .._echo import err_text
 from .._echo import say as _say
@@ -480,7 +480,10 @@ def payments(
     since: Annotated[str | None, typer.Option(
         "--since", help="Only payments changed on or after this date (YYYY-MM-DD, UTC).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    fmt: Annotated[str, typer.Option(
+        "--format", help="csv (the default: the school software's file, ';'-separated), "
+        "json, or text: a line an invoice's row for a person to read (status, amounts, "
+        "when paid, its link, its title).")] = "csv",
     history: Annotated[bool, typer.Option(
         "--history", help="JSON: include each invoice's history.")] = False,
     invoices: Annotated[list[str] | None, typer.Option(
@@ -503,8 +506,8 @@ def payments(
         from ..cli import _parse_date
         from .ledger import iter_payments
 
-        if fmt not in ("csv", "json"):
-            raise UsageError(f"--format must be csv or json, got '{fmt}'")
+        if fmt not in ("csv", "json", "text"):
+            raise UsageError(f"--format must be csv, json or text, got '{shown(fmt)}'")
         day = _parse_date(since, "--since")
         store = _store(db)
     except PesgenError as exc:
@@ -625,12 +628,22 @@ PAYMENT_COLUMNS = ["invoice", "collectivity", "status", "amount_due", "amount_pa
 
 def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
     """The payments file's text, a few hundred rows at a time: the same text as the
-    whole list made at once (``json_text`` of the list; the CSV's header and rows)."""
+    whole list made at once (``json_text`` of the list; the CSV's header and rows; the
+    text's lines, ``_payment_text``)."""
     import csv
     import io
 
     from .._csv import text_cell
 
+    if fmt == "text":  # a line a row, for a person (no header: each line says its words)
+        lines: list[str] = []
+        for row in rows:
+            lines.append(_payment_text(row) + "\n")
+            if len(lines) == 500:
+                yield "".join(lines)
+                lines.clear()
+        yield "".join(lines)
+        return
     if fmt == "json":
         # the same values; a character a terminal acts on (a C1 control, a bidi mark:
         # PayFiP's libellés in --history) as its \uXXXX escape. json_text of the list,
@@ -656,6 +669,43 @@ def _payment_pieces(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _payment_text(row: dict[str, Any]) -> str:
+    """A payments row as `payfip payments --format text` prints it, for a person: the
+    CSV's columns said in words, those empty left out; each text a file or PayFiP gave
+    (the invoice, numauto, id_op…) with its control characters escaped."""
+    def said(value: Any) -> str:
+        return escaped(str(value))
+
+    parts = [f"{said(row['invoice'])}: {row['status']}", f"due {row['amount_due']}"]
+    if row.get("amount_paid") is not None:
+        paid = f"paid {row['amount_paid']}"
+        if row.get("method"):
+            paid += f" by {said(row['method'])}"
+        if row.get("paid_at"):
+            paid += f" on {row['paid_at']}"
+        parts.append(paid)
+    if row.get("cancelled_at"):
+        parts.append(f"title cancelled {row['cancelled_at']}")
+    if row.get("payfip_status") and row["payfip_status"] != row["status"]:
+        parts.append(f"PayFiP says {row['payfip_status']}")
+    if row.get("last_id_op"):
+        link = f"last link {said(row['last_id_op'])}"
+        if row.get("saisie"):
+            link += f" (saisie {said(row['saisie'])})"
+        parts.append(link)
+    if row.get("id_op") and row["id_op"] != row.get("last_id_op"):
+        parts.append(f"paid through {said(row['id_op'])}")
+    if row.get("numauto"):
+        parts.append(f"numauto {said(row['numauto'])}")
+    if row.get("refdet"):
+        parts.append(f"refdet {said(row['refdet'])}")
+    if row.get("run"):
+        parts.append(f"run {said(row['run'])} IdBord {row['id_bord']}")
+    parts.append(f"SIRET {said(row['collectivity'])}")
+    parts.append(f"updated {row['updated_at']}")
+    return "; ".join(parts)
 
 
 class _Some:
