@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 import shlex
+import tempfile
 from pathlib import Path
 
 from .atomic import write_folder
-from .errors import UsageError
+from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
+from .mapping import load_mapping
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -68,7 +70,19 @@ def new_format(name: str, kind: str, parent: Path) -> Path:
 
 
 def new_mapping(collectivity: str, fmt: Format) -> str:
-    """A commented mapping skeleton for ``fmt``."""
+    """A commented mapping skeleton for ``fmt``: a binding left commented out that a
+    file of the format requires (``required_bindings``) is uncommented, its TODO to fill
+    like the others, saying which column requires it."""
+    lines = _skeleton(collectivity, fmt)
+    for at, why in required_bindings(lines, fmt).items():
+        m = _OPTIONAL.match(lines[at])
+        assert m is not None
+        lines[at] = f"    {m[1]}: TODO".ljust(27) + f"# required: {why}"
+    return "\n".join(lines)
+
+
+def _skeleton(collectivity: str, fmt: Format) -> list[str]:
+    """The scaffold's lines, every binding a mapping may leave out commented out."""
     needs_debt = "pes-ormc" in fmt.rules
     editions = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
     options = fmt.defaults.get("options") or {}
@@ -189,6 +203,85 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         f"  # default_civility: {_civility_example(fmt)}",
         "",
     ]
+    return out
+
+
+# a binding of bindings.invoice/payer/address/line the scaffold leaves commented out
+_OPTIONAL = re.compile(r"^    # (\w+): TODO\b")
+# a scaffold's line holding a TODO as a value: its indent, key and TODO
+_VALUE_TODO = re.compile(r'^(\s*)(\w+): ("TODO"|TODO\b)')
+# values of the right form for each TODO that must be one (the sample titles check-mapping
+# renders do not read the input: a binding's path is any path)
+_STAND_INS = {"siret": '"21450999400015"', "id_post": '"045012"', "cod_col": '"123"',
+              "cod_bud": '"00"', "exercise": "2026"}
+_TABLE_STAND_INS = {
+    'TODO: {product: "TODO", nature: "TODO"}': 'ACT: {product: "P1", nature: "7062"}',
+    'TODO: {category: "01", legal_nature: "01"}': 'PERSON: {category: "01", legal_nature: "01"}',
+    "invoice['TODO']": "invoice['number']",
+}
+
+
+def required_bindings(lines: list[str], fmt: Format) -> dict[int, str]:
+    """{index in ``lines`` of a commented-out binding (``_OPTIONAL``): the column that
+    requires it} for the bindings without which a file of ``fmt`` checked by a layout
+    has a required column empty, found as check-mapping finds it: the scaffold filled
+    with stand-ins (``_stand_in_text``) and rendered on the sample titles
+    (``sample.check_templates``), with every such binding bound, then each taken out
+    again, in order, while no required column is empty for want of it (e.magnus'
+    Libelle writes the line's label, else the title's object: the object taken out
+    first, the label is kept). {} when the filled scaffold has no required column
+    empty, or does not load or render: check-mapping names why then (a draft
+    template's error). A file checked by an XSD is not checked on the sample titles
+    (its made-up values are no valid file), so not here either."""
+    from .sample import check_templates
+
+    optional = [i for i, line in enumerate(lines) if _OPTIONAL.match(line)]
+    if not optional or all(spec.layout is None or spec.xsd is not None
+                           for spec in fmt.files):
+        return {}
+    with tempfile.TemporaryDirectory(prefix="pesgen-scaffold-") as tmp:
+
+        def empty(bound: list[int]) -> dict[tuple[str, str], str]:
+            path = Path(tmp) / "mapping.yaml"
+            path.write_text(_stand_in_text(lines, fmt, set(bound)), encoding="utf-8")
+            problems = check_templates(load_mapping(path), fmt, laid_out=True).layout_problems
+            return {((p.record or "").rsplit(":", 1)[0], p.message.split(": ", 1)[0]):
+                    f"{(p.record or '').rsplit(':', 1)[0]}, {p.message.split(': ', 1)[0]}"
+                    for p in problems if p.rule == "layout.required"}
+
+        try:
+            if not empty([]):
+                return {}
+            left = empty(optional)
+            kept = list(optional)
+            for at in optional:
+                if empty([i for i in kept if i != at]).keys() <= left.keys():
+                    kept.remove(at)
+            return {at: "; ".join(sorted(set(empty([i for i in kept if i != at]).values())
+                                         - set(left.values())))
+                    for at in kept}
+        except MappingError:
+            raise  # the scaffold's own stand-ins refused: pesgen's fault, not the format's
+        except PesgenError:
+            return {}
+
+
+def _stand_in_text(lines: list[str], fmt: Format, bound: set[int]) -> str:
+    """The scaffold ``lines`` with each TODO value given a stand-in of its form, and the
+    commented-out bindings at ``bound`` uncommented, each bound to a path."""
+    editions = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
+    out = []
+    for i, line in enumerate(lines):
+        if i in bound and (m := _OPTIONAL.match(line)):
+            line = f"    {m[1]}: {m[1]}"
+        elif "TODO" in line.split("#")[0]:
+            for old, new in _TABLE_STAND_INS.items():
+                line = line.replace(old, new)
+            if m := _VALUE_TODO.match(line):
+                value = (f'"{editions[0]}"' if m[2] == "asap_edition" and editions
+                         else _STAND_INS.get(m[2], m[2]))
+                line = f"{m[1]}{m[2]}: {value}{line[m.end():]}"
+        out.append(line)
     return "\n".join(out)
 
 
