@@ -701,48 +701,53 @@ def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
     binding with the line whose record it read). ``macro`` is
     the one refused: ``piece`` (of ``title``), ``head`` or ``tail`` (of ``doc`` alone).
     Found by rendering it again with each such value given a value of its kind
-    (``_stand_in``), one at a time: the one without which the template no longer
-    writes None there; when none alone is, with all of them, then each taken out again:
-    those the line writes (``{{ t.debtor.national_id }}{{ t.object }}``: both). When
+    (``_stand_in``), one at a time: the one without which the template renders (a
+    stand-in that has another line refused first, a national_id given that has the line
+    of its NatIdTiers write None, says nothing of this one: not counted); when none
+    alone is, with all of them, then each taken out again (kept when another line is
+    refused without it): those the line writes
+    (``{{ t.debtor.national_id }}{{ t.object }}``: both). When
     more than one alone is, those (``either``: ``t.a or t.b``, one given would do).
     None when none is, when the line still writes None with all of them (a value none
     of these is), or when a rendering runs past its time limit (``TemplateStopped``:
     each other could wait as long)."""
     blanks = [*_title_blanks(mapping, title, reads), *_doc_blanks(mapping, doc)]
 
-    def none_there(filled: list[_Blank]) -> bool | None:
-        """Whether the template still writes None at ``where`` with ``filled`` given a
-        value; None: stopped past its time limit."""
+    def none_there(filled: list[_Blank]) -> str:
+        """With ``filled`` given a value: 'cleared' when the template renders, 'there'
+        when it still writes None at ``where``, 'unknown' when it stops at another
+        error first (a stand-in making another line write None: whether ``where``
+        would still is not known), 'stopped' past its time limit."""
         t, d = title, doc
         for blank in filled:
             t, d = blank.fill(t, d)
         try:
             renderer.render(macro, d, t)
         except TemplateStopped:
-            return None
+            return "stopped"
         except TemplateError as exc:
-            return bool(exc.none_written and exc.problems
-                        and exc.problems[0].mapping == where)
-        return False
+            there = exc.none_written and exc.problems and exc.problems[0].mapping == where
+            return "there" if there else "unknown"
+        return "cleared"
 
     alone: list[str] = []
     for blank in blanks:
         there = none_there([blank])
-        if there is None:
+        if there == "stopped":
             return None
-        if not there and blank.said not in alone:
+        if there == "cleared" and blank.said not in alone:
             alone.append(blank.said)
     if alone:
         return NoneCauses(tuple(alone), either=len(alone) > 1)
     kept = list(blanks)
-    if len(kept) < 2 or none_there(kept) is not False:
+    if len(kept) < 2 or none_there(kept) != "cleared":
         return None
     for blank in blanks:
         rest = [k for k in kept if k is not blank]
         there = none_there(rest)
-        if there is None:
+        if there == "stopped":
             return None
-        if not there:
+        if there == "cleared":
             kept = rest
     said = tuple(dict.fromkeys(blank.said for blank in kept))
     return NoneCauses(said) if len(said) > 1 else None
