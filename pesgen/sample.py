@@ -455,6 +455,44 @@ def _values(root: Any) -> Iterator[tuple[Any, str | None, str | None]]:
                 yield el, attribute, value
 
 
+def xsd_problems(mapping: Mapping, fmt: Format, stood_in: list[str]
+                 ) -> dict[tuple[str, ...], str]:
+    """{(XSD file, place, words): the place as said, 'jvs.xsd: /…/JVS_LFAC_Libelle/@V'}
+    of the XSD errors of the files of ``fmt`` checked by an XSD, rendered on the sample
+    title with no optional part (``sample_titles``) with the fields of ``stood_in``
+    (named as a mapping binds them, ``CARRIED_BY``'s paths in the title) given a value
+    of their kind where the title leaves them empty (``_stand_in``): the scaffold
+    (``scaffold.required_bindings``) compares them to find what a file requires. The
+    sample's made-up values break a PES file's rules the same way with or without a
+    field (IdBord, dates): only what a field given changes says something. A file that
+    does not render or parse gives nothing."""
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    title = exporter.numbered(sample_titles(mapping, fmt)[-1], 1)
+    for name in stood_in:
+        for path in CARRIED_BY.get(name, ()):
+            parts = path.split(".")
+            if parts[0] == "t" and (filled := _stand_in(title, parts[1:])) is not None:
+                title = filled
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    found: dict[tuple[str, ...], str] = {}
+    for renderer in exporter.renderers:
+        if renderer.spec.xsd is None:
+            continue
+        named = replace(doc, file_name=renderer.file_name(doc))
+        text = _rendered(renderer, named, title)
+        root = None if text is None else _parsed(text, exporter.encoding)
+        if root is None:
+            continue
+        schema = load_xsd(renderer.spec.xsd)
+        schema.validate(root)
+        for error in schema.error_log:
+            attribute, words = _xsd_said(error.message)
+            place = _where(error.path or "", attribute)
+            found[(renderer.spec.xsd.name, place, words)] = f"{renderer.spec.xsd.name}: {place}"
+    return found
+
+
 def _xsd_said(message: str) -> tuple[str | None, str]:
     """(the attribute, or None, and the words) of libxml2's message of an XSD error."""
     m = XSD_PLACE.match(message)

@@ -222,48 +222,73 @@ _TABLE_STAND_INS = {
 
 
 def required_bindings(lines: list[str], fmt: Format) -> dict[int, str]:
-    """{index in ``lines`` of a commented-out binding (``_OPTIONAL``): the column that
-    requires it} for the bindings without which a file of ``fmt`` checked by a layout
-    has a required column empty, found as check-mapping finds it: the scaffold filled
-    with stand-ins (``_stand_in_text``) and rendered on the sample titles
-    (``sample.check_templates``), with every such binding bound, then each taken out
-    again, in order, while no required column is empty for want of it (e.magnus'
-    Libelle writes the line's label, else the title's object: the object taken out
-    first, the label is kept). {} when the filled scaffold has no required column
-    empty, or does not load or render: check-mapping names why then (a draft
-    template's error). A file checked by an XSD is not checked on the sample titles
-    (its made-up values are no valid file), so not here either."""
-    from .sample import check_templates
+    """{index in ``lines`` of a commented-out binding (``_OPTIONAL``): what requires it}
+    for the bindings without which a file of ``fmt`` has a value its layout or XSD
+    refuses empty, found as check-mapping and export would find it: the scaffold filled
+    with stand-ins (``_stand_in_text``) and rendered on check-mapping's sample titles,
+    with every such binding bound, then each taken out again, in order, while nothing
+    is refused for want of it (e.magnus' Libelle writes the line's label, else the
+    title's object: the object taken out first, the label is kept). A file with a
+    layout is checked as check-mapping checks it (``sample.check_templates``: a
+    layout.required column empty, a column holding a bound value being held to
+    nothing); one with an XSD on the sample title without optional parts, the fields of
+    the bindings given a value (``sample.xsd_problems``: JVS' and Corail's line label,
+    minLength 1). {} when nothing is refused without them, or the filled scaffold does
+    not render: check-mapping names why then (a draft template's error)."""
+    from .sample import check_templates, xsd_problems
 
     optional = [i for i, line in enumerate(lines) if _OPTIONAL.match(line)]
-    if not optional or all(spec.layout is None or spec.xsd is not None
-                           for spec in fmt.files):
+    laid_out = any(spec.layout is not None and spec.xsd is None for spec in fmt.files)
+    checked = any(spec.xsd is not None for spec in fmt.files)
+    if not optional or not (laid_out or checked):
         return {}
+    names = {i: _binding_name(lines, i) for i in optional}
     with tempfile.TemporaryDirectory(prefix="pesgen-scaffold-") as tmp:
 
-        def empty(bound: list[int]) -> dict[tuple[str, str], str]:
+        def refused(bound: list[int]) -> dict[tuple[str, ...], str]:
+            """What the files refuse with the bindings at ``bound`` uncommented."""
             path = Path(tmp) / "mapping.yaml"
             path.write_text(_stand_in_text(lines, fmt, set(bound)), encoding="utf-8")
-            problems = check_templates(load_mapping(path), fmt, laid_out=True).layout_problems
-            return {((p.record or "").rsplit(":", 1)[0], p.message.split(": ", 1)[0]):
-                    f"{(p.record or '').rsplit(':', 1)[0]}, {p.message.split(': ', 1)[0]}"
-                    for p in problems if p.rule == "layout.required"}
+            mapping = load_mapping(path)
+            found: dict[tuple[str, ...], str] = {}
+            if laid_out:
+                for p in check_templates(mapping, fmt, laid_out=True).layout_problems:
+                    if p.rule == "layout.required":
+                        file, column = (p.record or "").rsplit(":", 1)[0], \
+                            p.message.split(": ", 1)[0]
+                        found[(file, column)] = f"{file}, {column}"
+            if checked:
+                found.update(xsd_problems(mapping, fmt, [names[i] for i in bound]))
+            return found
 
         try:
-            if not empty([]):
+            if not refused([]):
                 return {}
-            left = empty(optional)
+            left = refused(optional)
             kept = list(optional)
             for at in optional:
-                if empty([i for i in kept if i != at]).keys() <= left.keys():
+                if refused([i for i in kept if i != at]).keys() <= left.keys():
                     kept.remove(at)
-            return {at: "; ".join(sorted(set(empty([i for i in kept if i != at]).values())
+            return {at: "; ".join(sorted(set(refused([i for i in kept if i != at]).values())
                                          - set(left.values())))
                     for at in kept}
         except MappingError:
             raise  # the scaffold's own stand-ins refused: pesgen's fault, not the format's
         except PesgenError:
             return {}
+
+
+def _binding_name(lines: list[str], at: int) -> str:
+    """The commented-out binding at ``lines[at]`` as a mapping binds it (line.label): its
+    key, under the group (invoice, payer, address, line) the lines above open."""
+    m = _OPTIONAL.match(lines[at])
+    assert m is not None
+    group = next(g[1] for line in reversed(lines[:at]) if (g := _GROUP.match(line)))
+    return f"{group}.{m[1]}"
+
+
+# a group of bindings opening (  invoice:, "  line:")
+_GROUP = re.compile(r"^  (\w+):")
 
 
 def _stand_in_text(lines: list[str], fmt: Format, bound: set[int]) -> str:

@@ -561,12 +561,20 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
              if name == "pes-ormc" or old != "invoice['TODO']"]
     if name == "cosoluce-corail":
         edits.append(('asap_edition: "TODO"', 'asap_edition: "01"'))
-    # WTAMC001AS's Libelle is required, and its template writes the line's label, else
-    # the title's object: the scaffold asks for the label (a mapping binding neither has
-    # every export refused), a TODO to fill like the others
-    if name == "bl-emagnus":
-        edits.append(("    label: TODO            # required: WTAMC001AS.txt, record "
-                      "'detail', column Libelle (#5)", "    label: activity.label"))
+    # WTAMC001AS's Libelle is required (its layout), JVS' JVS_LFAC_Libelle and Corail's
+    # ASAPLibelleLigne may not be empty (their XSDs), and their templates write the
+    # line's label, else the title's object: the scaffold asks for the label (a mapping
+    # binding neither has every export refused), a TODO to fill like the others
+    required = {
+        "bl-emagnus": "WTAMC001AS.txt, record 'detail', column Libelle (#5)",
+        "jvs-millesime": "jvs-millesime.xsd: /n:PES_Aller/PES_RecetteAller/Bordereau/Piece/"
+        "LigneDePiece/BlocLignePiece/InfoLignePiece/JVS_LFAC_Libelle/@V",
+        "cosoluce-corail": "corail.xsd: /ImportCosoluce/TypePieceImport/Piece/"
+        "ASAPLigneFacturation/ASAPLibelleLigne/@V"}.get(name)
+    assert [ln for ln in text.splitlines() if "# required: " in ln] == (
+        [f"    label: TODO            # required: {required}"] if required else [])
+    if required:
+        edits.append(("    label: TODO ", "    label: activity.label "))
     else:
         assert "\n    # label: TODO\n" in text
     mapping_copy(out.parent, out, *edits)
@@ -621,6 +629,35 @@ def test_the_mapping_scaffold_asks_for_what_the_format_s_layout_requires(
     if asked:
         assert re.search(rf"\n    {asked}: TODO +# required: WTAMC001AS\.txt, record "
                          r"'detail', column Libelle \(#5\)\n", r.stdout), r.stdout
+
+
+@pytest.mark.parametrize("relaxed", [False, True])
+def test_the_mapping_scaffold_asks_for_what_the_format_s_xsd_requires(tmp_path, relaxed):
+    """Corail's XSD refuses an empty ASAPLibelleLigne (minLength 1), which its template
+    fills with the line's label, else the title's object: the scaffold left both
+    commented out, and an export of a mapping filled from its TODOs was refused for
+    every line (xsd.bundle). It asks for the label; with an XSD taking any
+    ASAPLibelleLigne, nothing."""
+    import shutil
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format("cosoluce-corail").folder), fmts / "cosoluce-corail")
+    if relaxed:
+        xsd = fmts / "cosoluce-corail" / "corail.xsd"
+        text = xsd.read_text(encoding="utf-8")
+        old = '<xs:element name="ASAPLibelleLigne" type="V_Texte200"/>'
+        assert text.count(old) == 1
+        xsd.write_text(text.replace(old, (
+            '<xs:element name="ASAPLibelleLigne"><xs:complexType>'
+            '<xs:attribute name="V" type="xs:string" use="required"/>'
+            "</xs:complexType></xs:element>")), encoding="utf-8")
+    r = _run("new-mapping", "X", "--format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    asked = [line for line in r.stdout.splitlines() if "# required: " in line]
+    assert asked == ([] if relaxed else [
+        "    label: TODO            # required: corail.xsd: /ImportCosoluce/TypePieceImport/"
+        "Piece/ASAPLigneFacturation/ASAPLibelleLigne/@V"]), r.stdout
+    assert "\n    # object: TODO" in r.stdout
 
 
 def test_the_scaffold_s_payment_block_names_what_a_direct_debit_requires(tmp_path):
@@ -1567,8 +1604,9 @@ def test_the_scaffold_s_civility_table_gives_a_civility_its_format_takes(tmp_pat
     assert f"  # default_civility: {example}\n" in text
     edits = [(old, new) for old, new in FILL.items()
              if name == "pes-ormc" or old != "invoice['TODO']"]
-    if name == "cosoluce-corail":
-        edits.append(('asap_edition: "TODO"', 'asap_edition: "01"'))
+    if name == "cosoluce-corail":  # its XSD's ASAPLibelleLigne takes the label
+        edits += [('asap_edition: "TODO"', 'asap_edition: "01"'),
+                  ("    label: TODO ", "    label: activity.label ")]
     edits += [("  # civility:  ", "  civility:  "),
               (f"  #   TODO: {example}", f"    Madame: {example}"),
               ("  # missing_civility:", "  missing_civility:"),
