@@ -776,6 +776,9 @@ class Builder:
             hint = _date_alone(binding, exc) if isinstance(exc, DateWithTime) else \
                 _separator_replaced(binding, exc) \
                 if isinstance(exc, DateOtherSeparator) else ""
+            if isinstance(exc, DateWithTime) and exc.reads:
+                hint += (f", and set input.dates to {exc.reads} (or auto, which reads both) "
+                         f"at {self.mapping.where('input', 'dates')}")
             ctx.problem("input.date", f"{key}: {exc}{hint}",
                         mapping=binding.where if binding else None, record=origin)
             return None

@@ -66,10 +66,14 @@ class DateWithTime(ValueError):
     ``date_length`` characters (10; 8 for ``1/2/2026 08:15``), ``time_mark`` (' ' or 'T')
     between it and the time."""
 
-    def __init__(self, message: str, date_length: int = 10, time_mark: str = " ") -> None:
+    def __init__(self, message: str, date_length: int = 10, time_mark: str = " ",
+                 reads: str | None = None) -> None:
         super().__init__(message)
         self.date_length = date_length
         self.time_mark = time_mark
+        # the input.dates style that reads the date alone when the one given does not
+        # ('20/11/2026 08:15' under iso: fr), else None
+        self.reads = reads
 
 
 class DateOtherSeparator(ValueError):
@@ -229,8 +233,17 @@ def parse_date(value: object, style: str = "auto") -> date:
                 style, "YYYY-MM-DD or DD/MM/YYYY")
             said = f"{shown_value(value)} is not a date ({expected})"
             if timed := _DATE_AND_TIME.match(text):
-                raise DateWithTime(f"{said}; it is a date followed by a time of day: bind "
-                                   "the date alone", len(timed[1]), text[len(timed[1])])
+                # the date alone, in the syntax the style does not read, would be refused
+                # again: the style that reads it is said too
+                iso = _ISO_DATE.match(timed[1]) is not None
+                reads = None if style == "auto" or (style == "iso") == iso else \
+                    "iso" if iso else "fr"
+                unread = "" if reads is None else (
+                    f", {'YYYY-MM-DD' if iso else 'DD/MM/YYYY'}, which input.dates {style} "
+                    "does not read")
+                raise DateWithTime(f"{said}; it is a date followed by a time of day{unread}: "
+                                   "bind the date alone", len(timed[1]), text[len(timed[1])],
+                                   reads)
             if other := _other_separator(text, style):
                 syntax, separator, wanted = other
                 raise DateOtherSeparator(f"{said}; it is {syntax} with '{separator}' in place "

@@ -455,6 +455,44 @@ def _values(root: Any) -> Iterator[tuple[Any, str | None, str | None]]:
                 yield el, attribute, value
 
 
+def xsd_problems(mapping: Mapping, fmt: Format, stood_in: list[str]
+                 ) -> dict[tuple[str, ...], str]:
+    """{(XSD file, place, words): the place as said, 'jvs.xsd: /…/JVS_LFAC_Libelle/@V'}
+    of the XSD errors of the files of ``fmt`` checked by an XSD, rendered on the sample
+    title with no optional part (``sample_titles``) with the fields of ``stood_in``
+    (named as a mapping binds them, ``CARRIED_BY``'s paths in the title) given a value
+    of their kind where the title leaves them empty (``_stand_in``): the scaffold
+    (``scaffold.required_bindings``) compares them to find what a file requires. The
+    sample's made-up values break a PES file's rules the same way with or without a
+    field (IdBord, dates): only what a field given changes says something. A file that
+    does not render or parse gives nothing."""
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    title = exporter.numbered(sample_titles(mapping, fmt)[-1], 1)
+    for name in stood_in:
+        for path in CARRIED_BY.get(name, ()):
+            parts = path.split(".")
+            if parts[0] == "t" and (filled := _stand_in(title, parts[1:])) is not None:
+                title = filled
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    found: dict[tuple[str, ...], str] = {}
+    for renderer in exporter.renderers:
+        if renderer.spec.xsd is None:
+            continue
+        named = replace(doc, file_name=renderer.file_name(doc))
+        text = _rendered(renderer, named, title)
+        root = None if text is None else _parsed(text, exporter.encoding)
+        if root is None:
+            continue
+        schema = load_xsd(renderer.spec.xsd)
+        schema.validate(root)
+        for error in schema.error_log:
+            attribute, words = _xsd_said(error.message)
+            place = _where(error.path or "", attribute)
+            found[(renderer.spec.xsd.name, place, words)] = f"{renderer.spec.xsd.name}: {place}"
+    return found
+
+
 def _xsd_said(message: str) -> tuple[str | None, str]:
     """(the attribute, or None, and the words) of libxml2's message of an XSD error."""
     m = XSD_PLACE.match(message)
@@ -701,48 +739,53 @@ def binding_of_none(mapping: Mapping, renderer: FileRenderer, doc: Document,
     binding with the line whose record it read). ``macro`` is
     the one refused: ``piece`` (of ``title``), ``head`` or ``tail`` (of ``doc`` alone).
     Found by rendering it again with each such value given a value of its kind
-    (``_stand_in``), one at a time: the one without which the template no longer
-    writes None there; when none alone is, with all of them, then each taken out again:
-    those the line writes (``{{ t.debtor.national_id }}{{ t.object }}``: both). When
+    (``_stand_in``), one at a time: the one without which the template renders (a
+    stand-in that has another line refused first, a national_id given that has the line
+    of its NatIdTiers write None, says nothing of this one: not counted); when none
+    alone is, with all of them, then each taken out again (kept when another line is
+    refused without it): those the line writes
+    (``{{ t.debtor.national_id }}{{ t.object }}``: both). When
     more than one alone is, those (``either``: ``t.a or t.b``, one given would do).
     None when none is, when the line still writes None with all of them (a value none
     of these is), or when a rendering runs past its time limit (``TemplateStopped``:
     each other could wait as long)."""
     blanks = [*_title_blanks(mapping, title, reads), *_doc_blanks(mapping, doc)]
 
-    def none_there(filled: list[_Blank]) -> bool | None:
-        """Whether the template still writes None at ``where`` with ``filled`` given a
-        value; None: stopped past its time limit."""
+    def none_there(filled: list[_Blank]) -> str:
+        """With ``filled`` given a value: 'cleared' when the template renders, 'there'
+        when it still writes None at ``where``, 'unknown' when it stops at another
+        error first (a stand-in making another line write None: whether ``where``
+        would still is not known), 'stopped' past its time limit."""
         t, d = title, doc
         for blank in filled:
             t, d = blank.fill(t, d)
         try:
             renderer.render(macro, d, t)
         except TemplateStopped:
-            return None
+            return "stopped"
         except TemplateError as exc:
-            return bool(exc.none_written and exc.problems
-                        and exc.problems[0].mapping == where)
-        return False
+            there = exc.none_written and exc.problems and exc.problems[0].mapping == where
+            return "there" if there else "unknown"
+        return "cleared"
 
     alone: list[str] = []
     for blank in blanks:
         there = none_there([blank])
-        if there is None:
+        if there == "stopped":
             return None
-        if not there and blank.said not in alone:
+        if there == "cleared" and blank.said not in alone:
             alone.append(blank.said)
     if alone:
         return NoneCauses(tuple(alone), either=len(alone) > 1)
     kept = list(blanks)
-    if len(kept) < 2 or none_there(kept) is not False:
+    if len(kept) < 2 or none_there(kept) != "cleared":
         return None
     for blank in blanks:
         rest = [k for k in kept if k is not blank]
         there = none_there(rest)
-        if there is None:
+        if there == "stopped":
             return None
-        if not there:
+        if there == "cleared":
             kept = rest
     said = tuple(dict.fromkeys(blank.said for blank in kept))
     return NoneCauses(said) if len(said) > 1 else None

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 import shlex
+import tempfile
 from pathlib import Path
 
 from .atomic import write_folder
-from .errors import UsageError
+from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
+from .mapping import load_mapping
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -68,7 +70,19 @@ def new_format(name: str, kind: str, parent: Path) -> Path:
 
 
 def new_mapping(collectivity: str, fmt: Format) -> str:
-    """A commented mapping skeleton for ``fmt``."""
+    """A commented mapping skeleton for ``fmt``: a binding left commented out that a
+    file of the format requires (``required_bindings``) is uncommented, its TODO to fill
+    like the others, saying which column requires it."""
+    lines = _skeleton(collectivity, fmt)
+    for at, why in required_bindings(lines, fmt).items():
+        m = _OPTIONAL.match(lines[at])
+        assert m is not None
+        lines[at] = f"    {m[1]}: TODO".ljust(27) + f"# required: {why}"
+    return "\n".join(lines)
+
+
+def _skeleton(collectivity: str, fmt: Format) -> list[str]:
+    """The scaffold's lines, every binding a mapping may leave out commented out."""
     needs_debt = "pes-ormc" in fmt.rules
     editions = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
     options = fmt.defaults.get("options") or {}
@@ -189,6 +203,110 @@ def new_mapping(collectivity: str, fmt: Format) -> str:
         f"  # default_civility: {_civility_example(fmt)}",
         "",
     ]
+    return out
+
+
+# a binding of bindings.invoice/payer/address/line the scaffold leaves commented out
+_OPTIONAL = re.compile(r"^    # (\w+): TODO\b")
+# a scaffold's line holding a TODO as a value: its indent, key and TODO
+_VALUE_TODO = re.compile(r'^(\s*)(\w+): ("TODO"|TODO\b)')
+# values of the right form for each TODO that must be one (the sample titles check-mapping
+# renders do not read the input: a binding's path is any path)
+_STAND_INS = {"siret": '"21450999400015"', "id_post": '"045012"', "cod_col": '"123"',
+              "cod_bud": '"00"', "exercise": "2026"}
+_TABLE_STAND_INS = {
+    'TODO: {product: "TODO", nature: "TODO"}': 'ACT: {product: "P1", nature: "7062"}',
+    'TODO: {category: "01", legal_nature: "01"}': 'PERSON: {category: "01", legal_nature: "01"}',
+    "invoice['TODO']": "invoice['number']",
+}
+
+
+def required_bindings(lines: list[str], fmt: Format) -> dict[int, str]:
+    """{index in ``lines`` of a commented-out binding (``_OPTIONAL``): what requires it}
+    for the bindings without which a file of ``fmt`` has a value its layout or XSD
+    refuses empty, found as check-mapping and export would find it: the scaffold filled
+    with stand-ins (``_stand_in_text``) and rendered on check-mapping's sample titles,
+    with every such binding bound, then each taken out again, in order, while nothing
+    is refused for want of it (e.magnus' Libelle writes the line's label, else the
+    title's object: the object taken out first, the label is kept). A file with a
+    layout is checked as check-mapping checks it (``sample.check_templates``: a
+    layout.required column empty, a column holding a bound value being held to
+    nothing); one with an XSD on the sample title without optional parts, the fields of
+    the bindings given a value (``sample.xsd_problems``: JVS' and Corail's line label,
+    minLength 1). {} when nothing is refused without them, or the filled scaffold does
+    not render: check-mapping names why then (a draft template's error)."""
+    from .sample import check_templates, xsd_problems
+
+    optional = [i for i, line in enumerate(lines) if _OPTIONAL.match(line)]
+    laid_out = any(spec.layout is not None and spec.xsd is None for spec in fmt.files)
+    checked = any(spec.xsd is not None for spec in fmt.files)
+    if not optional or not (laid_out or checked):
+        return {}
+    names = {i: _binding_name(lines, i) for i in optional}
+    with tempfile.TemporaryDirectory(prefix="pesgen-scaffold-") as tmp:
+
+        def refused(bound: list[int]) -> dict[tuple[str, ...], str]:
+            """What the files refuse with the bindings at ``bound`` uncommented."""
+            path = Path(tmp) / "mapping.yaml"
+            path.write_text(_stand_in_text(lines, fmt, set(bound)), encoding="utf-8")
+            mapping = load_mapping(path)
+            found: dict[tuple[str, ...], str] = {}
+            if laid_out:
+                for p in check_templates(mapping, fmt, laid_out=True).layout_problems:
+                    if p.rule == "layout.required":
+                        file, column = (p.record or "").rsplit(":", 1)[0], \
+                            p.message.split(": ", 1)[0]
+                        found[(file, column)] = f"{file}, {column}"
+            if checked:
+                found.update(xsd_problems(mapping, fmt, [names[i] for i in bound]))
+            return found
+
+        try:
+            if not refused([]):
+                return {}
+            left = refused(optional)
+            kept = list(optional)
+            for at in optional:
+                if refused([i for i in kept if i != at]).keys() <= left.keys():
+                    kept.remove(at)
+            return {at: "; ".join(sorted(set(refused([i for i in kept if i != at]).values())
+                                         - set(left.values())))
+                    for at in kept}
+        except MappingError:
+            raise  # the scaffold's own stand-ins refused: pesgen's fault, not the format's
+        except PesgenError:
+            return {}
+
+
+def _binding_name(lines: list[str], at: int) -> str:
+    """The commented-out binding at ``lines[at]`` as a mapping binds it (line.label): its
+    key, under the group (invoice, payer, address, line) the lines above open."""
+    m = _OPTIONAL.match(lines[at])
+    assert m is not None
+    group = next(g[1] for line in reversed(lines[:at]) if (g := _GROUP.match(line)))
+    return f"{group}.{m[1]}"
+
+
+# a group of bindings opening (  invoice:, "  line:")
+_GROUP = re.compile(r"^  (\w+):")
+
+
+def _stand_in_text(lines: list[str], fmt: Format, bound: set[int]) -> str:
+    """The scaffold ``lines`` with each TODO value given a stand-in of its form, and the
+    commented-out bindings at ``bound`` uncommented, each bound to a path."""
+    editions = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
+    out = []
+    for i, line in enumerate(lines):
+        if i in bound and (m := _OPTIONAL.match(line)):
+            line = f"    {m[1]}: {m[1]}"
+        elif "TODO" in line.split("#")[0]:
+            for old, new in _TABLE_STAND_INS.items():
+                line = line.replace(old, new)
+            if m := _VALUE_TODO.match(line):
+                value = (f'"{editions[0]}"' if m[2] == "asap_edition" and editions
+                         else _STAND_INS.get(m[2], m[2]))
+                line = f"{m[1]}{m[2]}: {value}{line[m.end():]}"
+        out.append(line)
     return "\n".join(out)
 
 

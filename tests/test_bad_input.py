@@ -928,6 +928,34 @@ def test_a_short_date_with_a_time_says_what_comes_before_the_time(tmp_path, writ
     assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
 
 
+@pytest.mark.parametrize("style, written, syntax, reads", [
+    ("iso", "20/11/2026 08:15", "DD/MM/YYYY", "fr"),
+    ("fr", "2026-11-20 08:15", "YYYY-MM-DD", "iso")])
+def test_a_date_and_time_the_style_does_not_read_says_the_style_too(
+        tmp_path, style, written, syntax, reads):
+    """With input.dates iso, '20/11/2026 08:15' was told [:10], which gives '20/11/2026',
+    which iso refuses again: the date alone is said with its syntax, which the style does
+    not read, and the style that reads it (or auto) with where the mapping sets it; the
+    mapping edited so exports."""
+    inp = _csv_dated(tmp_path, written)
+    m, _ = mapping_copy(tmp_path / "m", CSV_MAPPING,
+                        ("  dates: auto\n", f"  dates: {style}\n"))
+    exc = _refused(tmp_path, m, inp)
+    expected = {"iso": "YYYY-MM-DD", "fr": "DD/MM/YYYY"}[style]
+    # the export's other dates are YYYY-MM-DD: fr refuses them too (auto reads both)
+    assert {(p.message, p.mapping) for p in exc.problems
+            if p.message.startswith("invoice.date")} == {(
+        f"invoice.date: '{written}' is not a date ({expected}); it is a date followed by a "
+        f"time of day, {syntax}, which input.dates {style} does not read: bind the date "
+        'alone, e.g. {expr: "invoice.invoice_date[:10]"}, and set input.dates to '
+        f"{reads} (or auto, which reads both) at "
+        f"{_where(m, f'  dates: {style}', 'input.dates')}",
+        _where(m, "    date: invoice_date", "bindings.invoice.date"))}
+    fixed, _ = mapping_copy(tmp_path / "fixed", CSV_MAPPING, (
+        "    date: invoice_date\n", '    date: {expr: "invoice.invoice_date[:10]"}\n'))
+    assert export(fixed, inp, tmp_path / "out", RUN).files[0].titles == 11
+
+
 def test_the_time_hint_of_an_expression_s_date_names_no_path(tmp_path):
     m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING,
                         ("    date: date\n", '    date: {expr: "invoice.date ~ \' 10:00\'"}\n'))

@@ -208,3 +208,24 @@ def test_a_line_expression_binding_of_a_csv_export_names_the_lines_row(tmp_path)
     assert (f"the value of {mapping}:{at}: bindings.line.student, empty for this invoice's "
             f"line 2 ({source}:3): its expression reads student_ref, payer_siret: both "
             "empty in this record") in str(problem), problem
+
+
+def test_a_stand_in_breaking_another_line_does_not_clear_the_refused_one(tmp_path):
+    """binding_of_none gives each value left empty a stand-in, one at a time, and names
+    those without which the refused line no longer writes None. A stand-in that made
+    another line write None first (the e-mail given, the line before writes the empty
+    national_id) counted as clearing the refused line: the e-mail was named as one of
+    two values of which one given would do. What another line's refusal says of the
+    refused one is unknown: the e-mail is not named, the value no binding fills is."""
+    data = json.loads(SOURCE.read_text(encoding="utf-8"))
+    del data["invoices"][0]["payer"]["email"]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    fmts, line = _corail_writing(tmp_path, "{% if t.debtor.email %}{{ t.debtor.national_id }}"
+                                           "{% endif %}\n{{ t.service_from }}")
+    with pytest.raises(TemplateError) as info:
+        export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert str(problem).endswith(
+        f"({_unbound('service_from', 'invoice')}) "
+        f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line + 1}] (rule template)"), problem

@@ -561,17 +561,25 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
              if name == "pes-ormc" or old != "invoice['TODO']"]
     if name == "cosoluce-corail":
         edits.append(('asap_edition: "TODO"', 'asap_edition: "01"'))
+    # WTAMC001AS's Libelle is required (its layout), JVS' JVS_LFAC_Libelle and Corail's
+    # ASAPLibelleLigne may not be empty (their XSDs), and their templates write the
+    # line's label, else the title's object: the scaffold asks for the label (a mapping
+    # binding neither has every export refused), a TODO to fill like the others
+    required = {
+        "bl-emagnus": "WTAMC001AS.txt, record 'detail', column Libelle (#5)",
+        "jvs-millesime": "jvs-millesime.xsd: /n:PES_Aller/PES_RecetteAller/Bordereau/Piece/"
+        "LigneDePiece/BlocLignePiece/InfoLignePiece/JVS_LFAC_Libelle/@V",
+        "cosoluce-corail": "corail.xsd: /ImportCosoluce/TypePieceImport/Piece/"
+        "ASAPLigneFacturation/ASAPLibelleLigne/@V"}.get(name)
+    assert [ln for ln in text.splitlines() if "# required: " in ln] == (
+        [f"    label: TODO            # required: {required}"] if required else [])
+    if required:
+        edits.append(("    label: TODO ", "    label: activity.label "))
+    else:
+        assert "\n    # label: TODO\n" in text
     mapping_copy(out.parent, out, *edits)
     text = out.read_text(encoding="utf-8")
     assert "TODO" not in "\n".join(ln.split("#")[0] for ln in text.splitlines())
-    if name == "bl-emagnus":
-        # WTAMC001AS's Libelle is required, and its template writes the line's label, else
-        # the title's object: a mapping binding neither has every export refused
-        unlabelled = _run("check-mapping", out)
-        assert unlabelled.exit_code == ExitCode.OUTPUT, unlabelled.stderr
-        assert "WTAMC001AS.txt:3 invoice SAMPLE-2: record 'detail', column Libelle (#5): " \
-            "is empty, the column is required" in unlabelled.stderr
-        mapping_copy(out.parent, out, ("    # label: TODO", "    label: activity.label"))
     ok = _run("check-mapping", out)
     assert ok.exit_code == 0, ok.stderr
     m = load_mapping(out)
@@ -586,6 +594,70 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
         assert "format cosoluce-corail writes an Edition in every file: set " \
             "output.asap_edition (01;" in unset.stderr
     assert _run("new-mapping", "X", "--format", name, "--out", out).exit_code == 2
+
+
+@pytest.mark.parametrize("edit, asked", [
+    (None, "label"),
+    # Libelle optional: nothing asked
+    (("wtamc001as.layout.yaml", "{name: Libelle, type: text, length: 200, required: true}",
+      "{name: Libelle, type: text, length: 200}"), None),
+    # Libelle written from the object alone: the object asked, not the label
+    (("wtamc001as.txt.j2", "ln.label or t.object,", "t.object,"), "object")])
+def test_the_mapping_scaffold_asks_for_what_the_format_s_layout_requires(
+        tmp_path, edit, asked):
+    """The scaffold left `# label: TODO` commented out, while e.magnus' required Libelle
+    takes the line's label (else the title's object): a mapping filled from its TODOs was
+    refused by check-mapping. What a layout requires is read from the bundle (its
+    layout's required columns, the bindings its templates write there), not listed by
+    format: the bundle changed, the binding asked for follows."""
+    import shutil
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format("bl-emagnus").folder), fmts / "bl-emagnus")
+    if edit is not None:
+        source = fmts / "bl-emagnus" / edit[0]
+        text = source.read_text(encoding="utf-8")
+        assert text.count(edit[1]) == 1
+        source.write_text(text.replace(edit[1], edit[2]), encoding="utf-8")
+    r = _run("new-mapping", "X", "--format", "bl-emagnus", "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    uncommented = [line.split(":")[0].strip() for line in r.stdout.splitlines()
+                   if "# required: WTAMC001AS.txt" in line]
+    assert uncommented == ([asked] if asked else []), r.stdout
+    for key in ("label", "object"):
+        assert (f"\n    # {key}: TODO" in r.stdout) == (key != asked)
+    if asked:
+        assert re.search(rf"\n    {asked}: TODO +# required: WTAMC001AS\.txt, record "
+                         r"'detail', column Libelle \(#5\)\n", r.stdout), r.stdout
+
+
+@pytest.mark.parametrize("relaxed", [False, True])
+def test_the_mapping_scaffold_asks_for_what_the_format_s_xsd_requires(tmp_path, relaxed):
+    """Corail's XSD refuses an empty ASAPLibelleLigne (minLength 1), which its template
+    fills with the line's label, else the title's object: the scaffold left both
+    commented out, and an export of a mapping filled from its TODOs was refused for
+    every line (xsd.bundle). It asks for the label; with an XSD taking any
+    ASAPLibelleLigne, nothing."""
+    import shutil
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format("cosoluce-corail").folder), fmts / "cosoluce-corail")
+    if relaxed:
+        xsd = fmts / "cosoluce-corail" / "corail.xsd"
+        text = xsd.read_text(encoding="utf-8")
+        old = '<xs:element name="ASAPLibelleLigne" type="V_Texte200"/>'
+        assert text.count(old) == 1
+        xsd.write_text(text.replace(old, (
+            '<xs:element name="ASAPLibelleLigne"><xs:complexType>'
+            '<xs:attribute name="V" type="xs:string" use="required"/>'
+            "</xs:complexType></xs:element>")), encoding="utf-8")
+    r = _run("new-mapping", "X", "--format", "cosoluce-corail", "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    asked = [line for line in r.stdout.splitlines() if "# required: " in line]
+    assert asked == ([] if relaxed else [
+        "    label: TODO            # required: corail.xsd: /ImportCosoluce/TypePieceImport/"
+        "Piece/ASAPLigneFacturation/ASAPLibelleLigne/@V"]), r.stdout
+    assert "\n    # object: TODO" in r.stdout
 
 
 def test_the_scaffold_s_payment_block_names_what_a_direct_debit_requires(tmp_path):
@@ -1532,8 +1604,9 @@ def test_the_scaffold_s_civility_table_gives_a_civility_its_format_takes(tmp_pat
     assert f"  # default_civility: {example}\n" in text
     edits = [(old, new) for old, new in FILL.items()
              if name == "pes-ormc" or old != "invoice['TODO']"]
-    if name == "cosoluce-corail":
-        edits.append(('asap_edition: "TODO"', 'asap_edition: "01"'))
+    if name == "cosoluce-corail":  # its XSD's ASAPLibelleLigne takes the label
+        edits += [('asap_edition: "TODO"', 'asap_edition: "01"'),
+                  ("    label: TODO ", "    label: activity.label ")]
     edits += [("  # civility:  ", "  civility:  "),
               (f"  #   TODO: {example}", f"    Madame: {example}"),
               ("  # missing_civility:", "  missing_civility:"),

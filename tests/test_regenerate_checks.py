@@ -655,8 +655,8 @@ def test_a_run_whose_template_wrote_none_then_is_rebuilt(tmp_path, monkeypatch, 
     real = render_mod.template_environment
     with monkeypatch.context() as m:  # as before: the word None written
         m.setattr(render_mod, "template_environment",
-                  lambda folder, _w=False, traced=False, recorded=False:
-                  real(folder, True, traced, recorded))
+                  lambda folder, _w=False, traced=False, recorded=False, marked=False:
+                  real(folder, True, traced, recorded, marked))
         first = _run("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
                      out, "--date", RUN_DATE, "--formats-dir", fmts)
     assert first.exit_code == 0, first.output
