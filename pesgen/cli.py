@@ -3012,7 +3012,8 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
                    output: RunsOutputOpt = Output.text) -> None:
     """The numbering sequences of the store (--mapping: the mapping's, and its titre
     numbers' for pes-titres): where each started, the next number, the largest one its
-    runs took, and its moves with their reasons."""
+    runs took, its moves with their reasons, and its IdBords cancelled with no
+    acknowledgement recorded (unsent, unless their file was: tell the trésorerie)."""
     from .runs import check_exercise
     from .store import PIECE_SEQUENCE, Store
 
@@ -3050,6 +3051,21 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
              f"{state.next_number}; {took}")
         for m in state.moves:
             _say(f"  moved {m.moved_at}: next {m.from_number} -> {m.to_number} ({m.reason})")
+        if state.unsent:
+            _say_unsent(state.unsent)
+
+
+def _say_unsent(unsent: list[Any]) -> None:
+    """`numbering show`'s lines of a sequence's IdBords cancelled with no acknowledgement
+    recorded (``Store.unsent``): the trésorerie has not received them unless their file
+    was sent, and the next file follows them (docs/state.md, Numbering)."""
+    from .runs import unsent_groups
+
+    _say("  cancelled, no acknowledgement recorded (never received by the trésorerie if "
+         "their file was not sent: tell it they were cancelled before sending):")
+    for numbers, u in unsent_groups(unsent):
+        _say(f"    {numbers}  run {u.run_id}  cancelled {u.cancelled_at}"
+             f"{' (whole run)' if u.whole else ''}: {u.reason}")
 
 
 def _sequence_head(k: tuple[str, str, int, str]) -> dict[str, Any]:
@@ -3065,14 +3081,19 @@ def _sequence_head(k: tuple[str, str, int, str]) -> dict[str, Any]:
 def _sequence_json(k: tuple[str, str, int, str], state: Any) -> dict[str, Any]:
     """One sequence of `numbering show --format json`: its key, which numbers it gives,
     where it started, its next number (1 for one not started: its first export's), the
-    largest one its runs took (None: none), and its moves."""
+    largest one its runs took (None: none), its moves, and its IdBords cancelled with no
+    acknowledgement recorded (``unsent``: [] for the titre numbers and a finance
+    package's, whose numbers Hélios does not receive from pesgen)."""
     return {**_sequence_head(k), "started": state is not None,
             "start": None if state is None else state.start,
             "next": 1 if state is None else state.next_number,
             "given_up_to": state.given_up_to or None if state is not None else None,
             "moves": [] if state is None else [
                 {"moved_at": m.moved_at, "from": m.from_number, "to": m.to_number,
-                 "reason": m.reason} for m in state.moves]}
+                 "reason": m.reason} for m in state.moves],
+            "unsent": [] if state is None else [
+                {"id_bord": u.id_bord, "run": u.run_id, "cancelled_at": u.cancelled_at,
+                 "reason": u.reason, "whole_run": u.whole} for u in state.unsent]}
 
 
 def _payfip_app() -> typer.Typer:

@@ -68,6 +68,7 @@ from .store import (
     PIECE_SEQUENCE,
     Acknowledgement,
     Store,
+    Unsent,
     db_said,
     fields_of,
     new_run_id,
@@ -381,6 +382,57 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
                                             f"{said} (see docs/state.md, Numbering)"))
 
 
+def unsent_groups(unsent: list[Unsent]) -> list[tuple[str, Unsent]]:
+    """``Store.unsent``'s bordereaux, one after another of one cancellation (run, date
+    and reason) said once: (``IdBord 2-3`` or ``IdBord 2``, the first of them)."""
+    groups: list[tuple[int, int, Unsent]] = []
+    for u in unsent:
+        if groups and (last := groups[-1])[1] + 1 == u.id_bord and (
+                last[2].run_id, last[2].cancelled_at, last[2].reason) == (
+                u.run_id, u.cancelled_at, u.reason):
+            groups[-1] = (last[0], u.id_bord, last[2])
+        else:
+            groups.append((u.id_bord, u.id_bord, u))
+    return [(f"IdBord {a}" if a == b else f"IdBord {a}-{b}", u) for a, b, u in groups]
+
+
+def numbers_said(unsent: list[Unsent]) -> str:
+    """``IdBord 2-3, 5`` of these bordereaux (by IdBord), runs of numbers said as one."""
+    spans: list[list[int]] = []
+    for u in unsent:
+        if spans and spans[-1][1] + 1 == u.id_bord:
+            spans[-1][1] = u.id_bord
+        else:
+            spans.append([u.id_bord, u.id_bord])
+    return "IdBord " + ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _note_gap(prepared: Prepared, mapping_path: Path, key: SequenceKey, first: int,
+              gap: list[Unsent], dry_run: bool) -> None:
+    """The note of a run whose files follow numbers cancelled before their file was
+    sent (``Store.numbering_gap``): the trésorerie receives IdBord ``first`` without
+    them, and Hélios checks that bordereau numbers follow each other (whether it accepts
+    a gap is not confirmed: notes pes-v2-recette.md), so it is told."""
+    if not gap:
+        return
+    numbers = numbers_said(gap)
+    runs_ = ", ".join(dict.fromkeys(u.run_id for u in gap))
+    takes = "would take" if dry_run else "takes"
+    one = len(gap) == 1
+    its, it, was = ("its file", "it", "was") if one else ("their files", "them", "were")
+    prepared.result.notes.append(PolicyNote(
+        "numbering_gap", "*", str(mapping_path),
+        f"this run {takes} IdBord {first}, after {numbers} of {key[0]} budget {key[1]} "
+        f"exercise {key[2]} TypBord {key[3]}, cancelled (run {runs_}) with no "
+        f"acknowledgement of the trésorerie recorded: if {its} {was} not sent, the "
+        f"trésorerie will not have received {numbers} and receives IdBord {first} without "
+        f"{it}. Hélios checks that bordereau numbers follow each other (whether it accepts "
+        f"a gap is not confirmed): tell the trésorerie that {numbers} {was} cancelled "
+        f"before sending (`pesgen numbering show` lists {it}; if {its} {was} sent after "
+        "all, record the acknowledgement: `pesgen acquit FILE --record`) (see "
+        "docs/state.md, Numbering)"))
+
+
 def _set_start_advice(command: str, dry_run: bool, mapping_path: Path, to: str,
                       meaning: str) -> str:
     """What a numbering note tells to do with ``command`` (a set-start): run it first
@@ -469,6 +521,9 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                 _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=False,
                                    pieces=pieces, helios=exporter.fmt.is_pes,
                                    written=exporter.writes_number())
+                if exporter.fmt.is_pes:
+                    _note_gap(prepared, mapping_path, key, first,
+                              store.numbering_gap(conn, key, first), dry_run=False)
                 taken.refuse(conn)
                 _refuse_freed(store, conn, key[0], prepared)
                 temps = exporter.finish(prepared, first)
@@ -614,6 +669,7 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
                     pieces = (pkey, held is not None,
                               store.next_number(conn, pkey) if held is None else held)
                 taken.refuse(conn)
+                gap = store.numbering_gap(conn, key, first) if exporter.fmt.is_pes else []
                 older = store.unchecked_debts(key[0], conn) if taken.titles.has_debts() else 0
                 paid = paid_online(store, key[0], prepared, conn)
             if older:
@@ -628,6 +684,7 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
             _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
                                pieces=pieces, helios=exporter.fmt.is_pes,
                                written=exporter.writes_number())
+            _note_gap(prepared, mapping_path, key, first, gap, dry_run=True)
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place

@@ -1711,6 +1711,71 @@ class Store:
                 moved.append(SequenceMove(k, row.next_number, n, now, reason.strip()))
         return moved
 
+    def unsent(self, conn: Connection | None, key: tuple[str, str, int, str]
+               ) -> list[Unsent]:
+        """The IdBords of this numbering (a PES one: a finance package numbers what it
+        sends, and the titre numbers are no bordereau's) cancelled, whole runs or their
+        bordereaux, with no acknowledgement of the trésorerie recorded (any, accepted or
+        rejected, superseded or not: it received the file): numbers it has not received
+        unless their file was sent, by IdBord. A reinstated bordereau is active again:
+        not listed. One statement, whatever the runs: the cancelled runs, the cancelled
+        bordereaux and the acknowledgements of either, of this numbering."""
+        if key[3] == PIECE_SEQUENCE or not pes_typ_bord(key[3]):
+            return []
+        cb, ab = cancelled_bordereaux, acquit_bordereaux
+        of_key = sa.and_(runs.c.id_coll == key[0], runs.c.cod_bud == key[1],
+                         runs.c.exercise == key[2], runs.c.typ_bord == key[3])
+        none_int, none_text = sa.null().cast(sa.Integer), sa.null().cast(sa.Text)
+        whole = sa.select(sa.literal("run").label("kind"), runs.c.id.label("run_id"),
+                          runs.c.first_number, runs.c.bordereaux,
+                          none_int.label("id_bord"), runs.c.cancelled_at.label("at"),
+                          runs.c.cancel_reason.label("reason")
+                          ).where(of_key, runs.c.status == "cancelled")
+        parts = sa.select(sa.literal("part"), cb.c.run_id, none_int, none_int,
+                          cb.c.id_bord, cb.c.cancelled_at, cb.c.reason
+                          ).join(runs, runs.c.id == cb.c.run_id).where(of_key)
+        acked = sa.select(sa.literal("ack"), ab.c.run_id, none_int, none_int, ab.c.id_bord,
+                          none_text, none_text).join(runs, runs.c.id == ab.c.run_id).where(
+            of_key, sa.or_(runs.c.status == "cancelled", sa.exists().where(
+                cb.c.run_id == ab.c.run_id, cb.c.id_bord == ab.c.id_bord))).distinct()
+        query = sa.union_all(whole, parts, acked)
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            rows = c.execute(query).all()
+        found: dict[int, Unsent] = {}
+        for r in rows:  # a bordereau's own cancellation over its run's
+            if r.kind == "run":
+                for n in range(int(r.first_number), int(r.first_number) + int(r.bordereaux)):
+                    found.setdefault(n, Unsent(n, r.run_id, r.at, r.reason, True))
+        for r in rows:
+            if r.kind == "part":
+                found[int(r.id_bord)] = Unsent(int(r.id_bord), r.run_id, r.at, r.reason,
+                                               False)
+        for r in rows:
+            if r.kind == "ack" and (u := found.get(int(r.id_bord))) and u.run_id == r.run_id:
+                del found[int(r.id_bord)]
+        return [found[n] for n in sorted(found)]
+
+    def numbering_gap(self, conn: Connection | None, key: tuple[str, str, int, str],
+                      first: int) -> list[Unsent]:
+        """The unsent IdBords (``unsent``) a run taking IdBord ``first`` follows: those up
+        to the largest number a run of this numbering took, one after another, when it is
+        one and ``first`` the number after it (a sequence moved past numbers issued
+        outside pesgen follows those); a number between them sent, or acknowledged, ends
+        them; [] otherwise."""
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            top = self._given_up_to(c, key)
+            if not top or first != top + 1:
+                return []
+            unsent = self.unsent(c, key)
+        gap: list[Unsent] = []
+        for u in reversed(unsent):
+            if u.id_bord != top - len(gap):
+                break
+            gap.append(u)
+        return gap[::-1]
+
     def sequence(self, key: tuple[str, str, int, str]) -> SequenceState | None:
         """What the store holds of a sequence: its start, next number, the largest number
         its runs took, and its moves (oldest first); None when it has not started."""
@@ -1738,7 +1803,8 @@ class Store:
             for row in conn.execute(query).all():
                 k = (row.id_coll, row.cod_bud, int(row.exercise), row.typ_bord)
                 found.append(SequenceState(k, int(row.start_number), int(row.next_number),
-                                           self._given_up_to(conn, k), moves.get(k, [])))
+                                           self._given_up_to(conn, k), moves.get(k, []),
+                                           self.unsent(conn, k)))
             return found
 
     # -------------------------------------------------------------- duplicates
@@ -2913,6 +2979,17 @@ class SequenceMove:
 
 
 @dataclass(frozen=True)
+class Unsent:
+    """A cancelled bordereau of a PES numbering with no acknowledgement recorded: its
+    IdBord, run, and when and why it was cancelled (``whole``: with its run)."""
+    id_bord: int
+    run_id: str
+    cancelled_at: str
+    reason: str
+    whole: bool
+
+
+@dataclass(frozen=True)
 class SequenceState:
     """A sequence as the store holds it (``pesgen numbering show``)."""
     key: tuple[str, str, int, str]
@@ -2920,6 +2997,8 @@ class SequenceState:
     next_number: int
     given_up_to: int  # the largest number a recorded run took; 0: none
     moves: list[SequenceMove]
+    # its IdBords cancelled with no acknowledgement recorded (Store.unsent), by IdBord
+    unsent: list[Unsent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

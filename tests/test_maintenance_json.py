@@ -648,13 +648,15 @@ def test_numbering_show_gives_each_sequence_its_start_next_number_and_moves(tmp_
     head = {"id_coll": SIRET, "cod_bud": "00"}
     titres, ormc, pieces, later = report["sequences"]
     assert titres == {**head, "exercise": 2026, "typ_bord": "01", "numbers": "id_bord",
-                      "started": True, "start": 1, "next": 2, "given_up_to": 1, "moves": []}
+                      "started": True, "start": 1, "next": 2, "given_up_to": 1, "moves": [],
+                      "unsent": []}
     assert ormc == {**head, "exercise": 2026, "typ_bord": "06", "numbers": "id_bord",
-                    "started": True, "start": 7, "next": 7, "given_up_to": None, "moves": []}
+                    "started": True, "start": 7, "next": 7, "given_up_to": None, "moves": [],
+                    "unsent": []}
     [moved] = pieces.pop("moves")
     assert pieces == {**head, "exercise": 2026, "typ_bord": PIECE_SEQUENCE,
                       "numbers": "id_pce", "started": True, "start": 1, "next": 40,
-                      "given_up_to": 11}
+                      "given_up_to": 11, "unsent": []}
     assert (moved["from"], moved["to"], moved["reason"]) == (
         12, 40, "titres 12-39 issued by the finance package")
     assert moved["moved_at"].endswith("Z")
@@ -672,7 +674,7 @@ def test_numbering_show_gives_each_sequence_its_start_next_number_and_moves(tmp_
     code, report = _json("numbering", "show", "--mapping", other, "--db", db)
     assert code == 0 and report["sequences"] == [
         {**head, "exercise": 2025, "typ_bord": "06", "numbers": "id_bord", "started": False,
-         "start": None, "next": 1, "given_up_to": None, "moves": []}]
+         "start": None, "next": 1, "given_up_to": None, "moves": [], "unsent": []}]
 
 
 def test_numbering_show_refusals_are_json_with_the_text_s_exit_code(tmp_path):

@@ -1,0 +1,144 @@
+"""IdBords cancelled before their file was sent (docs/state.md, Numbering): never given
+again, and the trésorerie never received them, so Hélios sees the next file skip them.
+`numbering show` lists them (cancelled, no acknowledgement recorded, not reinstated), and
+an export whose files follow them says so (note numbering_gap). On SQLite and on a real
+PostgreSQL server (PESGEN_TEST_PG_URL)."""
+
+from __future__ import annotations
+
+import json
+
+from pesgen.store import Store
+
+from .conftest import MAPPINGS, RUN_DATE, run_cli
+from .test_acquit_record import _ack, _element
+from .test_cancel import BORDEREAUX, only, split_mapping
+
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+SIRET = "21450999400015"
+HEAD = ("  cancelled, no acknowledgement recorded (never received by the trésorerie if their "
+        "file was not sent: tell it they were cancelled before sending):")
+
+
+def _export(db: str, mapping, input_path, out, *args: str):
+    return run_cli("export", "-m", mapping, "-i", input_path, "--date", RUN_DATE, "--db", db,
+                   *(["-o", str(out)] if out is not None else []), *args)
+
+
+def _show(db: str):
+    text = run_cli("numbering", "show", "--db", db)
+    assert text.exit_code == 0, text.output
+    data = run_cli("numbering", "show", "--db", db, "--format", "json")
+    assert data.exit_code == 0, data.output
+    [seq] = json.loads(data.stdout)["sequences"]
+    return text.stdout.splitlines(), seq["unsent"]
+
+
+def _gap_notes(stdout: str) -> list[str]:
+    return [ln for ln in stdout.splitlines() if ln.startswith("  - *: numbering_gap: ")]
+
+
+def test_a_run_cancelled_before_sending_is_listed_and_the_next_file_says_it_follows_it(
+        db_url, tmp_path):
+    """IdBord 1 sent, run of IdBord 2 cancelled whole (the wrong term's file), never
+    sent: `numbering show` said only 'next IdBord 3; runs of this store took up to 2'.
+    It lists IdBord 2 with its run, date and reason; the dry run and the export taking
+    IdBord 3 say the trésorerie will not have received IdBord 2 and to tell it (a note
+    counted in the summary and recorded with the run); the export after that, following
+    a number sent, says nothing of it."""
+    first, second, third, fourth = (BORDEREAUX[1][:2], BORDEREAUX[1][2:],
+                                    BORDEREAUX[2][:2], BORDEREAUX[2][2:])
+    a = _export(db_url, MAPPING, only(tmp_path, first, "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    b = _export(db_url, MAPPING, only(tmp_path, second, "b.json"), tmp_path / "b")
+    assert b.exit_code == 0 and "(IdBord 2," in b.stdout, b.output
+    [wrong] = [r for r in Store(db_url).list_runs() if r.first_number == 2]
+    Store(db_url).cancel(wrong.id, "wrong term exported, never sent")
+    at = Store(db_url).get_run(wrong.id)["cancelled_at"]
+    lines, unsent = _show(db_url)
+    assert lines[0] == (f"the numbering of {SIRET} budget 00 exercise 2026 TypBord 06: "
+                        "started at 1, next IdBord 3; runs of this store took up to 2")
+    assert lines[1:] == [HEAD, f"    IdBord 2  run {wrong.id}  cancelled "
+                         f"{at} (whole run): wrong term exported, never sent"]
+    assert unsent == [{"id_bord": 2, "run": wrong.id, "cancelled_at": at,
+                       "reason": "wrong term exported, never sent", "whole_run": True}]
+
+    c_input = only(tmp_path, third, "c.json")
+    dry = _export(db_url, MAPPING, c_input, None, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    [note] = _gap_notes(dry.stdout)
+    assert note.startswith(f"  - *: numbering_gap: this run would take IdBord 3, after "
+                           f"IdBord 2 of {SIRET} budget 00 exercise 2026 TypBord 06, "
+                           f"cancelled (run {wrong.id}) with no acknowledgement"), note
+    c = _export(db_url, MAPPING, c_input, tmp_path / "c")
+    assert c.exit_code == 0, c.output
+    [note] = _gap_notes(c.stdout)
+    assert "this run takes IdBord 3, after IdBord 2 " in note
+    assert ("if its file was not sent, the trésorerie will not have received IdBord 2 and "
+            "receives IdBord 3 without it") in note, note
+    assert "tell the trésorerie that IdBord 2 was cancelled before sending" in note
+    assert "numbering_gap ×1" in c.stdout
+    [done] = [r for r in Store(db_url).list_runs() if r.first_number == 3]
+    shown = run_cli("runs", "show", done.id, "--db", db_url)
+    assert "numbering_gap" in shown.stdout, shown.output
+
+    d = _export(db_url, MAPPING, only(tmp_path, fourth, "d.json"), tmp_path / "d")
+    assert d.exit_code == 0 and "(IdBord 4," in d.stdout, d.output
+    assert not _gap_notes(d.stdout) and "numbering_gap" not in d.stdout
+    assert _show(db_url)[1] == unsent  # still listed: it was never sent
+
+
+def test_acknowledged_and_reinstated_bordereaux_are_not_unsent(db_url, tmp_path):
+    """A run of IdBord 1-3: 1 accepted, 2 rejected (the acquit recorded: the trésorerie
+    received it), 3 without answer. Cancelled 2 and 3: only 3 is unsent. A cancelled
+    run whose bordereau is reinstated is active again: not listed; the export after a
+    run cancelled whole names its numbers as one span."""
+    split = split_mapping(tmp_path)
+    r = _export(db_url, split, only(tmp_path, BORDEREAUX[1] + BORDEREAUX[2] + BORDEREAUX[3],
+                                    "all.json"), tmp_path / "o", "--create-store")
+    assert r.exit_code == 0, r.output
+    [run] = Store(db_url).list_runs()
+    ack = _ack(tmp_path, "ack.xml", _element(1, True), _element(2, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    store = Store(db_url)
+    store.cancel(run.id, "trésorerie rejected IdBord 2", [2])
+    store.cancel(run.id, "IdBord 3 never sent", [3])
+    lines, unsent = _show(db_url)
+    assert [(u["id_bord"], u["run"], u["reason"], u["whole_run"]) for u in unsent] == [
+        (3, run.id, "IdBord 3 never sent", False)]
+    assert lines[1] == HEAD and lines[2].startswith(f"    IdBord 3  run {run.id}  cancelled ")
+    assert len(lines) == 3, lines
+
+    # IdBord 2 and 3's invoices again, in IdBord 4-5 (by 4): cancelled whole
+    again = _export(db_url, split, only(tmp_path, BORDEREAUX[2] + BORDEREAUX[3],
+                                        "again.json"), tmp_path / "again")
+    assert again.exit_code == 0, again.output
+    [note] = _gap_notes(again.stdout)
+    assert "takes IdBord 4, after IdBord 3 of" in note, note
+    [second] = [x for x in Store(db_url).list_runs() if x.first_number == 4]
+    assert second.bordereaux == 2
+    Store(db_url).cancel(second.id, "not sent", whole=True)
+    unsent = _show(db_url)[1]
+    assert [(u["id_bord"], u["whole_run"]) for u in unsent] == [(3, False), (4, True),
+                                                                 (5, True)]
+    dry = _export(db_url, split, only(tmp_path, BORDEREAUX[2], "dry.json"), None,
+                  "--dry-run")
+    [note] = _gap_notes(dry.stdout)
+    assert ("would take IdBord 6, after IdBord 3-5 of" in note
+            and f"cancelled (run {run.id}, {second.id})" in note
+            and "tell the trésorerie that IdBord 3-5 were cancelled" in note), note
+    lines = _show(db_url)[0]
+    assert lines[3] == (f"    IdBord 4-5  run {second.id}  cancelled "
+                        f"{Store(db_url).get_run(second.id)['cancelled_at']} (whole run): "
+                        "not sent"), lines
+
+    back = run_cli("runs", "reinstate", second.id, "--bordereau", "5", "--reason",
+                   "IdBord 5 was sent after all", "--db", db_url)
+    assert back.exit_code == 0, back.output
+    unsent = _show(db_url)[1]
+    assert [(u["id_bord"], u["whole_run"]) for u in unsent] == [(3, False), (4, False)]
+    dry = _export(db_url, split, only(tmp_path, BORDEREAUX[2][:2], "dry2.json"), None,
+                  "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert not _gap_notes(dry.stdout), dry.stdout  # IdBord 5, the last, stands
