@@ -139,3 +139,17 @@ def test_a_template_writing_either_of_two_empty_values_names_both(tmp_path):
         export(CORAIL, source, tmp_path / "out", RUN, formats_dirs=[fmts])
     [problem] = info.value.problems
     assert str(problem).endswith(said), problem
+
+
+
+def test_a_line_expression_binding_left_empty_is_named_without_the_invoice_s_fields(
+        tmp_path):
+    """A line's binding reads its line, which the invoice's record alone does not hold: a
+    template writing a line's expression binding left empty names the binding, without
+    claiming that the fields it reads are absent from the record."""
+    mapping, [at] = mapping_copy(tmp_path, CORAIL, (
+        "student: student.ref", 'student: {expr: "line.student.badge"}'), name="m.yaml")
+    fmts, line = _corail_writing(tmp_path, "{{ t.lines[0].student }}")
+    said = (f"(the value of {mapping}:{at}: bindings.line.student, empty for this invoice) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    assert _refused(mapping, fmts, tmp_path).endswith(said)
