@@ -1303,6 +1303,25 @@ def test_a_file_name_the_system_cannot_take_is_the_format_s_error(tmp_path, pref
     assert str(exc) == f"broken-fmt: {p.message} ({where})"
 
 
+def test_a_file_name_rendered_empty_is_said_to_be_empty(tmp_path):
+    """A files[i].name rendering no text at all (a value the run leaves empty) is
+    refused saying that it is empty, at format.yaml's line (rule format.file-name)."""
+    fmts, m, where = _bundle_named(tmp_path, "")
+    fmt_yaml = Path(where.split(":", 1)[0])
+    text = fmt_yaml.read_text(encoding="utf-8")
+    line = text.splitlines()[int(where.split(":")[1]) - 1]
+    fmt_yaml.write_text(text.replace(line, line.split("name:")[0] + "name: \"{{ '' }}\""),
+                        encoding="utf-8")
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json", TemplateError,
+                   formats_dirs=[fmts])
+    p = _only(exc, "format.file-name")
+    assert p.mapping == where
+    assert p.message == ("file name '' is not a plain file name: it is empty; a plain file "
+                         "name is the name of a file in the output folder: not empty, no '/' "
+                         "or '\\' (no folder), not starting with '.' (no '..', no hidden "
+                         "file), no control character"), p.message
+
+
 @pytest.mark.parametrize("complement, rule, advice", [
     ("Bat 2", "layout.pattern", "correct whichever of them causes it"),
     ("B" * 45, "layout.length", "shorten one of them"),

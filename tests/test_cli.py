@@ -274,6 +274,28 @@ def test_a_mistyped_input_path_says_what_its_nearest_folder_holds(tmp_path, monk
         "exports/2026 is empty"}
 
 
+def test_a_mistyped_input_path_names_twelve_entries_of_the_nearest_folder_up_it(
+        tmp_path, monkeypatch):
+    """The nearest folder that exists may be several levels up the path typed (two
+    folders of it missing); of its entries the first twelve are named, then how many
+    more there are."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for i in range(12):
+        (exports / f"export-{i:02d}.json").write_text("", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    typed = "exports/2026/11/school-export.json"
+    said = ("error: exports/2026/11/school-export.json: input file not found; exports/2026/11 "
+            "does not exist; the nearest folder that does, exports, holds "
+            + ", ".join(f"export-{i:02d}.json" for i in range(12)))
+    r = _run("preview", "-m", JSON_MAPPING, "-i", typed, "--date", RUN_DATE)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert r.stderr.splitlines()[0] == said
+    (exports / "export-12.json").write_text("", encoding="utf-8")
+    r = _run("preview", "-m", JSON_MAPPING, "-i", typed, "--date", RUN_DATE)
+    assert r.stderr.splitlines()[0] == f"{said}, … (1 more)"
+
+
 def test_a_folder_as_input_is_said_to_be_a_folder(tmp_path):
     folder = tmp_path / "exports"
     folder.mkdir()

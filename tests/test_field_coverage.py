@@ -227,6 +227,22 @@ def test_a_required_binding_no_template_reads_is_not_told_to_be_unbound():
                              for n in bindings["properties"][s].get("required", ())}
 
 
+def test_a_required_binding_of_a_section_a_mapping_may_leave_out_may_be_unbound():
+    """A binding required within a section the mapping may leave out whole (joint_payer:
+    kind, name, the address) is not one the schema requires of every mapping: the
+    advice to unbind it stands (the whole section unbound), not 'a mapping must bind
+    it'."""
+    from pesgen.coverage import check
+    from pesgen.mapping import load_mapping
+
+    fmt = load_format(data_dir("templates") / "cosoluce-corail")
+    result = check(load_mapping(CORAIL), fmt, frozenset())  # a format writing nothing
+    said = {name: warning.message for name, warning in result.unwritten}
+    for name in ("joint_payer.kind", "joint_payer.name", "joint_payer.city"):
+        assert "If the format has no place for it, unbind it, or declare it" in said[name]
+        assert "A mapping must bind it" not in said[name]
+
+
 def test_a_field_declared_not_carried_that_a_template_reads_is_a_warning(tmp_path):
     fmts, bundle = _corail(tmp_path, format_yaml=(
         EMAIL_DECLARED, EMAIL_DECLARED + '  payer.first_name: "no first name"\n'))

@@ -372,6 +372,26 @@ def test_lines_too_short_alike_are_said_once_with_their_count(tmp_path):
         "(characters 3-8) is missing, and the 1 column(s) after it (Nom)"]
 
 
+def test_a_short_line_names_five_columns_after_the_one_cut_and_five_lines_alike(tmp_path):
+    """Of the columns after the one a short line ends in, five are named, then '…'; of
+    the other lines alike, the first five, with '…' only when there are more; a column
+    whose first character the line holds is cut, not missing."""
+    columns = "".join(f"      - {{name: C{i}, type: text, width: 2}}\n" for i in range(1, 9))
+    layout = _layout(tmp_path, f"""\
+pesgen_layout: 1
+name: W
+kind: fixed
+records:
+  - type: ligne
+    columns:
+{columns}""")
+    problems = _check(tmp_path, layout, b"xxx\n" * 6)
+    assert [(p.record, p.message) for p in problems] == [
+        ("OUT.txt:1", "record 'ligne' is 3 characters, the layout has 16: column C2 (#2) "
+         "(characters 3-4) is cut, and the 6 column(s) after it (C3, C4, C5, C6, C7, …) "
+         "(and 5 more line(s) alike: 2, 3, 4, 5, 6)")]
+
+
 def test_layout_errors_name_file_line_and_key(tmp_path):
     text = CSV_LAYOUT.replace("type: code, values: [R, D]", "type: code") \
         .replace("decimal_separator: \",\"", "decimal_separator: \",\"\nquotechar: x")
@@ -728,6 +748,38 @@ def test_totals_hold_a_trailer_and_a_header_to_the_lines_they_count(tmp_path):
          "the 'article' records after it (up to the next 'entete' record or the end of the "
          f"file) are 3: {check} [{where}:26: totals[0]]"),
     ]
+
+
+def test_totals_leave_out_empty_values_and_values_that_are_no_number(tmp_path):
+    """A distinct count counts the values a column holds, not an empty one; a sum adds
+    the numbers, not a value that is none ('NaN': refused by its column's type, said
+    once, not again as a sum the trailer does not make)."""
+    layout = _layout(tmp_path, """\
+pesgen_layout: 1
+name: T
+kind: csv
+header: true
+decimal_separator: ","
+record_type_column: Type
+records:
+  - type: ligne
+    columns:
+      - {name: Type, type: text}
+      - {name: Nom, type: text}
+      - {name: Montant, type: decimal}
+  - type: fin
+    when: FIN
+    columns:
+      - {name: Type, type: text}
+      - {name: Noms, type: integer}
+      - {name: Total, type: decimal}
+totals:
+  - {record: fin, column: Noms, of: ligne, distinct: Nom}
+  - {record: fin, column: Total, of: ligne, sum: Montant}
+""")
+    text = "Type;Nom;Montant\nL;DUPONT;10,50\nL;;1,25\nL;MARTIN;NaN\nFIN;2;11,75\n"
+    assert [(p.record, p.rule) for p in _check(tmp_path, layout, text.encode())] == [
+        ("OUT.txt:4", "layout.type")]
 
 
 def test_totals_read_a_csv_file_s_decimals_as_it_writes_them(tmp_path):

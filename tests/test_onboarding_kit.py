@@ -491,6 +491,43 @@ def test_a_made_up_value_of_the_sample_is_not_held_to_the_layout(tmp_path):
         "optional part)) (rule layout.required)"], said
 
 
+def test_a_layout_s_yaml_syntax_error_names_it_by_the_formats_dir_as_typed(tmp_path,
+                                                                          monkeypatch):
+    """A bundle's layout that is no YAML is named, at its line, by the --formats-dir
+    folder as given, as its other problems are."""
+    monkeypatch.chdir(tmp_path)
+    assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
+    layout = Path("fmts") / "acme-fixed" / "layout.yaml"
+    text = layout.read_text(encoding="utf-8") + "bad: [\n"
+    layout.write_text(text, encoding="utf-8")
+    at = text.count("\n") + 1
+    r = _run("check-format", "acme-fixed", "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.MAPPING, r.stderr
+    assert r.stderr.startswith(f"error: fmts/acme-fixed/layout.yaml:{at}: YAML syntax error"), \
+        r.stderr
+    assert f"[layout fmts/acme-fixed/layout.yaml:{at}] (rule mapping.yaml)" in r.stderr
+    assert str(tmp_path) not in r.stderr
+
+
+def test_preview_names_the_template_writing_short_lines_as_export_does(tmp_path,
+                                                                       monkeypatch):
+    """preview checks the lines it shows against the layout as export does: a template
+    writing them too short is named as typed (--formats-dir), for the lines alike."""
+    monkeypatch.chdir(tmp_path)
+    assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
+    template = Path("fmts") / "acme-fixed" / "acme-fixed.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("t.debtor.complement_name | fixed(38)",
+                                     "t.debtor.complement_name | fixed(37)"), encoding="utf-8")
+    r = _run("preview", "-m", _titres_on(tmp_path, "acme-fixed"), "-i", INPUT,
+             "--date", RUN_DATE, "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [line for line in r.stdout.splitlines() if line.startswith("LAYOUT ")]
+    assert len(said) == 1, r.stdout
+    assert "is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 writes on such " \
+        "lines (and " in said[0], said
+
+
 @pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])
 def test_the_format_scaffold_shows_its_charset_setting(tmp_path, kind):
     """The scaffolded format.yaml shows charset: (with what it does and its values, as

@@ -1324,6 +1324,20 @@ def test_serve_bounds_each_notification_s_wait_for_the_store(tmp_path, monkeypat
     assert seen["store_wait"] == wait
 
 
+def test_serve_s_default_store_wait_is_the_receiver_s():
+    """The receiver's own default wait (``receiver.STORE_WAIT``, an app made without
+    one) is the one `payfip serve` gives without --store-wait, written again in the
+    command (the receiver needs starlette, which the command imports only to serve)."""
+    import inspect
+
+    from pesgen.payfip import cli as payfip_cli
+    from pesgen.payfip import receiver
+
+    given = inspect.signature(payfip_cli.serve).parameters["store_wait"].default
+    made = inspect.signature(receiver.create_app).parameters["store_wait"].default
+    assert given == made == receiver.STORE_WAIT == 5.0
+
+
 def test_serve_creates_a_named_store_only_when_asked(tmp_path):
     """serve may come before the first export: it holds to the export's rule, a store
     named on purpose that is not there (a typo?) is created only with --create-store."""

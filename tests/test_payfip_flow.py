@@ -751,6 +751,31 @@ def test_return_page_records_and_shows_the_result(flow, store, mode, said, not_s
     assert "18750" not in page.text and "FA-2026" not in page.text
 
 
+def test_a_return_page_whose_title_the_store_cannot_tell_now_says_the_result_is_not_known(
+        flow, store, monkeypatch):
+    """The family's return recorded the payment, but whether its title was cancelled
+    since cannot be read now (the store's lock held past --store-wait): the page claims
+    neither (not 'paid' for a title perhaps cancelled), it says the result is not known
+    yet; the payment stays recorded."""
+    import html
+
+    from pesgen.payfip.receiver import STATUS_TEXT
+    from pesgen.store import store_locked
+
+    def locked(*_args):
+        raise store_locked(str(store.engine.url), 0.5)
+
+    flow.control("notifications", {"enabled": False})
+    link = flow.link(mode="W")
+    flow.pay(link, "card")
+    monkeypatch.setattr(ledger, "title_cancelled", locked)
+    page = httpx.post(f"{flow.receiver.url}/payfip/retour", data={"idop": link.id_op},
+                      timeout=TIMEOUT)
+    assert page.status_code == 200 and html.escape(STATUS_TEXT["pending"]) in page.text
+    assert html.escape(STATUS_TEXT["paid"]) not in page.text
+    assert _payment(store)["status"] == "paid"
+
+
 def test_the_receiver_asks_payfip_through_one_client_kept_across_notifications(
         flow, store):
     """`payfip serve` made a client per notification (its certificates loaded each time,

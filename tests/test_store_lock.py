@@ -961,3 +961,258 @@ def test_a_bounded_wait_is_this_thread_s_alone_and_says_nothing(tmp_path):
     assert told == [4]  # said by the other thread alone
     with store.transaction():  # past the block, this thread waits as before
         pass
+
+
+def test_a_postgresql_wait_for_two_held_sequences_is_said_once_and_bounded_in_all(
+        tmp_path, monkeypatch):
+    """A command waiting in turn for two numbering sequences' rows on PostgreSQL (here a
+    numbering move of the IdBord and titre sequences, each held by another transaction
+    past the grace) says that it waits once, as a SQLite store's wait is said once for
+    all its transactions; and past the grace it waits for each row only what is left of
+    store_lock_timeout, not the whole timeout again."""
+    import sqlalchemy as sa
+
+    from pesgen.store import PIECE_SEQUENCE, _LockWait
+
+    timeouts: list[float] = []
+    set_timeout = _LockWait._lock_timeout
+
+    def recorded(conn: Any, seconds: float) -> None:
+        timeouts.append(seconds)
+        set_timeout(conn, seconds)
+
+    monkeypatch.setattr(_LockWait, "_lock_timeout", staticmethod(recorded))
+    bord = ("21450999400015", "00", 2026, "06")
+    pieces = (*bord[:3], PIECE_SEQUENCE)
+    told: list[tuple[Any, ...]] = []
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url, lock_timeout=8, on_wait=lambda *said: told.append(said))
+        store.set_start(bord, 1, pieces=(pieces, 1))
+        holders = [store.engine.connect() for _ in range(2)]
+        timers: list[threading.Timer] = []
+        try:
+            for conn, key in zip(holders, (bord, pieces), strict=True):
+                conn.begin()
+                conn.execute(sa.text("SELECT * FROM sequences WHERE typ_bord = :t "
+                                     "FOR UPDATE"), {"t": key[3]})
+            # the IdBord row let go past the grace (2 s: a quarter of 8 s), the titre
+            # numbers' row past the grace of the wait for it
+            timers = [threading.Timer(delay, conn.rollback)
+                      for conn, delay in zip(holders, (3, 6.5), strict=True)]
+            for timer in timers:
+                timer.start()
+            timeouts.clear()
+            moved = store.move([(bord, 5), (pieces, 5)], "numbers issued by hand")
+        finally:
+            for timer in timers:
+                timer.cancel()
+                timer.join()
+            for conn in holders:
+                conn.close()
+            store.engine.dispose()
+    assert [m.to_number for m in moved] == [5, 5]
+    assert len(told) == 1 and told[0][0] == 8, told
+    assert len(timeouts) == 4, timeouts  # each row: the grace, then what is left
+    assert timeouts[0] == timeouts[2] == 2
+    assert 0 < timeouts[1] <= 6 and 0 < timeouts[3] <= 6, timeouts
+
+
+def test_a_postgresql_sequence_opened_while_several_sessions_write_names_none_of_them(
+        tmp_path):
+    """A sequence's row not committed yet (another transaction inserted it) is held by a
+    session that wrote in the table: when several sessions have, which one holds it
+    cannot be told, and the wait is said without naming one (not the first found); the
+    row taken once the inserting transaction ends. Then the transaction waits as it did
+    before, its lock_timeout back to the server's default."""
+    import sqlalchemy as sa
+
+    bord = ("21450999400015", "00", 2026, "06")
+    told: list[tuple[Any, ...]] = []
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url, lock_timeout=8, on_wait=lambda *said: told.append(said))
+        store.set_start((bord[0], "01", 2026, "06"), 1)  # a row another session updates
+        holders = [store.engine.connect() for _ in range(2)]
+        timer = threading.Timer(3, holders[0].rollback)
+        try:
+            for conn in holders:
+                conn.begin()
+            holders[0].execute(sa.text(
+                "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
+                "start_number) VALUES (:a, :b, :c, :d, 1, 1)"),
+                {"a": bord[0], "b": bord[1], "c": bord[2], "d": bord[3]})
+            holders[1].execute(sa.text("UPDATE sequences SET next_number = next_number "
+                                       "WHERE cod_bud = '01'"))
+            timer.start()
+            with store.transaction() as conn:
+                store._sequence_row(conn, bord)
+                after = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+        finally:
+            timer.cancel()
+            timer.join()
+            for conn in holders:
+                conn.rollback()
+                conn.close()
+            store.engine.dispose()
+    assert told == [(8,)], told
+    assert after == "0", after
+
+
+def test_a_postgresql_row_locked_in_a_savepoint_names_the_process_holding_it(tmp_path):
+    """A sequence's row locked in a savepoint then updated (what an export that waited
+    for it does: _LockWait.row) has for xmax a MultiXact, not the holding transaction's
+    id: the waiting command still names the PostgreSQL process holding it (the
+    MultiXact's member), not merely 'another pesgen run'."""
+    import sqlalchemy as sa
+
+    bord = ("21450999400015", "00", 2026, "06")
+    told: list[tuple[Any, ...]] = []
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url, lock_timeout=8, on_wait=lambda *said: told.append(said))
+        store.set_start(bord, 1)
+        holder = store.engine.connect()
+        timer = threading.Timer(3, holder.rollback)
+        try:
+            holder.begin()
+            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            for statement in ("SAVEPOINT w", "SELECT * FROM sequences FOR UPDATE",
+                              "RELEASE SAVEPOINT w",
+                              "UPDATE sequences SET next_number = next_number + 1"):
+                holder.execute(sa.text(statement))
+            timer.start()
+            store.move([(bord, 5)], "numbers issued by hand")
+        finally:
+            timer.cancel()
+            timer.join()
+            holder.rollback()
+            holder.close()
+            store.engine.dispose()
+    assert len(told) == 1 and len(told[0]) == 2, told
+    assert told[0][1].startswith("another session holds the numbering of 21450999400015 "
+                                 f"budget 00 exercise 2026 TypBord 06 (PostgreSQL process {pid}"
+                                 ), told
+
+
+def test_a_postgresql_command_waiting_after_writing_a_sequence_names_the_other_session(
+        tmp_path):
+    """A command that has written a sequence's row (set-start: the IdBord sequence's)
+    and then waits for another's, inserted by a transaction still open (the titre
+    numbers' sequence), names that transaction's session: not its own, which wrote in
+    the table too."""
+    import sqlalchemy as sa
+
+    from pesgen.store import PIECE_SEQUENCE
+
+    bord = ("21450999400015", "00", 2026, "06")
+    pieces = (*bord[:3], PIECE_SEQUENCE)
+    told: list[tuple[Any, ...]] = []
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url, lock_timeout=8, on_wait=lambda *said: told.append(said))
+        holder = store.engine.connect()
+        timer = threading.Timer(3, holder.rollback)
+        try:
+            holder.begin()
+            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            holder.execute(sa.text(
+                "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
+                "start_number) VALUES (:a, :b, :c, :d, 1, 1)"),
+                dict(zip("abcd", pieces, strict=True)))
+            timer.start()
+            store.set_start(bord, 1, pieces=(pieces, 1))
+        finally:
+            timer.cancel()
+            timer.join()
+            holder.rollback()
+            holder.close()
+            store.engine.dispose()
+    assert len(told) == 1 and len(told[0]) == 2, told
+    assert f"(PostgreSQL process {pid}" in told[0][1], told
+
+
+def test_a_postgresql_wait_for_a_session_of_another_role_is_said_without_its_details(
+        tmp_path):
+    """A store's role that may not read another role's sessions (no pg_read_all_stats)
+    sees their transactions' start as NULL: the wait for a row such a session holds is
+    said without naming it, as when it cannot be told, not stopped by the NULL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    bord = ("21450999400015", "00", 2026, "06")
+    role = f"pesgen_{uuid.uuid4().hex[:8]}"
+    told: list[tuple[Any, ...]] = []
+    with state_database("postgresql", tmp_path) as url:
+        owner = Store(url)
+        owner.set_start(bord, 1)
+        with owner.engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            conn.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+            conn.exec_driver_sql(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        rest = url.split("@", 1)[1]
+        store = Store(f"postgresql://{role}@{rest}", lock_timeout=8,
+                      on_wait=lambda *said: told.append(said))
+        holder = owner.engine.connect()
+        timer = threading.Timer(3, holder.rollback)
+        try:
+            holder.begin()
+            holder.execute(sa.text("SELECT * FROM sequences FOR UPDATE"))
+            timer.start()
+            store.move([(bord, 5)], "numbers issued by hand")
+        finally:
+            timer.cancel()
+            timer.join()
+            holder.rollback()
+            holder.close()
+            store.engine.dispose()
+            with owner.engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP OWNED BY {role}")
+                conn.exec_driver_sql(f"DROP ROLE {role}")
+            owner.engine.dispose()
+    assert told == [(8,)], told
+
+
+def test_a_bounded_wait_within_another_gives_the_outer_bound_back(tmp_path):
+    """``Store.waits_at_most`` nests: past an inner block, a transaction waits at most
+    the outer block's bound again, not ``store_lock_timeout``."""
+    from pesgen.errors import StoreLocked
+
+    db = tmp_path / "store.sqlite3"
+    store = Store(f"sqlite:///{db}", lock_timeout=30)
+    holder = _holder(db)
+    with _released(holder), store.waits_at_most(0.4):
+        with store.waits_at_most(0.2):
+            pass
+        started = time.monotonic()
+        with pytest.raises(StoreLocked) as caught, store.transaction():
+            pass
+    assert caught.value.seconds == 0.4 and time.monotonic() - started < 10
+
+
+def test_a_postgresql_start_waiting_for_a_started_sequence_s_row_is_refused_once_free(
+        tmp_path):
+    """A numbering set-start waiting on PostgreSQL for a sequence's row another
+    transaction holds (an export of it) takes the row once free, as it is: a sequence
+    started is refused a start, not taken for one it opened itself."""
+    import sqlalchemy as sa
+
+    from pesgen.errors import StateError
+
+    bord = ("21450999400015", "00", 2026, "06")
+    with state_database("postgresql", tmp_path) as url:
+        store = Store(url, lock_timeout=8)
+        store.set_start(bord, 5)
+        holder = store.engine.connect()
+        timer = threading.Timer(3, holder.rollback)
+        try:
+            holder.begin()
+            holder.execute(sa.text("SELECT * FROM sequences FOR UPDATE"))
+            timer.start()
+            with pytest.raises(StateError, match="has already started at 5"):
+                store.set_start(bord, 7)
+        finally:
+            timer.cancel()
+            timer.join()
+            holder.rollback()
+            holder.close()
+        state = store.sequence(bord)
+        store.engine.dispose()
+    assert state is not None and (state.start, state.next_number) == (5, 5)

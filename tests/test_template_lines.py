@@ -127,6 +127,12 @@ def test_the_cli_names_the_line_of_the_faulty_token(tmp_path, command, case):
     ("invoice.number", "'invoice' is undefined: a template never sees the export (invoice "
      "is a mapping expression's); it reads the model: doc, and t, one title, in piece "
      "(t.invoice_number, t.lines; docs/template-model.md)"),
+    ("line.label", "'line' is undefined: a template never sees the export (line is a "
+     "mapping expression's); it reads the model: doc, and t, one title, in piece "
+     "(t.invoice_number, t.lines; docs/template-model.md)"),
+    # an item a defined value lacks: said as Jinja says it, the names a template reads
+    # are not what is missing
+    ("t.lines[99]", "tuple object has no element 99"),
 ])
 def test_an_undefined_name_says_what_a_template_sees(tmp_path, name, says):
     """A name nothing defines was said in Jinja's words alone ("'numligne' is
