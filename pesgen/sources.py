@@ -807,19 +807,30 @@ class _Slow(Exception):  # noqa: N818 - a hand-over, not an error
     record near a bound, a syntax error, an empty or odd shape, a lone surrogate."""
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):  # a repeated key: the exact reader names it
-        raise _Slow
-    return out
-
-
 def _constant(name: str) -> Any:  # NaN, Infinity: not JSON, ijson refuses them
     raise _Slow
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=Decimal,
-                            parse_constant=_constant)
+def _counting_decoder() -> tuple[json.JSONDecoder, Callable[[], int]]:
+    """A JSON decoder of its own (one per file read: reads in threads at once keep
+    their counts apart), and what gives the objects it made since it was asked last."""
+    made = 0
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal made
+        made += 1
+        out = dict(items)
+        if len(out) != len(items):  # a repeated key: the exact reader names it
+            raise _Slow
+        return out
+
+    def taken() -> int:
+        nonlocal made
+        count, made = made, 0
+        return count
+
+    return json.JSONDecoder(object_pairs_hook=pairs, parse_float=Decimal,
+                            parse_constant=_constant), taken
 
 
 def _long_string(node: Any) -> bool:
@@ -837,6 +848,20 @@ def _long_string(node: Any) -> bool:
     return False
 
 
+def _more_than(text: str, char: str, start: int, end: int, most: int) -> bool:
+    """Whether ``text[start:end]`` holds ``char`` more than ``most`` times, found one
+    after the other: ``str.find`` skips to the next one faster than ``str.count``
+    looks at each character (a JSON value holds few '[')."""
+    find = text.find
+    at = find(char, start, end)
+    while at != -1:
+        if most <= 0:
+            return True
+        most -= 1
+        at = find(char, at + 1, end)
+    return False
+
+
 class _Text:
     """The file decoded in chunks, read from ``i`` on with the standard library's JSON
     decoder; each value is decoded whole (``raw_decode``), so only the structure around
@@ -850,6 +875,7 @@ class _Text:
         self.i = 0
         self.eof = False
         self.surrogates = False  # the last value read held an escaped surrogate
+        self._json, self._objects = _counting_decoder()
 
     def _more(self) -> None:
         data = self._handle.read(_CHUNK)
@@ -879,8 +905,9 @@ class _Text:
         """The JSON value starting at ``i`` (after ``peek``), which sits ``depth`` levels
         down; _Slow when it breaks or nears a bound of the exact reader."""
         while True:
+            self._objects()  # counted from 0
             try:
-                value, end = _DECODER.raw_decode(self.buf, self.i)
+                value, end = self._json.raw_decode(self.buf, self.i)
             except RecursionError:
                 raise _Slow from None
             except (ValueError, ArithmeticError):  # JSONDecodeError, or a number too
@@ -895,9 +922,12 @@ class _Text:
             break
         start, self.i = self.i, end
         text = self.buf
-        if end - start >= 2 * (MAX_JSON_DEPTH - depth) and (
-                text.count("{", start, end) + text.count("[", start, end)
-                > MAX_JSON_DEPTH - depth):
+        # its depth is at most its objects and its lists (each opened by a '[', those
+        # inside strings counted too): its objects counted as the decoder makes them,
+        # not by scanning its text for '{'
+        objects, room = self._objects(), MAX_JSON_DEPTH - depth
+        if end - start >= 2 * room and (
+                objects > room or _more_than(text, "[", start, end, room - objects)):
             raise _Slow  # perhaps too deep (brackets in strings count too)
         if text.find("\\u", start, end) != -1 and _SURROGATE.search(text, start, end):
             # an escaped surrogate: the decoder joins a pair into its character and keeps

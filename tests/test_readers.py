@@ -580,6 +580,20 @@ def test_deep_nesting_inside_an_invoice_is_refused(tmp_path):
         f"{tmp_path / 'school-export.json'}:$.invoices[1].notes[0][0]")
 
 
+def test_deep_objects_inside_an_invoice_are_refused(tmp_path):
+    # the fast reader counts an invoice's objects as its decoder makes them (its lists
+    # by their '['): objects alone, no list, past the depth go to the exact reader too
+    data = _example()
+    node: dict = {}
+    data["invoices"][1]["notes"] = node
+    for _ in range(100):
+        node["k"] = {}
+        node = node["k"]
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    assert _only(exc, "input.json-depth").record.startswith(
+        f"{tmp_path / 'school-export.json'}:$.invoices[1].notes.k.k")
+
+
 def test_a_huge_string_is_refused(tmp_path):
     data = _example()
     data["invoices"][2]["payer"]["email"] = "a" * (sources.MAX_JSON_STRING + 1)
