@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pesgen.cli import app
-from pesgen.errors import ExitCode, TemplateError
+from pesgen.errors import ExitCode, MappingError, TemplateError
 from pesgen.export import export
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
@@ -322,3 +322,28 @@ def test_a_shipped_bundle_is_named_by_its_name_another_by_its_folder_as_given(tm
     assert find_format("pes-ormc", [fmts]).shown == "fmts/pes-ormc"
     assert find_format("pes-ormc", [tmp_path / "fmts"]).shown == f"{tmp_path}/fmts/pes-ormc"
     assert load_format(fmts / "pes-ormc", recorded=True).shown == "pes-ormc"
+
+
+def test_a_recorded_bundle_names_its_templates_and_layouts_by_the_format_name(tmp_path):
+    """A bundle as a run recorded it, written out to a folder of its own outside the
+    shipped templates (regenerate's temporary one, which means nothing to the user):
+    each file's template and layout is named by the format's name followed by the file,
+    as Format.shown names the bundle, also in a refusal of its layout; the same folder
+    loaded as a --formats-dir bundle is named by the folder as given."""
+    from pesgen.formats import load_format
+
+    shutil.copytree(ROOT / "templates" / "bl-emagnus", tmp_path / "kept" / "bl-emagnus")
+    folder = Path("kept") / "bl-emagnus"
+    files = ("wtamc001", "wtamc001as", "wtamc001tsol")
+    assert [(f.template_shown, f.layout_shown)
+            for f in load_format(folder, recorded=True).files] == [
+        (f"bl-emagnus/{name}.txt.j2", f"bl-emagnus/{name}.layout.yaml") for name in files]
+    assert [(f.template_shown, f.layout_shown) for f in load_format(folder).files] == [
+        (f"kept/bl-emagnus/{name}.txt.j2", f"kept/bl-emagnus/{name}.layout.yaml")
+        for name in files]
+    layout = folder / "wtamc001.layout.yaml"
+    layout.write_text(layout.read_text(encoding="utf-8") + "columns: [\n", encoding="utf-8")
+    with pytest.raises(MappingError) as raised:
+        load_format(folder, recorded=True)
+    assert str(raised.value).startswith("bl-emagnus/wtamc001.layout.yaml:"), raised.value
+    assert "YAML syntax error" in str(raised.value), raised.value
