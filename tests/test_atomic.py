@@ -353,7 +353,8 @@ def test_copy_input_failing_leaves_no_file(store, exported, tmp_path, monkeypatc
 def test_every_writer_uses_the_shared_helper():
     """No module but ``atomic`` writes a file by itself, except the scratch copies that
     pesgen writes in a temporary folder to read them back (preview, regenerate: the
-    recorded bundle and input, PayFiP)."""
+    recorded bundle and input, PayFiP; check-mapping's sample files checked against their
+    layout, the scaffold's stand-in mapping that finds what a format requires)."""
     root = Path(atomic.__file__).parent
     found: dict[str, int] = {}
     for path in sorted(root.rglob("*.py")):
@@ -362,7 +363,8 @@ def test_every_writer_uses_the_shared_helper():
                                         '.open("wb")'))
         if n:
             found[str(path.relative_to(root))] = n
-    assert found == {"preview.py": 1, "runs.py": 2, "payfip/service.py": 1}, found
+    assert found == {"preview.py": 1, "runs.py": 2, "payfip/service.py": 1, "sample.py": 1,
+                     "scaffold.py": 1}, found
 
 
 def test_a_failed_writer_sweeps_its_own_temporary_files_and_no_one_elses(tmp_path):
