@@ -38,6 +38,30 @@ def _released(held: Any) -> Iterator[Any]:
         held.close()
 
 
+@contextmanager
+def _pg_held(engine: Any, *statements: str, params: dict[str, Any] | None = None,
+             after: float = 3) -> Iterator[Any]:
+    """A session of ``engine`` that runs ``statements`` in a transaction and rolls it back
+    ``after`` seconds into the block (or at its end, whatever ends it); gives its
+    PostgreSQL process id."""
+    import sqlalchemy as sa
+
+    holder = engine.connect()
+    timer = threading.Timer(after, holder.rollback)
+    try:
+        holder.begin()
+        pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        for statement in statements:
+            holder.execute(sa.text(statement), params or {})
+        timer.start()
+        yield pid
+    finally:
+        timer.cancel()
+        timer.join()
+        holder.rollback()
+        holder.close()
+
+
 def _holder(db: Path) -> sqlite3.Connection:
     """Another pesgen run in its finishing step: the store's write lock taken, as
     ``BEGIN IMMEDIATE`` takes it, and kept until the caller lets it go."""
@@ -1062,29 +1086,18 @@ def test_a_postgresql_row_locked_in_a_savepoint_names_the_process_holding_it(tmp
     for it does: _LockWait.row) has for xmax a MultiXact, not the holding transaction's
     id: the waiting command still names the PostgreSQL process holding it (the
     MultiXact's member), not merely 'another pesgen run'."""
-    import sqlalchemy as sa
 
     bord = ("21450999400015", "00", 2026, "06")
     told: list[tuple[Any, ...]] = []
     with state_database("postgresql", tmp_path) as url:
         store = Store(url, lock_timeout=8, on_wait=lambda *said: told.append(said))
         store.set_start(bord, 1)
-        holder = store.engine.connect()
-        timer = threading.Timer(3, holder.rollback)
         try:
-            holder.begin()
-            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            for statement in ("SAVEPOINT w", "SELECT * FROM sequences FOR UPDATE",
-                              "RELEASE SAVEPOINT w",
-                              "UPDATE sequences SET next_number = next_number + 1"):
-                holder.execute(sa.text(statement))
-            timer.start()
-            store.move([(bord, 5)], "numbers issued by hand")
+            with _pg_held(store.engine, "SAVEPOINT w", "SELECT * FROM sequences FOR UPDATE",
+                          "RELEASE SAVEPOINT w",
+                          "UPDATE sequences SET next_number = next_number + 1") as pid:
+                store.move([(bord, 5)], "numbers issued by hand")
         finally:
-            timer.cancel()
-            timer.join()
-            holder.rollback()
-            holder.close()
             store.engine.dispose()
     assert len(told) == 1 and len(told[0]) == 2, told
     assert told[0][1].startswith("another session holds the numbering of 21450999400015 "
@@ -1098,7 +1111,6 @@ def test_a_postgresql_command_waiting_after_writing_a_sequence_names_the_other_s
     and then waits for another's, inserted by a transaction still open (the titre
     numbers' sequence), names that transaction's session: not its own, which wrote in
     the table too."""
-    import sqlalchemy as sa
 
     from pesgen.store import PIECE_SEQUENCE
 
@@ -1107,22 +1119,13 @@ def test_a_postgresql_command_waiting_after_writing_a_sequence_names_the_other_s
     told: list[tuple[Any, ...]] = []
     with state_database("postgresql", tmp_path) as url:
         store = Store(url, lock_timeout=8, on_wait=lambda *said: told.append(said))
-        holder = store.engine.connect()
-        timer = threading.Timer(3, holder.rollback)
         try:
-            holder.begin()
-            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            holder.execute(sa.text(
-                "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, next_number, "
-                "start_number) VALUES (:a, :b, :c, :d, 1, 1)"),
-                dict(zip("abcd", pieces, strict=True)))
-            timer.start()
-            store.set_start(bord, 1, pieces=(pieces, 1))
+            with _pg_held(store.engine,
+                          "INSERT INTO sequences (id_coll, cod_bud, exercise, typ_bord, "
+                          "next_number, start_number) VALUES (:a, :b, :c, :d, 1, 1)",
+                          params=dict(zip("abcd", pieces, strict=True))) as pid:
+                store.set_start(bord, 1, pieces=(pieces, 1))
         finally:
-            timer.cancel()
-            timer.join()
-            holder.rollback()
-            holder.close()
             store.engine.dispose()
     assert len(told) == 1 and len(told[0]) == 2, told
     assert f"(PostgreSQL process {pid}" in told[0][1], told
@@ -1135,7 +1138,6 @@ def test_a_postgresql_wait_for_a_session_of_another_role_is_said_without_its_det
     said without naming it, as when it cannot be told, not stopped by the NULL."""
     import uuid
 
-    import sqlalchemy as sa
 
     bord = ("21450999400015", "00", 2026, "06")
     role = f"pesgen_{uuid.uuid4().hex[:8]}"
@@ -1150,18 +1152,10 @@ def test_a_postgresql_wait_for_a_session_of_another_role_is_said_without_its_det
         rest = url.split("@", 1)[1]
         store = Store(f"postgresql://{role}@{rest}", lock_timeout=8,
                       on_wait=lambda *said: told.append(said))
-        holder = owner.engine.connect()
-        timer = threading.Timer(3, holder.rollback)
         try:
-            holder.begin()
-            holder.execute(sa.text("SELECT * FROM sequences FOR UPDATE"))
-            timer.start()
-            store.move([(bord, 5)], "numbers issued by hand")
+            with _pg_held(owner.engine, "SELECT * FROM sequences FOR UPDATE"):
+                store.move([(bord, 5)], "numbers issued by hand")
         finally:
-            timer.cancel()
-            timer.join()
-            holder.rollback()
-            holder.close()
             store.engine.dispose()
             with owner.engine.begin() as conn:
                 conn.exec_driver_sql(f"DROP OWNED BY {role}")
