@@ -1152,7 +1152,9 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
         for error in e.errors:
             _say(f"  error {error}")
         for p in r.pieces:
-            invoice = f" invoice {p.invoice}" if p.invoice else (
+            # beside it, its record in the input the run read (runs from schema 19)
+            invoice = f" invoice {p.invoice}" + (f" ({p.record})" if p.record else "") \
+                if p.invoice else (
                 ": the acquit does not say which piece, no invoice named (not guessed)"
                 if p.piece.number is None and len(r.found) == 1 else
                 " (no title of the recorded bordereau has this IdPce)" if len(r.found) == 1
