@@ -2226,13 +2226,14 @@ class Store:
     def run_titles(self, run_id: str) -> Iterator[dict[str, Any]]:
         """A run's titles in bordereau and IdPce order: invoice as written, IdBord, IdPce,
         NumDette (None: a format without one, or recorded before migration 3), amount,
-        and whether the title is active."""
+        whether the title is active, and its record in the run's input (its position,
+        ``$.invoices[7]``; None: recorded before migration 19)."""
         full = self.get_run(run_id)["id"]
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices.c.invoice, run_invoices.c.id_bord, run_invoices.c.id_pce,
                           run_invoices.c.debt_number, run_invoices.c.amount,
-                          run_invoices.c.active)
+                          run_invoices.c.active, run_invoices.c.record)
                 .where(run_invoices.c.run_id == full)
                 .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce))
             for r in rows:
@@ -2285,9 +2286,12 @@ class Store:
     def find_invoice(self, invoice: str, by_debt: bool = False) -> list[dict[str, Any]]:
         """The titles recorded for an invoice number (compared like the guard: case and
         surrounding spaces do not count), or with ``by_debt`` for a NumDette (compared
-        as a number, like the guard: leading zeros do not count)."""
+        as a number, like the guard: leading zeros do not count). Each title's
+        ``record``: its record in its run's input, the input's absolute path and its
+        position (None: recorded before migration 19, or before pesgen kept the path)."""
         where = (run_invoices.c.debt_number == debt_key(invoice.strip()) if by_debt
                  else run_invoices.c.invoice_key == invoice_key(invoice))
+        inputs: dict[str, str | None] = {}
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise,
@@ -2304,6 +2308,13 @@ class Store:
                 m["file"] = conn.execute(sa.select(run_files.c.name).where(
                     run_files.c.run_id == m["run_id"], run_files.c.id_bord == m["id_bord"])
                     .limit(1)).scalar()
+                if m["record"] is not None:
+                    if m["run_id"] not in inputs:
+                        policies = conn.execute(sa.select(runs.c.policies).where(
+                            runs.c.id == m["run_id"])).scalar()
+                        inputs[m["run_id"]] = json.loads(policies or "{}").get("input_path")
+                    path = inputs[m["run_id"]]
+                    m["record"] = f"{path}:{m['record']}" if path else None
                 out.append(m)
             return out
 

@@ -711,3 +711,19 @@ def test_a_schema_18_store_gets_the_column_its_runs_none(db_url, tmp_path, monke
     (element,) = [e for e in json.loads(r.stdout)["elements"] if e["bordereau"] == 1]
     assert [(p["invoice"], p["record"]) for p in element["pieces"]] == [
         ("FA-2026-00103", None)]
+
+
+def test_runs_find_names_the_title_s_input_record(one_run):
+    """`runs find --format json` says where the invoice is in the input its run read (a
+    family's invoice to correct), as each title's ``record``; a title recorded before
+    schema 19 has none (null)."""
+    db_url, _ = one_run
+    where = f"{EXAMPLE.resolve()}:$.invoices[2]"
+    r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url, "--format", "json")
+    assert [t["record"] for t in json.loads(r.stdout)["titles"]] == [where]
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE run_invoices SET record = NULL"))
+    engine.dispose()
+    r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url, "--format", "json")
+    assert [t["record"] for t in json.loads(r.stdout)["titles"]] == [None]
