@@ -781,6 +781,9 @@ def _set_aside(acquit: Acquit, e: AckElement, r: Recorded, by_run: bool = False
 class PieceReport:
     piece: AckPiece
     invoice: str | None  # the invoice of the IdPce in the recorded bordereau
+    # its record in the input the run read (``/abs/school-export.json:$.invoices[7]``);
+    # None: a run recorded before the store kept it (schema 19)
+    record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1615,8 +1618,11 @@ def _with_invoices(out: list[ElementReport], store: Any) -> list[ElementReport]:
         return out
     invoices = {run_id: store.bordereaux_invoices(run_id, sorted(numbers))
                 for run_id, numbers in named.items()}
+    records = {run_id: store.bordereaux_records(run_id, sorted(numbers))
+               for run_id, numbers in named.items()}
     return [r if (run_id := run_of(r)) is None else replace(r, pieces=tuple(
                 PieceReport(p.piece, invoices[run_id].get(r.bordereau or 0, {}).get(
+                    p.piece.number), records[run_id].get(r.bordereau or 0, {}).get(
                     p.piece.number)) for p in r.pieces)) for r in out]
 
 
@@ -1688,6 +1694,7 @@ def json_parts(report: AcquitReport, db: str | None = None,
     def element(r: ElementReport) -> dict[str, Any]:
         e = r.element
         invoices = {p.piece.number: p.invoice for p in r.pieces}
+        records = {p.piece.number: p.record for p in r.pieces}
         return {
             "line": e.line, "domain": e.domain, "domain_label": e.domain_label,
             "accepted": e.accepted, "kind": r.kind, "bordereau": e.bordereau,
@@ -1718,7 +1725,10 @@ def json_parts(report: AcquitReport, db: str | None = None,
                 "superseded_at": r.from_file.superseded_at,
                 "tied": r.from_file_tie.strip(" ()") or None},
             # null: the acquit leaves its number empty (source_line: where), never guessed
+            # record: the invoice's record in the input the run read (null: none, or a
+            # run recorded before the store kept it)
             "pieces": [{"piece": p.number, "invoice": invoices.get(p.number),
+                        "record": records.get(p.number),
                         "source_line": p.at, "errors": errors(p.errors),
                         "lines": [{"line": ln.number, "source_line": ln.at,
                                    "errors": errors(ln.errors)}

@@ -1152,7 +1152,9 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
         for error in e.errors:
             _say(f"  error {error}")
         for p in r.pieces:
-            invoice = f" invoice {p.invoice}" if p.invoice else (
+            # beside it, its record in the input the run read (runs from schema 19)
+            invoice = f" invoice {p.invoice}" + (f" ({p.record})" if p.record else "") \
+                if p.invoice else (
                 ": the acquit does not say which piece, no invoice named (not guessed)"
                 if p.piece.number is None and len(r.found) == 1 else
                 " (no title of the recorded bordereau has this IdPce)" if len(r.found) == 1
@@ -1831,7 +1833,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
             _show_helios(number, acks.get(number, []), r["typ_bord"], pieces.get(number, {}))
     if invoices:
-        _show_invoices(titles)
+        _show_invoices(titles, pol.get("input_path"))
 
 
 def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
@@ -1862,6 +1864,7 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
     pol = json.loads(r["policies"])
     notes = unpack_notes(pol)
     checks = json.loads(r["validation"])
+    path = pol.get("input_path")
 
     def ack(x: Any, number: int) -> dict[str, Any]:
         return {"status": "accepted" if x.accepted else "rejected", "on": x.issued_on,
@@ -1906,7 +1909,10 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
         "invoices": None if titles is None else [
             {"invoice": t["invoice"], "id_bord": t["id_bord"], "id_pce": t["id_pce"],
              "debt_number": t["debt_number"] or None, "amount": t["amount"],
-             "active": bool(t["active"])} for t in titles],
+             "active": bool(t["active"]),
+             # its record in the run's input (null: recorded before schema 19)
+             "record": f"{path}:{t['record']}" if t["record"] and path else None}
+            for t in titles],
     }
 
 
@@ -1950,17 +1956,22 @@ def _piece_invoice(piece: int | str, invoices: dict[int, str]) -> str:
     return "(no title of the bordereau has this IdPce) "
 
 
-def _show_invoices(titles: list[dict[str, Any]]) -> None:
+def _show_invoices(titles: list[dict[str, Any]], input_path: str | None) -> None:
     """A run's titles, one a line, aligned: invoice, IdBord, IdPce, NumDette (formats
-    that have one), amount, and active or cancelled (its run or bordereau)."""
+    that have one), amount, active or cancelled (its run or bordereau), and its record
+    in the run's input (its position; runs from schema 19 that kept the input's path,
+    named on the line above the table)."""
     debts = any(t["debt_number"] for t in titles)
+    records = bool(input_path) and any(t["record"] for t in titles)
     rows = [[t["invoice"], str(t["id_bord"]), str(t["id_pce"]),
              *([t["debt_number"] or "-"] if debts else []), t["amount"],
-             "active" if t["active"] else "cancelled"] for t in titles]
-    head = ["invoice", "IdBord", "IdPce", *(["NumDette"] if debts else []), "amount", "status"]
+             "active" if t["active"] else "cancelled",
+             *([t["record"] or "-"] if records else [])] for t in titles]
+    head = ["invoice", "IdBord", "IdPce", *(["NumDette"] if debts else []), "amount", "status",
+            *(["record"] if records else [])]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    left = {0, len(head) - 1}  # texts left, numbers right
-    _say(f"  invoices    {len(rows)}")
+    left = {0, head.index("status"), len(head) - 1}  # texts left, numbers right
+    _say(f"  invoices    {len(rows)}" + (f"  (records in {input_path})" if records else ""))
     for row in [head, *rows]:
         _say("    " + "  ".join(cell.ljust(w) if i in left else cell.rjust(w)
                                       for i, (cell, w) in enumerate(zip(row, widths,
@@ -2045,6 +2056,7 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                        "exercise": f["exercise"], "id_bord": f["id_bord"],
                        "id_pce": f["id_pce"], "debt_number": f["debt_number"] or None,
                        "amount": f["amount"], "active": bool(f["active"]),
+                       "record": f["record"],
                        "run_status": f["status"],
                        "bordereau_cancelled_at": f["bordereau_cancelled_at"],
                        "helios": None if not pes_typ_bord(f["typ_bord"]) else _helios_json(

@@ -60,6 +60,7 @@ from .keys import Held, debt_key, invoice_key, written_otherwise
 from .mapping import Mapping, load_recorded_mapping
 from .render import MAX_FILE_NAME
 from .resources import inside
+from .seen import SeenInvoices
 from .sources import shown_input
 from .store import (
     _FIRST_NUMBER,
@@ -570,7 +571,7 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     # the payment references the school prints: recorded, not a bordereau's
                     files += [{"name": name, "sha256": digest, "id_bord": None, "titles": None,
                                "total": None} for name, digest in result.reference_digests.items()]
-                    rows = _InvoiceRows(result.invoices)
+                    rows = _InvoiceRows(result.invoices, prepared.origins, input_path)
                     try:
                         store.record_run(conn, values, files, rows, key, len(prepared.bordereaux),
                                          None if pkey is None else (pkey, result.titles))
@@ -786,15 +787,26 @@ class _InvoiceRows:
     at a time (``len`` and ``[start:stop]``): a dict per title of the run held at once
     was ~40 MB at 100 000 titles."""
 
-    def __init__(self, invoices: RunInvoices) -> None:
-        self.invoices = invoices
+    def __init__(self, invoices: RunInvoices, origins: SeenInvoices | dict[str, str],
+                 input_path: Path) -> None:
+        self.invoices, self.origins = invoices, origins
+        # a record is kept by its position (``$.invoices[7]``, ``12``): the run's
+        # policies name the input's absolute path, the export named it as shown here
+        self.shown = f"{shown_input(Path(input_path))}:"
 
     def __len__(self) -> int:
         return len(self.invoices)
 
+    def _record(self, invoice: str) -> str | None:
+        origin = self.origins.get(invoice)
+        if origin is None or not origin.startswith(self.shown):
+            return None  # not a record of the input file: none said rather than a guess
+        return origin[len(self.shown):]
+
     def __getitem__(self, index: slice) -> list[dict[str, Any]]:
         return [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
-                 "amount": f"{amt:.2f}"} for inv, b, p, debt, amt in self.invoices[index]]
+                 "amount": f"{amt:.2f}", "record": self._record(inv)}
+                for inv, b, p, debt, amt in self.invoices[index]]
 
 
 class _Found(NamedTuple):

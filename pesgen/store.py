@@ -151,6 +151,10 @@ run_invoices = sa.Table(
     sa.Column("invoice_key", sa.String(INVOICE_KEY_MAX)),
     sa.Column("key_shared", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),
+    # From migration 19: the title's record in the input its run read, its position only
+    # (``$.invoices[7]``, the CSV row ``12``; the run's policies name the input's path);
+    # NULL in rows recorded before it
+    sa.Column("record", sa.Text),
 )
 
 # The duplicate guard: an invoice is held by at most one active run per collectivity,
@@ -669,12 +673,19 @@ def _migration_18(conn: Connection) -> None:
     migration_18(conn)
 
 
+def _migration_19(conn: Connection) -> None:
+    # each title's input record (its position: `pesgen acquit` names it); nothing to fill
+    # in: runs recorded before keep none (the input they recorded would have to be read)
+    conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN record TEXT")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
                                                   _migration_10, _migration_11, _migration_12,
                                                   _migration_13, _migration_14, _migration_15,
-                                                  _migration_16, _migration_17, _migration_18]
+                                                  _migration_16, _migration_17, _migration_18,
+                                                  _migration_19]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -2215,13 +2226,14 @@ class Store:
     def run_titles(self, run_id: str) -> Iterator[dict[str, Any]]:
         """A run's titles in bordereau and IdPce order: invoice as written, IdBord, IdPce,
         NumDette (None: a format without one, or recorded before migration 3), amount,
-        and whether the title is active."""
+        whether the title is active, and its record in the run's input (its position,
+        ``$.invoices[7]``; None: recorded before migration 19)."""
         full = self.get_run(run_id)["id"]
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices.c.invoice, run_invoices.c.id_bord, run_invoices.c.id_pce,
                           run_invoices.c.debt_number, run_invoices.c.amount,
-                          run_invoices.c.active)
+                          run_invoices.c.active, run_invoices.c.record)
                 .where(run_invoices.c.run_id == full)
                 .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce))
             for r in rows:
@@ -2274,9 +2286,12 @@ class Store:
     def find_invoice(self, invoice: str, by_debt: bool = False) -> list[dict[str, Any]]:
         """The titles recorded for an invoice number (compared like the guard: case and
         surrounding spaces do not count), or with ``by_debt`` for a NumDette (compared
-        as a number, like the guard: leading zeros do not count)."""
+        as a number, like the guard: leading zeros do not count). Each title's
+        ``record``: its record in its run's input, the input's absolute path and its
+        position (None: recorded before migration 19, or before pesgen kept the path)."""
         where = (run_invoices.c.debt_number == debt_key(invoice.strip()) if by_debt
                  else run_invoices.c.invoice_key == invoice_key(invoice))
+        inputs: dict[str, str | None] = {}
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise,
@@ -2293,6 +2308,13 @@ class Store:
                 m["file"] = conn.execute(sa.select(run_files.c.name).where(
                     run_files.c.run_id == m["run_id"], run_files.c.id_bord == m["id_bord"])
                     .limit(1)).scalar()
+                if m["record"] is not None:
+                    if m["run_id"] not in inputs:
+                        policies = conn.execute(sa.select(runs.c.policies).where(
+                            runs.c.id == m["run_id"])).scalar()
+                        inputs[m["run_id"]] = json.loads(policies or "{}").get("input_path")
+                    path = inputs[m["run_id"]]
+                    m["record"] = f"{path}:{m['record']}" if path else None
                 out.append(m)
             return out
 
@@ -2591,6 +2613,30 @@ class Store:
                             run_invoices.c.run_id == run_id,
                             run_invoices.c.id_bord.in_(part))):
                     out.setdefault(r.id_bord, {})[r.id_pce] = r.invoice
+        return out
+
+    def bordereaux_records(self, run_id: str, id_bords: Collection[int]
+                           ) -> dict[int, dict[int, str]]:
+        """The input record of each title of several bordereaux of a run, {IdBord: {IdPce:
+        record}}: the input's absolute path the run recorded and the title's position in
+        it (``/srv/exports/school-export.json:$.invoices[7]``), as the run names its
+        left-out invoices. A title recorded before schema 19 (no position), or a run
+        recorded before pesgen kept the input's path, is absent: nothing is guessed."""
+        out: dict[int, dict[int, str]] = {}
+        with self.engine.connect() as conn:
+            policies = conn.execute(sa.select(runs.c.policies).where(
+                runs.c.id == run_id)).scalar()
+            path = json.loads(policies).get("input_path") if policies else None
+            if not path:
+                return out
+            for part in chunks(sorted(set(id_bords))):
+                for r in conn.execute(
+                        sa.select(run_invoices.c.id_bord, run_invoices.c.id_pce,
+                                  run_invoices.c.record).where(
+                            run_invoices.c.run_id == run_id,
+                            run_invoices.c.id_bord.in_(part),
+                            run_invoices.c.record.is_not(None))):
+                    out.setdefault(r.id_bord, {})[r.id_pce] = f"{path}:{r.record}"
         return out
 
     def bordereaux(self, conn: Connection, run_id: str) -> list[Bordereau]:
@@ -3484,7 +3530,7 @@ def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:
 
 # run_invoices' columns as Store.record_run writes them, in _copy_titles' order
 _COPIED = ("run_id", "id_coll", "active", "key_shared", "invoice_key", "invoice", "id_bord",
-           "id_pce", "debt_number", "amount")
+           "id_pce", "debt_number", "amount", "record")
 
 
 def _title_rows(run_id: str, id_coll: str, part: list[dict[str, Any]]
@@ -3492,7 +3538,8 @@ def _title_rows(run_id: str, id_coll: str, part: list[dict[str, Any]]
     """``part``'s rows of ``run_invoices``, their values in ``_COPIED``'s order."""
     for inv in part:
         yield (run_id, id_coll, True, False, invoice_key(inv["invoice"]), inv["invoice"],
-               inv["id_bord"], inv["id_pce"], inv["debt_number"], inv["amount"])
+               inv["id_bord"], inv["id_pce"], inv["debt_number"], inv["amount"],
+               inv.get("record"))
 
 
 def _copy_titles(conn: Connection, run_id: str, id_coll: str, invoices: SlicedRows) -> None:

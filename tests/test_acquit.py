@@ -577,6 +577,9 @@ class _Store:
     def bordereaux_invoices(self, run_id, id_bords):
         return {n: self.piece_invoices(run_id, n) for n in id_bords}
 
+    def bordereaux_records(self, run_id, id_bords):  # runs recorded before schema 19
+        return {}
+
     def acknowledgements(self, run_ids):
         return {}
 
@@ -743,7 +746,9 @@ def test_a_rejected_bordereau_exits_9_with_errors_invoices_and_the_commands(stor
     assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 31): REJECTED\n" in out
     assert ("  error ERREUR_CUMUL_MONTANTS: Le montant du bordereau ne correspond pas à la "
             "somme des pièces") in out
-    assert "  IdPce 3 invoice FA-2026-00103:\n    error ERREUR_CODIFICATION: Civilité " \
+    # the invoice with its record in the input the run read: where to correct it
+    where = f"{(EXAMPLES / 'school-export.json').resolve()}:$.invoices[2]"
+    assert f"  IdPce 3 invoice FA-2026-00103 ({where}):\n    error ERREUR_CODIFICATION: Civilité " \
            "inconnue\n    IdLigne 2:\n      error ERREUR_AUTRE: " in out
     # a bordereau pesgen has no record of is said so (the store has runs of the acquit's
     # collectivity: another software's, or another store's): no error
@@ -1153,7 +1158,9 @@ def test_identifiers_left_empty_are_named_at_their_line_and_never_tied(store):
     assert "IdBord 1 exercise 2026 (DomaineAck 7 Rôle, line 37): REJECTED\n" in out
     assert ("  IdPce ? (NumPiece is empty, line 43): the acquit does not say which piece, "
             "no invoice named (not guessed)\n    error ERREUR_CODIFICATION") in out
-    assert ("  IdPce 3 invoice FA-2026-00103\n    IdLigne ? (NumLigne is empty, line 52):\n"
+    where = f"{(EXAMPLES / 'school-export.json').resolve()}:$.invoices[2]"
+    assert (f"  IdPce 3 invoice FA-2026-00103 ({where})\n    IdLigne ? (NumLigne is empty, "
+            "line 52):\n"
             "      error ERREUR_AUTRE") in out
     assert ("element (DomaineAck 6 Recette, line 60): accepted: an element of domain "
             "Recette naming a bordereau without its number, NumBord is empty (line 63): "

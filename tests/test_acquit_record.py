@@ -18,7 +18,14 @@ from pesgen.errors import ExitCode, StateError
 from pesgen.runs import export_recorded
 from pesgen.store import Store, copy_store
 
-from .conftest import EXAMPLES, MAPPINGS, package_store, run_cli, state_database
+from .conftest import (
+    EXAMPLES,
+    MAPPINGS,
+    package_store,
+    record_as_older,
+    run_cli,
+    state_database,
+)
 from .test_acquit import ACKS, _head, _write
 from .test_cancel import split_mapping, split_run_in_store_left_at
 
@@ -209,7 +216,8 @@ def test_runs_show_names_the_invoice_of_each_piece_of_its_own_bordereau(db_url, 
         "    </ElementACQUIT>\n", piece.format(n=2) + piece.format(n=9) + "    </ElementACQUIT>\n")
     r = run_cli("acquit", _ack(tmp_path, "ack.xml", element), "--db", db_url, "--record")
     assert r.exit_code == ExitCode.REJECTED, r.output
-    assert "  IdPce 2 invoice FA-2026-00107:" in r.stdout.splitlines()
+    assert f"  IdPce 2 invoice FA-2026-00107 ({EXAMPLE.resolve()}:$.invoices[6]):" \
+        in r.stdout.splitlines()
     said = [
         "                IdPce 2 invoice FA-2026-00107 error ERREUR_CODIFICATION: Civilité "
         "inconnue",
@@ -631,3 +639,91 @@ def test_replacing_a_status_supersedes_that_bordereau_s_alone_and_once(
     assert [(a.file, a.superseded_at) for a in status[ormc][1]] == [
         ("role3.xml", None), ("role2.xml", "2026-11-27T10:00:00Z"),
         ("role.xml", "2026-11-26T10:00:00Z")]
+
+
+# ------------------------------------------------------------------ the pieces' records
+
+def _piece_records(db_url: str) -> list[tuple[int, str, str | None]]:
+    """The run_invoices rows as (IdPce, invoice, record), by IdPce."""
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(
+                "SELECT id_pce, invoice, record FROM run_invoices ORDER BY id_pce"))]
+    finally:
+        engine.dispose()
+
+
+def test_acquit_names_the_input_record_of_each_piece_s_invoice(one_run):
+    """Support corrects the school's data at the record the piece in error came from:
+    the run recorded each title's position in its input (migration 19), and `pesgen
+    acquit` names it beside the invoice, joined to the input's absolute path (as a
+    left-out invoice's record), in the text and in the JSON."""
+    db_url, _ = one_run
+    rows = _piece_records(db_url)
+    assert rows[2] == (3, "FA-2026-00103", "$.invoices[2]")
+    numbers = [i["number"] for i in json.loads(EXAMPLE.read_text(encoding="utf-8"))["invoices"]]
+    assert [r[2] for r in rows] == [f"$.invoices[{numbers.index(r[1])}]" for r in rows]
+    where = f"{EXAMPLE.resolve()}:$.invoices[2]"
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert f"  IdPce 3 invoice FA-2026-00103 ({where}):\n    error ERREUR_CODIFICATION" \
+        in r.stdout
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--json")
+    (element,) = [e for e in json.loads(r.stdout)["elements"] if e["bordereau"] == 1]
+    assert [(p["piece"], p["invoice"], p["record"]) for p in element["pieces"]] == [
+        (3, "FA-2026-00103", where)]
+
+
+def test_a_csv_input_s_record_is_its_row(db_url, tmp_path):
+    """A CSV input's title is recorded by its row (the first of its invoice's lines, as
+    the export's messages name it), named with the file's absolute path."""
+    run = export_recorded(lambda: Store(db_url), MAPPINGS / "villeneuve-sur-loing-csv.yaml",
+                          EXAMPLES / "school-export.csv", tmp_path / "out", RUN)
+    rows = _piece_records(db_url)
+    assert rows[0][2] == "2" and all(r[2] and r[2].isdigit() for r in rows), rows
+    assert Store(db_url).bordereaux_records(run.run_id, [1])[1][1] == \
+        f"{(EXAMPLES / 'school-export.csv').resolve()}:2"
+
+
+def test_a_schema_18_store_gets_the_column_its_runs_none(db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 18 opens with the current code (migration 19): its
+    runs' titles have no record (nothing guessed: `acquit` names the invoice alone, its
+    JSON ``record`` null), a run recorded after has one."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:18])
+        old = Store(db_url)
+    assert "record" not in {c["name"] for c in sa.inspect(old.engine).get_columns(
+        "run_invoices")}
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    export_recorded(lambda: donor, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    record_as_older(donor, old)
+    old.engine.dispose()
+    store = Store(db_url)
+    assert store.schema_version() == len(st.MIGRATIONS) == 19
+    assert {r[2] for r in _piece_records(db_url)} == {None}
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "  IdPce 3 invoice FA-2026-00103:\n    error ERREUR_CODIFICATION" in r.stdout
+    r = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--json")
+    (element,) = [e for e in json.loads(r.stdout)["elements"] if e["bordereau"] == 1]
+    assert [(p["invoice"], p["record"]) for p in element["pieces"]] == [
+        ("FA-2026-00103", None)]
+
+
+def test_runs_find_names_the_title_s_input_record(one_run):
+    """`runs find --format json` says where the invoice is in the input its run read (a
+    family's invoice to correct), as each title's ``record``; a title recorded before
+    schema 19 has none (null)."""
+    db_url, _ = one_run
+    where = f"{EXAMPLE.resolve()}:$.invoices[2]"
+    r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url, "--format", "json")
+    assert [t["record"] for t in json.loads(r.stdout)["titles"]] == [where]
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE run_invoices SET record = NULL"))
+    engine.dispose()
+    r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url, "--format", "json")
+    assert [t["record"] for t in json.loads(r.stdout)["titles"]] == [None]

@@ -80,7 +80,8 @@ def test_runs_find_gives_the_titles_and_what_was_left_out(db_url, tmp_path):
                      "id_coll": "21450999400015", "cod_bud": "00", "exercise": 2026,
                      "id_bord": 1, "id_pce": 3, "debt_number": "202600103",
                      "amount": _total("FA-2026-00103"),
-                     "active": True, "run_status": "committed",
+                     "active": True, "record": f"{EXAMPLE.resolve()}:$.invoices[2]",
+                     "run_status": "committed",
                      "bordereau_cancelled_at": None, "helios": {"status": "not recorded"}}
     assert report["left_out"] == []
 
@@ -149,7 +150,8 @@ def test_runs_show_gives_the_run_its_files_checks_and_hélios_errors_by_invoice(
     assert len(shown["invoices"]) == 11
     assert shown["invoices"][2] == {"invoice": "FA-2026-00103", "id_bord": 1, "id_pce": 3,
                                     "debt_number": "202600103",
-                                    "amount": _total("FA-2026-00103"), "active": True}
+                                    "amount": _total("FA-2026-00103"), "active": True,
+                                    "record": f"{EXAMPLE.resolve()}:$.invoices[2]"}
     _code, report = _json("runs", "show", run.run_id, "--db", db_url)
     assert report["run"]["invoices"] is None  # without --invoices
 

@@ -355,7 +355,9 @@ def test_regenerate_runs_show_find_and_acquit_work_with_two_titres_runs(db_url, 
     said = run_cli("acquit", ack, "--db", db_url)
     assert said.exit_code == ExitCode.REJECTED, said.output
     assert f"run {second.run_id}" in said.output
-    assert "  IdPce 14 invoice FA-2026-00103-B:" in said.output, said.output
+    # named with its record in the second run's input (where to correct it), not the first's
+    where = f"{(tmp_path / 'export-B.json').resolve()}:$.invoices[2]"
+    assert f"  IdPce 14 invoice FA-2026-00103-B ({where}):" in said.output, said.output
 
 
 def _old_bundle(tmp_path: Path) -> Path:
