@@ -2310,9 +2310,7 @@ class Store:
                     .limit(1)).scalar()
                 if m["record"] is not None:
                     if m["run_id"] not in inputs:
-                        policies = conn.execute(sa.select(runs.c.policies).where(
-                            runs.c.id == m["run_id"])).scalar()
-                        inputs[m["run_id"]] = json.loads(policies or "{}").get("input_path")
+                        inputs[m["run_id"]] = _input_path(conn, m["run_id"])
                     path = inputs[m["run_id"]]
                     m["record"] = f"{path}:{m['record']}" if path else None
                 out.append(m)
@@ -2624,9 +2622,7 @@ class Store:
         recorded before pesgen kept the input's path, is absent: nothing is guessed."""
         out: dict[int, dict[int, str]] = {}
         with self.engine.connect() as conn:
-            policies = conn.execute(sa.select(runs.c.policies).where(
-                runs.c.id == run_id)).scalar()
-            path = json.loads(policies).get("input_path") if policies else None
+            path = _input_path(conn, run_id)
             if not path:
                 return out
             for part in chunks(sorted(set(id_bords))):
@@ -3526,6 +3522,13 @@ def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:
     if conn.dialect.name == "postgresql":
         kind = "_shared" if shared else ""
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock{kind}({_ACK_LOCK})")
+
+
+def _input_path(conn: Connection, run_id: str) -> str | None:
+    """The absolute path of the input a run read, as its policies recorded it (the folder
+    a title's ``record`` position is in); None for a run recorded before pesgen kept it."""
+    policies = conn.execute(sa.select(runs.c.policies).where(runs.c.id == run_id)).scalar()
+    return json.loads(policies).get("input_path") or None if policies else None
 
 
 # run_invoices' columns as Store.record_run writes them, in _copy_titles' order
