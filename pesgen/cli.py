@@ -644,7 +644,9 @@ def check_mapping(
     formats_dir: FormatsOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Check a mapping without any input: schema, TODOs left, code tables, fit with its
+    """Check a mapping without any input: its schema, TODOs, code tables and templates.
+
+    What it checks: the schema, TODOs left, code tables, fit with its
     format, and its format's templates rendered once on two sample titles, each file
     with a layout checked against it as an export checks its files (exit 6); a bound
     field no template writes is a warning, a value a split policy fills that none
@@ -765,9 +767,11 @@ def validate(
         "file, its format, the checks, every problem with its rule, line and XPath), for "
         "CI; the same exit codes.")] = False,
 ) -> None:
-    """Validate an XML file against its format's XSD (pesgen's for PES, a bundle's own),
-    the PES bordereau rules when the file has bordereaux and, with --official-xsd, the
-    DGFiP package (a PES format's files only, as export: not a finance package's import)."""
+    """Validate an XML file against its format's XSD and, for PES, the bordereau rules.
+
+    The XSD is pesgen's for PES, a bundle's own; the PES bordereau rules apply when the
+    file has bordereaux and, with --official-xsd, the DGFiP package (a PES format's
+    files only, as export: not a finance package's import)."""
     from .formats import find_format, list_formats
     from .validate import file_typfic, format_of_file, not_xml, validate_pes_file
 
@@ -917,7 +921,10 @@ def acquit(
         "(for a whole-file rejection of a run of several files: the bordereau of the file "
         "the trésorerie rejected).")] = None,
 ) -> None:
-    """Read the trésorerie's acknowledgement (PES_ACQUIT): each bordereau accepted or
+    """Read the trésorerie's acknowledgement (PES_ACQUIT): what it accepted or rejected,
+    and what to do.
+
+    Each bordereau accepted or
     rejected, the run and file pesgen recorded it in, the errors and the invoices they
     name, and what to do next. Reads the store, records nothing, unless --record.
     With --run, support names the run the acquit answers (docs/state.md).
@@ -1250,7 +1257,9 @@ def check_format(
         "diff before committing).")] = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Render a bundle's fixture/ and compare it byte for byte with its expected/ files,
+    """Check a format bundle: its fixture rendered and compared with expected/.
+
+    Render a bundle's fixture/ and compare it byte for byte with its expected/ files,
     after checking those against the bundle's XSD or layout; render its templates on
     check-mapping's two sample titles too (the branches the fixture does not take)."""
     import tempfile
@@ -1324,6 +1333,7 @@ def check_layout(
         "--encoding", help="Encoding when the layout declares none (default UTF-8).")] = None,
 ) -> None:
     """Check a layout file, and validate flat files (CSV, fixed-width) against it.
+
     LAYOUT is a path, or a bundle's layout by FORMAT/FILE (a shipped bundle's, e.g.
     bl-emagnus/wtamc001.layout.yaml)."""
     from .formats import layout_bundle
@@ -1467,9 +1477,10 @@ def preview(
                         ] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Render the first invoices next to their source records: no state store, no
-    number allocated (IdBord 0), nothing written. Exits 4 (input invalid) when a title
-    shows a problem, or a JSON path binding none of them answers is refused
+    """Render the first invoices next to their source records, writing nothing.
+
+    No state store, no number allocated (IdBord 0), nothing written. Exits 4 (input
+    invalid) when a title shows a problem, or a JSON path binding none of them answers is refused
     (input.path), 6 when a record breaks its layout, as export would."""
     from .preview import PREVIEW_NUMBER
     from .preview import preview as do_preview
@@ -1576,7 +1587,9 @@ def runs_list(
     db: DbOpt = None,
     output: RunsOutputOpt = Output.text,
 ) -> None:
-    """List recorded runs, oldest first, each with when it was recorded and its run date
+    """List recorded runs (--run-date D: the file of date D).
+
+    Oldest first, each with when it was recorded and its run date
     (the date its files bear: `export --date`), status, IdBord, titles, total, mapping
     and, for a PES run, its bordereaux' Hélios status. `--run-date D`: the file of date
     D. `pesgen regenerate RUN --out NEW_DIR` rebuilds a run's files byte for byte."""
@@ -2016,7 +2029,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                   "reference (leading zeros do not count).")] = False,
               db: DbOpt = None,
               output: RunsOutputOpt = Output.text) -> None:
-    """Which run(s) hold an invoice, or a NumDette (active or cancelled), each with its
+    """Which run(s) hold an invoice or a NumDette, its Hélios and PayFiP status.
+
+    Runs active or cancelled, each with its
     bordereau's Hélios status (`pesgen acquit --record`) and the invoice's PayFiP status
     (as `payfip payments --invoice` reads it; none: no link made), and which left an
     invoice out (exit 1 when no run exported it)."""
@@ -2166,7 +2181,9 @@ def runs_extract(run: Annotated[str, typer.Argument(help="Run id (or a unique pr
                      "--out", "-o", help="Folder to write into: a new or an empty one.")],
                  db: DbOpt = None,
                  output: RunsOutputOpt = Output.text) -> None:
-    """Write what a run recorded into a new or empty folder, to read it or check it again:
+    """Write what a run recorded (mapping, input, format) into a folder, to check it again.
+
+    Into a new or empty folder:
     its mapping as its text was, its input (input/NAME) and its format bundle
     (formats/FORMAT/), each checked against the run's sha256; and print the dry run that
     checks the same input with them, writing nothing."""
@@ -2389,7 +2406,9 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
                     "recorded with the reason.")] = False,
                 db: DbOpt = None,
                 output: RunsOutputOpt = Output.text) -> None:
-    """Record the cancellation of a run, or of some of its bordereaux: their invoices may
+    """Cancel a run, or some of its bordereaux, so its invoices may be exported again.
+
+    Their invoices may
     be exported again, except those another active run holds too. A run of several
     bordereaux needs --bordereau or --all; titles with PayFiP payments, made or pending,
     need --despite-payments; a bordereau the trésorerie accepted needs
@@ -2545,7 +2564,9 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
                        "paid online that it resolves (default: the login name).")] = None,
                    db: DbOpt = None,
                    output: RunsOutputOpt = Output.text) -> None:
-    """Undo a cancellation (`runs cancel`) made by mistake, or before the trésorerie's
+    """Undo a cancellation (`runs cancel`): the run's invoices held again.
+
+    For a cancellation made by mistake, or before the trésorerie's
     acquit came and it kept the titles: the invoices are held again, so an export of them
     is refused. Refused when one of them was exported again since, when the trésorerie
     rejected the bordereau, or annulled its titles (--annulled-by-tresorerie). The run's
@@ -2891,7 +2912,9 @@ def numbering_set_start(
         "configuration if it is not there, as export does.")] = False,
     output: RunsOutputOpt = Output.text,
 ) -> None:
-    """Onboarding: start a numbering sequence at N (once, before any export), when the
+    """Onboarding: start a numbering sequence at N, once, before any export.
+
+    When the
     collectivity already issued rôles this exercise; with --start-titre, the titre
     numbers too (once, before any export of theirs)."""
     from .store import Store, shown_store
@@ -2972,7 +2995,9 @@ def numbering_move(
     formats_dir: FormatsOpt = None,
     output: RunsOutputOpt = Output.text,
 ) -> None:
-    """Support: move a started numbering sequence to N, when the collectivity's numbering
+    """Support: move a started numbering sequence to N (numbers issued outside pesgen).
+
+    When the collectivity's numbering
     went on outside pesgen (rôles or titres its finance package issued this exercise,
     which pesgen would number again: Hélios rejects a number it knows). Never to a number
     a recorded run took, cancelled runs' included; recorded with its reason (numbering
@@ -3022,7 +3047,9 @@ def numbering_show(mapping: Annotated[Path | None, typer.Option(
                    exercise: ExerciseOpt = None, db: DbOpt = None,
                    formats_dir: FormatsOpt = None,
                    output: RunsOutputOpt = Output.text) -> None:
-    """The numbering sequences of the store (--mapping: the mapping's, and its titre
+    """Show the numbering sequences: next numbers, moves, IdBords cancelled unsent.
+
+    The store's sequences (--mapping: the mapping's, and its titre
     numbers' for pes-titres): where each started, the next number, the largest one its
     runs took, its moves with their reasons, and its IdBords cancelled with no
     acknowledgement recorded (unsent, unless their file was: tell the trésorerie)."""

@@ -473,6 +473,34 @@ def test_every_help_screen_is_accurate_and_readable_at_80_columns():
     assert screens > 30
 
 
+def test_command_lists_give_each_command_a_summary_of_three_lines_at_most():
+    """`pesgen --help` listed acquit in 17 lines (its exit codes, every case of exit 10),
+    and check-mapping, runs cancel, payfip payments… in five to nine: a technician
+    looking for a command read paragraphs. A command list shows each command's first
+    paragraph, a summary; the details follow it in the command's own --help, whole."""
+    import re
+
+    listed = 0
+    for path, _command in _every_command():
+        r = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+        where = " ".join(["pesgen", *path])
+        rows = _panel_rows(r.stdout, "Commands")
+        names = [i for i, row in enumerate(rows) if row and not row.startswith(" ")]
+        for i, start in enumerate(names):
+            end = names[i + 1] if i + 1 < len(names) else len(rows)
+            assert end - start <= 3, (where, rows[start:end])
+            listed += 1
+    assert listed > 30
+    # the details are still said, in the command's own help
+    text = runner.invoke(app, ["acquit", "--help"], terminal_width=80).stdout
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert "9 when something is rejected (recorded or not)" in words, words
+    text = runner.invoke(app, ["payfip", "payments", "--help"], terminal_width=80).stdout
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+    assert "Status held-back: a title due whose family paid through its cancelled title" \
+        in words, words
+
+
 def test_help_on_a_stdout_that_cannot_write_accents_is_transliterated_and_aligned():
     """Under LC_ALL=C (or a Latin-1 terminal for '…', '«'), a character standard output
     cannot write was written as \\xe9, four columns where the layout counted one (the

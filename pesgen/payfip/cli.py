@@ -179,8 +179,9 @@ def link(
         "refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
-    """Create a PayFiP payment for each exported invoice given (amount from its active
-    run) and print the payment page's URL to send to the family. Every invoice is
+    """Create a PayFiP payment for each invoice given and print its payment page's URL.
+
+    The amount is its active run's; the URL is to send to the family. Every invoice is
     checked before anything is sent: one refused, none is sent. Stopped midway (an
     error, Ctrl-C, its output closed by its reader), it says which invoices got a link
     and which were not sent."""
@@ -409,7 +410,9 @@ def reconcile(
         "the sweep is over.")] = "text",
     db: DbOpt = None,
 ) -> None:
-    """Ask PayFiP about every pending or unknown operation: records results whose
+    """Ask PayFiP about every pending or unknown operation and record its result.
+
+    It records results whose
     notification never arrived; P1 (purged) operations expire. The anomalies recorded (a
     double payment…) are counted by kind in the summary: `pesgen payfip anomalies`."""
     from collections import Counter
@@ -495,13 +498,14 @@ def payments(
         "--output", "-o", help="Write to this file instead of standard output.")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Export PayFiP payments per invoice (status, amounts, method, date, saisie) for the
-    school software. Status test-paid: paid in test or activation mode (saisie T or X),
-    not a payment of the invoice. Status cancelled: the title was cancelled (runs
-    cancel), nothing is due on it; a payment it received stays shown (amount_paid…) and
-    payfip_status keeps what PayFiP says. Status held-back: a title due whose family paid
-    through its cancelled title, the trésorerie's answer awaited: no link, and the family
-    is not to be asked for it."""
+    """Export PayFiP payments per invoice for the school software (CSV, JSON or text).
+
+    Each with its status, amounts, method, date and saisie. Status test-paid: paid in
+    test or activation mode (saisie T or X), not a payment of the invoice. Status
+    cancelled: the title was cancelled (runs cancel), nothing is due on it; a payment it
+    received stays shown (amount_paid…) and payfip_status keeps what PayFiP says. Status
+    held-back: a title due whose family paid through its cancelled title, the
+    trésorerie's answer awaited: no link, and the family is not to be asked for it."""
     try:
         from ..cli import _parse_date
         from .ledger import iter_payments
@@ -831,10 +835,11 @@ CSV_TEXT_COLUMNS = ("invoice", "collectivity", "id_op", "last_id_op", "numauto",
 
 
 anomalies_app = typer.Typer(cls=HelpGroup, invoke_without_command=True,
-                            help="What needs a person: amount or reference mismatches, "
-                            "unknown idOps notified, double payments… (open ones; --all: "
-                            "the resolved ones too). `resolve ID --note TEXT` records a "
-                            "decision.")
+                            help="What needs a person: mismatches, unknown idOps, double "
+                            "payments… (`resolve ID --note TEXT` closes one).\n\n"
+                            "Amount or reference mismatches, unknown idOps notified, double "
+                            "payments… (open ones; --all: the resolved ones too). "
+                            "`resolve ID --note TEXT` records a decision.")
 payfip_app.add_typer(anomalies_app, name="anomalies")
 
 
@@ -1183,7 +1188,9 @@ def anomalies_resolve(
         "text says them; a refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
-    """Record a person's decision on an anomaly (who, when, the note) and close it. It
+    """Record a person's decision on an anomaly and close it.
+
+    Who, when, the note. It
     records no payment and changes no invoice's status, but with --applied: then the
     title the trésorerie applied the money to is recorded paid."""
     import getpass
