@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -1800,16 +1801,24 @@ class Builder:
                 "CP 99999, the postal code before the city, CodRes 1, CodPays from "
                 "codes.countries", "address.postal_code 99999, the postal code before "
                 "address.city, address.country_code from codes.countries")
+            # France written out ('France', 'FRANCE METROPOLITAINE', 'FRA') is no foreign
+            # address: the policy would be the wrong advice, codes.countries the fix
+            how = (f"{_france_written_out(country)}, not policies.foreign_address, which "
+                   f"writes an address abroad ({written})" if _spells_france(country) else
+                   f"to write it as an address abroad ({written}), set "
+                   "policies.foreign_address: postal_code_in_city")
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
-                        f"refuse): to write it as an address abroad ({written}), set "
-                        "policies.foreign_address: postal_code_in_city",
+                        f"refuse): {how}",
                         mapping=a["country"].where if "country" in a else None)
             return None
         insee = self._countries.get(country)
         if insee is None:
+            add = (f": {_france_written_out(country)}" if _spells_france(country) else
+                   f" (add it to codes.countries: {country}: its INSEE country code, 3 digits: "
+                   "the last three of the 5-digit code the INSEE gives a country abroad, "
+                   'Belgium 99131: "131")')
             ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
-                        f"codes.countries (add it to codes.countries: {country}: its INSEE "
-                        "country code, 3 digits)",
+                        f"codes.countries{add}",
                         mapping=self.mapping.where("codes", "countries"))
             return None
         said = len(ctx.problems)
@@ -2379,6 +2388,25 @@ def _fields(obj: Any) -> dict[str, Any]:
 # French postal code. The overseas départements have ISO codes of their own; the other
 # overseas collectivités are left to codes.countries (the mapping decides).
 _FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
+
+
+def _spells_france(country: str) -> bool:
+    """Whether an export's country (upper-cased) is France written otherwise than its
+    ISO code FR: 'FRANCE', 'FRANCE METROPOLITAINE', 'FRA' (ISO alpha-3), accents
+    and punctuation aside. pesgen reads none of them as France by itself (a table says what a word
+    means); the refusal of such an address says how, not the foreign-address policy."""
+    plain = unicodedata.normalize("NFKD", country).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^A-Z]+", " ", plain.upper()).split()
+    return words == ["FRA"] or (bool(words) and words[0] == "FRANCE")
+
+
+def _france_written_out(country: str) -> str:
+    """What makes ``country``, France written out, read as France: its entry in
+    codes.countries, France's INSEE code."""
+    return (f"'{country}' is most likely France written out (pesgen takes only FR as "
+            f"France by itself): give it France's INSEE code in codes.countries, "
+            f'{country}: "{FRANCE_INSEE}", and its addresses are written as in France '
+            "(CodRes 0, a 5-digit postal code)")
 
 
 def _words(text: str | None, before: bool = False) -> tuple[str, ...]:

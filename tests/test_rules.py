@@ -1138,6 +1138,37 @@ def test_foreign_country_without_insee_code(tmp_path):
         "codes.countries"
 
 
+@pytest.mark.parametrize("written", ["France", "FRANCE MÉTROPOLITAINE", "fra"])
+@pytest.mark.parametrize("policy", [None, "postal_code_in_city"])
+def test_france_written_out_is_told_to_go_into_codes_countries(tmp_path, written, policy):
+    """A school software writing its country column as 'France' (not FR) had every
+    family refused as an address abroad, told to set policies.foreign_address:
+    postal_code_in_city, which only made the refusal 'no INSEE country code for
+    FRANCE' (3 digits): the fix is codes.countries' FRANCE: "100", France's code, and
+    the messages say so, not the foreign-address policy."""
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["address"]["country"] = written
+    mapping = _mapping(tmp_path, {"foreign_address": policy})
+    [problem] = _refused(tmp_path, [inv], mapping)
+    upper = written.upper()
+    assert problem.rule == ("codes.country" if policy else "pes.foreign-address")
+    assert (f"'{upper}' is most likely France written out (pesgen takes only FR as France "
+            f'by itself): give it France\'s INSEE code in codes.countries, {upper}: "100", '
+            "and its addresses are written as in France (CodRes 0, a 5-digit postal "
+            "code)") in problem.message
+    assert "set policies.foreign_address" not in problem.message
+    # and so given, the address is French
+    fixed = _mapping(tmp_path, {"foreign_address": policy},
+                     subs=(('    BE: "131"\n', f'    BE: "131"\n    "{upper}": "100"\n'),))
+    adr = _tiers(_run(tmp_path, [inv], fixed)).find("Adresse")
+    assert (_v(adr, "CodRes"), _v(adr, "CodPays"), _v(adr, "CP")) == ("0", None, "45200")
+    # a country merely like it keeps the foreign-address advice
+    inv["payer"]["address"]["country"] = "Francfort"
+    (tmp_path / "other").mkdir()
+    [other] = _refused(tmp_path / "other", [inv], mapping)
+    assert "France written out" not in other.message
+
+
 def test_an_unknown_payer_kind_points_at_codes_payer_kinds(tmp_path):
     inv = _invoice("FA-2026-00103")
     inv["payer"]["kind"] = "family"
