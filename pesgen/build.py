@@ -32,6 +32,7 @@ from .checks import (
     checked_national_id,
     civility_problem,
     debit_date_problem,
+    is_mademoiselle,
     mandate_date_problem,
     target2_closed,
 )
@@ -1663,9 +1664,13 @@ class Builder:
                     couple = ("; a couple's civility names two persons, and a title has one "
                               "debtor: the export should give the civility of the payer it "
                               "names (first name included)" if _COUPLE.search(raw) else "")
+                    add = (f"add it to codes.civility as Madame: '{raw}': "
+                           f"{_madame(table)}, since Hélios rejects Mademoiselle"
+                           if is_mademoiselle(raw) else
+                           f"add it to codes.civility: '{raw}': the civility to send, as "
+                           "the table's other entries")
                     ctx.problem("codes.civility", f"civility '{raw}' is not in codes.civility "
-                                f"(add it to codes.civility: '{raw}': the civility to "
-                                f"send, as the table's other entries){couple}"
+                                f"({add}){couple}"
                                 + other_case(raw, table, "codes.civility"),
                                 mapping=self.mapping.where("codes", "civility"))
                     return None
@@ -1677,8 +1682,10 @@ class Builder:
                 value = raw
                 if (message := civility_problem(None, raw)) is not None:
                     # said of the civility as exported, before a text policy (a length
-                    # one included) could make it another value
-                    ctx.problem("pes.civility", message,
+                    # one included) could make it another value; what sends it
+                    ctx.problem("pes.civility", f"{message}: send it as Madame, with a "
+                                f"codes.civility table ('{raw}': MME, and an entry for "
+                                "each civility the export holds)",
                                 mapping=binding.where if binding else None)
                     return None
         if value is None and is_person:
@@ -2388,6 +2395,13 @@ def _fields(obj: Any) -> dict[str, Any]:
 # French postal code. The overseas départements have ISO codes of their own; the other
 # overseas collectivités are left to codes.countries (the mapping decides).
 _FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
+
+
+def _madame(table: dict[str, str]) -> str:
+    """What codes.civility sends for Madame ('Mme': MME, 'Madame': Mme…), MME when
+    it has no such entry: the civility a Mademoiselle of the export is sent as."""
+    return next((sent for exported, sent in table.items()
+                 if re.fullmatch(r"(?i)(mme|madame)\.?", exported.strip())), "MME")
 
 
 def _spells_france(country: str) -> bool:

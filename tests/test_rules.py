@@ -1930,11 +1930,33 @@ def test_mademoiselle_without_civility_table_is_refused_naming_its_binding(
     inv = _invoice("FA-2026-00101")
     inv["payer"]["title"] = title
     problems = _refused(tmp_path, [inv], mapping)
+    # and what sends it (it said the refusal alone: a technician added the table at
+    # the next try only)
     assert [(p.rule, p.message) for p in problems] == [
-        ("pes.civility", f"civility '{title}' (Mademoiselle) is rejected by Hélios")]
+        ("pes.civility", f"civility '{title}' (Mademoiselle) is rejected by Hélios: send it "
+         f"as Madame, with a codes.civility table ('{title}': MME, and an entry for each "
+         "civility the export holds)")]
     line = mapping.read_text(encoding="utf-8").splitlines().index(
         "    civility: payer.title") + 1
     assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.civility"
+
+
+@pytest.mark.parametrize("sent", ["MME", "Mme", None])
+def test_mademoiselle_missing_from_the_civility_table_is_told_to_go_as_madame(tmp_path, sent):
+    """'Mlle' missing from codes.civility was told "add it to codes.civility: 'Mlle': the
+    civility to send": a technician adding Mlle: MLLE had the mapping refused at the
+    next try (pes.civility). It is told to send it as Madame, as the table sends Madame
+    ('Mme': Mme in a format taking Mme), MME when the table has no Madame."""
+    table = CIVILITY_TABLE.replace('    "Mlle": MME    # Hélios rejects Mademoiselle\n', "")
+    table = table.replace('    "Mme": MME\n', "" if sent is None else f'    "Mme": {sent}\n')
+    mapping = _mapping(tmp_path, subs=((CIVILITY_TABLE, table),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Mlle"
+    [problem] = _refused(tmp_path, [inv], mapping)
+    assert (problem.rule, problem.message) == (
+        "codes.civility", "civility 'Mlle' is not in codes.civility (add it to "
+        f"codes.civility as Madame: 'Mlle': {sent or 'MME'}, since Hélios rejects "
+        "Mademoiselle)")
 
 
 def test_text_overflow_truncate_never_cuts_a_civility(tmp_path):
