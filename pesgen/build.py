@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from .checks import (
     checked_national_id,
     civility_problem,
     debit_date_problem,
+    is_mademoiselle,
     mandate_date_problem,
     target2_closed,
 )
@@ -1662,9 +1664,13 @@ class Builder:
                     couple = ("; a couple's civility names two persons, and a title has one "
                               "debtor: the export should give the civility of the payer it "
                               "names (first name included)" if _COUPLE.search(raw) else "")
+                    add = (f"add it to codes.civility as Madame: '{raw}': "
+                           f"{_madame(table)}, since Hélios rejects Mademoiselle"
+                           if is_mademoiselle(raw) else
+                           f"add it to codes.civility: '{raw}': the civility to send, as "
+                           "the table's other entries")
                     ctx.problem("codes.civility", f"civility '{raw}' is not in codes.civility "
-                                f"(add it to codes.civility: '{raw}': the civility to "
-                                f"send, as the table's other entries){couple}"
+                                f"({add}){couple}"
                                 + other_case(raw, table, "codes.civility"),
                                 mapping=self.mapping.where("codes", "civility"))
                     return None
@@ -1676,8 +1682,10 @@ class Builder:
                 value = raw
                 if (message := civility_problem(None, raw)) is not None:
                     # said of the civility as exported, before a text policy (a length
-                    # one included) could make it another value
-                    ctx.problem("pes.civility", message,
+                    # one included) could make it another value; what sends it
+                    ctx.problem("pes.civility", f"{message}: send it as Madame, with a "
+                                f"codes.civility table ('{raw}': MME, and an entry for "
+                                "each civility the export holds)",
                                 mapping=binding.where if binding else None)
                     return None
         if value is None and is_person:
@@ -1800,16 +1808,24 @@ class Builder:
                 "CP 99999, the postal code before the city, CodRes 1, CodPays from "
                 "codes.countries", "address.postal_code 99999, the postal code before "
                 "address.city, address.country_code from codes.countries")
+            # France written out ('France', 'FRANCE METROPOLITAINE', 'FRA') is no foreign
+            # address: the policy would be the wrong advice, codes.countries the fix
+            how = (f"{_france_written_out(country)}, not policies.foreign_address, which "
+                   f"writes an address abroad ({written})" if _spells_france(country) else
+                   f"to write it as an address abroad ({written}), set "
+                   "policies.foreign_address: postal_code_in_city")
             ctx.problem("pes.foreign-address", f"address in '{country}' (policy foreign_address: "
-                        f"refuse): to write it as an address abroad ({written}), set "
-                        "policies.foreign_address: postal_code_in_city",
+                        f"refuse): {how}",
                         mapping=a["country"].where if "country" in a else None)
             return None
         insee = self._countries.get(country)
         if insee is None:
+            add = (f": {_france_written_out(country)}" if _spells_france(country) else
+                   f" (add it to codes.countries: {country}: its INSEE country code, 3 digits: "
+                   "the last three of the 5-digit code the INSEE gives a country abroad, "
+                   'Belgium 99131: "131")')
             ctx.problem("codes.country", f"no INSEE country code for '{country}' in "
-                        f"codes.countries (add it to codes.countries: {country}: its INSEE "
-                        "country code, 3 digits)",
+                        f"codes.countries{add}",
                         mapping=self.mapping.where("codes", "countries"))
             return None
         said = len(ctx.problems)
@@ -2379,6 +2395,32 @@ def _fields(obj: Any) -> dict[str, Any]:
 # French postal code. The overseas départements have ISO codes of their own; the other
 # overseas collectivités are left to codes.countries (the mapping decides).
 _FRANCE = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT"})
+
+
+def _madame(table: dict[str, str]) -> str:
+    """What codes.civility sends for Madame ('Mme': MME, 'Madame': Mme…), MME when
+    it has no such entry: the civility a Mademoiselle of the export is sent as."""
+    return next((sent for exported, sent in table.items()
+                 if re.fullmatch(r"(?i)(mme|madame)\.?", exported.strip())), "MME")
+
+
+def _spells_france(country: str) -> bool:
+    """Whether an export's country (upper-cased) is France written otherwise than its
+    ISO code FR: 'FRANCE', 'FRANCE METROPOLITAINE', 'FRA' (ISO alpha-3), accents
+    and punctuation aside. pesgen reads none of them as France by itself (a table says what a word
+    means); the refusal of such an address says how, not the foreign-address policy."""
+    plain = unicodedata.normalize("NFKD", country).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^A-Z]+", " ", plain.upper()).split()
+    return words == ["FRA"] or (bool(words) and words[0] == "FRANCE")
+
+
+def _france_written_out(country: str) -> str:
+    """What makes ``country``, France written out, read as France: its entry in
+    codes.countries, France's INSEE code."""
+    return (f"'{country}' is most likely France written out (pesgen takes only FR as "
+            f"France by itself): give it France's INSEE code in codes.countries, "
+            f'{country}: "{FRANCE_INSEE}", and its addresses are written as in France '
+            "(CodRes 0, a 5-digit postal code)")
 
 
 def _words(text: str | None, before: bool = False) -> tuple[str, ...]:

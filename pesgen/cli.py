@@ -741,15 +741,17 @@ def _number_notice(m: Any, fmt: Any, refused: tuple[str, str, str] | None) -> st
     if refused is None:
         return None
     from .keys import INVOICE_NUMBER_MAX
+    from .sample import LONG_INVOICE_NUMBER
 
     file_name, place, said = refused
     binding = m.bindings.get("invoice", {}).get("number")
     where = f" ({binding.where})" if binding is not None else ""
     return (f"Invoice numbers: format {fmt.name} writes the invoice number{where} into "
             f"{file_name}, {place}, where one of {INVOICE_NUMBER_MAX} characters (pesgen's "
-            f"limit) {said}: an invoice of the export whose number the format refuses is "
-            "refused at the billing run, by invoice, naming the binding; check the school's "
-            "numbering")
+            f"limit; tried as {LONG_INVOICE_NUMBER[:11]}…, a number made up for a sample "
+            f"title, not the school's) {said}: an invoice of the export whose number the "
+            "format refuses is refused at the billing run, by invoice, naming the binding; "
+            "check the school's numbering")
 
 
 @app.command()

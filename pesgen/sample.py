@@ -1242,9 +1242,13 @@ def number_refusal(title: Title, rendered: list[tuple[FileRenderer, Document]],
     (INVOICE_NUMBER_MAX): (file name, where, what is said), found on ``title`` as
     ``split_misfits`` finds a split's refusal; None when it takes one (or writes none).
     Only the export's invoice numbers can break it: check-mapping says it, a notice."""
-    number = ("FA-2026-" + "0" * INVOICE_NUMBER_MAX)[:INVOICE_NUMBER_MAX]
+    number = LONG_INVOICE_NUMBER
     return _refusal(replace(title, invoice_number=number),
                     lambda v: v is not None and number in v, rendered, encoding)
+
+
+# the invoice number number_refusal tries: made up, as long as pesgen takes
+LONG_INVOICE_NUMBER = ("FA-2026-" + "0" * INVOICE_NUMBER_MAX)[:INVOICE_NUMBER_MAX]
 
 
 def _split_on(mapping: Mapping, policy: str) -> Mapping:

@@ -160,7 +160,8 @@ def _skeleton(collectivity: str, fmt: Format) -> list[str]:
         "    postal_code: TODO",
         "    city: TODO",
         "    # complement: TODO",
-        "    # country: TODO        # ISO alpha-2, empty means FR",
+        "    # country: TODO        # ISO alpha-2, empty means FR; written out (France, "
+        "Belgique): codes.countries",
         # left commented out, every invoice is a title to pay, without its mandate; the
         # run notes an export's direct-debit data no binding reads (input.unread-debit)
         "  # Uncomment payment: when the export has direct debits (a payment method, RUM",
@@ -188,6 +189,13 @@ def _skeleton(collectivity: str, fmt: Format) -> list[str]:
         '    TODO: {category: "01", legal_nature: "01"}  # 01/01: a private person',
         "  # payment_methods:      # payment method -> direct debit (true) or not (false)",
         "  #   TODO: true",
+        # only FR (and the overseas départements' codes) is France by itself: an export
+        # writing 'France' has every family refused as abroad until the table says 100
+        "  # countries:            # country as exported -> INSEE code, 3 digits (FR needs "
+        "no entry)",
+        '  #   FRANCE: "100"        # France written out: 100, an address in France',
+        '  #   BELGIQUE: "131"      # abroad: the last 3 digits of the INSEE code (99131), '
+        "with policies.foreign_address",
         *_civility_lines(fmt),
         "",
         "# Every transformation is explicit and reported; the defaults refuse (uncomment",
@@ -197,6 +205,8 @@ def _skeleton(collectivity: str, fmt: Format) -> list[str]:
         "  # case: upper",
         "  # negative_lines: net   # discounts net into the same imputation "
         "(netted_label: append says so in that line's label)",
+        "  # foreign_address: postal_code_in_city   # an address abroad: CP 99999, the "
+        "postal code before the city, CodPays from codes.countries",
         "  # missing_civility: default   # a person without civility gets default_civility",
         "  # already_exported: leave_out   # invoices an earlier run billed at the same amount "
         "(a whole year's export) are left out and reported",

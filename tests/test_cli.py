@@ -1290,7 +1290,9 @@ def test_civilities_sent_as_written_without_a_table_are_one_note_of_the_run(tmp_
     refused = _run("preview", "-m", mapping, "-i", JSON_INPUT, "--limit", "5", "--date",
                    RUN_DATE)
     # (said of the civility as exported, naming its binding)
-    assert "civility 'Mlle' (Mademoiselle) is rejected by Hélios [mapping " in refused.stdout
+    assert "civility 'Mlle' (Mademoiselle) is rejected by Hélios: send it as Madame, with " \
+        "a codes.civility table ('Mlle': MME, and an entry for each civility the export " \
+        "holds) [mapping " in refused.stdout
     assert "sent as written: Mme, M.\n" in refused.stdout
     # with the table, no such note
     plain = export(JSON_MAPPING, JSON_INPUT, tmp_path / "plain", date.fromisoformat(RUN_DATE))

@@ -74,6 +74,18 @@ def test_three_independent_schema_mistakes_give_three_problems(tmp_path):
     assert "-1 is less than the minimum of 0" in by_key["output.asap_delay_days"]
 
 
+def test_a_five_digit_insee_country_code_says_which_three_digits(tmp_path):
+    """The INSEE gives Belgium 99131; codes.countries takes CodPays' 3 digits. The
+    refusal was the pattern alone (^(?!000$)[0-9]{3}$): it says which three."""
+    m = _write(tmp_path, _edit(('    BE: "131"', '    BE: "99131"')))
+    (p,) = _refused(m).problems
+    assert (p.rule, p.mapping) == ("mapping.schema", f"{m}:{_line(m, '99131')}: "
+                                                     "codes.countries.BE")
+    assert p.message.endswith("(CodPays: 3 digits, the last three of the 5-digit code the "
+                              "INSEE gives a country abroad (Belgium 99131: '131'); France "
+                              "written out (FRANCE): '100')")
+
+
 @pytest.mark.parametrize("old, new, key", [
     ("  exercise: 2026", '  exercise: "2026"', "collectivity.exercise"),
     ("  asap_delay_days: 0", "  asap_delay_days: '0'", "output.asap_delay_days"),
@@ -1032,7 +1044,10 @@ def test_a_couple_s_civility_missing_from_the_table_says_a_title_has_one_debtor(
                date(2026, 11, 23))
     [problem] = info.value.problems
     said = (f"civility '{civility}' is not in codes.civility (add it to codes.civility: "
-            f"'{civility}': the civility to send, as the table's other entries)")
+            f"'{civility}': the civility to send, as the table's other entries)"
+            if civility != "Mademoiselle" else  # Hélios rejects it: sent as Madame
+            "civility 'Mademoiselle' is not in codes.civility (add it to codes.civility as "
+            "Madame: 'Mademoiselle': MME, since Hélios rejects Mademoiselle)")
     assert problem.message == said + (
         "; a couple's civility names two persons, and a title has one debtor: the export "
         "should give the civility of the payer it names (first name included)"
@@ -1051,9 +1066,13 @@ def test_a_code_missing_from_a_table_says_which_table_to_add_it_to(tmp_path):
     assert messages["codes.civility"] == ("civility 'M.' is not in codes.civility (add it to "
                                           "codes.civility: 'M.': the civility to send, as "
                                           "the table's other entries)")
+    # the code's form said (a technician looking it up finds Belgium's 99131, which
+    # the table refuses: it takes the last three digits)
     assert messages["codes.country"] == ("no INSEE country code for 'BE' in codes.countries "
                                          "(add it to codes.countries: BE: its INSEE country "
-                                         "code, 3 digits)")
+                                         "code, 3 digits: the last three of the 5-digit code "
+                                         "the INSEE gives a country abroad, Belgium 99131: "
+                                         '"131")')
     assert messages["codes.sepa-sequence"] == (
         "unknown SEPA sequence 'RCUR' (add it to codes.sepa_sequences, with its "
         "SequencePres: 01 OOFF, 02 FRST, 03 RCUR, 04 FNAL)")

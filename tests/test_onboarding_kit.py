@@ -816,6 +816,32 @@ def test_the_scaffold_shows_the_keys_a_csv_export_needs(tmp_path):
     assert '<MtHT V="1180.00"/>' in r.stdout
 
 
+def test_the_scaffold_shows_the_country_table_and_the_foreign_address_policy(tmp_path):
+    """A technician binding the scaffold's `# country:` to an export writing 'France'
+    and 'Belgique' met every family refused as abroad at the first preview: the scaffold
+    said nothing of codes.countries (France written out: 100) nor of
+    policies.foreign_address. It shows both, commented; uncommented, the French family
+    is in France and the Belgian one abroad, CodPays 131."""
+    out = tmp_path / "m.yaml"
+    _run("new-mapping", "Saint-Martin", "--format", "pes-ormc", "-o", out)
+    mapping_copy(out.parent, out, *SMC_FILL.items(),
+                 ("    # country: TODO ", "    country: Pays "),
+                 ("  # countries: ", "  countries: "),
+                 ('  #   FRANCE: "100" ', '    FRANCE: "100" '),
+                 ('  #   BELGIQUE: "131" ', '    BELGIQUE: "131" '),
+                 ("  # foreign_address: postal_code_in_city ",
+                  "  foreign_address: postal_code_in_city "))
+    head, row = SMC_CSV.split("\r\n")[:2]
+    belgian = row.replace("SMC-2026-0001", "SMC-2026-0002").replace("77120", "1040")
+    source = tmp_path / "export-smc.csv"
+    source.write_bytes(("\r\n".join([head + ";Pays", row + ";France",
+                                      belgian + ";Belgique"]) + "\r\n").encode("cp1252"))
+    r = _run("preview", "-m", out, "-i", source, "--date", RUN_DATE)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert r.stdout.count('<CodRes V="0"/>') == 1 and '<CP V="77120"/>' in r.stdout
+    assert '<CodPays V="131"/>' in r.stdout and '<CP V="99999"/>' in r.stdout
+
+
 def test_each_commented_policy_of_the_scaffold_uncomments_into_a_valid_mapping(tmp_path):
     """policies: is written with its keys commented below it: uncommenting one (or all)
     gives a valid mapping; none uncommented is an empty policies:, the defaults."""

@@ -1138,6 +1138,37 @@ def test_foreign_country_without_insee_code(tmp_path):
         "codes.countries"
 
 
+@pytest.mark.parametrize("written", ["France", "FRANCE MÉTROPOLITAINE", "fra"])
+@pytest.mark.parametrize("policy", [None, "postal_code_in_city"])
+def test_france_written_out_is_told_to_go_into_codes_countries(tmp_path, written, policy):
+    """A school software writing its country column as 'France' (not FR) had every
+    family refused as an address abroad, told to set policies.foreign_address:
+    postal_code_in_city, which only made the refusal 'no INSEE country code for
+    FRANCE' (3 digits): the fix is codes.countries' FRANCE: "100", France's code, and
+    the messages say so, not the foreign-address policy."""
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["address"]["country"] = written
+    mapping = _mapping(tmp_path, {"foreign_address": policy})
+    [problem] = _refused(tmp_path, [inv], mapping)
+    upper = written.upper()
+    assert problem.rule == ("codes.country" if policy else "pes.foreign-address")
+    assert (f"'{upper}' is most likely France written out (pesgen takes only FR as France "
+            f'by itself): give it France\'s INSEE code in codes.countries, {upper}: "100", '
+            "and its addresses are written as in France (CodRes 0, a 5-digit postal "
+            "code)") in problem.message
+    assert "set policies.foreign_address" not in problem.message
+    # and so given, the address is French
+    fixed = _mapping(tmp_path, {"foreign_address": policy},
+                     subs=(('    BE: "131"\n', f'    BE: "131"\n    "{upper}": "100"\n'),))
+    adr = _tiers(_run(tmp_path, [inv], fixed)).find("Adresse")
+    assert (_v(adr, "CodRes"), _v(adr, "CodPays"), _v(adr, "CP")) == ("0", None, "45200")
+    # a country merely like it keeps the foreign-address advice
+    inv["payer"]["address"]["country"] = "Francfort"
+    (tmp_path / "other").mkdir()
+    [other] = _refused(tmp_path / "other", [inv], mapping)
+    assert "France written out" not in other.message
+
+
 def test_an_unknown_payer_kind_points_at_codes_payer_kinds(tmp_path):
     inv = _invoice("FA-2026-00103")
     inv["payer"]["kind"] = "family"
@@ -1899,11 +1930,33 @@ def test_mademoiselle_without_civility_table_is_refused_naming_its_binding(
     inv = _invoice("FA-2026-00101")
     inv["payer"]["title"] = title
     problems = _refused(tmp_path, [inv], mapping)
+    # and what sends it (it said the refusal alone: a technician added the table at
+    # the next try only)
     assert [(p.rule, p.message) for p in problems] == [
-        ("pes.civility", f"civility '{title}' (Mademoiselle) is rejected by Hélios")]
+        ("pes.civility", f"civility '{title}' (Mademoiselle) is rejected by Hélios: send it "
+         f"as Madame, with a codes.civility table ('{title}': MME, and an entry for each "
+         "civility the export holds)")]
     line = mapping.read_text(encoding="utf-8").splitlines().index(
         "    civility: payer.title") + 1
     assert problems[0].mapping == f"{mapping}:{line}: bindings.payer.civility"
+
+
+@pytest.mark.parametrize("sent", ["MME", "Mme", None])
+def test_mademoiselle_missing_from_the_civility_table_is_told_to_go_as_madame(tmp_path, sent):
+    """'Mlle' missing from codes.civility was told "add it to codes.civility: 'Mlle': the
+    civility to send": a technician adding Mlle: MLLE had the mapping refused at the
+    next try (pes.civility). It is told to send it as Madame, as the table sends Madame
+    ('Mme': Mme in a format taking Mme), MME when the table has no Madame."""
+    table = CIVILITY_TABLE.replace('    "Mlle": MME    # Hélios rejects Mademoiselle\n', "")
+    table = table.replace('    "Mme": MME\n', "" if sent is None else f'    "Mme": {sent}\n')
+    mapping = _mapping(tmp_path, subs=((CIVILITY_TABLE, table),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Mlle"
+    [problem] = _refused(tmp_path, [inv], mapping)
+    assert (problem.rule, problem.message) == (
+        "codes.civility", "civility 'Mlle' is not in codes.civility (add it to "
+        f"codes.civility as Madame: 'Mlle': {sent or 'MME'}, since Hélios rejects "
+        "Mademoiselle)")
 
 
 def test_text_overflow_truncate_never_cuts_a_civility(tmp_path):

@@ -370,14 +370,17 @@ def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path
     said = " ".join(r.stdout.split())
     assert (f"Invoice numbers: format bl-emagnus writes the invoice number ({mapping}:"
             f"{number_line}: bindings.invoice.number) into WTAMC001.txt, column NumeroFacture "
-            "(#111) of layout WTAMC001, where one of 64 characters (pesgen's limit) is 64 "
+            "(#111) of layout WTAMC001, where one of 64 characters (pesgen's limit; tried as "
+            "FA-2026-000…, a number made up for a sample title, not the school's) is 64 "
             "characters, the layout allows 50 (layout.length): an invoice of the export whose "
             "number the format refuses is refused at the billing run, by invoice, naming the "
             "binding; check the school's numbering") in said
     assert "warning" not in r.stderr
     r = CliRunner().invoke(app, ["check-mapping", str(JVS), "--format", "json"])
     [report] = json.loads(r.stdout)["mappings"]
-    assert "JVS_FAC_NumeroFacture/@V, where one of 64 characters (pesgen's limit) is " \
+    # the XSD's words quote the made-up number, which the notice says is not the school's
+    assert "JVS_FAC_NumeroFacture/@V, where one of 64 characters (pesgen's limit; tried as " \
+        "FA-2026-000…, a number made up for a sample title, not the school's) is " \
         "refused by jvs-millesime.xsd (xsd.bundle: [facet 'maxLength']" in report["invoice_number"]
     titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
     r = CliRunner().invoke(app, ["check-mapping", str(titres)])
