@@ -677,8 +677,9 @@ def test_formats_and_check_mapping_json_have_the_same_shape(tmp_path):
 
 
 def test_the_readme_json_example_is_what_check_format_prints(tmp_path, monkeypatch):
-    """README.md shows check-format --format json on a scaffold with its title's TODO
-    left: the example is the command's output, not a drawing of it."""
+    """docs/commands.md (README.md before) shows check-format --format json on a
+    scaffold with its title's TODO left: the example is the command's output, not a
+    drawing of it."""
     import json
 
     from pesgen.scaffold import new_format
@@ -693,7 +694,7 @@ def test_the_readme_json_example_is_what_check_format_prints(tmp_path, monkeypat
                              text), encoding="utf-8")
     r = run_cli("check-format", "acme-compta", "--formats-dir", "formats", "--format", "json")
     assert r.exit_code == ExitCode.MAPPING
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
     shown = readme.split("$ pesgen check-format acme-compta --formats-dir formats "
                          "--format json\n", 1)[1].split("```", 1)[0]
     assert _json(r) == json.loads(shown)
