@@ -1162,8 +1162,7 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
             _say(f"  error {error}")
         for p in r.pieces:
             # beside it, its record in the input the run read (runs from schema 19)
-            invoice = f" invoice {p.invoice}" + (f" ({p.record})" if p.record else "") \
-                if p.invoice else (
+            invoice = f" invoice {invoice_at(p.invoice, p.record)}" if p.invoice else (
                 ": the acquit does not say which piece, no invoice named (not guessed)"
                 if p.piece.number is None and len(r.found) == 1 else
                 " (no title of the recorded bordereau has this IdPce)" if len(r.found) == 1
@@ -1819,8 +1818,7 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
         _say(f"  not written {name}: empty (when_empty: skip)")
     for lo in pol.get("left_out", []):
         # the input record, as the export's summary and `runs find` give it
-        origin = f" ({lo['origin']})" if lo.get("origin") else ""
-        _say(f"  left out    {lo['invoice']}{origin}: {lo['reason']} "
+        _say(f"  left out    {invoice_at(lo['invoice'], lo.get('origin'))}: {lo['reason']} "
                    f"(policy {lo['policy']})")
     notes = unpack_notes(pol)
     if notes:
@@ -1960,6 +1958,19 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str,
                    f"{old.superseded_at})")
 
 
+# what `runs find` and `runs show --invoices` say of a title of a run recorded before the
+# store kept each title's input record (schema 19): not kept, rather than nothing
+RECORD_NOT_KEPT = "input record not kept: the run was recorded before the store kept it"
+
+
+def invoice_at(invoice: str, record: str | None) -> str:
+    """An invoice and, beside it, its record in the input its run read, as `pesgen
+    acquit` names a rejected piece's invoice and `runs find` a title (``FA-2026-00103
+    (/srv/exports/school-export.json:$.invoices[2])``), and `runs show` a left-out
+    invoice; the invoice alone when ``record`` is None."""
+    return f"{invoice} ({record})" if record else invoice
+
+
 def _piece_invoice(piece: int | str, invoices: dict[int, str]) -> str:
     """What follows ``IdPce N `` in an error `runs show` lists: the invoice of that title
     of the bordereau (``invoice FA-2026-00103 ``), as `pesgen acquit` names it; nothing
@@ -1986,7 +1997,8 @@ def _show_invoices(titles: list[dict[str, Any]], input_path: str | None) -> None
             *(["record"] if records else [])]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     left = {0, head.index("status"), len(head) - 1}  # texts left, numbers right
-    _say(f"  invoices    {len(rows)}" + (f"  (records in {input_path})" if records else ""))
+    _say(f"  invoices    {len(rows)}  (" + (f"records in {input_path})" if records else
+                                              f"{RECORD_NOT_KEPT})"))
     for row in [head, *rows]:
         _say("    " + "  ".join(cell.ljust(w) if i in left else cell.rjust(w)
                                       for i, (cell, w) in enumerate(zip(row, widths,
@@ -2116,7 +2128,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
         number = f["invoice"]
         odd = "" if number.isascii() or not written_otherwise(number, invoice_key(number)) \
             else f"  (written with other characters: {named(number)})"
-        _say(f"{shown(number)}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
+        # its record in the input, as acquit names a rejected piece's
+        where = invoice_at(shown(number), f["record"] or RECORD_NOT_KEPT)
+        _say(f"{where}: run {f['run_id']}  {f['created_at']}  {f['file']}  "
                    f"SIRET {f['id_coll']} budget {f['cod_bud']} exer {f['exercise']}  "
                    f"IdBord {f['id_bord']} "
                    f"IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}{odd}")

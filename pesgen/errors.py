@@ -205,6 +205,9 @@ class StoreLocked(StateError):
     default_message = "another pesgen run held the state store's lock too long"
     url = ""  # the store (its URL), and how long the command waited, in seconds
     seconds = 0.0
+    # on PostgreSQL, the rows another transaction held (Store.waits_for_rows); None: the
+    # store's lock, or a numbering sequence's row another export held
+    rows: str | None = None
 
 
 class RemoteServiceError(PesgenError):

@@ -806,17 +806,28 @@ def _ms(seconds: float) -> int:
 
 
 def store_locked(url: str, seconds: float,
-                 outcome: str = "this command stopped waiting for it") -> StoreLocked:
-    """The error of a command that waited ``seconds`` for the store's write lock in vain:
+                 outcome: str = "this command stopped waiting for it",
+                 rows: str | None = None) -> StoreLocked:
+    """The error of a command that waited ``seconds`` for the store's write lock in vain
+    (``rows``: on PostgreSQL, for rows another transaction held, ``Store.waits_for_rows``):
     what held it, for how long, and what to do; no billing data."""
+    held, finish = (
+        ("another pesgen run held the state store's lock", "Let that run finish (an export "
+         "holds the lock while it renders, validates and records its files)") if rows is None
+        else (f"another transaction held {rows} in the state store ({_ROWS_HOLDER})",
+              "Let that transaction end"))
     error = StoreLocked(
-        f"{shown_url(url)}: another pesgen run held the state store's lock for "
-        f"{seconds:g} s (store_lock_timeout): {outcome}. Let that run finish (an export "
-        "holds the lock while it renders, validates and records its files), then run this "
-        "command again; to wait longer, set PESGEN_STORE_LOCK_TIMEOUT=SECONDS or "
+        f"{shown_url(url)}: {held} for {seconds:g} s (store_lock_timeout): {outcome}. "
+        f"{finish}, then run this command again; to wait longer, set "
+        "PESGEN_STORE_LOCK_TIMEOUT=SECONDS or "
         f"store_lock_timeout in {config_path()} (default {STORE_LOCK_TIMEOUT:g})")
-    error.url, error.seconds = url, seconds
+    error.url, error.seconds, error.rows = url, seconds, rows
     return error
+
+
+# who may hold a PayFiP operation's or payment's row on PostgreSQL, which a pesgen command
+# recording for an invoice locks (FOR UPDATE) for an instant
+_ROWS_HOLDER = "a pesgen command recording for the same invoice, or another program's session"
 
 
 class _LockWait:
@@ -1371,6 +1382,41 @@ class Store:
                 if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_NOT_AVAILABLE:
                     raise
                 raise store_locked(self.url, self._lock.timeout) from None
+
+    def waits_for_rows(self, work: Callable[[], _Taken], rows: str) -> _Taken:
+        """``work``, whole transactions that lock ``rows`` (``the rows of PayFiP operation
+        …``; no billing data), run again safely when a wait given up rolled them back. On
+        PostgreSQL a row another transaction holds (a pesgen command recording for the
+        same invoice, a session left open) is waited for as an export waits for its
+        sequence's row (``_LockWait.row``): past the grace, said once (``on_wait``, naming
+        ``rows``), at most ``store_lock_timeout`` in all, then StoreLocked naming them.
+        Before, the wait was as long as the row was held, without a word. Two turns:
+        ``work`` within the grace (each statement's ``lock_timeout``), then, given up and
+        rolled back, again within what is left. On SQLite ``work`` as it is: its
+        transactions wait for the store's lock so already. Within ``waits_at_most``
+        (a server's request), ``work`` as it is too: that bound is the caller's."""
+        if self.engine.dialect.name != "postgresql" or self._lock.bounded:
+            return work()
+        timeout = self._lock.timeout
+        grace = min(_LOCK_GRACE, timeout / 4)
+        started = time.monotonic()
+        try:
+            with self.waits_at_most(grace):
+                return work()
+        except StoreLocked:
+            pass
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise store_locked(self.url, timeout, rows=rows)
+        if self._lock._on_wait is not None and timeout > grace and not self._lock.told:
+            self._lock.told = True
+            self._lock._on_wait(timeout, f"another transaction holds {rows} in the state "
+                                f"store ({_ROWS_HOLDER})")
+        try:
+            with self.waits_at_most(left):
+                return work()
+        except StoreLocked:
+            raise store_locked(self.url, timeout, rows=rows) from None
 
     def _migrate(self, conn: Connection) -> int:
         """Apply the migrations the store lacks, in ``conn``'s transaction; how many."""

@@ -184,7 +184,9 @@ def test_runs_find_gives_the_helios_status_of_the_bordereau_holding_the_invoice(
         return text.stdout.splitlines(), title["helios"]
 
     lines, helios = found()
-    assert lines[0].startswith(f"FA-2026-00103: run {run_id} ") and lines[0].endswith("active")
+    # the invoice beside its record in the input the run read, as acquit names it
+    assert lines[0].startswith(f"FA-2026-00103 ({EXAMPLE}:$.invoices[2]): run {run_id} ") \
+        and lines[0].endswith("active"), lines[0]
     assert lines[1:] == ["  Hélios: IdBord 1 no acknowledgement recorded", PAYFIP_NONE]
     assert helios == {"status": "not recorded"}
     assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record").exit_code == 9
@@ -714,16 +716,22 @@ def test_a_schema_18_store_gets_the_column_its_runs_none(db_url, tmp_path, monke
 
 
 def test_runs_find_names_the_title_s_input_record(one_run):
-    """`runs find --format json` says where the invoice is in the input its run read (a
-    family's invoice to correct), as each title's ``record``; a title recorded before
-    schema 19 has none (null)."""
-    db_url, _ = one_run
+    """`runs find` says where the invoice is in the input its run read (a family's
+    invoice to correct): its text beside the invoice, as acquit names a rejected piece's
+    (its JSON gave it, its text did not), its JSON as each title's ``record``; a title
+    recorded before schema 19 has none: said so in the text, null in the JSON."""
+    db_url, run_id = one_run
     where = f"{EXAMPLE.resolve()}:$.invoices[2]"
     r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url, "--format", "json")
     assert [t["record"] for t in json.loads(r.stdout)["titles"]] == [where]
+    r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url)
+    assert r.stdout.startswith(f"FA-2026-00103 ({where}): run {run_id}  "), r.stdout
     engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE run_invoices SET record = NULL"))
     engine.dispose()
     r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url, "--format", "json")
     assert [t["record"] for t in json.loads(r.stdout)["titles"]] == [None]
+    r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url)
+    assert r.stdout.startswith("FA-2026-00103 (input record not kept: the run was recorded "
+                               f"before the store kept it): run {run_id}  "), r.stdout

@@ -95,7 +95,8 @@ def test_the_invoices_exported_already_are_left_out_and_the_new_one_exported(db_
     found = CliRunner().invoke(app, ["runs", "find", "FA-2026-00104", "--db", db_url])
     assert found.exit_code == 0, found.output  # a run holds it
     lines = found.output.splitlines()
-    assert lines[0].startswith(f"FA-2026-00104: run {first.run_id} ")
+    assert lines[0].startswith(f"FA-2026-00104 ({EXAMPLES / 'school-export.json'}:"
+                               f"$.invoices[3]): run {first.run_id} "), lines[0]
     assert lines[1] == "  Hélios: IdBord 1 no acknowledgement recorded"
     assert lines[2].startswith("  PayFiP: none (")  # no link made for it
     # not 'not exported': the first run exported it

@@ -558,11 +558,14 @@ def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
     assert lines[-3:] == [f"  invoices    1  (records in {(tmp_path / 'new.json').resolve()})",
                           "    invoice        IdBord  IdPce  amount  status  record",
                           "    FA-2026-00199       1      1  227.50  active  $.invoices[0]"]
-    # a run recorded before schema 19 has no record: no column, nothing guessed
+    # a run recorded before schema 19 has no record: no column, nothing guessed; said
+    # plainly, not left for the reader to wonder where the column went
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE run_invoices SET record = NULL"))
     lines = cli(db_url, "runs", "show", titres.run_id[:8], "--invoices").output.splitlines()
-    assert lines[-3:] == ["  invoices    1", "    invoice        IdBord  IdPce  amount  status",
+    assert lines[-3:] == ["  invoices    1  (input record not kept: the run was recorded "
+                          "before the store kept it)",
+                          "    invoice        IdBord  IdPce  amount  status",
                           "    FA-2026-00199       1      1  227.50  active"]
 
 

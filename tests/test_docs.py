@@ -310,6 +310,12 @@ def test_the_acquits_state_md_offers_to_try_answer_the_quick_start_run(tmp_path)
     assert rejected.exit_code == 9, rejected.output
     listed = run_cli("runs", "list", *db)
     assert "  Hélios: IdBord 1 rejected on 2026-11-24 with 3 error(s)" in listed.stdout
+    # then runs find: the title's invoice beside its record, as the acquit names it
+    [shown] = [[line for _, line in body] for _, body in _fenced(text.split(
+        "`pesgen runs find FA-2026-00103` says under the title", 1)[1])][:1]
+    found = run_cli("runs", "find", "FA-2026-00103", *db)
+    assert found.exit_code == 0, found.output
+    assert _shown_as(shown, found.stdout.replace(str(ROOT) + "/", "/…/"))
 
 
 def test_the_reference_names_the_shipped_formats_that_write_the_creditor_id(tmp_path):

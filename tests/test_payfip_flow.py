@@ -968,6 +968,80 @@ def test_a_notification_the_store_s_lock_holds_up_is_answered_in_bounded_time_an
     assert _payment(store)["status"] == "paid" and _count(store, payments) == 1
 
 
+def test_reconcile_waiting_for_the_store_says_so_and_gives_up_after_store_lock_timeout(
+        flow, store, monkeypatch):
+    """`payfip reconcile` records a result in transactions that lock the operation's and
+    its invoice's rows (PostgreSQL) or take the store's write lock (SQLite). On
+    PostgreSQL, a row another session held kept it waiting as long as it was held, without
+    a word, whatever store_lock_timeout said; now, as an export waiting for its sequence
+    does, it says past the grace that it waits and for what (the operation's rows; no
+    billing data), waits at most store_lock_timeout, then stops with the store's exit
+    code, nothing changed; run again once the row is free, it records the payment. On
+    SQLite it says the same of the store's lock, and ends the same way."""
+    import sqlite3
+    import threading
+    import time
+
+    from pesgen.errors import ExitCode
+
+    from .conftest import run_cli
+    from .test_store_lock import _pg_held
+
+    flow.control("notifications", {"enabled": False})  # left for the sweep
+    link = flow.link(mode="W")
+    assert flow.pay(link, "card").status_code == 200
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "3")
+    postgresql = store.engine.dialect.name == "postgresql"
+    # held 12 s, then let go: a reconcile that does not give up records after it
+    if postgresql:
+        held = _pg_held(store.engine,
+                        "SELECT id FROM payfip_payments WHERE invoice = :i FOR UPDATE",
+                        params={"i": "FA-2026-00102"}, after=12)
+    else:
+        holder = sqlite3.connect(store.engine.url.database, isolation_level=None,
+                                 check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")  # an export recording its run
+        timer = threading.Timer(12, lambda: holder.execute("ROLLBACK"))
+        timer.start()
+    try:
+        started = time.monotonic()
+        if postgresql:
+            with held:
+                done = run_cli("payfip", "reconcile", "--db", store.url)
+        else:
+            done = run_cli("payfip", "reconcile", "--db", store.url)
+        took = time.monotonic() - started
+    finally:
+        if not postgresql:
+            timer.cancel()
+            timer.join()
+            if holder.in_transaction:
+                holder.execute("ROLLBACK")
+            holder.close()
+    assert done.exit_code == ExitCode.STATE, (done.stdout, done.stderr)
+    assert took < 10, took
+    what = (f"another transaction holds the rows of PayFiP operation {link.id_op} in the "
+            "state store (a pesgen command recording for the same invoice, or another "
+            "program's session)" if postgresql else "another pesgen run holds its lock")
+    waited, error = done.stderr.splitlines()
+    assert waited == f"waiting for the state store: {what} (up to 3 s, store_lock_timeout)…"
+    held_for = (f"another transaction held the rows of PayFiP operation {link.id_op} in the "
+                "state store (a pesgen command recording for the same invoice, or another "
+                "program's session)" if postgresql else
+                "another pesgen run held the state store's lock")
+    assert error.startswith(f"error: {store.url}: {held_for} for 3 s (store_lock_timeout): "
+                            "payfip reconcile stopped waiting: nothing changed for the "
+                            "operation it was recording nor for those after it. Let th"), error
+    assert "FA-2026-00102" not in done.stderr and "187" not in done.stderr  # no billing data
+    assert done.stdout == ""
+    assert _payment(store)["status"] == "pending"
+    assert ledger.get_operation(store, link.id_op)["status"] == "pending"
+    again = run_cli("payfip", "reconcile", "--db", store.url)
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith(f"{link.id_op}  FA-2026-00102  recorded, now paid")
+    assert _payment(store)["status"] == "paid"
+
+
 def test_purged_operation_expires(flow, store):
     link = flow.link()
     flow.fake.payfip.operations.clear()  # the night purge: PayFiP answers P1

@@ -379,7 +379,7 @@ def test_a_num_dette_an_active_run_holds_is_refused_until_that_run_is_cancelled(
         assert by_debt.returncode == 0, by_debt.stdout
         held_lines = [ln for ln in by_debt.stdout.splitlines() if "active" in ln]
         assert held_lines == [ln for ln in by_debt.stdout.splitlines()
-                              if ln.startswith("FB-2026-00104: ") and second.run_id in ln
+                              if ln.startswith("FB-2026-00104 (") and second.run_id in ln
                               and "active" in ln], by_debt.stdout
         assert len(held_lines) == 1
     missing = _cli(["runs", "find", "--debt", "999999"], db_url)
@@ -1340,7 +1340,8 @@ def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url,
     for asked in ("FA-2026-00101", "fa-2026-00101", "  Fa-2026-00101 "):
         found = _cli(["runs", "find", asked], db_url)
         assert found.returncode == 0, found.stderr
-        assert found.stdout.startswith(f"FA-2026-00101: run {first.run_id} "), found.stdout
+        assert found.stdout.startswith(f"FA-2026-00101 ({EXAMPLES / 'school-export.json'}:"
+                                       f"$.invoices[0]): run {first.run_id} "), found.stdout
     assert [h["run_id"] for h in store.find_invoice(" fa-2026-00101")] == [first.run_id]
     # cancelled, the number (as written in any case) is free again
     store.cancel(first.run_id, "trésorerie rejected the rôle")
@@ -1466,7 +1467,8 @@ def test_runs_find_finds_an_invoice_whichever_way_its_number_is_written(db_url, 
         assert found.returncode == 0, found.stderr
         # the number as the run wrote it, its invisible character shown and named
         assert found.stdout == (
-            f"FA<U+00AD>-2026-00101: run {held.run_id}  {row['created_at']}  "
+            f"FA<U+00AD>-2026-00101 ({tmp_path / 'soft.json'}:$.invoices[0]): run "
+            f"{held.run_id}  {row['created_at']}  "
             f"{held.files[0].path.name}  SIRET 21450999400015 budget 00 exer 2026  "
             "IdBord 1 IdPce 1  "
             f"{row['amount']}  active  (written "

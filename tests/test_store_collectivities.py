@@ -246,7 +246,8 @@ def test_runs_list_and_find_name_each_run_s_collectivity(db_url, tmp_path):
     assert f"  SIRET {OTHER_SIRET} budget 00  exer 2026  IdBord 1  " in runs_[b]
     found = run_cli("runs", "find", "FA-2026-00101", "--db", db_url)
     assert found.exit_code == 0, found.output
-    held = {line.split()[2]: line for line in found.stdout.splitlines()}
+    held = {line.split(": run ", 1)[1].split()[0]: line for line in found.stdout.splitlines()
+            if ": run " in line}
     assert f"  SIRET {SIRET} budget 00 exer 2026  IdBord 1 " in held[a]
     assert f"  SIRET {OTHER_SIRET} budget 00 exer 2026  IdBord 1 " in held[b]
 

@@ -394,7 +394,8 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
     assert found.exit_code == 0, found.output
     lines = found.stdout.splitlines()
     assert len(lines) == 4, lines
-    assert lines[0].startswith(f"FA-2026-00106: run {_run_id(second.stdout)}  ")
+    assert lines[0].startswith(f"FA-2026-00106 ({corrected}:$.invoices[0]): run "
+                               f"{_run_id(second.stdout)}  "), lines[0]
     assert lines[0].endswith("85.00  active")
     assert lines[1] == "  Hélios: IdBord 2 no acknowledgement recorded"
     assert lines[2].startswith("  PayFiP: none (no PayFiP link made for it")

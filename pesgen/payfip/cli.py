@@ -414,7 +414,9 @@ def reconcile(
 
     It records results whose
     notification never arrived; P1 (purged) operations expire. The anomalies recorded (a
-    double payment…) are counted by kind in the summary: `pesgen payfip anomalies`."""
+    double payment…) are counted by kind in the summary: `pesgen payfip anomalies`. A
+    store another session holds is waited for at most store_lock_timeout (then exit 7,
+    nothing changed for the operation under way)."""
     from collections import Counter
 
     from ..cli import _json_exit
@@ -454,6 +456,7 @@ def reconcile(
                    else o.action] += 1
             kinds.update(o.anomalies)
     except PesgenError as exc:
+        exc = _reconcile_locked(exc, counts.total())
         if fmt == "json":
             _json_exit("payfip reconcile", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc), counts=dict(sorted(counts.items())),
@@ -476,6 +479,22 @@ def reconcile(
     _say(f"reconciled {counts.total()} operation(s): {summary}")
     if code:
         raise typer.Exit(code)
+
+
+def _reconcile_locked(exc: PesgenError, done: int) -> PesgenError:
+    """A sweep that gave up waiting for the store (StoreLocked: another run's lock on
+    SQLite, another transaction's rows on PostgreSQL) says what it left unchanged: the
+    operation it was recording (rolled back) and those after it; ``done`` before it
+    stand. Any other error as it is."""
+    from ..errors import StoreLocked
+    from ..store import store_locked
+
+    if not isinstance(exc, StoreLocked):
+        return exc
+    before = f"; the {done} operation(s) before it are done, as listed" if done else ""
+    return store_locked(exc.url, exc.seconds, "payfip reconcile stopped waiting: nothing "
+                        "changed for the operation it was recording nor for those after it"
+                        f"{before}", rows=exc.rows)
 
 
 @payfip_app.command()

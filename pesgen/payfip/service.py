@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -861,4 +862,8 @@ def reconcile_each(store: Store, factory: ClientFactory, since: str | None = Non
     the fake) and opened a connection each time."""
     with KeptClients(factory) as kept:
         for id_op in ledger.open_operation_ids(store, since):
-            yield handle(store, id_op, "reconcile", kept)
+            # on PostgreSQL a row another transaction holds is waited for as long as
+            # store_lock_timeout, said past the grace (on SQLite the store's lock is so);
+            # a wait given up rolls back the operation's recording: asked again
+            yield store.waits_for_rows(partial(handle, store, id_op, "reconcile", kept),
+                                       f"the rows of PayFiP operation {id_op}")
