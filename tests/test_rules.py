@@ -261,6 +261,39 @@ def test_rule_breaks_on_example_title(rule_id, mutate, fragment, example_titles)
     assert any(fragment in p.message for p in problems)
 
 
+def _one_by_one(title: Title, ctx: RuleContext) -> list[str]:
+    """What the active rules say of ``title``, each run alone (check_title without its
+    ``rules._clear`` fast path)."""
+    return [f"{r.id}: {m}" for r in ctx.active for m in r.check(title, ctx)]
+
+
+@pytest.mark.parametrize("rule_id, mutate, fragment", ALL_CASES)
+def test_fast_path_clears_no_broken_title(rule_id, mutate, fragment, example_titles):
+    """``rules._clear``, which answers for all of pes-ormc's rules at once, is False for
+    every failing case (the rules then say which), and check_title says what the rules
+    one by one say."""
+    from pesgen.rules import _clear
+
+    for title in (TITLE, example_titles["FA-2026-00101"]):
+        broken = mutate(title)
+        assert _one_by_one(broken, CTX)
+        assert not _clear(broken, CTX)
+        assert [f"{p.rule}: {p.message}" for p in check_title(broken, CTX)] == \
+            _one_by_one(broken, CTX)
+
+
+def test_fast_path_is_taken(example_titles):
+    """A valid pes-ormc title is cleared at once (the fast path is not left unused by a
+    rule added without it: a format's other rules go one by one)."""
+    from pesgen.rules import _clear
+
+    assert CTX.cleared
+    for title in (TITLE, _org()(TITLE), replace(TITLE, mandate=None, asap_date=None),
+                  *example_titles.values()):
+        assert _clear(title, CTX), title.invoice_number
+    assert not RuleContext(fmt=find_format("pes-titres"), issue_date=RUN).cleared
+
+
 def test_line_count_at_its_limit():
     """999 999 lines, IdLigne's last number, pass pes.line-count (the million of CASES do
     not); the rule is the PES formats' (a finance package's format has its own limits)."""
