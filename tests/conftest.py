@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+# every title the rules' fast path (rules._clear) clears is checked by the rules one by
+# one too, in this process and the CLI's subprocesses: the two must agree
+os.environ["PESGEN_RULES_CROSS_CHECK"] = "1"
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 MAPPINGS = ROOT / "mappings"

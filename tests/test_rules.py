@@ -294,6 +294,28 @@ def test_fast_path_is_taken(example_titles):
     assert not RuleContext(fmt=find_format("pes-titres"), issue_date=RUN).cleared
 
 
+def test_a_title_the_fast_path_clears_wrongly_is_caught_by_the_cross_check(monkeypatch):
+    """``rules._clear`` restates the rules' tests for speed: a rule tightened without it
+    would let a title through. With PESGEN_RULES_CROSS_CHECK=1 (conftest sets it for the
+    whole suite, CLI subprocesses included), check_title runs the rules one by one behind
+    every title the fast path clears, and a disagreement is raised as a bug."""
+    import os
+
+    from pesgen import rules
+    from pesgen.rules import CROSS_CHECK_ENV
+
+    assert os.environ.get(CROSS_CHECK_ENV) == "1"
+    broken = replace(TITLE, debtor=replace(TITLE.debtor, first_name=None))
+    assert _one_by_one(broken, CTX)
+    monkeypatch.setattr(rules, "_clear", lambda title, ctx: True)
+    ctx = RuleContext(fmt=find_format("pes-ormc"), issue_date=RUN)
+    with pytest.raises(RuntimeError, match=r"rules\._clear cleared invoice .*pes\.first-name"):
+        check_title(broken, ctx)
+    monkeypatch.setenv(CROSS_CHECK_ENV, "0")
+    ctx = RuleContext(fmt=find_format("pes-ormc"), issue_date=RUN)
+    assert check_title(broken, ctx) == []  # the fast path alone: what the check guards
+
+
 def test_line_count_at_its_limit():
     """999 999 lines, IdLigne's last number, pass pes.line-count (the million of CASES do
     not); the rule is the PES formats' (a finance package's format has its own limits)."""
