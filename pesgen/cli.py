@@ -1440,17 +1440,34 @@ def new_mapping(
     format_name: Annotated[str, typer.Option("--format", help="Output format bundle.")],
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Mapping file to write (default: print it).")] = None,
+    input: Annotated[Path | None, typer.Option(
+        "--input", "-i", help="The school's billing export (CSV or JSON): its encoding, "
+        "delimiter and column names (keys) fill the input section, and a binding whose "
+        "column has a usual name (docs/onboarding.md) is prefilled, marked `check`. No "
+        "value of the file is read into the mapping.")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Scaffold a commented mapping for a format; check-mapping, preview and export
-    refuse it, naming each TODO left, until every one is filled."""
+    """Scaffold a commented mapping for a format, prefilled from --input's export.
+
+    check-mapping, preview and export refuse it, naming each TODO left, until
+    every one is filled. With --input, the input section says the export's
+    encoding and delimiter (or its invoices' JSON path) with the reason, and
+    lists its columns (keys); a binding one column alone fits by the table of
+    usual names is prefilled, with the comment `# from column "X": check`;
+    anything else stays TODO. A file it cannot read is refused (exit 4),
+    nothing written."""
     from .atomic import write_file
     from .formats import find_format
     from .scaffold import new_mapping as scaffold
 
     try:
         fmt = find_format(format_name, formats_dir)
-        text = scaffold(collectivity, fmt)
+        shape = None
+        if input is not None:
+            from .peek import peek
+
+            shape = peek(input)
+        text = scaffold(collectivity, fmt, shape)
         if out is not None:
             if out.exists():
                 raise UsageError(f"{out} already exists; pesgen never overwrites a mapping")
