@@ -445,13 +445,29 @@ def waivers_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def usual_names_table() -> str:
+    """docs/onboarding.md, step 4: the table of usual column names new-mapping --input
+    prefills a binding from (``colnames.USUAL``), and the group words of a JSON key."""
+    from .colnames import GROUP_WORDS, USUAL
+
+    lines = ["| binding | column or key names | a JSON invoice's (line's) own key |",
+             "|---|---|---|"]
+    for usual in USUAL:
+        lines.append(f"| `{usual.binding}` | {', '.join(usual.names)} | "
+                     f"{', '.join(usual.own)} |")
+    lines += ["", "A JSON key's parts before its last, by the binding's group:", ""]
+    lines += [f"* `{group}`: {', '.join(words)}" for group, words in GROUP_WORDS.items()]
+    return "\n".join(lines) + "\n"
+
+
 PAGES = {"mapping-reference.md": mapping_reference, "rules.md": rules_reference,
          "template-model.md": template_model_reference}
 
 # (page, section name): its text, between the page's markers
 # <!-- generated: NAME (python -m pesgen._docgen; do not edit by hand) --> and
 # <!-- end generated: NAME -->, each on a line of its own
-SECTIONS = {("state.md", "waivers"): waivers_table}
+SECTIONS = {("state.md", "waivers"): waivers_table,
+            ("onboarding.md", "usual-names"): usual_names_table}
 
 
 def _begin(name: str) -> str:

@@ -740,18 +740,34 @@ def _number_notice(m: Any, fmt: Any, refused: tuple[str, str, str] | None) -> st
     (``SampleRendering.number_refused``), naming the binding; None when it takes one."""
     if refused is None:
         return None
+    import re
+
     from .keys import INVOICE_NUMBER_MAX
     from .sample import LONG_INVOICE_NUMBER
 
     file_name, place, said = refused
     binding = m.bindings.get("invoice", {}).get("number")
     where = f" ({binding.where})" if binding is not None else ""
-    return (f"Invoice numbers: format {fmt.name} writes the invoice number{where} into "
-            f"{file_name}, {place}, where one of {INVOICE_NUMBER_MAX} characters (pesgen's "
-            f"limit; tried as {LONG_INVOICE_NUMBER[:11]}…, a number made up for a sample "
-            f"title, not the school's) {said}: an invoice of the export whose number the "
-            "format refuses is refused at the billing run, by invoice, naming the binding; "
-            "check the school's numbering")
+    head = f"Invoice numbers: format {fmt.name} writes the invoice number{where} into " \
+        f"{file_name}, {place}, "
+    tail = ": an invoice of the export whose number is longer is refused at the billing " \
+        "run, by invoice, naming the binding; check how long the school's numbers get"
+    # the limit, said once: the layout's words or the XSD's maxLength facet
+    laid = re.fullmatch(r"is \d+ characters, the layout allows (\d+) \((\S+)\)", said)
+    xsd = re.search(r"\((xsd\.[\w-]+): .*maximum length of '(\d+)'", said)
+    most = rule = None
+    if laid is not None:
+        most, rule = laid[1], laid[2]
+    elif xsd is not None:
+        most, rule = xsd[2], xsd[1]
+    if most is not None:
+        return (f"{head}which takes at most {most} characters ({rule}), where pesgen takes "
+                f"{INVOICE_NUMBER_MAX} (found on a number made up for a sample title, not "
+                f"the school's){tail}")
+    shown = said.replace(LONG_INVOICE_NUMBER, f"{LONG_INVOICE_NUMBER[:11]}…")
+    return (f"{head}which refuses a number of {INVOICE_NUMBER_MAX} characters, as long as "
+            f"pesgen takes ({LONG_INVOICE_NUMBER[:11]}…, made up for a sample title, not the "
+            f"school's): it {shown}{tail}")
 
 
 @app.command()
@@ -1439,17 +1455,34 @@ def new_mapping(
     format_name: Annotated[str, typer.Option("--format", help="Output format bundle.")],
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Mapping file to write (default: print it).")] = None,
+    input: Annotated[Path | None, typer.Option(
+        "--input", "-i", help="The school's billing export (CSV or JSON): its encoding, "
+        "delimiter and column names (keys) fill the input section, and a binding whose "
+        "column has a usual name (docs/onboarding.md) is prefilled, marked `check`. No "
+        "value of the file is read into the mapping.")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
-    """Scaffold a commented mapping for a format; check-mapping, preview and export
-    refuse it, naming each TODO left, until every one is filled."""
+    """Scaffold a commented mapping for a format, prefilled from --input's export.
+
+    check-mapping, preview and export refuse it, naming each TODO left, until
+    every one is filled. With --input, the input section says the export's
+    encoding and delimiter (or its invoices' JSON path) with the reason, and
+    lists its columns (keys); a binding one column alone fits by the table of
+    usual names is prefilled, with the comment `# from column "X": check`;
+    anything else stays TODO. A file it cannot read is refused (exit 4),
+    nothing written."""
     from .atomic import write_file
     from .formats import find_format
     from .scaffold import new_mapping as scaffold
 
     try:
         fmt = find_format(format_name, formats_dir)
-        text = scaffold(collectivity, fmt)
+        shape = None
+        if input is not None:
+            from .peek import peek
+
+            shape = peek(input)
+        text = scaffold(collectivity, fmt, shape)
         if out is not None:
             if out.exists():
                 raise UsageError(f"{out} already exists; pesgen never overwrites a mapping")

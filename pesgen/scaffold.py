@@ -11,15 +11,19 @@ the collectivity must give is ``mapping.TODO_MARKER``, which loading a mapping r
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tempfile
+import textwrap
 from pathlib import Path
 
 from .atomic import write_folder
+from .colnames import binding_of
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
 from .mapping import load_mapping
+from .peek import ExportShape
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -69,16 +73,203 @@ def new_format(name: str, kind: str, parent: Path) -> Path:
     return write_folder(folder, files)
 
 
-def new_mapping(collectivity: str, fmt: Format) -> str:
+def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None) -> str:
     """A commented mapping skeleton for ``fmt``: a binding left commented out that a
     file of the format requires (``required_bindings``) is uncommented, its TODO to fill
-    like the others, saying which column requires it."""
+    like the others, saying which column requires it. Given the ``shape`` of the
+    school's export (``peek``), its input section says what was read, and a binding
+    whose column (key) alone fits by the table of usual names (``colnames``) is
+    prefilled with a comment ``# from column "X": check``."""
     lines = _skeleton(collectivity, fmt)
     for at, why in required_bindings(lines, fmt).items():
         m = _OPTIONAL.match(lines[at])
         assert m is not None
         lines[at] = f"    {m[1]}: TODO".ljust(27) + f"# required: {why}"
+    if shape is not None:
+        lines = _prefilled(lines, shape)
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- prefilled from an export
+
+# a binding's line holding TODO: its indent, '# ' when commented out, key, the rest
+_BINDING_TODO = re.compile(r"^(    |  #   )(# )?(\w+): TODO\b *(?:# ?(.*))?$")
+# a key path a mapping's path binding can name (JSON: no '.' or '[' inside a key)
+_PATH_PART = re.compile(r"[^.\[\]\s][^.\[\]]*")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+
+
+def _yaml(value: str) -> str:
+    """``value`` as a YAML scalar: plain when it reads back as the same text."""
+    if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _commented(text: str, comment: str) -> str:
+    return f"{text.ljust(25)}  # {comment}"
+
+
+def _quoted(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False)
+
+
+def _sources(shape: ExportShape) -> dict[str, list[str]]:
+    """{binding: the columns (key paths) the table of usual names says fill it}."""
+    found: dict[str, list[str]] = {}
+    named: list[tuple[str, str | None]]
+    if shape.kind == "csv":
+        named = [(c, None) for c in shape.columns if c and c.isprintable()]
+    else:
+        inside = f"{shape.lines}."
+        named = [(k, "invoice") for k in shape.keys
+                 if k != shape.lines and not k.startswith(inside)]
+        named += [(k, "line") for k in shape.line_keys]
+        named = [(k, level) for k, level in named
+                 if k.isprintable() and all(_PATH_PART.fullmatch(p) for p in k.split("."))]
+    for name, level in named:
+        binding = binding_of(name, level)
+        if binding is not None:
+            found.setdefault(binding, []).append(name)
+    return found
+
+
+def _prefilled(lines: list[str], shape: ExportShape) -> list[str]:
+    """The scaffold ``lines`` with the input section ``shape`` tells and each binding
+    one column (key) alone fits by the table prefilled, saying so; the rest TODO."""
+    found = _sources(shape)
+    what = "column" if shape.kind == "csv" else "key"
+    start = lines.index("input:")
+    end = lines.index("", start)
+    lines = lines[:start] + _input_lines(shape, found, lines[start:end]) + lines[end:]
+    out = []
+    group = ""
+    for line in lines:
+        if line.startswith("  # payment:"):
+            group = "payment"
+        elif (g := _GROUP.match(line)) and not line.startswith("  lines:"):
+            group = g[1]
+        if line.startswith("  lines: TODO"):
+            out.append(_lines_line(shape))
+            continue
+        if line.startswith("    debt_number:") and "invoice['TODO']" in line:
+            out.append(_debt_line(line, found.get("invoice.number", []), what))
+            continue
+        m = _BINDING_TODO.match(line)
+        sources = found.get(f"{group}.{m[3]}", []) if m else []
+        if m is None or not sources:
+            out.append(line)
+            continue
+        indent, key, said = m[1], m[3], m[4]
+        said = f"; {said}" if said else ""
+        if len(sources) == 1:
+            out.append(_commented(f"{indent}{key}: {_yaml(sources[0])}",
+                                  f"from {what} {_quoted(sources[0])}: check{said}"))
+        else:
+            both = ", ".join(map(_quoted, sources))
+            out.append(_commented(f"{indent}{m[2] or ''}{key}: TODO",
+                                  f"{what}s {both} all fit: which? (or an expr){said}"))
+    return out
+
+
+def _input_lines(shape: ExportShape, found: dict[str, list[str]],
+                 old: list[str]) -> list[str]:
+    """The input section, as new-mapping read ``shape``: each value with its reason
+    above it, TODO where it could not tell; then the columns (keys) read."""
+    out = ["input:", _commented(f"  format: {shape.kind}",
+                                f"{shape.shown}, as new-mapping --input read it")]
+
+    def said(key: str, value: str | None, why: str) -> None:
+        out.extend(textwrap.wrap(why, 86, initial_indent="  # ", subsequent_indent="  # ",
+                                 break_on_hyphens=False, break_long_words=False))
+        out.append(f"  {key}: {_yaml(value) if value is not None else 'TODO'}")
+
+    if shape.kind == "json":
+        said("records", shape.records, shape.records_why)
+    said("encoding", shape.encoding, f"{shape.encoding_why}")
+    numbers = [line for line in old if line.startswith(("  # numbers:", "  # dates:"))]
+    if shape.kind == "json":
+        return out + numbers + _keys_listing(shape, found)
+    said("delimiter", shape.delimiter, shape.delimiter_why)
+    numbers_col = found.get("invoice.number", [])
+    if len(numbers_col) == 1:
+        out.append(_commented(f"  group_by: {_yaml(numbers_col[0])}",
+                              f"from column {_quoted(numbers_col[0])}: check (the invoice "
+                              "number: an invoice's rows share it)"))
+    else:
+        why = (f"columns {', '.join(map(_quoted, numbers_col))} all fit" if numbers_col
+               else "no column is clearly the invoice number")
+        out.append(_commented("  group_by: TODO", f"{why}: the invoice number column (an "
+                              "invoice's rows share it)"))
+    out += [line for line in old if line.startswith("  # header_line:")] + numbers
+    return out + _columns_listing(shape, found)
+
+
+def _filled(found: dict[str, list[str]], csv: bool) -> dict[str, str]:
+    """{column or key: what it fills, as the listing says it}."""
+    out: dict[str, str] = {}
+    for binding, sources in found.items():
+        for source in sources:
+            out[source] = f"bindings.{binding}" + ("" if len(sources) == 1 else
+                                                     f" (one of {len(sources)}: TODO)")
+    if csv and len(found.get("invoice.number", [])) == 1:
+        out[found["invoice.number"][0]] += ", input.group_by"
+    return out
+
+
+def _columns_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
+    if not shape.columns:
+        return [f"  # The header's columns: not read ({shape.header_why})."]
+    filled = _filled(found, csv=True)
+    out = [f"  # The header's {len(shape.columns)} columns, in order (and what a "
+           "binding takes from them, to check):"]
+    for number, column in enumerate(shape.columns, 1):
+        shown = _quoted(column) if column else f"(column {number} has no name: not read)"
+        out.append(f"  #   {shown}".ljust(40) + (f" -> {filled[column]}" if column in filled
+                                                  else "").rstrip())
+    return [line.rstrip() for line in out]
+
+
+def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
+    if not shape.keys:
+        return []
+    filled = _filled(found, csv=False)
+    where = f"$.{shape.records}[0]" if shape.records else "$[0]"
+    out = [f"  # The keys of the first invoice ({where}), and what a binding takes from "
+           "them, to check:"]
+    for key in shape.keys:
+        if key == shape.lines:
+            out.append(f"  #   {key}".ljust(40) + " -> bindings.lines; its first line's keys:")
+            out += [(f"  #     {k}".ljust(40) + (f" -> {filled[k]}" if k in filled
+                                                 else "")).rstrip() for k in shape.line_keys]
+        else:
+            out.append((f"  #   {key}".ljust(40) + (f" -> {filled[key]}" if key in filled
+                                                   else "")).rstrip())
+    return out
+
+
+def _lines_line(shape: ExportShape) -> str:
+    if shape.kind == "csv":
+        return "  lines: {const: rows}".ljust(27) + ("# CSV: each row is a line of the "
+                                                    "invoice input.group_by names")
+    if shape.lines is not None and all(_PATH_PART.fullmatch(p)
+                                       for p in shape.lines.split(".")):
+        return _commented(f"  lines: {_yaml(shape.lines)}",
+                          f"from key {_quoted(shape.lines)}: {shape.lines_why}: check")
+    return _commented("  lines: TODO", f"the invoice's lines: {shape.lines_why}")
+
+
+def _debt_line(line: str, numbers: list[str], what: str) -> str:
+    """The scaffold's NumDette, reading the invoice number's column (top-level key) when
+    one alone fits and an expression can quote it as it is."""
+    if len(numbers) != 1 or "." in numbers[0] and what == "key" or \
+            any(c in numbers[0] for c in "'\"\\"):
+        return line
+    name = numbers[0]
+    return (f"    debt_number: {{expr: \"invoice['{name}'] | digits\"}}   # NumDette "
+            f"(1-15 digits): the digits of the invoice number ({what} {_quoted(name)}): "
+            "check they tell the invoices apart")
 
 
 def _skeleton(collectivity: str, fmt: Format) -> list[str]:
@@ -170,10 +361,10 @@ def _skeleton(collectivity: str, fmt: Format) -> list[str]:
         "  # payment:               # SEPA direct debit, see docs/mapping-reference.md",
         "  #   direct_debit: TODO   # the payment method, translated by codes.payment_methods",
         # what a direct debit requires (empty or not bound: refused, input.required)
-        "  #   rum: TODO            # a direct debit requires rum, mandate_signed_on,",
-        "  #   mandate_signed_on: TODO   # debit_date, iban and sequence",
-        "  #   debit_date: TODO",
-        "  #   iban: TODO",
+        "  #   rum: TODO            # required for a direct debit",
+        "  #   mandate_signed_on: TODO   # required for a direct debit",
+        "  #   debit_date: TODO     # required for a direct debit",
+        "  #   iban: TODO           # required for a direct debit",
         "  #   sequence: TODO       # FRST/RCUR/…, translated by codes.sepa_sequences",
         "  #   bic: TODO            # optional in France, required for an account abroad",
         "  lines: TODO              # JSON: the invoice's line array; CSV: {const: rows}",

@@ -370,18 +370,23 @@ def test_an_emagnus_invoice_number_its_layout_refuses_names_the_binding(tmp_path
     said = " ".join(r.stdout.split())
     assert (f"Invoice numbers: format bl-emagnus writes the invoice number ({mapping}:"
             f"{number_line}: bindings.invoice.number) into WTAMC001.txt, column NumeroFacture "
-            "(#111) of layout WTAMC001, where one of 64 characters (pesgen's limit; tried as "
-            "FA-2026-000…, a number made up for a sample title, not the school's) is 64 "
-            "characters, the layout allows 50 (layout.length): an invoice of the export whose "
-            "number the format refuses is refused at the billing run, by invoice, naming the "
-            "binding; check the school's numbering") in said
+            "(#111) of layout WTAMC001, which takes at most 50 characters (layout.length), "
+            "where pesgen takes 64 (found on a number made up for a sample title, not the "
+            "school's): an invoice of the export whose number is longer is refused at the "
+            "billing run, by invoice, naming the binding; check how long the school's numbers "
+            "get") in said
+    # said once: the made-up number's length is not said again as the layout's words
+    assert said.split("Invoice numbers:")[1].split("Bound, but")[0].count("64") == 1
     assert "warning" not in r.stderr
     r = CliRunner().invoke(app, ["check-mapping", str(JVS), "--format", "json"])
     [report] = json.loads(r.stdout)["mappings"]
-    # the XSD's words quote the made-up number, which the notice says is not the school's
-    assert "JVS_FAC_NumeroFacture/@V, where one of 64 characters (pesgen's limit; tried as " \
-        "FA-2026-000…, a number made up for a sample title, not the school's) is " \
-        "refused by jvs-millesime.xsd (xsd.bundle: [facet 'maxLength']" in report["invoice_number"]
+    # the XSD's maxLength, said once, without its words quoting the made-up number
+    assert report["invoice_number"].endswith(
+        "JVS_FAC_NumeroFacture/@V, which takes at most 20 characters (xsd.bundle), where "
+        "pesgen takes 64 (found on a number made up for a sample title, not the school's): "
+        "an invoice of the export whose number is longer is refused at the billing run, by "
+        "invoice, naming the binding; check how long the school's numbers get")
+    assert "FA-2026-0000" not in report["invoice_number"]
     titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
     r = CliRunner().invoke(app, ["check-mapping", str(titres)])
     assert r.exit_code == 0 and "Invoice numbers" not in r.stdout, r.output
