@@ -899,6 +899,29 @@ def test_a_narrow_width_of_a_flat_file_names_its_layout_column(tmp_path, monkeyp
     assert len(warned) == 2 and not any(" into " in w.message for w in warned), warned
 
 
+def test_a_narrow_width_after_lower_names_the_column_it_writes_in_lower_case(tmp_path):
+    """A value written lowered (t.debtor.complement_name | lower | fixed(38), followed in
+    a latin-1 charset) is in the file in lower case: its column is found all the same, the
+    layout's column named as for the value written as it is."""
+    fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
+    folder = fmts / "acme-fixe"
+    spec = folder / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("# charset: utf-8 ") == 1
+    spec.write_text(text.replace("# charset: utf-8 ", "charset: latin-1 "), encoding="utf-8")
+    template = folder / "acme-fixe.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count("{{ t.debtor.complement_name | fixed(38) }}") == 1
+    template.write_text(text.replace("{{ t.debtor.complement_name | fixed(38) }}",
+                                     "{{ t.debtor.complement_name | lower | fixed(38) }}"),
+                        encoding="utf-8")
+    column = _binding_line(folder / "layout.yaml", "- {name: ComplNom, type: text, width: 38}")
+    [warned] = narrow_widths(find_format("acme-fixe", [fmts]), load_mapping(mapping))
+    assert ("t.debtor.complement_name | lower | fixed(38) writes debtor.complement_name into "
+            "record 'titre', column ComplNom (#4) "
+            f"({folder}/layout.yaml:{column}: records[1].columns[3])") in warned.message, warned
+
+
 def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
     """A fixed-width template's `fixed(38)` (`zfill`) refuses a longer value, which
     check-mapping's sample titles cannot foresee: the refusal named the template's line
