@@ -10,7 +10,7 @@ import json
 
 from pesgen.store import Store
 
-from .conftest import MAPPINGS, RUN_DATE, run_cli
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
 from .test_acquit_record import _ack, _element
 from .test_cancel import BORDEREAUX, only, split_mapping
 
@@ -170,3 +170,16 @@ def test_a_run_cancelled_whole_after_its_rejection_or_moved_past_leaves_no_gap(
     c = _export(db_url, MAPPING, only(tmp_path, third, "c.json"), tmp_path / "c")
     assert c.exit_code == 0 and "(IdBord 9," in c.stdout, c.output
     assert not _gap_notes(c.stdout), c.stdout
+
+
+def test_a_finance_package_run_cancelled_lists_no_unsent_number(db_url, tmp_path):
+    """A finance package numbers the files it sends itself (Hélios receives none of
+    pesgen's): its run cancelled, `numbering show` lists none of its numbers unsent."""
+    r = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-jvs.yaml", "-i",
+                EXAMPLES / "school-export.json", "--date", RUN_DATE, "--db", db_url, "-o",
+                str(tmp_path / "o"), "--create-store")
+    assert r.exit_code == 0, r.output
+    [run] = Store(db_url).list_runs()
+    Store(db_url).cancel(run.id, "not sent")
+    lines, unsent = _show(db_url)
+    assert unsent == [] and HEAD not in lines, lines
