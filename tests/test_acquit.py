@@ -817,6 +817,14 @@ def test_a_rejection_read_without_record_ends_with_the_command_recording_it(stor
                                            store).stdout
 
 
+def test_an_acceptance_read_without_record_is_no_rejection_to_record(store):
+    """Read without --record on a store with no answer recorded, an acceptance ends with
+    no 'not recorded' line: only a rejection is recorded before cancelling."""
+    r = run_cli("acquit", ACKS / "accepted.xml", "--db", store)
+    assert r.exit_code == 0, r.output
+    assert "IdBord 1" in r.stdout and "not recorded: " not in r.stdout, r.stdout
+
+
 def test_json_gives_the_same_report(store):
     r = run_cli("acquit", ACKS / "rejected.xml", "--db", store, "--json")
     assert r.exit_code == ExitCode.REJECTED

@@ -965,6 +965,19 @@ def test_the_time_hint_of_an_expression_s_date_names_no_path(tmp_path):
         "taking its first 10 characters ([:10])"}
 
 
+def test_the_separator_and_time_hint_of_an_expression_s_date_says_both_steps(tmp_path):
+    """An expression's date written with other separators and a time ('2026.11.20
+    10:00') is told the expression's two steps, as a path binding's is told both in its
+    expression: its first 10 characters, then the replace() of its separators."""
+    m, _ = mapping_copy(tmp_path / "m", JSON_MAPPING, (
+        "    date: date\n",
+        '    date: {expr: "invoice.date | replace(\'-\', \'.\') ~ \' 10:00\'"}\n'))
+    exc = _refused(tmp_path, m, EXAMPLES / "school-export.json")
+    assert {p.message.rsplit(": ", 1)[-1] for p in exc.problems} == {
+        "bind the date alone with '-', e.g. an expression taking its first 10 characters "
+        "([:10]) and ending with | replace('.', '-')"}
+
+
 @pytest.mark.parametrize("born, refused", [("2026-11-24", True), ("2062-03-12", True),
                                            ("2026-11-23", False), ("1984-03-12", False)])
 def test_a_birth_date_after_the_role_s_date_is_refused(tmp_path, born, refused):

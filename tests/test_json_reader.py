@@ -106,6 +106,27 @@ def test_an_invoice_nested_to_the_bound_is_read_by_the_fast_reader(tmp_path, mon
     assert got[0] == "refused" and "(rule input.json-depth)" in got[1]
 
 
+def test_an_invoice_of_objects_nested_to_the_bound_is_read_by_the_fast_reader(
+        tmp_path, monkeypatch):
+    """The same of objects alone, no list (the fast reader counts them as its decoder
+    makes them, not by a '['): as deep as the exact reader allows, read by the fast
+    reader alone, after another invoice; one level more is refused."""
+    levels = sources.MAX_JSON_DEPTH - 2
+
+    def text(levels: int) -> str:
+        inner = '{"k": ' * (levels - 2) + "{}" + "}" * (levels - 2)
+        return ('{"invoices": [{"number": "B", "notes": {"a": {"b": {}}}}, '
+                '{"number": "A", "notes": ' + inner + "}]}")
+
+    path = _write(tmp_path, text(levels))
+    calls = _exact_calls(monkeypatch)
+    assert _outcome(sources.read_invoices, path)[1][1] == f"{path}:$.invoices[1]"
+    assert calls == []
+    got = _outcome(sources.read_invoices, _write(tmp_path, text(levels + 1), "deeper.json"))
+    assert got[0] == "refused" and "deeper.json:$.invoices[1].notes.k" in got[1] \
+        and "(rule input.json-depth)" in got[1], got
+
+
 def test_a_byte_order_mark_opens_a_utf8_export(tmp_path):
     path = tmp_path / "export.json"
     path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.encode("utf-8"))

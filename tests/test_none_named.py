@@ -179,6 +179,30 @@ def test_a_line_expression_binding_left_empty_names_the_line_and_what_it_reads(
     assert said in " ".join(r.output.split())
 
 
+def test_a_line_expression_binding_empty_on_two_lines_reads_the_first_one_s_record(
+        tmp_path):
+    """Of two lines leaving a line's expression binding empty, each its own way (the
+    second's student.ref written empty), the fields read are said as the first line's
+    record holds them, the line named: not the last's."""
+    data = json.loads(SOURCE.read_text(encoding="utf-8"))
+    del data["invoices"][0]["lines"][1]["student"]["ref"]
+    data["invoices"][0]["lines"][2]["student"]["ref"] = " "
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    mapping, [at] = mapping_copy(tmp_path, CORAIL, (
+        "student: student.ref", 'student: {expr: "line.student.ref or line.pupil"}'),
+        name="m.yaml")
+    fmts, _ = _corail_writing(tmp_path, "{% for ln in t.lines %}{{ ln.student }}"
+                                        "{% endfor %}")
+    with pytest.raises(TemplateError) as info:
+        export(mapping, source, tmp_path / "out", RUN, formats_dirs=[fmts])
+    [problem] = info.value.problems
+    assert (f"(the value of {mapping}:{at}: bindings.line.student, empty for this invoice's "
+            f"line 2 ({source}:$.invoices[0].lines[1]): its expression reads "
+            "line.student.ref, line.pupil: both absent from this record (and for one more "
+            "of its lines))") in str(problem), problem
+
+
 def test_a_line_expression_binding_of_a_csv_export_names_the_lines_row(tmp_path):
     """The same of a CSV export, one row per line: the line's record is its row
     (file:row), the fields read its columns."""

@@ -346,6 +346,26 @@ def test_a_template_writing_short_lines_is_said_once_naming_the_template(tmp_pat
                             "(rule layout.columns)"), said
 
 
+def test_a_short_first_line_of_a_file_without_header_names_its_template_line(tmp_path,
+                                                                             monkeypatch):
+    """The head record, the file's first line (a layout with no header line), written 1
+    character short: the export's problem names the template line writing it too, its
+    marks read on the first line as on the others."""
+    monkeypatch.chdir(tmp_path)
+    assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
+    template = Path("fmts") / "acme-fixed" / "acme-fixed.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count('{{ "" | fixed(84) }}') == 1
+    template.write_text(text.replace('{{ "" | fixed(84) }}', '{{ "" | fixed(83) }}'),
+                        encoding="utf-8")
+    r = _run("export", "-m", _titres_on(tmp_path, "acme-fixed"), "-i", INPUT, "-o", "out",
+             "--date", RUN_DATE, "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    [said] = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert said.endswith(" [template fmts/acme-fixed/acme-fixed.txt.j2:5] "
+                         "(rule layout.columns)"), said
+
+
 def _short_fixed(tmp_path: Path, piece: str | None = None) -> Path:
     """The scaffolded acme-fixed bundle (in fmts/, the current folder) whose piece writes
     the complement name 1 character short of its column (fixed(37) for 38), or whose

@@ -542,6 +542,32 @@ def test_runs_list_help_says_which_date_is_the_file_s_and_how_to_rebuild_it():
         in words, words
 
 
+def test_runs_list_s_nearest_run_dates_are_the_closest_other_dates(tmp_path, db_url):
+    """The run dates said nearest a --run-date matching nothing are the closest on
+    each side, never the date asked (a run bearing it that another filter leaves out):
+    the earliest after it of two later ones, the latest before it; a --mapping matching
+    nothing of that date is not told the store's other mappings (the dates are said)."""
+    october = _run("export", "-m", JSON_MAPPING, "-i", JSON_INPUT, "-o", tmp_path / "a",
+                   "--date", "2026-10-30", "--db", db_url, "--create-store")
+    assert october.exit_code == 0, october.output
+    assert _run("runs", "cancel", _run_id(october.stdout), "--reason", "wrong term", "--db",
+                db_url).exit_code == 0
+    assert _export(tmp_path / "b", "--db", db_url).exit_code == 0
+
+    def nearest(*args: str | Path) -> dict:
+        r = _run("runs", "list", "--db", db_url, "--format", "json", *args)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    assert nearest("--run-date", "2026-10-01")["nearest_run_dates"] == {
+        "before": None, "after": "2026-10-30"}
+    # a run bears RUN_DATE, recorded today: left out by --until, its date is not nearest
+    assert nearest("--run-date", RUN_DATE, "--until", "2000-01-01")["nearest_run_dates"] == {
+        "before": "2026-10-30", "after": None}
+    report = nearest("--run-date", "2026-11-01", "-m", JSON_MAPPING)
+    assert (report["runs"], report["other_mappings"]) == ([], None), report
+
+
 def test_runs_list_finds_the_file_of_a_run_date(tmp_path, db_url):
     """"The file of date D" on a large store: `runs list` had no filter, support read
     every line. --run-date D lists the runs whose files bear D (export --date), --since

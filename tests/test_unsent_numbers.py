@@ -10,7 +10,7 @@ import json
 
 from pesgen.store import Store
 
-from .conftest import MAPPINGS, RUN_DATE, run_cli
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
 from .test_acquit_record import _ack, _element
 from .test_cancel import BORDEREAUX, only, split_mapping
 
@@ -142,3 +142,44 @@ def test_acknowledged_and_reinstated_bordereaux_are_not_unsent(db_url, tmp_path)
                   "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert not _gap_notes(dry.stdout), dry.stdout  # IdBord 5, the last, stands
+
+
+def test_a_run_cancelled_whole_after_its_rejection_or_moved_past_leaves_no_gap(
+        db_url, tmp_path):
+    """IdBord 1 rejected by the trésorerie (the acquit recorded: it received the file),
+    then its run cancelled whole: not unsent. IdBord 2 cancelled with no answer is, but
+    an export after the sequence moved past numbers issued outside pesgen (IdBord 9)
+    does not follow it: no numbering_gap note."""
+    first, second, third = BORDEREAUX[1][:2], BORDEREAUX[1][2:], BORDEREAUX[2][:2]
+    a = _export(db_url, MAPPING, only(tmp_path, first, "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    [rejected] = Store(db_url).list_runs()
+    ack = _ack(tmp_path, "ack.xml", _element(1, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    Store(db_url).cancel(rejected.id, "rejected by the trésorerie")
+    assert _show(db_url)[1] == []
+    b = _export(db_url, MAPPING, only(tmp_path, second, "b.json"), tmp_path / "b")
+    assert b.exit_code == 0 and "(IdBord 2," in b.stdout, b.output
+    [unsent] = [r for r in Store(db_url).list_runs() if r.first_number == 2]
+    Store(db_url).cancel(unsent.id, "never sent")
+    assert [u["id_bord"] for u in _show(db_url)[1]] == [2]
+    moved = run_cli("numbering", "move", "--mapping", MAPPING, "--to", "9", "--reason",
+                    "IdBord 3-8 issued by the former software", "--db", db_url)
+    assert moved.exit_code == 0, moved.output
+    c = _export(db_url, MAPPING, only(tmp_path, third, "c.json"), tmp_path / "c")
+    assert c.exit_code == 0 and "(IdBord 9," in c.stdout, c.output
+    assert not _gap_notes(c.stdout), c.stdout
+
+
+def test_a_finance_package_run_cancelled_lists_no_unsent_number(db_url, tmp_path):
+    """A finance package numbers the files it sends itself (Hélios receives none of
+    pesgen's): its run cancelled, `numbering show` lists none of its numbers unsent."""
+    r = run_cli("export", "-m", MAPPINGS / "villeneuve-sur-loing-jvs.yaml", "-i",
+                EXAMPLES / "school-export.json", "--date", RUN_DATE, "--db", db_url, "-o",
+                str(tmp_path / "o"), "--create-store")
+    assert r.exit_code == 0, r.output
+    [run] = Store(db_url).list_runs()
+    Store(db_url).cancel(run.id, "not sent")
+    lines, unsent = _show(db_url)
+    assert unsent == [] and HEAD not in lines, lines

@@ -907,6 +907,57 @@ def test_a_narrow_width_of_a_flat_file_names_its_layout_column(tmp_path, monkeyp
     assert len(warned) == 2 and not any(" into " in w.message for w in warned), warned
 
 
+def test_a_narrow_width_after_lower_names_the_column_it_writes_in_lower_case(tmp_path):
+    """A value written lowered (t.debtor.complement_name | lower | fixed(38), followed in
+    a latin-1 charset) is in the file in lower case: its column is found all the same, the
+    layout's column named as for the value written as it is."""
+    fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
+    folder = fmts / "acme-fixe"
+    spec = folder / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("# charset: utf-8 ") == 1
+    spec.write_text(text.replace("# charset: utf-8 ", "charset: latin-1 "), encoding="utf-8")
+    template = folder / "acme-fixe.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count("{{ t.debtor.complement_name | fixed(38) }}") == 1
+    template.write_text(text.replace("{{ t.debtor.complement_name | fixed(38) }}",
+                                     "{{ t.debtor.complement_name | lower | fixed(38) }}"),
+                        encoding="utf-8")
+    column = _binding_line(folder / "layout.yaml", "- {name: ComplNom, type: text, width: 38}")
+    [warned] = narrow_widths(find_format("acme-fixe", [fmts]), load_mapping(mapping))
+    assert ("t.debtor.complement_name | lower | fixed(38) writes debtor.complement_name into "
+            "record 'titre', column ComplNom (#4) "
+            f"({folder}/layout.yaml:{column}: records[1].columns[3])") in warned.message, warned
+
+
+def test_a_narrow_width_said_beside_a_sample_title_s_refusal_names_its_column(
+        tmp_path, monkeypatch):
+    """A bundle whose fixture renders and a sample title does not (a branch of a title
+    with no object) is refused with its narrow widths said beside the refusal: the
+    column of the layout is named there too, from the fixture's mapping, as when the
+    bundle passes."""
+    fmts, mapping = _fixed_bundle(tmp_path, unlimited=True)
+    folder = fmts / "acme-fixe"
+    shutil.copyfile(mapping, folder / "fixture" / "mapping.yaml")
+    shutil.copyfile(EXAMPLES / "school-export.json", folder / "fixture" / "input.json")
+    template = folder / "acme-fixe.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    old = "{{ t.debtor.complement_name | fixed(38) }}"
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, "{% if not t.object %}{{ t.nope }}{% endif %}" + old),
+                        encoding="utf-8")
+    column = _binding_line(folder / "layout.yaml", "- {name: ComplNom, type: text, width: 38}")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["check-format", "acme-fixe", "--formats-dir", "fmts",
+                                 "--regen"])
+    assert r.exit_code == 5 and "check-mapping's sample title (no optional part)" in r.output
+    [said] = [" ".join(line.split()) for line in r.output.splitlines()
+              if "(rule format.field-width)" in line]
+    assert ("t.debtor.complement_name | fixed(38) writes debtor.complement_name into record "
+            "'titre', column ComplNom (#4) "
+            f"(fmts/acme-fixe/layout.yaml:{column}: records[1].columns[3])") in said, said
+
+
 def test_a_value_a_width_filter_refuses_names_its_binding(tmp_path):
     """A fixed-width template's `fixed(38)` (`zfill`) refuses a longer value, which
     check-mapping's sample titles cannot foresee: the refusal named the template's line
