@@ -23,7 +23,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -1730,7 +1730,8 @@ class Store:
         rejected, superseded or not: it received the file): numbers it has not received
         unless their file was sent, by IdBord. A reinstated bordereau is active again:
         not listed. One statement, whatever the runs: the cancelled runs, the cancelled
-        bordereaux and the acknowledgements of either, of this numbering."""
+        bordereaux and the acknowledgements of either, of this numbering; then, when
+        there are some, which number follows each (``_followed``)."""
         if key[3] == PIECE_SEQUENCE or not pes_typ_bord(key[3]):
             return []
         cb, ab = cancelled_bordereaux, acquit_bordereaux
@@ -1753,6 +1754,13 @@ class Store:
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
             rows = c.execute(query).all()
+            found = self._unacknowledged(rows)
+            return self._followed(c, key, [found[n] for n in sorted(found)]) if found else []
+
+    @staticmethod
+    def _unacknowledged(rows: Sequence[Any]) -> dict[int, Unsent]:
+        """``unsent``'s rows (the cancelled runs, bordereaux and their acknowledgements)
+        made the cancelled IdBords with no acknowledgement, by IdBord."""
         found: dict[int, Unsent] = {}
         for r in rows:  # a bordereau's own cancellation over its run's
             if r.kind == "run":
@@ -1765,7 +1773,47 @@ class Store:
         for r in rows:
             if r.kind == "ack" and (u := found.get(int(r.id_bord))) and u.run_id == r.run_id:
                 del found[int(r.id_bord)]
-        return [found[n] for n in sorted(found)]
+        return found
+
+    def _followed(self, conn: Connection, key: tuple[str, str, int, str],
+                  unsent: list[Unsent]) -> list[Unsent]:
+        """``unsent`` (by IdBord), each with the number its sequence takes after it: the
+        first above it that is not unsent, pesgen's (a run of it took it, or it is the
+        sequence's next number, the next export's) unless a move forward skipped it (in
+        its range from..to-1, no run took it since, and the sequence is past it): then
+        the numbers issued outside pesgen follow it, and that move is said. The moves of
+        the sequence are read (one statement; rarely any), and only when the sequence
+        has moved forward, its next number and, for each such number, whether a run
+        took it."""
+        numbers = {u.id_bord for u in unsent}
+        forward = [SequenceMove(key, m.from_number, m.to_number, m.moved_at, m.reason)
+                   for m in conn.execute(sa.select(sequence_moves).where(
+                       self._sequence_is(key, sequence_moves),
+                       sequence_moves.c.to_number > sequence_moves.c.from_number)
+                       .order_by(sequence_moves.c.id.desc()))]
+        next_number = None
+        if forward:
+            next_number = conn.execute(sa.select(sequences.c.next_number).where(
+                self._sequence_is(key))).scalar()
+        moved: dict[int, SequenceMove | None] = {}
+        found = []
+        for u in unsent:
+            after = u.id_bord + 1
+            while after in numbers:
+                after += 1
+            if after not in moved:
+                moved[after] = None
+                skipped = next((m for m in forward if m.from_number <= after < m.to_number),
+                               None)
+                if skipped is not None and next_number is not None and after < next_number:
+                    taken = conn.execute(sa.select(sa.func.count()).select_from(runs).where(
+                        runs.c.id_coll == key[0], runs.c.cod_bud == key[1],
+                        runs.c.exercise == key[2], runs.c.typ_bord == key[3],
+                        runs.c.first_number <= after,
+                        runs.c.first_number + runs.c.bordereaux > after)).scalar()
+                    moved[after] = None if taken else skipped
+            found.append(replace(u, followed_by=after, moved_past=moved[after]))
+        return found
 
     def numbering_gap(self, conn: Connection | None, key: tuple[str, str, int, str],
                       first: int) -> list[Unsent]:
@@ -1782,7 +1830,7 @@ class Store:
             unsent = self.unsent(c, key)
         gap: list[Unsent] = []
         for u in reversed(unsent):
-            if u.id_bord != top - len(gap):
+            if u.id_bord != top - len(gap) or u.moved_past is not None:
                 break
             gap.append(u)
         return gap[::-1]
@@ -3023,12 +3071,18 @@ class SequenceMove:
 @dataclass(frozen=True)
 class Unsent:
     """A cancelled bordereau of a PES numbering with no acknowledgement recorded: its
-    IdBord, run, and when and why it was cancelled (``whole``: with its run)."""
+    IdBord, run, and when and why it was cancelled (``whole``: with its run); the number
+    the trésorerie's sequence takes after it (``followed_by``: the first after it that is
+    not such a number), and which: pesgen's (a run's, or its next export's; None
+    ``moved_past``), or one of the numbers issued outside pesgen the sequence was moved
+    past it to (``moved_past``: that move, ``pesgen numbering move``)."""
     id_bord: int
     run_id: str
     cancelled_at: str
     reason: str
     whole: bool
+    followed_by: int = 0
+    moved_past: SequenceMove | None = None
 
 
 @dataclass(frozen=True)
