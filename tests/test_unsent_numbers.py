@@ -231,3 +231,21 @@ def test_a_number_moved_past_then_moved_back_to_is_followed_by_pesgen_s_next_fil
     assert "this run takes IdBord 2, after IdBord 1 of" in note, note
     assert [(u["id_bord"], u["followed_by"], u["moved_past"]) for u in _show(db_url)[1]] \
         == [(1, 2, None)]
+
+
+def test_a_run_cancelled_whole_lists_only_its_bordereaux_never_acknowledged(db_url, tmp_path):
+    """A run of IdBord 1-3 whose 1 and 2 the trésorerie rejected (recorded: it received
+    them), then cancelled whole: only IdBord 3 is unsent. (The acknowledgements of a
+    cancelled run are read apart from those of the bordereaux cancelled on their own.)"""
+    split = split_mapping(tmp_path)
+    r = _export(db_url, split, only(tmp_path, BORDEREAUX[1] + BORDEREAUX[2] + BORDEREAUX[3],
+                                    "all.json"), tmp_path / "o", "--create-store")
+    assert r.exit_code == 0, r.output
+    [run] = Store(db_url).list_runs()
+    ack = _ack(tmp_path, "ack.xml", _element(1, False, "ERREUR_AUTRE"),
+               _element(2, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    Store(db_url).cancel(run.id, "trésorerie rejected IdBord 1-2; IdBord 3 never sent",
+                         whole=True)
+    assert [(u["id_bord"], u["whole_run"], u["followed_by"]) for u in _show(db_url)[1]] == [
+        (3, True, 4)]
