@@ -3149,11 +3149,25 @@ def _say_unsent(unsent: list[Any]) -> None:
     was sent, and the next file follows them (docs/state.md, Numbering)."""
     from .runs import unsent_groups
 
-    _say("  cancelled, no acknowledgement recorded (never received by the trésorerie if "
-         "their file was not sent: tell it they were cancelled before sending):")
-    for numbers, u in unsent_groups(unsent):
-        _say(f"    {numbers}  run {u.run_id}  cancelled {u.cancelled_at}"
-             f"{' (whole run)' if u.whole else ''}: {u.reason}")
+    followed = [u for u in unsent if u.moved_past is None]
+    moved = [u for u in unsent if u.moved_past is not None]
+    if followed:
+        _say("  cancelled, no acknowledgement recorded (never received by the trésorerie "
+             "if their file was not sent: tell it they were cancelled before sending):")
+        for numbers, u in unsent_groups(followed):
+            _say(f"    {numbers}  run {u.run_id}  cancelled {u.cancelled_at}"
+                 f"{' (whole run)' if u.whole else ''}: {u.reason}")
+    if moved:
+        _say("  cancelled, no acknowledgement recorded, then moved past (pesgen numbering "
+             "move): the trésorerie's sequence goes on after them with the numbers issued "
+             "outside pesgen, not a file of pesgen's: no gap of pesgen's to tell it of:")
+        for numbers, u in unsent_groups(moved):
+            m = u.moved_past
+            assert m is not None
+            _say(f"    {numbers}  run {u.run_id}  cancelled {u.cancelled_at}"
+                 f"{' (whole run)' if u.whole else ''}: {u.reason}; followed by IdBord "
+                 f"{u.followed_by}, issued outside pesgen (moved {m.moved_at}: next "
+                 f"{m.from_number} -> {m.to_number})")
 
 
 def _sequence_head(k: tuple[str, str, int, str]) -> dict[str, Any]:
@@ -3181,7 +3195,11 @@ def _sequence_json(k: tuple[str, str, int, str], state: Any) -> dict[str, Any]:
                  "reason": m.reason} for m in state.moves],
             "unsent": [] if state is None else [
                 {"id_bord": u.id_bord, "run": u.run_id, "cancelled_at": u.cancelled_at,
-                 "reason": u.reason, "whole_run": u.whole} for u in state.unsent]}
+                 "reason": u.reason, "whole_run": u.whole, "followed_by": u.followed_by,
+                 "moved_past": None if u.moved_past is None else {
+                     "moved_at": u.moved_past.moved_at, "from": u.moved_past.from_number,
+                     "to": u.moved_past.to_number, "reason": u.moved_past.reason}}
+                for u in state.unsent]}
 
 
 def _payfip_app() -> typer.Typer:

@@ -704,7 +704,7 @@ def test_a_schema_18_store_gets_the_column_its_runs_none(db_url, tmp_path, monke
     record_as_older(donor, old)
     old.engine.dispose()
     store = Store(db_url)
-    assert store.schema_version() == len(st.MIGRATIONS) == 19
+    assert store.schema_version() == len(st.MIGRATIONS) >= 19
     assert {r[2] for r in _piece_records(db_url)} == {None}
     r = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url)
     assert r.exit_code == ExitCode.REJECTED, r.output

@@ -62,7 +62,8 @@ def test_a_run_cancelled_before_sending_is_listed_and_the_next_file_says_it_foll
     assert lines[1:] == [HEAD, f"    IdBord 2  run {wrong.id}  cancelled "
                          f"{at} (whole run): wrong term exported, never sent"]
     assert unsent == [{"id_bord": 2, "run": wrong.id, "cancelled_at": at,
-                       "reason": "wrong term exported, never sent", "whole_run": True}]
+                       "reason": "wrong term exported, never sent", "whole_run": True,
+                       "followed_by": 3, "moved_past": None}]
 
     c_input = only(tmp_path, third, "c.json")
     dry = _export(db_url, MAPPING, c_input, None, "--dry-run")
@@ -183,3 +184,109 @@ def test_a_finance_package_run_cancelled_lists_no_unsent_number(db_url, tmp_path
     Store(db_url).cancel(run.id, "not sent")
     lines, unsent = _show(db_url)
     assert unsent == [] and HEAD not in lines, lines
+
+
+MOVED_HEAD = ("  cancelled, no acknowledgement recorded, then moved past (pesgen numbering "
+              "move): the trésorerie's sequence goes on after them with the numbers issued "
+              "outside pesgen, not a file of pesgen's: no gap of pesgen's to tell it of:")
+
+
+def _move(db: str, to: int, reason: str):
+    r = run_cli("numbering", "move", "--mapping", MAPPING, "--to", str(to), "--reason",
+                reason, "--db", db)
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_a_number_the_sequence_was_moved_past_is_told_from_one_pesgen_s_next_file_follows(
+        db_url, tmp_path):
+    """The first run took IdBord 1 where the finance package had issued rôles 1 to 11:
+    cancelled, the sequence moved to 12 (docs/state.md, "Moving a started sequence").
+    IdBord 12's run cancelled too, never sent. `numbering show` listed both under one
+    heading, 'never received by the trésorerie if their file was not sent: tell it they
+    were cancelled before sending', true of 12 (pesgen's next file, IdBord 13, follows
+    it) but not of 1, which the numbers issued outside pesgen follow (IdBord 2-11): no
+    gap of pesgen's. Each is under its own heading now, IdBord 1 with the move, and the
+    JSON gives each its `followed_by` and `moved_past`; the export's note names 12
+    alone."""
+    a = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][:2], "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    [first] = Store(db_url).list_runs()
+    Store(db_url).cancel(first.id, "IdBord 1 is the finance package's")
+    _move(db_url, 12, "rôles 1-11 issued by the finance package")
+    b = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][2:], "b.json"), tmp_path / "b")
+    assert b.exit_code == 0 and "(IdBord 12," in b.stdout, b.output
+    assert not _gap_notes(b.stdout)  # it follows the numbers issued outside pesgen
+    [twelfth] = [r for r in Store(db_url).list_runs() if r.first_number == 12]
+    Store(db_url).cancel(twelfth.id, "wrong term exported, never sent")
+    store = Store(db_url)
+    [move] = store.sequence((SIRET, "00", 2026, "06")).moves
+    at1, at12 = (store.get_run(r)["cancelled_at"] for r in (first.id, twelfth.id))
+
+    lines, unsent = _show(db_url)
+    assert lines[2:] == [
+        HEAD, f"    IdBord 12  run {twelfth.id}  cancelled {at12} (whole run): wrong term "
+        "exported, never sent",
+        MOVED_HEAD, f"    IdBord 1  run {first.id}  cancelled {at1} (whole run): IdBord 1 "
+        f"is the finance package's; followed by IdBord 2, issued outside pesgen (moved "
+        f"{move.moved_at}: next 2 -> 12)"], lines
+    assert unsent == [
+        {"id_bord": 1, "run": first.id, "cancelled_at": at1,
+         "reason": "IdBord 1 is the finance package's", "whole_run": True, "followed_by": 2,
+         "moved_past": {"moved_at": move.moved_at, "from": 2, "to": 12,
+                        "reason": "rôles 1-11 issued by the finance package"}},
+        {"id_bord": 12, "run": twelfth.id, "cancelled_at": at12,
+         "reason": "wrong term exported, never sent", "whole_run": True, "followed_by": 13,
+         "moved_past": None}]
+    dry = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[2], "c.json"), None, "--dry-run")
+    [note] = _gap_notes(dry.stdout)
+    assert ("would take IdBord 13, after IdBord 12 of" in note
+            and f"cancelled (run {twelfth.id})" in note and first.id not in note), note
+
+
+def test_a_number_moved_past_then_moved_back_to_is_followed_by_pesgen_s_next_file(
+        db_url, tmp_path):
+    """IdBord 1 cancelled, the sequence moved to 12, then back to 2 (the move was a
+    mistake: nothing was issued outside pesgen): pesgen's next file, IdBord 2, follows
+    IdBord 1, which is listed as cancelled before sending (`followed_by` 2, no
+    `moved_past`), and the export taking IdBord 2 notes it (numbering_gap)."""
+    a = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][:2], "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    [first] = Store(db_url).list_runs()
+    Store(db_url).cancel(first.id, "wrong term exported, never sent")
+    _move(db_url, 12, "rôles 2-11 issued by the finance package")
+    lines, unsent = _show(db_url)
+    assert lines[-2:] == [MOVED_HEAD, lines[-1]] and unsent[0]["moved_past"]["to"] == 12
+    _move(db_url, 2, "that was another collectivity's: nothing issued outside pesgen")
+    lines, unsent = _show(db_url)
+    assert lines[-2:] == [HEAD, f"    IdBord 1  run {first.id}  cancelled "
+                          f"{unsent[0]['cancelled_at']} (whole run): wrong term exported, "
+                          "never sent"], lines
+    assert [(u["id_bord"], u["followed_by"], u["moved_past"]) for u in unsent] == [
+        (1, 2, None)]
+    c = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[2], "c.json"), tmp_path / "c")
+    assert c.exit_code == 0 and "(IdBord 2," in c.stdout, c.output
+    [note] = _gap_notes(c.stdout)
+    assert "this run takes IdBord 2, after IdBord 1 of" in note, note
+    assert [(u["id_bord"], u["followed_by"], u["moved_past"]) for u in _show(db_url)[1]] \
+        == [(1, 2, None)]
+
+
+def test_a_run_cancelled_whole_lists_only_its_bordereaux_never_acknowledged(db_url, tmp_path):
+    """A run of IdBord 1-3 whose 1 and 2 the trésorerie rejected (recorded: it received
+    them), then cancelled whole: only IdBord 3 is unsent. (The acknowledgements of a
+    cancelled run are read apart from those of the bordereaux cancelled on their own.)"""
+    split = split_mapping(tmp_path)
+    r = _export(db_url, split, only(tmp_path, BORDEREAUX[1] + BORDEREAUX[2] + BORDEREAUX[3],
+                                    "all.json"), tmp_path / "o", "--create-store")
+    assert r.exit_code == 0, r.output
+    [run] = Store(db_url).list_runs()
+    ack = _ack(tmp_path, "ack.xml", _element(1, False, "ERREUR_AUTRE"),
+               _element(2, False, "ERREUR_AUTRE"))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 9
+    Store(db_url).cancel(run.id, "trésorerie rejected IdBord 1-2; IdBord 3 never sent",
+                         whole=True)
+    assert [(u["id_bord"], u["whole_run"], u["followed_by"]) for u in _show(db_url)[1]] == [
+        (3, True, 4)]
