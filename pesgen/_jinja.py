@@ -1167,9 +1167,36 @@ class _Tracing(_Sandbox):
 
 
 # a checking render's mark after each value a flat-file template writes (``_Marking``):
-# MARK, the template's name, MARK_LINE, its line, MARK; no file pesgen writes holds NUL
+# MARK, the template's name, MARK_LINE, its line, MARK; no file pesgen writes holds NUL.
+# After each line of a template's own text (outside {{ }} and {% %}; a constant {{ "02" }}
+# too), MARK_TEXT in MARK_LINE's place (``_MarkingCode``)
 MARK = "\x00"
 MARK_LINE = "\x1f"
+MARK_TEXT = "\x1e"
+
+
+class _MarkingCode(_InlineReads):
+    """The code generator of a checking render's templates (``_Marking``): each line of
+    a template's own text, which Jinja makes a constant of the compiled code, is
+    followed by a mark naming the template and the line it is on, before its line
+    break (the constant's words, the line of a tag's constant): a line of the output
+    that no value wrote is still told from which template line it came. Compiled for
+    the checking render only: the export's templates are compiled by ``_InlineReads``."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame,
+                               finalize: Any) -> str:
+        const: str = super()._output_child_to_const(node, frame, finalize)
+        if self.name is None or node.lineno is None:
+            return const
+        data = isinstance(node, nodes.TemplateData)  # its lines are the template's
+        parts = const.split("\n")
+        for i, part in enumerate(parts):
+            if i == len(parts) - 1 and not part:
+                break  # the text ends a line: the next one is not started
+            body = part.rstrip("\r")
+            line = node.lineno + i if data else node.lineno
+            parts[i] = f"{body}{MARK}{self.name}{MARK_TEXT}{line}{MARK}{part[len(body):]}"
+        return "\n".join(parts)
 
 
 class _Marking(_Sandbox):
@@ -1177,9 +1204,12 @@ class _Marking(_Sandbox):
     path of check-mapping's sample titles): the same templates, rendered the same way,
     but each value a flat-file template writes (``{{ … }}``, ``written``) is followed by
     a mark naming the template and the line Jinja's debug info maps the writing code
-    to, before the line break the value ends with, if any. The caller takes the marks
-    out again and compares the text with what it rendered without them. The export
-    renders with ``_Sandbox``: it pays nothing for this."""
+    to, before the line break the value ends with, if any; each line of the templates'
+    own text, of any template, by a mark of its own (``_MarkingCode``). The caller takes
+    the marks out again and compares the text with what it rendered without them. The
+    export renders with ``_Sandbox``: it pays nothing for this."""
+
+    code_generator_class = _MarkingCode
 
     def written(self, value: object) -> str:
         text = super().written(value)

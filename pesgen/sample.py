@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from ._jinja import MARK, MARK_LINE
+from ._jinja import MARK, MARK_LINE, MARK_TEXT
 from ._schema import _dotted
 from ._yaml import line_of, load_yaml_file
 from .across import check_across
@@ -178,18 +178,22 @@ def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False
                            if laid_out else ())
 
 
-# a mark ``_jinja._Marking`` puts after a value written: (template, line)
-_MARK = re.compile(f"{MARK}([^{MARK}{MARK_LINE}]*){MARK_LINE}([0-9]+){MARK}")
+# a mark ``_jinja._Marking`` puts after a value written (MARK_LINE), or after a line of
+# a template's own text (MARK_TEXT): (template, kind, line)
+_MARK = re.compile(f"{MARK}([^{MARK}{MARK_LINE}{MARK_TEXT}]*)([{MARK_LINE}{MARK_TEXT}])"
+                   f"([0-9]+){MARK}")
 
 
 def written_by(exporter: Exporter, renderer: FileRenderer, doc: Document,
                titles: list[Title], text: str) -> list[set[tuple[str, int]]] | None:
     """For each line of ``text``, the file ``renderer`` rendered on ``titles``, the
-    template lines (template, line) whose values it holds: found by rendering it again
-    in a checking render that marks each value written with its template line
-    (``_jinja._Marking``; the error path of check-mapping only, never an export). None
-    when that render fails, or gives another text once its marks are taken out (a
-    value written, then read again by a template: its marks would count)."""
+    template lines (template, line) whose values it holds, or, for a line no value
+    wrote (a record the template's own text writes whole), the lines of that text:
+    found by rendering it again in a checking render that marks each value written,
+    and each line of the templates' text, with its template line (``_jinja._Marking``;
+    the error path of check-mapping only, never an export). None when that render
+    fails, or gives another text once its marks are taken out (a value written, then
+    read again by a template: its marks would count)."""
     try:
         marked = FileRenderer(exporter.fmt, renderer.spec, marked=True)
         out = (marked.head(doc) + "".join(marked.piece(t, doc) for t in titles)
@@ -198,7 +202,12 @@ def written_by(exporter: Exporter, renderer: FileRenderer, doc: Document,
         return None
     if _MARK.sub("", out) != text:
         return None
-    return [{(m[1], int(m[2])) for m in _MARK.finditer(line)} for line in out.split("\n")]
+    found = []
+    for line in out.split("\n"):
+        marks = _MARK.findall(line)
+        found.append({(name, int(at)) for name, kind, at in marks if kind == MARK_LINE}
+                     or {(name, int(at)) for name, _, at in marks})
+    return found
 
 
 def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRenderer,

@@ -511,6 +511,35 @@ def test_a_made_up_value_of_the_sample_is_not_held_to_the_layout(tmp_path):
         "optional part)) (rule layout.required)"], said
 
 
+def test_a_line_of_the_template_s_own_text_names_its_template_line(tmp_path, monkeypatch):
+    """A line written by the template's text alone (a header record with no {{ }}) named
+    no template line when it broke the layout: the checking render marked the values
+    written only. Each line of a template's text is marked too, and the line it is on
+    named, at check-mapping and at the export (its error path)."""
+    monkeypatch.chdir(tmp_path)
+    mapping = _short_fixed(tmp_path)
+    template = Path("fmts") / "acme-fixed" / "acme-fixed.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    head = next(ln for ln in text.splitlines() if ln.startswith('{{ "01" }}'))
+    assert text.splitlines().index(head) == 4  # line 5
+    # the header of the sample's two titles, one character short of its 96
+    template.write_text(text.replace(head, "012026000002" + " " * 83), encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert ("  - acme-fixed_21450999400015_2026_0000001.txt:1: record 'entete' is 95 "
+            "characters, the layout has 96: column Filler (#4) (characters 13-96) is cut: "
+            "check the widths fmts/acme-fixed/acme-fixed.txt.j2 writes on such lines "
+            "[template fmts/acme-fixed/acme-fixed.txt.j2:5] (rule layout.columns)") in said
+    export = _run("export", "-m", mapping, "-i", INPUT, "-o", "out", "--date", RUN_DATE,
+                  "--formats-dir", "fmts", "--dry-run")
+    assert export.exit_code == ExitCode.OUTPUT
+    assert "record 'entete' is 95 characters, the layout has 96: column Filler (#4) " \
+        "(characters 13-96) is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 " \
+        "writes on such lines [template fmts/acme-fixed/acme-fixed.txt.j2:5] " \
+        "(rule layout.columns)" in export.stderr
+
+
 def test_a_layout_s_yaml_syntax_error_names_it_by_the_formats_dir_as_typed(tmp_path,
                                                                           monkeypatch):
     """A bundle's layout that is no YAML is named, at its line, by the --formats-dir
