@@ -29,12 +29,13 @@ from collections.abc import Callable, ItemsView, Iterable, Mapping, Sequence, Si
 from decimal import Decimal
 from functools import update_wrapper
 from pathlib import Path
-from types import BuiltinMethodType, MethodType
+from types import BuiltinMethodType, CodeType, MethodType
 from typing import Any
 
 import jinja2
 from jinja2 import filters as jinja_filters
 from jinja2 import nodes
+from jinja2.bccache import Bucket
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
 from jinja2.runtime import LoopContext, markup_join, str_join
@@ -1247,6 +1248,39 @@ class _TemplateUndefined(jinja2.StrictUndefined):
                 "arguments, its loops' variables and what it sets (docs/template-model.md)")
 
 
+class _Compiled(jinja2.BytecodeCache):
+    """The code each template of a kind of environment compiled to in this process, by
+    the template's name and file and the checksum of its source (Jinja's bytecode cache,
+    kept in memory: ``load_bytecode`` gives the code object itself). Every renderer
+    compiled its templates again: a command setting up several exports of one bundle
+    (``new-mapping`` renders the scaffold's stand-ins ten times and more, check-mapping
+    and check-format a few) spent most of its time in Jinja's compiler. The same source
+    compiles to the same code in environments of one kind (``template_environment``:
+    their class, which chooses the code generator, and the flags that change their
+    filters, which Jinja calls on constants when it compiles); a source changed is
+    compiled again. At most ``_COMPILED_MAX`` templates, then it starts afresh."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, tuple[str, CodeType]] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        known = self._codes.get(bucket.key)
+        if known is not None and known[0] == bucket.checksum:
+            bucket.code = known[1]
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is None:
+            return
+        if len(self._codes) >= _COMPILED_MAX:
+            self._codes.clear()
+        self._codes[bucket.key] = (bucket.checksum, bucket.code)
+
+
+_COMPILED_MAX = 256
+# {(environment class, writes_none, recorded): its templates' code} (``_Compiled``)
+_COMPILED: dict[tuple[type, bool, bool], _Compiled] = {}
+
+
 def template_environment(folder: Path, writes_none: bool = False,
                          traced: bool = False, recorded: bool = False,
                          marked: bool = False) -> SandboxedEnvironment:
@@ -1257,8 +1291,10 @@ def template_environment(folder: Path, writes_none: bool = False,
     recorded run's bundle, rebuilt (``changes_allowed``); ``marked``: each value written
     followed by the template line that wrote it (``_Marking``: a checking render of
     check-mapping's sample titles, never an export)."""
-    env = (_Tracing if traced else _Marking if marked else _Sandbox)(
+    kind = _Tracing if traced else _Marking if marked else _Sandbox
+    env = kind(
         loader=_ConfinedLoader(folder),
+        bytecode_cache=_COMPILED.setdefault((kind, writes_none, recorded), _Compiled()),
         undefined=_TemplateUndefined,
         autoescape=_autoescape,
         keep_trailing_newline=True,
