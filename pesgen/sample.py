@@ -328,13 +328,39 @@ def writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRen
 _MADE_UP = frozenset({"layout.required", "layout.length", "layout.values", "layout.pattern"})
 
 
-def _made_up_value(p: Problem) -> bool:
-    """An XSD's refusal of a value as it is (its facets: length, pattern, values…; its
-    type), not of the file's structure (an element missing or not expected), which a
-    template writes whatever the values: a made-up value of the sample may break the
-    former where the export's would not."""
+# the elements an XSD's refusal of the structure names as the ones it wanted there
+_EXPECTED = re.compile(r"Expected is (?:one of )?\( ([^()]*) \)")
+
+# a place of a file where a bound value goes (``binding_places``' keys): (XPath without
+# positions, attribute or None)
+_Places = dict[tuple[str, str | None], Any]
+
+
+def _made_up_layout(p: Problem, bound: bool, _places: _Places) -> bool:
+    """A layout's refusal of a value (``_MADE_UP``) at a column holding a bound value."""
+    return bound and p.rule in _MADE_UP
+
+
+def _made_up_schema(p: Problem, bound: bool, places: _Places) -> bool:
+    """An XSD's refusal that the sample's made-up values may cause where the export's
+    would not: of a value as it is (its facets: length, pattern, values…; its type) at
+    an element or attribute holding a bound value (``bound``); or an element wanted
+    where a bound value goes (one of those it expects is such a place, ``places``: a
+    template writing the element only when the value is given, the sample giving none:
+    its title without optional parts, its line without label). Not one of the
+    structure otherwise (an element misspelt, missing, out of order), which a template
+    writes whatever the values."""
     _, words = _xsd_said(p.message)
-    return words.startswith("[facet ") or " is not a valid value of " in words
+    if words.startswith("[facet ") or " is not a valid value of " in words:
+        return bound
+    expected = _EXPECTED.search(words)
+    at = (p.record or "").split(" ", 1)
+    if expected is None or len(at) < 2:
+        return False
+    path = unpositioned(at[1])
+    parent = path if words.startswith("Missing child") else path.rsplit("/", 1)[0]
+    wanted = {f"{parent}/{name.strip()}" for name in expected[1].split(",")}
+    return any(place in wanted for place, _ in places)
 
 
 def layout_problems(exporter: Exporter, titles: list[Title],
@@ -356,7 +382,7 @@ def layout_problems(exporter: Exporter, titles: list[Title],
                 continue
             path = Path(tmp) / doc.file_name
             problems += _checked(exporter, titles, renderer, doc, parts, text, path,
-                                 lambda p: p.rule in _MADE_UP, _unplaced_columns)
+                                 _made_up_layout, _unplaced_columns)
             laid_out[spec.template] = path, doc.file_name, spec.layout
         if exporter.fmt.across and not problems:
             # between the files of the bordereau, each valid against its layout, as at
@@ -373,29 +399,30 @@ def schema_problems(exporter: Exporter, titles: list[Title],
     Corail's, JVS') break it: the export's validation of its files (the XSD, and the PES
     bordereau rules when it has bordereaux), by its code (``_checked``), not the DGFiP
     package's, which the export is given. The XSD's refusal of a value at a place
-    holding a bound value (the sample's are made up: a name, an empty label) is not
-    said (``_made_up_value``); any other is given the template line that wrote the
-    line it names (``written_by``)."""
+    holding a bound value (the sample's are made up: a name, an empty label), or of an
+    element left out where one goes, is not said (``_made_up_schema``); any other is
+    given the template line that wrote the line it names (``written_by``)."""
     problems: list[Problem] = []
     with tempfile.TemporaryDirectory(prefix="pesgen-sample-") as tmp:
         for renderer, doc, parts, text in written:
             if renderer.spec.xsd is None or not b"".join(parts):
                 continue
             problems += _checked(exporter, titles, renderer, doc, parts, text,
-                                 Path(tmp) / doc.file_name, _made_up_value, _unplaced_schema)
+                                 Path(tmp) / doc.file_name, _made_up_schema, _unplaced_schema)
     return problems
 
 
 def _checked(exporter: Exporter, titles: list[Title], renderer: FileRenderer,
              doc: Document, parts: list[bytes], text: str, path: Path,
-             made_up: Callable[[Problem], bool], unplaced: Callable[[Problem], bool]
-             ) -> list[Problem]:
+             made_up: Callable[[Problem, bool, _Places], bool],
+             unplaced: Callable[[Problem], bool]) -> list[Problem]:
     """The problems of one file rendered on the sample titles (its head, pieces and tail
     as written: ``parts``; its text) written at ``path``, found as an export finds its
     own: its checks (``export.check_output``), each problem given the sample title of
     its line (``export.attribute``) and the binding whose value its place holds
     (``Exporter._bindings_of``). One that ``made_up`` says a made-up value may cause is
-    not said where it got a binding: the export's values are the export's to check.
+    not said (given whether it got a binding, and the places where bound values go):
+    the export's values are the export's to check.
     Those ``unplaced`` picks are given the template line (``_writers_named``)."""
     from .export import _PieceLines, attribute, check_output
 
@@ -413,7 +440,9 @@ def _checked(exporter: Exporter, titles: list[Title], renderer: FileRenderer,
     bound = exporter._bindings_of(found, renderer, doc, (),
                                   (doc.file_name, head.count(b"\n"), lines))
     # a place holding a bound value (given its binding) holds a made-up one
-    found = [q for p, q in zip(found, bound, strict=True) if q is p or not made_up(q)]
+    places = exporter._places.get(renderer.spec.template, {})
+    found = [q for p, q in zip(found, bound, strict=True)
+             if not made_up(q, q is not p, places)]
     if any(unplaced(p) for p in found):
         found = _writers_named(found, exporter, renderer, doc, titles, text, unplaced)
     return found

@@ -600,6 +600,33 @@ def test_a_made_up_value_of_the_sample_is_not_held_to_the_xsd(tmp_path):
         and "corail.xml.j2:111] (rule xsd.bundle)" in line for line in said), said
 
 
+def test_an_element_written_only_with_its_bound_value_is_not_wanted_of_the_sample(
+        tmp_path):
+    """A template writing an element only when its value is given ({% if ln.label %}):
+    the sample's lines without a label leave it out, which Corail's XSD refuses as a
+    structure (the next element not expected), where an export whose mapping binds
+    the label gives one. Not said when the element is a bound value's place; said when
+    the mapping binds none, as every line without a label would be refused."""
+    fmts, line = _bundle_edited(
+        tmp_path, "cosoluce-corail", "corail.xml.j2",
+        '<ASAPLibelleLigne V="{{ ln.label or t.object or "" }}"/>',
+        '{% if ln.label %}<ASAPLibelleLigne V="{{ ln.label }}"/>{% endif %}')
+    mapping = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    unlabelled = mapping_copy(
+        tmp_path, mapping, ("""    label: {expr: "line.activity.label ~ ' - ' ~ """
+                            "line.student.first_name ~ ' ' ~ line.student.last_name\"}\n", ""),
+        name="m.yaml")[0]
+    r = _run("check-mapping", unlabelled, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(said) == 2 and all(
+        "/ASAPUnite invoice SAMPLE-" in ln and "Element 'ASAPUnite': This element is not "
+        "expected. Expected is ( ASAPLibelleLigne )." in ln
+        and f"corail.xml.j2:{line}] (rule xsd.bundle)" in ln for ln in said), said
+
+
 def test_a_line_of_the_template_s_own_text_names_its_template_line(tmp_path, monkeypatch):
     """A line written by the template's text alone (a header record with no {{ }}) named
     no template line when it broke the layout: the checking render marked the values
