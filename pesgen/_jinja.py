@@ -29,12 +29,13 @@ from collections.abc import Callable, ItemsView, Iterable, Mapping, Sequence, Si
 from decimal import Decimal
 from functools import update_wrapper
 from pathlib import Path
-from types import BuiltinMethodType, MethodType
+from types import BuiltinMethodType, CodeType, MethodType
 from typing import Any
 
 import jinja2
 from jinja2 import filters as jinja_filters
 from jinja2 import nodes
+from jinja2.bccache import Bucket
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
 from jinja2.runtime import LoopContext, markup_join, str_join
@@ -1167,9 +1168,36 @@ class _Tracing(_Sandbox):
 
 
 # a checking render's mark after each value a flat-file template writes (``_Marking``):
-# MARK, the template's name, MARK_LINE, its line, MARK; no file pesgen writes holds NUL
+# MARK, the template's name, MARK_LINE, its line, MARK; no file pesgen writes holds NUL.
+# After each line of a template's own text (outside {{ }} and {% %}; a constant {{ "02" }}
+# too), MARK_TEXT in MARK_LINE's place (``_MarkingCode``)
 MARK = "\x00"
 MARK_LINE = "\x1f"
+MARK_TEXT = "\x1e"
+
+
+class _MarkingCode(_InlineReads):
+    """The code generator of a checking render's templates (``_Marking``): each line of
+    a template's own text, which Jinja makes a constant of the compiled code, is
+    followed by a mark naming the template and the line it is on, before its line
+    break (the constant's words, the line of a tag's constant): a line of the output
+    that no value wrote is still told from which template line it came. Compiled for
+    the checking render only: the export's templates are compiled by ``_InlineReads``."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame,
+                               finalize: Any) -> str:
+        const: str = super()._output_child_to_const(node, frame, finalize)
+        if self.name is None or node.lineno is None:
+            return const
+        data = isinstance(node, nodes.TemplateData)  # its lines are the template's
+        parts = const.split("\n")
+        for i, part in enumerate(parts):
+            if i == len(parts) - 1 and not part:
+                break  # the text ends a line: the next one is not started
+            body = part.rstrip("\r")
+            line = node.lineno + i if data else node.lineno
+            parts[i] = f"{body}{MARK}{self.name}{MARK_TEXT}{line}{MARK}{part[len(body):]}"
+        return "\n".join(parts)
 
 
 class _Marking(_Sandbox):
@@ -1177,9 +1205,12 @@ class _Marking(_Sandbox):
     path of check-mapping's sample titles): the same templates, rendered the same way,
     but each value a flat-file template writes (``{{ … }}``, ``written``) is followed by
     a mark naming the template and the line Jinja's debug info maps the writing code
-    to, before the line break the value ends with, if any. The caller takes the marks
-    out again and compares the text with what it rendered without them. The export
-    renders with ``_Sandbox``: it pays nothing for this."""
+    to, before the line break the value ends with, if any; each line of the templates'
+    own text, of any template, by a mark of its own (``_MarkingCode``). The caller takes
+    the marks out again and compares the text with what it rendered without them. The
+    export renders with ``_Sandbox``: it pays nothing for this."""
+
+    code_generator_class = _MarkingCode
 
     def written(self, value: object) -> str:
         text = super().written(value)
@@ -1217,6 +1248,39 @@ class _TemplateUndefined(jinja2.StrictUndefined):
                 "arguments, its loops' variables and what it sets (docs/template-model.md)")
 
 
+class _Compiled(jinja2.BytecodeCache):
+    """The code each template of a kind of environment compiled to in this process, by
+    the template's name and file and the checksum of its source (Jinja's bytecode cache,
+    kept in memory: ``load_bytecode`` gives the code object itself). Every renderer
+    compiled its templates again: a command setting up several exports of one bundle
+    (``new-mapping`` renders the scaffold's stand-ins ten times and more, check-mapping
+    and check-format a few) spent most of its time in Jinja's compiler. The same source
+    compiles to the same code in environments of one kind (``template_environment``:
+    their class, which chooses the code generator, and the flags that change their
+    filters, which Jinja calls on constants when it compiles); a source changed is
+    compiled again. At most ``_COMPILED_MAX`` templates, then it starts afresh."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, tuple[str, CodeType]] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        known = self._codes.get(bucket.key)
+        if known is not None and known[0] == bucket.checksum:
+            bucket.code = known[1]
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is None:
+            return
+        if len(self._codes) >= _COMPILED_MAX:
+            self._codes.clear()
+        self._codes[bucket.key] = (bucket.checksum, bucket.code)
+
+
+_COMPILED_MAX = 256
+# {(environment class, writes_none, recorded): its templates' code} (``_Compiled``)
+_COMPILED: dict[tuple[type, bool, bool], _Compiled] = {}
+
+
 def template_environment(folder: Path, writes_none: bool = False,
                          traced: bool = False, recorded: bool = False,
                          marked: bool = False) -> SandboxedEnvironment:
@@ -1227,8 +1291,10 @@ def template_environment(folder: Path, writes_none: bool = False,
     recorded run's bundle, rebuilt (``changes_allowed``); ``marked``: each value written
     followed by the template line that wrote it (``_Marking``: a checking render of
     check-mapping's sample titles, never an export)."""
-    env = (_Tracing if traced else _Marking if marked else _Sandbox)(
+    kind = _Tracing if traced else _Marking if marked else _Sandbox
+    env = kind(
         loader=_ConfinedLoader(folder),
+        bytecode_cache=_COMPILED.setdefault((kind, writes_none, recorded), _Compiled()),
         undefined=_TemplateUndefined,
         autoescape=_autoescape,
         keep_trailing_newline=True,

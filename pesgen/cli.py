@@ -648,9 +648,9 @@ def check_mapping(
 
     What it checks: the schema, TODOs left, code tables, fit with its
     format, and its format's templates rendered once on two sample titles, each file
-    with a layout checked against it as an export checks its files (exit 6); a bound
-    field no template writes is a warning, a value a split policy fills that none
-    writes refuses the mapping."""
+    with a layout, or an XSD of its own, checked against it as an export checks its
+    files (exit 6); a bound field no template writes is a warning, a value a split
+    policy fills that none writes refuses the mapping."""
     from .build import format_fit, format_warnings
     from .errors import MappingError
     from .formats import mapping_format
@@ -686,13 +686,19 @@ def check_mapping(
         sample, found = check_coverage(m, fmt, warn,
                                        f"{mapping}: a policy of the mapping fills a value "
                                        f"no template of format {fmt.name} writes",
-                                       check_templates(m, fmt, laid_out=True))
-        if sample.layout_problems:
+                                       check_templates(m, fmt, laid_out=True,
+                                                       validated=True))
+        broken = [*sample.layout_problems, *sample.schema_problems]
+        if broken:
             # the export's own checks of its files: the first export would fail so
+            what = " and ".join(
+                said for said, found in (("break their layout", sample.layout_problems),
+                                         ("are refused by their XSD", sample.schema_problems))
+                if found)
             raise OutputInvalidError(
                 f"{mapping}: the files of format {fmt.name}, rendered on the sample "
-                f"titles, break their layout ({len(sample.layout_problems)} problem(s)): "
-                "an export writing them so is refused", list(sample.layout_problems))
+                f"titles, {what} ({len(broken)} problem(s)): an export writing them so "
+                "is refused", broken)
     except PesgenError as exc:
         if as_json:
             _json_report("check-mapping", "mappings", [result(exc)])

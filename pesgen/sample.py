@@ -5,9 +5,11 @@ only rendering finds it. ``check_templates`` renders every file of the mapping's
 (head, a piece per sample title, tail) with the mapping's own collectivity, options and
 code tables, on two made-up titles: one with every optional part the model has (a SEPA
 mandate, a joint debtor, an address abroad, dates, object, several lines), one with
-none of them (an organisation, one line). Nothing is numbered nor written, and the
-sample's made-up values are not validated; an error names the template file and line, as
-at export. The model fields the templates read on the way are recorded
+none of them (an organisation, one line). Nothing is numbered nor written; an error
+names the template file and line, as at export. Asked (check-mapping), the files are
+checked against their layouts and XSDs as an export checks its own, but the sample's
+made-up values are not held against the place they go (``layout_problems``,
+``schema_problems``). The model fields the templates read on the way are recorded
 (``SampleRendering.reads``): ``pesgen.coverage`` compares them with what the mapping
 binds. The mapping's options are the mapping's own values: one written into a column
 of a layout that refuses it is found there (``option_misfits``).
@@ -28,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from ._jinja import MARK, MARK_LINE
+from ._jinja import MARK, MARK_LINE, MARK_TEXT
 from ._schema import _dotted
 from ._yaml import line_of, load_yaml_file
 from .across import check_across
@@ -73,13 +75,14 @@ def sample_titles(mapping: Mapping, fmt: Format) -> list[Title]:
                    complement="BATIMENT B", locality="LE BOURG")
     abroad = Address(street="4 RUE HAUTE", postal_code="99999", city="BRUXELLES",
                      country="BE", resident=False, country_code="131")
+    civility, joint_civility = _civilities(mapping, fmt)
     debtor = Debtor(category=person["category"], legal_nature=person["legal_nature"],
                     name="MARTIN", address=abroad, kind="person", ref="FAM-0001",
-                    civility="MME", first_name="CAMILLE", complement_name="EPOUSE DURAND",
+                    civility=civility, first_name="CAMILLE", complement_name="EPOUSE DURAND",
                     birth_date=date(1984, 3, 12), email="camille.martin@example.org")
     joint = Debtor(category=person["category"], legal_nature=person["legal_nature"],
                    name="DURAND", address=home, kind="person", ref="FAM-0001-2",
-                   civility="M", first_name="PAUL", birth_date=date(1982, 7, 1))
+                   civility=joint_civility, first_name="PAUL", birth_date=date(1982, 7, 1))
     mandate = Mandate(rum="RUM000001", signed_on=date(exercise - 1, 9, 3), sequence="02",
                       debit_date=date(exercise, 12, 5), label="ECOLE DE MUSIQUE",
                       account=BankAccount(iban="FR7630006000011234567890189",
@@ -102,6 +105,20 @@ def sample_titles(mapping: Mapping, fmt: Format) -> list[Title]:
     return [full, bare]
 
 
+def _civilities(mapping: Mapping, fmt: Format) -> tuple[str, str]:
+    """The sample's debtor's and joint debtor's civilities: ones an export of the mapping
+    sends (a civility is a code, never made up: Corail's XSD takes Mr and Mme, not MME):
+    the first two the mapping's codes.civility gives, else the first two the format
+    lists (format.yaml fields.debtor.civility.values, which an export's civility is
+    held to without a table), else the mapping's default_civility, else MME and M."""
+    table = mapping.codes.civility
+    sent = list(dict.fromkeys(table.values())) if table else []
+    sent = sent or list(fmt.limit("debtor.civility").values or ())
+    default = mapping.policies.default_civility
+    sent = sent or ([default] if default else ["MME", "M"])
+    return sent[0], sent[1] if len(sent) > 1 else sent[0]
+
+
 @dataclass(frozen=True)
 class SampleRendering:
     files: int  # how many files of the format were rendered
@@ -122,18 +139,23 @@ class SampleRendering:
     # how the files with a layout rendered on the sample titles break it, as an export's
     # would (``layout_problems``; only when check_templates is asked: check-mapping)
     layout_problems: tuple[Problem, ...] = ()
+    # how those with an XSD of their own break it, as an export's would
+    # (``schema_problems``; only when check_templates is asked: check-mapping)
+    schema_problems: tuple[Problem, ...] = ()
 
 
-def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False
-                    ) -> SampleRendering:
+def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False,
+                    validated: bool = False) -> SampleRendering:
     """Render every file of ``fmt`` on the sample titles; raise ``TemplateError`` (file
     and line) on the first template error. Returns how many files were rendered and
     the model fields their templates read. ``laid_out`` (check-mapping): each file with
     a layout is checked against it, as an export checks its files
-    (``SampleRendering.layout_problems``); an export, which checks its own files, does
-    not ask it."""
+    (``SampleRendering.layout_problems``); ``validated`` (check-mapping): each file with
+    an XSD of its own is validated against it (``SampleRendering.schema_problems``); an
+    export, which checks its own files, asks neither."""
     day = date(mapping.collectivity.exercise, 11, 23)
-    # vouched: nothing is validated here (no XSD, no DGFiP package needed), only rendered;
+    # vouched: nothing is validated by the Exporter (no DGFiP package needed), only
+    # rendered; the sample's files are checked here when asked (laid_out, validated);
     # traced: the templates' reads recorded (an export's renderers record nothing)
     exporter = Exporter(mapping, fmt, Path("."), day, vouched=True, traced=True)
     traced = exporter.renderers
@@ -175,21 +197,27 @@ def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False
     return SampleRendering(len(traced), reads, tuple(misfits), unfit,
                            number_refusal(titles[0], pairs, exporter.encoding),
                            tuple(layout_problems(exporter, titles, written))
-                           if laid_out else ())
+                           if laid_out else (),
+                           tuple(schema_problems(exporter, titles, written))
+                           if validated else ())
 
 
-# a mark ``_jinja._Marking`` puts after a value written: (template, line)
-_MARK = re.compile(f"{MARK}([^{MARK}{MARK_LINE}]*){MARK_LINE}([0-9]+){MARK}")
+# a mark ``_jinja._Marking`` puts after a value written (MARK_LINE), or after a line of
+# a template's own text (MARK_TEXT): (template, kind, line)
+_MARK = re.compile(f"{MARK}([^{MARK}{MARK_LINE}{MARK_TEXT}]*)([{MARK_LINE}{MARK_TEXT}])"
+                   f"([0-9]+){MARK}")
 
 
 def written_by(exporter: Exporter, renderer: FileRenderer, doc: Document,
                titles: list[Title], text: str) -> list[set[tuple[str, int]]] | None:
     """For each line of ``text``, the file ``renderer`` rendered on ``titles``, the
-    template lines (template, line) whose values it holds: found by rendering it again
-    in a checking render that marks each value written with its template line
-    (``_jinja._Marking``; the error path of check-mapping only, never an export). None
-    when that render fails, or gives another text once its marks are taken out (a
-    value written, then read again by a template: its marks would count)."""
+    template lines (template, line) whose values it holds, or, for a line no value
+    wrote (a record the template's own text writes whole), the lines of that text:
+    found by rendering it again in a checking render that marks each value written,
+    and each line of the templates' text, with its template line (``_jinja._Marking``;
+    the error path of check-mapping only, never an export). None when that render
+    fails, or gives another text once its marks are taken out (a value written, then
+    read again by a template: its marks would count)."""
     try:
         marked = FileRenderer(exporter.fmt, renderer.spec, marked=True)
         out = (marked.head(doc) + "".join(marked.piece(t, doc) for t in titles)
@@ -198,31 +226,44 @@ def written_by(exporter: Exporter, renderer: FileRenderer, doc: Document,
         return None
     if _MARK.sub("", out) != text:
         return None
-    return [{(m[1], int(m[2])) for m in _MARK.finditer(line)} for line in out.split("\n")]
+    found = []
+    for line in out.split("\n"):
+        marks = _MARK.findall(line)
+        found.append({(name, int(at)) for name, kind, at in marks if kind == MARK_LINE}
+                     or {(name, int(at)) for name, _, at in marks})
+    return found
 
 
 def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRenderer,
-                   doc: Document, titles: list[Title], text: str) -> list[Problem]:
-    """Each line too short or too long of the sample titles' file (layout.columns,
-    which names the template only) given the template line that wrote its values
-    (``written_by``)."""
+                   doc: Document, titles: list[Title], text: str,
+                   unplaced: Callable[[Problem], bool]) -> list[Problem]:
+    """Each problem of the sample titles' file that ``unplaced`` picks (a line too short
+    or too long, layout.columns, which names the template only; an XSD's refusal,
+    which names none) given the template line that wrote the values of the line it
+    names, or the template's text there (``written_by``)."""
     lines = written_by(exporter, renderer, doc, titles, text)
     if lines is None:
         return problems
     prefix = f"{doc.file_name}:"
 
     def places(p: Problem) -> set[tuple[str, int]]:
-        number = (p.record or "").removeprefix(prefix)
+        # 'name:LINE' (a layout's), 'name:LINE /XPath' (an XSD's)
+        number = (p.record or "").removeprefix(prefix).split(" ", 1)[0]
         ok = number.isdigit() and 0 < int(number) <= len(lines)
         return lines[int(number) - 1] if ok else set()
 
     return [_writer_named(p, exporter, renderer, places(p), "the line written at")
-            if _unplaced_columns(p) else p for p in problems]
+            if unplaced(p) else p for p in problems]
 
 
 def _unplaced_columns(p: Problem) -> bool:
     """A line too short or too long (layout.columns) that names no template line."""
     return p.rule == "layout.columns" and p.mapping is None
+
+
+def _unplaced_schema(p: Problem) -> bool:
+    """An XSD's refusal (xsd.pesgen, xsd.bundle) that names no binding nor template."""
+    return p.rule.startswith("xsd.") and p.mapping is None
 
 
 def _writer_named(p: Problem, exporter: Exporter, renderer: FileRenderer,
@@ -287,56 +328,124 @@ def writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRen
 _MADE_UP = frozenset({"layout.required", "layout.length", "layout.values", "layout.pattern"})
 
 
+# the elements an XSD's refusal of the structure names as the ones it wanted there
+_EXPECTED = re.compile(r"Expected is (?:one of )?\( ([^()]*) \)")
+
+# a place of a file where a bound value goes (``binding_places``' keys): (XPath without
+# positions, attribute or None)
+_Places = dict[tuple[str, str | None], Any]
+
+
+def _made_up_layout(p: Problem, bound: bool, _places: _Places) -> bool:
+    """A layout's refusal of a value (``_MADE_UP``) at a column holding a bound value."""
+    return bound and p.rule in _MADE_UP
+
+
+def _made_up_schema(p: Problem, bound: bool, places: _Places) -> bool:
+    """An XSD's refusal that the sample's made-up values may cause where the export's
+    would not: of a value as it is (its facets: length, pattern, values…; its type) at
+    an element or attribute holding a bound value (``bound``); or an element wanted
+    where a bound value goes (one of those it expects is such a place, ``places``: a
+    template writing the element only when the value is given, the sample giving none:
+    its title without optional parts, its line without label). Not one of the
+    structure otherwise (an element misspelt, missing, out of order), which a template
+    writes whatever the values."""
+    _, words = _xsd_said(p.message)
+    if words.startswith("[facet ") or " is not a valid value of " in words:
+        return bound
+    expected = _EXPECTED.search(words)
+    at = (p.record or "").split(" ", 1)
+    if expected is None or len(at) < 2:
+        return False
+    path = unpositioned(at[1])
+    parent = path if words.startswith("Missing child") else path.rsplit("/", 1)[0]
+    wanted = {f"{parent}/{name.strip()}" for name in expected[1].split(",")}
+    return any(place in wanted for place, _ in places)
+
+
 def layout_problems(exporter: Exporter, titles: list[Title],
                     written: list[tuple[FileRenderer, Document, list[bytes], str]]
                     ) -> list[Problem]:
     """Every way the files rendered on the sample titles (``written``: each file's
     renderer, document, its head, pieces and tail as written, and its text) break their
-    layouts: the checks of an export's files, by its code (``export.check_output``, each
-    problem given the sample title of its line, ``export.attribute``, and the binding
-    whose value its column holds, ``Exporter._bindings_of``; then between the files,
-    ``across.check_across``). A line too short or too long (layout.columns) is given
-    the template line that wrote it (``written_by``). A file checked by an XSD is not:
-    the sample's made-up values are not a valid PES file (IdBord, dates), and the export
-    validates its own."""
-    from .export import _PieceLines, attribute, check_output
-
-    named = [(t.invoice_number,) for t in titles]
-    origins = {t.invoice_number: t.origin for t in titles}
+    layouts: the checks of an export's files, by its code (``_checked``; then between
+    the files, ``across.check_across``). A line too short or too long (layout.columns)
+    is given the template line that wrote it (``written_by``). A file checked by an XSD
+    is ``schema_problems``'."""
     problems: list[Problem] = []
     laid_out: dict[str, tuple[Path, str, Path]] = {}
     with tempfile.TemporaryDirectory(prefix="pesgen-sample-") as tmp:
         for renderer, doc, parts, text in written:
             spec = renderer.spec
-            if spec.layout is None or spec.xsd is not None:
-                continue
-            head, pieces, tail = parts[0], parts[1:-1], parts[-1]
-            data = b"".join(parts)
-            if not data:  # an export writes no empty file (a side file no title fills)
+            if spec.layout is None or spec.xsd is not None or not b"".join(parts):
+                # an export writes no empty file (a side file no title fills)
                 continue
             path = Path(tmp) / doc.file_name
-            path.write_bytes(data)
-            found = check_output(spec, path, doc.file_name, exporter.encoding)
-            if found:
-                lines = _PieceLines()
-                for piece in pieces:
-                    lines.add(piece)
-                found = attribute(found, doc.file_name, head, tail, lines, named, origins)
-                bound = exporter._bindings_of(found, renderer, doc, (),
-                                              (doc.file_name, head.count(b"\n"), lines))
-                # a column holding a bound value (given its binding) holds a made-up
-                # one: what the export's values are is the export's to check
-                found = [q for p, q in zip(found, bound, strict=True)
-                         if q is p or q.rule not in _MADE_UP]
-                if any(_unplaced_columns(p) for p in found):
-                    found = _writers_named(found, exporter, renderer, doc, titles, text)
-            problems += found
+            problems += _checked(exporter, titles, renderer, doc, parts, text, path,
+                                 _made_up_layout, _unplaced_columns)
             laid_out[spec.template] = path, doc.file_name, spec.layout
         if exporter.fmt.across and not problems:
             # between the files of the bordereau, each valid against its layout, as at
             # export
             problems += check_across(exporter.fmt.across, laid_out, exporter.encoding)
     return problems
+
+
+def schema_problems(exporter: Exporter, titles: list[Title],
+                    written: list[tuple[FileRenderer, Document, list[bytes], str]]
+                    ) -> list[Problem]:
+    """Every way the files rendered on the sample titles (``written``, as
+    ``layout_problems``') that have an XSD of their own (pesgen's for PES, a bundle's:
+    Corail's, JVS') break it: the export's validation of its files (the XSD, and the PES
+    bordereau rules when it has bordereaux), by its code (``_checked``), not the DGFiP
+    package's, which the export is given. The XSD's refusal of a value at a place
+    holding a bound value (the sample's are made up: a name, an empty label), or of an
+    element left out where one goes, is not said (``_made_up_schema``); any other is
+    given the template line that wrote the line it names (``written_by``)."""
+    problems: list[Problem] = []
+    with tempfile.TemporaryDirectory(prefix="pesgen-sample-") as tmp:
+        for renderer, doc, parts, text in written:
+            if renderer.spec.xsd is None or not b"".join(parts):
+                continue
+            problems += _checked(exporter, titles, renderer, doc, parts, text,
+                                 Path(tmp) / doc.file_name, _made_up_schema, _unplaced_schema)
+    return problems
+
+
+def _checked(exporter: Exporter, titles: list[Title], renderer: FileRenderer,
+             doc: Document, parts: list[bytes], text: str, path: Path,
+             made_up: Callable[[Problem, bool, _Places], bool],
+             unplaced: Callable[[Problem], bool]) -> list[Problem]:
+    """The problems of one file rendered on the sample titles (its head, pieces and tail
+    as written: ``parts``; its text) written at ``path``, found as an export finds its
+    own: its checks (``export.check_output``), each problem given the sample title of
+    its line (``export.attribute``) and the binding whose value its place holds
+    (``Exporter._bindings_of``). One that ``made_up`` says a made-up value may cause is
+    not said (given whether it got a binding, and the places where bound values go):
+    the export's values are the export's to check.
+    Those ``unplaced`` picks are given the template line (``_writers_named``)."""
+    from .export import _PieceLines, attribute, check_output
+
+    head, pieces, tail = parts[0], parts[1:-1], parts[-1]
+    path.write_bytes(b"".join(parts))
+    found = check_output(renderer.spec, path, doc.file_name, exporter.encoding)
+    if not found:
+        return []
+    lines = _PieceLines()
+    for piece in pieces:
+        lines.add(piece)
+    found = attribute(found, doc.file_name, head, tail, lines,
+                      [(t.invoice_number,) for t in titles],
+                      {t.invoice_number: t.origin for t in titles})
+    bound = exporter._bindings_of(found, renderer, doc, (),
+                                  (doc.file_name, head.count(b"\n"), lines))
+    # a place holding a bound value (given its binding) holds a made-up one
+    places = exporter._places.get(renderer.spec.template, {})
+    found = [q for p, q in zip(found, bound, strict=True)
+             if not made_up(q, q is not p, places)]
+    if any(unplaced(p) for p in found):
+        found = _writers_named(found, exporter, renderer, doc, titles, text, unplaced)
+    return found
 
 
 def option_misfits(mapping: Mapping, rendered: list[tuple[FileRenderer, str, str]]

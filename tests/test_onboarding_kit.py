@@ -511,6 +511,151 @@ def test_a_made_up_value_of_the_sample_is_not_held_to_the_layout(tmp_path):
         "optional part)) (rule layout.required)"], said
 
 
+def _bundle_edited(tmp_path: Path, fmt: str, template: str, old: str, new: str
+                   ) -> tuple[Path, int]:
+    """The shipped bundle ``fmt`` copied into tmp_path/fmts with ``old`` (once in its
+    ``template``) made ``new``: the folder, and the template line edited."""
+    import shutil
+
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format(fmt).folder), fmts / fmt)
+    path = fmts / fmt / template
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return fmts, text[:text.index(old)].count("\n") + 1
+
+
+@pytest.mark.parametrize("fmt, template, mapping, old, new, words", [
+    # a value the template writes itself, refused by the bundle's own XSD
+    ("cosoluce-corail", "corail.xml.j2", "villeneuve-sur-loing-corail.yaml",
+     '<TypePiecePES V="01"/>', '<TypePiecePES V="1"/>',
+     "/ImportCosoluce/TypePieceImport/Piece[{n}]/InfoPiece/TypePiecePES invoice SAMPLE-{n}: "
+     "Element 'TypePiecePES', attribute 'V': [facet 'enumeration'] The value '1' is not an "
+     "element of the set {{'01'}}. (rendered from check-mapping's sample title "),
+    # an element misspelt where a bound value goes (the structure is the template's,
+    # whatever the value), refused by pesgen's PES XSD
+    ("pes-ormc", "pes-aller.xml.j2", "villeneuve-sur-loing.yaml",
+     '<Nom V="{{ d.name }}"/>', '<Name V="{{ d.name }}"/>',
+     "/Tiers/InfoTiers/Name invoice SAMPLE-{n}: Element 'Name': This element is not "
+     "expected. Expected is "),
+])
+def test_check_mapping_validates_its_sample_titles_files_against_the_xsd(
+        tmp_path, fmt, template, mapping, old, new, words):
+    """check-mapping checked its sample titles' files against a layout, not a file
+    checked by an XSD (the PES formats, Corail's, JVS'): a template writing a value or
+    an element the XSD refuses passed it (exit 0), and a technician learnt of it at
+    the dry run with real data. It now validates them as an export does, with its
+    words, line and XPath (exit 6), and names the template line that wrote the
+    refused line, which the export does not."""
+    fmts, line = _bundle_edited(tmp_path, fmt, template, old, new)
+    r = _run("check-mapping", MAPPINGS / mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    assert f"the files of format {fmt}, rendered on the sample titles, are refused by " \
+        "their XSD (" in r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    where = f"[template {fmts}/{fmt}/{template}:{line}] (rule xsd."
+    for n in (1, 2):  # each sample title's piece, named by its XPath and template line
+        assert any(words.format(n=n) in ln and ln.endswith(where, 0, -len("pesgen)"))
+                   for ln in said), (n, said)
+    assert all(where in ln for ln in said), said
+    as_json = _run("check-mapping", MAPPINGS / mapping, "--formats-dir", fmts,
+                   "--format", "json")
+    assert as_json.exit_code == ExitCode.OUTPUT
+    [result] = json.loads(as_json.stdout)["mappings"]
+    first = result["problems"][0]
+    assert (result["exit_code"], first["rule"][:4], first["file"], first["line"],
+            first["source"], first["invoice"]) == (
+        6, "xsd.", f"{fmts}/{fmt}/{template}", line, "template", "SAMPLE-1")
+    assert re.fullmatch(r"\S+\.xml:[0-9]+ /\S+", first["record"]), first
+    # the export's dry run refuses its own files in the same words
+    export = _run("export", "-m", MAPPINGS / mapping, "-i", INPUT, "-o", tmp_path / "out",
+                  "--date", RUN_DATE, "--formats-dir", fmts, "--dry-run",
+                  "--db", f"sqlite:///{tmp_path / 'store.sqlite3'}", "--create-store")
+    assert export.exit_code == ExitCode.OUTPUT, export.stderr
+    assert words.split(" invoice ")[1].split(": ", 1)[1].format(n=1).split(" (rendered")[0] \
+        in export.stderr
+
+
+def test_a_made_up_value_of_the_sample_is_not_held_to_the_xsd(tmp_path):
+    """The sample titles' values are made up: the XSD's refusal of a value where a bound
+    value goes is not said (the sample title without optional parts has no line label,
+    which Corail's ASAPLibelleLigne takes, minLength 1), and their civilities are ones
+    the mapping sends (Corail's XSD takes Mr and Mme, its table gives them). A mapping
+    binding neither the label nor the object, which the template writes there instead,
+    is refused: every title without a label would be."""
+    mapping = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
+    assert _run("check-mapping", mapping).exit_code == 0
+    unlabelled = mapping_copy(
+        tmp_path, mapping, ("""    label: {expr: "line.activity.label ~ ' - ' ~ """
+                            "line.student.first_name ~ ' ' ~ line.student.last_name\"}\n", ""),
+        ("""    object: {expr: "'CONSERVATOIRE FACTURE ' ~ invoice.number"}\n""", ""),
+        name="m.yaml")[0]
+    r = _run("check-mapping", unlabelled)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert len(said) == 2 and all(  # its minLength and its pattern
+        "/ASAPLigneFacturation/ASAPLibelleLigne invoice SAMPLE-2: Element "
+        "'ASAPLibelleLigne', attribute 'V': [facet " in line
+        and "corail.xml.j2:111] (rule xsd.bundle)" in line for line in said), said
+
+
+def test_an_element_written_only_with_its_bound_value_is_not_wanted_of_the_sample(
+        tmp_path):
+    """A template writing an element only when its value is given ({% if ln.label %}):
+    the sample's lines without a label leave it out, which Corail's XSD refuses as a
+    structure (the next element not expected), where an export whose mapping binds
+    the label gives one. Not said when the element is a bound value's place; said when
+    the mapping binds none, as every line without a label would be refused."""
+    fmts, line = _bundle_edited(
+        tmp_path, "cosoluce-corail", "corail.xml.j2",
+        '<ASAPLibelleLigne V="{{ ln.label or t.object or "" }}"/>',
+        '{% if ln.label %}<ASAPLibelleLigne V="{{ ln.label }}"/>{% endif %}')
+    mapping = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stderr
+    unlabelled = mapping_copy(
+        tmp_path, mapping, ("""    label: {expr: "line.activity.label ~ ' - ' ~ """
+                            "line.student.first_name ~ ' ' ~ line.student.last_name\"}\n", ""),
+        name="m.yaml")[0]
+    r = _run("check-mapping", unlabelled, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(said) == 2 and all(
+        "/ASAPUnite invoice SAMPLE-" in ln and "Element 'ASAPUnite': This element is not "
+        "expected. Expected is ( ASAPLibelleLigne )." in ln
+        and f"corail.xml.j2:{line}] (rule xsd.bundle)" in ln for ln in said), said
+
+
+def test_a_line_of_the_template_s_own_text_names_its_template_line(tmp_path, monkeypatch):
+    """A line written by the template's text alone (a header record with no {{ }}) named
+    no template line when it broke the layout: the checking render marked the values
+    written only. Each line of a template's text is marked too, and the line it is on
+    named, at check-mapping and at the export (its error path)."""
+    monkeypatch.chdir(tmp_path)
+    mapping = _short_fixed(tmp_path)
+    template = Path("fmts") / "acme-fixed" / "acme-fixed.txt.j2"
+    text = template.read_text(encoding="utf-8")
+    head = next(ln for ln in text.splitlines() if ln.startswith('{{ "01" }}'))
+    assert text.splitlines().index(head) == 4  # line 5
+    # the header of the sample's two titles, one character short of its 96
+    template.write_text(text.replace(head, "012026000002" + " " * 83), encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", "fmts")
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("  - ")]
+    assert ("  - acme-fixed_21450999400015_2026_0000001.txt:1: record 'entete' is 95 "
+            "characters, the layout has 96: column Filler (#4) (characters 13-96) is cut: "
+            "check the widths fmts/acme-fixed/acme-fixed.txt.j2 writes on such lines "
+            "[template fmts/acme-fixed/acme-fixed.txt.j2:5] (rule layout.columns)") in said
+    export = _run("export", "-m", mapping, "-i", INPUT, "-o", "out", "--date", RUN_DATE,
+                  "--formats-dir", "fmts", "--dry-run")
+    assert export.exit_code == ExitCode.OUTPUT
+    assert "record 'entete' is 95 characters, the layout has 96: column Filler (#4) " \
+        "(characters 13-96) is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 " \
+        "writes on such lines [template fmts/acme-fixed/acme-fixed.txt.j2:5] " \
+        "(rule layout.columns)" in export.stderr
+
+
 def test_a_layout_s_yaml_syntax_error_names_it_by_the_formats_dir_as_typed(tmp_path,
                                                                           monkeypatch):
     """A bundle's layout that is no YAML is named, at its line, by the --formats-dir

@@ -97,3 +97,34 @@ def test_pesgen_s_date_and_amount_filters_refuse_none_as_writing_it(tmp_path, na
     with pytest.raises(Exception) as err:
         old.render(v=None)
     assert NONE_WRITTEN not in str(err.value)
+
+
+def test_a_template_is_compiled_once_for_the_environments_that_compile_it_alike(
+        tmp_path, monkeypatch):
+    """Each renderer compiled its templates in an environment of its own: new-mapping,
+    which sets up the scaffold's stand-ins ten times and more, spent most of its time in
+    Jinja's compiler. A template is now compiled once per process for the environments
+    that compile it alike (their class and flags), rendering the same; its source
+    changed, and for an environment of another kind, it is compiled again."""
+    compiled: list[str | None] = []
+    compile_ = jinja2.Environment.compile
+
+    def counting(self, source, name=None, filename=None, *args, **kwargs):
+        compiled.append(name)
+        return compile_(self, source, name, filename, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    path = tmp_path / "t.csv.j2"
+    path.write_text("{{ x }};{{ '01' }}\n", encoding="utf-8")
+    for x in (1, 2):
+        assert template_environment(tmp_path).get_template("t.csv.j2").render(x=x) == \
+            f"{x};01\n"
+    assert compiled == ["t.csv.j2"]
+    assert template_environment(tmp_path, writes_none=True).get_template(
+        "t.csv.j2").render(x=None) == "None;01\n"
+    assert template_environment(tmp_path, marked=True).get_template(
+        "t.csv.j2").render(x=3).replace("\x00", "").startswith("3t.csv.j2\x1f1")
+    assert compiled == ["t.csv.j2"] * 3
+    path.write_text("{{ x }},{{ '01' }}\n", encoding="utf-8")
+    assert template_environment(tmp_path).get_template("t.csv.j2").render(x=4) == "4,01\n"
+    assert compiled == ["t.csv.j2"] * 4
