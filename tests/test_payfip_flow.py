@@ -1209,6 +1209,53 @@ def test_anomaly_resolve_waiting_for_the_store_says_so_and_gives_up_after_store_
         assert after["note"] == "forged, ignored", after
 
 
+
+@pytest.mark.parametrize("command", ["cancel", "reinstate"])
+def test_runs_cancel_waiting_for_the_store_says_so_and_gives_up_after_store_lock_timeout(
+        flow, store, exported, monkeypatch, command):
+    """`runs cancel` and `runs reinstate` lock the run's row on PostgreSQL (FOR UPDATE: a
+    PayFiP link being recorded for one of its invoices, another cancellation) and take
+    the store's write lock on SQLite. On PostgreSQL a row another session held kept them
+    waiting as long as it was held, without a word, whatever store_lock_timeout said;
+    now they say past the grace that they wait and for what (the run's id), wait at most
+    store_lock_timeout, then stop with the store's exit code, nothing changed. On SQLite
+    they said so already."""
+    import time
+
+    from pesgen.errors import ExitCode
+
+    from .conftest import run_cli
+
+    run = exported.run_id
+    if command == "reinstate":
+        store.cancel(run, "wrong amounts", whole=True)
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "3")
+    postgresql = store.engine.dialect.name == "postgresql"
+    started = time.monotonic()
+    with _store_held(store, "SELECT id FROM runs FOR UPDATE"):
+        done = run_cli("runs", command, run, "--all", "--reason", "checked", "--db",
+                       store.url)
+    took = time.monotonic() - started
+    assert done.exit_code == ExitCode.STATE, (done.stdout, done.stderr)
+    assert took < 10, took
+    rows = (f"the row of run {run} in the state store (a pesgen command recording for the "
+            "same invoice, or another program's session)")
+    waited, error, *rest = done.stderr.splitlines()
+    assert waited == ("waiting for the state store: "
+                      + (f"another transaction holds {rows}" if postgresql
+                         else "another pesgen run holds its lock")
+                      + " (up to 3 s, store_lock_timeout)…")
+    held_for = (f"another transaction held {rows}" if postgresql
+                else "another pesgen run held the state store's lock")
+    done_word = "cancelled" if command == "cancel" else "reinstated"
+    assert error.startswith(f"error: {store.url}: {held_for} for 3 s (store_lock_timeout): "
+                            f"runs {command} stopped waiting: nothing {done_word}. Let th"
+                            ), error
+    assert rest == [] and done.stdout == ""
+    assert store.get_run(run)["status"] == ("committed" if command == "cancel"
+                                            else "cancelled")
+
+
 def test_purged_operation_expires(flow, store):
     link = flow.link()
     flow.fake.payfip.operations.clear()  # the night purge: PayFiP answers P1
