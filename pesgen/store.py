@@ -2824,6 +2824,18 @@ class Store:
         # command names those of the bordereaux cancelled still there)
         as_recorded = self.get_run(run_id)
         full = as_recorded["id"]
+        # on PostgreSQL the run's row another transaction holds (a PayFiP link being
+        # recorded for one of its invoices, another cancellation or reinstatement, a
+        # session left open) is waited for at most store_lock_timeout, said past the
+        # grace; a wait given up rolls the cancellation back, run again
+        return self.waits_for_rows(partial(
+            self._cancel, full, reason, bordereaux, whole, despite_payments,
+            annulled_by_tresorerie, as_recorded), f"the row of run {full}")
+
+    def _cancel(self, full: str, reason: str, bordereaux: Collection[int] | None,
+                whole: bool, despite_payments: bool, annulled_by_tresorerie: bool,
+                as_recorded: dict[str, Any]) -> Cancellation:
+        """``cancel`` of the run ``full`` (``as_recorded``: as ``get_run`` read it)."""
         now = utc_now()
         if annulled_by_tresorerie:
             confirmed = self._confirm_annulled(full, reason.strip(), bordereaux, now,
@@ -2985,6 +2997,15 @@ class Store:
         by = by.strip()[:RESOLVED_BY_MAX] or REINSTATED_BY
         as_recorded = self.get_run(run_id)
         full = as_recorded["id"]
+        # waited for as ``cancel`` waits for the run's row
+        return self.waits_for_rows(partial(
+            self._reinstate, full, reason, bordereaux, whole, by, as_recorded),
+            f"the row of run {full}")
+
+    def _reinstate(self, full: str, reason: str, bordereaux: Collection[int] | None,
+                   whole: bool, by: str, as_recorded: dict[str, Any]) -> Reinstatement:
+        """``reinstate`` of the run ``full`` (``as_recorded``: as ``get_run`` read it),
+        ``by`` as recorded."""
         now = utc_now()
         with self.transaction() as conn:
             row = _locked_run(conn, full)

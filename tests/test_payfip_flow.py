@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -1040,6 +1042,218 @@ def test_reconcile_waiting_for_the_store_says_so_and_gives_up_after_store_lock_t
     assert again.exit_code == 0, again.output
     assert again.stdout.startswith(f"{link.id_op}  FA-2026-00102  recorded, now paid")
     assert _payment(store)["status"] == "paid"
+
+
+
+@contextmanager
+def _store_held(store, statement: str, params: dict | None = None,
+                after: float = 12) -> Iterator[None]:
+    """Another session holding rows (PostgreSQL: ``statement``, a SELECT … FOR UPDATE),
+    or another run the store's write lock (SQLite: BEGIN IMMEDIATE, as an export
+    recording its run), let go ``after`` seconds into the block (or at its end)."""
+    import sqlite3
+    import threading
+
+    from .test_store_lock import _pg_held
+
+    if store.engine.dialect.name == "postgresql":
+        with _pg_held(store.engine, statement, params=params, after=after):
+            yield
+        return
+    holder = sqlite3.connect(store.engine.url.database, isolation_level=None,
+                             check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(after, lambda: holder.execute("ROLLBACK"))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_link_waiting_for_the_store_says_so_and_gives_up_after_store_lock_timeout(
+        flow, store, monkeypatch):
+    """`payfip link` asks PayFiP for an operation, then records it in a transaction that
+    locks the invoice's run and payment rows (PostgreSQL) or takes the store's write
+    lock (SQLite). On PostgreSQL a row another session held kept it waiting as long as it
+    was held, without a word, whatever store_lock_timeout said; now it says past the
+    grace that it waits and for what (no billing data), waits at most
+    store_lock_timeout, then stops with the store's exit code, saying that PayFiP issued
+    the operation, which is not recorded (no link printed: not to be sent, and never
+    asked about by reconcile), which invoices got a link and which were not sent. On
+    SQLite, where it said it waited and stopped already, its message says as much (it
+    said the operation "could not be recorded (StoreLocked)")."""
+    import time
+    from contextlib import ExitStack
+
+    from pesgen.errors import ExitCode
+    from pesgen.payfip.client import PayfipClient
+
+    from .conftest import run_cli
+    from .payfip_support import MAPPING
+
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "3")
+    postgresql = store.engine.dialect.name == "postgresql"
+    create = PayfipClient.creer_paiement_securise
+    issued: list[str] = []
+    held = ExitStack()
+
+    def creating(client, request):
+        # as PayFiP answers for FA-2026-00102, another session takes its run's row (an
+        # export cancelling it, another program), or another run the store's lock
+        id_op = create(client, request)
+        if request.refdet == "FA202600102":
+            issued.append(id_op)
+            held.enter_context(_store_held(store, "SELECT id FROM runs FOR UPDATE"))
+        return id_op
+
+    monkeypatch.setattr(PayfipClient, "creer_paiement_securise", creating)
+    started = time.monotonic()
+    with held:
+        done = run_cli("payfip", "link", "-m", str(MAPPING), "-n", "FA-2026-00101", "-n",
+                       "FA-2026-00102", "-n", "FA-2026-00103", "--mode", "W", "--endpoint",
+                       flow.endpoint, "--notify-url", flow.notify_url, "--db", store.url)
+    took = time.monotonic() - started
+    assert done.exit_code == ExitCode.STATE, (done.stdout, done.stderr)
+    assert took < 10, took
+    [id_op] = issued
+    what = (f"another transaction holds the rows of the invoice of PayFiP operation {id_op} "
+            "(its payment, its run) in the state store (a pesgen command recording for the "
+            "same invoice, or another program's session)" if postgresql
+            else "another pesgen run holds its lock")
+    waited, error = done.stderr.splitlines()
+    assert waited == f"waiting for the state store: {what} (up to 3 s, store_lock_timeout)…"
+    assert "FA-2026" not in waited and "187" not in waited  # no billing data
+    held_for = (f"another transaction held the rows of the invoice of PayFiP operation "
+                f"{id_op} (its payment, its run) in the state store (a pesgen command "
+                "recording for the same invoice, or another program's session)"
+                if postgresql else "another pesgen run held the state store's lock")
+    assert error.startswith(
+        f"error: {store.url}: {held_for} for 3 s (store_lock_timeout): payfip link stopped "
+        f"waiting: invoice FA-2026-00102: PayFiP issued operation {id_op}, not recorded, no "
+        "link printed: do not send it (`payfip reconcile` asks only about operations "
+        "recorded: it never asks about this one, which nobody can pay without its link); "
+        "the batch stopped there: 1 link(s) made before it (FA-2026-00101), 1 invoice(s) "
+        "not sent: FA-2026-00103. Let th"), error
+    assert ledger.get_operation(store, id_op) is None and _payment(store) is None
+    assert _payment(store, "FA-2026-00101")["status"] == "pending"
+    assert id_op not in done.stdout and done.stdout.count("http") == 1
+    assert len(flow.fake_operations()) == 2  # nothing asked for FA-2026-00103
+
+
+
+@pytest.mark.parametrize("correct", [False, True])
+def test_anomaly_resolve_waiting_for_the_store_says_so_and_gives_up_after_store_lock_timeout(
+        flow, store, monkeypatch, correct):
+    """`payfip anomalies resolve` records a decision in a transaction that locks the
+    anomaly's row (its operation's and payment's too) on PostgreSQL, or takes the
+    store's write lock on SQLite. On PostgreSQL a row another session held (another
+    resolution of it in a session left open) kept it waiting as long as it was held,
+    without a word, whatever store_lock_timeout said; now it says past the grace that it
+    waits and for what (the anomaly's number; no billing data), waits at most
+    store_lock_timeout, then stops with the store's exit code, nothing recorded; run
+    again once the row is free, it resolves it. On SQLite it said it waited and stopped
+    already; its message now says what it left. ``correct``: `--correct` of a
+    resolution, which waits and stops the same way."""
+    import time
+
+    from pesgen.errors import ExitCode
+
+    from .conftest import run_cli
+
+    flow.link()
+    assert flow.notify(str(uuid.uuid4())).status_code == 404  # an unknown-idop anomaly
+    [anomaly] = ledger.list_anomalies(store)
+    number = anomaly["id"]
+    args = ["payfip", "anomalies", "resolve", str(number), "--note", "forged, ignored",
+            "--by", "support", "--db", store.url]
+    if correct:  # resolved already: --correct locks its row as a resolution does
+        ledger.resolve_anomaly(store, number, "support", "first")
+        args = [*args, "--correct"]
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "3")
+    postgresql = store.engine.dialect.name == "postgresql"
+    started = time.monotonic()
+    with _store_held(store, "SELECT id FROM payfip_anomalies WHERE id = :i FOR UPDATE",
+                     {"i": number}):
+        done = run_cli(*args)
+    took = time.monotonic() - started
+    assert done.exit_code == ExitCode.STATE, (done.stdout, done.stderr)
+    assert took < 10, took
+    rows = (f"the rows of anomaly #{number} (its own, its operation's, its payment's) in "
+            "the state store (a pesgen command recording for the same invoice, or another "
+            "program's session)")
+    waited, error = done.stderr.splitlines()
+    assert waited == ("waiting for the state store: "
+                      + (f"another transaction holds {rows}" if postgresql
+                         else "another pesgen run holds its lock")
+                      + " (up to 3 s, store_lock_timeout)…")
+    held_for = (f"another transaction held {rows}" if postgresql
+                else "another pesgen run held the state store's lock")
+    left = "its answer not corrected" if correct else "not resolved"
+    assert error.startswith(
+        f"error: {store.url}: {held_for} for 3 s (store_lock_timeout): payfip anomalies "
+        f"resolve stopped waiting: nothing recorded, anomaly #{number} as it was ({left}). "
+        "Let th"), error
+    assert done.stdout == ""
+    [after] = ledger.list_anomalies(store)
+    assert after["note"] == ("first" if correct else None), after
+    if not correct:
+        assert after["resolved_at"] is None
+        again = run_cli(*args)
+        assert again.exit_code == 0, again.output
+        [after] = ledger.list_anomalies(store)
+        assert after["note"] == "forged, ignored", after
+
+
+
+@pytest.mark.parametrize("command", ["cancel", "reinstate"])
+def test_runs_cancel_waiting_for_the_store_says_so_and_gives_up_after_store_lock_timeout(
+        flow, store, exported, monkeypatch, command):
+    """`runs cancel` and `runs reinstate` lock the run's row on PostgreSQL (FOR UPDATE: a
+    PayFiP link being recorded for one of its invoices, another cancellation) and take
+    the store's write lock on SQLite. On PostgreSQL a row another session held kept them
+    waiting as long as it was held, without a word, whatever store_lock_timeout said;
+    now they say past the grace that they wait and for what (the run's id), wait at most
+    store_lock_timeout, then stop with the store's exit code, nothing changed. On SQLite
+    they said so already."""
+    import time
+
+    from pesgen.errors import ExitCode
+
+    from .conftest import run_cli
+
+    run = exported.run_id
+    if command == "reinstate":
+        store.cancel(run, "wrong amounts", whole=True)
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "3")
+    postgresql = store.engine.dialect.name == "postgresql"
+    started = time.monotonic()
+    with _store_held(store, "SELECT id FROM runs FOR UPDATE"):
+        done = run_cli("runs", command, run, "--all", "--reason", "checked", "--db",
+                       store.url)
+    took = time.monotonic() - started
+    assert done.exit_code == ExitCode.STATE, (done.stdout, done.stderr)
+    assert took < 10, took
+    rows = (f"the row of run {run} in the state store (a pesgen command recording for the "
+            "same invoice, or another program's session)")
+    waited, error, *rest = done.stderr.splitlines()
+    assert waited == ("waiting for the state store: "
+                      + (f"another transaction holds {rows}" if postgresql
+                         else "another pesgen run holds its lock")
+                      + " (up to 3 s, store_lock_timeout)…")
+    held_for = (f"another transaction held {rows}" if postgresql
+                else "another pesgen run held the state store's lock")
+    done_word = "cancelled" if command == "cancel" else "reinstated"
+    assert error.startswith(f"error: {store.url}: {held_for} for 3 s (store_lock_timeout): "
+                            f"runs {command} stopped waiting: nothing {done_word}. Let th"
+                            ), error
+    assert rest == [] and done.stdout == ""
+    assert store.get_run(run)["status"] == ("committed" if command == "cancel"
+                                            else "cancelled")
 
 
 def test_purged_operation_expires(flow, store):

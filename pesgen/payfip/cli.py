@@ -1241,6 +1241,7 @@ def anomalies_resolve(
         store = _store(_group_option(ctx, "db", db))
         row = resolve_anomaly(store, anomaly, by, note, outcome, correct, note_only)
     except PesgenError as exc:
+        exc = _resolve_locked(exc, anomaly, correct)
         if fmt == "json":
             _json_exit("payfip anomalies resolve", int(exc.exit_code), str(exc),
                        problems=_problems_json(exc), id=anomaly)
@@ -1253,6 +1254,21 @@ def anomalies_resolve(
     _say(_resolved_line(facts))
     for said in facts["notes"]:
         _echo_err(f"note: {said}")
+
+
+def _resolve_locked(exc: PesgenError, anomaly: int | None, correct: bool) -> PesgenError:
+    """A resolution that gave up waiting for the store (StoreLocked: another run's lock
+    on SQLite, another transaction's rows on PostgreSQL) says what it left: nothing
+    recorded, the anomaly as it was. Any other error as it is."""
+    from ..errors import StoreLocked
+    from ..store import store_locked
+
+    if not isinstance(exc, StoreLocked):
+        return exc
+    left = "its answer not corrected" if correct else "not resolved"
+    return store_locked(exc.url, exc.seconds, "payfip anomalies resolve stopped waiting: "
+                        f"nothing recorded, anomaly #{anomaly} as it was ({left})",
+                        rows=exc.rows)
 
 
 def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -1349,8 +1350,20 @@ def resolve_anomaly(store: Store, anomaly_id: int, by: str, note: str,
     if note_only and outcome is not None:
         raise UsageError(f"--note-only or --{outcome}: the corrected resolution records the "
                          "trésorerie's answer, or none (the note alone)")
+    # on PostgreSQL the anomaly's, its operation's and its payment's rows another
+    # transaction holds are waited for at most store_lock_timeout, said past the grace
+    # (on SQLite the store's lock is so); a wait given up rolls back the one transaction
+    # that records it: run again, it records it once
+    rows = f"the rows of anomaly #{anomaly_id} (its own, its operation's, its payment's)"
     if correct:
-        return correct_anomaly(store, anomaly_id, by, note, outcome, note_only)
+        return store.waits_for_rows(partial(correct_anomaly, store, anomaly_id, by, note,
+                                            outcome, note_only), rows)
+    return store.waits_for_rows(partial(_resolve_now, store, anomaly_id, by, note, outcome), rows)
+
+
+def _resolve_now(store: Store, anomaly_id: int, by: str, note: str, outcome: str | None
+                 ) -> dict[str, Any]:
+    """``resolve_anomaly`` without ``correct``, its arguments checked: one transaction."""
     now = utc_now()
     applied: dict[str, Any] | None = None
     with store.transaction() as conn:

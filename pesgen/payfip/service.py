@@ -18,10 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _budget
-from ..errors import MappingError, MappingStopped, PesgenError, Problem, StateError, UsageError
+from ..errors import (
+    MappingError,
+    MappingStopped,
+    PesgenError,
+    Problem,
+    StateError,
+    StoreLocked,
+    UsageError,
+)
 from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
-from ..store import Store, unpack
+from ..store import Store, store_locked, unpack
 from . import ledger
 from .endpoint import DEFAULT_TIMEOUT
 from .errors import LinksRefused, PayfipConfigError, PayfipFault, PayfipRequestInvalid
@@ -617,7 +625,10 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
         for done, (request, due, notes) in enumerate(prepared):
             batch.sending = done
             try:
-                link = _make_link(store, mapping, client, request, due, notes)
+                link = _make_link(store, mapping, client, request, due, notes,
+                                  _stopped(batch) if len(prepared) > 1 else "")
+            except StoreLocked:  # its message says what the batch left already
+                raise
             except PesgenError as exc:
                 if len(prepared) > 1:
                     _say_too(exc, _stopped(batch))
@@ -677,9 +688,16 @@ def _say_too(exc: PesgenError, text: str) -> None:
 
 
 def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
-               request: PaymentRequest, due: ledger.Due, notes: list[str]) -> Link:
+               request: PaymentRequest, due: ledger.Due, notes: list[str],
+               stopped: str = "") -> Link:
     """Send one prepared request (``build_request``), record the operation, and return
-    its link; refuses (StateError) to give a link the store says must not be sent."""
+    its link; refuses (StateError) to give a link the store says must not be sent.
+    PayFiP is asked first (the idOp is its answer), then the operation recorded, which
+    locks the invoice's rows: on PostgreSQL another transaction holding them is waited
+    for at most ``store_lock_timeout``, said past the grace (``Store.waits_for_rows``;
+    on SQLite the store's lock is so), then StoreLocked saying the operation PayFiP
+    issued is not recorded and its link not given, then ``stopped`` (what the batch
+    made before it and did not send: ``_stopped``)."""
     notes = list(notes)
     invoice = due.invoice  # as its run recorded it: the payment records follow it
     try:
@@ -691,11 +709,20 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
                           libelle=fault.libelle, descriptif=fault.descriptif,
                           severite=fault.severite) from None
     try:
-        recorded = ledger.record_operation(store, {
+        # a wait given up rolls the recording back: run again, it records it once
+        recorded = store.waits_for_rows(partial(ledger.record_operation, store, {
             "id_op": id_op, "id_coll": mapping.collectivity.siret, "invoice": invoice,
             "run_id": due.run_id, "numcli": request.numcli, "exer": request.exer,
             "refdet": request.refdet, "amount_cents": request.montant, "mel": request.mel,
-            "objet": request.objet, "saisie": request.saisie, "endpoint": endpoint_used})
+            "objet": request.objet, "saisie": request.saisie, "endpoint": endpoint_used}),
+            f"the rows of the invoice of PayFiP operation {id_op} (its payment, its run)")
+    except StoreLocked as exc:
+        raise store_locked(
+            exc.url, exc.seconds, f"payfip link stopped waiting: invoice {invoice}: PayFiP "
+            f"issued operation {id_op}, not recorded, no link printed: do not send it "
+            "(`payfip reconcile` asks only about operations recorded: it never asks about "
+            "this one, which nobody can pay without its link)" + stopped,
+            rows=exc.rows) from None
     except Exception as exc:
         raise StateError(f"invoice {invoice}: PayFiP issued operation {id_op} but it could "
                          f"not be recorded ({type(exc).__name__}); do not send its link") from exc
