@@ -271,6 +271,22 @@ def _evaluate(ctx: _Ctx, record: dict[str, Any], scope: dict[str, Any],
     if binding is None:
         return None
     try:
+        keys = binding.keys
+        if keys is not None:
+            # a path of the stripped record: its value is stripped already (what the
+            # binding's reader does, without its frame; anything but an object on the
+            # way goes to the reader below, which says so)
+            first, second, third = keys
+            node = record.get(first)
+            if second is None or node is None:
+                return (node or None) if type(node) is str else node
+            if type(node) is dict:
+                node = node.get(second)
+                if third is None or node is None:
+                    return (node or None) if type(node) is str else node
+                if type(node) is dict:
+                    node = node.get(third)
+                    return (node or None) if type(node) is str else node
         value = binding.evaluate(record, scope)
     except WrongShape as exc:  # said once per value, when the invoice is built
         _wrong_shape(ctx, exc, binding, origin or ctx.origin, scope)

@@ -47,6 +47,11 @@ class Binding:
     text: str  # the binding as written, for explain/docs
     evaluate: Callable[[dict[str, Any], dict[str, Any]], Any]  # (record, scope) -> value
     columns: tuple[str, ...] = ()  # CSV columns it reads (a path, or an expression's)
+    # a path of one to three keys, no default (None otherwise): its keys, the later ones
+    # None when fewer, which build._evaluate reads itself from the stripped record (the
+    # value is stripped already, and no frame is added); evaluate says what it finds
+    # on the way that is not an object (WrongShape)
+    keys: tuple[str, str | None, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -284,12 +289,21 @@ def _compile_binding(spec: Any, key: str, where: str, input_format: str,
 
         getter = get_column
         columns = (column,)
+        keys: tuple[str, str | None, str | None] | None = (column, None, None)
     else:
-        getter = _json_getter(path, getattr(env, "wrong_shapes", True))
+        wrong_shapes = getattr(env, "wrong_shapes", True)
+        getter = _json_getter(path, wrong_shapes)
         columns = ()
+        parts = path_parts(path)
+        keys = None
+        if all(isinstance(x, str) for x in parts) and (
+                len(parts) == 1 or (len(parts) in (2, 3) and wrong_shapes)):
+            named: list[str | None] = [str(x) for x in parts[1:]] + [None, None]
+            keys = (str(parts[0]), named[0], named[1])
     if "default" in spec:
         getter = _with_default(getter, spec["default"])
-    return Binding(key, where, "path", path, getter, columns)
+        keys = None
+    return Binding(key, where, "path", path, getter, columns, keys)
 
 
 # Python's text codecs that are no file's encoding: idna and undefined refuse to replace

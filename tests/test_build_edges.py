@@ -541,3 +541,37 @@ def test_a_zero_total_under_refuse_is_refused_with_its_debtor_checked(tmp_path):
         export(mapping, source, tmp_path / "out", date.fromisoformat(RUN_DATE))
     rules = [p.rule for p in err.value.problems if p.invoice == "FA-2026-00106"]
     assert "input.required" in rules
+
+
+@pytest.mark.parametrize("record", [
+    {"number": "  F1 ", "payer": {"first_name": " ", "address": {"city": ""}}},
+    {"number": "", "payer": {"first_name": "Ana", "address": {"city": "Sens"}}},
+    {"number": 7, "payer": {"first_name": None, "address": None}},
+    {"payer": {"address": ["1 rue", "Sens"]}},
+    {"payer": "Ana Dupont"},
+    {"number": {"x": 1}, "payer": {"first_name": ["Ana"], "address": {"city": 3}}},
+])
+@pytest.mark.parametrize("group, key", [("invoice", "number"), ("payer", "first_name"),
+                                        ("address", "city")])
+def test_a_path_read_by_evaluate_is_what_its_reader_reads(record, group, key):
+    """build._evaluate reads a path of one to three keys itself (Binding.keys), from the
+    stripped record: its value, a blank one as None, and a value of another kind on the
+    way (a list, a text where an object is read through) said as a WrongShape, must be
+    what the binding's own reader gives, stripped (fails when the fast path returns the
+    empty text as it is, or None where the reader refuses a shape)."""
+    from pesgen.build import _Ctx, _evaluate, _stripped
+    from pesgen.mapping import WrongShape
+
+    binding = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml").bindings[group][key]
+    assert binding.keys is not None  # the fast path is the one tested
+    stripped = _stripped(record)
+    ctx = _Ctx("export.json:$.invoices[0]")
+    got = _evaluate(ctx, stripped, {"invoice": stripped}, None, binding)
+    try:
+        expected = binding.evaluate(record, {"invoice": record})
+    except WrongShape:
+        assert got is None and ctx.shapes and ctx.shapes[0].binding is binding
+        return
+    if isinstance(expected, str):
+        expected = expected.strip() or None
+    assert got == expected and type(got) is type(expected) and not ctx.shapes
