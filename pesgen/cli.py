@@ -198,20 +198,6 @@ def _warn(problem: Problem) -> None:
     _echo_err(f"warning: {problem}")
 
 
-
-def _stopped_waiting(exc: PesgenError, outcome: str) -> PesgenError:
-    """A command that gave up waiting for the store (StoreLocked: another run's lock on
-    SQLite; on PostgreSQL, rows another transaction held: ``Store.waits_for_rows``),
-    its message saying what it left (``outcome``) instead of "this command stopped
-    waiting for it". Any other error as it is."""
-    if not isinstance(exc, StoreLocked):
-        return exc
-    from .store import store_locked
-
-    locked = store_locked(exc.url, exc.seconds, outcome, rows=exc.rows)
-    locked.outcome = ""  # said in the message: nothing added after it
-    return locked
-
 def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> None:
     """Print the error and its problems, exit with its code. ``written``: the command
     would have written files (it says nothing was); false for one that writes nothing (a
@@ -2486,7 +2472,9 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         done = _store(db, must_exist=True).cancel(run, reason, bordereau, whole,
                                                   despite_payments, annulled_by_tresorerie)
     except PesgenError as exc:
-        exc = _stopped_waiting(exc, "runs cancel stopped waiting: nothing cancelled")
+        from .store import stopped_waiting
+
+        exc = stopped_waiting(exc, "runs cancel stopped waiting: nothing cancelled")
         if output is Output.json:
             _runs_json("runs cancel", exc=exc)
         # a cancellation writes no file: what it leaves is the run as it was
@@ -2660,7 +2648,9 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
         store = _store(db, must_exist=True)
         done = store.reinstate(run, reason, bordereau, whole, by=by)
     except PesgenError as exc:
-        exc = _stopped_waiting(exc, "runs reinstate stopped waiting: nothing reinstated")
+        from .store import stopped_waiting
+
+        exc = stopped_waiting(exc, "runs reinstate stopped waiting: nothing reinstated")
         if output is Output.json:
             _runs_json("runs reinstate", exc=exc)
         # a reinstatement writes no file: what it leaves is the run as it was

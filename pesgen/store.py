@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ._display import masked_url
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout, user_folder
-from .errors import Problem, RecordConflict, StateError, StoreLocked, UsageError
+from .errors import PesgenError, Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, Held, debt_key, invoice_key
 from .notes import Notes, pack_json
 
@@ -849,6 +849,16 @@ def store_locked(url: str, seconds: float,
         f"store_lock_timeout in {config_path()} (default {STORE_LOCK_TIMEOUT:g})")
     error.url, error.seconds, error.rows = url, seconds, rows
     return error
+
+
+def stopped_waiting(exc: PesgenError, outcome: str) -> PesgenError:
+    """``exc``, unless it is a StoreLocked (a command that gave up waiting for the store:
+    another run's lock on SQLite, on PostgreSQL rows another transaction held,
+    ``Store.waits_for_rows``): then the same error, its message saying what the command
+    left (``outcome``) instead of "this command stopped waiting for it"."""
+    if not isinstance(exc, StoreLocked):
+        return exc
+    return store_locked(exc.url, exc.seconds, outcome, rows=exc.rows)
 
 
 # who may hold a PayFiP operation's or payment's row on PostgreSQL, which a pesgen command

@@ -486,15 +486,11 @@ def _reconcile_locked(exc: PesgenError, done: int) -> PesgenError:
     SQLite, another transaction's rows on PostgreSQL) says what it left unchanged: the
     operation it was recording (rolled back) and those after it; ``done`` before it
     stand. Any other error as it is."""
-    from ..errors import StoreLocked
-    from ..store import store_locked
+    from ..store import stopped_waiting
 
-    if not isinstance(exc, StoreLocked):
-        return exc
     before = f"; the {done} operation(s) before it are done, as listed" if done else ""
-    return store_locked(exc.url, exc.seconds, "payfip reconcile stopped waiting: nothing "
-                        "changed for the operation it was recording nor for those after it"
-                        f"{before}", rows=exc.rows)
+    return stopped_waiting(exc, "payfip reconcile stopped waiting: nothing changed for the "
+                           f"operation it was recording nor for those after it{before}")
 
 
 @payfip_app.command()
@@ -1260,15 +1256,11 @@ def _resolve_locked(exc: PesgenError, anomaly: int | None, correct: bool) -> Pes
     """A resolution that gave up waiting for the store (StoreLocked: another run's lock
     on SQLite, another transaction's rows on PostgreSQL) says what it left: nothing
     recorded, the anomaly as it was. Any other error as it is."""
-    from ..errors import StoreLocked
-    from ..store import store_locked
+    from ..store import stopped_waiting
 
-    if not isinstance(exc, StoreLocked):
-        return exc
     left = "its answer not corrected" if correct else "not resolved"
-    return store_locked(exc.url, exc.seconds, "payfip anomalies resolve stopped waiting: "
-                        f"nothing recorded, anomaly #{anomaly} as it was ({left})",
-                        rows=exc.rows)
+    return stopped_waiting(exc, "payfip anomalies resolve stopped waiting: nothing "
+                           f"recorded, anomaly #{anomaly} as it was ({left})")
 
 
 def _resolution(store: Any, row: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..errors import (
 )
 from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
-from ..store import Store, store_locked, unpack
+from ..store import Store, stopped_waiting, unpack
 from . import ledger
 from .endpoint import DEFAULT_TIMEOUT
 from .errors import LinksRefused, PayfipConfigError, PayfipFault, PayfipRequestInvalid
@@ -717,12 +717,11 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             "objet": request.objet, "saisie": request.saisie, "endpoint": endpoint_used}),
             f"the rows of the invoice of PayFiP operation {id_op} (its payment, its run)")
     except StoreLocked as exc:
-        raise store_locked(
-            exc.url, exc.seconds, f"payfip link stopped waiting: invoice {invoice}: PayFiP "
-            f"issued operation {id_op}, not recorded, no link printed: do not send it "
-            "(`payfip reconcile` asks only about operations recorded: it never asks about "
-            "this one, which nobody can pay without its link)" + stopped,
-            rows=exc.rows) from None
+        raise stopped_waiting(
+            exc, f"payfip link stopped waiting: invoice {invoice}: PayFiP issued operation "
+            f"{id_op}, not recorded, no link printed: do not send it (`payfip reconcile` "
+            "asks only about operations recorded: it never asks about this one, which "
+            "nobody can pay without its link)" + stopped) from None
     except Exception as exc:
         raise StateError(f"invoice {invoice}: PayFiP issued operation {id_op} but it could "
                          f"not be recorded ({type(exc).__name__}); do not send its link") from exc
