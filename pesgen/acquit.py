@@ -1603,8 +1603,8 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
 
 def _with_invoices(out: list[ElementReport], store: Any) -> list[ElementReport]:
     """``out`` with the invoice of each piece an element tied to one run names (its
-    IdPce in the recorded bordereau), each run's bordereaux read at once
-    (``bordereaux_invoices``)."""
+    IdPce in the recorded bordereau) and its input record, each run's bordereaux read at
+    once (``bordereaux_titles``)."""
     def run_of(r: ElementReport) -> str | None:
         """The run of an element whose pieces name invoices to look up, else None."""
         return r.run.run_id if r.kind == "bordereau" and r.run is not None and r.pieces \
@@ -1616,14 +1616,11 @@ def _with_invoices(out: list[ElementReport], store: Any) -> list[ElementReport]:
             named.setdefault(run_id, set()).add(r.bordereau or 0)
     if not named:
         return out
-    invoices = {run_id: store.bordereaux_invoices(run_id, sorted(numbers))
-                for run_id, numbers in named.items()}
-    records = {run_id: store.bordereaux_records(run_id, sorted(numbers))
-               for run_id, numbers in named.items()}
+    titles = {run_id: store.bordereaux_titles(run_id, sorted(numbers))
+              for run_id, numbers in named.items()}
     return [r if (run_id := run_of(r)) is None else replace(r, pieces=tuple(
-                PieceReport(p.piece, invoices[run_id].get(r.bordereau or 0, {}).get(
-                    p.piece.number), records[run_id].get(r.bordereau or 0, {}).get(
-                    p.piece.number)) for p in r.pieces)) for r in out]
+                PieceReport(p.piece, *titles[run_id].get(r.bordereau or 0, {}).get(
+                    p.piece.number, (None, None))) for p in r.pieces)) for r in out]
 
 
 def _with_again(r: ElementReport, count: int, holders: dict[str, set[int]]) -> ElementReport:

@@ -2742,35 +2742,35 @@ class Store:
         pieces an acquit names in many bordereaux of one run (`pesgen acquit`)."""
         out: dict[int, dict[int, str]] = {}
         with self.engine.connect() as conn:
-            for part in chunks(sorted(set(id_bords))):
-                for r in conn.execute(
-                        sa.select(run_invoices.c.id_bord, run_invoices.c.id_pce,
-                                  run_invoices.c.invoice).where(
-                            run_invoices.c.run_id == run_id,
-                            run_invoices.c.id_bord.in_(part))):
-                    out.setdefault(r.id_bord, {})[r.id_pce] = r.invoice
+            for r in _bordereaux_titles(conn, run_id, id_bords):
+                out.setdefault(r.id_bord, {})[r.id_pce] = r.invoice
+        return out
+
+    def bordereaux_titles(self, run_id: str, id_bords: Collection[int]
+                          ) -> dict[int, dict[int, tuple[str, str | None]]]:
+        """``bordereaux_invoices`` with each title's input record beside its invoice,
+        {IdBord: {IdPce: (invoice, record)}}, read together: the input's absolute path the
+        run recorded and the title's position in it
+        (``/srv/exports/school-export.json:$.invoices[7]``), as the run names its
+        left-out invoices; None for a title recorded before schema 19 (no position), or
+        in a run recorded before pesgen kept the input's path: nothing is guessed."""
+        out: dict[int, dict[int, tuple[str, str | None]]] = {}
+        with self.engine.connect() as conn:
+            path = _input_path(conn, run_id)
+            for r in _bordereaux_titles(conn, run_id, id_bords, run_invoices.c.record):
+                record = f"{path}:{r.record}" if path and r.record is not None else None
+                out.setdefault(r.id_bord, {})[r.id_pce] = (r.invoice, record)
         return out
 
     def bordereaux_records(self, run_id: str, id_bords: Collection[int]
                            ) -> dict[int, dict[int, str]]:
         """The input record of each title of several bordereaux of a run, {IdBord: {IdPce:
-        record}}: the input's absolute path the run recorded and the title's position in
-        it (``/srv/exports/school-export.json:$.invoices[7]``), as the run names its
-        left-out invoices. A title recorded before schema 19 (no position), or a run
-        recorded before pesgen kept the input's path, is absent: nothing is guessed."""
+        record}} (``bordereaux_titles``' records); a title without one is absent."""
         out: dict[int, dict[int, str]] = {}
-        with self.engine.connect() as conn:
-            path = _input_path(conn, run_id)
-            if not path:
-                return out
-            for part in chunks(sorted(set(id_bords))):
-                for r in conn.execute(
-                        sa.select(run_invoices.c.id_bord, run_invoices.c.id_pce,
-                                  run_invoices.c.record).where(
-                            run_invoices.c.run_id == run_id,
-                            run_invoices.c.id_bord.in_(part),
-                            run_invoices.c.record.is_not(None))):
-                    out.setdefault(r.id_bord, {})[r.id_pce] = f"{path}:{r.record}"
+        for id_bord, pieces in self.bordereaux_titles(run_id, id_bords).items():
+            kept = {id_pce: record for id_pce, (_, record) in pieces.items() if record}
+            if kept:
+                out[id_bord] = kept
         return out
 
     def bordereaux(self, conn: Connection, run_id: str) -> list[Bordereau]:
@@ -3687,6 +3687,16 @@ def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:
     if conn.dialect.name == "postgresql":
         kind = "_shared" if shared else ""
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock{kind}({_ACK_LOCK})")
+
+
+def _bordereaux_titles(conn: Connection, run_id: str, id_bords: Collection[int],
+                       *columns: Any) -> Iterator[Any]:
+    """The rows of ``run_invoices`` of some bordereaux of a run (IdBord, IdPce, invoice and
+    ``columns``), IN_LIST bordereaux a query."""
+    for part in chunks(sorted(set(id_bords))):
+        yield from conn.execute(sa.select(
+            run_invoices.c.id_bord, run_invoices.c.id_pce, run_invoices.c.invoice, *columns
+        ).where(run_invoices.c.run_id == run_id, run_invoices.c.id_bord.in_(part)))
 
 
 def _input_path(conn: Connection, run_id: str) -> str | None:
