@@ -271,6 +271,20 @@ def test_a_title_over_a_header_two_delimiters_split_stays_todo(tmp_path):
         "each split" in _said(text)
 
 
+def test_two_delimiters_putting_the_header_on_two_lines_leave_header_line_todo(tmp_path):
+    """Split by ';' the header is line 2, by ',' line 3 (line 2 a title of 2 cells beside
+    its 4): neither is guessed; check-mapping names input.header_line's TODO."""
+    source = tmp_path / "x.csv"
+    source.write_text("Titre\r\na;b\r\nc,d,e;f,g\r\nh,i,j;k,l\r\n", encoding="utf-8")
+    out, text = _scaffold(tmp_path, source)
+    assert "\n  delimiter: TODO\n" in text
+    assert re.search(r"^  header_line: TODO +# the header's line, below a title$", text, re.M)
+    assert "the header is line 2 or 3, as the delimiter is" in _said(text)
+    r = run_cli("check-mapping", out)
+    assert r.exit_code == ExitCode.MAPPING
+    assert "input.header_line] (rule mapping.todo)" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("content, said", [
     # no header: the first line is a row
     ("FA-1;2026-10-03;12.50;jean@example.org\r\nFA-2;2026-11-21;13.50;paul@example.org\r\n",
