@@ -1463,19 +1463,22 @@ def new_mapping(
         "--out", "-o", help="Mapping file to write (default: print it).")] = None,
     input: Annotated[Path | None, typer.Option(
         "--input", "-i", help="The school's billing export (CSV or JSON): its encoding, "
-        "delimiter and column names (keys) fill the input section, and a binding whose "
-        "column has a usual name (docs/onboarding.md) is prefilled, marked `check`. No "
-        "value of the file is read into the mapping.")] = None,
+        "delimiter, header's line (below a title) and column names (the keys of its first "
+        "100 invoices) fill the input section, and a binding whose column has a usual name "
+        "(docs/onboarding.md) is prefilled, marked `check`. No value of the file is read "
+        "into the mapping.")] = None,
     formats_dir: FormatsOpt = None,
 ) -> None:
     """Scaffold a commented mapping for a format, prefilled from --input's export.
 
     check-mapping, preview and export refuse it, naming each TODO left, until
     every one is filled. With --input, the input section says the export's
-    encoding and delimiter (or its invoices' JSON path) with the reason, and
-    lists its columns (keys); a binding one column alone fits by the table of
-    usual names is prefilled, with the comment `# from column "X": check`;
-    anything else stays TODO. A file it cannot read is refused (exit 4),
+    encoding, delimiter and header's line below a title (or its invoices' JSON
+    path) with the reason, and lists its columns (the keys of its first
+    invoices, a key not in every one marked so); a binding one column alone
+    fits by the table of usual names is prefilled, with the comment
+    `# from column "X": check`; anything else stays TODO. A file it cannot
+    read, or a CSV file whose header it cannot find, is refused (exit 4),
     nothing written."""
     from .atomic import write_file
     from .formats import find_format

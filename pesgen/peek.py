@@ -3,14 +3,16 @@
 For a CSV file: its encoding (UTF-8, with or without a byte order mark; else
 Windows-1252 when the whole file decodes so and shows no sign of another 8-bit
 encoding), its delimiter (the one of ``;`` ``,`` tab ``|`` that alone splits the
-header and the first rows into the same number of fields, at least two) and its
-header's column names. For a JSON file: the path of its invoices (the top level's only
-list of objects, or the file itself when it is one), the key paths of its first invoice
-and of that invoice's lines (its only list of objects). What cannot be told for sure is
-left unsaid (None) with the reason, for the scaffold to leave a TODO. No value of a row
-or a record is kept: a header's names and a record's keys only (a first line that looks
-like a row, numbers, dates, e-mails or IBANs, is not taken as a header, so never listed).
-"""
+header and the first rows into the same number of fields, at least two), the header's
+line (below a title: lines blank or of far fewer cells than the header, by any
+delimiter) and its column names. For a JSON file: the path of its invoices (the top
+level's only list of objects, or the file itself when it is one), the key paths of its
+first invoices and of their lines (their only list of objects), in the order first
+seen, each with how many of those read hold it. What cannot be told for sure is left
+unsaid (None) with the reason, for the scaffold to leave a TODO. No value of a row or a
+record is kept: a header's names and a record's keys only (a line the rows start on
+that looks like a row, numbers, dates, e-mails or IBANs, is no header: the file is
+refused, as one without a line naming two columns)."""
 
 from __future__ import annotations
 
@@ -18,19 +20,23 @@ import codecs
 import csv
 import io
 import itertools
+import re
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ._wide import wide
 from .errors import InputDataError, Problem
 from .sources import (
     InputSpec,
+    SourceInvoice,
     _data_fields,
     _decoded,
     _latin9_line,
     _oem_signs,
     _python_backend,
+    _split,
     _syntax,
     _utf8_line,
     read_invoices,
@@ -40,6 +46,11 @@ from .sources import (
 DELIMITERS = (";", ",", "\t", "|")
 # how many records after the header the delimiter is checked on
 SAMPLE_ROWS = 50
+# the lines a header below a title is looked for in (input.header_line's own limit)
+MAX_HEADER_LINE = 100
+# how many invoices of a JSON export the keys are listed from (a key only some hold, an
+# optional one, is found in any of them; the file is read no further)
+PEEK_INVOICES = 100
 # how many keys a JSON record's listing goes down to (a record nested deeper holds more)
 _MAX_DEPTH = 8
 
@@ -60,12 +71,20 @@ class ExportShape:
     delimiter_why: str = ""
     columns: list[str] = field(default_factory=list)  # CSV header, stripped, as read
     header_why: str = ""  # CSV: why no column is listed, when none is
+    header_line: int | None = 1  # CSV: the header's line (below a title); None: not sure
+    header_line_why: str = ""  # what the lines above it are, or why it is not sure
     records: str | None = None  # JSON: input.records ("" the file itself); None: not sure
     records_why: str = ""
-    keys: list[str] = field(default_factory=list)  # JSON: the first invoice's key paths
-    lines: str | None = None  # JSON: the invoice's only list of objects, its path
+    # JSON: the key paths of the first PEEK_INVOICES invoices, first seen first, each with
+    # the number of invoices read holding it
+    keys: list[str] = field(default_factory=list)
+    key_counts: dict[str, int] = field(default_factory=dict)
+    invoices_read: int = 0
+    lines: str | None = None  # JSON: the invoices' only list of objects, its path
     lines_why: str = ""
-    line_keys: list[str] = field(default_factory=list)  # that list's first item's keys
+    line_keys: list[str] = field(default_factory=list)  # those lists' items' keys, so
+    line_key_counts: dict[str, int] = field(default_factory=dict)
+    lines_read: int = 0
 
 
 def _refused(shown: str, detail: str, rule: str) -> InputDataError:
@@ -196,52 +215,160 @@ def _peek_csv(path: Path, shown: str, encoding: str | None, why: str) -> ExportS
     with path.open(encoding=encoding or "cp1252", errors="replace", newline="") as handle:
         sample = handle.read(1 << 20)
     sample = sample.removeprefix("\ufeff")
-    splits = {}
+    physical = _physical_lines(sample)
+    found: dict[str, _Header] = {}
     for delimiter in DELIMITERS:
-        rows = list(itertools.islice(_rows(sample, delimiter), SAMPLE_ROWS + 1))
-        if rows and len(rows[0]) >= 2 and all(len(r) == len(rows[0]) for r in rows[1:]):
-            splits[delimiter] = rows
-    if len(splits) != 1:
-        lines = "the header and the rows after it"
-        if splits:
-            said = " and ".join(f"{shown_delimiter(d)} ({len(rows[0])} fields)"
-                                for d, rows in splits.items())
-            shape.delimiter_why = (f"{said} each split {lines} into the same number of "
-                                   "fields: which one? (the publisher's documentation)")
-        else:
-            shape.delimiter_why = (f"none of ; , tab | splits {lines} into the same number "
-                                   "of fields (two or more): check the file (a title "
-                                   "above the header? input.header_line)")
+        header = _header(_records(sample, delimiter), physical)
+        if header is not None:
+            found[delimiter] = header
+    rows_only = {d: h for d, h in found.items() if _data_fields(h.rows[0])}
+    if found and len(rows_only) == len(found):
+        raise _no_header(shown, rows_only)
+    # a delimiter whose line taken for the header is a row is not the file's
+    found = {d: h for d, h in found.items() if d not in rows_only}
+    if len(found) != 1:
         shape.header_why = "no delimiter told: the header's columns are not read"
+        if found:
+            said = " and ".join(
+                f"{shown_delimiter(d)} ({len(h.rows[0])} fields"
+                + (f", the header at line {h.line})" if h.line > 1 else ")")
+                for d, h in found.items())
+            shape.delimiter_why = (f"{said} each split the header and the rows after it "
+                                   "into the same number of fields: which one? (the "
+                                   "publisher's documentation)")
+            at = sorted({h.line for h in found.values()})
+            if len(at) > 1:
+                shape.header_line = None
+                shape.header_line_why = (
+                    f"the header is line {' or '.join(map(str, at))}, as the delimiter is: "
+                    "the lines above it are a title (input.header_line)")
+            elif at[0] > 1:
+                shape.header_line, shape.header_line_why = at[0], _skipped_why(
+                    next(iter(found.values())))
+            return shape
+        if not any(_named(_split(text, d)) >= 2 for text in physical[:MAX_HEADER_LINE]
+                   for d in DELIMITERS):
+            raise _refused(shown, f"no header: no line among its first {MAX_HEADER_LINE} "
+                           "names two columns or more (split by ; , tab or |), so none is "
+                           "the header naming the export's columns; new-mapping reads their "
+                           "names from it: export the file with its column names",
+                           "input.column")
+        shape.delimiter_why = ("none of ; , tab | splits a line and the rows after it into "
+                               "the same number of fields (two or more), with nothing but "
+                               "blank lines or a title above it: check the file")
         return shape
-    [(delimiter, rows)] = splits.items()
-    lines = f"the header and the {len(rows) - 1} row(s) after it" if len(rows) > 1 else \
-        "the header (no row after it)"
+    [(delimiter, header)] = found.items()
+    rows = header.rows
+    named = "the header" if header.line == 1 else f"the header (line {header.line})"
+    lines = f"{named} and the {len(rows) - 1} row(s) after it" if len(rows) > 1 else \
+        f"{named} (no row after it)"
     shape.delimiter = delimiter
     shape.delimiter_why = (f"the only one of ; , tab | that splits {lines} into the same "
                            f"number of fields ({len(rows[0])})")
-    header = [name.strip() for name in rows[0]]
-    found = _data_fields(header)
-    if found:
-        # a row, not a header: its values have no place in a mapping
-        shape.header_why = (f"line 1 is no header: {found} of its fields look like "
-                            "numbers, dates, e-mails or IBANs; pesgen reads a CSV export "
-                            "whose first line (input.header_line) names its columns")
-        return shape
-    shape.columns = header
+    columns = [name.strip() for name in rows[0]]
+    shape.columns = columns
+    if header.line > 1:
+        shape.header_line, shape.header_line_why = header.line, _skipped_why(header)
     return shape
 
 
-def _rows(text: str, delimiter: str) -> Any:
-    """The CSV records of ``text`` split by ``delimiter``, blank lines skipped; a
-    malformed one ends them (the reader's own error is for the export to name)."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+def _no_header(shown: str, rows: dict[str, _Header]) -> InputDataError:
+    """The refusal of an export whose first line the rows share a number of fields with
+    (below a title, if any) is itself a row, by whichever delimiter (the one splitting it
+    into the most fields named): a header's values have no place in a mapping, and a
+    scaffold reading none of the export's columns is of no use."""
+    delimiter, header = max(rows.items(), key=lambda item: len(item[1].rows[0]))
+    above = "" if header.line == 1 else \
+        f", below {header.line - 1} line(s) blank or a title,"
+    return _refused(shown, f"no header: line {header.line}{above} is the first the rows "
+                    f"after it share a number of fields with ({len(header.rows[0])}, split "
+                    f"by {shown_delimiter(delimiter)}), and it is a row: "
+                    f"{_data_fields(header.rows[0])} of its fields look like numbers, dates, "
+                    "e-mails or IBANs; pesgen reads a CSV export whose columns a header "
+                    "line names: export the file with its column names", "input.column")
+
+
+@dataclass
+class _Header:
+    """A CSV header found with one delimiter: its line in the file, the rows from it
+    (itself first), and what each line above it is ('one cell', 'blank')."""
+
+    line: int
+    rows: list[list[str]]
+    above: list[str]
+
+
+def _skipped_why(header: _Header) -> str:
+    said = "; ".join(f"line {n}: {what}" for n, what in enumerate(header.above, 1))
+    return (f"{said}; the header is line {header.line}, the first line the rows after it "
+            "share a delimiter and a number of fields with (the rows keep their line "
+            "numbers in the file)")
+
+
+def _physical_lines(text: str) -> list[str]:
+    """The lines of ``text`` as the CSV reader skips them above input.header_line (a
+    line ends with CR, LF or CRLF)."""
+    return re.split(r"\r\n|\r|\n", text)
+
+
+def _named(cells: list[str]) -> int:
+    return sum(1 for cell in cells if cell.strip())
+
+
+def _title(text: str, width: int) -> str | None:
+    """What a line above a header of ``width`` named columns is when it is no part of
+    the table: 'blank', 'one cell' (a title, or Excel's title row of empty cells), or
+    'N cells' far fewer than the header's, split by any delimiter; None when some
+    delimiter splits it into as many cells as a header's half or more (a header itself,
+    or a row: no title to skip on a guess)."""
+    if not text.strip(' \t;,|"'):
+        return "blank" if not text.strip() else "blank (delimiters only)"
+    cells = max(_named(_split(text, d)) for d in DELIMITERS)
+    if cells == 1:
+        return "one cell (a title?)"
+    if cells * 2 <= width:
+        return f"{cells} cells, where the header names {width} (a title?)"
+    return None
+
+
+def _header(records: list[tuple[int, list[str]]], physical: list[str]) -> _Header | None:
+    """The header the ``records`` (their first line, their fields) of one delimiter
+    give: the first record, on one of the first MAX_HEADER_LINE lines, naming two
+    columns or more, that the records after it (SAMPLE_ROWS of them) match in number of
+    fields, every line above it blank or a title (``_title``); None when there is none,
+    or when a line above it is not plainly a title."""
+    for at, (line, cells) in enumerate(records):
+        if line > MAX_HEADER_LINE:
+            return None
+        rows = [r for _, r in records[at:at + SAMPLE_ROWS + 1]]
+        if len(cells) < 2 or _named(cells) < 2 or \
+                any(len(r) != len(cells) for r in rows[1:]):
+            continue
+        above = [_title(text, _named(cells)) for text in physical[:line - 1]]
+        if any(what is None for what in above):
+            return None
+        return _Header(line, rows, [what for what in above if what is not None])
+    return None
+
+
+def _records(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """(the line it starts on, its fields) of the CSV records of ``text`` split by
+    ``delimiter``, as many as finding a header in the first MAX_HEADER_LINE lines and
+    the SAMPLE_ROWS after it takes; blank lines skipped; a malformed record ends them
+    (the reader's own error is for the export to name)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    out: list[tuple[int, list[str]]] = []
+    line = 1
     try:
         for row in reader:
             if any(cell.strip() for cell in row):
-                yield row
+                out.append((line, row))
+                if len(out) > MAX_HEADER_LINE + SAMPLE_ROWS:
+                    break
+            line = reader.line_num + 1
     except csv.Error:
-        return
+        pass
+    return out
 
 
 # ---------------------------------------------------------------- JSON
@@ -264,22 +391,50 @@ def _peek_json(path: Path, shown: str, encoding: str, why: str) -> ExportShape:
                 "no list of objects") + f": which holds the invoices? (its keys: {said})")
             return shape
     spec = InputSpec(format="json", records=shape.records or "", encoding=encoding)
-    first = next(iter(read_invoices(path, spec)), None)
-    if first is None:
+    invoices = cast(Generator[SourceInvoice, None, None], read_invoices(path, spec))
+    objects: dict[str, None] = {}  # the invoices' lists of objects, first seen first
+    records = []
+    try:
+        for invoice in itertools.islice(invoices, PEEK_INVOICES):
+            shape.invoices_read += 1
+            found: list[str] = []
+            _count(_keys(invoice.record, "", found), shape.key_counts)
+            objects.update(dict.fromkeys(found))
+            records.append(invoice.record)
+    finally:
+        invoices.close()  # the file is read no further than the invoices listed
+    if not records:
         shape.records_why += ", empty: no invoice's keys to list"
         return shape
-    objects: list[str] = []
-    shape.keys = _keys(first.record, "", objects)
+    shape.keys = _leaves(shape.key_counts)
     if len(objects) == 1:
-        shape.lines = objects[0]
-        shape.lines_why = "the invoice's only list of objects"
-        item = _at(first.record, objects[0])
-        shape.line_keys = _keys(item, "", [])
+        [shape.lines] = objects
+        shape.lines_why = "the invoices' only list of objects"
+        for record in records:
+            for item in _items(record, shape.lines):
+                shape.lines_read += 1
+                _count(_keys(item, "", []), shape.line_key_counts)
+        shape.line_keys = _leaves(shape.line_key_counts)
     else:
-        shape.lines_why = ("the first invoice holds " + (
+        read = "the first invoice holds" if shape.invoices_read == 1 else \
+            f"the first {shape.invoices_read} invoices hold"
+        shape.lines_why = f"{read} " + (
             f"{len(objects)} lists of objects ({', '.join(objects)}): which are its lines?"
-            if objects else "no list of objects: where are its lines?"))
+            if objects else "no list of objects: where are its lines?")
     return shape
+
+
+def _count(paths: list[str], counts: dict[str, int]) -> None:
+    """Add one to each of ``paths``' counts (a path new to ``counts`` goes last)."""
+    for key in paths:
+        counts[key] = counts.get(key, 0) + 1
+
+
+def _leaves(counts: dict[str, int]) -> list[str]:
+    """The key paths of ``counts``, first seen first, but for one an object in another
+    record (``mandate``, null in one invoice, ``mandate.rum``… in another): its keys say
+    it."""
+    return [key for key in counts if not any(other.startswith(f"{key}.") for other in counts)]
 
 
 def _top_level(path: Path, shown: str, encoding: str) -> dict[str, str] | None:
@@ -352,8 +507,11 @@ def _keys(node: dict[str, Any], prefix: str, objects: list[str], depth: int = 0)
     return out
 
 
-def _at(node: dict[str, Any], path: str) -> dict[str, Any]:
+def _items(node: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """The objects of the list at ``path`` in ``node`` (none when it holds another
+    thing there: the invoices read tell the lines' path by the lists they hold)."""
+    value: Any = node
     for part in path.split("."):
-        node = node[part]
-    item: dict[str, Any] = node[0]  # type: ignore[index]
-    return item
+        value = value.get(part) if isinstance(value, dict) else None
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) \
+        else []

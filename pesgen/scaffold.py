@@ -23,7 +23,7 @@ from .colnames import binding_of
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
 from .mapping import load_mapping
-from .peek import ExportShape
+from .peek import PEEK_INVOICES, ExportShape
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -165,7 +165,8 @@ def _prefilled(lines: list[str], shape: ExportShape) -> list[str]:
         said = f"; {said}" if said else ""
         if len(sources) == 1:
             out.append(_commented(f"{indent}{key}: {_yaml(sources[0])}",
-                                  f"from {what} {_quoted(sources[0])}: check{said}"))
+                                  f"from {what} {_quoted(sources[0])}: check"
+                                  f"{_fewer(shape, sources[0], group == 'line')}{said}"))
         else:
             both = ", ".join(map(_quoted, sources))
             out.append(_commented(f"{indent}{m[2] or ''}{key}: TODO",
@@ -202,8 +203,24 @@ def _input_lines(shape: ExportShape, found: dict[str, list[str]],
                else "no column is clearly the invoice number")
         out.append(_commented("  group_by: TODO", f"{why}: the invoice number column (an "
                               "invoice's rows share it)"))
-    out += [line for line in old if line.startswith("  # header_line:")] + numbers
+    out += _header_line(shape, old) + numbers
     return out + _columns_listing(shape, found)
+
+
+def _header_line(shape: ExportShape, old: list[str]) -> list[str]:
+    """input.header_line: the skeleton's commented hint when the header is line 1; else
+    the line found below a title, what was skipped said above it; TODO when unsure."""
+    if shape.header_line == 1:
+        return [line for line in old if line.startswith("  # header_line:")]
+    why = textwrap.wrap(shape.header_line_why, 86, initial_indent="  # ",
+                        subsequent_indent="  # ", break_on_hyphens=False,
+                        break_long_words=False)
+    if shape.header_line is None:
+        return why + [_commented("  header_line: TODO", "the header's line, below a title")]
+    skipped = shape.header_line - 1
+    return why + [_commented(f"  header_line: {shape.header_line}",
+                             f"{skipped} line{'s' if skipped > 1 else ''} above the header "
+                             "skipped: check")]
 
 
 def _filled(found: dict[str, list[str]], csv: bool) -> dict[str, str]:
@@ -235,18 +252,52 @@ def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
     if not shape.keys:
         return []
     filled = _filled(found, csv=False)
-    where = f"$.{shape.records}[0]" if shape.records else "$[0]"
-    out = [f"  # The keys of the first invoice ({where}), and what a binding takes from "
-           "them, to check:"]
+    first = f"$.{shape.records}" if shape.records else "$"
+    read = shape.invoices_read
+    more = " (the file may hold more: the keys of these only)" \
+        if read == PEEK_INVOICES else ""
+    if read == 1:
+        said = f"The keys of the first invoice ({first}[0]){more or ', the only one'}"
+    else:
+        said = (f"The keys of the first {read} invoices ({first}[0] to [{read - 1}]){more}, "
+                "in the order first seen")
+    said += ", and what a binding takes from them, to check"
+    if any(n < read for n in shape.key_counts.values()) or \
+            any(n < shape.lines_read for n in shape.line_key_counts.values()):
+        said += ("; 'in K of N': a key not in every invoice (line) read, optional, which a "
+                 "binding reading it finds empty in the others")
+    said += ":"
+    out = textwrap.wrap(said, 86, initial_indent="  # ", subsequent_indent="  # ",
+                        break_on_hyphens=False, break_long_words=False)
+
+    def listed(indent: str, key: str, held: int, of: int, fills: str) -> str:
+        some = f" (in {held} of {of})" if held < of else ""
+        return (f"  #{indent}{key}".ljust(40) + fills + some).rstrip()
+
     for key in shape.keys:
-        if key == shape.lines:
-            out.append(f"  #   {key}".ljust(40) + " -> bindings.lines; its first line's keys:")
-            out += [(f"  #     {k}".ljust(40) + (f" -> {filled[k]}" if k in filled
-                                                 else "")).rstrip() for k in shape.line_keys]
-        else:
-            out.append((f"  #   {key}".ljust(40) + (f" -> {filled[key]}" if key in filled
-                                                   else "")).rstrip())
+        held = shape.key_counts[key]
+        if key != shape.lines:
+            out.append(listed("   ", key, held, read,
+                              f" -> {filled[key]}" if key in filled else ""))
+            continue
+        out.append(listed("   ", key, held, read, " -> bindings.lines") +
+                   f"; the keys of their {shape.lines_read} line(s):")
+        out += [listed("     ", k, shape.line_key_counts[k], shape.lines_read,
+                       f" -> {filled[k]}" if k in filled else "") for k in shape.line_keys]
     return out
+
+
+def _fewer(shape: ExportShape, key: str, line: bool) -> str:
+    """'; in 3 of 12 invoices read': a JSON key of an invoice (``line``: of a line) not
+    in every one read, said beside the binding prefilled from it; '' for one in every
+    one."""
+    if shape.kind != "json":
+        return ""
+    if line:
+        held, of, what = shape.line_key_counts.get(key, 0), shape.lines_read, "lines"
+    else:
+        held, of, what = shape.key_counts.get(key, 0), shape.invoices_read, "invoices"
+    return f"; in {held} of {of} {what} read (optional?)" if held < of else ""
 
 
 def _lines_line(shape: ExportShape) -> str:

@@ -4,6 +4,7 @@ names and marked `check`, never a value of the file; a file it cannot read refus
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -41,6 +42,11 @@ def _bound(text: str) -> dict[str, str]:
         elif m := re.match(r"^(?:    |  #   )(?:# )?(\w+):", line):
             found[f"{group}.{m[1]}"] = line
     return found
+
+
+def _said(text: str) -> str:
+    """The scaffold's comments as one line of words (a comment wraps over lines)."""
+    return " ".join(text.replace("  # ", " ").split())
 
 
 def _paths(mapping) -> dict[str, str]:
@@ -112,22 +118,28 @@ def test_the_example_json_gives_the_json_mapping_s_records_and_bindings(tmp_path
     section = text.split("\ninput:\n", 1)[1].split("\n\n", 1)[0]
     values = dict(re.findall(r"^  (\w+): (.*?)(?:\s+#.*)?$", section, re.M))
     assert values == {"format": "json", "records": "invoices", "encoding": "utf-8"}
-    assert "  # The keys of the first invoice ($.invoices[0])" in section
+    assert "  # The keys of the first 12 invoices ($.invoices[0] to [11])" in section
     assert re.search(r"^  #     activity\.code +-> bindings\.line\.activity$", section, re.M)
     assert "group_by" not in section.replace("# group_by", "")
     shipped = _paths(load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml"))
     bound = _bound(text)
     prefilled = {k: line for k, line in bound.items() if "# from " in line}
-    assert {"invoice.number", "invoice.total", "payer.name", "address.street",
-            "line.activity", "line.amount", "payment.rum"} <= set(prefilled)
+    assert {"invoice.number", "invoice.total", "address.street", "line.activity",
+            "line.amount", "payment.rum"} <= set(prefilled)
     for key, line in prefilled.items():
         path = re.search(r'# from key "([^"]+)": check', line)[1]
         if key in shipped:
             assert shipped[key] == path, (key, line)
-    assert "  lines: lines " in text and "payer.last_name" in bound["payer.name"]
+    assert "  lines: lines " in text
+    # a person's last_name, a company's name (invoices 11 and 12): both fit, as the
+    # shipped mapping's expression reads both
+    assert bound["payer.name"].startswith("    name: TODO ") and \
+        '"payer.last_name", "payer.name" all fit' in bound["payer.name"]
     for value in ("FA-2026-00101", "Dupont", "Montargis", "EcoleNet"):
         assert value not in text
     mapping_copy(tmp_path, out, *COLLECTIVITY.items(),
+                 ("    name: TODO ", '    name: {expr: "invoice.payer.last_name or '
+                  'invoice.payer.name"} '),
                  ('TODO: {product: "TODO", nature: "TODO"}',
                   'FM-C1: {product: FMC1, nature: "7062"}'))
     r = run_cli("check-mapping", out)
@@ -199,15 +211,156 @@ def test_a_delimiter_it_cannot_tell_stays_todo(tmp_path, content, said):
     assert "input.delimiter] (rule mapping.todo)" in r.stderr, r.stderr
 
 
-def test_a_first_line_that_is_a_row_is_not_listed(tmp_path):
-    """A file without a header: its first line, a row, is no column names."""
+TITLED = "Export facturation 2026-T1\r\n\r\n"  # a title and a blank line above the header
+
+
+@pytest.mark.parametrize("title, above", [
+    (TITLED, "line 1: one cell (a title?); line 2: blank;"),
+    # Excel's save of a title row and an empty row: as many delimiters as columns
+    ("Export facturation 2026-T1;;;;;;;;;\r\n;;;;;;;;;\r\n",
+     "line 1: one cell (a title?); line 2: blank (delimiters only);"),
+])
+def test_a_title_above_the_header_is_skipped_by_header_line(tmp_path, title, above):
+    """A title and a blank line above the header: input.header_line is the header's
+    line, said so; filled, the scaffold passes check-mapping, and the rows keep their
+    line numbers in the file."""
+    source = tmp_path / "export-smc.csv"
+    rows = SMC_CSV + "SMC-2026-0002;PART;Mme;Durand;Anne;4 rue Haute;77120;Coulommiers;" \
+        "HARPE;90,00\r\n"
+    source.write_bytes((title + rows).encode("cp1252"))
+    out, text = _scaffold(tmp_path, source)
+    section = text.split("\ninput:\n", 1)[1].split("\n\n", 1)[0]
+    values = dict(re.findall(r"^  (\w+): (.*?)(?:\s+#.*)?$", section, re.M))
+    assert values == {"format": "csv", "encoding": "cp1252", "delimiter": '";"',
+                      "group_by": '"N° facture"', "header_line": "3"}
+    assert re.search(r"^  header_line: 3 +# 2 lines above the header skipped: check$",
+                     section, re.M)
+    said = _said(section)
+    assert above in said
+    assert "splits the header (line 3) and the 2 row(s) after it" in said
+    listed = re.findall(r'^  #   "([^"]+)"', section, re.M)
+    assert listed == SMC_CSV.split("\r\n")[0].split(";")
+    assert "Export facturation" not in text  # the title is described, never quoted
+    mapping_copy(tmp_path, out, *COLLECTIVITY.items(),
+                 ("person: {category", "PART: {category"),
+                 ('TODO: {product: "TODO", nature: "TODO"}',
+                  'PIANO: {product: PIAN, nature: "7062"}'),
+                 ("  # numbers: fr ", "  numbers: fr "),
+                 ("  # transliterate: true", "  transliterate: true"))
+    r = run_cli("check-mapping", out)
+    assert r.exit_code == 0, r.output
+    assert load_mapping(out).input.header_line == 3
+    # HARPE is in no code table: its row is named by its line in the file, 5
+    r = run_cli("preview", "-m", out, "-i", source, "--date", RUN_DATE)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert re.search(rf"PROBLEM \S*{re.escape(source.name)}:5 invoice SMC-2026-0002: "
+                     "unknown activity code 'HARPE'", r.stdout), r.output
+    assert re.search(rf"invoice SMC-2026-0001 +from \S*{re.escape(source.name)}:4\n",
+                     r.stdout), r.output
+
+
+def test_a_title_over_a_header_two_delimiters_split_stays_todo(tmp_path):
+    """';' and ',' each split the header below the title and its rows alike: the
+    delimiter stays TODO, the header's line is still told (the title is one cell by
+    either)."""
     source = tmp_path / "x.csv"
-    source.write_text("FA-1;2026-10-03;12.50;jean@example.org\r\n"
-                      "FA-2;2026-11-21;13.50;paul@example.org\r\n", encoding="utf-8")
+    source.write_text(TITLED + "Nom;Prénom,Ville\r\nDupont;Jean,Paris\r\n", encoding="utf-8")
+    out, text = _scaffold(tmp_path, source)
+    assert "\n  delimiter: TODO\n" in text and "\n  header_line: 3 " in text
+    assert "';' (2 fields, the header at line 3) and ',' (2 fields, the header at line 3) " \
+        "each split" in _said(text)
+
+
+def test_two_delimiters_putting_the_header_on_two_lines_leave_header_line_todo(tmp_path):
+    """Split by ';' the header is line 2, by ',' line 3 (line 2 a title of 2 cells beside
+    its 4): neither is guessed; check-mapping names input.header_line's TODO."""
+    source = tmp_path / "x.csv"
+    source.write_text("Titre\r\na;b\r\nc,d,e;f,g\r\nh,i,j;k,l\r\n", encoding="utf-8")
+    out, text = _scaffold(tmp_path, source)
+    assert "\n  delimiter: TODO\n" in text
+    assert re.search(r"^  header_line: TODO +# the header's line, below a title$", text, re.M)
+    assert "the header is line 2 or 3, as the delimiter is" in _said(text)
+    r = run_cli("check-mapping", out)
+    assert r.exit_code == ExitCode.MAPPING
+    assert "input.header_line] (rule mapping.todo)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("content, said", [
+    # no header: the first line is a row
+    ("FA-1;2026-10-03;12.50;jean@example.org\r\nFA-2;2026-11-21;13.50;paul@example.org\r\n",
+     "no header: line 1 is the first the rows after it share a number of fields with (4, "
+     "split by ';'), and it is a row: 3 of its fields look like numbers"),
+    # a title, a blank line, and rows with no header
+    (TITLED + "FA-1;2026-10-03;12.50\r\nFA-2;2026-11-21;13.50\r\n",
+     "no header: line 3, below 2 line(s) blank or a title, is the first the rows after it "
+     "share a number of fields with (3, split by ';'), and it is a row: 2 of its fields"),
+    # a title alone
+    (TITLED + "\r\n", "no header: no line among its first 100 names two columns or more"),
+])
+def test_a_file_whose_header_cannot_be_found_is_refused(tmp_path, content, said):
+    """No line reads as the header: refused (exit 4), nothing written, none of the
+    file's values quoted."""
+    source = tmp_path / "x.csv"
+    source.write_text(content, encoding="utf-8")
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "X", "--format", "pes-ormc", "-i", source, "-o", out)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert said in " ".join(r.stderr.split()), r.stderr
+    assert "export the file with its column names; nothing written" in r.stderr
+    assert not out.exists() and r.stdout == ""
+    for value in ("FA-1", "2026-10-03", "jean@example.org", "Export facturation"):
+        assert value not in r.output
+
+
+JSON_OPTIONAL = {"invoices": [
+    {"number": "F-1", "payer": {"last_name": "A"}, "total": "10.00",
+     "lines": [{"activity": "PIANO", "amount": "10.00"}]},
+    {"number": "F-2", "payer": {"last_name": "B", "email": "b@example.org"},
+     "mandate": {"rum": "R-2"}, "total": "5.00",
+     "lines": [{"activity": "HARPE", "amount": "5.00", "label": "Harpe"}]},
+]}
+
+
+def test_a_key_of_a_later_invoice_is_listed_and_said_optional(tmp_path):
+    """A key only the second invoice (or its line) holds is listed and bound, said to be
+    in 1 of 2 invoices (lines) read."""
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(JSON_OPTIONAL), encoding="utf-8")
     _, text = _scaffold(tmp_path, source)
-    assert "line 1 is no header" in " ".join(text.split())
-    for value in ("FA-1", "2026-10-03", "jean@example.org"):
+    section = text.split("\ninput:\n", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^  #   ( *\S+)", section, re.M)
+    assert listed == ["number", "payer.last_name", "total", "lines", "  activity",
+                      "  amount", "  label", "payer.email", "mandate.rum"]
+    assert "The keys of the first 2 invoices ($.invoices[0] to [1]), in the order first " \
+        "seen" in _said(section)
+    assert "'in K of N': a key not in every invoice (line) read, optional" in _said(section)
+    assert re.search(r"^  #   payer\.email +\(in 1 of 2\)$", section, re.M)
+    assert re.search(r"^  #   mandate\.rum +-> bindings\.payment\.rum \(in 1 of 2\)$",
+                     section, re.M)
+    assert re.search(r"^  #     label +-> bindings\.line\.label \(in 1 of 2\)$", section, re.M)
+    assert re.search(r"^  #   number +-> bindings\.invoice\.number$", section, re.M)
+    bound = _bound(text)
+    assert bound["payment.rum"].startswith("  #   rum: mandate.rum ") and \
+        "in 1 of 2 invoices read (optional?)" in bound["payment.rum"]
+    assert "in 1 of 2 lines read (optional?)" in bound["line.label"]
+    assert "optional" not in bound["invoice.number"]
+    for value in ("F-2", "b@example.org", "R-2", "Harpe"):
         assert value not in text
+
+
+def test_the_keys_are_read_from_the_first_invoices_only(tmp_path, monkeypatch):
+    """The keys come from the first PEEK_INVOICES invoices: the file is read no further
+    (a key of a later one is not listed; a large file is not read whole)."""
+    import pesgen.peek
+
+    monkeypatch.setattr(pesgen.peek, "PEEK_INVOICES", 2)
+    doc = {"invoices": JSON_OPTIONAL["invoices"] + [
+        {"number": "F-3", "payer": {"last_name": "C", "siret": "1"}, "total": "1.00",
+         "lines": []}]}
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(doc), encoding="utf-8")
+    _, text = _scaffold(tmp_path, source)
+    assert "payer.email" in text and "payer.siret" not in text
 
 
 def test_a_bom_and_an_ascii_file_say_why_utf_8(tmp_path):
