@@ -224,8 +224,20 @@ def written_by(exporter: Exporter, renderer: FileRenderer, doc: Document,
                + marked.tail(doc))
     except PesgenError:
         return None
-    if _MARK.sub("", out) != text:
+    if unmarked(out) != text:
         return None
+    return line_marks(out)
+
+
+def unmarked(out: str) -> str:
+    """A checking render's text (``_jinja._Marking``) without its marks."""
+    return _MARK.sub("", out)
+
+
+def line_marks(out: str) -> list[set[tuple[str, int]]]:
+    """For each line of ``out``, a checking render's text, the template lines (template,
+    line) whose values it holds, or, for a line no value wrote, the lines of the
+    templates' text it holds (``written_by``)."""
     found = []
     for line in out.split("\n"):
         marks = _MARK.findall(line)
