@@ -1,0 +1,50 @@
+"""check-format validates what the bundle's templates write on check-mapping's sample
+titles against the bundle's XSD (``sample.schema_problems``, as check-mapping): a
+branch the fixture does not take is checked too."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pesgen.errors import ExitCode
+from pesgen.formats import find_format
+
+from .conftest import run_cli
+
+
+def _copy(tmp_path: Path, fmt: str) -> Path:
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format(fmt).folder), fmts / fmt)
+    return fmts
+
+
+def test_a_branch_the_fixture_does_not_take_is_validated_against_the_xsd(tmp_path):
+    """pes-ormc's fixture has no account holder other than its debtor: a template
+    writing TitCpteDiff 'true' there (pesgen's XSD takes 0 or 1) passed check-format,
+    its expected/ files valid and rendered byte for byte. The sample titles' files are
+    now validated: exit 6, naming the sample title, XPath and template line."""
+    fmts = _copy(tmp_path, "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '<TitCpteDiff V="1"/>'
+    assert text.count(old) == 1
+    line = text[:text.index(old)].count("\n") + 1
+    template.write_text(text.replace(old, '<TitCpteDiff V="true"/>'), encoding="utf-8")
+    r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "rendered on check-mapping's sample titles with the fixture's mapping, are " \
+        "refused by their XSD (2 problem(s))" in r.stderr, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(said) == 2 and all(
+        "/InfoPrelevementSEPA/TitCpteDiff invoice SAMPLE-1: Element 'TitCpteDiff', "
+        "attribute 'V': [facet 'enumeration'] The value 'true' is not an element of the "
+        "set {'0', '1'}." in ln and ln.endswith(f"pes-aller.xml.j2:{line}] (rule xsd.pesgen)")
+        for ln in said), said
+    as_json = run_cli("check-format", "pes-ormc", "--formats-dir", fmts, "--format", "json")
+    assert as_json.exit_code == ExitCode.OUTPUT
+    [bundle] = json.loads(as_json.stdout)["bundles"]
+    assert [(p["rule"], p["line"], p["source"], p["invoice"]) for p in bundle["problems"]] \
+        == [("xsd.pesgen", line, "template", "SAMPLE-1")] * 2
+
