@@ -1227,7 +1227,9 @@ class Exporter:
                     found[invoice] = self.numbered(built.title, number)
                 if len(found) == len(wanted):
                     break
-        except PesgenError:
+        except (PesgenError, OSError):
+            # the input unreadable now (moved, changed): the refusal is said as it is,
+            # the titles found so far named
             pass
         return found
 

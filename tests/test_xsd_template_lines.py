@@ -114,3 +114,27 @@ def test_a_piece_rendered_otherwise_again_names_no_template_line(tmp_path, monke
     assert r.exit_code == ExitCode.OUTPUT, r.stderr
     said = [ln for ln in r.stderr.splitlines() if words in ln]
     assert said and not any("[template " in ln for ln in said), said
+
+
+def test_an_input_unreadable_again_leaves_the_refusal_as_it_is(tmp_path, monkeypatch):
+    """The refused pieces' titles are built again from the input: when it can no
+    longer be read (moved, a disk error), the refusal is said as it is, without a
+    template line, not replaced by that error."""
+    import pesgen.export
+
+    fmt, template, mapping, old, new, words = CASES[1]
+    fmts, _ = _edited(tmp_path, fmt, template, old, new)
+    reads = []
+    first = pesgen.export.read_invoices
+
+    def read_once(path, spec):
+        reads.append(path)
+        if len(reads) > 1:
+            raise OSError(5, "Input/output error", str(path))
+        return first(path, spec)
+
+    monkeypatch.setattr(pesgen.export, "read_invoices", read_once)
+    r = _dry_run(tmp_path, mapping, fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [ln for ln in r.stderr.splitlines() if words in ln]
+    assert len(reads) == 2 and said and not any("[template " in ln for ln in said), said
