@@ -1088,9 +1088,7 @@ class Exporter:
                 assert p.record is not None
                 xpath = None
                 if p.rule.startswith("xsd."):
-                    xpath = p.record.rsplit(" ", 1)[-1]
-                    m = XSD_PLACE.match(p.message)
-                    key = (unpositioned(xpath), m[2] if m else None)
+                    xpath, key = _xsd_place(p)
                 else:  # a layout's: "record 'R', column C (#n): …"
                     key = (p.message.split(": ", 1)[0], None)
                 where = places.get(key)
@@ -1146,9 +1144,12 @@ class Exporter:
         # problem index -> the part holding its line ("head", "tail" or a piece's index)
         # and that line's index in it (a piece's: its body line, made an index below)
         at: dict[int, tuple[str | int, int]] = {}
+        # where bound values go (_bindings_of's): a refusal there is of the invoice's
+        # values (their bindings named, or listed when the value joins several)
+        bound = self._places.get(renderer.spec.template, {})
         for n, p in enumerate(problems):
             line = _body_line(p.record or "", f"{doc.file_name}:", 0) \
-                if _unplaced_schema(p) else None
+                if _unplaced_schema(p) and _xsd_place(p)[1] not in bound else None
             if line is None or line < 1:
                 continue
             if line <= head_lines:
@@ -1350,6 +1351,15 @@ def _priced(where: Priced, unpriced: frozenset[int], line: int | None) -> str | 
     if line is None:
         return None
     return where.amount if line in unpriced else where.unit_price
+
+
+def _xsd_place(p: Problem) -> tuple[str, tuple[str, str | None]]:
+    """An XSD problem's XPath, and its place as ``sample.binding_places`` keys them: the
+    XPath without positions, and the attribute the message names (None: the
+    element)."""
+    xpath = (p.record or "").rsplit(" ", 1)[-1]
+    m = XSD_PLACE.match(p.message)
+    return xpath, (unpositioned(xpath), m[2] if m else None)
 
 
 def _piece_offset(record: str, name: str, head_lines: int, lines: _PieceLines) -> int | None:
