@@ -276,8 +276,8 @@ def unfinished(fmt: Format) -> list[Problem]:
     return problems
 
 
-def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], None]
-                  ) -> None:
+def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], None],
+                  official_xsd: Path | None = None) -> None:
     """Render the bundle's templates on check-mapping's two sample titles with the
     fixture's mapping (``sample.check_coverage``, as check-mapping does); a template
     error names the file and line (exit 5) and says it came from a sample title, not
@@ -286,16 +286,18 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
     write refuses the bundle (exit 3), as it refuses the mapping in check-mapping. Each
     file with an XSD of its own is validated against it as check-mapping validates its
     sample files (``sample.schema_problems``: the sample's made-up values not held
-    against the places bound values go; each refusal naming its template line): one
-    refused refuses the bundle (exit 6), the branches the fixture does not take
-    included."""
+    against the places bound values go; each refusal naming its template line), a file
+    that goes to Hélios against the DGFiP package ``official_xsd`` too when given (as its
+    expected files): one refused refuses the bundle (exit 6), the branches the fixture
+    does not take included."""
     from .sample import check_coverage, check_templates
 
     try:
         sample, _ = check_coverage(
             result.mapping, fmt, warn, f"{fmt.name}: a policy of the fixture's mapping "
             "fills a value no template of the bundle writes",
-            check_templates(result.mapping, fmt, validated=True))
+            check_templates(result.mapping, fmt, validated=True, official_xsd=official_xsd
+                            if any(r in fmt.rules for r in _DGFIP_RULES) else None))
     except TemplateError as exc:
         # a call stopped past its time limit stays TemplateStopped, as export.py keeps it:
         # what a caller tells from TemplateError, not to render the templates again
@@ -740,7 +742,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
         # check-mapping (every optional part, none) take the others, so a typo in a
         # branch the fixture skips (a joint debtor, a mandate, an address abroad) fails
         # here too, before any expected/ file is rewritten
-        check_samples(fmt, result, warn or (lambda _problem: None))
+        check_samples(fmt, result, warn or (lambda _problem: None), official_xsd)
     except PesgenError:
         # a width the templates' syntax tells is said with the refusal it may explain:
         # a fixed(30) under a limit of 40 is why a fixture's label of 31 is refused

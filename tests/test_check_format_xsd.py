@@ -48,3 +48,30 @@ def test_a_branch_the_fixture_does_not_take_is_validated_against_the_xsd(tmp_pat
     assert [(p["rule"], p["line"], p["source"], p["invoice"]) for p in bundle["problems"]] \
         == [("xsd.pesgen", line, "template", "SAMPLE-1")] * 2
 
+
+
+def test_with_the_dgfip_package_the_sample_files_are_validated_against_it(
+        tmp_path, official_xsd):
+    """check-format --official-xsd validated the expected files and the fixture's
+    against the DGFiP package, not the sample titles' files: a PES bundle without an
+    XSD of its own (the package its only check) writing an attribute the package
+    refuses in a branch the fixture does not take passed (the package is needed: such a
+    bundle is refused without it, exit 2, as at export). Exit 6, rule xsd.dgfip."""
+    fmts = _copy(tmp_path, "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("    xsd: pes-ormc/pes-ormc.xsd\n") == 1
+    spec.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '<TitCpteDiff V="1"/>'
+    line = text[:text.index(old)].count("\n") + 1
+    template.write_text(text.replace(old, '<TitCpteDiff V="1" X="1"/>'), encoding="utf-8")
+    r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts, "--official-xsd",
+                official_xsd)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(said) == 2 and all(
+        "/TitCpteDiff invoice SAMPLE-1: Element 'TitCpteDiff', attribute 'X': The "
+        "attribute 'X' is not allowed." in ln
+        and ln.endswith(f"pes-aller.xml.j2:{line}] (rule xsd.dgfip)") for ln in said), said
