@@ -1123,15 +1123,17 @@ class Exporter:
     def _schema_writers_of(self, problems: list[Problem], renderer: FileRenderer,
                            doc: Document, written: _Written, titles: TitleFigures,
                            prepared: Prepared) -> list[Problem]:
-        """An XSD's refusal (pesgen's, the bundle's, the DGFiP's) that names no binding
-        given the template line that wrote the line of the file it names: the part of
-        the file holding that line (its head, its tail, or the piece of the invoice the
-        problem names, that title built again from the input) rendered again with a
-        mark after each value and each line of the templates' text
-        (``sample.line_marks``), on the export's error path only: its normal render has
-        no marks. None named for a line two parts share, or when a render with marks,
-        its marks taken out, is not the file's bytes (a title no longer built alike:
-        the input changed since it was read)."""
+        """An XSD's refusal (pesgen's, the bundle's, the DGFiP's) at no place of the
+        invoice's bound values (``_bindings_of``'s places: a refusal there names their
+        binding, or lists those the value joins, the data's to fix) given the template
+        line that wrote the line of the file it names: the part of the file holding
+        that line (its head, its tail, or the piece of the invoice the problem names,
+        that title built again from the input) rendered again with a mark after each
+        value and each line of the templates' text (``sample.line_marks``), on the
+        export's error path only: its normal render has no marks. None named for a line
+        two parts share, or when a render with marks, its marks taken out, is not the
+        file's bytes (a title no longer built alike: the input changed since it was
+        read)."""
         from .sample import _unplaced_schema  # it renders through here
 
         if not any(_unplaced_schema(p) for p in problems):
