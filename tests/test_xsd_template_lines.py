@@ -138,3 +138,26 @@ def test_an_input_unreadable_again_leaves_the_refusal_as_it_is(tmp_path, monkeyp
     assert r.exit_code == ExitCode.OUTPUT, r.output
     said = [ln for ln in r.stderr.splitlines() if words in ln]
     assert len(reads) == 2 and said and not any("[template " in ln for ln in said), said
+
+
+def test_a_template_line_s_span_is_found_once_per_renderer(monkeypatch):
+    """A refused export names the same few template lines for up to a thousand
+    problems: each span was found again by lexing the template (20 ms a problem, 20 s
+    for a thousand). A renderer finds each once."""
+    import pesgen.render
+    from pesgen.render import FileRenderer
+
+    fmt = find_format("pes-ormc")
+    renderer = FileRenderer(fmt, fmt.files[0])
+    calls = []
+    span = pesgen.render.expression_span
+
+    def counted(env, name, line):
+        calls.append((name, line))
+        return span(env, name, line)
+
+    monkeypatch.setattr(pesgen.render, "expression_span", counted)
+    template = fmt.files[0].template
+    assert [renderer.expression_lines(template, 58) for _ in range(3)] == [(58, 58)] * 3
+    assert renderer.expression_lines(template, 87) == (87, 87)
+    assert calls == [(template, 58), (template, 87)]
