@@ -276,19 +276,28 @@ def unfinished(fmt: Format) -> list[Problem]:
     return problems
 
 
-def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], None]
-                  ) -> None:
+def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], None],
+                  official_xsd: Path | None = None) -> None:
     """Render the bundle's templates on check-mapping's two sample titles with the
     fixture's mapping (``sample.check_coverage``, as check-mapping does); a template
     error names the file and line (exit 5) and says it came from a sample title, not
     from the fixture. ``warn`` is given what the fixture's mapping binds that the
     templates do not write; a value one of its split policies fills that they do not
-    write refuses the bundle (exit 3), as it refuses the mapping in check-mapping."""
-    from .sample import check_coverage
+    write refuses the bundle (exit 3), as it refuses the mapping in check-mapping. Each
+    file with an XSD of its own is validated against it as check-mapping validates its
+    sample files (``sample.schema_problems``: the sample's made-up values not held
+    against the places bound values go; each refusal naming its template line), a file
+    that goes to Hélios against the DGFiP package ``official_xsd`` too when given (as its
+    expected files): one refused refuses the bundle (exit 6), the branches the fixture
+    does not take included."""
+    from .sample import check_coverage, check_templates
 
     try:
-        check_coverage(result.mapping, fmt, warn, f"{fmt.name}: a policy of the fixture's "
-                       "mapping fills a value no template of the bundle writes")
+        sample, _ = check_coverage(
+            result.mapping, fmt, warn, f"{fmt.name}: a policy of the fixture's mapping "
+            "fills a value no template of the bundle writes",
+            check_templates(result.mapping, fmt, validated=True, official_xsd=official_xsd
+                            if any(r in fmt.rules for r in _DGFIP_RULES) else None))
     except TemplateError as exc:
         # a call stopped past its time limit stays TemplateStopped, as export.py keeps it:
         # what a caller tells from TemplateError, not to render the templates again
@@ -296,6 +305,12 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
         raise error(f"{exc} [a sample title of check-mapping (every optional part, or "
                     "none), rendered with the fixture's mapping: a branch the fixture does "
                     "not take]", exc.problems) from None
+    if sample.schema_problems:
+        raise OutputInvalidError(
+            f"{fmt.name}: the bundle's files, rendered on check-mapping's sample titles "
+            f"with the fixture's mapping, are refused by their XSD "
+            f"({len(sample.schema_problems)} problem(s)): an export writing them so is "
+            "refused", list(sample.schema_problems))
 
 
 def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Problem]:
@@ -727,7 +742,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
         # check-mapping (every optional part, none) take the others, so a typo in a
         # branch the fixture skips (a joint debtor, a mandate, an address abroad) fails
         # here too, before any expected/ file is rewritten
-        check_samples(fmt, result, warn or (lambda _problem: None))
+        check_samples(fmt, result, warn or (lambda _problem: None), official_xsd)
     except PesgenError:
         # a width the templates' syntax tells is said with the refusal it may explain:
         # a fixed(30) under a limit of 40 is why a fixture's label of 31 is refused

@@ -642,6 +642,7 @@ _DRY_STORE = {
 def check_mapping(
     mapping: Annotated[Path, typer.Argument(help="Mapping file to check.")],
     formats_dir: FormatsOpt = None,
+    official_xsd: OfficialOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Check a mapping without any input: its schema, TODOs, code tables and templates.
@@ -649,8 +650,9 @@ def check_mapping(
     What it checks: the schema, TODOs left, code tables, fit with its
     format, and its format's templates rendered once on two sample titles, each file
     with a layout, or an XSD of its own, checked against it as an export checks its
-    files (exit 6); a bound field no template writes is a warning, a value a split
-    policy fills that none writes refuses the mapping."""
+    files (exit 6), a PES file against the DGFiP package too with --official-xsd; a
+    bound field no template writes is a warning, a value a split policy fills that none
+    writes refuses the mapping."""
     from .build import format_fit, format_warnings
     from .errors import MappingError
     from .formats import mapping_format
@@ -664,11 +666,20 @@ def check_mapping(
 
     def result(error: PesgenError | None) -> dict[str, Any]:
         return _json_result(error, warnings, mapping=str(mapping),
-                            format=fmt.name if fmt is not None else None)
+                            format=fmt.name if fmt is not None else None,
+                            official_xsd=None if official_xsd is None else {
+                                "folder": str(official_xsd),
+                                "applied": fmt is not None and bool(fmt.is_pes)})
 
     try:
+        # as export takes it: the option, PESGEN_OFFICIAL_XSD, the configuration file
+        official_xsd = _official(official_xsd)
         m = load_mapping(mapping)
         fmt = mapping_format(m, formats_dir)
+        if official_xsd is not None and fmt.is_pes:
+            from .validate import official_xsd_path
+
+            official_xsd_path(official_xsd)  # a folder without the package: refused now
         renderers(fmt)
         misfits = format_fit(m, fmt)
         if misfits:
@@ -687,7 +698,8 @@ def check_mapping(
                                        f"{mapping}: a policy of the mapping fills a value "
                                        f"no template of format {fmt.name} writes",
                                        check_templates(m, fmt, laid_out=True,
-                                                       validated=True))
+                                                       validated=True,
+                                                       official_xsd=official_xsd))
         broken = [*sample.layout_problems, *sample.schema_problems]
         if broken:
             # the export's own checks of its files: the first export would fail so
@@ -714,6 +726,10 @@ def check_mapping(
         return
     _say(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {sample.files} template(s) rendered on sample titles)")
+    if official_xsd is not None:  # said as export says it
+        _say(f"  DGFiP XSD: applied ({official_xsd})" if fmt.is_pes else
+             f"  DGFiP XSD: not applied ({fmt.name} is a finance package's import, not a "
+             "PES file)")
     # what it cannot check without an export (a column or JSON path the file lacks, the
     # values): the two commands that do, neither needing nor touching a store's numbers
     import shlex

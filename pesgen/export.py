@@ -237,6 +237,42 @@ def _counted_lines(segment: _Segment, sizes: array[int]) -> _PieceLines:
     return lines
 
 
+@dataclass(frozen=True)
+class _Written:
+    """A file of a bordereau as written: its head and tail, its body in its spool
+    (``segment``, each piece's size in ``sizes``) and where each piece's lines are:
+    what a refused file's error path reads again (``Exporter._schema_writers_of``)."""
+    head: bytes
+    tail: bytes
+    segment: _Segment
+    sizes: array[int]
+    lines: _PieceLines
+
+    def last_byte(self) -> bytes:
+        """The last byte before the tail (the body's, or the head's when the body is
+        empty); b"" when there is none."""
+        if self.segment.end > self.segment.start:
+            self.segment.spool.flush()
+            self.segment.spool.seek(self.segment.end - 1)
+            return self.segment.spool.read(1)
+        return self.head[-1:]
+
+    def pieces(self, ks: list[int]) -> Iterator[bytes]:
+        """The pieces ``ks`` (their indexes, in order) as written."""
+        spool, at, k0 = self.segment.spool, self.segment.start, 0
+        spool.flush()
+        for k in ks:
+            at += sum(self.sizes[k0:k])
+            spool.seek(at)
+            data = spool.read(self.sizes[k])
+            if len(data) != self.sizes[k]:
+                raise OSError(errno.EIO, f"the spool file ends at byte {at + len(data)}, "
+                              f"within a bordereau's body (bytes {self.segment.start} to "
+                              f"{self.segment.end})")
+            yield data
+            at, k0 = at + self.sizes[k], k + 1
+
+
 @dataclass
 class Prepared:
     result: ExportResult
@@ -253,6 +289,9 @@ class Prepared:
     spools: list[IO[bytes]] = field(default_factory=list)
     # the streamed validations started and whose report is not read yet, oldest first
     streaming: deque[StreamValidator] = field(default_factory=deque)
+    # the input the titles were read from: a refused file's pieces are rendered again
+    # from it (``Exporter._schema_writers_of``, its error path only)
+    input_path: Path | None = None
 
     @property
     def titles(self) -> int:
@@ -430,12 +469,21 @@ class Exporter:
             return True
         return self._template_reads("doc.bordereau.number")
 
-    def _builder_reads(self) -> None:
-        """Tell the builder which of the values it takes as exported the templates
-        write: an invoice number written as it is is held to the format's charset, a
-        line's student then goes through the text policies (``_template_reads``)."""
-        self.builder.number_written = self._template_reads("t.invoice_number")
-        self.builder.student_written = self._template_reads("t.lines[i].student")
+    def _new_builder(self) -> Builder:
+        """A builder of the run's titles as ``self.builder`` was made (none read yet)."""
+        builder = Builder(self.mapping, self.fmt, recorded=self.vouched, legacy=self._legacy,
+                          issue_date=self.run_date, street_before=self._street_before)
+        builder.unfit_splits = self._unfit_splits
+        return builder
+
+    def _builder_reads(self, builder: Builder | None = None) -> None:
+        """Tell the builder (``self.builder``'s by default) which of the values it takes
+        as exported the templates write: an invoice number written as it is is held to
+        the format's charset, a line's student then goes through the text policies
+        (``_template_reads``)."""
+        builder = builder or self.builder
+        builder.number_written = self._template_reads("t.invoice_number")
+        builder.student_written = self._template_reads("t.lines[i].student")
 
     def _template_reads(self, name: str) -> bool:
         """Whether the format's templates read the model field ``name`` on the sample
@@ -615,7 +663,8 @@ class Exporter:
         spools = self._spools()
         stack.push(lambda _type, exc, _tb: name_error(exc, spools))
         self.builder.exported = self.exported
-        prepared = Prepared(result, [], stack, self.builder.seen, first_piece=first_piece)
+        prepared = Prepared(result, [], stack, self.builder.seen, first_piece=first_piece,
+                            input_path=input_path)
         try:
             with _fewer_collections(), naming(spools):
                 self._prepare(input_path, prepared)
@@ -632,10 +681,7 @@ class Exporter:
         ``prepared`` is closed; the notes added to it since its preparation are kept."""
         later = prepared.result.notes[prepared.prepared_notes:]
         prepared.close()
-        self.builder = Builder(self.mapping, self.fmt, recorded=self.vouched,
-                               legacy=self._legacy, issue_date=self.run_date,
-                               street_before=self._street_before)
-        self.builder.unfit_splits = self._unfit_splits
+        self.builder = self._new_builder()
         self._builder_reads()
         again = self.prepare(input_path, first_piece)
         again.result.notes.extend(later)
@@ -930,13 +976,17 @@ class Exporter:
                     found = self._validate(tmp, renderer, name)
                 if found:
                     head = self._encode(renderer.head(doc), renderer, "head")
+                    tail = self._encode(renderer.tail(doc), renderer, "tail")
                     lines = _counted_lines(segment, b.piece_sizes[index])
-                    found = attribute(found, name, head,
-                                      self._encode(renderer.tail(doc), renderer, "tail"),
-                                      lines, b.titles, prepared.origins)
+                    found = attribute(found, name, head, tail, lines, b.titles,
+                                      prepared.origins)
                     found = self._bindings_of(found, renderer, doc, result.notes,
                                               (name, head.count(b"\n"), lines))
                     found = self._writers_of(found, renderer, doc)
+                    found = self._schema_writers_of(
+                        found, renderer, doc, _Written(head, tail, segment,
+                                                       b.piece_sizes[index], lines),
+                        b.titles, prepared)
                 problems.extend(found)
                 if renderer.spec.layout is not None:
                     written[renderer.spec.template] = tmp, name, renderer.spec.layout
@@ -1038,9 +1088,7 @@ class Exporter:
                 assert p.record is not None
                 xpath = None
                 if p.rule.startswith("xsd."):
-                    xpath = p.record.rsplit(" ", 1)[-1]
-                    m = XSD_PLACE.match(p.message)
-                    key = (unpositioned(xpath), m[2] if m else None)
+                    xpath, key = _xsd_place(p)
                 else:  # a layout's: "record 'R', column C (#n): …"
                     key = (p.message.split(": ", 1)[0], None)
                 where = places.get(key)
@@ -1071,6 +1119,122 @@ class Exporter:
         from .sample import writers_named  # it renders through here
 
         return writers_named(problems, self, renderer, doc)
+
+    def _schema_writers_of(self, problems: list[Problem], renderer: FileRenderer,
+                           doc: Document, written: _Written, titles: TitleFigures,
+                           prepared: Prepared) -> list[Problem]:
+        """An XSD's refusal (pesgen's, the bundle's, the DGFiP's) at no place of the
+        invoice's bound values (``_bindings_of``'s places: a refusal there names their
+        binding, or lists those the value joins, the data's to fix) given the template
+        line that wrote the line of the file it names: the part of the file holding
+        that line (its head, its tail, or the piece of the invoice the problem names,
+        that title built again from the input) rendered again with a mark after each
+        value and each line of the templates' text (``sample.line_marks``), on the
+        export's error path only: its normal render has no marks. None named for a line
+        two parts share, or when a render with marks, its marks taken out, is not the
+        file's bytes (a title no longer built alike: the input changed since it was
+        read)."""
+        from .sample import _unplaced_schema  # it renders through here
+
+        if not any(_unplaced_schema(p) for p in problems):
+            return problems
+        from .sample import _writer_named, line_marks, unmarked
+
+        head_lines = written.head.count(b"\n")
+        before_tail = head_lines + written.lines.breaks  # the line breaks before the tail
+        ends_line = written.last_byte() in (b"", b"\n")
+        # problem index -> the part holding its line ("head", "tail" or a piece's index)
+        # and that line's index in it (a piece's: its body line, made an index below)
+        at: dict[int, tuple[str | int, int]] = {}
+        # where bound values go (_bindings_of's): a refusal there is of the invoice's
+        # values (their bindings named, or listed when the value joins several)
+        bound = self._places.get(renderer.spec.template, {})
+        for n, p in enumerate(problems):
+            line = _body_line(p.record or "", f"{doc.file_name}:", 0) \
+                if _unplaced_schema(p) and _xsd_place(p)[1] not in bound else None
+            if line is None or line < 1:
+                continue
+            if line <= head_lines:
+                at[n] = ("head", line - 1)
+            elif line > before_tail + 1 or (line == before_tail + 1 and ends_line):
+                at[n] = ("tail", line - before_tail - 1)
+            elif p.invoice is not None:  # the line is that piece's alone (``attribute``)
+                k = written.lines.piece_of(line - head_lines)
+                if k is not None:
+                    at[n] = (k, line - head_lines)
+        try:
+            marked = FileRenderer(self.fmt, renderer.spec, marked=True)
+        except PesgenError:
+            return problems
+        parts: dict[str | int, list[set[tuple[str, int]]]] = {}
+
+        def marks_of(part: str | int, out: Callable[[], str], data: bytes) -> None:
+            try:
+                text = out()
+                same = self._encode(unmarked(text), renderer, "a render with marks") == data
+            except PesgenError:
+                return
+            if same:
+                parts[part] = line_marks(text)
+
+        wanted = {part for part, _ in at.values()}
+        if "head" in wanted:
+            marks_of("head", lambda: marked.head(doc), written.head)
+        if "tail" in wanted:
+            marks_of("tail", lambda: marked.tail(doc), written.tail)
+        pieces = sorted(k for k in wanted if isinstance(k, int))
+        before: dict[int, int] = {}
+        if pieces and prepared.input_path is not None:
+            figures = {k: titles[k] for k in pieces}
+            again = self._titles_again(prepared.input_path, {
+                prepared.origins[figures[k][0]]: (figures[k][0], figures[k][1])
+                for k in pieces})
+            piece_doc = self.document(0, 0, _ZERO)  # the one _loop renders pieces with
+            for k, data in zip(pieces, written.pieces(pieces), strict=True):
+                title = again.get(figures[k][0])
+                if title is not None:
+                    marks_of(k, partial(marked.piece, title, piece_doc), data)
+                # the body's lines before the piece's first (its first with text, firsts,
+                # after its own leading line breaks)
+                leading = len(data) - len(data.lstrip(b"\r\n"))
+                before[k] = written.lines.firsts[k] - 1 - data.count(b"\n", 0, leading)
+        out = []
+        for n, p in enumerate(problems):
+            part, i = at.get(n, ("", -1))
+            if isinstance(part, int):  # the body's line made an index in the piece
+                i -= before.get(part, 0) + 1
+            lines = parts.get(part, [])
+            if 0 <= i < len(lines):
+                p = _writer_named(p, self, renderer, lines[i], "the line written at")
+            out.append(p)
+        return out
+
+    def _titles_again(self, input_path: Path, wanted: dict[str, tuple[str, int]]
+                      ) -> dict[str, Title]:
+        """{invoice: its title} of the invoices ``wanted`` ({input record: (invoice,
+        IdPce)}), built again from ``input_path`` and numbered as the run built and
+        numbered them, by a builder of their own (the run's has seen them): a refused
+        file's pieces rendered again, on its error path only. One read of the input,
+        stopped once all are found; an invoice no longer built alike is left out."""
+        builder = self._new_builder()
+        self._builder_reads(builder)
+        builder.exported = self.exported
+        found: dict[str, Title] = {}
+        try:
+            for src in read_invoices(input_path, self.mapping.input):
+                if src.origin not in wanted:
+                    continue
+                invoice, number = wanted[src.origin]
+                built = builder.build(src)
+                if built.title is not None and built.title.invoice_number == invoice:
+                    found[invoice] = self.numbered(built.title, number)
+                if len(found) == len(wanted):
+                    break
+        except (PesgenError, OSError):
+            # the input unreadable now (moved, changed): the refusal is said as it is,
+            # the titles found so far named
+            pass
+        return found
 
     def _final(self, name: str) -> Path:
         """Where a file of the run goes: in the output folder; a dry run without one
@@ -1189,6 +1353,15 @@ def _priced(where: Priced, unpriced: frozenset[int], line: int | None) -> str | 
     if line is None:
         return None
     return where.amount if line in unpriced else where.unit_price
+
+
+def _xsd_place(p: Problem) -> tuple[str, tuple[str, str | None]]:
+    """An XSD problem's XPath, and its place as ``sample.binding_places`` keys them: the
+    XPath without positions, and the attribute the message names (None: the
+    element)."""
+    xpath = (p.record or "").rsplit(" ", 1)[-1]
+    m = XSD_PLACE.match(p.message)
+    return xpath, (unpositioned(xpath), m[2] if m else None)
 
 
 def _piece_offset(record: str, name: str, head_lines: int, lines: _PieceLines) -> int | None:

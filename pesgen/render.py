@@ -169,6 +169,8 @@ class FileRenderer:
         # (``export._none_said``); None: the refusal as it is
         self.explain_none: Callable[[FileRenderer, str, Document, str | None],
                                     str | None] | None = None
+        # {(template, line): the lines of the {{ … }} holding it} (``expression_lines``)
+        self._spans: dict[tuple[str, int], tuple[int, int]] = {}
         try:
             # escaping memoised (_Template). Compiling takes time in the text's size, not
             # watched (a loaded machine's compile of the whole text once passed a test's
@@ -255,8 +257,12 @@ class FileRenderer:
     def expression_lines(self, name: str, line: int) -> tuple[int, int]:
         """The first and last lines of the ``{{ … }}`` tag of template ``name`` that
         ``line`` is in (Jinja maps a filtered expression's code to its last filter's
-        line); (``line``, ``line``) when it is in none."""
-        return expression_span(self._env, name, line)
+        line); (``line``, ``line``) when it is in none. Each found once (it lexes the
+        template): a refused export names many lines of one template."""
+        span = self._spans.get((name, line))
+        if span is None:
+            span = self._spans[name, line] = expression_span(self._env, name, line)
+        return span
 
     @property
     def reads(self) -> dict[tuple[int, str], object]:

@@ -145,19 +145,23 @@ class SampleRendering:
 
 
 def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False,
-                    validated: bool = False) -> SampleRendering:
+                    validated: bool = False, official_xsd: Path | None = None
+                    ) -> SampleRendering:
     """Render every file of ``fmt`` on the sample titles; raise ``TemplateError`` (file
     and line) on the first template error. Returns how many files were rendered and
     the model fields their templates read. ``laid_out`` (check-mapping): each file with
     a layout is checked against it, as an export checks its files
     (``SampleRendering.layout_problems``); ``validated`` (check-mapping): each file with
-    an XSD of its own is validated against it (``SampleRendering.schema_problems``); an
-    export, which checks its own files, asks neither."""
+    an XSD of its own is validated against it (``SampleRendering.schema_problems``), and
+    a PES file against the DGFiP package ``official_xsd`` too when given (as the export
+    given it: a finance package's import is not checked by it); an export, which checks
+    its own files, asks neither."""
     day = date(mapping.collectivity.exercise, 11, 23)
     # vouched: nothing is validated by the Exporter (no DGFiP package needed), only
     # rendered; the sample's files are checked here when asked (laid_out, validated);
     # traced: the templates' reads recorded (an export's renderers record nothing)
-    exporter = Exporter(mapping, fmt, Path("."), day, vouched=True, traced=True)
+    exporter = Exporter(mapping, fmt, Path("."), day, vouched=True, traced=True,
+                        official_xsd=official_xsd if validated else None)
     traced = exporter.renderers
     for renderer in traced:  # as an export does (vouched skips it)
         renderer.check_literals(exporter.encoding)
@@ -224,8 +228,20 @@ def written_by(exporter: Exporter, renderer: FileRenderer, doc: Document,
                + marked.tail(doc))
     except PesgenError:
         return None
-    if _MARK.sub("", out) != text:
+    if unmarked(out) != text:
         return None
+    return line_marks(out)
+
+
+def unmarked(out: str) -> str:
+    """A checking render's text (``_jinja._Marking``) without its marks."""
+    return _MARK.sub("", out)
+
+
+def line_marks(out: str) -> list[set[tuple[str, int]]]:
+    """For each line of ``out``, a checking render's text, the template lines (template,
+    line) whose values it holds, or, for a line no value wrote, the lines of the
+    templates' text it holds (``written_by``)."""
     found = []
     for line in out.split("\n"):
         marks = _MARK.findall(line)
@@ -397,15 +413,17 @@ def schema_problems(exporter: Exporter, titles: list[Title],
     """Every way the files rendered on the sample titles (``written``, as
     ``layout_problems``') that have an XSD of their own (pesgen's for PES, a bundle's:
     Corail's, JVS') break it: the export's validation of its files (the XSD, and the PES
-    bordereau rules when it has bordereaux), by its code (``_checked``), not the DGFiP
-    package's, which the export is given. The XSD's refusal of a value at a place
-    holding a bound value (the sample's are made up: a name, an empty label), or of an
-    element left out where one goes, is not said (``_made_up_schema``); any other is
-    given the template line that wrote the line it names (``written_by``)."""
+    bordereau rules when it has bordereaux), by its code (``_checked``), and the DGFiP
+    package's when the exporter was given it (``Exporter.official_xsd``: a PES format's
+    files only, a PES bundle without an XSD of its own then too). The XSD's refusal of a
+    value at a place holding a bound value (the sample's are made up: a name, an empty
+    label), or of an element left out where one goes, is not said (``_made_up_schema``);
+    any other is given the template line that wrote the line it names (``written_by``)."""
     problems: list[Problem] = []
     with tempfile.TemporaryDirectory(prefix="pesgen-sample-") as tmp:
         for renderer, doc, parts, text in written:
-            if renderer.spec.xsd is None or not b"".join(parts):
+            if (renderer.spec.xsd is None and exporter.official_xsd is None) \
+                    or not b"".join(parts):
                 continue
             problems += _checked(exporter, titles, renderer, doc, parts, text,
                                  Path(tmp) / doc.file_name, _made_up_schema, _unplaced_schema)
@@ -428,7 +446,8 @@ def _checked(exporter: Exporter, titles: list[Title], renderer: FileRenderer,
 
     head, pieces, tail = parts[0], parts[1:-1], parts[-1]
     path.write_bytes(b"".join(parts))
-    found = check_output(renderer.spec, path, doc.file_name, exporter.encoding)
+    found = check_output(renderer.spec, path, doc.file_name, exporter.encoding,
+                         exporter.official_xsd)
     if not found:
         return []
     lines = _PieceLines()

@@ -1,0 +1,77 @@
+"""check-format validates what the bundle's templates write on check-mapping's sample
+titles against the bundle's XSD (``sample.schema_problems``, as check-mapping): a
+branch the fixture does not take is checked too."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pesgen.errors import ExitCode
+from pesgen.formats import find_format
+
+from .conftest import run_cli
+
+
+def _copy(tmp_path: Path, fmt: str) -> Path:
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format(fmt).folder), fmts / fmt)
+    return fmts
+
+
+def test_a_branch_the_fixture_does_not_take_is_validated_against_the_xsd(tmp_path):
+    """pes-ormc's fixture has no account holder other than its debtor: a template
+    writing TitCpteDiff 'true' there (pesgen's XSD takes 0 or 1) passed check-format,
+    its expected/ files valid and rendered byte for byte. The sample titles' files are
+    now validated: exit 6, naming the sample title, XPath and template line."""
+    fmts = _copy(tmp_path, "pes-ormc")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '<TitCpteDiff V="1"/>'
+    assert text.count(old) == 1
+    line = text[:text.index(old)].count("\n") + 1
+    template.write_text(text.replace(old, '<TitCpteDiff V="true"/>'), encoding="utf-8")
+    r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "rendered on check-mapping's sample titles with the fixture's mapping, are " \
+        "refused by their XSD (2 problem(s))" in r.stderr, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(said) == 2 and all(
+        "/InfoPrelevementSEPA/TitCpteDiff invoice SAMPLE-1: Element 'TitCpteDiff', "
+        "attribute 'V': [facet 'enumeration'] The value 'true' is not an element of the "
+        "set {'0', '1'}." in ln and ln.endswith(f"pes-aller.xml.j2:{line}] (rule xsd.pesgen)")
+        for ln in said), said
+    as_json = run_cli("check-format", "pes-ormc", "--formats-dir", fmts, "--format", "json")
+    assert as_json.exit_code == ExitCode.OUTPUT
+    [bundle] = json.loads(as_json.stdout)["bundles"]
+    assert [(p["rule"], p["line"], p["source"], p["invoice"]) for p in bundle["problems"]] \
+        == [("xsd.pesgen", line, "template", "SAMPLE-1")] * 2
+
+
+
+def test_with_the_dgfip_package_the_sample_files_are_validated_against_it(
+        tmp_path, official_xsd):
+    """check-format --official-xsd validated the expected files and the fixture's
+    against the DGFiP package, not the sample titles' files: a PES bundle without an
+    XSD of its own (the package its only check) writing an attribute the package
+    refuses in a branch the fixture does not take passed (the package is needed: such a
+    bundle is refused without it, exit 2, as at export). Exit 6, rule xsd.dgfip."""
+    fmts = _copy(tmp_path, "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("    xsd: pes-ormc/pes-ormc.xsd\n") == 1
+    spec.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '<TitCpteDiff V="1"/>'
+    line = text[:text.index(old)].count("\n") + 1
+    template.write_text(text.replace(old, '<TitCpteDiff V="1" X="1"/>'), encoding="utf-8")
+    r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts, "--official-xsd",
+                official_xsd)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(said) == 2 and all(
+        "/TitCpteDiff invoice SAMPLE-1: Element 'TitCpteDiff', attribute 'X': The "
+        "attribute 'X' is not allowed." in ln
+        and ln.endswith(f"pes-aller.xml.j2:{line}] (rule xsd.dgfip)") for ln in said), said

@@ -1,0 +1,94 @@
+"""check-mapping --official-xsd: the sample titles' PES files validated against the
+DGFiP package too, taken as export takes it (the option, PESGEN_OFFICIAL_XSD, the
+configuration file's official_xsd), said as export says it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pesgen.config import _load
+from pesgen.errors import ExitCode
+from pesgen.formats import find_format
+
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+
+
+def _own_xsd_dropped(tmp_path: Path) -> tuple[Path, int]:
+    """pes-ormc copied with no XSD of its own (a PES bundle the DGFiP package alone
+    checks) and its piece writing TypPce before IdPce: the folder, the template line."""
+    fmts = tmp_path / "fmts"
+    shutil.copytree(Path(find_format("pes-ormc").folder), fmts / "pes-ormc")
+    spec = fmts / "pes-ormc" / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("    xsd: pes-ormc/pes-ormc.xsd\n") == 1
+    spec.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
+    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    old = '<IdPce V="{{ t.number }}"/><TypPce V="15"/>'
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, '<TypPce V="15"/><IdPce V="{{ t.number }}"/>'),
+                        encoding="utf-8")
+    return fmts, text[:text.index(old)].count("\n") + 1
+
+
+def test_check_mapping_validates_against_the_dgfip_package(tmp_path, official_xsd):
+    """A PES bundle without an XSD of its own was not validated by check-mapping (it
+    took no --official-xsd): a technician learnt of a template the DGFiP package
+    refuses at the billing run's export. With --official-xsd (exit 2 before), the
+    sample files are validated against it: exit 6, rule xsd.dgfip, the template line;
+    as export --dry-run refuses them."""
+    fmts, line = _own_xsd_dropped(tmp_path)
+    mapping = MAPPINGS / "villeneuve-sur-loing.yaml"
+    assert run_cli("check-mapping", mapping, "--formats-dir", fmts).exit_code == 0
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--official-xsd",
+                official_xsd)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert len(said) == 2 and all(
+        "/BlocPiece/TypPce invoice SAMPLE-" in ln and "Element 'TypPce': This "
+        "element is not expected. Expected is one of ( CodServ, Affect, IdPce )." in ln
+        and ln.endswith(f"pes-aller.xml.j2:{line}] (rule xsd.dgfip)") for ln in said), said
+    dry = run_cli("export", "-m", mapping, "-i", EXAMPLES / "school-export.json", "-o",
+                  tmp_path / "out", "--date", RUN_DATE, "--formats-dir", fmts, "--dry-run",
+                  "--db", f"sqlite:///{tmp_path / 's.sqlite3'}", "--create-store",
+                  "--official-xsd", official_xsd)
+    assert dry.exit_code == ExitCode.OUTPUT and "(rule xsd.dgfip)" in dry.stderr
+    as_json = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--official-xsd",
+                      official_xsd, "--format", "json")
+    [result] = json.loads(as_json.stdout)["mappings"]
+    assert result["official_xsd"] == {"folder": str(official_xsd), "applied": True}
+    assert {(p["rule"], p["line"], p["source"]) for p in result["problems"]} == {
+        ("xsd.dgfip", line, "template")}
+
+
+def test_check_mapping_takes_the_dgfip_package_as_export_does(tmp_path, monkeypatch,
+                                                              official_xsd):
+    """The configuration file's official_xsd (and PESGEN_OFFICIAL_XSD) apply as for
+    export, the option first; the summary says whether it applied, as export's does
+    (a finance package's import: not applied); a folder without the package is a usage
+    error in export's words."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"official_xsd: {official_xsd}\n", encoding="utf-8")
+    monkeypatch.setenv("PESGEN_CONFIG", str(config))
+    _load.cache_clear()
+    try:
+        r = run_cli("check-mapping", MAPPINGS / "villeneuve-sur-loing.yaml")
+        assert r.exit_code == 0, r.output
+        assert f"  DGFiP XSD: applied ({official_xsd})\n" in r.stdout, r.stdout
+        r = run_cli("check-mapping", MAPPINGS / "villeneuve-sur-loing-corail.yaml")
+        assert r.exit_code == 0, r.output
+        assert "  DGFiP XSD: not applied (cosoluce-corail is a finance package's import, " \
+            "not a PES file)\n" in r.stdout, r.stdout
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        r = run_cli("check-mapping", MAPPINGS / "villeneuve-sur-loing.yaml",
+                    "--official-xsd", empty)
+        assert r.exit_code == ExitCode.USAGE, r.output
+        assert f"{empty}: no PES_V2/Rev0/PES_Aller.xsd in this folder" in r.stderr
+        monkeypatch.setenv("PESGEN_OFFICIAL_XSD", str(empty))
+        r = run_cli("check-mapping", MAPPINGS / "villeneuve-sur-loing.yaml")
+        assert r.exit_code == ExitCode.USAGE, r.output
+    finally:
+        _load.cache_clear()
