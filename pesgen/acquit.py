@@ -777,6 +777,10 @@ def _set_aside(acquit: Acquit, e: AckElement, r: Recorded, by_run: bool = False
     return None
 
 
+# the rule of a NumLigne naming no line of the title tied (docs/rules.md)
+LINE_RULE = "acquit.line"
+
+
 @dataclass(frozen=True)
 class PieceReport:
     piece: AckPiece
@@ -784,6 +788,38 @@ class PieceReport:
     # its record in the input the run read (``/abs/school-export.json:$.invoices[7]``);
     # None: a run recorded before the store kept it (schema 19)
     record: str | None = None
+    # how many lines the title has in the file its run wrote (IdLigne 1 to this); None:
+    # no title, or a run recorded before the store kept it (schema 21): not checked
+    line_count: int | None = None
+
+    @property
+    def title_said(self) -> str:
+        """``invoice FA-2026-00103 (/…/school-export.json:$.invoices[2])``: the title as
+        the report names it."""
+        return f"invoice {self.invoice}" + (f" ({self.record})" if self.record else "")
+
+    def no_such_line(self, line: AckLine, short: bool = False) -> str | None:
+        """Why ``line`` (one of this piece's NumLigne) is no line of the title tied, as
+        support reads it (``short``: beside the line, under its piece); None: it is one,
+        or pesgen cannot tell (no title, its line count not kept, the NumLigne empty)."""
+        if self.invoice is None or self.line_count is None or line.number is None \
+                or 1 <= line.number <= self.line_count:
+            return None
+        if short:
+            return (f"no such line: the title has {self.line_count} line(s), IdLigne 1 to "
+                    f"{self.line_count}; rule {LINE_RULE}")
+        return (f"{self.piece.said} {self.title_said}: no IdLigne {line.number}, its run "
+                f"wrote the title with {self.line_count} line(s) (IdLigne 1 to "
+                f"{self.line_count}): pesgen cannot tell which line the acquit's error is "
+                f"about (rule {LINE_RULE})")
+
+    @property
+    def lines_unchecked(self) -> int:
+        """How many of its NumLigne pesgen cannot check: a title tied whose line count
+        the store does not keep (a run recorded before schema 21)."""
+        if self.invoice is None or self.line_count is not None:
+            return 0
+        return sum(1 for ln in self.piece.lines if ln.number is not None)
 
 
 @dataclass(frozen=True)
@@ -881,6 +917,21 @@ class ElementReport:
                 out += [f"NumLigne is empty (line {ln.at})" for ln in p.lines
                         if ln.number is None]
         return tuple(out)
+
+    @property
+    def no_such_lines(self) -> tuple[str, ...]:
+        """Each NumLigne of a piece tied to a title that is no line of that title (a
+        NumLigne 7 of a title of 3 lines), said as ``PieceReport.no_such_line``: the
+        acquit's line errors cannot be put on a line of the file sent (rule
+        acquit.line). None of a run recorded before the store kept its titles' lines."""
+        return tuple(x for p in self.pieces for ln in p.piece.lines
+                     if (x := p.no_such_line(ln)) is not None)
+
+    @property
+    def lines_unchecked(self) -> int:
+        """How many NumLigne of pieces tied to titles pesgen cannot check, their run
+        recorded before the store kept each title's number of lines (schema 21)."""
+        return sum(p.lines_unchecked for p in self.pieces)
 
     @property
     def same_as_recorded(self) -> bool | None:
@@ -1078,6 +1129,9 @@ class ElementReport:
             reasons.append("unidentified")
             said.append("left empty or out by the acquit, never guessed: "
                         + ", ".join(self.unidentified))
+        if self.no_such_lines:
+            reasons.append("no-such-line")
+            said += self.no_such_lines
         cancelled = self.cancelled_acceptance
         if cancelled is not None:
             reasons.append("accepted-cancelled")
@@ -1102,6 +1156,12 @@ class ElementReport:
         if "unidentified" in reasons:
             steps.append("ask the trésorerie which bordereau or piece it is: pesgen does not "
                          "guess (docs/state.md, Identifiers left empty)")
+        if "no-such-line" in reasons:
+            # the title is known, its line is not: never put on another line
+            shows = "".join(f"; `pesgen runs show {r.run_id} --invoices{_db_option(db)}` "
+                            "lists the run's titles with their lines" for r in self.found[:1])
+            steps.append("ask the trésorerie which line of the title its error is about: "
+                         f"pesgen does not guess{shows}")
         if cancelled is not None:
             option = _db_option(db)
             keep = ("reinstate them, so that none of their invoices is exported again: "
@@ -1294,7 +1354,8 @@ class ToCheck:
     """One thing of the acquit that is not all fine, a rejection aside (``pesgen acquit``
     exits 10 for it when nothing is rejected): its line, the bordereau and exercise it
     names (None: none), why (``accepted-with-errors``, ``untied``, ``unidentified``,
-    ``id-coll-empty``; ``recorded-otherwise``: read without ``--record``, an answer other
+    ``id-coll-empty``, ``no-such-line``: a NumLigne naming no line of its title;
+    ``recorded-otherwise``: read without ``--record``, an answer other
     than the bordereau's recorded status; ``payfip-open``: PayFiP links open on the titles
     of a rejection ``--record`` recorded, beside that rejection: ``payfip_open``), what it
     says and what to do next."""
@@ -1493,6 +1554,31 @@ class AcquitReport:
         acquit leaves empty or out (ElementReport.unidentified)."""
         return sum(1 for e in self.elements if e.unidentified)
 
+    @property
+    def lines_unchecked(self) -> tuple[int, tuple[str, ...]]:
+        """How many NumLigne of pieces tied to titles pesgen cannot check (their runs
+        recorded before the store kept each title's number of lines, schema 21), and
+        those runs, in the file's order: said once, not per line."""
+        runs: dict[str, int] = {}
+        for r in self.elements:
+            if r.run is not None and (n := r.lines_unchecked):
+                runs[r.run.run_id] = runs.get(r.run.run_id, 0) + n
+        return sum(runs.values()), tuple(runs)
+
+    @property
+    def lines_unchecked_said(self) -> str | None:
+        """``lines_unchecked`` as the report says it, once; None: every NumLigne of a
+        title tied is checked (or none is named)."""
+        count, runs = self.lines_unchecked
+        if not count:
+            return None
+        named = ", ".join(runs[:_LISTED_RUNS]) + (
+            f" and {len(runs) - _LISTED_RUNS} more" if len(runs) > _LISTED_RUNS else "")
+        return (f"line numbers not checked: {count} NumLigne (IdLigne) of titles of "
+                f"run(s) {named}, recorded before the store kept each title's number of "
+                "lines (schema 21): shown as the acquit gives them, without saying whether "
+                "the title has such a line")
+
     def to_check(self, db: str | None = None, reading: bool = False) -> list[ToCheck]:
         """What is not all fine, a rejection aside, in the file's order: an IdColl left
         empty (the acquit as a whole), then each element's (ElementReport.to_check;
@@ -1620,7 +1706,7 @@ def _with_invoices(out: list[ElementReport], store: Any) -> list[ElementReport]:
               for run_id, numbers in named.items()}
     return [r if (run_id := run_of(r)) is None else replace(r, pieces=tuple(
                 PieceReport(p.piece, *titles[run_id].get(r.bordereau or 0, {}).get(
-                    p.piece.number, (None, None))) for p in r.pieces)) for r in out]
+                    p.piece.number, (None, None, None))) for p in r.pieces)) for r in out]
 
 
 def _with_again(r: ElementReport, count: int, holders: dict[str, set[int]]) -> ElementReport:
@@ -1631,6 +1717,8 @@ def _with_again(r: ElementReport, count: int, holders: dict[str, set[int]]) -> E
 
 # how many of the store's collectivities a report names (a shared store may hold many)
 _LISTED_COLLECTIVITIES = 10
+# how many runs the report's line on the line numbers not checked names
+_LISTED_RUNS = 5
 
 
 def _stranger(acquit: Acquit, known: tuple[tuple[str, str, int, str], ...]
@@ -1690,8 +1778,8 @@ def json_parts(report: AcquitReport, db: str | None = None,
 
     def element(r: ElementReport) -> dict[str, Any]:
         e = r.element
-        invoices = {p.piece.number: p.invoice for p in r.pieces}
-        records = {p.piece.number: p.record for p in r.pieces}
+        # an element tied to no run has its pieces without invoice (none made)
+        pieces = r.pieces or tuple(PieceReport(p, None) for p in e.pieces)
         return {
             "line": e.line, "domain": e.domain, "domain_label": e.domain_label,
             "accepted": e.accepted, "kind": r.kind, "bordereau": e.bordereau,
@@ -1724,12 +1812,16 @@ def json_parts(report: AcquitReport, db: str | None = None,
             # null: the acquit leaves its number empty (source_line: where), never guessed
             # record: the invoice's record in the input the run read (null: none, or a
             # run recorded before the store kept it)
-            "pieces": [{"piece": p.number, "invoice": invoices.get(p.number),
-                        "record": records.get(p.number),
-                        "source_line": p.at, "errors": errors(p.errors),
+            # line_count: the title's lines as its run wrote them (null: no title, or
+            # a run recorded before the store kept it: not checked); a line's
+            # no_such_line: why it is no line of that title (rule acquit.line), or null
+            "pieces": [{"piece": p.piece.number, "invoice": p.invoice,
+                        "record": p.record, "line_count": p.line_count,
+                        "source_line": p.piece.at, "errors": errors(p.piece.errors),
                         "lines": [{"line": ln.number, "source_line": ln.at,
-                                   "errors": errors(ln.errors)}
-                                  for ln in p.lines]} for p in e.pieces],
+                                   "errors": errors(ln.errors),
+                                   "no_such_line": p.no_such_line(ln)}
+                                  for ln in p.piece.lines]} for p in pieces],
             # what pesgen would tie but cannot, for an identifier left empty or out
             "unidentified": list(r.unidentified),
             "next_step": r.next_step(db),
@@ -1744,6 +1836,11 @@ def json_parts(report: AcquitReport, db: str | None = None,
             "bordereau": None if report.named is None else report.named.only,
             "accepted": report.rejected == 0, "rejected": report.rejected,
             "unidentified": report.unidentified,
+            # NumLigne of titles whose runs were recorded before the store kept their
+            # number of lines (schema 21): not checked (null: none)
+            "lines_unchecked": None if not (count := report.lines_unchecked[0]) else {
+                "lines": count, "runs": list(report.lines_unchecked[1]),
+                "said": report.lines_unchecked_said},
             # no run of the store is of the acquit's IdColl or budget: said, and the
             # store's collectivities (null: not looked up, a run holds a bordereau)
             "stranger": report.stranger,

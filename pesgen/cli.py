@@ -973,7 +973,8 @@ def acquit(
     list it): an acceptance with errors, an acceptance pesgen cannot tie to one run (a
     DomaineAck or NomFic contradicting the run, two runs holding the number, another
     collectivity's or budget's acquit, an empty IdColl), an identifier the acquit leaves
-    empty or out (a NumBord, ExerciceBord, NumPiece V=""), an acceptance of a bordereau
+    empty or out (a NumBord, ExerciceBord, NumPiece V=""), a NumLigne naming no line of
+    its title (rule acquit.line), an acceptance of a bordereau
     cancelled in pesgen (not as annulled by the trésorerie), without --record an answer
     other than the bordereau's status recorded."""
 
@@ -1169,6 +1170,8 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
         only = report.named.only
         _say(f"--run: tied to {report.named.said} only"
                    + ("" if only is None else f", IdBord {only} only (--bordereau)"))
+    if (unchecked := report.lines_unchecked_said) is not None:
+        _say(unchecked)  # once, not beside each line
     for r in report.elements:
         e = r.element
         if e.bordereau is not None:
@@ -1210,7 +1213,10 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
             for error in p.piece.errors:
                 _say(f"    error {error}")
             for line in p.piece.lines:
-                _say(f"    {line.said}" + (":" if line.errors else ""))
+                # a NumLigne the title tied has no line of (rule acquit.line)
+                beyond = p.no_such_line(line, short=True)
+                _say(f"    {line.said}" + (f" ({beyond})" if beyond else "")
+                     + (":" if line.errors else ""))
                 for error in line.errors:
                     _say(f"      error {error}")
         step = r.next_step(db)
@@ -1810,7 +1816,7 @@ def _ranges(numbers: list[int]) -> str:
 def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
               invoices: Annotated[bool, typer.Option(
                   "--invoices", help="Also list the run's invoices: IdBord, IdPce, NumDette, "
-                  "amount, active or cancelled.")] = False,
+                  "amount, number of lines, active or cancelled.")] = False,
               db: DbOpt = None,
               output: RunsOutputOpt = Output.text) -> None:
     """Show one run: numbers, files and checksums, inputs, policies applied; with
@@ -1982,7 +1988,9 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
              "debt_number": t["debt_number"] or None, "amount": t["amount"],
              "active": bool(t["active"]),
              # its record in the run's input (null: recorded before schema 19)
-             "record": f"{path}:{t['record']}" if t["record"] and path else None}
+             "record": f"{path}:{t['record']}" if t["record"] and path else None,
+             # its lines, IdLigne 1 to this (null: recorded before schema 21)
+             "line_count": t["line_count"]}
             for t in titles],
     }
 
@@ -2042,17 +2050,21 @@ def _piece_invoice(piece: int | str, invoices: dict[int, str]) -> str:
 
 def _show_invoices(titles: list[dict[str, Any]], input_path: str | None) -> None:
     """A run's titles, one a line, aligned: invoice, IdBord, IdPce, NumDette (formats
-    that have one), amount, active or cancelled (its run or bordereau), and its record
-    in the run's input (its position; runs from schema 19 that kept the input's path,
-    named on the line above the table)."""
+    that have one), amount, its number of lines (IdLigne 1 to it; runs from schema 21),
+    active or cancelled (its run or bordereau), and its record in the run's input (its
+    position; runs from schema 19 that kept the input's path, named on the line above
+    the table)."""
     debts = any(t["debt_number"] for t in titles)
     records = bool(input_path) and any(t["record"] for t in titles)
+    counted = any(t["line_count"] is not None for t in titles)
     rows = [[t["invoice"], str(t["id_bord"]), str(t["id_pce"]),
              *([t["debt_number"] or "-"] if debts else []), t["amount"],
+             *([str(t["line_count"]) if t["line_count"] is not None else "-"]
+               if counted else []),
              "active" if t["active"] else "cancelled",
              *([t["record"] or "-"] if records else [])] for t in titles]
-    head = ["invoice", "IdBord", "IdPce", *(["NumDette"] if debts else []), "amount", "status",
-            *(["record"] if records else [])]
+    head = ["invoice", "IdBord", "IdPce", *(["NumDette"] if debts else []), "amount",
+            *(["lines"] if counted else []), "status", *(["record"] if records else [])]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     left = {0, head.index("status"), len(head) - 1}  # texts left, numbers right
     _say(f"  invoices    {len(rows)}  (" + (f"records in {input_path})" if records else

@@ -832,7 +832,8 @@ class Exporter:
             current.total += title.total
             current.lines += len(title.lines)
             current.titles.append(title.invoice_number, title.number, title.debt_number,
-                                  title.period, title.cle1, title.cle2, title.total)
+                                  title.period, title.cle1, title.cle2, title.total,
+                                  len(title.lines))
         if current is not None and not problems:  # else nothing is written: aborted
             self._end_streams(current)
         return seen

@@ -89,12 +89,17 @@ class TitleFigures:
         self._exponents = array("b")
         self._per, self._cle1, self._cle2 = _Codes(), _Codes(), _Codes()
         self._aside: dict[tuple[int, int], Any] = {}  # (title, field) -> a value as it is
+        # each title's number of lines as rendered (IdLigne 1 to it), -1: not given; the
+        # store keeps it (run_invoices.line_count), not a field of the tuple above
+        self._lines = array("l")
 
     def append(self, invoice: str, piece: int, debt: str | None, per: str,
-               cle1: str | None, cle2: str | None, amount: Decimal) -> None:
+               cle1: str | None, cle2: str | None, amount: Decimal,
+               lines: int | None = None) -> None:
         k = len(self.invoices)
         self.invoices.append(invoice)
         self._pieces.append(piece)
+        self._lines.append(_NONE if lines is None else lines)
         if debt is None:
             self._debts.append(_NONE)
             self._debt_digits.append(0)
@@ -171,6 +176,10 @@ class TitleFigures:
                         amounts[coefficient, exponent] = amount
             yield inv, piece, debt, per, cle1, cle2, amount
 
+    def line_counts(self, start: int, stop: int) -> list[int | None]:
+        """The number of lines of the titles ``start`` to ``stop`` (None: not given)."""
+        return [None if n == _NONE else n for n in self._lines[start:stop]]
+
     def has_debts(self) -> bool:
         """Whether any title has a NumDette."""
         return any(d != _NONE for d in self._debts) or any(f == 2 for _, f in self._aside)
@@ -214,5 +223,19 @@ class RunInvoices:
             first, last = max(start - base, 0), min(stop - base, n)
             if first < last:
                 out.extend(self._rows(id_bord, titles, first, last))
+            base += n
+        return out
+
+    def line_counts(self, index: slice) -> list[int | None]:
+        """Each title's number of lines (``TitleFigures.line_counts``), of the titles
+        ``[index]`` gives, in the same order."""
+        start, stop, _ = index.indices(len(self))
+        out: list[int | None] = []
+        base = 0
+        for _id_bord, titles in self._parts:
+            n = len(titles)
+            first, last = max(start - base, 0), min(stop - base, n)
+            if first < last:
+                out.extend(titles.line_counts(first, last))
             base += n
         return out

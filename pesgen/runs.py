@@ -804,9 +804,12 @@ class _InvoiceRows:
         return origin[len(self.shown):]
 
     def __getitem__(self, index: slice) -> list[dict[str, Any]]:
+        # each title's lines as rendered (run_invoices.line_count: `pesgen acquit` checks
+        # a NumLigne against it)
         return [{"invoice": inv, "id_bord": b, "id_pce": p, "debt_number": debt,
-                 "amount": f"{amt:.2f}", "record": self._record(inv)}
-                for inv, b, p, debt, amt in self.invoices[index]]
+                 "amount": f"{amt:.2f}", "record": self._record(inv), "line_count": lines}
+                for (inv, b, p, debt, amt), lines in zip(
+                    self.invoices[index], self.invoices.line_counts(index), strict=True)]
 
 
 class _Found(NamedTuple):

@@ -170,6 +170,10 @@ run_invoices = sa.Table(
     # (``$.invoices[7]``, the CSV row ``12``; the run's policies name the input's path);
     # NULL in rows recorded before it
     sa.Column("record", sa.Text),
+    # From migration 21: how many lines (LigneDePiece, IdLigne 1 to this) the title has
+    # in the file its run wrote, as the export rendered them (`pesgen acquit` checks an
+    # acquit's NumLigne against it); NULL in rows recorded before it
+    sa.Column("line_count", sa.Integer),
 )
 
 # The duplicate guard: an invoice is held by at most one active run per collectivity,
@@ -705,13 +709,23 @@ def _migration_20(conn: Connection) -> None:
     )).create(conn)
 
 
+def _migration_21(conn: Connection) -> None:
+    # each title's number of lines (`pesgen acquit` checks a NumLigne against it);
+    # nothing to fill in: runs recorded before keep none (NULL: their acquits' line
+    # numbers are not checked, and said so), rather than counts read again from their
+    # input. A column there already (a store whose schema table was lost, a copy) is
+    # left as it is: applied again, the migration changes nothing
+    if "line_count" not in {c["name"] for c in sa.inspect(conn).get_columns("run_invoices")}:
+        conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN line_count INTEGER")
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
                                                   _migration_10, _migration_11, _migration_12,
                                                   _migration_13, _migration_14, _migration_15,
                                                   _migration_16, _migration_17, _migration_18,
-                                                  _migration_19, _migration_20]
+                                                  _migration_19, _migration_20, _migration_21]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern
@@ -2364,14 +2378,16 @@ class Store:
     def run_titles(self, run_id: str) -> Iterator[dict[str, Any]]:
         """A run's titles in bordereau and IdPce order: invoice as written, IdBord, IdPce,
         NumDette (None: a format without one, or recorded before migration 3), amount,
-        whether the title is active, and its record in the run's input (its position,
-        ``$.invoices[7]``; None: recorded before migration 19)."""
+        whether the title is active, its record in the run's input (its position,
+        ``$.invoices[7]``; None: recorded before migration 19) and its number of lines
+        (``line_count``; None: recorded before migration 21)."""
         full = self.get_run(run_id)["id"]
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices.c.invoice, run_invoices.c.id_bord, run_invoices.c.id_pce,
                           run_invoices.c.debt_number, run_invoices.c.amount,
-                          run_invoices.c.active, run_invoices.c.record)
+                          run_invoices.c.active, run_invoices.c.record,
+                          run_invoices.c.line_count)
                 .where(run_invoices.c.run_id == full)
                 .order_by(run_invoices.c.id_bord, run_invoices.c.id_pce))
             for r in rows:
@@ -2747,19 +2763,22 @@ class Store:
         return out
 
     def bordereaux_titles(self, run_id: str, id_bords: Collection[int]
-                          ) -> dict[int, dict[int, tuple[str, str | None]]]:
-        """``bordereaux_invoices`` with each title's input record beside its invoice,
-        {IdBord: {IdPce: (invoice, record)}}, read together: the input's absolute path the
-        run recorded and the title's position in it
+                          ) -> dict[int, dict[int, tuple[str, str | None, int | None]]]:
+        """``bordereaux_invoices`` with each title's input record and number of lines
+        beside its invoice, {IdBord: {IdPce: (invoice, record, lines)}}, read together:
+        the input's absolute path the run recorded and the title's position in it
         (``/srv/exports/school-export.json:$.invoices[7]``), as the run names its
         left-out invoices; None for a title recorded before schema 19 (no position), or
-        in a run recorded before pesgen kept the input's path: nothing is guessed."""
-        out: dict[int, dict[int, tuple[str, str | None]]] = {}
+        in a run recorded before pesgen kept the input's path: nothing is guessed. Its
+        lines (IdLigne 1 to that) as the run wrote them; None for a title recorded
+        before schema 21."""
+        out: dict[int, dict[int, tuple[str, str | None, int | None]]] = {}
         with self.engine.connect() as conn:
             path = _input_path(conn, run_id)
-            for r in _bordereaux_titles(conn, run_id, id_bords, run_invoices.c.record):
+            for r in _bordereaux_titles(conn, run_id, id_bords, run_invoices.c.record,
+                                        run_invoices.c.line_count):
                 record = f"{path}:{r.record}" if path and r.record is not None else None
-                out.setdefault(r.id_bord, {})[r.id_pce] = (r.invoice, record)
+                out.setdefault(r.id_bord, {})[r.id_pce] = (r.invoice, record, r.line_count)
         return out
 
     def bordereaux_records(self, run_id: str, id_bords: Collection[int]
@@ -2768,7 +2787,7 @@ class Store:
         record}} (``bordereaux_titles``' records); a title without one is absent."""
         out: dict[int, dict[int, str]] = {}
         for id_bord, pieces in self.bordereaux_titles(run_id, id_bords).items():
-            kept = {id_pce: record for id_pce, (_, record) in pieces.items() if record}
+            kept = {id_pce: record for id_pce, (_, record, _n) in pieces.items() if record}
             if kept:
                 out[id_bord] = kept
         return out
@@ -3708,7 +3727,7 @@ def _input_path(conn: Connection, run_id: str) -> str | None:
 
 # run_invoices' columns as Store.record_run writes them, in _copy_titles' order
 _COPIED = ("run_id", "id_coll", "active", "key_shared", "invoice_key", "invoice", "id_bord",
-           "id_pce", "debt_number", "amount", "record")
+           "id_pce", "debt_number", "amount", "record", "line_count")
 
 
 def _title_rows(run_id: str, id_coll: str, part: list[dict[str, Any]]
@@ -3717,7 +3736,7 @@ def _title_rows(run_id: str, id_coll: str, part: list[dict[str, Any]]
     for inv in part:
         yield (run_id, id_coll, True, False, invoice_key(inv["invoice"]), inv["invoice"],
                inv["id_bord"], inv["id_pce"], inv["debt_number"], inv["amount"],
-               inv.get("record"))
+               inv.get("record"), inv.get("line_count"))
 
 
 def _copy_titles(conn: Connection, run_id: str, id_coll: str, invoices: SlicedRows) -> None:

@@ -574,8 +574,8 @@ class _Store:
         return {(x, n): held for x, n in wanted
                 if (held := self.pes_bordereau(id_coll, cod_bud, x, n))}
 
-    def bordereaux_titles(self, run_id, id_bords):  # no record: before schema 19
-        return {n: {p: (invoice, None) for p, invoice in
+    def bordereaux_titles(self, run_id, id_bords):  # no record, no lines: schema 18
+        return {n: {p: (invoice, None, None) for p, invoice in
                     self.piece_invoices(run_id, n).items()} for n in id_bords}
 
     def acknowledgements(self, run_ids):

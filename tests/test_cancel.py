@@ -545,23 +545,24 @@ def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
     # each title's record in the input (its position: the path heads the table)
     at = lines.index(f"  invoices    11  (records in {EXAMPLE.resolve()})")
     assert lines[at + 1:at + 4] == [
-        "    invoice        IdBord  IdPce   NumDette  amount  status     record",
-        "    FA-2026-00101       1      1  202600101  282.75  active     $.invoices[0]",
-        "    FA-2026-00102       1      2  202600102  187.50  active     $.invoices[1]"]
-    assert lines[at + 6] == ("    FA-2026-00105       2      1  202600105  237.50  cancelled  "
-                             "$.invoices[4]")
+        "    invoice        IdBord  IdPce   NumDette  amount  lines  status     record",
+        "    FA-2026-00101       1      1  202600101  282.75      3  active     $.invoices[0]",
+        "    FA-2026-00102       1      2  202600102  187.50      2  active     $.invoices[1]"]
+    assert lines[at + 6] == ("    FA-2026-00105       2      1  202600105  237.50      2  "
+                             "cancelled  $.invoices[4]")
     assert len(lines) == at + 13
     assert "  invoices" not in cli(db_url, "runs", "show", ormc.run_id[:8]).output
     titres = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-titres.yaml",
                              _with_new(tmp_path, [], "new.json"), tmp_path / "t", RUN)
     lines = cli(db_url, "runs", "show", titres.run_id[:8], "--invoices").output.splitlines()
     assert lines[-3:] == [f"  invoices    1  (records in {(tmp_path / 'new.json').resolve()})",
-                          "    invoice        IdBord  IdPce  amount  status  record",
-                          "    FA-2026-00199       1      1  227.50  active  $.invoices[0]"]
-    # a run recorded before schema 19 has no record: no column, nothing guessed; said
-    # plainly, not left for the reader to wonder where the column went
+                          "    invoice        IdBord  IdPce  amount  lines  status  record",
+                          "    FA-2026-00199       1      1  227.50      2  active  $.invoices[0]"]
+    # a run recorded before schema 19 has no record (nor, before 21, its lines): no
+    # column, nothing guessed; said plainly, not left for the reader to wonder where the
+    # column went
     with store.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE run_invoices SET record = NULL"))
+        conn.execute(sa.text("UPDATE run_invoices SET record = NULL, line_count = NULL"))
     lines = cli(db_url, "runs", "show", titres.run_id[:8], "--invoices").output.splitlines()
     assert lines[-3:] == ["  invoices    1  (input record not kept: the run was recorded "
                           "before the store kept it)",

@@ -151,7 +151,8 @@ def test_runs_show_gives_the_run_its_files_checks_and_hélios_errors_by_invoice(
     assert shown["invoices"][2] == {"invoice": "FA-2026-00103", "id_bord": 1, "id_pce": 3,
                                     "debt_number": "202600103",
                                     "amount": _total("FA-2026-00103"), "active": True,
-                                    "record": f"{EXAMPLE.resolve()}:$.invoices[2]"}
+                                    "record": f"{EXAMPLE.resolve()}:$.invoices[2]",
+                                    "line_count": 2}
     _code, report = _json("runs", "show", run.run_id, "--db", db_url)
     assert report["run"]["invoices"] is None  # without --invoices
 

@@ -538,7 +538,7 @@ def test_a_schema_19_store_gets_its_runs_indexed_by_numbering(db_url, monkeypatc
         "runs")}
     old.engine.dispose()
     store = Store(db_url)
-    assert store.schema_version() == len(st.MIGRATIONS) == 20
+    assert store.schema_version() == len(st.MIGRATIONS) >= 20
     indexes = {i["name"]: i for i in sa.inspect(store.engine).get_indexes("runs")}
     assert indexes["ix_runs_sequence"]["column_names"] == ["id_coll", "cod_bud", "exercise",
                                                            "typ_bord"]

@@ -1,0 +1,153 @@
+"""`pesgen acquit` checks each NumLigne of a piece tied to a title against the title's
+lines as its run wrote them (rule acquit.line): the store keeps each title's number of
+lines from migration 21; a run recorded before has none, and its NumLigne are not
+checked, said once. On SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from pesgen.errors import ExitCode
+from pesgen.runs import export_recorded
+from pesgen.store import Store
+
+from .conftest import EXAMPLES, MAPPINGS, record_as_older, run_cli
+from .test_acquit import _head, _write
+
+RUN = date(2026, 11, 23)
+MAPPING = MAPPINGS / "villeneuve-sur-loing.yaml"
+EXAMPLE = EXAMPLES / "school-export.json"
+# FA-2026-00103, IdPce 3 of IdBord 1, has 2 lines in the example's rôle
+WHERE = f"{EXAMPLE.resolve()}:$.invoices[2]"
+
+
+def _ack(tmp_path: Path, lines: tuple[int, ...], accepted: bool = False,
+         name: str = "ack.xml") -> Path:
+    """An acquit of IdBord 1 of 2026 (a rôle), rejected or accepted, with an error on
+    each NumLigne of ``lines`` of its IdPce 3."""
+    detail = "".join(
+        f'        <DetailLigne>\n          <NumLigne V="{n}"/>\n          <Erreur>\n'
+        f'            <NumAnoAck V="ERREUR_AUTRE"/>\n            <LibelleAnoAck '
+        f'V="Fonction absente de la nomenclature"/>\n          </Erreur>\n'
+        "        </DetailLigne>\n" for n in lines)
+    element = (f'    <ElementACQUIT>\n      <DomaineAck V="7"/>\n      <EtatAck '
+               f'V="{int(accepted)}"/>\n      <NumBord V="1"/>\n      <ExerciceBord '
+               'V="2026"/>\n      <DetailPiece>\n        <NumPiece V="3"/>\n'
+               f"{detail}      </DetailPiece>\n    </ElementACQUIT>\n")
+    return _write(tmp_path, _head(element), name)
+
+
+def _line_counts(db_url: str) -> dict[str, int | None]:
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT invoice, line_count FROM run_invoices"))
+                        .all())
+    finally:
+        engine.dispose()
+
+
+def test_each_title_s_line_count_is_recorded_as_its_file_has_them(db_url, tmp_path):
+    """The count of LigneDePiece the export wrote for each title, none read again."""
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    (xml,) = (tmp_path / "out").glob("PESORMC_*.xml")
+    counts = _line_counts(db_url)
+    assert counts["FA-2026-00103"] == 2 and counts["FA-2026-00108"] == 10, counts
+    assert sum(counts.values()) == xml.read_text(encoding="iso-8859-1").count(
+        "<LigneDePiece>") == 30
+    r = run_cli("runs", "show", run.run_id, "--invoices", "--db", db_url, "--format", "json")
+    assert [(t["invoice"], t["line_count"]) for t in json.loads(r.stdout)["run"][
+        "invoices"]][2] == ("FA-2026-00103", 2)
+
+
+def test_a_numligne_beyond_the_title_s_lines_is_said_and_to_check(db_url, tmp_path):
+    """NumLigne 7 (and 0) of a title of 2 lines: said beside the line and listed to check
+    with the invoice and its record (rule acquit.line); NumLigne 2 is its line: nothing
+    said. Rejected, the exit is 9; accepted with those errors, 10, the reason given."""
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    r = run_cli("acquit", _ack(tmp_path, (2, 7, 0)), "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    out = r.stdout.splitlines()
+    assert "    IdLigne 2:" in out
+    assert "    IdLigne 7 (no such line: the title has 2 line(s), IdLigne 1 to 2; rule " \
+        "acquit.line):" in out
+    assert "    IdLigne 0 (no such line: the title has 2 line(s), IdLigne 1 to 2; rule " \
+        "acquit.line):" in out
+    [check] = [ln for ln in out if ln.startswith("  - ")]
+    assert check.startswith(
+        f"  - IdBord 1 exercise 2026 (line 31): IdPce 3 invoice FA-2026-00103 ({WHERE}): no "
+        "IdLigne 7, its run wrote the title with 2 line(s) (IdLigne 1 to 2): pesgen cannot "
+        "tell which line the acquit's error is about (rule acquit.line); IdPce 3 invoice "
+        f"FA-2026-00103 ({WHERE}): no IdLigne 0, "), check
+    assert "; next: ask the trésorerie which line of the title its error is about" in check
+    assert "line numbers not checked" not in r.stdout
+
+    r = run_cli("acquit", _ack(tmp_path, (2, 7), accepted=True), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    report = json.loads(r.stdout)
+    (piece,) = report["elements"][0]["pieces"]
+    assert (piece["invoice"], piece["record"], piece["line_count"]) == (
+        "FA-2026-00103", WHERE, 2)
+    assert [(ln["line"], ln["no_such_line"]) for ln in piece["lines"]] == [
+        (2, None),
+        (7, f"IdPce 3 invoice FA-2026-00103 ({WHERE}): no IdLigne 7, its run wrote the title "
+            "with 2 line(s) (IdLigne 1 to 2): pesgen cannot tell which line the acquit's "
+            "error is about (rule acquit.line)")]
+    (check,) = report["to_check"]
+    assert check["reasons"] == ["accepted-with-errors", "no-such-line"]
+    assert report["lines_unchecked"] is None
+
+    # lines of the title only: nothing to check for them (the rejection's exit alone)
+    r = run_cli("acquit", _ack(tmp_path, (1, 2)), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.REJECTED and json.loads(r.stdout)["to_check"] == [], r.output
+
+    # recorded as the acquit gives it, and still to check
+    r = run_cli("acquit", _ack(tmp_path, (7,)), "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "recorded on " in r.stdout and "no IdLigne 7" in r.stdout, r.stdout
+
+
+def test_a_schema_20_store_gets_the_column_and_its_runs_lines_are_not_checked(
+        db_url, tmp_path, monkeypatch):
+    """A store pesgen left at schema 20 opens with the current code (migration 21): its
+    runs' titles have no line count, so their NumLigne are not checked: said once, not
+    beside each line (two named here), exit as without the check. The migration applied
+    again changes nothing."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:20])
+        old = Store(db_url)
+    assert old.schema_version() == 20
+    assert "line_count" not in {c["name"] for c in sa.inspect(old.engine).get_columns(
+        "run_invoices")}
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    run = export_recorded(lambda: donor, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    record_as_older(donor, old)
+    old.engine.dispose()
+    store = Store(db_url)
+    assert store.schema_version() == len(st.MIGRATIONS) >= 21
+    assert set(_line_counts(db_url).values()) == {None}
+    with store.engine.begin() as conn:  # idempotent: the column is there already
+        st.MIGRATIONS[20](conn)
+    assert set(_line_counts(db_url).values()) == {None}
+
+    r = run_cli("acquit", _ack(tmp_path, (7, 9)), "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    said = ("line numbers not checked: 2 NumLigne (IdLigne) of titles of run(s) "
+            f"{run.run_id}, recorded before the store kept each title's number of lines "
+            "(schema 21): shown as the acquit gives them, without saying whether the title "
+            "has such a line")
+    assert r.stdout.splitlines()[1] == said and r.stdout.count("not checked") == 1, r.stdout
+    assert "no such line" not in r.stdout and "acquit.line" not in r.stdout
+    assert "    IdLigne 7:" in r.stdout and "    IdLigne 9:" in r.stdout
+    r = run_cli("acquit", _ack(tmp_path, (7, 9), accepted=True), "--db", db_url, "--json")
+    report = json.loads(r.stdout)
+    assert report["lines_unchecked"] == {"lines": 2, "runs": [run.run_id], "said": said}
+    assert [ln["no_such_line"] for ln in report["elements"][0]["pieces"][0]["lines"]] == [
+        None, None]
+    assert [x["reasons"] for x in report["to_check"]] == [["accepted-with-errors"]]
