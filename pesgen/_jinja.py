@@ -813,11 +813,17 @@ class _ConcatChecked(CodeGenerator):
 
 class _InlineReads(_ConcatChecked):
     """Jinja's code generator, except that ``x.name`` makes in the template's own code the
-    test ``_Sandbox.getattr`` makes first: ``x.name if 'name' is a public field of
-    type(x) else environment.getattr(x, 'name')``. So the canonical model's fields are
-    read without a method call (a piece reads about a hundred: 39 -> 36 µs per piece);
-    anything else, and every name that is not a plain ASCII identifier, still goes
-    through the sandbox's ``getattr``."""
+    test ``_Sandbox.getattr`` makes first: ``x.name if type(x) is one whose public
+    fields hold 'name' else environment.getattr(x, 'name')``, the classes having it a
+    set of the template's module, ``_pesgen_in_name`` (``_reads_inlined``, from the
+    environment's ``public_fields`` when the template is made). So the canonical model's
+    fields are read without a method call (a piece reads about a hundred: 39 -> 36 µs
+    per piece); anything else, and every name that is not a plain ASCII identifier,
+    still goes through the sandbox's ``getattr``. And a value an escaped template writes
+    (``{{ … }}``) is looked up in the escaping memo by the template's own code when it is
+    an exact ``str`` (``_pesgen_memo``: the memo's ``get``, ``memoise_escaping``), with
+    no call of the memoised ``escape``; a value the memo lacks, or of another type,
+    goes to that ``escape`` as before: the same ``Markup``, the same refusals."""
 
     @optimizeconst
     def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
@@ -826,21 +832,59 @@ class _InlineReads(_ConcatChecked):
                 or not name.isidentifier() or keyword.iskeyword(name)):
             super().visit_Getattr(node, frame)
             return
-        self.write(f"(_pesgen_obj.{name} if {name!r} in "
-                   "environment.public_fields.get(type(_pesgen_obj := ")
+        self.write(f"(_pesgen_obj.{name} if type(_pesgen_obj := ")
         self.visit(node.node, frame)
-        self.write(f"), ()) else environment.getattr(_pesgen_obj, {name!r}))")
+        self.write(f") in {_READS_PREFIX}{name} else environment.getattr(_pesgen_obj, "
+                   f"{name!r}))")
+
+    @staticmethod
+    def _memo_looked_up(frame: Frame, finalize: Any) -> bool:
+        """Whether a value written is escaped, looked up in the memo by the code itself."""
+        return (not frame.eval_ctx.volatile and bool(frame.eval_ctx.autoescape)
+                and finalize.src is None)
 
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
         # a template that is not escaped (a flat file) writes str(value) as Jinja does,
         # but refuses None (_Sandbox.written); an escaped one does in its memoised
-        # escape (memoise_escaping)
+        # escape (memoise_escaping), an exact str found in its memo without the call
+        if self._memo_looked_up(frame, finalize):
+            self.write("(_pesgen_escaped if type(_pesgen_value := ")
+            return
         if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
             super()._output_child_pre(node, frame, finalize)
             return
         self.write("environment.written(")
         if finalize.src is not None:
             self.write(finalize.src)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if self._memo_looked_up(frame, finalize):
+            self.write(") is str and (_pesgen_escaped := _pesgen_memo(_pesgen_value)) "
+                       "is not None else escape(_pesgen_value))")
+            return
+        super()._output_child_post(node, frame, finalize)
+
+
+# The module global of a template's code holding the classes whose public fields hold a
+# name it reads (_InlineReads, _reads_inlined)
+_READS_PREFIX = "_pesgen_in_"
+
+
+def _reads_inlined(template: jinja2.Template, code: CodeType) -> None:
+    """Give ``template``'s module the sets its inlined reads test (``_InlineReads``):
+    for each ``_pesgen_in_<name>`` its code reads, the classes of the environment's
+    ``public_fields`` that hold ``name`` (none: every read of it through ``getattr``)."""
+    namespace = template.root_render_func.__globals__
+    public: dict[type, frozenset[str]] = getattr(template.environment, "public_fields", {})
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        codes.extend(c for c in current.co_consts if type(c) is CodeType)
+        for global_name in current.co_names:
+            if global_name.startswith(_READS_PREFIX) and global_name not in namespace:
+                name = global_name[len(_READS_PREFIX):]
+                namespace[global_name] = frozenset(
+                    cls for cls, names in public.items() if name in names)
 
 
 # A for loop's ``loop.first``, ``loop.index``...: always a bool or an int, which the
@@ -933,6 +977,7 @@ class _Template(jinja2.Template):
     def from_code(cls, environment: jinja2.Environment, code: Any,
                   globals: Any, uptodate: Callable[[], bool] | None = None) -> Any:
         template = super().from_code(environment, code, globals, uptodate)
+        _reads_inlined(template, code)
         memoise_escaping(template)
         return template
 
@@ -1444,9 +1489,13 @@ def memoise_escaping(template: jinja2.Template) -> None:
     escape = namespace.get("escape")
     check = getattr(env, "check_text", None)
     if escape is None or getattr(escape, "memoised", False):
+        namespace.setdefault("_pesgen_memo", {}.get)  # finds nothing: escape is called
         return  # not Jinja's usual module (nothing to memoise), or done already
     memo: dict[str | int, Markup] = {}
     get = memo.get
+    # what the template's own code looks an exact str up with (_InlineReads), then
+    # calls the memoised escape below when it is not there
+    namespace["_pesgen_memo"] = get
 
     # value's type is tested once, as ``kind``, which mypy does not narrow ``value`` by
     def memoised(value: object) -> Markup:

@@ -184,6 +184,9 @@ class FileRenderer:
         # the template's macros, attributes of its module (_check_macros found them)
         self._head: Callable[..., Any] = module.head  # type: ignore[attr-defined]
         self._piece: Callable[..., Any] = module.piece  # type: ignore[attr-defined]
+        # what a piece is rendered by: the macro's own function when it takes (t, doc)
+        # alone (_direct), for every title of a run
+        self._piece_call = _direct(self._piece, len(_ARGUMENTS["piece"])) or self._piece
         self._tail: Callable[..., Any] = module.tail  # type: ignore[attr-defined]
         names = string_environment(writes_none)
         # pesgen's own attribute on the environment, read with getattr: not Jinja's
@@ -310,9 +313,8 @@ class FileRenderer:
         return self._explained("head", doc)
 
     def piece(self, title: Title, doc: Document) -> str:
-        try:
-            return self._call(self._piece, f"piece of invoice {title.invoice_number}", title,
-                              doc)
+        try:  # (what is rendered, said only when it fails: the title's piece)
+            return self._call(self._piece_call, None, title, doc)
         except TemplateError as exc:  # name the invoice's record too: the data may be why
             exc.problems = [replace(p, record=title.origin, invoice=title.invoice_number)
                             for p in exc.problems]
@@ -341,14 +343,37 @@ class FileRenderer:
                                     for p in exc.problems]
             raise
 
-    def _call(self, macro: Callable[..., Any], what: str, *args: Any) -> str:
+    def _call(self, macro: Callable[..., Any], what: str | None, *args: Any) -> str:
+        """``macro(*args)``, its errors said as ``what``'s (None: the piece of the title
+        ``args[0]``)."""
         try:  # a call running past _budget.LIMIT is stopped
             return str(_budget.watched(macro, *args))
         except jinja2.TemplateError as exc:
-            raise template_error(exc, self.fmt.shown, self.spec.template, what,
-                                 self._env) from None
+            raise template_error(exc, self.fmt.shown, self.spec.template,
+                                 _rendered(what, args), self._env) from None
         except _RENDER_ERRORS as exc:
-            raise template_error(exc, self.fmt.shown, self.spec.template, what) from None
+            raise template_error(exc, self.fmt.shown, self.spec.template,
+                                 _rendered(what, args)) from None
+
+
+def _rendered(what: str | None, args: tuple[Any, ...]) -> str:
+    """What ``FileRenderer._call`` rendered, as its errors say it."""
+    return f"piece of invoice {args[0].invoice_number}" if what is None else what
+
+
+def _direct(macro: Callable[..., Any], count: int) -> Callable[..., Any] | None:
+    """The function of Jinja's ``macro`` that makes its text, when calling it with
+    ``count`` values is all the macro's call does before it: a ``Macro`` taking exactly
+    ``count`` arguments, no ``caller``, ``varargs`` or ``kwargs``, not async; its text the
+    same (Jinja makes it a ``Markup`` of it, which ``_call`` makes a ``str`` again), its
+    errors the same, raised from the template's own code. None otherwise (the macro
+    called as it is)."""
+    if (type(macro) is not jinja2.runtime.Macro or len(macro.arguments) != count
+            or macro.caller or macro.catch_kwargs or macro.catch_varargs
+            or macro._environment.is_async):
+        return None
+    func: Callable[..., Any] = macro._func
+    return func
 
 
 # Per template source (a run, a test suite, sets up many exports of the same bundles):

@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pesgen import model
 from pesgen.cli import app
 from pesgen.errors import ExitCode, MappingError, TemplateError
 from pesgen.export import export
+from pesgen.formats import find_format
+from pesgen.mapping import load_mapping
+from pesgen.render import FileRenderer
+from pesgen.sample import sample_titles
 
 from .conftest import EXAMPLES, MAPPINGS, ROOT, RUN_DATE
 
@@ -347,3 +352,54 @@ def test_a_recorded_bundle_names_its_templates_and_layouts_by_the_format_name(tm
         load_format(folder, recorded=True)
     assert str(raised.value).startswith("bl-emagnus/wtamc001.layout.yaml:"), raised.value
     assert "YAML syntax error" in str(raised.value), raised.value
+
+
+def _piece_renderer(fmts: Path | None = None) -> FileRenderer:
+    fmt = find_format("pes-ormc", [fmts] if fmts else None)
+    return FileRenderer(fmt, fmt.files[0])
+
+
+def _piece_of_sample() -> tuple[model.Title, model.Document]:
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml")
+    title = sample_titles(mapping, find_format("pes-ormc"))[0]
+    title = model.evolve(title, number=1, cle1="1", cle2="A",
+                         debt_number=title.debt_number or "101")
+    day = date.fromisoformat(RUN_DATE)
+    doc = model.Document(
+        collectivity=mapping.collectivity, emitter=model.Emitter("PESGEN", "pesgen"),
+        file_name="f.xml", structure_date=day,
+        bordereau=model.Bordereau(day.year, 1, day, 1, title.total),
+        options={"encoding": "UTF-8", "tiers_on": "first", "edition": None})
+    return title, doc
+
+
+def test_a_piece_is_rendered_by_its_macros_function_as_by_the_macro(tmp_path):
+    """A piece(t, doc) taking nothing else is rendered by the macro's own function (no
+    Jinja Macro call per title); one declaring more arguments through the Macro: the
+    same text, and an error said alike."""
+    title, doc = _piece_of_sample()
+    shipped = _piece_renderer()
+    assert shipped._piece_call is shipped._piece._func
+    text = shipped.piece(title, doc)
+    assert type(text) is str and text == str(shipped._piece(title, doc))
+    assert '<IdPce V="1"/>' in text
+    fmts, _ = _bundle(tmp_path, "{% macro piece(t, doc) -%}",
+                      "{% macro piece(t, doc, extra=1) -%}")
+    other = _piece_renderer(fmts)
+    assert other._piece_call is other._piece
+    assert other.piece(title, doc) == text
+    said = []
+    for i, declared in enumerate(("{% macro piece(t, doc) -%}",
+                                  "{% macro piece(t, doc, extra=1) -%}")):
+        _, template = _bundle(tmp_path / str(i), NOM, '<Nom V="{{ d.name ~ (t.total / 0) }}"/>')
+        template = tmp_path / str(i) / template
+        template.write_text(template.read_text(encoding="utf-8").replace(
+            "{% macro piece(t, doc) -%}", declared), encoding="utf-8")
+        renderer = _piece_renderer(tmp_path / str(i) / "fmts")
+        assert (renderer._piece_call is renderer._piece) == bool(i)
+        with pytest.raises(TemplateError) as info:
+            renderer.piece(title, doc)
+        said.append((str(info.value).split(": ", 1)[1], info.value.problems[0].message,
+                     info.value.problems[0].mapping.rsplit("/", 1)[1]))
+    assert said[0] == said[1]
+    assert said[0][0] == f"division by zero (piece of invoice {title.invoice_number})"

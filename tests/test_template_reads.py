@@ -5,6 +5,7 @@ sandbox, or fails the same way; what the sandbox refuses stays refused."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import jinja2
 import pytest
 from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
 from pesgen import _jinja
 from pesgen._jinja import template_environment
@@ -32,6 +34,7 @@ class _Plain(_jinja._Sandbox):
 def _env(cls: type, folder: Path) -> jinja2.Environment:
     env = _jinja.template_environment(folder)
     env.__class__ = cls
+    env.bytecode_cache = None  # each compiles with its own code generator
     return env
 
 
@@ -95,9 +98,48 @@ def test_the_shipped_template_reads_fields_inline():
     fmt = find_format("pes-ormc")
     env = _jinja.template_environment(fmt.folder)
     source = env.loader.get_source(env, fmt.files[0].template)[0]
-    code = env.compile(source, raw=True)
-    assert "_pesgen_obj.name if 'name' in environment.public_fields" in code
-    assert "environment.getattr(_pesgen_obj, 'name')" in code
+    code = env.compile(source, fmt.files[0].template, raw=True)  # named: escaped
+    assert "_pesgen_obj.name if type(_pesgen_obj := " in code
+    assert ") in _pesgen_in_name else environment.getattr(_pesgen_obj, 'name')" in code
+    # a value written: an exact str looked up in the escaping memo by the code itself
+    assert "(_pesgen_escaped := _pesgen_memo(_pesgen_value)) is not None else " \
+        "escape(_pesgen_value)" in code
+
+
+class _Str(str):
+    pass
+
+
+# values of types the escaping memo holds (str, int) and of those it does not, equal to
+# them (True == 1, Decimal('2.0') == 2), and a str subclass (Markup, one of its own)
+VALUES = [("a<b&'\"", 1), (1, True), (2, Decimal("2.0")), ("<b>", Markup("<b>")),
+          ("x", _Str("x")), ("é", "é"), (0, False)]
+
+
+@pytest.mark.parametrize("first, second", VALUES)
+def test_values_written_are_what_jinja_writes(tmp_path, first, second):
+    source = "{{ a }}|{{ b }}|{{ a }}|{{ b }}"
+    for _ in range(2):  # the second time, from the memo
+        got = _render(_jinja._Sandbox, tmp_path, source, a=first, b=second)
+        want = _render(_Plain, tmp_path, source, a=first, b=second)
+        assert got == want and got[0] == "ok"
+
+
+def test_a_str_the_memo_holds_is_written_without_calling_escape(tmp_path):
+    (tmp_path / "t.xml.j2").write_text("{{ s }}{{ n }}{{ m }}", encoding="utf-8")
+    template = _env(_jinja._Sandbox, tmp_path).get_template("t.xml.j2")
+    values = {"s": "a&b", "n": 7, "m": Markup("<i>")}
+    assert template.render(**values) == "a&amp;b7<i>"
+    namespace = template.root_render_func.__globals__
+    escape, called = namespace["escape"], []
+    namespace["escape"] = lambda value: called.append(value) or escape(value)
+    try:
+        assert template.render(**values) == "a&amp;b7<i>"
+    finally:
+        namespace["escape"] = escape
+    assert called == [7, Markup("<i>")]  # the str found in the memo by the code
+    with pytest.raises(jinja2.TemplateRuntimeError, match="writes None"):
+        template.render(s=None, n=1, m="")
 
 
 # loop counters and a plain dict's keys: read as Jinja's SandboxedEnvironment.getattr reads
