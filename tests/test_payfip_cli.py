@@ -1023,6 +1023,11 @@ def test_runs_find_names_the_link_that_paid_not_the_last_one(world):
     # paid through the last link made: that link, as before
     assert _payfip_said([{**p, "last_id_op": paid_op}]) == (
         f"paid 187.50 on {p['paid_at']} (link {paid_op}, saisie W)")
+    # payments --format text said 'last link {test_op} (saisie W)', the saisie being the
+    # paying link's: said beside the link that paid
+    code, out, err = _run("payfip", "payments", "--format", "text", "-n", "FA-2026-00102")
+    assert code == 0, err
+    assert f"; last link {test_op}; paid through {paid_op} (saisie W); numauto " in out, out
 
 
 def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
