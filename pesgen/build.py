@@ -1347,7 +1347,8 @@ class Builder:
                 if activity is None:
                     ctx.problem("codes.activity", f"unknown activity code '{code}' (add it to "
                                 "codes.activities)"
-                                + other_case(str(code), acts, "codes.activities"),
+                                + (other_case(str(code), acts, "codes.activities")
+                                   or close_codes(str(code), acts, "codes.activities")),
                                 mapping=self.mapping.where("codes", "activities"),
                                 record=origin)
             raw_amount = evaluate(ctx, row, scope, origin, b_amount)
@@ -2056,6 +2057,17 @@ def other_case(value: str, table: Iterable[str], name: str) -> str:
     same = same_but_case(value, tuple(table))
     return (f"; {name} has {same!r}: a code is compared as written, case included "
             "(correct it in the school software, or add this spelling too)" if same else "")
+
+
+def close_codes(value: str, table: Iterable[str], name: str) -> str:
+    """What a refusal of ``value``, a code the mapping's table ``name`` lacks, adds when
+    the table has codes close to it ('FM-C3' beside FM-C1, FM-C2): a new code or one
+    mistyped in the school's data, which the technician tells apart; '' when none is."""
+    close = difflib.get_close_matches(value, list(table), n=3, cutoff=0.75)
+    if not close:
+        return ""
+    return (f"; {name} has {', '.join(map(repr, sorted(close)))}, close to it: if it is "
+            "one of them mistyped, correct it in the school software")
 
 
 def not_taken(value: str, fmt: Format, key: str) -> str | None:

@@ -2256,6 +2256,15 @@ def _payfip_said(rows: list[dict[str, Any]]) -> str:
             text += f", PayFiP says {row['payfip_status']}"  # a cancelled title's link
         link = f"link {row['last_id_op']}, saisie {row['saisie']}" if row["last_id_op"] \
             else "no link made for this title"
+        if row["amount_paid"] is not None and row["id_op"] and row["last_id_op"] \
+                and row["id_op"] != row["last_id_op"]:
+            # paid through an earlier link than the last one made: the last named alone
+            # read as the one that paid, and a second payment through it as not possible
+            # (saisie: the paying link's mode, as payfip payments reads it)
+            link = (f"through link {row['id_op']}, saisie {row['saisie']}; later link "
+                    f"{row['last_id_op']}: if the family paid through it too, `pesgen payfip "
+                    "reconcile` records it and `pesgen payfip anomalies` lists the double "
+                    "payment (a test link's collects nothing)")
         title = f"IdBord {row['id_bord']}, " if len(rows) > 1 and row["run"] else ""
         said.append(f"{text} ({title}{link})")
     return "; ".join(said)

@@ -6,6 +6,7 @@ the user ("'1.234,5x' is not an amount"); callers attach the record and mapping 
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -268,7 +269,8 @@ def parse_date(value: object, style: str = "auto") -> date:
         parsed = date(y, mo, d)
     except ValueError:
         raise ValueError(f"{shown_value(value)} is not a valid calendar date"
-                         f"{_month_first_hint(m[0], d, mo, y)}") from None
+                         f"{_month_first_hint(m[0], d, mo, y) or _month_length_hint(d, mo, y)}"
+                         ) from None
     return _in_window(parsed, value)
 
 
@@ -280,6 +282,23 @@ def _other_separator(text: str, style: str) -> tuple[str, str, str] | None:
     if style in ("auto", "iso") and (m := _YEAR_FIRST_OTHER.match(text)):
         return "YYYY-MM-DD", m[1], "-"
     return None
+
+
+def _month_length_hint(day: int, month: int, year: int) -> str:
+    """Why a date whose month exists is refused: its day is past the month's last
+    (``31/02/2026``), said with how many days the month has, so that the school's data is
+    corrected without a calendar at hand."""
+    if not 1 <= month <= 12 or not 1 <= year <= 9999 or day < 1:
+        return ""
+    days = calendar.monthrange(year, month)[1]
+    if day <= days:
+        return ""
+    return f" ({_MONTHS[month - 1]} {year} has {days} days)"
+
+
+# English names whatever the locale (calendar.month_name follows LC_TIME)
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
 
 
 def _month_first_hint(text: str, day: int, month: int, year: int) -> str:

@@ -923,6 +923,7 @@ class _Taken:
             pes = self.store.pes_runs(c, several)
             recorded = self.store.active_amounts(c, {h[1] for h in held.values()},
                                                  {h[0] for h in held.values()})
+            counts = self.store.active_counts(c, several) if held else {}
         accepted = {held: ack for held, ack in answered.items() if ack.accepted}
         # the runs that recorded this very input: exported twice by accident, unless the
         # trésorerie rejected what they hold (then cancelling it is what comes next)
@@ -1045,6 +1046,10 @@ class _Taken:
             message += (". A run of several bordereaux: cancel only those the trésorerie "
                         "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
                         "run with --all if this input replaces it")
+        if not partial:
+            message += _freed_beyond(held, several, counts, skip=lambda run, id_bord: (
+                run in elsewhere or (run, id_bord) in accepted
+                or (run in same and (run, id_bord) not in answered)))
         # every run holding them of another format: a technician trying a finance
         # package's import (or another format) on the invoices the collectivity exported
         # already, whom the advice above does not answer
@@ -1063,6 +1068,34 @@ class _Taken:
                 if missing:
                     message += f". {files_not_in_place(run, placed[run]['out_dir'], missing)}"
         raise StateError(message, problems)
+
+
+def _freed_beyond(held: dict[str, tuple[str, str, int, str]], several: dict[str, list[int]],
+                  counts: dict[tuple[str, int], int],
+                  skip: Callable[[str, int], bool]) -> str:
+    """What the cancellation the run.duplicate refusal advises frees beyond this input:
+    a run (or, of a run of several bordereaux, a bordereau) holding more invoices than
+    those of the input it holds. Cancelled to export the input again, the others would be
+    billed nowhere (a school correcting one invoice's address, exporting that invoice
+    alone). ``skip``: the holders the refusal does not advise to cancel."""
+    mine: dict[tuple[str, int | None], int] = {}
+    for _other, run, id_bord, _name in held.values():
+        if not skip(run, id_bord):
+            key = (run, id_bord if len(several.get(run, [])) > 1 else None)
+            mine[key] = mine.get(key, 0) + 1
+    said = ""
+    for (run, bordereau), count in sorted(mine.items(),
+                                          key=lambda m: (m[0][0], m[0][1] or 0)):
+        total = counts.get((run, bordereau), 0) if bordereau is not None else sum(
+            n for (r, _b), n in counts.items() if r == run)
+        if total <= count:
+            continue
+        what = f"IdBord {bordereau} of run {run}" if bordereau is not None else f"run {run}"
+        said += (f". Cancelling {what} frees {total - count} more invoice(s) than this input "
+                 f"holds ({total} in all): they would be billed nowhere until exported again, "
+                 "so export them with these, the school's whole corrected file (pesgen runs "
+                 f"show {run} --invoices lists them), not only the invoices corrected")
+    return said
 
 
 def _billed_already(ack: Acknowledgement) -> str:

@@ -2003,6 +2003,19 @@ class Store:
                 out.setdefault(run_id, []).append(id_bord)
         return out
 
+    def active_counts(self, conn: Connection | None,
+                      run_ids: Collection[str]) -> dict[tuple[str, int], int]:
+        """How many active titles each bordereau of these runs holds: (run, IdBord) ->
+        count."""
+        if not run_ids:
+            return {}
+        query = (sa.select(run_invoices.c.run_id, run_invoices.c.id_bord, sa.func.count())
+                 .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active)
+                 .group_by(run_invoices.c.run_id, run_invoices.c.id_bord))
+        with (contextlib.nullcontext(conn) if conn is not None
+              else self.engine.connect()) as c:
+            return {(run_id, id_bord): count for run_id, id_bord, count in c.execute(query)}
+
     def run_scopes(self, conn: Connection | None, run_ids: Collection[str]
                    ) -> dict[str, tuple[str, int]]:
         """The budget and exercise of these runs: run -> (CodBud, exercise)."""

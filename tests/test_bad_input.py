@@ -834,6 +834,27 @@ def test_unknown_activity_code_names_the_code_table(tmp_path):
     assert p.mapping == _where(JSON_MAPPING, "  activities:", "codes.activities")
 
 
+@pytest.mark.parametrize("code, said", [
+    ("FM-C3", "unknown activity code 'FM-C3' (add it to codes.activities); codes.activities "
+              "has 'FM-C1', 'FM-C2', close to it: if it is one of them mistyped, correct it in "
+              "the school software"),
+    ("INST-PIAN0", "unknown activity code 'INST-PIAN0' (add it to codes.activities); "
+                   "codes.activities has 'INST-PIANO', close to it: if it is one of them "
+                   "mistyped, correct it in the school software"),
+    ("BASSON", "unknown activity code 'BASSON' (add it to codes.activities)"),
+])
+def test_an_unknown_activity_code_names_the_known_codes_close_to_it(tmp_path, code, said):
+    """'unknown activity code 'FM-C3' (add it to codes.activities)' sent the technician
+    to the mapping for what is as often a code mistyped in the school's data: the codes
+    of codes.activities close to it are named, to correct it there if it is one of them;
+    a code close to none is refused as before."""
+    data = _example()
+    i = _index(data, "FA-2026-00103")
+    data["invoices"][i]["lines"][1]["activity"]["code"] = code
+    exc = _refused(tmp_path, JSON_MAPPING, _write_json(tmp_path, data))
+    assert _only(exc, "codes.activity").message == said
+
+
 @pytest.mark.parametrize("value, says", [
     ("31/02/2026", "is not a valid calendar date"),
     ("2026-13-01", "is not a valid calendar date"),

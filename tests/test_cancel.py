@@ -676,3 +676,32 @@ def test_the_advice_to_cancel_says_when_by_what_the_run_s_answer_is(db_url, tmp_
         f"already exported by run {package.run_id} in {package.files[0].path.name} (IdBord 1); "
         "cancel that run first to export it again, if its files were rejected or never "
         "imported")
+
+
+def test_the_advice_to_cancel_says_what_else_the_cancellation_frees(db_url, tmp_path):
+    """A school fixes one family's address and exports that invoice alone: refused, the
+    advice was 'cancel that run first', and cancelling a run of 11 invoices to export one
+    leaves the 10 others billed nowhere. The refusal says how many more the cancellation
+    frees (the run's, or of a run of several bordereaux the bordereau's) and to export
+    them with it; an input holding them all hears nothing of it."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, only(tmp_path, ["FA-2026-00104"], "one.json"),
+                        tmp_path / "b", RUN)
+    assert (f". Cancelling run {run.run_id} frees 10 more invoice(s) than this input holds "
+            "(11 in all): they would be billed nowhere until exported again, so export them "
+            "with these, the school's whole corrected file (pesgen runs show "
+            f"{run.run_id} --invoices lists them), not only the invoices corrected") \
+        in str(info.value)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "c", RUN)
+    assert "Cancelling" not in str(info.value) and "frees" not in str(info.value)
+    store.cancel(run.run_id, "test")
+    split = split_mapping(tmp_path)
+    parts = export_recorded(lambda: store, split, EXAMPLE, tmp_path / "d", RUN)
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2][:1], "b2.json"),
+                        tmp_path / "e", RUN)
+    assert f". Cancelling IdBord 3 of run {parts.run_id} frees 3 more invoice(s) than this " \
+           "input holds (4 in all)" in str(info.value)

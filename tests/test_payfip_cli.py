@@ -997,6 +997,39 @@ def test_runs_find_says_the_invoices_payfip_status(world):
     assert out.splitlines()[-1].startswith("  PayFiP:"), out
 
 
+def test_runs_find_names_the_link_that_paid_not_the_last_one(world):
+    """"A family says it paid twice": `runs find` said `paid … (link L)` with L the last
+    link made, not the one that paid, and nothing of that later link, through which the
+    family may have paid again (its result not recorded until a notification or
+    `payfip reconcile`). The line names the link that paid and the later one, with what a
+    payment through it too: recorded by reconcile, a double payment listed by anomalies."""
+    from pesgen.cli import _payfip_said
+
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0, err
+    code, later, err = _link(world, "FA-2026-00102", "--mode", "T")
+    assert code == 0, err
+    test_op = later.strip().splitlines()[1].rsplit("=", 1)[1]
+    paid_op = _pay(world, out)
+    code, out, err = _run("runs", "find", "FA-2026-00102")
+    assert code == 0, err
+    p = {r["invoice"]: r for r in json.loads(_run("payfip", "payments", "--format",
+                                                  "json")[1])}["FA-2026-00102"]
+    assert out.splitlines()[2:] == [
+        f"  PayFiP: paid 187.50 on {p['paid_at']} (through link {paid_op}, saisie W; later "
+        f"link {test_op}: if the family paid through it too, `pesgen payfip reconcile` records "
+        "it and `pesgen payfip anomalies` lists the double payment (a test link's collects "
+        "nothing))"], out
+    # paid through the last link made: that link, as before
+    assert _payfip_said([{**p, "last_id_op": paid_op}]) == (
+        f"paid 187.50 on {p['paid_at']} (link {paid_op}, saisie W)")
+    # payments --format text said 'last link {test_op} (saisie W)', the saisie being the
+    # paying link's: said beside the link that paid
+    code, out, err = _run("payfip", "payments", "--format", "text", "-n", "FA-2026-00102")
+    assert code == 0, err
+    assert f"; last link {test_op}; paid through {paid_op} (saisie W); numauto " in out, out
+
+
 def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):
     """P1: PayFiP purged the operation; the family may have paid before (its notification
     lost). The list is unchanged (the school software reads it); standard error says what

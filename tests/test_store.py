@@ -1409,7 +1409,12 @@ def test_a_look_alike_number_is_one_invoice_across_runs(db_url, tmp_path, kind):
     with pytest.raises(StateError) as info:
         export_recorded(lambda: store, TITRES, inp, tmp_path / "b", RUN)
     assert str(info.value) == (f"1 invoice(s) already exported by run(s) {first.run_id}; "
-                               "nothing written")
+                               f"nothing written. Cancelling run {first.run_id} frees 10 more "
+                               "invoice(s) than this input holds (11 in all): they would be "
+                               "billed nowhere until exported again, so export them with "
+                               "these, the school's whole corrected file (pesgen runs show "
+                               f"{first.run_id} --invoices lists them), not only the invoices "
+                               "corrected")
     [problem] = info.value.problems
     assert (problem.rule, problem.invoice) == ("run.duplicate", number)
     assert problem.record == f"{inp}:$.invoices[0]"

@@ -164,6 +164,21 @@ def test_parse_date_refuses(raw, style, match):
         parse_date(raw, style)
 
 
+@pytest.mark.parametrize("raw, said", [
+    ("31/02/2026", "'31/02/2026' is not a valid calendar date (February 2026 has 28 days)"),
+    ("2028-02-30", "'2028-02-30' is not a valid calendar date (February 2028 has 29 days)"),
+    ("31/11/2026", "'31/11/2026' is not a valid calendar date (November 2026 has 30 days)"),
+    ("2026-13-01", "'2026-13-01' is not a valid calendar date"),
+    ("00/11/2026", "'00/11/2026' is not a valid calendar date"),
+])
+def test_a_day_past_the_month_s_last_says_how_many_days_it_has(raw, said):
+    """'31/02/2026 is not a valid calendar date' left the technician to find why, at a
+    calendar: a day past the month's last says how many days that month has."""
+    with pytest.raises(ValueError) as info:
+        parse_date(raw)
+    assert str(info.value) == said
+
+
 @pytest.mark.parametrize("raw, style", [
     ("2026-11-20T10:15:00", "auto"), ("2026-11-20 00:00:00.000", "auto"),
     ("2026-11-20T08:15:00+01:00", "iso"), ("20/11/2026 08:15", "auto"),

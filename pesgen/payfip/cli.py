@@ -709,13 +709,15 @@ def _payment_text(row: dict[str, Any]) -> str:
         parts.append(f"title cancelled {row['cancelled_at']}")
     if row.get("payfip_status") and row["payfip_status"] != row["status"]:
         parts.append(f"PayFiP says {row['payfip_status']}")
+    # saisie is the mode of the operation the status comes from: the paying one once
+    # paid (iter_payments), said beside it when a later link was made
+    through = bool(row.get("id_op")) and row["id_op"] != row.get("last_id_op")
+    paid_mode = through and row.get("amount_paid") is not None
+    saisie = f" (saisie {said(row['saisie'])})" if row.get("saisie") else ""
     if row.get("last_id_op"):
-        link = f"last link {said(row['last_id_op'])}"
-        if row.get("saisie"):
-            link += f" (saisie {said(row['saisie'])})"
-        parts.append(link)
-    if row.get("id_op") and row["id_op"] != row.get("last_id_op"):
-        parts.append(f"paid through {said(row['id_op'])}")
+        parts.append(f"last link {said(row['last_id_op'])}" + ("" if paid_mode else saisie))
+    if through:
+        parts.append(f"paid through {said(row['id_op'])}" + (saisie if paid_mode else ""))
     if row.get("numauto"):
         parts.append(f"numauto {said(row['numauto'])}")
     if row.get("refdet"):
