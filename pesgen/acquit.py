@@ -779,6 +779,8 @@ def _set_aside(acquit: Acquit, e: AckElement, r: Recorded, by_run: bool = False
 
 # the rule of a NumLigne naming no line of the title tied (docs/rules.md)
 LINE_RULE = "acquit.line"
+# the rule of a NumPiece naming no title of the bordereau tied (docs/rules.md)
+PIECE_RULE = "acquit.piece"
 
 
 @dataclass(frozen=True)
@@ -926,6 +928,17 @@ class ElementReport:
         acquit.line). None of a run recorded before the store kept its titles' lines."""
         return tuple(x for p in self.pieces for ln in p.piece.lines
                      if (x := p.no_such_line(ln)) is not None)
+
+    @property
+    def no_such_pieces(self) -> tuple[str, ...]:
+        """Each NumPiece of an element tied to one run that no title of its bordereau has
+        (IdPce 12 of a bordereau of 11 titles): the acquit's errors on it cannot be put on
+        a title of the file sent, and pesgen does not guess which (rule acquit.piece)."""
+        if self.run is None:
+            return ()
+        return tuple(f"{p.piece.said}: no title of IdBord {self.bordereau} has this IdPce in "
+                     f"the file run {self.run.run_id} wrote (rule {PIECE_RULE})"
+                     for p in self.pieces if p.invoice is None and p.piece.number is not None)
 
     @property
     def lines_unchecked(self) -> int:
@@ -1129,6 +1142,9 @@ class ElementReport:
             reasons.append("unidentified")
             said.append("left empty or out by the acquit, never guessed: "
                         + ", ".join(self.unidentified))
+        if self.no_such_pieces:
+            reasons.append("no-such-piece")
+            said += self.no_such_pieces
         if self.no_such_lines:
             reasons.append("no-such-line")
             said += self.no_such_lines
@@ -1156,6 +1172,12 @@ class ElementReport:
         if "unidentified" in reasons:
             steps.append("ask the trésorerie which bordereau or piece it is: pesgen does not "
                          "guess (docs/state.md, Identifiers left empty)")
+        if "no-such-piece" in reasons:
+            # the bordereau is known, the title is not: never put on another title
+            shows = "".join(f"; `pesgen runs show {r.run_id} --invoices{_db_option(db)}` "
+                            "lists the run's titles by IdBord and IdPce" for r in self.found[:1])
+            steps.append("ask the trésorerie which title its error is about: pesgen does "
+                         f"not guess{shows}")
         if "no-such-line" in reasons:
             # the title is known, its line is not: never put on another line
             shows = "".join(f"; `pesgen runs show {r.run_id} --invoices{_db_option(db)}` "
@@ -1354,7 +1376,8 @@ class ToCheck:
     """One thing of the acquit that is not all fine, a rejection aside (``pesgen acquit``
     exits 10 for it when nothing is rejected): its line, the bordereau and exercise it
     names (None: none), why (``accepted-with-errors``, ``untied``, ``unidentified``,
-    ``id-coll-empty``, ``no-such-line``: a NumLigne naming no line of its title;
+    ``id-coll-empty``, ``no-such-piece``: a NumPiece naming no title of its bordereau;
+    ``no-such-line``: a NumLigne naming no line of its title;
     ``recorded-otherwise``: read without ``--record``, an answer other
     than the bordereau's recorded status; ``payfip-open``: PayFiP links open on the titles
     of a rejection ``--record`` recorded, beside that rejection: ``payfip_open``), what it

@@ -1206,7 +1206,8 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
             invoice = f" invoice {invoice_at(p.invoice, p.record)}" if p.invoice else (
                 ": the acquit does not say which piece, no invoice named (not guessed)"
                 if p.piece.number is None and len(r.found) == 1 else
-                " (no title of the recorded bordereau has this IdPce)" if len(r.found) == 1
+                " (no title of the recorded bordereau has this IdPce; rule acquit.piece)"
+                if len(r.found) == 1
                 else "")
             _say(f"  {p.piece.said}{invoice}" + (":" if p.piece.errors and (
                 p.piece.number is not None or len(r.found) != 1) else ""))

@@ -151,3 +151,46 @@ def test_a_schema_20_store_gets_the_column_and_its_runs_lines_are_not_checked(
     assert [ln["no_such_line"] for ln in report["elements"][0]["pieces"][0]["lines"]] == [
         None, None]
     assert [x["reasons"] for x in report["to_check"]] == [["accepted-with-errors"]]
+
+
+def _ack_piece(tmp_path: Path, piece: int, accepted: bool) -> Path:
+    """An acquit of IdBord 1 of 2026 with an error on its IdPce ``piece``."""
+    element = (f'    <ElementACQUIT>\n      <DomaineAck V="7"/>\n      <EtatAck '
+               f'V="{int(accepted)}"/>\n      <NumBord V="1"/>\n      <ExerciceBord '
+               f'V="2026"/>\n      <DetailPiece>\n        <NumPiece V="{piece}"/>\n'
+               '        <Erreur>\n          <NumAnoAck V="ERREUR_AUTRE"/>\n'
+               '          <LibelleAnoAck V="Débiteur inconnu"/>\n        </Erreur>\n'
+               "      </DetailPiece>\n    </ElementACQUIT>\n")
+    return _write(tmp_path, _head(element), f"ack-{piece}-{int(accepted)}.xml")
+
+
+def test_a_numpiece_no_title_of_the_bordereau_has_is_said_and_to_check(db_url, tmp_path):
+    """IdPce 12 of a bordereau of 11 titles: said beside the piece and listed to check
+    (rule acquit.piece), next: ask the trésorerie which title, never put on one; accepted
+    with that error, exit 10 with the reason; IdPce 3, a title of it: no such reason."""
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    r = run_cli("acquit", _ack_piece(tmp_path, 12, accepted=True), "--db", db_url)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    out = r.stdout.splitlines()
+    assert "  IdPce 12 (no title of the recorded bordereau has this IdPce; rule " \
+        "acquit.piece):" in out, r.stdout
+    [check] = [ln for ln in out if ln.startswith("  - ")]
+    assert (f"IdPce 12: no title of IdBord 1 has this IdPce in the file run {run.run_id} "
+            "wrote (rule acquit.piece)") in check, check
+    assert "next: " in check and "ask the trésorerie which title its error is about: " \
+        f"pesgen does not guess; `pesgen runs show {run.run_id} --invoices --db " in check
+
+    r = run_cli("acquit", _ack_piece(tmp_path, 12, accepted=True), "--db", db_url, "--json")
+    (check,) = json.loads(r.stdout)["to_check"]
+    assert check["reasons"] == ["accepted-with-errors", "no-such-piece"], check
+
+    r = run_cli("acquit", _ack_piece(tmp_path, 3, accepted=True), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    (check,) = json.loads(r.stdout)["to_check"]
+    assert check["reasons"] == ["accepted-with-errors"], check
+
+    # rejected: exit 9, the piece still to check beside the rejection
+    r = run_cli("acquit", _ack_piece(tmp_path, 12, accepted=False), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    (check,) = json.loads(r.stdout)["to_check"]
+    assert check["reasons"] == ["no-such-piece"], check
