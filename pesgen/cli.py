@@ -1005,7 +1005,15 @@ def acquit(
             named = None if run is None else named_run(read, store, run, bordereau)
             report = tie(read, store, named)
         if record:
-            done = record_acquit(report, store, replace)
+            try:
+                done = record_acquit(report, store, replace)
+            except StoreLocked as exc:
+                from .store import stopped_waiting
+
+                # another run's lock (SQLite), or on PostgreSQL the acknowledgements'
+                # lock, held past store_lock_timeout: said as what it leaves
+                raise stopped_waiting(exc, "acquit --record stopped waiting: nothing "
+                                      "recorded") from None
     except PesgenError as exc:
         refused(exc)
         return

@@ -208,6 +208,7 @@ class StoreLocked(StateError):
     # on PostgreSQL, the rows another transaction held (Store.waits_for_rows); None: the
     # store's lock, or a numbering sequence's row another export held
     rows: str | None = None
+    holder: str | None = None  # who may hold those rows (None: store._ROWS_HOLDER)
 
 
 class RemoteServiceError(PesgenError):

@@ -847,21 +847,22 @@ def _ms(seconds: float) -> int:
 
 def store_locked(url: str, seconds: float,
                  outcome: str = "this command stopped waiting for it",
-                 rows: str | None = None) -> StoreLocked:
+                 rows: str | None = None, holder: str | None = None) -> StoreLocked:
     """The error of a command that waited ``seconds`` for the store's write lock in vain
-    (``rows``: on PostgreSQL, for rows another transaction held, ``Store.waits_for_rows``):
-    what held it, for how long, and what to do; no billing data."""
+    (``rows``: on PostgreSQL, for rows another transaction held, ``Store.waits_for_rows``;
+    ``holder``: who may hold them, ``_ROWS_HOLDER`` by default): what held it, for how
+    long, and what to do; no billing data."""
     held, finish = (
         ("another pesgen run held the state store's lock", "Let that run finish (an export "
          "holds the lock while it renders, validates and records its files)") if rows is None
-        else (f"another transaction held {rows} in the state store ({_ROWS_HOLDER})",
-              "Let that transaction end"))
+        else (f"another transaction held {rows} in the state store "
+              f"({holder or _ROWS_HOLDER})", "Let that transaction end"))
     error = StoreLocked(
         f"{shown_url(url)}: {held} for {seconds:g} s (store_lock_timeout): {outcome}. "
         f"{finish}, then run this command again; to wait longer, set "
         "PESGEN_STORE_LOCK_TIMEOUT=SECONDS or "
         f"store_lock_timeout in {config_path()} (default {STORE_LOCK_TIMEOUT:g})")
-    error.url, error.seconds, error.rows = url, seconds, rows
+    error.url, error.seconds, error.rows, error.holder = url, seconds, rows, holder
     return error
 
 
@@ -872,7 +873,7 @@ def stopped_waiting(exc: PesgenError, outcome: str) -> PesgenError:
     left (``outcome``) instead of "this command stopped waiting for it"."""
     if not isinstance(exc, StoreLocked):
         return exc
-    return store_locked(exc.url, exc.seconds, outcome, rows=exc.rows)
+    return store_locked(exc.url, exc.seconds, outcome, rows=exc.rows, holder=exc.holder)
 
 
 # who may hold a PayFiP operation's or payment's row on PostgreSQL, which a pesgen command
@@ -1433,7 +1434,8 @@ class Store:
                     raise
                 raise store_locked(self.url, self._lock.timeout) from None
 
-    def waits_for_rows(self, work: Callable[[], _Taken], rows: str) -> _Taken:
+    def waits_for_rows(self, work: Callable[[], _Taken], rows: str,
+                       holder: str | None = None) -> _Taken:
         """``work``, whole transactions that lock ``rows`` (``the rows of PayFiP operation
         …``; no billing data), run again safely when a wait given up rolled them back. On
         PostgreSQL a row another transaction holds (a pesgen command recording for the
@@ -1444,7 +1446,8 @@ class Store:
         ``work`` within the grace (each statement's ``lock_timeout``), then, given up and
         rolled back, again within what is left. On SQLite ``work`` as it is: its
         transactions wait for the store's lock so already. Within ``waits_at_most``
-        (a server's request), ``work`` as it is too: that bound is the caller's."""
+        (a server's request), ``work`` as it is too: that bound is the caller's.
+        ``holder``: who may hold ``rows``, said with them (``_ROWS_HOLDER`` by default)."""
         if self.engine.dialect.name != "postgresql" or self._lock.bounded:
             return work()
         timeout = self._lock.timeout
@@ -1457,16 +1460,16 @@ class Store:
             pass
         left = timeout - (time.monotonic() - started)
         if left <= 0:
-            raise store_locked(self.url, timeout, rows=rows)
+            raise store_locked(self.url, timeout, rows=rows, holder=holder)
         if self._lock._on_wait is not None and timeout > grace and not self._lock.told:
             self._lock.told = True
             self._lock._on_wait(timeout, f"another transaction holds {rows} in the state "
-                                f"store ({_ROWS_HOLDER})")
+                                f"store ({holder or _ROWS_HOLDER})")
         try:
             with self.waits_at_most(left):
                 return work()
         except StoreLocked:
-            raise store_locked(self.url, timeout, rows=rows) from None
+            raise store_locked(self.url, timeout, rows=rows, holder=holder) from None
 
     def _migrate(self, conn: Connection) -> int:
         """Apply the migrations the store lacks, in ``conn``'s transaction; how many."""
@@ -2584,7 +2587,23 @@ class Store:
         (rejected, then accepted after a fix on the trésorerie's side; two files
         contradicting) refuses the whole file (StateError, nothing recorded) unless
         ``replace``: then the new one is its status, the one it replaces stays as history
-        (``superseded_at``)."""
+        (``superseded_at``).
+
+        On PostgreSQL the acknowledgements' lock (``lock_acknowledgements``) another
+        transaction holds (a `payfip link` recording its operation, `runs cancel` or
+        `runs reinstate`, another `acquit --record`, a session left open) is waited for as
+        ``waits_for_rows`` waits: said past the grace, at most ``store_lock_timeout``,
+        then StoreLocked, nothing recorded. Before, it was waited for as long as it was
+        held, without a word."""
+        return self.waits_for_rows(
+            partial(self._record_acknowledgements, acquit, items, replace, named),
+            ACK_LOCK_ROWS, holder=ACK_LOCK_HOLDER)
+
+    def _record_acknowledgements(self, acquit: dict[str, Any], items: list[dict[str, Any]],
+                                 replace: bool,
+                                 named: tuple[str, int | None] | None) -> AckRecording:
+        """``record_acknowledgements``, in one transaction (run again safely once a wait
+        given up rolled it back)."""
         now = utc_now()
         with self.transaction() as conn:
             # two recordings of one file, or of one bordereau, in turn
@@ -3710,6 +3729,10 @@ def _named(run_id: str, every: list[Bordereau], named: Collection[int],
 # the PostgreSQL advisory lock that puts in turn the recordings of acknowledgements and
 # the cancellations and PayFiP operations, which read them
 _ACK_LOCK = 74657348
+# what a wait for it says (Store.waits_for_rows): the lock, and who may hold it
+ACK_LOCK_ROWS = "the acknowledgements' lock"
+ACK_LOCK_HOLDER = ("a `payfip link` recording its operation, `runs cancel` or `runs "
+                   "reinstate`, another `acquit --record`, or another program's session")
 
 
 def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:

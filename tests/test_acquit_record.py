@@ -735,3 +735,47 @@ def test_runs_find_names_the_title_s_input_record(one_run):
     r = run_cli("runs", "find", "FA-2026-00103", "--db", db_url)
     assert r.stdout.startswith("FA-2026-00103 (input record not kept: the run was recorded "
                                f"before the store kept it): run {run_id}  "), r.stdout
+
+
+def test_record_waiting_for_the_acknowledgements_lock_says_so_and_gives_up(
+        one_run, monkeypatch):
+    """`acquit --record` takes the acknowledgements' lock (PostgreSQL's advisory lock,
+    which a `payfip link` recording its operation, `runs cancel` or `runs reinstate`
+    hold for their transaction). Held by another session, it waited as long as it was
+    held, without a word, whatever store_lock_timeout said; now it says past the grace
+    what it waits for, gives up after store_lock_timeout with the store's exit code,
+    saying that nothing was recorded; run again once the lock is let go, it records. On
+    SQLite the store's lock is waited for and bounded as before; its message now says
+    what it left."""
+    import time
+
+    from .test_payfip_flow import _store_held
+
+    db_url, run_id = one_run
+    store = Store(db_url)
+    postgresql = store.engine.dialect.name == "postgresql"
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "3")
+    started = time.monotonic()
+    with _store_held(store, "SELECT pg_advisory_xact_lock(74657348)"):
+        done = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record")
+    took = time.monotonic() - started
+    assert done.exit_code == ExitCode.STATE, done.output
+    assert took < 10, took
+    what = ("another transaction holds the acknowledgements' lock in the state store (a "
+            "`payfip link` recording its operation, `runs cancel` or `runs reinstate`, "
+            "another `acquit --record`, or another program's session)" if postgresql
+            else "another pesgen run holds its lock")
+    waited, error, *rest = done.stderr.splitlines()
+    assert waited == f"waiting for the state store: {what} (up to 3 s, store_lock_timeout)…"
+    held = ("another transaction held the acknowledgements' lock in the state store (a "
+            "`payfip link` recording its operation, `runs cancel` or `runs reinstate`, "
+            "another `acquit --record`, or another program's session)" if postgresql
+            else "another pesgen run held the state store's lock")
+    assert error.startswith(
+        f"error: {db_url}: {held} for 3 s (store_lock_timeout): acquit --record stopped "
+        "waiting: nothing recorded. Let th"), error
+    assert _rows(db_url) == (0, 0)
+    again = run_cli("acquit", ACKS / "rejected.xml", "--db", db_url, "--record")
+    assert again.exit_code == ExitCode.REJECTED, again.output
+    assert _rows(db_url) == (1, 1)
+    store.engine.dispose()

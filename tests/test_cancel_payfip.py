@@ -73,7 +73,7 @@ def test_cancelling_a_title_paid_twice_says_which_payment_is_the_second(flow, st
     to the title); the second says it is a double payment, for the trésorerie to refund,
     where the two lines read the same."""
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
-    first, second = flow.link(mode="W"), flow.link(mode="W")
+    first, second = flow.link(mode="W"), flow.link(mode="W", again=True)
     flow.pay(first, "card")
     flow.pay(second, "card")
     refused = CliRunner().invoke(app, ["runs", "cancel", run[:8], "--reason", "wrong amounts",
@@ -529,7 +529,7 @@ def test_a_cancelled_titles_earlier_link_still_open_is_said_whatever_its_last_on
     anomaly), no link is open and none is said."""
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
     first = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
-    second = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    second = flow.link("FA-2026-00104", mode="W", mel="famille@example.org", again=True)
     refused = flow.link("FA-2026-00110", mode="W")  # its only link: closed, not said
     store.cancel(run, "wrong amounts", despite_payments=True)
     flow.pay(second, "refuse")
@@ -761,7 +761,7 @@ def test_a_payment_of_a_cancelled_title_stays_with_it_when_the_invoice_is_export
     nothing paid, the anomaly's invoice is the cancelled title's, and the new run's
     Datamatrix leaves the invoice out (the family paid already)."""
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00102").run_id
-    first, second = flow.link(mode="W"), flow.link(mode="W")
+    first, second = flow.link(mode="W"), flow.link(mode="W", again=True)
     flow.pay(first, "card")
     flow.pay(second, "card")  # a double payment
     store.cancel(run, "wrong amounts", despite_payments=True)
@@ -852,7 +852,7 @@ def test_a_second_payment_is_marked_in_the_history_and_recorded_beside_other_ano
     """A second payment of a paid invoice is a `double-payment` event of its history
     (not a `paid` one a consumer would count), naming the paying operation; a second
     payment that is also through a cancelled title records both anomalies."""
-    first, second = flow.link(mode="W"), flow.link(mode="W")
+    first, second = flow.link(mode="W"), flow.link(mode="W", again=True)
     flow.pay(first, "card")
     flow.pay(second, "card")
     [row] = [r for r in ledger.list_payments(store, history=True)
@@ -865,7 +865,7 @@ def test_a_second_payment_is_marked_in_the_history_and_recorded_beside_other_ano
 
     run = ledger.invoice_due(store, "21450999400015", "FA-2026-00104").run_id
     paid = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
-    late = flow.link("FA-2026-00104", mode="W", mel="famille@example.org")
+    late = flow.link("FA-2026-00104", mode="W", mel="famille@example.org", again=True)
     flow.pay(paid, "card")
     store.cancel(run, "wrong amounts", despite_payments=True)
     flow.pay(late, "card")

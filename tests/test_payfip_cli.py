@@ -190,7 +190,8 @@ def test_reconcile_counts_the_anomalies_it_recorded_and_says_where_they_are(worl
                timeout=TIMEOUT)
     ops = []
     for _ in range(2):
-        code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+        # the first paid, its notification lost: still open, a second only with --again
+        code, out, err = _link(world, "FA-2026-00102", "--mode", "W", "--again")
         assert code == 0, err
         ops.append(_pay(world, out))
     if fmt == "text":
@@ -442,8 +443,9 @@ def test_a_batch_stopped_by_ctrl_c_names_the_links_made_and_the_invoices_not_sen
     assert err.splitlines()[-1] == (
         "interrupted: 1 link(s) made and recorded (FA-2026-00102); invoice FA-2026-00103: "
         "stopped while its link was being made, no link printed (an operation PayFiP may "
-        "have made for it is never paid; recorded, `pesgen payfip payments` lists it); 1 "
-        "invoice(s) not sent: FA-2026-00105")
+        "have made for it: recorded, `pesgen payfip payments` lists it and the same "
+        "command run again gives its link, no second one; not recorded, nobody can pay "
+        "it); 1 invoice(s) not sent: FA-2026-00105")
     assert "link(s) made\n" not in err
     assert _linked(world) == ["FA-2026-00102"] and len(world["payfip"].operations) == 1
 

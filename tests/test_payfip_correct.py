@@ -375,7 +375,7 @@ def _two_links_then_cancelled(flow, store, tmp_path, second: str | None):
     example exported again: the cancelled run, the first link, the second, the new run,
     the anomaly's number."""
     run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
-    first, last = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    first, last = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W", again=True)
     if second is not None:
         flow.pay(last, second)
     store.cancel(run, "wrong amounts", despite_payments=True)
@@ -471,7 +471,7 @@ def test_an_answer_corrected_while_another_anomaly_holds_the_invoice_says_it_sti
     its payment taken back, the invoice is still held back by the second (not "again":
     the first is resolved, not reopened)."""
     run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
-    first, second = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    first, second = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W", again=True)
     store.cancel(run, "wrong amounts", despite_payments=True)
     flow.pay(first, "card")
     flow.pay(second, "card")
@@ -493,7 +493,7 @@ def test_a_paid_cancelled_anomaly_reopened_names_no_link_as_held_back(flow, stor
     invoice is paid again, which refuses the links to come; no link is named as one the
     reopened anomaly does not hold back (that is a run-cancelled one's)."""
     run = ledger.invoice_due(store, ID_COLL, INVOICE).run_id
-    paid, _open = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W")
+    paid, _open = flow.link(INVOICE, mode="W"), flow.link(INVOICE, mode="W", again=True)
     flow.pay(paid, "card")
     store.cancel(run, "wrong amounts", despite_payments=True)
     export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again", date(2026, 11, 24))

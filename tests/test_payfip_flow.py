@@ -203,7 +203,7 @@ def test_a_new_link_beside_a_production_link_still_open_says_so(flow, store):
     T), or a production one beside a test one, collects nothing twice: no note."""
     first = flow.link(mode="W")
     made = ledger.get_operation(store, first.id_op)["created_at"]
-    again = flow.link(mode="W")
+    again = flow.link(mode="W", again=True)
     assert again.notes == (
         f"invoice FA-2026-00102: operation {first.id_op} (made {made}, saisie W) is still "
         "open (pending): the family may still pay through it; if the family pays both, the "
@@ -258,7 +258,7 @@ def test_a_new_link_beside_a_link_whose_result_is_not_known_says_so(flow, store,
     # not known is not paid through a cancelled title: nothing holds the invoice back
     assert ledger.unsettled_payments(store, "21450999400015") == {}
     ledger.resolve_anomaly(store, anomaly["id"], "support", "not paid, says the trésorerie")
-    assert [n for n in flow.link(mode="W").notes if "is not known" in n] == []
+    assert [n for n in flow.link(mode="W", again=True).notes if "is not known" in n] == []
 
 
 def test_a_test_link_whose_result_is_not_known_is_not_noted_beside_a_new_link(flow, store):
@@ -407,8 +407,9 @@ def test_a_link_made_while_its_invoice_is_paid_is_recorded_not_given(flow, store
     earlier = flow.link(mode="W")
     client = _PayingMeanwhileClient(flow, earlier)
     with pytest.raises(StateError, match="paid through PayFiP while") as info:
+        # the earlier link still open when it is made: a second one, knowingly
         create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
-                    notify_url=flow.notify_url)
+                    notify_url=flow.notify_url, again=True)
     assert info.value.exit_code == 7
     assert "do not send its link" in str(info.value)
     assert [(p.rule, p.invoice) for p in info.value.problems] == [
@@ -444,7 +445,7 @@ def test_a_link_made_while_its_invoice_is_paid_names_the_amount_paid(flow, store
     client = AnotherAmountToo(flow, earlier)
     with pytest.raises(StateError) as info:
         create_link(store, MAPPING, "FA-2026-00102", mode="W", client=client,
-                    notify_url=flow.notify_url)
+                    notify_url=flow.notify_url, again=True)
     paid = _payment(store)
     assert (paid["amount_cents"], paid["paid_cents"]) == (18750, 18750)  # the link's own
     assert str(info.value).startswith(

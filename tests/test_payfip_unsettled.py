@@ -333,7 +333,8 @@ def _two_paid_through_the_cancelled_title(flow, store, tmp_path):
     direct debit), the input exported again: both links, and the numbers of their
     run-cancelled anomalies, oldest first; the run cancelled first."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    card = flow.link("FA-2026-00102", mode="W")
+    debit = flow.link("FA-2026-00102", mode="W", again=True)
     store.cancel(run, "wrong amounts", despite_payments=True)
     flow.pay(card, "card")
     flow.pay(debit, "debit")
@@ -732,7 +733,8 @@ def test_a_second_payment_resolved_after_the_first_was_applied_says_the_invoice_
     never that it gets a payment again and to send the family the new link. Before, it
     said so (the note of an invoice left unpaid)."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    card, debit = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    card = flow.link("FA-2026-00102", mode="W")
+    debit = flow.link("FA-2026-00102", mode="W", again=True)
     store.cancel(run, "wrong amounts", despite_payments=True)
     flow.pay(card, "card")
     flow.pay(debit, "debit")
@@ -865,7 +867,8 @@ def test_applied_names_another_link_of_the_cancelled_title_still_open(flow, stor
     title due's own: `resolve --applied` names it too. Before, only the title due's own
     links were named."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    paid, other = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    paid = flow.link("FA-2026-00102", mode="W")
+    other = flow.link("FA-2026-00102", mode="W", again=True)
     store.cancel(run, "wrong amounts", despite_payments=True)
     flow.pay(paid, "card")
     new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
@@ -1108,7 +1111,8 @@ def test_resolve_applied_as_json_gives_the_payment_recorded_and_the_links_still_
     cancelled title's other) as fields, the text's notes beside. Before, a script read
     them in the text's sentences, the notes on standard error."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    old, other = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    old = flow.link("FA-2026-00102", mode="W")
+    other = flow.link("FA-2026-00102", mode="W", again=True)
     store.cancel(run, "wrong amounts", despite_payments=True)
     new = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "again",
                           date(2026, 11, 24))
@@ -1494,7 +1498,8 @@ def test_a_refused_link_of_a_title_due_again_shows_nothing_paid(flow, store, tmp
     link: `payfip payments` lists the title refused, nothing paid. Before, the row kept
     the refunded payment (187.50 paid, its operation) beside the status refused."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    first, second = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    first = flow.link("FA-2026-00102", mode="W")
+    second = flow.link("FA-2026-00102", mode="W", again=True)
     flow.pay(first, "card")
     store.cancel(run, "wrong amounts", despite_payments=True)
     [number] = [a["id"] for a in ledger.list_anomalies(store)]
@@ -1781,7 +1786,7 @@ def test_an_invoice_still_held_back_by_two_anomalies_names_both(flow, store, tmp
     run-cancelled anomaly resolved with a note, the invoice is still held back by the two
     others, both named in the note, oldest first."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    links = [flow.link("FA-2026-00102", mode="W") for _ in range(3)]
+    links = [flow.link("FA-2026-00102", mode="W", again=True) for _ in range(3)]
     store.cancel(run, "wrong amounts", despite_payments=True)
     for link in links:
         flow.pay(link, "card")

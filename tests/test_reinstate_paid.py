@@ -147,7 +147,7 @@ def test_paid_before_the_cancellation_and_again_through_it_the_second_stays_open
     payment's anomaly open, one payment too many for the trésorerie to refund."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
     first = flow.link("FA-2026-00102", mode="W")
-    second = flow.link("FA-2026-00102", mode="W")
+    second = flow.link("FA-2026-00102", mode="W", again=True)
     flow.pay(first, "card")
     store.cancel(run, "by mistake", despite_payments=True)
     flow.pay(second, "card")
@@ -364,7 +364,8 @@ def test_of_two_links_paid_while_cancelled_the_first_paid_is_the_title_s_payment
     earlier anomaly) as the title's payment and leaves the second open, one payment too
     many for the trésorerie to refund."""
     run = ledger.invoice_due(store, ID_COLL, "FA-2026-00102").run_id
-    first, second = flow.link("FA-2026-00102", mode="W"), flow.link("FA-2026-00102", mode="W")
+    first = flow.link("FA-2026-00102", mode="W")
+    second = flow.link("FA-2026-00102", mode="W", again=True)
     store.cancel(run, "by mistake", despite_payments=True)
     flow.pay(first, "card")
     flow.pay(second, "card")

@@ -171,20 +171,27 @@ def link(
     mode: Annotated[str | None, typer.Option(
         "--mode", help="saisie: T test, X activation, W production (default: the mapping's).")
     ] = None,
+    again: Annotated[bool, typer.Option(
+        "--again", help="Make a link even for an invoice whose earlier link (saisie W or "
+        "X) is still open: a second one, the first staying payable (a note says so). "
+        "Without it such an invoice is refused, or skipped in a batch, naming that link.")
+    ] = False,
     endpoint: EndpointOpt = None,
     timeout: TimeoutOpt = 15.0,
     fmt: Annotated[str, typer.Option(
         "--format", help="text, or json: one report once the batch is over (command, ok, "
-        "exit_code, error, then the links made, made, not_sent, stopped_at, mode_note; a "
-        "refusal's problems); the same exit codes.")] = "text",
+        "exit_code, error, then the links made, made, skipped, not_sent, stopped_at, "
+        "mode_note; a refusal's problems); the same exit codes.")] = "text",
     db: DbOpt = None,
 ) -> None:
     """Create a PayFiP payment for each invoice given and print its payment page's URL.
 
     The amount is its active run's; the URL is to send to the family. Every invoice is
-    checked before anything is sent: one refused, none is sent. Stopped midway (an
-    error, Ctrl-C, its output closed by its reader), it says which invoices got a link
-    and which were not sent."""
+    checked before anything is sent: one refused, none is sent. An invoice whose link
+    is still open gets no second one without --again: refused, or skipped in a batch
+    (its link said on stderr), so that a batch run again makes only the links it had
+    not made. Stopped midway (an error, Ctrl-C, its output closed by its reader), it
+    says which invoices got a link and which were not sent."""
     from .service import Batch
 
     batch = Batch()
@@ -192,6 +199,20 @@ def link(
     printing = None  # the link being printed: its lines may not have reached the reader
     tests: set[str] = set()  # the test or activation modes of the links made
     made: list[Any] = []  # --format json: the links made, said once the batch is over
+    skips_said = False
+
+    def say_skipped() -> None:
+        # the invoices skipped for their link still open (known once every invoice is
+        # checked, none refused), once: before the first link printed, or what stopped
+        # the batch, or its last line
+        nonlocal skips_said
+        if fmt == "text" and batch.skipped and not skips_said:
+            skips_said = True
+            from .service import skipped_note
+
+            for found in batch.skipped:
+                _echo_err(f"note: {skipped_note(found)}")
+
     try:
         _check_format(fmt)
         _need_extras()
@@ -199,7 +220,7 @@ def link(
 
         links = create_links(_store(db), mapping, invoice, mel=mel, notify_url=notify_url,
                              return_url=return_url, endpoint=endpoint, mode=mode,
-                             timeout=timeout, batch=batch)
+                             timeout=timeout, batch=batch, again=again)
         for result in links:
             if fmt == "json":
                 # nothing printed until the batch is over: each link kept for the report
@@ -207,6 +228,7 @@ def link(
                 if result.saisie in ("T", "X"):
                     tests.add(result.saisie)
                 continue
+            say_skipped()
             # each link as soon as it is recorded: a batch stopped midway has printed
             # every link it made
             printing = result
@@ -225,6 +247,7 @@ def link(
     except PesgenError as exc:
         if fmt == "json":
             _link_json(batch, invoice, made, tests, exc)
+        say_skipped()
         if exc.outcome is None:
             # what the refusal leaves, after the count of problems: a link writes no file
             # ("nothing was written." read as if something else had been done); refused
@@ -237,14 +260,21 @@ def link(
             links.close()  # no link after it; the client closed
         if fmt == "json" and isinstance(exc, KeyboardInterrupt):
             _link_json(batch, invoice, made, tests, exc)
+        say_skipped()
         _batch_stopped(batch, invoice, printing, exc)
     if fmt == "json":
         _link_json(batch, invoice, made, tests)
         return
+    say_skipped()
     if tests:
         _echo_err(f"note: {_mode_note(tests)}")
     if len(invoice) > 1:
-        _echo_err(f"{batch.made} link(s) made")
+        from .service import listed
+
+        skipped = [found[-1].invoice for found in batch.skipped]
+        _echo_err(f"{batch.made} link(s) made" + (
+            f", {len(skipped)} invoice(s) skipped for a link still open (no second link "
+            f"without --again): {listed(skipped)}" if skipped else ""))
 
 
 def _mode_note(tests: set[str]) -> str:
@@ -267,6 +297,7 @@ def _link_json(batch: Any, given: list[str], made: list[Any], tests: set[str],
     (``stopped``: a refusal or PayFiP's error, Ctrl-C or SIGTERM); a refusal's problems."""
     from ..cli import _Interrupts, _json_exit
     from .models import cents_text
+    from .service import skipped_note
 
     if batch.sending is None:  # refused or stopped while checking them: nothing sent
         not_sent, stopped_at = (list(given) if stopped is not None else []), None
@@ -277,7 +308,14 @@ def _link_json(batch: Any, given: list[str], made: list[Any], tests: set[str],
                    "amount": cents_text(m.amount_cents), "amount_cents": m.amount_cents,
                    "saisie": m.saisie, "exer": m.exer or None, "url": m.url,
                    "notes": list(m.notes)} for m in made],
-        "made": len(made), "not_sent": not_sent, "stopped_at": stopped_at,
+        "made": len(made),
+        # the invoices skipped for their links still open, each with them (the latest
+        # last: the one to send again) and what the text says of it
+        "skipped": [{"invoice": found[-1].invoice, "open_links": [
+            {"id_op": f.id_op, "created_at": f.created_at, "saisie": f.saisie,
+             "status": f.status, "url": f.url} for f in found],
+            "note": skipped_note(found)} for found in batch.skipped],
+        "not_sent": not_sent, "stopped_at": stopped_at,
         "mode_note": _mode_note(tests) if tests else None}
     if isinstance(stopped, PesgenError):
         _json_exit("payfip link", int(stopped.exit_code), str(stopped),
@@ -318,8 +356,9 @@ def _batch_stopped(batch: Any, given: list[str], printing: Any, exc: BaseExcepti
             f" ({listed(made)})" if made else "")
         if stopping is not None:
             said += (f"; invoice {stopping}: stopped while its link was being made, no "
-                     "link printed (an operation PayFiP may have made for it is never "
-                     "paid; recorded, `pesgen payfip payments` lists it)")
+                     "link printed (an operation PayFiP may have made for it: recorded, "
+                     "`pesgen payfip payments` lists it and the same command run again "
+                     "gives its link, no second one; not recorded, nobody can pay it)")
         if rest:
             said += f"; {len(rest)} invoice(s) not sent: {listed(rest)}"
     _echo_err(said)

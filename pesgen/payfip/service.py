@@ -31,7 +31,7 @@ from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
 from ..store import Store, stopped_waiting, unpack
 from . import ledger
-from .endpoint import DEFAULT_TIMEOUT
+from .endpoint import DEFAULT_TIMEOUT, payment_page
 from .errors import LinksRefused, PayfipConfigError, PayfipFault, PayfipRequestInvalid
 from .models import (
     MAX_CENTS_URL,
@@ -547,21 +547,106 @@ def run_mapping(store: Store, run_id: str) -> Mapping | None:
 def create_link(store: Store, mapping_path: Path, invoice: str, *, mel: str | None = None,
                 notify_url: str | None = None, return_url: str | None = None,
                 endpoint: str | None = None, mode: str | None = None,
-                timeout: float = DEFAULT_TIMEOUT, client: PayfipClient | None = None) -> Link:
+                timeout: float = DEFAULT_TIMEOUT, client: PayfipClient | None = None,
+                again: bool = False) -> Link:
     """Ask PayFiP for an operation paying the invoice's amount, record it, and return
-    the payment page's URL. Nothing is sent when a value breaks a rule."""
+    the payment page's URL. Nothing is sent when a value breaks a rule, nor when the
+    invoice has a link still open (``refuse_open_links``) unless ``again``."""
     [link] = create_links(store, mapping_path, [invoice], mel=mel, notify_url=notify_url,
                           return_url=return_url, endpoint=endpoint, mode=mode,
-                          timeout=timeout, client=client)
+                          timeout=timeout, client=client, again=again)
     return link
+
+
+# saisies whose payment may move money: production, and activation (recorded as a test,
+# but whether it debits a card is not confirmed); a test link (T) collects nothing
+MONEY_SAISIES = ("W", "X")
+
+
+@dataclass(frozen=True)
+class OpenLink:
+    """A link of an invoice still open that a new one would make a second of
+    (``open_links``): its operation, when it was made, its saisie and status, and its
+    payment page's URL (rebuilt from the endpoint and idOp the store keeps, as `payfip
+    link` printed it)."""
+
+    invoice: str
+    id_op: str
+    created_at: str
+    saisie: str
+    status: str
+    url: str
+
+    def said(self) -> str:
+        return (f"operation {self.id_op} (made {self.created_at}, saisie {self.saisie}, "
+                f"{self.status})")
+
+
+def open_links(store: Store, id_coll: str, due: ledger.Due, saisie: str) -> list[OpenLink]:
+    """The invoice's links a new link of ``saisie`` would be a second of: its operations
+    still open (pending, or unknown: PayFiP could not be asked yet; the family may still
+    pay through them) of the title due (its run's, or of a run not recorded with it),
+    production or activation (``MONEY_SAISIES``), oldest first. None for a test link
+    (it collects nothing), nor is a test one counted. An abandoned one (result A) is left
+    out: the family left PayFiP's page, the link is payable only until its 20 minutes
+    pass, so it is no link to send again (a new one gets its note, ``_still_open``); so
+    is the link of a cancelled title (the invoice exported again since): it does not pay
+    this title, which needs its own (its note says which to use)."""
+    if saisie not in MONEY_SAISIES:
+        return []
+    return [OpenLink(due.invoice, op["id_op"], op["created_at"], op["saisie"], op["status"],
+                     payment_page(op["endpoint"], op["id_op"]))
+            for op in ledger.open_operations_of(store, id_coll, due.invoice)
+            if op["saisie"] in MONEY_SAISIES and op["result_code"] != "A"
+            and (op["run_id"] is None or op["run_id"] == due.run_id)]
+
+
+OPEN_LINK_DOC = "docs/payfip.md, a link still open"
+
+
+def refuse_open_links(found: list[OpenLink]) -> None:
+    """Refuse a new link of an invoice with a link still open (``open_links``): made by
+    accident (the same command run again: a batch stopped midway, or not known to have
+    worked), it would be a second way to pay, and a family paying both pays twice (a
+    double-payment anomaly, for the trésorerie to refund). Names each open operation, the
+    latest's URL to send again, and --again for a second one made knowingly (rule
+    payfip.open-link, exit 7, as payfip.paid)."""
+    if not found:
+        return
+    latest = found[-1]
+    invoice = latest.invoice
+    which = (f"its PayFiP link {latest.said()} is still open" if len(found) == 1 else
+             f"{len(found)} of its PayFiP links are still open: "
+             + ", ".join(f.said() for f in found))
+    raise StateError(
+        f"invoice {invoice}: {which}; no second link: the family could pay both (the second "
+        f"a double-payment anomaly, for the trésorerie to refund). Send the family that "
+        f"link again: {latest.url} (`pesgen payfip reconcile` first: if the family paid "
+        "through it, it records the payment); to make a second one all the same (PayFiP "
+        "refuses that one, it went to the wrong address…), give --again "
+        f"({OPEN_LINK_DOC})",
+        [Problem("payfip.open-link", f"PayFiP {f.said()} still open: no second link while "
+                 "one is, without --again", invoice=invoice) for f in found])
+
+
+def skipped_note(found: list[OpenLink]) -> str:
+    """What a batch says of an invoice it skipped for its link still open
+    (``open_links``): which, its URL, what to do."""
+    latest = found[-1]
+    which = (f"its PayFiP link {latest.said()} is still open" if len(found) == 1 else
+             f"{len(found)} of its PayFiP links are still open ("
+             + ", ".join(f.said() for f in found) + "), the latest")
+    return (f"invoice {latest.invoice}: skipped, no second link: {which}: {latest.url}; send "
+            "the family that link again, or link it with --again for a second one (rule "
+            f"payfip.open-link; {OPEN_LINK_DOC})")
 
 
 def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
                  mel: str | None = None, notify_url: str | None = None,
                  return_url: str | None = None, endpoint: str | None = None,
                  mode: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 client: PayfipClient | None = None, batch: Batch | None = None
-                 ) -> Generator[Link, None, None]:
+                 client: PayfipClient | None = None, batch: Batch | None = None,
+                 again: bool = False) -> Generator[Link, None, None]:
     """``create_link`` of each invoice, in the order given, each link as soon as it is
     made and recorded (the CLI prints it then). Every invoice is checked first, the runs'
     inputs read once and the refdets in use looked up in one index (``Lookups``): when
@@ -571,7 +656,12 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
     usage error. One client serves the batch. When PayFiP or the store fails midway,
     the links made before stay made and recorded; the error says which invoices were
     not sent. ``batch`` follows the sending, for a caller to say as much of a batch
-    stopped otherwise (Ctrl-C, its output closed: ``Batch``)."""
+    stopped otherwise (Ctrl-C, its output closed: ``Batch``). An invoice with a link
+    still open (``open_links``) gets no second one unless ``again``: one invoice given
+    is refused (``refuse_open_links``); in a batch it is skipped, not sent (in
+    ``batch.skipped``, for the caller to say), and the others are linked: the same
+    batch run again after it stopped midway makes the links it had not made, and no
+    second one of those it had."""
     batch = Batch() if batch is None else batch
     seen: dict[str, str] = {}
     for given in invoices:
@@ -603,18 +693,31 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
     # is sent for any of them
     prepared: list[tuple[PaymentRequest, ledger.Due, list[str]]] = []
     refused: list[tuple[str, PesgenError]] = []
+    others: list[str] = []  # not refused: sent, or skipped for their link still open
+    skipped: list[list[OpenLink]] = []
     for given in invoices:
         try:
-            prepared.append(build_request(mapping, settings, store, given, mel, notify_url,
-                                          return_url, lookups=lookups))
+            request, due, notes = build_request(mapping, settings, store, given, mel,
+                                                notify_url, return_url, lookups=lookups)
+            found = [] if again else open_links(store, mapping.collectivity.siret, due,
+                                                request.saisie)
+            if found and len(invoices) == 1:
+                refuse_open_links(found)
         except MappingStopped:  # the next invoices would each hold the batch as long
             raise
         except PesgenError as exc:
             if len(invoices) == 1:
                 raise
             refused.append((given, exc))
+            continue
+        others.append(due.invoice)
+        if found:
+            skipped.append(found)
+        else:
+            prepared.append((request, due, notes))
     if refused:
-        raise LinksRefused(refused, [p[1].invoice for p in prepared], listed)
+        raise LinksRefused(refused, others, listed)
+    batch.skipped = skipped
     own = client is None
     if client is None:
         from .client import PayfipClient
@@ -645,11 +748,14 @@ class Batch:
     """Where ``create_links`` is in its batch: the invoices to link, as their runs
     recorded them, once every one is checked; the index of the one whose link is being
     made (None: still checking them, nothing sent); how many links are made and
-    recorded, in order (the one being made too, once it is)."""
+    recorded, in order (the one being made too, once it is); the invoices skipped, not
+    sent, for their links still open (``open_links``: each invoice's), once every one is
+    checked."""
 
     invoices: list[str] = field(default_factory=list)
     sending: int | None = None
     made: int = 0
+    skipped: list[list[OpenLink]] = field(default_factory=list)
 
     def made_links(self) -> list[str]:
         """The invoices whose link is made and recorded."""
