@@ -294,6 +294,54 @@ def test_fast_path_is_taken(example_titles):
     assert not RuleContext(fmt=find_format("pes-titres"), issue_date=RUN).cleared
 
 
+def test_fast_path_clears_a_title_at_every_limit():
+    """A title whose texts are as long as Hélios allows, whose total is the largest
+    amount, NumDette of 15 digits and Per one digit passes every rule: the fast path
+    clears it too (its limits are the rules', not one character short)."""
+    from pesgen.checks import MAX_AMOUNT
+    from pesgen.rules import _clear
+
+    most = {key: limit for key, (limit, _charset) in CTX.text_limits.items()}
+
+    def full(key: str, value: str) -> str:
+        return (value * most[key])[:most[key]]
+
+    t = TITLE
+    a, m = t.debtor.address, t.mandate
+    title = replace(
+        t, object=full("title.object", "OBJET "), debt_number="9" * 15, period="9",
+        total=MAX_AMOUNT,
+        lines=(replace(t.lines[0], amount=MAX_AMOUNT - Decimal("0.01"),
+                       label=full("line.label", "COURS ")),
+               replace(t.lines[1], amount=Decimal("0.01"))),
+        debtor=replace(t.debtor, name=full("debtor.name", "DUPONT "),
+                       complement_name=full("debtor.complement_name", "CHEZ "),
+                       ref=full("debtor.ref", "F"),
+                       address=replace(a, street=full("address.street", "RUE "),
+                                       complement=full("address.complement", "BAT "),
+                                       locality=full("address.locality", "LIEU "),
+                                       city=full("address.city", "VILLE "))),
+        mandate=replace(m, rum=full("mandate.rum", "R"), label=full("mandate.label", "LIB "),
+                        account=replace(m.account, holder=full("account.holder", "TIT "))))
+    assert _one_by_one(title, CTX) == []
+    assert _clear(title, CTX)
+
+
+def test_a_pes_ormc_format_of_another_charset_goes_through_the_rules_one_by_one():
+    """The fast path knows pes-ormc's charsets only (latin-1, SEPA's for the mandate): a
+    format with pes-ormc's rules whose text field has another charset is checked by the
+    rules one by one (not cleared, nor stopped by the fast path), the same problems
+    said."""
+    fields = dict(FMT.fields)
+    fields["debtor.name"] = replace(fields["debtor.name"], charset="ascii")
+    ctx = RuleContext(fmt=replace(FMT, fields=fields), issue_date=RUN)
+    assert {r.id for r in ctx.active} == {r.id for r in CTX.active}
+    assert not ctx.cleared
+    assert check_title(TITLE, ctx) == []
+    long_name = _debtor(name="X" * (CTX.text_limits["debtor.name"][0] + 1))(TITLE)
+    assert [p.rule for p in check_title(long_name, ctx)] == ["pes.text-length"]
+
+
 def test_a_title_the_fast_path_clears_wrongly_is_caught_by_the_cross_check(monkeypatch):
     """``rules._clear`` restates the rules' tests for speed: a rule tightened without it
     would let a title through. With PESGEN_RULES_CROSS_CHECK=1 (conftest sets it for the
