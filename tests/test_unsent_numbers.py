@@ -274,6 +274,25 @@ def test_a_number_moved_past_then_moved_back_to_is_followed_by_pesgen_s_next_fil
         == [(1, 2, None)]
 
 
+def test_numbers_cancelled_in_a_row_then_moved_past_are_each_followed_by_the_next_issued(
+        db_url, tmp_path):
+    """IdBord 1 and 2 cancelled (one run, never sent), then the sequence moved to 12
+    (rôles 3-11 issued by the finance package): what follows IdBord 1 is not IdBord 2,
+    itself cancelled, but 3, issued outside pesgen, and so for IdBord 2: both are moved
+    past, none listed as a gap of pesgen's."""
+    split = split_mapping(tmp_path)
+    r = _export(db_url, split, only(tmp_path, BORDEREAUX[1] + BORDEREAUX[2], "ab.json"),
+                tmp_path / "o", "--create-store")
+    assert r.exit_code == 0, r.output
+    [run] = Store(db_url).list_runs()
+    Store(db_url).cancel(run.id, "wrong term exported, never sent", whole=True)
+    _move(db_url, 12, "rôles 3-11 issued by the finance package")
+    lines, unsent = _show(db_url)
+    assert [(u["id_bord"], u["followed_by"], (u["moved_past"] or {}).get("from"))
+            for u in unsent] == [(1, 3, 3), (2, 3, 3)]
+    assert HEAD not in lines and MOVED_HEAD in lines, lines
+
+
 def test_a_run_cancelled_whole_lists_only_its_bordereaux_never_acknowledged(db_url, tmp_path):
     """A run of IdBord 1-3 whose 1 and 2 the trésorerie rejected (recorded: it received
     them), then cancelled whole: only IdBord 3 is unsent. (The acknowledgements of a
