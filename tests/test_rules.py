@@ -327,6 +327,22 @@ def test_fast_path_clears_a_title_at_every_limit():
     assert _clear(title, CTX)
 
 
+@pytest.mark.parametrize("mutate, key", [
+    (lambda t: replace(t, lines=(replace(t.lines[0], label="COURS Ω"),) + t.lines[1:]),
+     "line.label"),
+    (_account(holder="DUPONT Ω"), "account.holder")])
+def test_a_line_label_or_account_holder_beyond_latin1_is_refused(mutate, key):
+    """A line's label or the account holder holding a character ISO-8859-1 cannot write
+    (Ω) is refused by pes.text-length, as a debtor's name is: the rules' fast path
+    (``rules._clear``) does not clear it."""
+    from pesgen.rules import _clear
+
+    broken = mutate(TITLE)
+    assert not _clear(broken, CTX)
+    assert [p.message for p in check_title(broken, CTX)] == [
+        f"{key} has characters outside ISO-8859-1"]
+
+
 def test_a_pes_ormc_format_of_another_charset_goes_through_the_rules_one_by_one():
     """The fast path knows pes-ormc's charsets only (latin-1, SEPA's for the mandate): a
     format with pes-ormc's rules whose text field has another charset is checked by the
