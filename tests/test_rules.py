@@ -296,8 +296,9 @@ def test_fast_path_is_taken(example_titles):
 
 def test_fast_path_clears_a_title_at_every_limit():
     """A title whose texts are as long as Hélios allows, whose total is the largest
-    amount, NumDette of 15 digits and Per one digit passes every rule: the fast path
-    clears it too (its limits are the rules', not one character short)."""
+    amount, NumDette of 15 digits, Per one digit and the mandate's last sequence type
+    (04) passes every rule: the fast path clears it too (its limits are the rules', not
+    one character short)."""
     from pesgen.checks import MAX_AMOUNT
     from pesgen.rules import _clear
 
@@ -322,6 +323,7 @@ def test_fast_path_clears_a_title_at_every_limit():
                                        locality=full("address.locality", "LIEU "),
                                        city=full("address.city", "VILLE "))),
         mandate=replace(m, rum=full("mandate.rum", "R"), label=full("mandate.label", "LIB "),
+                        sequence="04",
                         account=replace(m.account, holder=full("account.holder", "TIT "))))
     assert _one_by_one(title, CTX) == []
     assert _clear(title, CTX)
