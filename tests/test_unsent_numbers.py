@@ -293,6 +293,25 @@ def test_numbers_cancelled_in_a_row_then_moved_past_are_each_followed_by_the_nex
     assert HEAD not in lines and MOVED_HEAD in lines, lines
 
 
+def test_a_number_two_moves_skipped_names_the_later_move(db_url, tmp_path):
+    """IdBord 1 cancelled; the sequence moved to 12, back to 2 (a mistake), then to 8:
+    IdBord 1 is moved past by the last move (numbers 2-7 issued outside pesgen), the one
+    `numbering show` names, not the first, which no longer says where the sequence is."""
+    a = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][:2], "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    [first] = Store(db_url).list_runs()
+    Store(db_url).cancel(first.id, "wrong term exported, never sent")
+    _move(db_url, 12, "rôles 1-11 issued by the finance package")
+    _move(db_url, 2, "a mistake: rôles 2-7 only")
+    _move(db_url, 8, "rôles 2-7 issued by the finance package")
+    lines, unsent = _show(db_url)
+    assert [(u["id_bord"], u["followed_by"], u["moved_past"]["from"], u["moved_past"]["to"],
+             u["moved_past"]["reason"]) for u in unsent] == [
+        (1, 2, 2, 8, "rôles 2-7 issued by the finance package")]
+    assert lines[-1].endswith(": next 2 -> 8)"), lines
+
+
 def test_a_run_cancelled_whole_lists_only_its_bordereaux_never_acknowledged(db_url, tmp_path):
     """A run of IdBord 1-3 whose 1 and 2 the trésorerie rejected (recorded: it received
     them), then cancelled whole: only IdBord 3 is unsent. (The acknowledgements of a
