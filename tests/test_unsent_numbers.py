@@ -290,7 +290,9 @@ def test_numbers_cancelled_in_a_row_then_moved_past_are_each_followed_by_the_nex
     lines, unsent = _show(db_url)
     assert [(u["id_bord"], u["followed_by"], (u["moved_past"] or {}).get("from"))
             for u in unsent] == [(1, 3, 3), (2, 3, 3)]
-    assert HEAD not in lines and MOVED_HEAD in lines, lines
+    assert HEAD not in lines and lines[-2] == MOVED_HEAD, lines
+    assert lines[-1].startswith(f"    IdBord 1-2  run {run.id}  cancelled "), lines
+    assert "; followed by IdBord 3, issued outside pesgen (moved " in lines[-1], lines
 
 
 def test_a_number_two_moves_skipped_names_the_later_move(db_url, tmp_path):
