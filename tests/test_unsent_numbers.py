@@ -314,6 +314,28 @@ def test_a_number_two_moves_skipped_names_the_later_move(db_url, tmp_path):
     assert lines[-1].endswith(": next 2 -> 8)"), lines
 
 
+def test_a_number_moved_past_is_not_taken_by_a_run_of_another_typbord(db_url, tmp_path):
+    """IdBord 1 of the rôles (TypBord 06) cancelled, their sequence moved to 12: IdBord 2
+    of the titres (TypBord 01, same SIRET, budget and exercise), another numbering, is no
+    run of the rôles' taking the number after it: IdBord 1 is still moved past."""
+    a = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][:2], "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    [first] = Store(db_url).list_runs()
+    Store(db_url).cancel(first.id, "IdBord 1 is the finance package's")
+    _move(db_url, 12, "rôles 2-11 issued by the finance package")
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    for name, part in (("t1.json", BORDEREAUX[2]), ("t2.json", BORDEREAUX[3])):
+        t = _export(db_url, titres, only(tmp_path, part, name), tmp_path / name[:2])
+        assert t.exit_code == 0, t.output
+    assert sorted(r.first_number for r in Store(db_url).list_runs()) == [1, 1, 2]
+    data = run_cli("numbering", "show", "--db", db_url, "--format", "json")
+    assert data.exit_code == 0, data.output
+    unsent = [u for seq in json.loads(data.stdout)["sequences"] for u in seq["unsent"]]
+    assert [(u["id_bord"], u["followed_by"], (u["moved_past"] or {}).get("to"))
+            for u in unsent] == [(1, 2, 12)]
+
+
 def test_a_run_cancelled_whole_lists_only_its_bordereaux_never_acknowledged(db_url, tmp_path):
     """A run of IdBord 1-3 whose 1 and 2 the trésorerie rejected (recorded: it received
     them), then cancelled whole: only IdBord 3 is unsent. (The acknowledgements of a
