@@ -1170,6 +1170,7 @@ def test_link_waiting_for_the_store_says_so_and_gives_up_after_store_lock_timeou
         "recorded: it never asks about this one, which nobody can pay without its link); "
         "the batch stopped there: 1 link(s) made before it (FA-2026-00101), 1 invoice(s) "
         "not sent: FA-2026-00103. Let th"), error
+    assert error.count("the batch stopped there") == 1, error  # said once, not again after
     assert ledger.get_operation(store, id_op) is None and _payment(store) is None
     assert _payment(store, "FA-2026-00101")["status"] == "pending"
     assert id_op not in done.stdout and done.stdout.count("http") == 1
