@@ -575,3 +575,22 @@ def test_a_path_read_by_evaluate_is_what_its_reader_reads(record, group, key):
     if isinstance(expected, str):
         expected = expected.strip() or None
     assert got == expected and type(got) is type(expected) and not ctx.shapes
+
+
+def test_a_path_binding_with_a_default_gives_its_default_for_a_missing_value(tmp_path):
+    """A path binding with a default ({path: payer.address.complement, default: …}) is
+    read by its own reader, which gives the default where the input has no value: not
+    by build._evaluate's reading of a plain path (Binding.keys), which has no default to
+    give and would leave the value out."""
+    from pesgen.build import _Ctx, _evaluate, _stripped
+
+    path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "    complement: payer.address.complement",
+        "    complement: {path: payer.address.complement, default: SANS COMPLEMENT}"))
+    binding = load_mapping(path).bindings["address"]["complement"]
+    assert binding.keys is None
+    for record in ({"payer": {"address": {"city": "Sens"}}}, {"payer": {}}):
+        stripped = _stripped(record)
+        got = _evaluate(_Ctx("export.json:$.invoices[0]"), stripped, {"invoice": stripped},
+                        None, binding)
+        assert got == "SANS COMPLEMENT", record
