@@ -594,3 +594,20 @@ def test_a_path_binding_with_a_default_gives_its_default_for_a_missing_value(tmp
         got = _evaluate(_Ctx("export.json:$.invoices[0]"), stripped, {"invoice": stripped},
                         None, binding)
         assert got == "SANS COMPLEMENT", record
+
+
+def test_a_path_of_four_keys_is_read_to_its_last_key(tmp_path):
+    """build._evaluate reads a path of one to three keys itself (Binding.keys); a longer
+    one (payer.address.more.complement) is its reader's, read to its last key: the
+    value, not the object holding it."""
+    from pesgen.build import _Ctx, _evaluate, _stripped
+
+    path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "    complement: payer.address.complement",
+        "    complement: payer.address.more.complement"))
+    binding = load_mapping(path).bindings["address"]["complement"]
+    assert binding.keys is None
+    record = {"payer": {"address": {"more": {"complement": " BAT B "}}}}
+    stripped = _stripped(record)
+    assert _evaluate(_Ctx("export.json:$.invoices[0]"), stripped, {"invoice": stripped},
+                     None, binding) == "BAT B"
