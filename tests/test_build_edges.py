@@ -550,6 +550,8 @@ def test_a_zero_total_under_refuse_is_refused_with_its_debtor_checked(tmp_path):
     {"payer": {"address": ["1 rue", "Sens"]}},
     {"payer": "Ana Dupont"},
     {"number": {"x": 1}, "payer": {"first_name": ["Ana"], "address": {"city": 3}}},
+    {"number": 0, "payer": {"first_name": 0, "address": {"city": 0}}},
+    {"payer": ["Ana", "Dupont"]},
 ])
 @pytest.mark.parametrize("group, key", [("invoice", "number"), ("payer", "first_name"),
                                         ("address", "city")])
