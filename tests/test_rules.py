@@ -2080,6 +2080,20 @@ def test_mademoiselle_missing_from_the_civility_table_is_told_to_go_as_madame(tm
         "Mademoiselle)")
 
 
+def test_mademoiselle_missing_is_told_to_go_as_the_table_s_madame_written_out(tmp_path):
+    """A codes.civility table whose Madame is written out ('Madame': Mme) is the one
+    'Mlle' is told to go as: its value (Mme), not MME, which a format taking Mme refuses."""
+    table = CIVILITY_TABLE.replace('    "Mlle": MME    # Hélios rejects Mademoiselle\n', "")
+    table = table.replace('    "Mme": MME\n', '    "Madame": Mme\n')
+    mapping = _mapping(tmp_path, subs=((CIVILITY_TABLE, table),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Mlle"
+    [problem] = _refused(tmp_path, [inv], mapping)
+    assert problem.message == ("civility 'Mlle' is not in codes.civility (add it to "
+                               "codes.civility as Madame: 'Mlle': Mme, since Hélios rejects "
+                               "Mademoiselle)")
+
+
 def test_text_overflow_truncate_never_cuts_a_civility(tmp_path):
     """A civility sent as exported (no codes.civility) is a code: cut to Civilite's 10
     characters it is another value (the DGFiP's list is closed); refused, as the RUM."""
