@@ -550,6 +550,8 @@ def test_a_zero_total_under_refuse_is_refused_with_its_debtor_checked(tmp_path):
     {"payer": {"address": ["1 rue", "Sens"]}},
     {"payer": "Ana Dupont"},
     {"number": {"x": 1}, "payer": {"first_name": ["Ana"], "address": {"city": 3}}},
+    {"number": 0, "payer": {"first_name": 0, "address": {"city": 0}}},
+    {"payer": ["Ana", "Dupont"]},
 ])
 @pytest.mark.parametrize("group, key", [("invoice", "number"), ("payer", "first_name"),
                                         ("address", "city")])
@@ -575,3 +577,39 @@ def test_a_path_read_by_evaluate_is_what_its_reader_reads(record, group, key):
     if isinstance(expected, str):
         expected = expected.strip() or None
     assert got == expected and type(got) is type(expected) and not ctx.shapes
+
+
+def test_a_path_binding_with_a_default_gives_its_default_for_a_missing_value(tmp_path):
+    """A path binding with a default ({path: payer.address.complement, default: …}) is
+    read by its own reader, which gives the default where the input has no value: not
+    by build._evaluate's reading of a plain path (Binding.keys), which has no default to
+    give and would leave the value out."""
+    from pesgen.build import _Ctx, _evaluate, _stripped
+
+    path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "    complement: payer.address.complement",
+        "    complement: {path: payer.address.complement, default: SANS COMPLEMENT}"))
+    binding = load_mapping(path).bindings["address"]["complement"]
+    assert binding.keys is None
+    for record in ({"payer": {"address": {"city": "Sens"}}}, {"payer": {}}):
+        stripped = _stripped(record)
+        got = _evaluate(_Ctx("export.json:$.invoices[0]"), stripped, {"invoice": stripped},
+                        None, binding)
+        assert got == "SANS COMPLEMENT", record
+
+
+def test_a_path_of_four_keys_is_read_to_its_last_key(tmp_path):
+    """build._evaluate reads a path of one to three keys itself (Binding.keys); a longer
+    one (payer.address.more.complement) is its reader's, read to its last key: the
+    value, not the object holding it."""
+    from pesgen.build import _Ctx, _evaluate, _stripped
+
+    path, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml", (
+        "    complement: payer.address.complement",
+        "    complement: payer.address.more.complement"))
+    binding = load_mapping(path).bindings["address"]["complement"]
+    assert binding.keys is None
+    record = {"payer": {"address": {"more": {"complement": " BAT B "}}}}
+    stripped = _stripped(record)
+    assert _evaluate(_Ctx("export.json:$.invoices[0]"), stripped, {"invoice": stripped},
+                     None, binding) == "BAT B"

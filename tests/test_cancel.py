@@ -570,6 +570,26 @@ def test_runs_show_lists_the_run_s_invoices_for_every_format(db_url, tmp_path):
                           "    FA-2026-00199       1      1  227.50  active"]
 
 
+def test_runs_show_marks_a_title_without_its_record_in_a_table_that_has_records(db_url,
+                                                                                 tmp_path):
+    """A run whose titles have records but one (its record not kept): the record column
+    stays, that title's cell says '-' (not left blank, read as a record cut off), and the
+    records, texts, are aligned on the left."""
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing.yaml", EXAMPLE,
+                          tmp_path / "a", RUN)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE run_invoices SET record = NULL "
+                             "WHERE invoice = 'FA-2026-00102'"))
+    lines = cli(db_url, "runs", "show", run.run_id[:8], "--invoices").output.splitlines()
+    at = lines.index(f"  invoices    11  (records in {EXAMPLE.resolve()})")
+    assert lines[at + 1:at + 4] == [
+        "    invoice        IdBord  IdPce   NumDette  amount  status  record",
+        "    FA-2026-00101       1      1  202600101  282.75  active  $.invoices[0]",
+        "    FA-2026-00102       1      2  202600102  187.50  active  -"]
+    assert lines[-1].endswith("  active  $.invoices[11]")
+
+
 def test_store_copy_keeps_the_cancelled_bordereaux(db_url, tmp_path):
     from pesgen.store import copy_store
 

@@ -145,6 +145,35 @@ def test_each_bordereau_s_files_hold_its_titles_and_an_empty_one_is_skipped(tmp_
     assert (out / "WTAMC001_TSOL_2.txt").read_bytes().count(b"\r\n") == 1
 
 
+def test_the_lines_of_a_bordereau_s_pieces_are_counted_from_the_spool_and_never_from_a_cut():
+    """A problem found in a written file names its piece from the lines each piece of
+    the bordereau's body takes, counted from the spool file once it is found
+    (``_counted_lines``, the pieces' sizes kept as they were spooled): each piece's first
+    and last lines; a spool file ending within the body (truncated under pesgen) raises an
+    input/output error naming the byte it ends at, never lines counted from what is
+    left."""
+    from array import array
+
+    from pesgen.export import _counted_lines
+
+    pieces = [b"<P>one</P>\n", b"<P>two\nlines</P>\n", b"<P>three</P>\n"]
+    with tempfile.TemporaryFile() as spool:
+        spool.write(b"<Head/>\n")
+        segment = _Segment(spool, spool.tell(), spool.tell())
+        for piece in pieces:
+            segment.write(piece)
+        sizes = array("q", map(len, pieces))
+        lines = _counted_lines(segment, sizes)
+        assert (list(lines.firsts), list(lines.lasts)) == ([1, 2, 4], [1, 3, 4])
+        assert lines.piece_of(3) == 1 and lines.piece_of(4) == 2
+        spool.truncate(segment.start + len(pieces[0]) + 5)
+        with pytest.raises(OSError) as info:
+            _counted_lines(segment, sizes)
+    assert info.value.errno == errno.EIO
+    assert info.value.strerror == ("the spool file ends at byte 24, within a bordereau's "
+                                   "body (bytes 8 to 49)")
+
+
 def test_a_spool_file_shorter_than_its_bordereau_s_body_is_an_error_not_a_short_file():
     """A bordereau's segment read back from a spool file that ends before the segment
     does (a spool truncated under pesgen: the disk, another process) raises an

@@ -950,6 +950,16 @@ def test_payments_as_text_gives_a_line_an_invoice_for_a_person(world):
     assert code == 2 and "--format must be csv, json or text, got 'yaml'" in err, err
 
 
+def test_payments_refuses_a_format_it_does_not_write():
+    """`payfip payments --format` takes csv, json or text, as written: a near spelling
+    ('txt', 'CSV') is refused (exit 2) naming the three, never read as one of them nor
+    given as the CSV default, which the school software would import."""
+    for fmt in ("txt", "CSV", "Text"):
+        code, out, err = _run("payfip", "payments", "--format", fmt)
+        assert code == 2 and out == "", (fmt, out)
+        assert f"--format must be csv, json or text, got '{fmt}'" in err, err
+
+
 def test_runs_find_says_the_invoices_payfip_status(world):
     """"A family says it paid": `runs find` gave the title and its Hélios status, the
     PayFiP state needing `payfip payments --invoice`. A line under the invoice's title says

@@ -1046,6 +1046,37 @@ def test_reconcile_waiting_for_the_store_says_so_and_gives_up_after_store_lock_t
 
 
 
+def test_reconcile_giving_up_at_the_second_operation_says_the_first_is_done(
+        flow, store, monkeypatch):
+    """On PostgreSQL a sweep that records the first open operation, then gives up
+    waiting for the rows of the second (another session holds its invoice's payment), says
+    that the one before it is done, as listed (exit 7): the first is recorded, paid, and
+    only the second (paid too) is left as it was."""
+    from pesgen.errors import ExitCode
+
+    from .conftest import run_cli
+
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the store's lock holds the first operation up too")
+    flow.control("notifications", {"enabled": False})  # left for the sweep
+    first = flow.link("FA-2026-00102", mode="W")
+    assert flow.pay(first, "card").status_code == 200
+    second = flow.link("FA-2026-00103", mode="W")
+    assert flow.pay(second, "card").status_code == 200
+    monkeypatch.setenv("PESGEN_STORE_LOCK_TIMEOUT", "3")
+    with _store_held(store, "SELECT id FROM payfip_payments WHERE invoice = :i FOR UPDATE",
+                     params={"i": "FA-2026-00103"}):
+        done = run_cli("payfip", "reconcile", "--db", store.url)
+    assert done.exit_code == ExitCode.STATE, (done.stdout, done.stderr)
+    assert done.stdout.startswith(f"{first.id_op}  FA-2026-00102  recorded, now paid")
+    error = done.stderr.splitlines()[-1]
+    assert ("payfip reconcile stopped waiting: nothing changed for the operation it was "
+            "recording nor for those after it; the 1 operation(s) before it are done, as "
+            "listed. Let th") in error, error
+    assert ledger.get_operation(store, first.id_op)["status"] != "pending"
+    assert ledger.get_operation(store, second.id_op)["status"] == "pending"  # as it was
+
+
 @contextmanager
 def _store_held(store, statement: str, params: dict | None = None,
                 after: float = 12) -> Iterator[None]:
@@ -1140,6 +1171,7 @@ def test_link_waiting_for_the_store_says_so_and_gives_up_after_store_lock_timeou
         "recorded: it never asks about this one, which nobody can pay without its link); "
         "the batch stopped there: 1 link(s) made before it (FA-2026-00101), 1 invoice(s) "
         "not sent: FA-2026-00103. Let th"), error
+    assert error.count("the batch stopped there") == 1, error  # said once, not again after
     assert ledger.get_operation(store, id_op) is None and _payment(store) is None
     assert _payment(store, "FA-2026-00101")["status"] == "pending"
     assert id_op not in done.stdout and done.stdout.count("http") == 1

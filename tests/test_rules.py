@@ -294,6 +294,72 @@ def test_fast_path_is_taken(example_titles):
     assert not RuleContext(fmt=find_format("pes-titres"), issue_date=RUN).cleared
 
 
+def test_fast_path_clears_a_title_at_every_limit():
+    """A title whose texts are as long as Hélios allows, whose total is the largest
+    amount, NumDette of 15 digits, Per one digit and the mandate's last sequence type
+    (04) passes every rule: the fast path clears it too (its limits are the rules', not
+    one character short)."""
+    from pesgen.checks import MAX_AMOUNT
+    from pesgen.rules import _clear
+
+    most = {key: limit for key, (limit, _charset) in CTX.text_limits.items()}
+
+    def full(key: str, value: str) -> str:
+        return (value * most[key])[:most[key]]
+
+    t = TITLE
+    a, m = t.debtor.address, t.mandate
+    title = replace(
+        t, object=full("title.object", "OBJET "), debt_number="9" * 15, period="9",
+        total=MAX_AMOUNT,
+        lines=(replace(t.lines[0], amount=MAX_AMOUNT - Decimal("0.01"),
+                       label=full("line.label", "COURS ")),
+               replace(t.lines[1], amount=Decimal("0.01"))),
+        debtor=replace(t.debtor, name=full("debtor.name", "DUPONT "),
+                       complement_name=full("debtor.complement_name", "CHEZ "),
+                       ref=full("debtor.ref", "F"),
+                       address=replace(a, street=full("address.street", "RUE "),
+                                       complement=full("address.complement", "BAT "),
+                                       locality=full("address.locality", "LIEU "),
+                                       city=full("address.city", "VILLE "))),
+        mandate=replace(m, rum=full("mandate.rum", "R"), label=full("mandate.label", "LIB "),
+                        sequence="04",
+                        account=replace(m.account, holder=full("account.holder", "TIT "))))
+    assert _one_by_one(title, CTX) == []
+    assert _clear(title, CTX)
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda t: replace(t, lines=(replace(t.lines[0], label="COURS Ω"),) + t.lines[1:]),
+     "line.label"),
+    (_account(holder="DUPONT Ω"), "account.holder")])
+def test_a_line_label_or_account_holder_beyond_latin1_is_refused(mutate, key):
+    """A line's label or the account holder holding a character ISO-8859-1 cannot write
+    (Ω) is refused by pes.text-length, as a debtor's name is: the rules' fast path
+    (``rules._clear``) does not clear it."""
+    from pesgen.rules import _clear
+
+    broken = mutate(TITLE)
+    assert not _clear(broken, CTX)
+    assert [p.message for p in check_title(broken, CTX)] == [
+        f"{key} has characters outside ISO-8859-1"]
+
+
+def test_a_pes_ormc_format_of_another_charset_goes_through_the_rules_one_by_one():
+    """The fast path knows pes-ormc's charsets only (latin-1, SEPA's for the mandate): a
+    format with pes-ormc's rules whose text field has another charset is checked by the
+    rules one by one (not cleared, nor stopped by the fast path), the same problems
+    said."""
+    fields = dict(FMT.fields)
+    fields["debtor.name"] = replace(fields["debtor.name"], charset="ascii")
+    ctx = RuleContext(fmt=replace(FMT, fields=fields), issue_date=RUN)
+    assert {r.id for r in ctx.active} == {r.id for r in CTX.active}
+    assert not ctx.cleared
+    assert check_title(TITLE, ctx) == []
+    long_name = _debtor(name="X" * (CTX.text_limits["debtor.name"][0] + 1))(TITLE)
+    assert [p.rule for p in check_title(long_name, ctx)] == ["pes.text-length"]
+
+
 def test_a_title_the_fast_path_clears_wrongly_is_caught_by_the_cross_check(monkeypatch):
     """``rules._clear`` restates the rules' tests for speed: a rule tightened without it
     would let a title through. With PESGEN_RULES_CROSS_CHECK=1 (conftest sets it for the
@@ -2012,6 +2078,20 @@ def test_mademoiselle_missing_from_the_civility_table_is_told_to_go_as_madame(tm
         "codes.civility", "civility 'Mlle' is not in codes.civility (add it to "
         f"codes.civility as Madame: 'Mlle': {sent or 'MME'}, since Hélios rejects "
         "Mademoiselle)")
+
+
+def test_mademoiselle_missing_is_told_to_go_as_the_table_s_madame_written_out(tmp_path):
+    """A codes.civility table whose Madame is written out ('Madame': Mme) is the one
+    'Mlle' is told to go as: its value (Mme), not MME, which a format taking Mme refuses."""
+    table = CIVILITY_TABLE.replace('    "Mlle": MME    # Hélios rejects Mademoiselle\n', "")
+    table = table.replace('    "Mme": MME\n', '    "Madame": Mme\n')
+    mapping = _mapping(tmp_path, subs=((CIVILITY_TABLE, table),))
+    inv = _invoice("FA-2026-00101")
+    inv["payer"]["title"] = "Mlle"
+    [problem] = _refused(tmp_path, [inv], mapping)
+    assert problem.message == ("civility 'Mlle' is not in codes.civility (add it to "
+                               "codes.civility as Madame: 'Mlle': Mme, since Hélios rejects "
+                               "Mademoiselle)")
 
 
 def test_text_overflow_truncate_never_cuts_a_civility(tmp_path):

@@ -274,6 +274,68 @@ def test_a_number_moved_past_then_moved_back_to_is_followed_by_pesgen_s_next_fil
         == [(1, 2, None)]
 
 
+def test_numbers_cancelled_in_a_row_then_moved_past_are_each_followed_by_the_next_issued(
+        db_url, tmp_path):
+    """IdBord 1 and 2 cancelled (one run, never sent), then the sequence moved to 12
+    (rôles 3-11 issued by the finance package): what follows IdBord 1 is not IdBord 2,
+    itself cancelled, but 3, issued outside pesgen, and so for IdBord 2: both are moved
+    past, none listed as a gap of pesgen's."""
+    split = split_mapping(tmp_path)
+    r = _export(db_url, split, only(tmp_path, BORDEREAUX[1] + BORDEREAUX[2], "ab.json"),
+                tmp_path / "o", "--create-store")
+    assert r.exit_code == 0, r.output
+    [run] = Store(db_url).list_runs()
+    Store(db_url).cancel(run.id, "wrong term exported, never sent", whole=True)
+    _move(db_url, 12, "rôles 3-11 issued by the finance package")
+    lines, unsent = _show(db_url)
+    assert [(u["id_bord"], u["followed_by"], (u["moved_past"] or {}).get("from"))
+            for u in unsent] == [(1, 3, 3), (2, 3, 3)]
+    assert HEAD not in lines and lines[-2] == MOVED_HEAD, lines
+    assert lines[-1].startswith(f"    IdBord 1-2  run {run.id}  cancelled "), lines
+    assert "; followed by IdBord 3, issued outside pesgen (moved " in lines[-1], lines
+
+
+def test_a_number_two_moves_skipped_names_the_later_move(db_url, tmp_path):
+    """IdBord 1 cancelled; the sequence moved to 12, back to 2 (a mistake), then to 8:
+    IdBord 1 is moved past by the last move (numbers 2-7 issued outside pesgen), the one
+    `numbering show` names, not the first, which no longer says where the sequence is."""
+    a = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][:2], "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    [first] = Store(db_url).list_runs()
+    Store(db_url).cancel(first.id, "wrong term exported, never sent")
+    _move(db_url, 12, "rôles 1-11 issued by the finance package")
+    _move(db_url, 2, "a mistake: rôles 2-7 only")
+    _move(db_url, 8, "rôles 2-7 issued by the finance package")
+    lines, unsent = _show(db_url)
+    assert [(u["id_bord"], u["followed_by"], u["moved_past"]["from"], u["moved_past"]["to"],
+             u["moved_past"]["reason"]) for u in unsent] == [
+        (1, 2, 2, 8, "rôles 2-7 issued by the finance package")]
+    assert lines[-1].endswith(": next 2 -> 8)"), lines
+
+
+def test_a_number_moved_past_is_not_taken_by_a_run_of_another_typbord(db_url, tmp_path):
+    """IdBord 1 of the rôles (TypBord 06) cancelled, their sequence moved to 12: IdBord 2
+    of the titres (TypBord 01, same SIRET, budget and exercise), another numbering, is no
+    run of the rôles' taking the number after it: IdBord 1 is still moved past."""
+    a = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][:2], "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    [first] = Store(db_url).list_runs()
+    Store(db_url).cancel(first.id, "IdBord 1 is the finance package's")
+    _move(db_url, 12, "rôles 2-11 issued by the finance package")
+    titres = MAPPINGS / "villeneuve-sur-loing-titres.yaml"
+    for name, part in (("t1.json", BORDEREAUX[2]), ("t2.json", BORDEREAUX[3])):
+        t = _export(db_url, titres, only(tmp_path, part, name), tmp_path / name[:2])
+        assert t.exit_code == 0, t.output
+    assert sorted(r.first_number for r in Store(db_url).list_runs()) == [1, 1, 2]
+    data = run_cli("numbering", "show", "--db", db_url, "--format", "json")
+    assert data.exit_code == 0, data.output
+    unsent = [u for seq in json.loads(data.stdout)["sequences"] for u in seq["unsent"]]
+    assert [(u["id_bord"], u["followed_by"], (u["moved_past"] or {}).get("to"))
+            for u in unsent] == [(1, 2, 12)]
+
+
 def test_a_run_cancelled_whole_lists_only_its_bordereaux_never_acknowledged(db_url, tmp_path):
     """A run of IdBord 1-3 whose 1 and 2 the trésorerie rejected (recorded: it received
     them), then cancelled whole: only IdBord 3 is unsent. (The acknowledgements of a
