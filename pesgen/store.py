@@ -2813,17 +2813,6 @@ class Store:
                 out.setdefault(r.id_bord, {})[r.id_pce] = (r.invoice, record, r.line_count)
         return out
 
-    def bordereaux_records(self, run_id: str, id_bords: Collection[int]
-                           ) -> dict[int, dict[int, str]]:
-        """The input record of each title of several bordereaux of a run, {IdBord: {IdPce:
-        record}} (``bordereaux_titles``' records); a title without one is absent."""
-        out: dict[int, dict[int, str]] = {}
-        for id_bord, pieces in self.bordereaux_titles(run_id, id_bords).items():
-            kept = {id_pce: record for id_pce, (_, record, _n) in pieces.items() if record}
-            if kept:
-                out[id_bord] = kept
-        return out
-
     def bordereaux(self, conn: Connection, run_id: str) -> list[Bordereau]:
         """A run's bordereaux, by IdBord: titles, total and first file, and whether each
         is cancelled (a row of cancelled_bordereaux, or its run cancelled)."""

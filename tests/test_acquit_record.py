@@ -684,8 +684,8 @@ def test_a_csv_input_s_record_is_its_row(db_url, tmp_path):
                           EXAMPLES / "school-export.csv", tmp_path / "out", RUN)
     rows = _piece_records(db_url)
     assert rows[0][2] == "2" and all(r[2] and r[2].isdigit() for r in rows), rows
-    assert Store(db_url).bordereaux_records(run.run_id, [1])[1][1] == \
-        f"{(EXAMPLES / 'school-export.csv').resolve()}:2"
+    assert Store(db_url).bordereaux_titles(run.run_id, [1])[1][1][:2] == (
+        "FA-2026-00101", f"{(EXAMPLES / 'school-export.csv').resolve()}:2")
 
 
 def test_a_schema_18_store_gets_the_column_its_runs_none(db_url, tmp_path, monkeypatch):

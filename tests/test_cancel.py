@@ -584,9 +584,9 @@ def test_runs_show_marks_a_title_without_its_record_in_a_table_that_has_records(
     lines = cli(db_url, "runs", "show", run.run_id[:8], "--invoices").output.splitlines()
     at = lines.index(f"  invoices    11  (records in {EXAMPLE.resolve()})")
     assert lines[at + 1:at + 4] == [
-        "    invoice        IdBord  IdPce   NumDette  amount  status  record",
-        "    FA-2026-00101       1      1  202600101  282.75  active  $.invoices[0]",
-        "    FA-2026-00102       1      2  202600102  187.50  active  -"]
+        "    invoice        IdBord  IdPce   NumDette  amount  lines  status  record",
+        "    FA-2026-00101       1      1  202600101  282.75      3  active  $.invoices[0]",
+        "    FA-2026-00102       1      2  202600102  187.50      2  active  -"]
     assert lines[-1].endswith("  active  $.invoices[11]")
 
 
