@@ -193,6 +193,25 @@ def run_cli(*args: str | Path):
     return result
 
 
+def bundle_edited(tmp_path: Path, fmt: str, file: str, old: str, new: str
+                  ) -> tuple[Path, int]:
+    """The shipped bundle ``fmt`` copied into tmp_path/fmts (once: a second edit of the
+    same bundle edits the copy) with ``old`` (once in its ``file``) made ``new``: the
+    folder, and the line of ``file`` edited."""
+    import shutil
+
+    from pesgen.formats import find_format
+
+    fmts = tmp_path / "fmts"
+    if not (fmts / fmt).exists():
+        shutil.copytree(Path(find_format(fmt).folder), fmts / fmt)
+    path = fmts / fmt / file
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return fmts, text[:text.index(old)].count("\n") + 1
+
+
 def example_with_two_input_errors(folder: Path, name: str = "school-export.json") -> Path:
     """The example export with two input errors, written as ``folder/name``: the first
     invoice's IBAN fails its checksum (sepa.iban), the third's second line has an

@@ -5,19 +5,10 @@ branch the fixture does not take is checked too."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 from pesgen.errors import ExitCode
-from pesgen.formats import find_format
 
-from .conftest import run_cli
-
-
-def _copy(tmp_path: Path, fmt: str) -> Path:
-    fmts = tmp_path / "fmts"
-    shutil.copytree(Path(find_format(fmt).folder), fmts / fmt)
-    return fmts
+from .conftest import bundle_edited, run_cli
 
 
 def test_a_branch_the_fixture_does_not_take_is_validated_against_the_xsd(tmp_path):
@@ -25,13 +16,8 @@ def test_a_branch_the_fixture_does_not_take_is_validated_against_the_xsd(tmp_pat
     writing TitCpteDiff 'true' there (pesgen's XSD takes 0 or 1) passed check-format,
     its expected/ files valid and rendered byte for byte. The sample titles' files are
     now validated: exit 6, naming the sample title, XPath and template line."""
-    fmts = _copy(tmp_path, "pes-ormc")
-    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
-    text = template.read_text(encoding="utf-8")
-    old = '<TitCpteDiff V="1"/>'
-    assert text.count(old) == 1
-    line = text[:text.index(old)].count("\n") + 1
-    template.write_text(text.replace(old, '<TitCpteDiff V="true"/>'), encoding="utf-8")
+    fmts, line = bundle_edited(tmp_path, "pes-ormc", "pes-aller.xml.j2",
+                               '<TitCpteDiff V="1"/>', '<TitCpteDiff V="true"/>')
     r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT, r.output
     assert "rendered on check-mapping's sample titles with the fixture's mapping, are " \
@@ -57,16 +43,9 @@ def test_with_the_dgfip_package_the_sample_files_are_validated_against_it(
     XSD of its own (the package its only check) writing an attribute the package
     refuses in a branch the fixture does not take passed (the package is needed: such a
     bundle is refused without it, exit 2, as at export). Exit 6, rule xsd.dgfip."""
-    fmts = _copy(tmp_path, "pes-ormc")
-    spec = fmts / "pes-ormc" / "format.yaml"
-    text = spec.read_text(encoding="utf-8")
-    assert text.count("    xsd: pes-ormc/pes-ormc.xsd\n") == 1
-    spec.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
-    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
-    text = template.read_text(encoding="utf-8")
-    old = '<TitCpteDiff V="1"/>'
-    line = text[:text.index(old)].count("\n") + 1
-    template.write_text(text.replace(old, '<TitCpteDiff V="1" X="1"/>'), encoding="utf-8")
+    bundle_edited(tmp_path, "pes-ormc", "format.yaml", "    xsd: pes-ormc/pes-ormc.xsd\n", "")
+    fmts, line = bundle_edited(tmp_path, "pes-ormc", "pes-aller.xml.j2",
+                               '<TitCpteDiff V="1"/>', '<TitCpteDiff V="1" X="1"/>')
     r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts, "--official-xsd",
                 official_xsd)
     assert r.exit_code == ExitCode.OUTPUT, r.output

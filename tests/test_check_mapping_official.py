@@ -5,32 +5,21 @@ configuration file's official_xsd), said as export says it."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from pesgen.config import _load
 from pesgen.errors import ExitCode
-from pesgen.formats import find_format
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, bundle_edited, run_cli
 
 
 def _own_xsd_dropped(tmp_path: Path) -> tuple[Path, int]:
     """pes-ormc copied with no XSD of its own (a PES bundle the DGFiP package alone
     checks) and its piece writing TypPce before IdPce: the folder, the template line."""
-    fmts = tmp_path / "fmts"
-    shutil.copytree(Path(find_format("pes-ormc").folder), fmts / "pes-ormc")
-    spec = fmts / "pes-ormc" / "format.yaml"
-    text = spec.read_text(encoding="utf-8")
-    assert text.count("    xsd: pes-ormc/pes-ormc.xsd\n") == 1
-    spec.write_text(text.replace("    xsd: pes-ormc/pes-ormc.xsd\n", ""), encoding="utf-8")
-    template = fmts / "pes-ormc" / "pes-aller.xml.j2"
-    text = template.read_text(encoding="utf-8")
-    old = '<IdPce V="{{ t.number }}"/><TypPce V="15"/>'
-    assert text.count(old) == 1
-    template.write_text(text.replace(old, '<TypPce V="15"/><IdPce V="{{ t.number }}"/>'),
-                        encoding="utf-8")
-    return fmts, text[:text.index(old)].count("\n") + 1
+    bundle_edited(tmp_path, "pes-ormc", "format.yaml", "    xsd: pes-ormc/pes-ormc.xsd\n", "")
+    return bundle_edited(tmp_path, "pes-ormc", "pes-aller.xml.j2",
+                         '<IdPce V="{{ t.number }}"/><TypPce V="15"/>',
+                         '<TypPce V="15"/><IdPce V="{{ t.number }}"/>')
 
 
 def test_check_mapping_validates_against_the_dgfip_package(tmp_path, official_xsd):

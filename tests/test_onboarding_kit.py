@@ -19,7 +19,7 @@ from pesgen.formats import FieldLimit, find_format, load_format
 from pesgen.mapping import load_mapping
 from pesgen.resources import data_dir
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, bundle_edited, run_cli
 from .mapping_support import mapping_copy
 
 INPUT = EXAMPLES / "school-export.json"
@@ -511,21 +511,6 @@ def test_a_made_up_value_of_the_sample_is_not_held_to_the_layout(tmp_path):
         "optional part)) (rule layout.required)"], said
 
 
-def _bundle_edited(tmp_path: Path, fmt: str, template: str, old: str, new: str
-                   ) -> tuple[Path, int]:
-    """The shipped bundle ``fmt`` copied into tmp_path/fmts with ``old`` (once in its
-    ``template``) made ``new``: the folder, and the template line edited."""
-    import shutil
-
-    fmts = tmp_path / "fmts"
-    shutil.copytree(Path(find_format(fmt).folder), fmts / fmt)
-    path = fmts / fmt / template
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return fmts, text[:text.index(old)].count("\n") + 1
-
-
 @pytest.mark.parametrize("fmt, template, mapping, old, new, words", [
     # a value the template writes itself, refused by the bundle's own XSD
     ("cosoluce-corail", "corail.xml.j2", "villeneuve-sur-loing-corail.yaml",
@@ -548,7 +533,7 @@ def test_check_mapping_validates_its_sample_titles_files_against_the_xsd(
     the dry run with real data. It now validates them as an export does, with its
     words, line and XPath (exit 6), and names the template line that wrote the
     refused line, which the export does not."""
-    fmts, line = _bundle_edited(tmp_path, fmt, template, old, new)
+    fmts, line = bundle_edited(tmp_path, fmt, template, old, new)
     r = _run("check-mapping", MAPPINGS / mapping, "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT, r.stderr
     assert f"the files of format {fmt}, rendered on the sample titles, are refused by " \
@@ -607,7 +592,7 @@ def test_an_element_written_only_with_its_bound_value_is_not_wanted_of_the_sampl
     structure (the next element not expected), where an export whose mapping binds
     the label gives one. Not said when the element is a bound value's place; said when
     the mapping binds none, as every line without a label would be refused."""
-    fmts, line = _bundle_edited(
+    fmts, line = bundle_edited(
         tmp_path, "cosoluce-corail", "corail.xml.j2",
         '<ASAPLibelleLigne V="{{ ln.label or t.object or "" }}"/>',
         '{% if ln.label %}<ASAPLibelleLigne V="{{ ln.label }}"/>{% endif %}')

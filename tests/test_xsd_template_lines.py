@@ -6,7 +6,6 @@ on the error path only."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,7 @@ from pesgen.errors import ExitCode
 from pesgen.export import Exporter
 from pesgen.formats import find_format
 
-from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, run_cli
-
-
-def _edited(tmp_path: Path, fmt: str, template: str, old: str, new: str) -> tuple[Path, int]:
-    """The shipped bundle ``fmt`` copied into tmp_path/fmts with ``old`` (once in its
-    ``template``) made ``new``: the folder, and the template line edited."""
-    fmts = tmp_path / "fmts"
-    shutil.copytree(Path(find_format(fmt).folder), fmts / fmt)
-    path = fmts / fmt / template
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return fmts, text[:text.index(old)].count("\n") + 1
+from .conftest import EXAMPLES, MAPPINGS, RUN_DATE, bundle_edited, run_cli
 
 
 def _dry_run(tmp_path: Path, mapping: str, fmts: Path, *more: str | Path):
@@ -70,7 +57,7 @@ def test_an_export_refused_by_its_xsd_names_the_template_line(
     """The export said the file's line and XPath of an XSD's refusal, never which line
     of the template wrote it (a layout's problem names it): a technician writing a
     template looked for it by hand. Each refusal now names it, in text and JSON."""
-    fmts, line = _edited(tmp_path, fmt, template, old, new)
+    fmts, line = bundle_edited(tmp_path, fmt, template, old, new)
     r = _dry_run(tmp_path, mapping, fmts)
     assert r.exit_code == ExitCode.OUTPUT, r.stderr
     said = [ln for ln in r.stderr.splitlines() if words in ln]
@@ -89,7 +76,7 @@ def test_an_export_refused_by_its_xsd_names_the_template_line(
 def test_the_dgfip_xsd_s_refusal_names_the_template_line(tmp_path, official_xsd):
     """--official-xsd: the DGFiP package's refusals (xsd.dgfip) name it too."""
     fmt, template, mapping, old, new, _ = CASES[1]
-    fmts, line = _edited(tmp_path, fmt, template, old, new)
+    fmts, line = bundle_edited(tmp_path, fmt, template, old, new)
     r = _dry_run(tmp_path, mapping, fmts, "--official-xsd", official_xsd)
     assert r.exit_code == ExitCode.OUTPUT, r.stderr
     said = [ln for ln in r.stderr.splitlines() if ln.endswith("(rule xsd.dgfip)")]
@@ -101,7 +88,7 @@ def test_a_piece_rendered_otherwise_again_names_no_template_line(tmp_path, monke
     render, its marks taken out, is not the file's piece (a title built otherwise: the
     input changed since), nothing is named rather than another title's line."""
     fmt, template, mapping, old, new, words = CASES[1]
-    fmts, line = _edited(tmp_path, fmt, template, old, new)
+    fmts, line = bundle_edited(tmp_path, fmt, template, old, new)
     again = Exporter._titles_again
 
     def shifted(self, input_path, wanted):
@@ -123,7 +110,7 @@ def test_an_input_unreadable_again_leaves_the_refusal_as_it_is(tmp_path, monkeyp
     import pesgen.export
 
     fmt, template, mapping, old, new, words = CASES[1]
-    fmts, _ = _edited(tmp_path, fmt, template, old, new)
+    fmts, _ = bundle_edited(tmp_path, fmt, template, old, new)
     reads = []
     first = pesgen.export.read_invoices
 
