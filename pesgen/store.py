@@ -2880,7 +2880,7 @@ class Store:
         # grace; a wait given up rolls the cancellation back, run again
         return self.waits_for_rows(partial(
             self._cancel, full, reason, bordereaux, whole, despite_payments,
-            annulled_by_tresorerie, as_recorded), f"the row of run {full}")
+            annulled_by_tresorerie, as_recorded), _run_rows(full), holder=RUN_HOLDER)
 
     def _cancel(self, full: str, reason: str, bordereaux: Collection[int] | None,
                 whole: bool, despite_payments: bool, annulled_by_tresorerie: bool,
@@ -3050,7 +3050,7 @@ class Store:
         # waited for as ``cancel`` waits for the run's row
         return self.waits_for_rows(partial(
             self._reinstate, full, reason, bordereaux, whole, by, as_recorded),
-            f"the row of run {full}")
+            _run_rows(full), holder=RUN_HOLDER)
 
     def _reinstate(self, full: str, reason: str, bordereaux: Collection[int] | None,
                    whole: bool, by: str, as_recorded: dict[str, Any]) -> Reinstatement:
@@ -3722,6 +3722,16 @@ _ACK_LOCK = 74657348
 ACK_LOCK_ROWS = "the acknowledgements' lock"
 ACK_LOCK_HOLDER = ("a `payfip link` recording its operation, `runs cancel` or `runs "
                    "reinstate`, another `acquit --record`, or another program's session")
+# what a cancellation's or reinstatement's wait says (_locked_run takes the
+# acknowledgements' lock, then the run's row: either may be the one waited for)
+RUN_HOLDER = ("a `payfip link` or payment being recorded for one of its invoices, "
+              "another `runs cancel` or `runs reinstate`, an `acquit --record`, or another "
+              "program's session")
+
+
+def _run_rows(run_id: str) -> str:
+    """What a cancellation or reinstatement of ``run_id`` waits for (``_locked_run``)."""
+    return f"the row of run {run_id} or {ACK_LOCK_ROWS}"
 
 
 def lock_acknowledgements(conn: Connection, shared: bool = False) -> None:

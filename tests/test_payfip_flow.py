@@ -1271,8 +1271,9 @@ def test_runs_cancel_waiting_for_the_store_says_so_and_gives_up_after_store_lock
     took = time.monotonic() - started
     assert done.exit_code == ExitCode.STATE, (done.stdout, done.stderr)
     assert took < 10, took
-    rows = (f"the row of run {run} in the state store (a pesgen command recording for the "
-            "same invoice, or another program's session)")
+    rows = (f"the row of run {run} or the acknowledgements' lock in the state store (a "
+            "`payfip link` or payment being recorded for one of its invoices, another `runs "
+            "cancel` or `runs reinstate`, an `acquit --record`, or another program's session)")
     waited, error, *rest = done.stderr.splitlines()
     assert waited == ("waiting for the state store: "
                       + (f"another transaction holds {rows}" if postgresql
