@@ -213,29 +213,29 @@ class RunInvoices:
             yield inv, id_bord, piece, None if debt is None else debt_key(debt), amount
 
     def __getitem__(self, index: slice) -> list[tuple[str, int, int, str | None, Decimal]]:
-        if not isinstance(index, slice) or index.step not in (None, 1):
-            raise TypeError("RunInvoices take a slice (start:stop) only")
-        start, stop, _ = index.indices(len(self))
         out: list[tuple[str, int, int, str | None, Decimal]] = []
-        base = 0
-        for id_bord, titles in self._parts:
-            n = len(titles)
-            first, last = max(start - base, 0), min(stop - base, n)
-            if first < last:
-                out.extend(self._rows(id_bord, titles, first, last))
-            base += n
+        for id_bord, titles, first, last in self._spans(index):
+            out.extend(self._rows(id_bord, titles, first, last))
         return out
 
     def line_counts(self, index: slice) -> list[int | None]:
         """Each title's number of lines (``TitleFigures.line_counts``), of the titles
         ``[index]`` gives, in the same order."""
-        start, stop, _ = index.indices(len(self))
         out: list[int | None] = []
+        for _id_bord, titles, first, last in self._spans(index):
+            out.extend(titles.line_counts(first, last))
+        return out
+
+    def _spans(self, index: slice) -> Iterator[tuple[int, TitleFigures, int, int]]:
+        """The titles ``[index]`` gives, as each bordereau's (IdBord, its figures, first,
+        stop) holding some of them, in order."""
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("RunInvoices take a slice (start:stop) only")
+        start, stop, _ = index.indices(len(self))
         base = 0
-        for _id_bord, titles in self._parts:
+        for id_bord, titles in self._parts:
             n = len(titles)
             first, last = max(start - base, 0), min(stop - base, n)
             if first < last:
-                out.extend(titles.line_counts(first, last))
+                yield id_bord, titles, first, last
             base += n
-        return out
