@@ -1112,6 +1112,12 @@ class ElementReport:
             out += [f"{code(x)} ({where}, {ln.said})" for ln in p.lines for x in ln.errors]
         return out
 
+    def _titles_shown(self, db: str | None, how: str) -> str:
+        """``; `pesgen runs show RUN --invoices` lists the run's titles HOW`` for the run
+        the element is tied to ("" when none)."""
+        return "".join(f"; `pesgen runs show {r.run_id} --invoices{_db_option(db)}` lists "
+                       f"the run's titles {how}" for r in self.found[:1])
+
     def to_check(self, db: str | None = None, reading: bool = False) -> ToCheck | None:
         """What of this element is not all fine, a rejection aside (None: nothing):
         an acceptance with errors, an acceptance pesgen cannot tie, an identifier the
@@ -1142,12 +1148,12 @@ class ElementReport:
             reasons.append("unidentified")
             said.append("left empty or out by the acquit, never guessed: "
                         + ", ".join(self.unidentified))
-        if self.no_such_pieces:
+        if pieces := self.no_such_pieces:
             reasons.append("no-such-piece")
-            said += self.no_such_pieces
-        if self.no_such_lines:
+            said += pieces
+        if lines := self.no_such_lines:
             reasons.append("no-such-line")
-            said += self.no_such_lines
+            said += lines
         cancelled = self.cancelled_acceptance
         if cancelled is not None:
             reasons.append("accepted-cancelled")
@@ -1174,16 +1180,12 @@ class ElementReport:
                          "guess (docs/state.md, Identifiers left empty)")
         if "no-such-piece" in reasons:
             # the bordereau is known, the title is not: never put on another title
-            shows = "".join(f"; `pesgen runs show {r.run_id} --invoices{_db_option(db)}` "
-                            "lists the run's titles by IdBord and IdPce" for r in self.found[:1])
             steps.append("ask the trésorerie which title its error is about: pesgen does "
-                         f"not guess{shows}")
+                         f"not guess{self._titles_shown(db, 'by IdBord and IdPce')}")
         if "no-such-line" in reasons:
             # the title is known, its line is not: never put on another line
-            shows = "".join(f"; `pesgen runs show {r.run_id} --invoices{_db_option(db)}` "
-                            "lists the run's titles with their lines" for r in self.found[:1])
             steps.append("ask the trésorerie which line of the title its error is about: "
-                         f"pesgen does not guess{shows}")
+                         f"pesgen does not guess{self._titles_shown(db, 'with their lines')}")
         if cancelled is not None:
             option = _db_option(db)
             keep = ("reinstate them, so that none of their invoices is exported again: "
@@ -1592,15 +1594,7 @@ class AcquitReport:
     def lines_unchecked_said(self) -> str | None:
         """``lines_unchecked`` as the report says it, once; None: every NumLigne of a
         title tied is checked (or none is named)."""
-        count, runs = self.lines_unchecked
-        if not count:
-            return None
-        named = ", ".join(runs[:_LISTED_RUNS]) + (
-            f" and {len(runs) - _LISTED_RUNS} more" if len(runs) > _LISTED_RUNS else "")
-        return (f"line numbers not checked: {count} NumLigne (IdLigne) of titles of "
-                f"run(s) {named}, recorded before the store kept each title's number of "
-                "lines (schema 21): shown as the acquit gives them, without saying whether "
-                "the title has such a line")
+        return _unchecked_said(*self.lines_unchecked)
 
     def to_check(self, db: str | None = None, reading: bool = False) -> list[ToCheck]:
         """What is not all fine, a rejection aside, in the file's order: an IdColl left
@@ -1744,6 +1738,19 @@ _LISTED_COLLECTIVITIES = 10
 _LISTED_RUNS = 5
 
 
+def _unchecked_said(count: int, runs: tuple[str, ...]) -> str | None:
+    """``AcquitReport.lines_unchecked`` (``count`` NumLigne of titles of ``runs``) as the
+    report says it; None: none."""
+    if not count:
+        return None
+    named = ", ".join(runs[:_LISTED_RUNS]) + (
+        f" and {len(runs) - _LISTED_RUNS} more" if len(runs) > _LISTED_RUNS else "")
+    return (f"line numbers not checked: {count} NumLigne (IdLigne) of titles of "
+            f"run(s) {named}, recorded before the store kept each title's number of "
+            "lines (schema 21): shown as the acquit gives them, without saying whether "
+            "the title has such a line")
+
+
 def _stranger(acquit: Acquit, known: tuple[tuple[str, str, int, str], ...]
               ) -> tuple[str | None, str]:
     """What to say when no run of the store is of the acquit's IdColl, or of its budget
@@ -1850,6 +1857,7 @@ def json_parts(report: AcquitReport, db: str | None = None,
             "next_step": r.next_step(db),
         }
 
+    unchecked = report.lines_unchecked  # every element's pieces walked once
     head = {"file": a.name, "sha256": a.sha256, "issued_on": a.issued_on,
             "id_coll": a.id_coll, "cod_bud": a.cod_bud, "id_post": a.id_post,
             "nom_fic": a.nom_fic,
@@ -1861,9 +1869,9 @@ def json_parts(report: AcquitReport, db: str | None = None,
             "unidentified": report.unidentified,
             # NumLigne of titles whose runs were recorded before the store kept their
             # number of lines (schema 21): not checked (null: none)
-            "lines_unchecked": None if not (count := report.lines_unchecked[0]) else {
-                "lines": count, "runs": list(report.lines_unchecked[1]),
-                "said": report.lines_unchecked_said},
+            "lines_unchecked": None if not unchecked[0] else {
+                "lines": unchecked[0], "runs": list(unchecked[1]),
+                "said": _unchecked_said(*unchecked)},
             # no run of the store is of the acquit's IdColl or budget: said, and the
             # store's collectivities (null: not looked up, a run holds a bordereau)
             "stranger": report.stranger,
