@@ -909,8 +909,13 @@ class _Taken:
                      if invoice_key(h[0]) != invoice_key(found.invoices[debt])}
             if not held and not debts:
                 return
-            several = self.store.active_bordereaux(
+            # how many active titles each bordereau of the runs holding them has; the
+            # bordereaux of each run that still hold some, in run and IdBord order
+            counts = self.store.active_counts(
                 c, {h[1] for h in held.values()} | {h[1] for h in debts.values()})
+            several: dict[str, list[int]] = {}
+            for run, id_bord in counts:
+                several.setdefault(run, []).append(id_bord)
             placed = self.store.recorded_files(c, list(several)[:_MOST_RUNS_LOOKED_AT])
             scopes = self.store.run_scopes(c, several)
             # the trésorerie's answers recorded (pesgen acquit --record): a bordereau it
@@ -923,7 +928,6 @@ class _Taken:
             pes = self.store.pes_runs(c, several)
             recorded = self.store.active_amounts(c, {h[1] for h in held.values()},
                                                  {h[0] for h in held.values()})
-            counts = self.store.active_counts(c, several) if held else {}
         accepted = {held: ack for held, ack in answered.items() if ack.accepted}
         # the runs that recorded this very input: exported twice by accident, unless the
         # trésorerie rejected what they hold (then cancelling it is what comes next)

@@ -1991,30 +1991,17 @@ class Store:
         no NumDette and hold none."""
         return self._held(conn, id_coll, run_invoices.c.debt_number, debts)
 
-    def active_bordereaux(self, conn: Connection | None,
-                          run_ids: Collection[str]) -> dict[str, list[int]]:
-        """The IdBords of these runs that still hold active titles, per run."""
-        out: dict[str, list[int]] = {}
-        if not run_ids:
-            return out
-        query = (sa.select(run_invoices.c.run_id, run_invoices.c.id_bord)
-                 .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active)
-                 .distinct().order_by(run_invoices.c.run_id, run_invoices.c.id_bord))
-        with (contextlib.nullcontext(conn) if conn is not None
-              else self.engine.connect()) as c:
-            for run_id, id_bord in c.execute(query):
-                out.setdefault(run_id, []).append(id_bord)
-        return out
-
     def active_counts(self, conn: Connection | None,
                       run_ids: Collection[str]) -> dict[tuple[str, int], int]:
         """How many active titles each bordereau of these runs holds: (run, IdBord) ->
-        count."""
+        count, in run and IdBord order (a bordereau without one is absent: its keys are
+        the IdBords of each run that still hold active titles)."""
         if not run_ids:
             return {}
         query = (sa.select(run_invoices.c.run_id, run_invoices.c.id_bord, sa.func.count())
                  .where(run_invoices.c.run_id.in_(sorted(run_ids)), run_invoices.c.active)
-                 .group_by(run_invoices.c.run_id, run_invoices.c.id_bord))
+                 .group_by(run_invoices.c.run_id, run_invoices.c.id_bord)
+                 .order_by(run_invoices.c.run_id, run_invoices.c.id_bord))
         with (contextlib.nullcontext(conn) if conn is not None
               else self.engine.connect()) as c:
             return {(run_id, id_bord): count for run_id, id_bord, count in c.execute(query)}
