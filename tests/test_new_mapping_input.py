@@ -23,6 +23,14 @@ COLLECTIVITY = {
     "exercise: TODO": "exercise: 2026",
     'TODO: {category: "01", legal_nature: "01"}': 'person: {category: "01", legal_nature: "01"}',
 }
+# what a technician fills in of the scaffold of the SMC school's CSV export (SMC_CSV)
+# beyond the collectivity: its payer kind, its activity code, French amounts, the text
+# transliterated
+SMC_FILLED = (("person: {category", "PART: {category"),
+              ('TODO: {product: "TODO", nature: "TODO"}',
+               'PIANO: {product: PIAN, nature: "7062"}'),
+              ("  # numbers: fr ", "  numbers: fr "),
+              ("  # transliterate: true", "  transliterate: true"))
 
 
 def _scaffold(tmp_path, source, name="m.yaml"):
@@ -180,12 +188,7 @@ def test_a_cp1252_semicolon_export_is_read_and_previews_once_filled(tmp_path):
         assert value not in r.output
     out = tmp_path / "m.yaml"
     out.write_text(text, encoding="utf-8")
-    mapping_copy(tmp_path, out, *COLLECTIVITY.items(),
-                 ("person: {category", "PART: {category"),
-                 ('TODO: {product: "TODO", nature: "TODO"}',
-                  'PIANO: {product: PIAN, nature: "7062"}'),
-                 ("  # numbers: fr ", "  numbers: fr "),
-                 ("  # transliterate: true", "  transliterate: true"))
+    mapping_copy(tmp_path, out, *COLLECTIVITY.items(), *SMC_FILLED)
     assert run_cli("check-mapping", out).exit_code == 0
     r = run_cli("preview", "-m", out, "-i", source, "--date", RUN_DATE)
     assert r.exit_code == 0, r.output
@@ -241,12 +244,7 @@ def test_a_title_above_the_header_is_skipped_by_header_line(tmp_path, title, abo
     listed = re.findall(r'^  #   "([^"]+)"', section, re.M)
     assert listed == SMC_CSV.split("\r\n")[0].split(";")
     assert "Export facturation" not in text  # the title is described, never quoted
-    mapping_copy(tmp_path, out, *COLLECTIVITY.items(),
-                 ("person: {category", "PART: {category"),
-                 ('TODO: {product: "TODO", nature: "TODO"}',
-                  'PIANO: {product: PIAN, nature: "7062"}'),
-                 ("  # numbers: fr ", "  numbers: fr "),
-                 ("  # transliterate: true", "  transliterate: true"))
+    mapping_copy(tmp_path, out, *COLLECTIVITY.items(), *SMC_FILLED)
     r = run_cli("check-mapping", out)
     assert r.exit_code == 0, r.output
     assert load_mapping(out).input.header_line == 3
