@@ -23,7 +23,7 @@ from .colnames import binding_of
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
 from .mapping import load_mapping
-from .peek import PEEK_INVOICES, ExportShape
+from .peek import ExportShape
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -254,13 +254,11 @@ def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
     filled = _filled(found, csv=False)
     first = f"$.{shape.records}" if shape.records else "$"
     read = shape.invoices_read
-    more = " (the file may hold more: the keys of these only)" \
-        if read == PEEK_INVOICES else ""
     if read == 1:
-        said = f"The keys of the first invoice ({first}[0]){more or ', the only one'}"
+        said = f"The keys of its only invoice ({first}[0])"
     else:
-        said = (f"The keys of the first {read} invoices ({first}[0] to [{read - 1}]){more}, "
-                "in the order first seen")
+        said = (f"The keys of its {read} invoices ({first}[0] to [{read - 1}]), every one "
+                "read, in the order first seen")
     said += ", and what a binding takes from them, to check"
     if any(n < read for n in shape.key_counts.values()) or \
             any(n < shape.lines_read for n in shape.line_key_counts.values()):
