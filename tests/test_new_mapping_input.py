@@ -452,3 +452,23 @@ def test_the_table_of_usual_names_names_each_once():
     assert binding_of("amount", "line") == "line.amount"
     assert binding_of("amount") is None  # a CSV row's "amount": the line's or the total?
     assert binding_of("activity.code", "invoice") is None  # a line's, not an invoice's
+
+
+def test_the_scaffold_s_head_gives_its_commands_with_the_formats_dir(tmp_path):
+    """A bundle found in --formats-dir only (a new package's, onboarding step 4): the
+    scaffold's head said to run `pesgen check-mapping THIS_FILE` and `pesgen preview`
+    without it, which answer that the format is unknown (scaf62's rehearsal); they now
+    carry the --formats-dir new-mapping was given, as its printed next step does."""
+    fmts = tmp_path / "my formats"
+    r = run_cli("new-format", "acme-compta", "--kind", "csv", "--dir", fmts)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune de X", "--format", "acme-compta", "--formats-dir",
+                fmts, "--out", out)
+    assert r.exit_code == 0, r.output
+    head = out.read_text(encoding="utf-8").split("pesgen_mapping:")[0]
+    assert f"#   pesgen check-mapping THIS_FILE --formats-dir '{fmts}'\n" in head
+    assert ("#   pesgen preview --mapping THIS_FILE --input EXPORT --limit 3 --formats-dir "
+            f"'{fmts}'\n") in head
+    _, text = _scaffold(tmp_path, EXAMPLES / "school-export.json", "shipped.yaml")
+    assert "#   pesgen check-mapping THIS_FILE\n" in text
