@@ -527,7 +527,7 @@ class Builder:
         self.policies = mapping.policies
         # the split policies the format would refuse (the exporter's check_fields,
         # mapping.policy-fit): a value over its limit is refused without advising them
-        self.unfit_splits: frozenset[str] = frozenset()
+        self.unfit_splits: dict[str, str] = {}  # sample.SampleRendering's
         # whether the format's templates write the invoice number (the exporter's
         # check_fields: read on the sample titles; e.magnus' NumeroFacture, Corail's
         # LibPieceJustificative, JVS_FAC_NumeroFacture): written as it is, it is held to
@@ -1624,7 +1624,12 @@ class Builder:
 
     def _unfit(self, policy: str, filled: str, what: str) -> str:
         """Why a value over its limit is refused when splitting it would not help: the
-        format writes ``filled`` joined again to ``what`` (mapping.policy-fit)."""
+        format writes ``filled`` joined again to ``what`` (mapping.policy-fit), or writes
+        no ``filled`` at all (mapping.policy-lost)."""
+        if self.unfit_splits.get(policy) == "lost":
+            return (f"policy {policy}: refuse; split would not help: format "
+                    f"{self.fmt.name} writes no {filled} (rule mapping.policy-lost): "
+                    "shorten it in the school software")
         return (f"policy {policy}: refuse; split would not help: format {self.fmt.name} "
                 f"writes {filled} joined again to {what}, where the two do not fit either "
                 "(rule mapping.policy-fit): shorten it in the school software")

@@ -1494,8 +1494,8 @@ def new_mapping(
         "--out", "-o", help="Mapping file to write (default: print it).")] = None,
     input: Annotated[Path | None, typer.Option(
         "--input", "-i", help="The school's billing export (CSV or JSON): its encoding, "
-        "delimiter, header's line (below a title) and column names (the keys of its first "
-        "100 invoices) fill the input section, and a binding whose column has a usual name "
+        "delimiter, header's line (below a title) and column names (the keys of every "
+        "invoice) fill the input section, and a binding whose column has a usual name "
         "(docs/onboarding.md) is prefilled, marked `check`. No value of the file is read "
         "into the mapping.")] = None,
     formats_dir: FormatsOpt = None,
@@ -1505,8 +1505,8 @@ def new_mapping(
     check-mapping, preview and export refuse it, naming each TODO left, until
     every one is filled. With --input, the input section says the export's
     encoding, delimiter and header's line below a title (or its invoices' JSON
-    path) with the reason, and lists its columns (the keys of its first
-    invoices, a key not in every one marked so); a binding one column alone
+    path) with the reason, and lists its columns (the keys of every
+    invoice, a key not in every one marked so); a binding one column alone
     fits by the table of usual names is prefilled, with the comment
     `# from column "X": check`; anything else stays TODO. A file it cannot
     read, or a CSV file whose header it cannot find, is refused (exit 4),
@@ -1522,7 +1522,7 @@ def new_mapping(
             from .peek import peek
 
             shape = peek(input)
-        text = scaffold(collectivity, fmt, shape)
+        text = scaffold(collectivity, fmt, shape, _formats_dir_args(formats_dir))
         if out is not None:
             if out.exists():
                 raise UsageError(f"{out} already exists; pesgen never overwrites a mapping")

@@ -41,6 +41,7 @@ from ._schema import load_schema
 from .errors import Problem
 from .formats import Format
 from .mapping import MAPPING_SCHEMA, Binding, Mapping
+from .parse import parse_bool
 
 # {binding of a debtor: the fields of t.debtor (or t.joint_debtor) that carry it, any of
 # them}: the payer kind is carried by the codes it translates into
@@ -190,6 +191,23 @@ def _payfip_used(mapping: Mapping) -> bool:
     return bool(mapping.data.get("payfip") or mapping.collectivity.payfip_client)
 
 
+def no_direct_debit(mapping: Mapping, binding: Binding) -> bool:
+    """Whether ``binding`` (payment.direct_debit) is a constant making no title a direct
+    debit: ``{const: "no"}``, or a method ``codes.payment_methods`` says false, as the
+    note unread_debit advises for a collectivity not collecting by direct debit. It
+    carries no value to a file: a format writing no mandate loses nothing by it."""
+    if binding.kind != "const":
+        return False
+    value = binding.evaluate({}, {})
+    methods = mapping.codes.payment_methods
+    if methods is not None:
+        return isinstance(value, str) and methods.get(value) is False
+    try:
+        return not parse_bool(value)
+    except (ValueError, TypeError):
+        return False
+
+
 def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
     """Compare what ``mapping`` binds and its split policies fill with the model fields
     the templates of ``fmt`` read on the sample titles (``reads``)."""
@@ -197,6 +215,8 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
     fields = bound(mapping)
     for name, binding in fields.items():
         if name not in CARRIED_BY or carried(name, reads):
+            continue
+        if name == "payment.direct_debit" and no_direct_debit(mapping, binding):
             continue
         if name in fmt.not_carried:
             result.declared.append(name)

@@ -413,7 +413,7 @@ class Exporter:
         # not rendered)
         self.sample_reads: frozenset[str] | None = None
         # the split policies check_fields found the format would refuse (Builder's)
-        self._unfit_splits: frozenset[str] = frozenset()
+        self._unfit_splits: dict[str, str] = {}
         # {template: where the bound values land in its XML file} (_bindings_of)
         self._places: dict[str, dict[tuple[str, str | None],
                                      str | tuple[str, ...] | Priced]] = {}

@@ -6,9 +6,10 @@ encoding), its delimiter (the one of ``;`` ``,`` tab ``|`` that alone splits the
 header and the first rows into the same number of fields, at least two), the header's
 line (below a title: lines blank or of far fewer cells than the header, by any
 delimiter) and its column names. For a JSON file: the path of its invoices (the top
-level's only list of objects, or the file itself when it is one), the key paths of its
-first invoices and of their lines (their only list of objects), in the order first
-seen, each with how many of those read hold it. What cannot be told for sure is left
+level's only list of objects, or the file itself when it is one), the key paths of
+every invoice and of their lines (their only list of objects), in the order first
+seen, each with how many invoices (lines) hold it: the invoices streamed one at a time,
+none kept. What cannot be told for sure is left
 unsaid (None) with the reason, for the scaffold to leave a TODO. No value of a row or a
 record is kept: a header's names and a record's keys only (a line the rows start on
 that looks like a row, numbers, dates, e-mails or IBANs, is no header: the file is
@@ -19,7 +20,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import itertools
 import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -48,9 +48,6 @@ DELIMITERS = (";", ",", "\t", "|")
 SAMPLE_ROWS = 50
 # the lines a header below a title is looked for in (input.header_line's own limit)
 MAX_HEADER_LINE = 100
-# how many invoices of a JSON export the keys are listed from (a key only some hold, an
-# optional one, is found in any of them; the file is read no further)
-PEEK_INVOICES = 100
 # how many keys a JSON record's listing goes down to (a record nested deeper holds more)
 _MAX_DEPTH = 8
 
@@ -75,8 +72,8 @@ class ExportShape:
     header_line_why: str = ""  # what the lines above it are, or why it is not sure
     records: str | None = None  # JSON: input.records ("" the file itself); None: not sure
     records_why: str = ""
-    # JSON: the key paths of the first PEEK_INVOICES invoices, first seen first, each with
-    # the number of invoices read holding it
+    # JSON: the key paths of every invoice, first seen first, each with the number of
+    # invoices holding it
     keys: list[str] = field(default_factory=list)
     key_counts: dict[str, int] = field(default_factory=dict)
     invoices_read: int = 0
@@ -392,49 +389,87 @@ def _peek_json(path: Path, shown: str, encoding: str, why: str) -> ExportShape:
             return shape
     spec = InputSpec(format="json", records=shape.records or "", encoding=encoding)
     invoices = cast(Generator[SourceInvoice, None, None], read_invoices(path, spec))
-    objects: dict[str, None] = {}  # the invoices' lists of objects, first seen first
-    records = []
+    keys = _Tally()
+    # {a list of objects' path: its items' keys}: each list's items counted as its
+    # invoice is read (no invoice is kept), the lines told once every invoice is read,
+    # as the invoices' only list of objects
+    item_keys: dict[str, _Tally] = {}
     try:
-        for invoice in itertools.islice(invoices, PEEK_INVOICES):
-            shape.invoices_read += 1
-            found: list[str] = []
-            _count(_keys(invoice.record, "", found), shape.key_counts)
-            objects.update(dict.fromkeys(found))
-            records.append(invoice.record)
+        for invoice in invoices:
+            paths: list[str] = []
+            objects: list[tuple[str, list[Any]]] = []
+            _keys(invoice.record, "", paths, objects)
+            keys.add(paths)
+            for at, items in objects:
+                tally = item_keys.get(at) or item_keys.setdefault(at, _Tally())
+                for item in items:
+                    if type(item) is dict:
+                        paths = []
+                        _keys(item, "", paths, [])
+                        tally.add(paths)
     finally:
-        invoices.close()  # the file is read no further than the invoices listed
-    if not records:
+        invoices.close()
+    shape.invoices_read, shape.key_counts = keys.records, keys.counted()
+    if not shape.invoices_read:
         shape.records_why += ", empty: no invoice's keys to list"
         return shape
     shape.keys = _leaves(shape.key_counts)
-    if len(objects) == 1:
-        [shape.lines] = objects
+    if len(item_keys) == 1:
+        [(shape.lines, tally)] = item_keys.items()
+        shape.lines_read, shape.line_key_counts = tally.records, tally.counted()
         shape.lines_why = "the invoices' only list of objects"
-        for record in records:
-            for item in _items(record, shape.lines):
-                shape.lines_read += 1
-                _count(_keys(item, "", []), shape.line_key_counts)
         shape.line_keys = _leaves(shape.line_key_counts)
     else:
-        read = "the first invoice holds" if shape.invoices_read == 1 else \
-            f"the first {shape.invoices_read} invoices hold"
+        read = "the only invoice holds" if shape.invoices_read == 1 else \
+            f"the {shape.invoices_read} invoices hold"
         shape.lines_why = f"{read} " + (
-            f"{len(objects)} lists of objects ({', '.join(objects)}): which are its lines?"
-            if objects else "no list of objects: where are its lines?")
+            f"{len(item_keys)} lists of objects ({', '.join(item_keys)}): which are its "
+            "lines?" if item_keys else "no list of objects: where are its lines?")
     return shape
 
 
-def _count(paths: list[str], counts: dict[str, int]) -> None:
-    """Add one to each of ``paths``' counts (a path new to ``counts`` goes last)."""
-    for key in paths:
-        counts[key] = counts.get(key, 0) + 1
+class _Tally:
+    """Key paths counted by the records (invoices, lines) holding them, first seen
+    first. A record's paths are counted as a tuple, by the records holding that very
+    tuple (most hold the same keys as many others: one dict update a record, not one a
+    key), added up into each path's count every _SHAPES tuples (a file whose keys are
+    values, ids, holds as many tuples as records) and at the end."""
+
+    _SHAPES = 256
+
+    def __init__(self) -> None:
+        self.records = 0
+        self._shapes: dict[tuple[str, ...], int] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, paths: list[str]) -> None:
+        self.records += 1
+        held = tuple(paths)
+        self._shapes[held] = self._shapes.get(held, 0) + 1
+        if len(self._shapes) >= self._SHAPES:
+            self._fold()
+
+    def _fold(self) -> None:
+        # the tuples in the order first seen: a path comes after those of the records
+        # before the first one holding it, as when counted a record at a time
+        counts = self._counts
+        for paths, held in self._shapes.items():
+            for key in paths:
+                counts[key] = counts.get(key, 0) + held
+        self._shapes.clear()
+
+    def counted(self) -> dict[str, int]:
+        """{key path: the records holding it}, first seen first."""
+        self._fold()
+        return self._counts
 
 
 def _leaves(counts: dict[str, int]) -> list[str]:
     """The key paths of ``counts``, first seen first, but for one an object in another
     record (``mandate``, null in one invoice, ``mandate.rum``… in another): its keys say
-    it."""
-    return [key for key in counts if not any(other.startswith(f"{key}.") for other in counts)]
+    it. Each path's parents gathered once (not each key held to every other)."""
+    parents = {key[:at] for key in counts for at, char in enumerate(key) if char == "."}
+    return [key for key in counts if key not in parents]
 
 
 def _top_level(path: Path, shown: str, encoding: str) -> dict[str, str] | None:
@@ -492,26 +527,18 @@ def _array_of_objects(shown: str, basic_parse: Any, path: Path, encoding: str) -
                        "input.shape")
 
 
-def _keys(node: dict[str, Any], prefix: str, objects: list[str], depth: int = 0) -> list[str]:
-    """The key paths of ``node`` (payer.address.city), objects gone into, a list of
-    objects named once (and added to ``objects``), no value kept."""
-    out = []
+def _keys(node: dict[str, Any], prefix: str, out: list[str],
+          objects: list[tuple[str, list[Any]]], depth: int = 0) -> None:
+    """Append to ``out`` the key paths of ``node`` (payer.address.city), objects gone
+    into, a list of objects (its first item one) named once and added to ``objects``
+    with its items; no value kept. Once per invoice: ``type() is`` (the decoder makes
+    plain dicts and lists) and no list made for each object gone into."""
     for key, value in node.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and depth < _MAX_DEPTH:
-            out += _keys(value, f"{path}.", objects, depth + 1)
+        kind = type(value)
+        if kind is dict and value and depth < _MAX_DEPTH:
+            _keys(value, f"{prefix}{key}.", out, objects, depth + 1)
             continue
+        path = f"{prefix}{key}"
         out.append(path)
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            objects.append(path)
-    return out
-
-
-def _items(node: dict[str, Any], path: str) -> list[dict[str, Any]]:
-    """The objects of the list at ``path`` in ``node`` (none when it holds another
-    thing there: the invoices read tell the lines' path by the lists they hold)."""
-    value: Any = node
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) \
-        else []
+        if kind is list and value and type(value[0]) is dict:
+            objects.append((path, value))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, is_dataclass, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from dataclasses import fields as dataclass_fields
 from datetime import date
 from decimal import Decimal
@@ -35,7 +35,7 @@ from ._schema import _dotted
 from ._yaml import line_of, load_yaml_file
 from .across import check_across
 from .build import own_text_misfits
-from .coverage import CARRIED_BY, SPLITS, Coverage, bound
+from .coverage import CARRIED_BY, SPLITS, Coverage, bound, carried
 from .coverage import check as coverage
 from .errors import MappingError, PesgenError, Problem, TemplateError, TemplateStopped
 from .export import Exporter
@@ -130,9 +130,11 @@ class SampleRendering:
     # charset (``own_text_misfits``): ``check_coverage`` refuses the mapping
     misfits: tuple[Problem, ...] = ()
     # the split policies the mapping leaves at refuse that the format would refuse set
-    # to split (``split_misfits``: e.magnus' name_overflow): a refusal by invoice does
-    # not advise them
-    unfit_splits: frozenset[str] = frozenset()
+    # to split, each with why: "fit", the part it fills written joined again where the
+    # two do not fit (``split_misfits``: e.magnus' name_overflow); "lost", that part
+    # written nowhere (a package's import with no name complement column): a refusal by
+    # invoice does not advise them
+    unfit_splits: dict[str, str] = field(default_factory=dict)
     # where the format refuses an invoice number as long as pesgen takes, and what it
     # says (``number_refusal``): check-mapping's notice
     number_refused: tuple[str, str, str] | None = None
@@ -194,10 +196,15 @@ def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False,
     misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
                + code_misfits(mapping, titles[-1], pairs, exporter.encoding)
                + split_misfits(mapping, fmt, titles[0], pairs, exporter.encoding))
-    unfit = frozenset(
-        policy for policy, *_ in SPLITS if getattr(mapping.policies, policy) != "split"
-        and split_misfits(_split_on(mapping, policy), fmt, titles[0], pairs,
-                          exporter.encoding))
+    unfit = {policy: "fit" for policy, *_ in SPLITS
+             if getattr(mapping.policies, policy) != "split"
+             and split_misfits(_split_on(mapping, policy), fmt, titles[0], pairs,
+                               exporter.encoding)}
+    for policy, _, ((source, filled), _), _ in SPLITS:
+        # the debtor's value written, the part a split fills not: mapping.policy-lost
+        if getattr(mapping.policies, policy) != "split" and policy not in unfit and \
+                carried(source, reads) and not carried(filled, reads):
+            unfit[policy] = "lost"
     return SampleRendering(len(traced), reads, tuple(misfits), unfit,
                            number_refusal(titles[0], pairs, exporter.encoding),
                            tuple(layout_problems(exporter, titles, written))

@@ -23,7 +23,7 @@ from .colnames import binding_of
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
 from .mapping import load_mapping
-from .peek import PEEK_INVOICES, ExportShape
+from .peek import ExportShape
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -73,14 +73,16 @@ def new_format(name: str, kind: str, parent: Path) -> Path:
     return write_folder(folder, files)
 
 
-def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None) -> str:
+def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None,
+                formats_args: str = "") -> str:
     """A commented mapping skeleton for ``fmt``: a binding left commented out that a
     file of the format requires (``required_bindings``) is uncommented, its TODO to fill
     like the others, saying which column requires it. Given the ``shape`` of the
     school's export (``peek``), its input section says what was read, and a binding
     whose column (key) alone fits by the table of usual names (``colnames``) is
-    prefilled with a comment ``# from column "X": check``."""
-    lines = _skeleton(collectivity, fmt)
+    prefilled with a comment ``# from column "X": check``. ``formats_args`` (`` --formats-dir
+    DIR``, as new-mapping was given it) goes into the commands its head says to run."""
+    lines = _skeleton(collectivity, fmt, formats_args)
     for at, why in required_bindings(lines, fmt).items():
         m = _OPTIONAL.match(lines[at])
         assert m is not None
@@ -254,13 +256,11 @@ def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
     filled = _filled(found, csv=False)
     first = f"$.{shape.records}" if shape.records else "$"
     read = shape.invoices_read
-    more = " (the file may hold more: the keys of these only)" \
-        if read == PEEK_INVOICES else ""
     if read == 1:
-        said = f"The keys of the first invoice ({first}[0]){more or ', the only one'}"
+        said = f"The keys of its only invoice ({first}[0])"
     else:
-        said = (f"The keys of the first {read} invoices ({first}[0] to [{read - 1}]){more}, "
-                "in the order first seen")
+        said = (f"The keys of its {read} invoices ({first}[0] to [{read - 1}]), every one "
+                "read, in the order first seen")
     said += ", and what a binding takes from them, to check"
     if any(n < read for n in shape.key_counts.values()) or \
             any(n < shape.lines_read for n in shape.line_key_counts.values()):
@@ -323,7 +323,7 @@ def _debt_line(line: str, numbers: list[str], what: str) -> str:
             "check they tell the invoices apart")
 
 
-def _skeleton(collectivity: str, fmt: Format) -> list[str]:
+def _skeleton(collectivity: str, fmt: Format, formats_args: str = "") -> list[str]:
     """The scaffold's lines, every binding a mapping may leave out commented out."""
     needs_debt = "pes-ormc" in fmt.rules
     editions = [str(x) for x in fmt.defaults.get("asap_editions") or ()]
@@ -332,8 +332,8 @@ def _skeleton(collectivity: str, fmt: Format) -> list[str]:
     out = [
         f"# {safe}: school billing -> {fmt.name} ({fmt.title})",
         "# Fill every TODO (pesgen refuses the mapping until then), then:",
-        "#   pesgen check-mapping THIS_FILE",
-        "#   pesgen preview --mapping THIS_FILE --input EXPORT --limit 3",
+        f"#   pesgen check-mapping THIS_FILE{formats_args}",
+        f"#   pesgen preview --mapping THIS_FILE --input EXPORT --limit 3{formats_args}",
         "# Every key: docs/mapping-reference.md. Walk-through: docs/onboarding.md.",
         "pesgen_mapping: 1",
         "",

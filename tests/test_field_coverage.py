@@ -243,6 +243,37 @@ def test_a_required_binding_of_a_section_a_mapping_may_leave_out_may_be_unbound(
         assert "A mapping must bind it" not in said[name]
 
 
+@pytest.mark.parametrize(("edits", "warned"), [
+    ((), True),  # the export's payment method: its mandates are lost
+    ((("direct_debit: payment_method", 'direct_debit: {const: "invoice"}'),), False),
+    ((("direct_debit: payment_method", 'direct_debit: {const: "direct_debit"}'),), True),
+    ((("direct_debit: payment_method", 'direct_debit: {const: "no"}'),
+      ("  payment_methods: {direct_debit: true, invoice: false, online: false}\n", "")),
+     False),
+    ((("direct_debit: payment_method", 'direct_debit: {const: "yes"}'),
+      ("  payment_methods: {direct_debit: true, invoice: false, online: false}\n", "")),
+     True),
+])
+def test_a_direct_debit_bound_to_a_constant_no_is_not_said_unwritten(tmp_path, edits, warned):
+    """The note unread_debit tells a mapping whose collectivity does not collect by
+    direct debit to bind payment.direct_debit to a constant no ({const: "no"}, or a
+    method codes.payment_methods says false); a package's import that writes no
+    mandate (onboarding rehearsal, scaf62's ACME Compta) then had check-mapping, preview
+    and export warn that the binding is in none of its files, to unbind it, which brings
+    the first note back. Such a constant carries nothing to lose: not said; a constant
+    yes, or the export's method, is."""
+    from pesgen.coverage import check
+    from pesgen.mapping import load_mapping
+
+    source = MAPPINGS / "villeneuve-sur-loing-csv.yaml"
+    mapping, _ = mapping_copy(tmp_path, source, *edits)
+    fmt = load_format(data_dir("templates") / "cosoluce-corail")
+    result = check(load_mapping(mapping), fmt, frozenset())  # a format writing nothing
+    said = dict(result.unwritten)
+    assert ("payment.direct_debit" in said) is warned, said.get("payment.direct_debit")
+    assert "payment.rum" in said  # the other payment bindings are said as before
+
+
 def test_a_field_declared_not_carried_that_a_template_reads_is_a_warning(tmp_path):
     fmts, bundle = _corail(tmp_path, format_yaml=(
         EMAIL_DECLARED, EMAIL_DECLARED + '  payer.first_name: "no first name"\n'))

@@ -464,6 +464,35 @@ def test_an_emagnus_name_over_its_limit_is_refused_without_advising_split(tmp_pa
     assert "split would not help" not in run.output
 
 
+def test_a_name_over_its_limit_is_refused_without_advising_a_split_written_nowhere(
+        tmp_path):
+    """A package's import with no column for the name's complement (onboarding
+    rehearsal, scaf62's ACME Compta: NumFacture;Debiteur;Montant;…): a name over its
+    limit was refused advising name_overflow: split, which the same export then refuses
+    (mapping.policy-lost: the complement written nowhere). The refusal says split would
+    not help, and why; here PES titres with its ComplNom taken out."""
+    long_name = "Association des Parents d'Eleves du Loing"
+    assert len(long_name) > 38
+
+    def longer(data: dict[str, Any]) -> None:
+        data["invoices"][1]["payer"]["last_name"] = long_name
+
+    source = _example_changed(tmp_path, longer)
+    fmts, _, _ = _bundle_with(
+        tmp_path, "pes-titres", "pes-titres.xml.j2",
+        ('{% if d.complement_name %}<ComplNom V="{{ d.complement_name }}"/>\n{% endif %}\n',
+         ""))
+    pes, _ = mapping_copy(tmp_path / "pes", MAPPINGS / "villeneuve-sur-loing-titres.yaml",
+                          ("  name_overflow: split", "  name_overflow: refuse"))
+    run, out = _export(tmp_path, pes, source, "--dry-run", "--formats-dir", fmts)
+    assert run.exit_code == 4, run.output
+    assert ("invoice FA-2026-00102: debtor.name is 41 characters, Hélios allows 38 (policy "
+            "name_overflow: refuse; split would not help: format pes-titres writes no "
+            "debtor.complement_name (rule mapping.policy-lost): shorten it in the school "
+            "software)") in run.output
+    assert "set policies.name_overflow: split" not in run.output
+
+
 def test_a_split_an_xsd_refuses_joined_again_is_refused_by_the_policy(tmp_path):
     """The same found by a bundle's XSD, no code per package: Corail writes the name, its
     complement and the first name joined in RaisonSociale (77 characters: a split at 38

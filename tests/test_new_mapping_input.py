@@ -126,7 +126,8 @@ def test_the_example_json_gives_the_json_mapping_s_records_and_bindings(tmp_path
     section = text.split("\ninput:\n", 1)[1].split("\n\n", 1)[0]
     values = dict(re.findall(r"^  (\w+): (.*?)(?:\s+#.*)?$", section, re.M))
     assert values == {"format": "json", "records": "invoices", "encoding": "utf-8"}
-    assert "  # The keys of the first 12 invoices ($.invoices[0] to [11])" in section
+    assert "  # The keys of its 12 invoices ($.invoices[0] to [11]), every one read" \
+        in section
     assert re.search(r"^  #     activity\.code +-> bindings\.line\.activity$", section, re.M)
     assert "group_by" not in section.replace("# group_by", "")
     shipped = _paths(load_mapping(MAPPINGS / "villeneuve-sur-loing.yaml"))
@@ -329,8 +330,8 @@ def test_a_key_of_a_later_invoice_is_listed_and_said_optional(tmp_path):
     listed = re.findall(r"^  #   ( *\S+)", section, re.M)
     assert listed == ["number", "payer.last_name", "total", "lines", "  activity",
                       "  amount", "  label", "payer.email", "mandate.rum"]
-    assert "The keys of the first 2 invoices ($.invoices[0] to [1]), in the order first " \
-        "seen" in _said(section)
+    assert "The keys of its 2 invoices ($.invoices[0] to [1]), every one read, in the " \
+        "order first seen" in _said(section)
     assert "'in K of N': a key not in every invoice (line) read, optional" in _said(section)
     assert re.search(r"^  #   payer\.email +\(in 1 of 2\)$", section, re.M)
     assert re.search(r"^  #   mandate\.rum +-> bindings\.payment\.rum \(in 1 of 2\)$",
@@ -346,19 +347,61 @@ def test_a_key_of_a_later_invoice_is_listed_and_said_optional(tmp_path):
         assert value not in text
 
 
-def test_the_keys_are_read_from_the_first_invoices_only(tmp_path, monkeypatch):
-    """The keys come from the first PEEK_INVOICES invoices: the file is read no further
-    (a key of a later one is not listed; a large file is not read whole)."""
+def test_a_key_first_met_after_the_hundredth_invoice_is_listed(tmp_path, monkeypatch):
+    """Every invoice's keys are read (streamed, none kept), not the first hundred's: a
+    key (a line's key) only invoice 121 (131) holds is listed and prefilled, said in 1
+    of 150 invoices (1 of the 300 lines); the keys are in the order first seen however
+    often the counts are added up (pesgen.peek._Tally)."""
+    invoices = [{"number": f"F-{n}", "payer": {"last_name": "A"}, "total": "2.00",
+                 "lines": [{"activity": "PIANO", "amount": "1.00"}] * 2}
+                for n in range(150)]
+    invoices[3]["payer"]["email"] = "a@example.org"
+    invoices[120]["mandate"] = {"rum": "R-121"}
+    invoices[125]["payer"] = {"last_name": "A", "first_name": "B"}
+    invoices[130]["lines"] = [{"activity": "HARPE", "amount": "1.00", "label": "Harpe"},
+                              {"activity": "HARPE", "amount": "1.00"}]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps({"invoices": invoices}), encoding="utf-8")
+    _, text = _scaffold(tmp_path, source)
+    section = text.split("\ninput:\n", 1)[1].split("\n\n", 1)[0]
+    assert "The keys of its 150 invoices ($.invoices[0] to [149]), every one read" \
+        in _said(section)
+    assert re.search(r"^  #   mandate\.rum +-> bindings\.payment\.rum \(in 1 of 150\)$",
+                     section, re.M)
+    assert re.search(r"^  #     label +-> bindings\.line\.label \(in 1 of 300\)$", section,
+                     re.M)
+    bound = _bound(text)
+    assert bound["payment.rum"].startswith("  #   rum: mandate.rum ") and \
+        "in 1 of 150 invoices read (optional?)" in bound["payment.rum"]
+    assert "in 1 of 300 lines read (optional?)" in bound["line.label"]
+    for value in ("R-121", "Harpe"):
+        assert value not in text
+    listed = re.findall(r"^  #   ( *\S+)", section, re.M)
+    assert listed == ["number", "payer.last_name", "total", "lines", "  activity",
+                      "  amount", "  label", "payer.email", "mandate.rum",
+                      "payer.first_name"]
     import pesgen.peek
 
-    monkeypatch.setattr(pesgen.peek, "PEEK_INVOICES", 2)
-    doc = {"invoices": JSON_OPTIONAL["invoices"] + [
-        {"number": "F-3", "payer": {"last_name": "C", "siret": "1"}, "total": "1.00",
-         "lines": []}]}
+    monkeypatch.setattr(pesgen.peek._Tally, "_SHAPES", 1)
+    assert _scaffold(tmp_path, source, "m1.yaml")[1] == text
+
+
+def test_an_invoice_the_reader_refuses_after_the_hundredth_refuses_the_file(tmp_path):
+    """Every invoice read: one the export's reader refuses (a key twice in invoice 141)
+    refuses new-mapping too, naming it, nothing written (the first hundred read, the
+    file was scaffolded as if it were sound)."""
+    invoices = [{"number": f"F-{n}", "total": "1.00", "lines": [{"amount": "1.00"}]}
+                for n in range(150)]
+    text = json.dumps({"invoices": invoices}).replace('"number": "F-140"',
+                                                      '"number": "F-140", "number": "X"')
     source = tmp_path / "export.json"
-    source.write_text(json.dumps(doc), encoding="utf-8")
-    _, text = _scaffold(tmp_path, source)
-    assert "payer.email" in text and "payer.siret" not in text
+    source.write_text(text, encoding="utf-8")
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune de X", "--format", "pes-ormc", "--input", source,
+                "--out", out)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "$.invoices[140].number: the key 'number' appears twice" in r.output
+    assert "input.json-duplicate-key" in r.output and not out.exists()
 
 
 def test_a_bom_and_an_ascii_file_say_why_utf_8(tmp_path):
@@ -409,3 +452,23 @@ def test_the_table_of_usual_names_names_each_once():
     assert binding_of("amount", "line") == "line.amount"
     assert binding_of("amount") is None  # a CSV row's "amount": the line's or the total?
     assert binding_of("activity.code", "invoice") is None  # a line's, not an invoice's
+
+
+def test_the_scaffold_s_head_gives_its_commands_with_the_formats_dir(tmp_path):
+    """A bundle found in --formats-dir only (a new package's, onboarding step 4): the
+    scaffold's head said to run `pesgen check-mapping THIS_FILE` and `pesgen preview`
+    without it, which answer that the format is unknown (scaf62's rehearsal); they now
+    carry the --formats-dir new-mapping was given, as its printed next step does."""
+    fmts = tmp_path / "my formats"
+    r = run_cli("new-format", "acme-compta", "--kind", "csv", "--dir", fmts)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune de X", "--format", "acme-compta", "--formats-dir",
+                fmts, "--out", out)
+    assert r.exit_code == 0, r.output
+    head = out.read_text(encoding="utf-8").split("pesgen_mapping:")[0]
+    assert f"#   pesgen check-mapping THIS_FILE --formats-dir '{fmts}'\n" in head
+    assert ("#   pesgen preview --mapping THIS_FILE --input EXPORT --limit 3 --formats-dir "
+            f"'{fmts}'\n") in head
+    _, text = _scaffold(tmp_path, EXAMPLES / "school-export.json", "shipped.yaml")
+    assert "#   pesgen check-mapping THIS_FILE\n" in text
