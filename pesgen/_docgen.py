@@ -358,8 +358,33 @@ def rules_reference() -> str:
             if s == stage:
                 ids = " / ".join(f"`{x.strip()}`" for x in rid.split("/"))
                 lines.append(f"| {ids} | {what} | {source} |")
+        if stage == "output":
+            lines += ["", PES_TEMPLATE_LINES]
     lines += ["", UNCONFIRMED]
     return "\n".join(lines)
+
+
+# what docs/rules.md says, after the rendered file's rules, of the template line a PES
+# bordereau rule's problem names (``sample.JUDGED``, ``sample.UNWRITTEN``)
+PES_TEMPLATE_LINES = (
+    "At an export (its dry run), and in the files `check-mapping` and `check-format` "
+    "render on their sample titles, a problem of the PES bordereau rules above (`pes.*`, "
+    "`sepa.*` on the file) names the template line that wrote the element it judges, as "
+    "an XSD's refusal does (`[template fmts/pes-ormc/pes-aller.xml.j2:115]`; in JSON its "
+    "`file`, `line` and `source: template`): the title rules passed the invoice's values, "
+    "so the template wrote that element otherwise. A rule whose problem names the line of "
+    "the block holding what it judges (`pes.triplet`, `pes.edition`, `pes.asap-date`, "
+    "`pes.id-pce-unique` and `pes.num-dette-unique` at the Piece, `pes.asap-date` of the "
+    "bordereau at the Bordereau, `pes.id-ligne-unique` at the InfoLignePiece, "
+    "`pes.mt-prel` at the InfoPrelevementSEPA) names the template line of the element "
+    "itself (TypPce and NatPce, Edition, DteAsp, IdPce, NumDette, IdLigne, MtPrel). Five "
+    "name none, as no one line of a template writes what they refuse: `pes.nbr-pce`, "
+    "`pes.mt-bord-ht` and `pes.max-pieces` compare the bordereau's head with all its "
+    "pieces, `pes.sepa-same` and `pes.single-debtor` a piece's lines with each other (and "
+    "`pes.listing` counts); their problem names the file's line, the Bordereau's or the "
+    "Piece's. Nor is one named where the part of the file rendered again with marks is "
+    "not the file's (as for an XSD's refusal), nor by `pesgen validate`, which reads a "
+    "file, not its templates.")
 
 
 def template_model_reference() -> str:

@@ -54,3 +54,19 @@ def test_with_the_dgfip_package_the_sample_files_are_validated_against_it(
         "/TitCpteDiff invoice SAMPLE-1: Element 'TitCpteDiff', attribute 'X': The "
         "attribute 'X' is not allowed." in ln
         and ln.endswith(f"pes-aller.xml.j2:{line}] (rule xsd.dgfip)") for ln in said), said
+
+
+def test_a_pes_rule_s_problem_on_the_sample_titles_names_the_template_line(tmp_path):
+    """The sample titles' files are checked by the PES bordereau rules too: a template
+    writing an MtPrel other than the line's MtHT where the holder differs (a branch
+    pes-ormc's fixture does not take) is refused (pes.mt-prel), named at the template
+    line writing MtPrel, not only at the file's InfoPrelevementSEPA."""
+    fmts, line = bundle_edited(
+        tmp_path, "pes-ormc", "pes-aller.xml.j2", '<MtPrel V="{{ ln.amount | amount }}"/>',
+        "<MtPrel V=\"{{ '0.01' if m.holder_differs else ln.amount | amount }}\"/>")
+    r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert said and all(
+        "invoice SAMPLE-1: MtPrel differs from MtHT on line" in ln
+        and ln.endswith(f"pes-aller.xml.j2:{line}] (rule pes.mt-prel)") for ln in said), said
