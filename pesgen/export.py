@@ -49,7 +49,7 @@ from .errors import (
     UsageError,
 )
 from .figures import RunInvoices, TitleFigures
-from .formats import FileSpec, Format, encoding_clash, mapping_format
+from .formats import FileSpec, Format, encoding_clash, mapping_format, unvalidated
 from .keys import Held, cle1, cle2
 from .layout import validate_file
 from .mapping import Binding, Mapping, load_mapping
@@ -371,7 +371,8 @@ class Exporter:
             # load_format allows this for a PES format only: the DGFiP package checks it
             raise UsageError(f"format {fmt.name}: {', '.join(unchecked)} has no XSD of its "
                              "own; give the DGFiP package to validate it (--official-xsd "
-                             "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
+                             "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)",
+                             unvalidated(fmt))
         # legacy: a rebuild (vouched) as pesgen rendered before 2026-12-01 (see
         # runs._rebuilt_from): None written as the word, and zero-filled as '0None',
         # code-table civilities through the text policies
