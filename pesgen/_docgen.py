@@ -164,10 +164,11 @@ OTHER_RULES: list[tuple[str, str, str, str]] = [
     ("mapping", "format.todo", "No value or key of a bundle's format.yaml still holds the placeholder TODO that `pesgen new-format` writes (title, source...): each one left is named by file:line: key. A bundle whose status says it is finished (stable, reconstructed) with one left does not load (`pesgen formats` lists it BROKEN); a draft loads (preview, export while onboarding) but `pesgen check-format` refuses it (exit 3).", "pesgen (no silent fallback)"),
     ("mapping", "format.readme-status", "The first **Status:** line of a bundle's README.md says format.yaml's status (the one `pesgen formats` lists): `pesgen check-format` refuses a README saying draft for a stable bundle (exit 3), naming README.md:line and format.yaml:line.", "pesgen"),
     ("mapping", "format.typ-bord", "A bundle whose files go to Hélios (rules pes-ormc or pes-titres) sets defaults.typ_bord, the key of its IdBord sequence (per exercise and budget), and its fixture's files write that TypBord and no other (`pesgen check-format`, exit 3, naming format.yaml's line): a file saying one TypBord and numbered in another sequence repeats rôle numbers at Hélios. The keys under defaults are the ones pesgen reads (typ_bord, asap_editions, asap_edition_required, asap_edition_notes, options): another one is a format.schema problem naming its line, with the closest key.", "DT v5.19 BlocBordereau/IdBord"),
-    ("mapping", "format.fixture-empty", "Every file of a bundle holds a record when its fixture is rendered: `pesgen check-format` warns of a file the fixture renders empty or skips (e.g. the joint debtors' file when no fixture invoice has one), naming format.yaml:line: files[i]: its XSD or layout checked nothing of it (the sample titles render it, unvalidated).", "pesgen"),
+    ("mapping", "format.fixture-empty", "Every file of a bundle holds a record when its fixture is rendered: `pesgen check-format` warns of a file the fixture renders empty or skips (e.g. the joint debtors' file when no fixture invoice has one), naming format.yaml:line: files[i]: its XSD or layout checked nothing of the fixture's in it (check-format checks the files it renders on check-mapping's sample titles against their XSD or layout, their made-up values aside).", "pesgen"),
     ("mapping", "format.across", "Each across_files check of a format.yaml names files of the bundle that have a layout (by their template) and columns of those layouts, a summed column being an integer or decimal one (each problem named by format.yaml:line: across_files[i].key); else the bundle is invalid (exit 3).", "pesgen"),
     ("mapping", "format.file", "Every file a bundle's format.yaml names is there: the template in the bundle's folder, an XSD or layout in it or under schemas/ (each missing one named by format.yaml:line: files[i].key, with the bundle's closest file name); an XSD that does not load (its own line in the message) makes the bundle invalid (exit 3), as a layout that does not.", "pesgen"),
     ("mapping", "format.file-name", "The name a bundle's format.yaml files[i].name renders is a plain file name, the name of a file in the output folder: not empty, no '/' or '\\' (no folder), not starting with '.' (no '..', no hidden file), no control character, and at most 255 bytes in UTF-8, its payment references CSV's too (file systems take no more); two files of one run are not given one name (two files of a bordereau, or the file of two bordereaux: a name that does not follow doc.bordereau.number), nor a bordereau's payment references CSV's. Each is refused where the name is rendered (check-format, check-mapping, preview, export: exit 5, nothing written), saying what is wrong and naming format.yaml:line: files[i].name.", "pesgen (a file is written in the output folder, under the name asked, never over another)"),
+    ("mapping", "format.no-xsd", "A PES bundle's file without an XSD of its own (format.yaml files[i] gives no xsd, which only a PES format may leave out) is validated by the DGFiP package alone: `export` (its dry run) and `check-format` refuse to run without the package (--official-xsd DIR, PESGEN_OFFICIAL_XSD or the configuration's official_xsd; exit 2), `check-mapping` warns that it validated none of its sample files (exit 0: the mapping is not at fault); each names format.yaml:line: files[i].", "pesgen"),
     ("mapping", "format.fixture-mapping", "A bundle's fixture/mapping.yaml exports with that bundle (output.format: its name): `pesgen check-format` refuses one naming another format, known or not (exit 3), naming fixture/mapping.yaml:line: output.format, before the mapping is opened with the other bundle.", "pesgen"),
     ("mapping", "format.dead-template", "Every template file of a bundle (a name ending in .j2, outside fixture/ and expected/, hidden files aside) is named by a files[] entry or included, imported or extended by a template that is: `pesgen check-format` warns of another one (exit 0), naming format.yaml:line: files. Read from the templates' syntax (jinja2.meta): when a template includes one by a name built while rendering ({% include kind ~ '.j2' %}), which ones are read cannot be told, and none is warned of.", "pesgen"),
     ("mapping", "format.unread-option", "Every option of format.yaml defaults.options is read by a template of the bundle (those files[] names and those they include, import or extend) or by a file name: `pesgen check-format` warns of another one (exit 0), naming format.yaml:line: defaults.options.<key>: a mapping setting it would change nothing. An option counts as read when its name is in a template as an attribute (doc.options.service, o.service) or a quoted string (doc.options['service']); a name built while rendering is not seen (its option is warned of).", "pesgen"),
@@ -358,8 +359,33 @@ def rules_reference() -> str:
             if s == stage:
                 ids = " / ".join(f"`{x.strip()}`" for x in rid.split("/"))
                 lines.append(f"| {ids} | {what} | {source} |")
+        if stage == "output":
+            lines += ["", PES_TEMPLATE_LINES]
     lines += ["", UNCONFIRMED]
     return "\n".join(lines)
+
+
+# what docs/rules.md says, after the rendered file's rules, of the template line a PES
+# bordereau rule's problem names (``sample.JUDGED``, ``sample.UNWRITTEN``)
+PES_TEMPLATE_LINES = (
+    "At an export (its dry run), and in the files `check-mapping` and `check-format` "
+    "render on their sample titles, a problem of the PES bordereau rules above (`pes.*`, "
+    "`sepa.*` on the file) names the template line that wrote the element it judges, as "
+    "an XSD's refusal does (`[template fmts/pes-ormc/pes-aller.xml.j2:115]`; in JSON its "
+    "`file`, `line` and `source: template`): the title rules passed the invoice's values, "
+    "so the template wrote that element otherwise. A rule whose problem names the line of "
+    "the block holding what it judges (`pes.triplet`, `pes.edition`, `pes.asap-date`, "
+    "`pes.id-pce-unique` and `pes.num-dette-unique` at the Piece, `pes.asap-date` of the "
+    "bordereau at the Bordereau, `pes.id-ligne-unique` at the InfoLignePiece, "
+    "`pes.mt-prel` at the InfoPrelevementSEPA) names the template line of the element "
+    "itself (TypPce and NatPce, Edition, DteAsp, IdPce, NumDette, IdLigne, MtPrel). Five "
+    "name none, as no one line of a template writes what they refuse: `pes.nbr-pce`, "
+    "`pes.mt-bord-ht` and `pes.max-pieces` compare the bordereau's head with all its "
+    "pieces, `pes.sepa-same` and `pes.single-debtor` a piece's lines with each other (and "
+    "`pes.listing` counts); their problem names the file's line, the Bordereau's or the "
+    "Piece's. Nor is one named where the part of the file rendered again with marks is "
+    "not the file's (as for an XSD's refusal), nor by `pesgen validate`, which reads a "
+    "file, not its templates.")
 
 
 def template_model_reference() -> str:

@@ -284,9 +284,11 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
     from the fixture. ``warn`` is given what the fixture's mapping binds that the
     templates do not write; a value one of its split policies fills that they do not
     write refuses the bundle (exit 3), as it refuses the mapping in check-mapping. Each
-    file with an XSD of its own is validated against it as check-mapping validates its
-    sample files (``sample.schema_problems``: the sample's made-up values not held
-    against the places bound values go; each refusal naming its template line), a file
+    file with an XSD of its own is validated against it, and each file with a layout
+    checked against it, as check-mapping checks its sample files
+    (``sample.schema_problems``, ``sample.layout_problems``: the sample's made-up values
+    not held against the places bound values go; each refusal naming its template
+    line), a file
     that goes to Hélios against the DGFiP package ``official_xsd`` too when given (as its
     expected files): one refused refuses the bundle (exit 6), the branches the fixture
     does not take included."""
@@ -296,7 +298,8 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
         sample, _ = check_coverage(
             result.mapping, fmt, warn, f"{fmt.name}: a policy of the fixture's mapping "
             "fills a value no template of the bundle writes",
-            check_templates(result.mapping, fmt, validated=True, official_xsd=official_xsd
+            check_templates(result.mapping, fmt, laid_out=True, validated=True,
+                            official_xsd=official_xsd
                             if any(r in fmt.rules for r in _DGFIP_RULES) else None))
     except TemplateError as exc:
         # a call stopped past its time limit stays TemplateStopped, as export.py keeps it:
@@ -305,20 +308,25 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
         raise error(f"{exc} [a sample title of check-mapping (every optional part, or "
                     "none), rendered with the fixture's mapping: a branch the fixture does "
                     "not take]", exc.problems) from None
-    if sample.schema_problems:
+    broken = [*sample.layout_problems, *sample.schema_problems]
+    if broken:
+        what = " and ".join(
+            said for said, found in (("break their layout", sample.layout_problems),
+                                     ("are refused by their XSD", sample.schema_problems))
+            if found)
         raise OutputInvalidError(
             f"{fmt.name}: the bundle's files, rendered on check-mapping's sample titles "
-            f"with the fixture's mapping, are refused by their XSD "
-            f"({len(sample.schema_problems)} problem(s)): an export writing them so is "
-            "refused", list(sample.schema_problems))
+            f"with the fixture's mapping, {what} ({len(broken)} problem(s)): an export "
+            "writing them so is refused", broken)
 
 
 def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Problem]:
     """Each file of the bundle the fixture renders empty or not at all (a side file,
     e.g. joint debtors, when no fixture invoice fills it): its XSD or layout checked no
     record of it, so a broken branch of its template (a column too many, a value in a
-    reserved column) passes the self-test. The sample titles render it, but are not
-    validated (their values are made up)."""
+    reserved column) passes the self-test. The sample titles render it, and their files
+    are checked against the XSD or layout (``check_samples``), but not their values,
+    which are made up."""
     source = fmt.folder / "format.yaml"
     problems = []
     produced = {name for name, spec in specs.items()

@@ -688,6 +688,17 @@ def check_mapping(
         warn = warnings.append if as_json else _warn
         for problem in format_warnings(m, fmt):
             warn(problem)
+        if official_xsd is None:
+            from dataclasses import replace
+
+            from .formats import unvalidated
+
+            # a PES file without an XSD of its own: without the package, nothing
+            # validates its sample files here (an export refuses to run without it)
+            for problem in unvalidated(fmt):
+                warn(replace(problem, message=f"{problem.message}: check-mapping validated "
+                             "none of the files it rendered on its sample titles, and an "
+                             f"export of format {fmt.name} is refused without it (exit 2)"))
         from .payfip.settings import sample_problems
 
         # the payfip section's refdet and objet rules on a sample title: a misspelt field

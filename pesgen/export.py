@@ -49,7 +49,7 @@ from .errors import (
     UsageError,
 )
 from .figures import RunInvoices, TitleFigures
-from .formats import FileSpec, Format, encoding_clash, mapping_format
+from .formats import FileSpec, Format, encoding_clash, mapping_format, unvalidated
 from .keys import Held, cle1, cle2
 from .layout import validate_file
 from .mapping import Binding, Mapping, load_mapping
@@ -371,7 +371,8 @@ class Exporter:
             # load_format allows this for a PES format only: the DGFiP package checks it
             raise UsageError(f"format {fmt.name}: {', '.join(unchecked)} has no XSD of its "
                              "own; give the DGFiP package to validate it (--official-xsd "
-                             "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)")
+                             "DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file)",
+                             unvalidated(fmt))
         # legacy: a rebuild (vouched) as pesgen rendered before 2026-12-01 (see
         # runs._rebuilt_from): None written as the word, and zero-filled as '0None',
         # code-table civilities through the text policies
@@ -1139,7 +1140,7 @@ class Exporter:
 
         if not any(_unplaced_schema(p) for p in problems):
             return problems
-        from .sample import _writer_named, line_marks, unmarked
+        from .sample import _writer_named, judged_lines, line_marks, unmarked
 
         head_lines = written.head.count(b"\n")
         before_tail = head_lines + written.lines.breaks  # the line breaks before the tail
@@ -1151,8 +1152,11 @@ class Exporter:
         # values (their bindings named, or listed when the value joins several)
         bound = self._places.get(renderer.spec.template, {})
         for n, p in enumerate(problems):
+            # a PES rule's problem (pes.*, sepa.*) at a place of a bound value too: the
+            # title rules passed that value, so the template wrote it otherwise
             line = _body_line(p.record or "", f"{doc.file_name}:", 0) \
-                if _unplaced_schema(p) and _xsd_place(p)[1] not in bound else None
+                if _unplaced_schema(p) and (not p.rule.startswith("xsd.")
+                                            or _xsd_place(p)[1] not in bound) else None
             if line is None or line < 1:
                 continue
             if line <= head_lines:
@@ -1168,15 +1172,18 @@ class Exporter:
         except PesgenError:
             return problems
         parts: dict[str | int, list[set[tuple[str, int]]]] = {}
+        plain: dict[str | int, list[str]] = {}  # each part's lines, without marks
 
         def marks_of(part: str | int, out: Callable[[], str], data: bytes) -> None:
             try:
                 text = out()
-                same = self._encode(unmarked(text), renderer, "a render with marks") == data
+                bare = unmarked(text)
+                same = self._encode(bare, renderer, "a render with marks") == data
             except PesgenError:
                 return
             if same:
                 parts[part] = line_marks(text)
+                plain[part] = bare.split("\n")
 
         wanted = {part for part, _ in at.values()}
         if "head" in wanted:
@@ -1206,7 +1213,10 @@ class Exporter:
                 i -= before.get(part, 0) + 1
             lines = parts.get(part, [])
             if 0 <= i < len(lines):
-                p = _writer_named(p, self, renderer, lines[i], "the line written at")
+                # a rule naming a block's line: the lines of the elements it judges
+                p = _writer_named(p, self, renderer, {
+                    m for j in judged_lines(p, i, plain[part]) for m in lines[j]},
+                    "the line written at")
             out.append(p)
         return out
 

@@ -134,6 +134,32 @@ class Format:
         return FieldLimit(None, self.charset)
 
 
+def unvalidated(fmt: Format) -> list[Problem]:
+    """Each file of a PES format that has no XSD of its own (format.yaml files[i] gives
+    no ``xsd``: ``load_format`` allows it for a PES format only), which only the DGFiP
+    package validates: an export refuses to run without the package (``Exporter``), and
+    check-mapping, without it, validates none of its sample files (rule
+    format.no-xsd, naming format.yaml:line: files[i])."""
+    specs = [(i, spec) for i, spec in enumerate(fmt.files)
+             if spec.xsd is None and spec.layout is None]
+    if not specs or fmt.recorded:
+        return []
+    source = fmt.folder / "format.yaml"
+    try:
+        data, _, _ = load_yaml_file(source, "format")
+    except (PesgenError, OSError):
+        data = None
+    problems = []
+    for i, spec in specs:
+        line = line_of(data, ["files", i, "template"]) if data is not None else 0
+        problems.append(Problem(
+            "format.no-xsd", f"{spec.template} has no XSD of its own (format.yaml gives "
+            "it no xsd): only the DGFiP package validates its files (--official-xsd DIR, "
+            "PESGEN_OFFICIAL_XSD or official_xsd in the config file)",
+            mapping=f"{source}:{line}: files[{i}]" if line else f"{source}: files[{i}]"))
+    return problems
+
+
 def shown_folder(name: str, folder: Path, recorded: bool) -> str:
     """``Format.shown`` of the bundle ``name`` in ``folder``."""
     if recorded or inside(data_dir("templates"), folder):

@@ -117,7 +117,10 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
         tails[name] = _written(exporter, renderer, renderer.tail(named), "tail")
         if renderer.spec.layout is not None:
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
-            layout_problems += _check_layout(exporter, renderer.spec, name, text)
+            # a line too short or too long named at the template line writing such
+            # records, as export names it (Exporter._writers_of)
+            layout_problems += exporter._writers_of(
+                _check_layout(exporter, renderer.spec, name, text), renderer, named)
     path_problems: list[Problem] = []
     if exporter.builder.paths is not None:
         # a path binding with a typo ('payer.adress.street') said by its path and the

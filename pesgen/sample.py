@@ -268,12 +268,14 @@ def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRe
     if lines is None:
         return problems
     prefix = f"{doc.file_name}:"
+    plain = text.split("\n")
 
     def places(p: Problem) -> set[tuple[str, int]]:
-        # 'name:LINE' (a layout's), 'name:LINE /XPath' (an XSD's)
+        # 'name:LINE' (a layout's), 'name:LINE /XPath' (an XSD's, a PES rule's)
         number = (p.record or "").removeprefix(prefix).split(" ", 1)[0]
-        ok = number.isdigit() and 0 < int(number) <= len(lines)
-        return lines[int(number) - 1] if ok else set()
+        if not (number.isdigit() and 0 < int(number) <= len(lines)):
+            return set()
+        return {m for i in judged_lines(p, int(number) - 1, plain) for m in lines[i]}
 
     return [_writer_named(p, exporter, renderer, places(p), "the line written at")
             if unplaced(p) else p for p in problems]
@@ -285,8 +287,52 @@ def _unplaced_columns(p: Problem) -> bool:
 
 
 def _unplaced_schema(p: Problem) -> bool:
-    """An XSD's refusal (xsd.pesgen, xsd.bundle) that names no binding nor template."""
-    return p.rule.startswith("xsd.") and p.mapping is None
+    """An XSD's refusal (xsd.pesgen, xsd.bundle, xsd.dgfip), or a PES bordereau rule's
+    problem in a file (``validate``'s: pes.*, sepa.*) at an element one line of a
+    template writes (not ``UNWRITTEN``), that names no binding nor template."""
+    return p.mapping is None and (p.rule.startswith("xsd.") or (
+        p.rule.startswith(("pes.", "sepa.")) and p.rule not in UNWRITTEN))
+
+
+# The PES bordereau rules on a file (``validate``) whose problem no one line of a
+# template writes: a bordereau's count or sum (NbrPce, MtBordHt) compared with its
+# pieces, its number of pieces, a piece's lines compared with each other (their SEPA
+# data, their debtors), the listing cut short. Their problem names the file's line
+# (the Bordereau's, the Piece's), never a template line (docs/rules.md).
+UNWRITTEN = frozenset({"pes.nbr-pce", "pes.mt-bord-ht", "pes.max-pieces", "pes.sepa-same",
+                       "pes.single-debtor", "pes.listing"})
+
+# The PES bordereau rules whose problem names the line of the block holding what they
+# judge (the Piece, an InfoLignePiece, an InfoPrelevementSEPA, the Bordereau), not the
+# element's own: the elements they judge, whose lines name the template line
+# (``judged_lines``). A rule not here names the element it judges.
+JUDGED = {"pes.triplet": ("TypPce", "NatPce"), "pes.edition": ("Edition",),
+          "pes.asap-date": ("DteAsp",), "pes.id-pce-unique": ("IdPce",),
+          "pes.num-dette-unique": ("NumDette",), "pes.id-ligne-unique": ("IdLigne",),
+          "pes.mt-prel": ("MtPrel",)}
+# a block another piece or bordereau opens: where the elements of one are looked for no more
+_NEXT_BLOCK = re.compile(r"<(?:Piece|Bordereau)[\s/>]")
+
+
+def judged_lines(p: Problem, i: int, text: list[str]) -> list[int]:
+    """The lines (indexes in ``text``, a file's or a part's lines) of the elements a PES
+    rule judges (``JUDGED``) when its problem ``p`` names the line ``i`` of the block
+    holding them: each looked for from that line on, up to the next Piece or Bordereau;
+    ``[i]`` for any other problem, or when none is found there (pes.triplet at a
+    TypBord: its own line)."""
+    tags = JUDGED.get(p.rule)
+    if not tags:
+        return [i]
+    found: dict[str, int] = {}
+    for j in range(i, len(text)):
+        if j > i and _NEXT_BLOCK.search(text[j]):
+            break
+        for tag in tags:
+            if tag not in found and re.search(f"<{tag}[\\s/>]", text[j]):
+                found[tag] = j
+        if len(found) == len(tags):
+            break
+    return sorted(set(found.values())) or [i]
 
 
 def _writer_named(p: Problem, exporter: Exporter, renderer: FileRenderer,

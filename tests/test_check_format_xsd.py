@@ -1,6 +1,7 @@
 """check-format validates what the bundle's templates write on check-mapping's sample
-titles against the bundle's XSD (``sample.schema_problems``, as check-mapping): a
-branch the fixture does not take is checked too."""
+titles against the bundle's XSD (``sample.schema_problems``, as check-mapping), and
+checks it against the bundle's layouts (``sample.layout_problems``): a branch the
+fixture does not take is checked too."""
 
 from __future__ import annotations
 
@@ -54,3 +55,41 @@ def test_with_the_dgfip_package_the_sample_files_are_validated_against_it(
         "/TitCpteDiff invoice SAMPLE-1: Element 'TitCpteDiff', attribute 'X': The "
         "attribute 'X' is not allowed." in ln
         and ln.endswith(f"pes-aller.xml.j2:{line}] (rule xsd.dgfip)") for ln in said), said
+
+
+def test_a_pes_rule_s_problem_on_the_sample_titles_names_the_template_line(tmp_path):
+    """The sample titles' files are checked by the PES bordereau rules too: a template
+    writing an MtPrel other than the line's MtHT where the holder differs (a branch
+    pes-ormc's fixture does not take) is refused (pes.mt-prel), named at the template
+    line writing MtPrel, not only at the file's InfoPrelevementSEPA."""
+    fmts, line = bundle_edited(
+        tmp_path, "pes-ormc", "pes-aller.xml.j2", '<MtPrel V="{{ ln.amount | amount }}"/>',
+        "<MtPrel V=\"{{ '0.01' if m.holder_differs else ln.amount | amount }}\"/>")
+    r = run_cli("check-format", "pes-ormc", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert said and all(
+        "invoice SAMPLE-1: MtPrel differs from MtHT on line" in ln
+        and ln.endswith(f"pes-aller.xml.j2:{line}] (rule pes.mt-prel)") for ln in said), said
+
+
+def test_a_branch_the_fixture_does_not_take_is_checked_against_the_layout(tmp_path):
+    """check-format validated the sample titles' files against an XSD only: a CSV or
+    fixed-width template writing, in a branch its fixture does not take, a line its
+    layout refuses passed (e.magnus' joint debtor with a third address line, which the
+    fixture's mapping never gives, written with a 28th field). Those files are now
+    checked against their layout as check-mapping checks them: exit 6, the sample
+    title and the template line."""
+    fmts, line = bundle_edited(
+        tmp_path, "bl-emagnus", "wtamc001tsol.txt.j2",
+        '} | csv_record(size=27, quoting="always") }}',
+        '} | csv_record(size=27, quoting="always") }}'
+        "{{ ';\"X\"' if lines | length > 2 else '' }}")
+    r = run_cli("check-format", "bl-emagnus", "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert "rendered on check-mapping's sample titles with the fixture's mapping, break " \
+        "their layout (1 problem(s))" in r.stderr, r.stderr
+    [said] = [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")]
+    assert "WTAMC001_TSOL.txt:1 invoice SAMPLE-1: record 'tiers-solidaire' has 28 " \
+        "fields, the layout has 27" in said, said
+    assert said.endswith(f"wtamc001tsol.txt.j2:{line}] (rule layout.columns)"), said

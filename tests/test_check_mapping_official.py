@@ -81,3 +81,34 @@ def test_check_mapping_takes_the_dgfip_package_as_export_does(tmp_path, monkeypa
         assert r.exit_code == ExitCode.USAGE, r.output
     finally:
         _load.cache_clear()
+
+
+def test_without_the_package_a_bundle_without_its_own_xsd_is_warned_of(tmp_path):
+    """check-mapping without --official-xsd said OK of a mapping whose PES bundle ships
+    no XSD of its own, its sample files validated by nothing (an export refuses to run
+    without the package). It now warns (rule format.no-xsd, naming format.yaml:line:
+    files[0], saying --official-xsd checks it), in text and JSON, exit 0 still: the
+    mapping is not at fault. check-format, which refuses such a bundle without the
+    package (exit 2, as export), names that line too."""
+    fmts, _ = bundle_edited(tmp_path, "pes-ormc", "format.yaml",
+                            "    xsd: pes-ormc/pes-ormc.xsd\n", "")
+    text = (fmts / "pes-ormc" / "format.yaml").read_text(encoding="utf-8")
+    line = text[:text.index("  - template: pes-aller.xml.j2")].count("\n") + 1
+    where = f"[format {fmts}/pes-ormc/format.yaml:{line}: files[0]] (rule format.no-xsd)"
+    mapping = MAPPINGS / "villeneuve-sur-loing.yaml"
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.output
+    [said] = [ln for ln in r.stderr.splitlines() if ln.endswith(where)]
+    assert said.startswith("warning: pes-aller.xml.j2 has no XSD of its own") and \
+        "(--official-xsd DIR, PESGEN_OFFICIAL_XSD or official_xsd in the config file): " \
+        "check-mapping validated none of the files it rendered on its sample titles" in said
+    as_json = run_cli("check-mapping", mapping, "--formats-dir", fmts, "--format", "json")
+    [result] = json.loads(as_json.stdout)["mappings"]
+    assert as_json.exit_code == 0 and [
+        (w["rule"], w["file"], w["line"], w["key"]) for w in result["warnings"]
+        if w["rule"] == "format.no-xsd"] == [
+        ("format.no-xsd", f"{fmts}/pes-ormc/format.yaml", line, "files[0]")]
+    refused = run_cli("check-format", "pes-ormc", "--formats-dir", fmts)
+    assert refused.exit_code == ExitCode.USAGE and where in refused.stderr, refused.output
+    shipped = run_cli("check-mapping", mapping)
+    assert shipped.exit_code == 0 and "format.no-xsd" not in shipped.output

@@ -662,11 +662,14 @@ def test_a_layout_s_yaml_syntax_error_names_it_by_the_formats_dir_as_typed(tmp_p
 def test_preview_names_the_template_writing_short_lines_as_export_does(tmp_path,
                                                                        monkeypatch):
     """preview checks the lines it shows against the layout as export does: a template
-    writing them too short is named as typed (--formats-dir), for the lines alike."""
+    writing them too short is named as typed (--formats-dir), for the lines alike, and
+    at the template line writing such records, as export names it (preview named the
+    template only)."""
     monkeypatch.chdir(tmp_path)
     assert _run("new-format", "acme-fixed", "--kind", "fixed", "--dir", "fmts").exit_code == 0
     template = Path("fmts") / "acme-fixed" / "acme-fixed.txt.j2"
     text = template.read_text(encoding="utf-8")
+    line = text[:text.index("t.debtor.complement_name | fixed(38)")].count("\n") + 1
     template.write_text(text.replace("t.debtor.complement_name | fixed(38)",
                                      "t.debtor.complement_name | fixed(37)"), encoding="utf-8")
     r = _run("preview", "-m", _titres_on(tmp_path, "acme-fixed"), "-i", INPUT,
@@ -676,6 +679,8 @@ def test_preview_names_the_template_writing_short_lines_as_export_does(tmp_path,
     assert len(said) == 1, r.stdout
     assert "is cut: check the widths fmts/acme-fixed/acme-fixed.txt.j2 writes on such " \
         "lines (and " in said[0], said
+    assert said[0].endswith(f"[template fmts/acme-fixed/acme-fixed.txt.j2:{line}] "
+                            "(rule layout.columns)"), said
 
 
 @pytest.mark.parametrize("kind", ["csv", "fixed", "xml"])

@@ -148,3 +148,55 @@ def test_a_template_line_s_span_is_found_once_per_renderer(monkeypatch):
     assert [renderer.expression_lines(template, 58) for _ in range(3)] == [(58, 58)] * 3
     assert renderer.expression_lines(template, 87) == (87, 87)
     assert calls == [(template, 58), (template, 87)]
+
+
+# A PES bordereau rule's problem in the file (pesgen.validate: the rules the XSD cannot
+# express), of what the template writes itself: (old, new, the rule, words of its message)
+PES_CASES = [
+    # named at its InfoPrelevementSEPA's line: the template line is MtPrel's
+    ('<MtPrel V="{{ ln.amount | amount }}"/>', '<MtPrel V="1.00"/>', "pes.mt-prel",
+     "invoice FA-2026-00101: MtPrel differs from MtHT on line 1 of piece 1"),
+    # named at the element itself (its XPath)
+    ('<Cle2 V="{{ t.cle2 }}"/>', '<Cle2 V="{{ \'B\' if t.cle2 == \'A\' else \'A\' }}"/>',
+     "pes.cle2", "/BlocPiece/Cle2 invoice FA-2026-00101: Cle2 is A, Exer 2026"),
+    # in the head: named at the Bordereau's line, the template line is DteAsp's
+    ('{% if doc.bordereau.asap_date %}<DteAsp V="{{ doc.bordereau.asap_date | isodate }}"/>',
+     '{% if doc.bordereau.asap_date or true %}<DteAsp V="2020-01-01"/>', "pes.asap-date",
+     ": DteAsp 2020-01-01 is before DteBordEm 2026-11-23"),
+]
+
+
+@pytest.mark.parametrize("old, new, rule, words", PES_CASES)
+def test_a_pes_rule_s_problem_names_the_template_line(tmp_path, old, new, rule, words):
+    """A PES bordereau rule (pes.*, sepa.*) refusing what the template wrote (the
+    title rules passed the invoice's values) named the file's line, the invoice and
+    the rule, not the template line that wrote the element, where an XSD's refusal
+    names it: a rule naming a block's line (the piece's, an InfoPrelevementSEPA's, the
+    Bordereau's) names the line of the element it judges."""
+    fmts, line = bundle_edited(tmp_path, "pes-ormc", "pes-aller.xml.j2", old, new)
+    r = _dry_run(tmp_path, "villeneuve-sur-loing.yaml", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.endswith(f"(rule {rule})")]
+    assert said and any(words in ln for ln in said), r.stderr
+    where = f"[template {fmts}/pes-ormc/pes-aller.xml.j2:{line}] (rule {rule})"
+    assert all(ln.endswith(where) for ln in said), said
+    as_json = _dry_run(tmp_path, "villeneuve-sur-loing.yaml", fmts, "--format", "json")
+    found = [p for p in json.loads(as_json.stdout)["problems"] if p["rule"] == rule]
+    assert found and all(
+        (p["file"], p["line"], p["source"])
+        == (f"{fmts}/pes-ormc/pes-aller.xml.j2", line, "template") for p in found), found
+
+
+def test_a_bordereau_count_names_no_template_line(tmp_path):
+    """pes.nbr-pce compares the head's NbrPce with the pieces that follow: no one
+    template line writes what it refuses, none is named (docs/rules.md says so), where
+    the same file's pes.mt-prel names its line."""
+    bundle_edited(tmp_path, "pes-ormc", "pes-aller.xml.j2",
+                  '<NbrPce V="{{ doc.bordereau.count }}"/>',
+                  '<NbrPce V="{{ doc.bordereau.count + 1 }}"/>')
+    fmts, line = bundle_edited(tmp_path, "pes-ormc", "pes-aller.xml.j2", *PES_CASES[0][:2])
+    r = _dry_run(tmp_path, "villeneuve-sur-loing.yaml", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.endswith("(rule pes.nbr-pce)")]
+    assert len(said) == 1 and "[template " not in said[0], r.stderr
+    assert f"pes-aller.xml.j2:{line}] (rule pes.mt-prel)" in r.stderr
