@@ -174,6 +174,16 @@ def held_by(name: str) -> Callable[[Any], bool] | None:
 # (PayFiP's mel) from the run's recorded input
 PAYFIP_READS = frozenset({"payer.email"})
 
+# {optional bound field: what pesgen's rules take from it, whatever the templates write}:
+# unbound, a format writing no civility still has every person refused (pes.civility,
+# unless policies.missing_civility), one writing no country every address taken as French
+_CIVILITY = ("a person without civility is refused (rule pes.civility, unless "
+             "policies.missing_civility: default)")
+_COUNTRY = ("it tells an address abroad (policies.foreign_address; unbound, every address "
+            "is taken as French and its postal code held to 5 digits)")
+RULES_READ = {"payer.civility": _CIVILITY, "joint_payer.civility": _CIVILITY,
+              "address.country": _COUNTRY, "joint_payer.country": _COUNTRY}
+
 
 @lru_cache(maxsize=1)
 def _required() -> frozenset[str]:
@@ -229,6 +239,9 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
             advice = (f"pesgen payfip link reads it from the run's recorded input (the "
                       f"mapping sets up PayFiP): keep it bound. If the format has no place "
                       f"for it, {declare}")
+        elif name in RULES_READ:
+            advice = (f"pesgen's rules read it beside the templates ({RULES_READ[name]}): "
+                      f"keep it bound. If the format has no place for it, {declare}")
         elif name in _required():
             # the mapping's schema refuses it unbound: pesgen reads it beside the
             # templates (a debtor's category for the DGFiP rules, an address)
