@@ -537,6 +537,9 @@ class Builder:
         # template does): a free text then, held to the text policies as a label (_lines);
         # else it is not written, and kept as exported
         self.student_written = False
+        # the text fields no file of the format holds (the exporter's check_fields,
+        # coverage.unwritten_texts): kept as exported, as an unwritten student is
+        self.unwritten_texts: frozenset[str] = frozenset()
         self._encoding = mapping.output.encoding or fmt.encoding
         # (a recorded run: its texts taken as pesgen took them when it was recorded)
         self.text_policy = replace(mapping.policies.text, format_chars=True) if recorded \
@@ -720,6 +723,10 @@ class Builder:
             return None
         if not self._scalar(ctx, key, value, binding, origin):
             return None
+        if field in self.unwritten_texts:
+            # in no file: neither held to the format's charset and limits nor changed by
+            # the text policies (nothing they would say changed a file)
+            return str(value)
         limit = self._limits[key]
         text_in = str(value)
         cache_key = (text_in, limit.charset)
@@ -1713,8 +1720,9 @@ class Builder:
         if value is None and is_person:
             if self.policies.missing_civility == "default":
                 value = self.policies.default_civility
-                ctx.note("missing_civility", f"{_whose(joint)}no civility: '{value}' used",
-                         field=_own("debtor.civility", joint))
+                field = _own("debtor.civility", joint)
+                ctx.note("missing_civility", f"{_whose(joint)}no civility: '{value}' used"
+                         f"{self._unwritten_said(field)}", field=field)
             else:
                 ctx.problem("pes.civility", "a person (CatTiers 01) needs a civility "
                             "(policy missing_civility: refuse): to send a civility of your "
@@ -1865,11 +1873,20 @@ class Builder:
         ctx.note("foreign_address", f"{_whose(joint)}{country}: " + self._naming(
             f"CP 99999, Ville {shown}, CodPays {insee} (address.postal_code, address.city, "
             "address.country_code)",
-            f"address.postal_code 99999, address.city {shown}, address.country_code {insee}"),
+            f"address.postal_code 99999, address.city {shown}, address.country_code {insee}")
+            + self._unwritten_said(_own("address.city", joint)),
             field=_own("address.country", joint))
         return _make_address(street=street, postal_code="99999", city=foreign_city,
                              complement=complement, locality=locality, country=country,
                              resident=False, country_code=insee)
+
+    def _unwritten_said(self, field: str) -> str:
+        """What a policy note on ``field`` adds when no file of the format holds it: the
+        policy let the title through (it is not refused), but changed no file."""
+        if field not in self.unwritten_texts:
+            return ""
+        return (f" (format {self.fmt.name} does not write {field}, declared not carried: "
+                "the title is not refused, no file holds the value)")
 
     def _split_street(self, raw: Any, street: str, limit: int) -> tuple[str, str] | None:
         """(Adr1, Adr2) for an over-long street: split where the export had a line break,

@@ -118,6 +118,37 @@ SPLITS = (
 )
 
 
+# {text field, as format.yaml fields names its limit: the binding that fills it}; a joint
+# debtor's text fields go by their binding (joint_payer.name), as the builder names them
+_TEXTS = {
+    "title.object": "invoice.object",
+    **{f"debtor.{k}": f"payer.{k}" for k in ("name", "first_name", "complement_name",
+                                             "civility", "ref")},
+    **{f"address.{k}": f"address.{k}" for k in ("street", "complement", "locality", "city")},
+    "line.label": "line.label",
+    "mandate.rum": "payment.rum", "mandate.label": "payment.label",
+    "account.holder": "payment.holder",
+    **{f"joint_payer.{k}": f"joint_payer.{k}" for k in (
+        "name", "first_name", "complement_name", "civility", "ref", "street", "complement",
+        "locality", "city")},
+}
+
+
+def unwritten_texts(fmt: Format, reads: frozenset[str] | None) -> frozenset[str]:
+    """The text fields (``_TEXTS``' keys) no file of ``fmt`` holds: declared in its
+    format.yaml ``not_carried`` and read by no template on the sample titles (``reads``).
+    The builder keeps their values as exported, neither checked against the format's
+    charset and limits nor changed by the text policies, and the rules do not check
+    them (pes.text-length): a value the file never holds. A field a template reads stays
+    checked, declared or not (check-mapping warns of the declaration, format.not-carried),
+    as does every field when the reads are not known (None: the templates failed on the
+    sample titles)."""
+    if reads is None:
+        return frozenset()
+    return frozenset(key for key, name in _TEXTS.items()
+                     if name in fmt.not_carried and not carried(name, reads))
+
+
 @dataclass
 class Coverage:
     """What ``check`` found: warnings to print, and the problems that refuse."""
@@ -174,6 +205,16 @@ def held_by(name: str) -> Callable[[Any], bool] | None:
 # (PayFiP's mel) from the run's recorded input
 PAYFIP_READS = frozenset({"payer.email"})
 
+# {optional bound field: what pesgen's rules take from it, whatever the templates write}:
+# unbound, a format writing no civility still has every person refused (pes.civility,
+# unless policies.missing_civility), one writing no country every address taken as French
+_CIVILITY = ("a person without civility is refused (rule pes.civility, unless "
+             "policies.missing_civility: default)")
+_COUNTRY = ("it tells an address abroad (policies.foreign_address; unbound, every address "
+            "is taken as French and its postal code held to 5 digits)")
+RULES_READ = {"payer.civility": _CIVILITY, "joint_payer.civility": _CIVILITY,
+              "address.country": _COUNTRY, "joint_payer.country": _COUNTRY}
+
 
 @lru_cache(maxsize=1)
 def _required() -> frozenset[str]:
@@ -229,6 +270,9 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
             advice = (f"pesgen payfip link reads it from the run's recorded input (the "
                       f"mapping sets up PayFiP): keep it bound. If the format has no place "
                       f"for it, {declare}")
+        elif name in RULES_READ:
+            advice = (f"pesgen's rules read it beside the templates ({RULES_READ[name]}): "
+                      f"keep it bound. If the format has no place for it, {declare}")
         elif name in _required():
             # the mapping's schema refuses it unbound: pesgen reads it beside the
             # templates (a debtor's category for the DGFiP rules, an address)

@@ -481,10 +481,16 @@ class Exporter:
         """Tell the builder (``self.builder``'s by default) which of the values it takes
         as exported the templates write: an invoice number written as it is is held to
         the format's charset, a line's student then goes through the text policies
-        (``_template_reads``)."""
+        (``_template_reads``); a text field declared not carried that they do not read is
+        kept as exported, by the builder and the rules (``coverage.unwritten_texts``)."""
+        from .coverage import unwritten_texts
+
         builder = builder or self.builder
         builder.number_written = self._template_reads("t.invoice_number")
         builder.student_written = self._template_reads("t.lines[i].student")
+        builder.unwritten_texts = unwritten = unwritten_texts(self.fmt, self.sample_reads)
+        if unwritten != self.rule_ctx.unwritten:
+            self.rule_ctx = replace(self.rule_ctx, unwritten=unwritten)
 
     def _template_reads(self, name: str) -> bool:
         """Whether the format's templates read the model field ``name`` on the sample

@@ -51,6 +51,9 @@ _TEXT_FIELDS = ("title.object", "debtor.name", "debtor.first_name", "debtor.comp
 class RuleContext:
     fmt: Format
     issue_date: date  # DteBordEm of the bordereau the title goes into
+    # the text fields no file of the format holds (coverage.unwritten_texts): not checked
+    # by pes.text-length, a value the file never holds
+    unwritten: frozenset[str] = frozenset()
 
     @cached_property
     def active(self) -> tuple[Rule, ...]:
@@ -151,8 +154,9 @@ def text_values(t: Title) -> list[tuple[str, str | None]]:
       "DT v5.19 DictionnaireDesDonneesAller_simples (Base_TexteX, Base_TexteXSEPA)")
 def _lengths(t: Title, ctx: RuleContext) -> Iterator[str]:
     limits = ctx.text_limits
+    unwritten = ctx.unwritten
     for key, value in text_values(t):
-        if value is None:
+        if value is None or key in unwritten:
             continue
         most, charset = limits[key]
         if most is not None and len(value) > most:

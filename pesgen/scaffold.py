@@ -80,16 +80,74 @@ def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None
     like the others, saying which column requires it. Given the ``shape`` of the
     school's export (``peek``), its input section says what was read, and a binding
     whose column (key) alone fits by the table of usual names (``colnames``) is
-    prefilled with a comment ``# from column "X": check``. ``formats_args`` (`` --formats-dir
-    DIR``, as new-mapping was given it) goes into the commands its head says to run."""
+    prefilled with a comment ``# from column "X": check``, but one the format writes in
+    none of its files (``unwritten_bindings``), which stays commented out, saying so
+    (bound, check-mapping would warn of it). ``formats_args`` (`` --formats-dir DIR``, as
+    new-mapping was given it) goes into the commands its head says to run."""
     lines = _skeleton(collectivity, fmt, formats_args)
     for at, why in required_bindings(lines, fmt).items():
         m = _OPTIONAL.match(lines[at])
         assert m is not None
         lines[at] = f"    {m[1]}: TODO".ljust(27) + f"# required: {why}"
+    unwritten = unwritten_bindings(lines, fmt)
+    for at, why in unwritten.items():
+        lines[at] = _unwritten_line(lines[at], why)
     if shape is not None:
-        lines = _prefilled(lines, shape)
+        from .coverage import RULES_READ
+
+        lines = _prefilled(lines, shape, {name for at in unwritten
+                                          if (name := _binding_name(lines, at))
+                                          not in RULES_READ})
     return "\n".join(lines)
+
+
+def _unwritten_line(line: str, why: str) -> str:
+    """The commented-out binding ``line`` with its note replaced by ``why``."""
+    m = _OPTIONAL.match(line)
+    assert m is not None
+    return f"    # {m[1]}: TODO".ljust(27) + f"# {why}"
+
+
+def unwritten_bindings(lines: list[str], fmt: Format) -> dict[int, str]:
+    """{index in ``lines`` of a commented-out binding (``_OPTIONAL``): why it stays so}
+    for the bindings ``fmt`` writes in none of its files: declared in its format.yaml
+    ``not_carried``, or read by no template on check-mapping's sample titles (field
+    coverage, ``pesgen.coverage``), the scaffold filled with stand-ins and every such
+    binding bound. Bound, check-mapping would warn of each (mapping.unwritten). One
+    pesgen's rules read whatever the files hold (``coverage.RULES_READ``: the civility,
+    the country) is said so too: ``new_mapping`` prefills it all the same. {} when the
+    filled scaffold does not render: check-mapping names why then."""
+    from .coverage import CARRIED_BY, RULES_READ, carried
+    from .sample import check_templates
+
+    optional = [i for i, line in enumerate(lines) if _OPTIONAL.match(line)]
+    if not optional:
+        return {}
+    names = {i: _binding_name(lines, i) for i in optional}
+    with tempfile.TemporaryDirectory(prefix="pesgen-scaffold-") as tmp:
+        path = Path(tmp) / "mapping.yaml"
+        path.write_text(_stand_in_text(lines, fmt, set(optional)), encoding="utf-8")
+        try:
+            reads = check_templates(load_mapping(path), fmt).reads
+        except MappingError:
+            raise  # the scaffold's own stand-ins refused: pesgen's fault, not the format's
+        except PesgenError:
+            return {}
+    found: dict[int, str] = {}
+    for at, name in names.items():
+        if name in fmt.not_carried:
+            why = (f"{fmt.name} does not write it (format.yaml not_carried: "
+                   f"{fmt.not_carried[name][0]})")
+        elif name in CARRIED_BY and not carried(name, reads):
+            why = (f"{fmt.name} does not write it: no template reads "
+                   f"{' or '.join(CARRIED_BY[name])}")
+        else:
+            continue
+        if name in RULES_READ:
+            # bound all the same when a column fits: the rules read it, written or not
+            why = f"{why}; pesgen's rules read it: {RULES_READ[name]}"
+        found[at] = why
+    return found
 
 
 # ---------------------------------------------------------------- prefilled from an export
@@ -137,9 +195,12 @@ def _sources(shape: ExportShape) -> dict[str, list[str]]:
     return found
 
 
-def _prefilled(lines: list[str], shape: ExportShape) -> list[str]:
+def _prefilled(lines: list[str], shape: ExportShape,
+               unwritten: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """The scaffold ``lines`` with the input section ``shape`` tells and each binding
-    one column (key) alone fits by the table prefilled, saying so; the rest TODO."""
+    one column (key) alone fits by the table prefilled, saying so; the rest TODO. A
+    binding of ``unwritten`` (group.key: one the format writes in no file) is prefilled
+    but left commented out, its note kept."""
     found = _sources(shape)
     what = "column" if shape.kind == "csv" else "key"
     start = lines.index("input:")
@@ -165,8 +226,10 @@ def _prefilled(lines: list[str], shape: ExportShape) -> list[str]:
             continue
         indent, key, said = m[1], m[3], m[4]
         said = f"; {said}" if said else ""
+        # uncommented when prefilled, unless the format writes it nowhere
+        kept = (m[2] or "") if f"{group}.{key}" in unwritten else ""
         if len(sources) == 1:
-            out.append(_commented(f"{indent}{key}: {_yaml(sources[0])}",
+            out.append(_commented(f"{indent}{kept}{key}: {_yaml(sources[0])}",
                                   f"from {what} {_quoted(sources[0])}: check"
                                   f"{_fewer(shape, sources[0], group == 'line')}{said}"))
         else:

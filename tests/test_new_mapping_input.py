@@ -93,11 +93,14 @@ def test_the_example_csv_gives_the_csv_mapping_s_input_and_bindings(tmp_path):
         "payment.sequence", "line.activity", "line.label"}
     for key, line in prefilled.items():
         column = re.search(r'# from column "([^"]+)": check', line)[1]
-        binding = line.removeprefix("  #   ").split("#")[0]
+        binding = re.sub(r"^ *#? *", "", line).split("#")[0]
         assert yaml.safe_load(binding.split(": ", 1)[1]) == column, line
         if key in shipped_paths:
             assert shipped_paths[key] == column, (key, line)
     assert bound["payment.rum"].startswith("  #   rum: mandate_rum ")  # payment stays commented
+    # pes-ormc writes no invoice date (its format.yaml not_carried): left commented out
+    assert bound["invoice.date"].startswith("    # date: invoice_date ") and \
+        "pes-ormc does not write it (format.yaml not_carried: BlocPiece" in bound["invoice.date"]
     assert bound["payer.name"].startswith("    name: TODO ") and \
         '"payer_last_name", "payer_name" all fit' in bound["payer.name"]
     assert bound["line.amount"].startswith("    amount: TODO")
@@ -472,3 +475,47 @@ def test_the_scaffold_s_head_gives_its_commands_with_the_formats_dir(tmp_path):
             f"'{fmts}'\n") in head
     _, text = _scaffold(tmp_path, EXAMPLES / "school-export.json", "shipped.yaml")
     assert "#   pesgen check-mapping THIS_FILE\n" in text
+
+
+def test_a_binding_the_format_writes_nowhere_stays_commented_out(tmp_path, monkeypatch):
+    """A new package's draft CSV bundle writes no invoice date, debtor reference,
+    address complement nor line label: the scaffold read from the example CSV left
+    those prefilled and uncommented, and the first check-mapping warned of each
+    (mapping.unwritten). They stay commented out, saying the format does not write
+    them; the civility and the country, which pesgen's rules read whatever the file
+    holds (pes.civility, an address abroad), stay bound, said so, and check-mapping's
+    warning of them says to keep them bound, not to unbind them."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("new-format", "acme-compta", "--kind", "csv", "--dir", "formats"
+                   ).exit_code == 0
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune d'Acme", "--format", "acme-compta", "--formats-dir",
+                "formats", "--input", EXAMPLES / "school-export.csv", "--out", out)
+    assert r.exit_code == 0, r.output
+    bound = _bound(out.read_text(encoding="utf-8"))
+    for key, line in (("invoice.date", "    # date: invoice_date "),
+                      ("payer.ref", "    # ref: payer_ref "),
+                      ("address.complement", "    # complement: complement "),
+                      ("line.label", "    # label: activity_label ")):
+        assert bound[key].startswith(line), bound[key]
+        assert "acme-compta does not write it: no template reads t." in bound[key]
+    assert bound["payer.civility"].startswith("    civility: payer_title ")
+    assert "acme-compta does not write it: no template reads t.debtor.civility; pesgen's " \
+        "rules read it: a person without civility is refused (rule pes.civility" \
+        in bound["payer.civility"]
+    assert bound["address.country"].startswith("    country: country ")
+    mapping_copy(tmp_path, out, *COLLECTIVITY.items(),
+                 ("    name: TODO ", "    name: payer_last_name "),
+                 ("    amount: TODO", "    amount: amount"),
+                 ('TODO: {product: "TODO", nature: "TODO"}',
+                  'FM-C1: {product: FMC1, nature: "7062"}'))
+    r = run_cli("check-mapping", out, "--formats-dir", "formats")
+    assert r.exit_code == 0, r.output
+    warned = set(re.findall(r"^warning: bindings\.(\S+) is bound", r.stderr, re.M))
+    assert warned.isdisjoint({"invoice.date", "payer.ref", "address.complement",
+                              "line.label"}), warned
+    civility = next(ln for ln in r.stderr.splitlines()
+                    if ln.startswith("warning: bindings.payer.civility"))
+    assert "pesgen's rules read it beside the templates (a person without civility is " \
+        "refused (rule pes.civility" in civility and ": keep it bound. If the format " \
+        "has no place for it, declare it in" in civility and "unbind" not in civility
