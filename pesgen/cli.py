@@ -1164,6 +1164,8 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
     """The report; ``checks``: how many things are to check (listed at its end, by
     ``_show_to_check``); ``recorded``: with what the store holds already of each
     bordereau's acknowledgement."""
+    from .acquit import NO_SUCH_PIECE
+
     a = report.acquit
     _say(f"{shown(a.name)}: PES_ACQUIT of {a.id_coll_said} budget "
                f"{shown(a.cod_bud)}" + (f" (NomFic {shown(a.nom_fic)})" if a.nom_fic else "")
@@ -1214,7 +1216,7 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
             invoice = f" invoice {invoice_at(p.invoice, p.record)}" if p.invoice else (
                 ": the acquit does not say which piece, no invoice named (not guessed)"
                 if p.piece.number is None and len(r.found) == 1 else
-                " (no title of the recorded bordereau has this IdPce; rule acquit.piece)"
+                f" ({NO_SUCH_PIECE})"
                 if len(r.found) == 1
                 else "")
             _say(f"  {p.piece.said}{invoice}" + (":" if p.piece.errors and (
@@ -1841,11 +1843,12 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             titles = list(store.run_titles(r["id"])) if invoices else []
             acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
             # the invoice of each IdPce an error names, as `pesgen acquit` names it: support
-            # reading the run tells the family's invoice without the acquit file; the
-            # bordereaux read at once (bordereaux_invoices), not a query each
+            # reading the run tells the family's invoice without the acquit file; with its
+            # lines, to check each IdLigne named as acquit does (rule acquit.line); the
+            # bordereaux read at once (bordereaux_titles), not a query each
             named = [number for number, found in acks.items()
                      if any(x["piece"] not in (None, "") for x in found[0].errors)]
-            pieces = store.bordereaux_invoices(r["id"], named) if named else {}
+            pieces = store.bordereaux_titles(r["id"], named) if named else {}
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs show", exc=exc)
@@ -1918,6 +1921,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     if pes_typ_bord(r["typ_bord"]):
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
             _show_helios(number, acks.get(number, []), r["typ_bord"], pieces.get(number, {}))
+        if (unchecked := _lines_unchecked(r["id"], acks, pieces)) is not None:
+            _say(f"  Hélios      {unchecked[1]}")  # once, not beside each line
     if invoices:
         _show_invoices(titles, pol.get("input_path"))
 
@@ -1936,12 +1941,12 @@ def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
 
 
 def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
-                    acks: dict[int, list[Any]], pieces: dict[int, dict[int, str]],
+                    acks: dict[int, list[Any]], pieces: dict[int, dict[int, _Title]],
                     titles: list[dict[str, Any]] | None) -> dict[str, Any]:
     """One run as `runs show --format json` gives it: what its text says, each a field
     (``gone``: its cancelled bordereaux, ``of``: a file name's bordereau, ``missing``: the
     files not in its output folder, ``acks``: each bordereau's acknowledgements, latest
-    first, ``pieces``: the invoice of each IdPce their errors name; ``titles``: with
+    first, ``pieces``: the title of each IdPce their errors name; ``titles``: with
     --invoices)."""
     import json
 
@@ -1956,9 +1961,13 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
         return {"status": "accepted" if x.accepted else "rejected", "on": x.issued_on,
                 "domain": x.domain, "file": x.file, "line": x.line, "sha256": x.sha256,
                 "recorded_at": x.recorded_at, "replaced_at": x.superseded_at,
-                "errors": [{**e, "invoice": pieces.get(number, {}).get(e["piece"])}
+                "errors": [{**e, "invoice": _title_of(e, pieces.get(number, {}))[0],
+                            # why its IdLigne is no line of the title, as `pesgen acquit`
+                            # says it (rule acquit.line); null: it is one, or not checked
+                            "no_such_line": _no_such_line(e, pieces.get(number, {}))}
                            for e in x.errors]}
 
+    unchecked = _lines_unchecked(r["id"], acks, pieces)
     helios = None if not pes_typ_bord(r["typ_bord"]) else [
         {"id_bord": number,
          "acknowledgements": [ack(x, number) for x in acks.get(number, [])]}
@@ -1992,6 +2001,10 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
                             "reason": x["reason"], "cancelled_at": x["cancelled_at"],
                             "cancel_reason": x["cancel_reason"]} for x in r["reinstatements"]],
         "helios": helios,
+        # the IdLigne its errors name of titles recorded before the store kept their lines
+        # (schema 21): not checked, as `pesgen acquit`'s lines_unchecked (null: none)
+        "lines_unchecked": None if unchecked is None else {
+            "lines": unchecked[0], "runs": [r["id"]], "said": unchecked[1]},
         "invoices": None if titles is None else [
             {"invoice": t["invoice"], "id_bord": t["id_bord"], "id_pce": t["id_pce"],
              "debt_number": t["debt_number"] or None, "amount": t["amount"],
@@ -2004,12 +2017,56 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
     }
 
 
+# a title of a bordereau as `runs show` reads it (Store.bordereaux_titles): its invoice,
+# its record in the run's input and its number of lines (None: not kept)
+_Title = tuple[str, str | None, int | None]
+_NO_TITLE: tuple[None, None, None] = (None, None, None)
+
+
+def _title_of(error: dict[str, Any], titles: dict[int, _Title]
+              ) -> _Title | tuple[None, None, None]:
+    """The title of the IdPce an acknowledgement's error names (``titles``: IdPce ->
+    title of its bordereau); Nones: none named, or none of the bordereau has it."""
+    return titles.get(error["piece"], _NO_TITLE) if error["piece"] not in (None, "") \
+        else _NO_TITLE
+
+
+def _no_such_line(error: dict[str, Any], titles: dict[int, _Title],
+                  short: bool = False) -> str | None:
+    """Why the IdLigne an acknowledgement's error names is no line of its title, in
+    `pesgen acquit`'s words (rule acquit.line; ``short``: beside the error); None: it is
+    one, or pesgen cannot tell (no title, no IdLigne, the title's lines not kept)."""
+    from .acquit import no_such_line
+
+    invoice, record, lines = _title_of(error, titles)
+    if invoice is None or error["line"] in (None, ""):
+        return None
+    return no_such_line(f"IdPce {error['piece']}", f"invoice {invoice_at(invoice, record)}",
+                        error["line"], lines, short)
+
+
+def _lines_unchecked(run_id: str, acks: dict[int, list[Any]],
+                     pieces: dict[int, dict[int, _Title]]) -> tuple[int, str] | None:
+    """How many IdLigne the errors of the run's latest acknowledgements name of titles
+    whose lines the store does not keep (the run recorded before schema 21), each line
+    once, and `pesgen acquit`'s sentence saying so; None: none."""
+    from .acquit import unchecked_said
+
+    named = {(number, x["piece"], x["line"]) for number, found in acks.items()
+             for x in found[0].errors if x["line"] not in (None, "")
+             and (t := _title_of(x, pieces.get(number, {})))[0] is not None
+             and t[2] is None}
+    said = unchecked_said(len(named), (run_id,))
+    return None if said is None else (len(named), said)
+
+
 def _show_helios(number: int, acks: list[Any], typ_bord: str,
-                 invoices: dict[int, str]) -> None:
+                 titles: dict[int, _Title]) -> None:
     """A bordereau's Hélios status (the acknowledgement `pesgen acquit --record`
-    recorded), its errors, each piece's with its invoice (``invoices``: IdPce -> invoice
-    of the bordereau), and the ones it replaced; ``(whole file)`` or ``(tied by --run)``
-    after one so recorded (its DomaineAck says it)."""
+    recorded), its errors, each piece's with its invoice (``titles``: IdPce -> title of
+    the bordereau) and an IdLigne no line of that title has said as `pesgen acquit` says
+    it (rule acquit.line), and the ones it replaced; ``(whole file)`` or ``(tied by
+    --run)`` after one so recorded (its DomaineAck says it)."""
     from .acquit import AckError, recorded_tie
 
     if not acks:
@@ -2022,7 +2079,9 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str,
     for x in now.errors:
         # "": the acquit left its number empty
         where = "".join(f"{label} {x[key] if x[key] != '' else '? (empty in the acquit)'} "
-                        + (_piece_invoice(x[key], invoices) if key == "piece" else "")
+                        + (_piece_invoice(x[key], titles) if key == "piece" else
+                           f"({beyond}) " if (beyond := _no_such_line(x, titles, True))
+                           else "")
                         for key, label in (("piece", "IdPce"), ("line", "IdLigne"))
                         if x[key] is not None)
         _say(f"                {where}error {AckError(x['code'], x['label'])}")
@@ -2046,15 +2105,18 @@ def invoice_at(invoice: str, record: str | None) -> str:
     return f"{invoice} ({record})" if record else invoice
 
 
-def _piece_invoice(piece: int | str, invoices: dict[int, str]) -> str:
+def _piece_invoice(piece: int | str, titles: dict[int, _Title]) -> str:
     """What follows ``IdPce N `` in an error `runs show` lists: the invoice of that title
-    of the bordereau (``invoice FA-2026-00103 ``), as `pesgen acquit` names it; nothing
-    for a piece the acquit left empty (not guessed)."""
+    of the bordereau (``invoice FA-2026-00103 ``), as `pesgen acquit` names it, or that
+    the bordereau has no such title in its words (rule acquit.piece); nothing for a piece
+    the acquit left empty (not guessed)."""
+    from .acquit import NO_SUCH_PIECE
+
     if piece == "":
         return ""
-    if piece in invoices:
-        return f"invoice {invoices[piece]} "
-    return "(no title of the bordereau has this IdPce) "
+    if piece in titles:
+        return f"invoice {titles[piece][0]} "
+    return f"({NO_SUCH_PIECE}) "
 
 
 def _show_invoices(titles: list[dict[str, Any]], input_path: str | None) -> None:
