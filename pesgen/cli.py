@@ -2636,6 +2636,8 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
              f"is refused for the invoices IdBord {active} still {hold}, unless the "
              "mapping's policies.already_exported: leave_out leaves them out (docs/state.md, "
              "A rejected bordereau)")
+    elif done.freed:
+        _say(_export_again(done.as_recorded, numbers, db, done.invoices - done.freed))
     if annulled_by_tresorerie:
         _say(f"recorded reason: {done.reason}")
     if done.run.pes:
@@ -2664,6 +2666,35 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         for problem in done.payments:
             _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
+
+
+def _export_again(run: dict[str, Any], numbers: str, db: str | None, held: int = 0) -> str:
+    """`runs cancel`'s `next:` line when no bordereau of the run stays active: the export
+    to run again on the corrected (or the right) file, with the run's own mapping, input
+    (its path as recorded; a run recorded before pesgen kept it, INPUT) and output folder,
+    the store's --db, a dry run first; ``held``: how many of its invoices other active runs
+    still hold (a store migrated from before schema 5), which that export refuses."""
+    import json
+    import shlex
+
+    from .acquit import _db_option
+
+    path = json.loads(run["policies"]).get("input_path")
+    given = shlex.quote(path) if path else "INPUT"
+    read = "" if path else (f" (INPUT: the run read {run['input_name']}; its folder was not "
+                            "recorded)")
+    args = (f"--mapping {shlex.quote(run['mapping_path'])} --input {given} --out "
+            f"{shlex.quote(run['out_dir'])}{_db_option(db)}")
+    return (f"next: correct the input (or take the right file), then check it with `pesgen "
+            f"export {args} --dry-run`{read}, and export it with the same command without "
+            f"--dry-run: its invoices take the next IdBord, never IdBord {numbers} again "
+            f"(the run's mapping, input and output folder; `pesgen runs extract {run['id']}"
+            f"{_db_option(db)} --out DIR` writes the input as the run read it; docs/state.md, "
+            "A rejected bordereau)"
+            + ("" if not held else
+               f"; it refuses the {held} invoice(s) other active runs still hold (named "
+               "above), unless the mapping's policies.already_exported: leave_out leaves "
+               "them out"))
 
 
 def _cancel_json(done: Any, db: str | None) -> None:
