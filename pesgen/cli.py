@@ -1871,7 +1871,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     _say(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
     pol = json.loads(r["policies"])
     _say(f"  input       {_recorded_input(r, pol)}")
-    _say(f"              (`pesgen runs extract {r['id']} --out DIR` writes this mapping, "
+    _say(f"              (`pesgen runs extract {r['id']}{_db_arg(db)} --out DIR` writes "
+         "this mapping, "
          "input and format bundle as recorded)")
     _say(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
                f"TypBord {r['typ_bord']}")
@@ -1925,6 +1926,14 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             _say(f"  Hélios      {unchecked[1]}")  # once, not beside each line
     if invoices:
         _show_invoices(titles, pol.get("input_path"))
+
+
+def _db_arg(db: str | None) -> str:
+    """`` --db URL`` in a command a report says to run (none: the default store), as
+    `pesgen acquit`'s next steps give it, its password masked."""
+    from .acquit import _db_option
+
+    return _db_option(db)
 
 
 def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
@@ -2248,13 +2257,14 @@ def runs_find(invoice: Annotated[str, typer.Argument(
         if as_debt:
             held = ", ".join(dict.fromkeys(shown(f["invoice"]) for f in as_debt))
             _say(f"  {invoice.strip()} is the NumDette of {held}: pesgen runs find --debt "
-                 f"{invoice.strip()}")
+                 f"{invoice.strip()}{_db_arg(db)}")
         elif not debt:
             # "in no run" alone read as "never sent, nothing refused it": a refused export
             # records nothing, so the school's file is where its reason is said again
             _say("  no run of this store exported it or left it out: an export refused, a "
                  "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
-                 "-i FILE on the school's file holding it says what refuses it")
+                 f"-i FILE{_db_arg(db)} on the school's file holding it says what "
+                 "refuses it")
         raise typer.Exit(1)
     last_of = {f["invoice"]: f for f in found}
     for f in found:
@@ -2632,7 +2642,8 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         active = ", ".join(map(str, done.still_active))
         hold = "holds" if len(done.still_active) == 1 else "hold"
         _say(f"next: export again only the invoices of IdBord {numbers} (`pesgen runs show "
-             f"{done.run.id} --invoices` lists them); an export of the school's whole file "
+             f"{done.run.id} --invoices{_db_arg(db)}` lists them); an export of the school's "
+             "whole file "
              f"is refused for the invoices IdBord {active} still {hold}, unless the "
              "mapping's policies.already_exported: leave_out leaves them out (docs/state.md, "
              "A rejected bordereau)")
