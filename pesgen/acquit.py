@@ -783,6 +783,28 @@ LINE_RULE = "acquit.line"
 PIECE_RULE = "acquit.piece"
 
 
+def no_such_line(piece: str, title: str, number: int | None, lines: int | None,
+                 short: bool = False) -> str | None:
+    """Why NumLigne ``number`` of ``piece`` (``IdPce 3``) is no line of its title
+    (``title``: ``invoice FA-2026-00103 (/…/school-export.json:$.invoices[2])``) of
+    ``lines`` lines, as `pesgen acquit` and `runs show` say it (``short``: beside the line,
+    under its piece; rule acquit.line); None: it is one, or pesgen cannot tell (the
+    title's line count not kept, the NumLigne empty)."""
+    if lines is None or number is None or 1 <= number <= lines:
+        return None
+    if short:
+        return (f"no such line: the title has {lines} line(s), IdLigne 1 to {lines}; rule "
+                f"{LINE_RULE}")
+    return (f"{piece} {title}: no IdLigne {number}, its run wrote the title with {lines} "
+            f"line(s) (IdLigne 1 to {lines}): pesgen cannot tell which line the acquit's "
+            f"error is about (rule {LINE_RULE})")
+
+
+# what `pesgen acquit` and `runs show` say beside a NumPiece no title of the bordereau
+# tied has (rule acquit.piece)
+NO_SUCH_PIECE = f"no title of the recorded bordereau has this IdPce; rule {PIECE_RULE}"
+
+
 @dataclass(frozen=True)
 class PieceReport:
     piece: AckPiece
@@ -804,16 +826,10 @@ class PieceReport:
         """Why ``line`` (one of this piece's NumLigne) is no line of the title tied, as
         support reads it (``short``: beside the line, under its piece); None: it is one,
         or pesgen cannot tell (no title, its line count not kept, the NumLigne empty)."""
-        if self.invoice is None or self.line_count is None or line.number is None \
-                or 1 <= line.number <= self.line_count:
+        if self.invoice is None:
             return None
-        if short:
-            return (f"no such line: the title has {self.line_count} line(s), IdLigne 1 to "
-                    f"{self.line_count}; rule {LINE_RULE}")
-        return (f"{self.piece.said} {self.title_said}: no IdLigne {line.number}, its run "
-                f"wrote the title with {self.line_count} line(s) (IdLigne 1 to "
-                f"{self.line_count}): pesgen cannot tell which line the acquit's error is "
-                f"about (rule {LINE_RULE})")
+        return no_such_line(self.piece.said, self.title_said, line.number, self.line_count,
+                            short)
 
     @property
     def lines_unchecked(self) -> int:
@@ -1594,7 +1610,7 @@ class AcquitReport:
     def lines_unchecked_said(self) -> str | None:
         """``lines_unchecked`` as the report says it, once; None: every NumLigne of a
         title tied is checked (or none is named)."""
-        return _unchecked_said(*self.lines_unchecked)
+        return unchecked_said(*self.lines_unchecked)
 
     def to_check(self, db: str | None = None, reading: bool = False) -> list[ToCheck]:
         """What is not all fine, a rejection aside, in the file's order: an IdColl left
@@ -1738,7 +1754,7 @@ _LISTED_COLLECTIVITIES = 10
 _LISTED_RUNS = 5
 
 
-def _unchecked_said(count: int, runs: tuple[str, ...]) -> str | None:
+def unchecked_said(count: int, runs: tuple[str, ...]) -> str | None:
     """``AcquitReport.lines_unchecked`` (``count`` NumLigne of titles of ``runs``) as the
     report says it; None: none."""
     if not count:
@@ -1871,7 +1887,7 @@ def json_parts(report: AcquitReport, db: str | None = None,
             # number of lines (schema 21): not checked (null: none)
             "lines_unchecked": None if not unchecked[0] else {
                 "lines": unchecked[0], "runs": list(unchecked[1]),
-                "said": _unchecked_said(*unchecked)},
+                "said": unchecked_said(*unchecked)},
             # no run of the store is of the acquit's IdColl or budget: said, and the
             # store's collectivities (null: not looked up, a run holds a bordereau)
             "stranger": report.stranger,

@@ -1175,6 +1175,8 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
     """The report; ``checks``: how many things are to check (listed at its end, by
     ``_show_to_check``); ``recorded``: with what the store holds already of each
     bordereau's acknowledgement."""
+    from .acquit import NO_SUCH_PIECE
+
     a = report.acquit
     _say(f"{shown(a.name)}: PES_ACQUIT of {a.id_coll_said} budget "
                f"{shown(a.cod_bud)}" + (f" (NomFic {shown(a.nom_fic)})" if a.nom_fic else "")
@@ -1225,7 +1227,7 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
             invoice = f" invoice {invoice_at(p.invoice, p.record)}" if p.invoice else (
                 ": the acquit does not say which piece, no invoice named (not guessed)"
                 if p.piece.number is None and len(r.found) == 1 else
-                " (no title of the recorded bordereau has this IdPce; rule acquit.piece)"
+                f" ({NO_SUCH_PIECE})"
                 if len(r.found) == 1
                 else "")
             _say(f"  {p.piece.said}{invoice}" + (":" if p.piece.errors and (
@@ -1852,11 +1854,12 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             titles = list(store.run_titles(r["id"])) if invoices else []
             acks = store.acknowledgements([r["id"]], history=True).get(r["id"], {})
             # the invoice of each IdPce an error names, as `pesgen acquit` names it: support
-            # reading the run tells the family's invoice without the acquit file; the
-            # bordereaux read at once (bordereaux_invoices), not a query each
+            # reading the run tells the family's invoice without the acquit file; with its
+            # lines, to check each IdLigne named as acquit does (rule acquit.line); the
+            # bordereaux read at once (bordereaux_titles), not a query each
             named = [number for number, found in acks.items()
                      if any(x["piece"] not in (None, "") for x in found[0].errors)]
-            pieces = store.bordereaux_invoices(r["id"], named) if named else {}
+            pieces = store.bordereaux_titles(r["id"], named) if named else {}
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs show", exc=exc)
@@ -1879,7 +1882,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     _say(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
     pol = json.loads(r["policies"])
     _say(f"  input       {_recorded_input(r, pol)}")
-    _say(f"              (`pesgen runs extract {r['id']} --out DIR` writes this mapping, "
+    _say(f"              (`pesgen runs extract {r['id']}{_db_arg(db)} --out DIR` writes "
+         "this mapping, "
          "input and format bundle as recorded)")
     _say(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
                f"TypBord {r['typ_bord']}")
@@ -1929,8 +1933,18 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     if pes_typ_bord(r["typ_bord"]):
         for number in range(r["first_number"], r["first_number"] + r["bordereaux"]):
             _show_helios(number, acks.get(number, []), r["typ_bord"], pieces.get(number, {}))
+        if (unchecked := _lines_unchecked(r["id"], acks, pieces)) is not None:
+            _say(f"  Hélios      {unchecked[1]}")  # once, not beside each line
     if invoices:
         _show_invoices(titles, pol.get("input_path"))
+
+
+def _db_arg(db: str | None) -> str:
+    """`` --db URL`` in a command a report says to run (none: the default store), as
+    `pesgen acquit`'s next steps give it, its password masked."""
+    from .acquit import _db_option
+
+    return _db_option(db)
 
 
 def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
@@ -1947,12 +1961,12 @@ def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
 
 
 def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
-                    acks: dict[int, list[Any]], pieces: dict[int, dict[int, str]],
+                    acks: dict[int, list[Any]], pieces: dict[int, dict[int, _Title]],
                     titles: list[dict[str, Any]] | None) -> dict[str, Any]:
     """One run as `runs show --format json` gives it: what its text says, each a field
     (``gone``: its cancelled bordereaux, ``of``: a file name's bordereau, ``missing``: the
     files not in its output folder, ``acks``: each bordereau's acknowledgements, latest
-    first, ``pieces``: the invoice of each IdPce their errors name; ``titles``: with
+    first, ``pieces``: the title of each IdPce their errors name; ``titles``: with
     --invoices)."""
     import json
 
@@ -1967,9 +1981,13 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
         return {"status": "accepted" if x.accepted else "rejected", "on": x.issued_on,
                 "domain": x.domain, "file": x.file, "line": x.line, "sha256": x.sha256,
                 "recorded_at": x.recorded_at, "replaced_at": x.superseded_at,
-                "errors": [{**e, "invoice": pieces.get(number, {}).get(e["piece"])}
+                "errors": [{**e, "invoice": _title_of(e, pieces.get(number, {}))[0],
+                            # why its IdLigne is no line of the title, as `pesgen acquit`
+                            # says it (rule acquit.line); null: it is one, or not checked
+                            "no_such_line": _no_such_line(e, pieces.get(number, {}))}
                            for e in x.errors]}
 
+    unchecked = _lines_unchecked(r["id"], acks, pieces)
     helios = None if not pes_typ_bord(r["typ_bord"]) else [
         {"id_bord": number,
          "acknowledgements": [ack(x, number) for x in acks.get(number, [])]}
@@ -2003,6 +2021,10 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
                             "reason": x["reason"], "cancelled_at": x["cancelled_at"],
                             "cancel_reason": x["cancel_reason"]} for x in r["reinstatements"]],
         "helios": helios,
+        # the IdLigne its errors name of titles recorded before the store kept their lines
+        # (schema 21): not checked, as `pesgen acquit`'s lines_unchecked (null: none)
+        "lines_unchecked": None if unchecked is None else {
+            "lines": unchecked[0], "runs": [r["id"]], "said": unchecked[1]},
         "invoices": None if titles is None else [
             {"invoice": t["invoice"], "id_bord": t["id_bord"], "id_pce": t["id_pce"],
              "debt_number": t["debt_number"] or None, "amount": t["amount"],
@@ -2015,12 +2037,56 @@ def _shown_run_json(r: dict[str, Any], gone: Any, of: Any, missing: Any,
     }
 
 
+# a title of a bordereau as `runs show` reads it (Store.bordereaux_titles): its invoice,
+# its record in the run's input and its number of lines (None: not kept)
+_Title = tuple[str, str | None, int | None]
+_NO_TITLE: tuple[None, None, None] = (None, None, None)
+
+
+def _title_of(error: dict[str, Any], titles: dict[int, _Title]
+              ) -> _Title | tuple[None, None, None]:
+    """The title of the IdPce an acknowledgement's error names (``titles``: IdPce ->
+    title of its bordereau); Nones: none named, or none of the bordereau has it."""
+    return titles.get(error["piece"], _NO_TITLE) if error["piece"] not in (None, "") \
+        else _NO_TITLE
+
+
+def _no_such_line(error: dict[str, Any], titles: dict[int, _Title],
+                  short: bool = False) -> str | None:
+    """Why the IdLigne an acknowledgement's error names is no line of its title, in
+    `pesgen acquit`'s words (rule acquit.line; ``short``: beside the error); None: it is
+    one, or pesgen cannot tell (no title, no IdLigne, the title's lines not kept)."""
+    from .acquit import no_such_line
+
+    invoice, record, lines = _title_of(error, titles)
+    if invoice is None or error["line"] in (None, ""):
+        return None
+    return no_such_line(f"IdPce {error['piece']}", f"invoice {invoice_at(invoice, record)}",
+                        error["line"], lines, short)
+
+
+def _lines_unchecked(run_id: str, acks: dict[int, list[Any]],
+                     pieces: dict[int, dict[int, _Title]]) -> tuple[int, str] | None:
+    """How many IdLigne the errors of the run's latest acknowledgements name of titles
+    whose lines the store does not keep (the run recorded before schema 21), each line
+    once, and `pesgen acquit`'s sentence saying so; None: none."""
+    from .acquit import unchecked_said
+
+    named = {(number, x["piece"], x["line"]) for number, found in acks.items()
+             for x in found[0].errors if x["line"] not in (None, "")
+             and (t := _title_of(x, pieces.get(number, {})))[0] is not None
+             and t[2] is None}
+    said = unchecked_said(len(named), (run_id,))
+    return None if said is None else (len(named), said)
+
+
 def _show_helios(number: int, acks: list[Any], typ_bord: str,
-                 invoices: dict[int, str]) -> None:
+                 titles: dict[int, _Title]) -> None:
     """A bordereau's Hélios status (the acknowledgement `pesgen acquit --record`
-    recorded), its errors, each piece's with its invoice (``invoices``: IdPce -> invoice
-    of the bordereau), and the ones it replaced; ``(whole file)`` or ``(tied by --run)``
-    after one so recorded (its DomaineAck says it)."""
+    recorded), its errors, each piece's with its invoice (``titles``: IdPce -> title of
+    the bordereau) and an IdLigne no line of that title has said as `pesgen acquit` says
+    it (rule acquit.line), and the ones it replaced; ``(whole file)`` or ``(tied by
+    --run)`` after one so recorded (its DomaineAck says it)."""
     from .acquit import AckError, recorded_tie
 
     if not acks:
@@ -2033,7 +2099,9 @@ def _show_helios(number: int, acks: list[Any], typ_bord: str,
     for x in now.errors:
         # "": the acquit left its number empty
         where = "".join(f"{label} {x[key] if x[key] != '' else '? (empty in the acquit)'} "
-                        + (_piece_invoice(x[key], invoices) if key == "piece" else "")
+                        + (_piece_invoice(x[key], titles) if key == "piece" else
+                           f"({beyond}) " if (beyond := _no_such_line(x, titles, True))
+                           else "")
                         for key, label in (("piece", "IdPce"), ("line", "IdLigne"))
                         if x[key] is not None)
         _say(f"                {where}error {AckError(x['code'], x['label'])}")
@@ -2057,15 +2125,18 @@ def invoice_at(invoice: str, record: str | None) -> str:
     return f"{invoice} ({record})" if record else invoice
 
 
-def _piece_invoice(piece: int | str, invoices: dict[int, str]) -> str:
+def _piece_invoice(piece: int | str, titles: dict[int, _Title]) -> str:
     """What follows ``IdPce N `` in an error `runs show` lists: the invoice of that title
-    of the bordereau (``invoice FA-2026-00103 ``), as `pesgen acquit` names it; nothing
-    for a piece the acquit left empty (not guessed)."""
+    of the bordereau (``invoice FA-2026-00103 ``), as `pesgen acquit` names it, or that
+    the bordereau has no such title in its words (rule acquit.piece); nothing for a piece
+    the acquit left empty (not guessed)."""
+    from .acquit import NO_SUCH_PIECE
+
     if piece == "":
         return ""
-    if piece in invoices:
-        return f"invoice {invoices[piece]} "
-    return "(no title of the bordereau has this IdPce) "
+    if piece in titles:
+        return f"invoice {titles[piece][0]} "
+    return f"({NO_SUCH_PIECE}) "
 
 
 def _show_invoices(titles: list[dict[str, Any]], input_path: str | None) -> None:
@@ -2197,13 +2268,14 @@ def runs_find(invoice: Annotated[str, typer.Argument(
         if as_debt:
             held = ", ".join(dict.fromkeys(shown(f["invoice"]) for f in as_debt))
             _say(f"  {invoice.strip()} is the NumDette of {held}: pesgen runs find --debt "
-                 f"{invoice.strip()}")
+                 f"{invoice.strip()}{_db_arg(db)}")
         elif not debt:
             # "in no run" alone read as "never sent, nothing refused it": a refused export
             # records nothing, so the school's file is where its reason is said again
             _say("  no run of this store exported it or left it out: an export refused, a "
                  "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
-                 "-i FILE on the school's file holding it says what refuses it")
+                 f"-i FILE{_db_arg(db)} on the school's file holding it says what "
+                 "refuses it")
         raise typer.Exit(1)
     last_of = {f["invoice"]: f for f in found}
     for f in found:
@@ -2581,10 +2653,13 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         active = ", ".join(map(str, done.still_active))
         hold = "holds" if len(done.still_active) == 1 else "hold"
         _say(f"next: export again only the invoices of IdBord {numbers} (`pesgen runs show "
-             f"{done.run.id} --invoices` lists them); an export of the school's whole file "
+             f"{done.run.id} --invoices{_db_arg(db)}` lists them); an export of the school's "
+             "whole file "
              f"is refused for the invoices IdBord {active} still {hold}, unless the "
              "mapping's policies.already_exported: leave_out leaves them out (docs/state.md, "
              "A rejected bordereau)")
+    elif done.freed:
+        _say(_export_again(done.as_recorded, numbers, db, done.invoices - done.freed))
     if annulled_by_tresorerie:
         _say(f"recorded reason: {done.reason}")
     if done.run.pes:
@@ -2613,6 +2688,35 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         for problem in done.payments:
             _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
+
+
+def _export_again(run: dict[str, Any], numbers: str, db: str | None, held: int = 0) -> str:
+    """`runs cancel`'s `next:` line when no bordereau of the run stays active: the export
+    to run again on the corrected (or the right) file, with the run's own mapping, input
+    (its path as recorded; a run recorded before pesgen kept it, INPUT) and output folder,
+    the store's --db, a dry run first; ``held``: how many of its invoices other active runs
+    still hold (a store migrated from before schema 5), which that export refuses."""
+    import json
+    import shlex
+
+    from .acquit import _db_option
+
+    path = json.loads(run["policies"]).get("input_path")
+    given = shlex.quote(path) if path else "INPUT"
+    read = "" if path else (f" (INPUT: the run read {run['input_name']}; its folder was not "
+                            "recorded)")
+    args = (f"--mapping {shlex.quote(run['mapping_path'])} --input {given} --out "
+            f"{shlex.quote(run['out_dir'])}{_db_option(db)}")
+    return (f"next: correct the input (or take the right file), then check it with `pesgen "
+            f"export {args} --dry-run`{read}, and export it with the same command without "
+            f"--dry-run: its invoices take the next IdBord, never IdBord {numbers} again "
+            f"(the run's mapping, input and output folder; `pesgen runs extract {run['id']}"
+            f"{_db_option(db)} --out DIR` writes the input as the run read it; docs/state.md, "
+            "A rejected bordereau)"
+            + ("" if not held else
+               f"; it refuses the {held} invoice(s) other active runs still hold (named "
+               "above), unless the mapping's policies.already_exported: leave_out leaves "
+               "them out"))
 
 
 def _cancel_json(done: Any, db: str | None) -> None:

@@ -87,7 +87,8 @@ def test_a_rejected_bordereau_cancels_as_before_and_one_without_answer_says_to_c
     assert rejected.stdout == (
         f"run {run}: IdBord 2 cancelled: its 4 invoice(s) can be exported again; IdBord 1, "
         f"3 stay active\nnext: export again only the invoices of IdBord 2 (`pesgen runs show "
-        f"{run} --invoices` lists them); an export of the school's whole file is refused for "
+        f"{run} --invoices --db {shlex.quote(db_url)}` lists them); an export of the "
+        "school's whole file is refused for "
         "the invoices IdBord 1, 3 still hold, unless the mapping's "
         "policies.already_exported: leave_out leaves them out (docs/state.md, A rejected "
         "bordereau)\n")
@@ -125,8 +126,11 @@ def test_annulled_by_the_tresorerie_cancels_and_is_recorded_and_shown(acknowledg
     reason = ("titres annulés par la trésorerie (bordereau d'annulation 7) [annulled by the "
               "trésorerie, confirmed with --annulled-by-tresorerie: IdBord 1 accepted on "
               "2026-11-24 (ack.xml)]")
-    assert r.stdout == (f"run {run} cancelled (IdBord 1, 2, 3): its 11 invoice(s) can be "
-                        f"exported again\nrecorded reason: {reason}\n")
+    head, step, said = r.stdout.splitlines()
+    assert head == f"run {run} cancelled (IdBord 1, 2, 3): its 11 invoice(s) can be exported again"
+    # the titles annulled, their invoices to bill again: the export to run (test_cancel)
+    assert step.startswith("next: correct the input (or take the right file), then "), step
+    assert said == f"recorded reason: {reason}"
     # IdBord 3 has no acknowledgement recorded: said, as for any cancellation
     assert r.stderr.startswith("note: no acknowledgement recorded for IdBord 3: ")
     record = Store(db_url).get_run(run)

@@ -194,3 +194,80 @@ def test_a_numpiece_no_title_of_the_bordereau_has_is_said_and_to_check(db_url, t
     assert r.exit_code == ExitCode.REJECTED, r.output
     (check,) = json.loads(r.stdout)["to_check"]
     assert check["reasons"] == ["no-such-piece"], check
+
+
+def _helios_shown(db_url: str, run_id: str) -> tuple[list[str], dict]:
+    """`runs show RUN`'s Hélios lines (text) and its JSON's run."""
+    text = run_cli("runs", "show", run_id, "--db", db_url)
+    given = run_cli("runs", "show", run_id, "--db", db_url, "--format", "json")
+    assert text.exit_code == given.exit_code == 0, text.output + given.output
+    return ([ln for ln in text.stdout.splitlines()
+             if ln.startswith(("  Hélios ", "                "))],
+            json.loads(given.stdout)["run"])
+
+
+def test_runs_show_says_a_recorded_numligne_beyond_the_title_s_lines_as_acquit_does(
+        db_url, tmp_path):
+    """`runs show RUN` listed a recorded error on IdLigne 7 of a title of 2 lines as on
+    any line: support reading the run could not tell pesgen had found it wanting. Now
+    beside it in acquit's words (rule acquit.line), JSON each error's no_such_line in
+    acquit's long words; IdLigne 2, a line of the title, nothing said; lines_unchecked
+    null. A NumPiece no title has is said in acquit's words too (rule acquit.piece)."""
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    ack = _ack(tmp_path, (2, 7)).read_text(encoding="iso-8859-1").replace(
+        "      </DetailPiece>\n", "      </DetailPiece>\n      <DetailPiece>\n"
+        '        <NumPiece V="12"/>\n        <Erreur>\n          <NumAnoAck V="ERREUR_AUTRE"'
+        '/>\n          <LibelleAnoAck V="Débiteur inconnu"/>\n        </Erreur>\n'
+        "      </DetailPiece>\n", 1)
+    r = run_cli("acquit", _write(tmp_path, ack), "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    lines, shown = _helios_shown(db_url, run.run_id)
+    assert lines[1:] == [
+        "                IdPce 3 invoice FA-2026-00103 IdLigne 2 error ERREUR_AUTRE: "
+        "Fonction absente de la nomenclature",
+        "                IdPce 3 invoice FA-2026-00103 IdLigne 7 (no such line: the title "
+        "has 2 line(s), IdLigne 1 to 2; rule acquit.line) error ERREUR_AUTRE: Fonction "
+        "absente de la nomenclature",
+        "                IdPce 12 (no title of the recorded bordereau has this IdPce; rule "
+        "acquit.piece) error ERREUR_AUTRE: Débiteur inconnu"], lines
+    errors = shown["helios"][0]["acknowledgements"][0]["errors"]
+    assert [(e["piece"], e["line"], e["invoice"], e["no_such_line"]) for e in errors] == [
+        (3, 2, "FA-2026-00103", None),
+        (3, 7, "FA-2026-00103",
+         f"IdPce 3 invoice FA-2026-00103 ({WHERE}): no IdLigne 7, its run wrote the title "
+         "with 2 line(s) (IdLigne 1 to 2): pesgen cannot tell which line the acquit's error "
+         "is about (rule acquit.line)"),
+        (12, None, None, None)]
+    assert shown["lines_unchecked"] is None
+
+
+def test_runs_show_says_once_that_a_run_recorded_before_schema_21_has_its_lines_unchecked(
+        db_url, tmp_path, monkeypatch):
+    """A run recorded before the store kept its titles' lines: `runs show` lists the
+    recorded IdLigne 7 and 9 as the acquit gives them and says once, in acquit's words,
+    that they are not checked (JSON lines_unchecked, as acquit's)."""
+    import pesgen.store as st
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:20])
+        old = Store(db_url)
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    run = export_recorded(lambda: donor, MAPPING, EXAMPLE, tmp_path / "a", RUN)
+    record_as_older(donor, old)
+    old.engine.dispose()
+    r = run_cli("acquit", _ack(tmp_path, (7, 9)), "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    said = ("line numbers not checked: 2 NumLigne (IdLigne) of titles of run(s) "
+            f"{run.run_id}, recorded before the store kept each title's number of lines "
+            "(schema 21): shown as the acquit gives them, without saying whether the title "
+            "has such a line")
+    lines, shown = _helios_shown(db_url, run.run_id)
+    assert lines[1:] == [
+        "                IdPce 3 invoice FA-2026-00103 IdLigne 7 error ERREUR_AUTRE: "
+        "Fonction absente de la nomenclature",
+        "                IdPce 3 invoice FA-2026-00103 IdLigne 9 error ERREUR_AUTRE: "
+        "Fonction absente de la nomenclature",
+        f"  Hélios      {said}"], lines
+    assert shown["lines_unchecked"] == {"lines": 2, "runs": [run.run_id], "said": said}
+    assert [e["no_such_line"] for e in shown["helios"][0]["acknowledgements"][0][
+        "errors"]] == [None, None]

@@ -223,7 +223,8 @@ def test_runs_show_names_the_invoice_of_each_piece_of_its_own_bordereau(db_url, 
     said = [
         "                IdPce 2 invoice FA-2026-00107 error ERREUR_CODIFICATION: Civilité "
         "inconnue",
-        "                IdPce 9 (no title of the bordereau has this IdPce) error "
+        "                IdPce 9 (no title of the recorded bordereau has this IdPce; rule "
+        "acquit.piece) error "
         "ERREUR_CODIFICATION: Civilité inconnue"]
     assert _shown(db_url, run.run_id)[2:4] == said
     cancelled = run_cli("runs", "cancel", run.run_id[:8], "--bordereau", "2", "--reason",

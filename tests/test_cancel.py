@@ -180,9 +180,12 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     # the last ones: the run is cancelled, and said so
     last = cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest", "--bordereau", "1",
                "--bordereau", "3")
+    # none active now: the export to run again, as a whole run's cancellation says it
     assert last.stdout == (f"run {rid}: IdBord 1, 3 cancelled: their 7 invoice(s) can be "
                            "exported again; no bordereau of the run is active now: the run "
-                           "is cancelled\n")
+                           "is cancelled\n" + _export_again(rid, db_url, tmp_path / "a", "1, 3")
+                           .replace(str(MAPPING.resolve()), str(split_mapping(tmp_path)))
+                           + "\n"), last.stdout
     shown = cli(db_url, "runs", "show", rid[:8]).output.splitlines()
     assert shown[0] == f"run {rid} (cancelled)"
     # every file of the cancelled run is one not to send: IdBord 1 and 3, cancelled with
@@ -316,13 +319,40 @@ def test_runs_show_names_three_files_not_in_place_and_counts_the_others(db_url, 
                 "not in ") in shown, shown
 
 
-def test_a_single_bordereau_run_is_cancelled_as_before(db_url, tmp_path):
+def _export_again(run_id: str, db_url: str, out: Path, numbers: str = "1") -> str:
+    """`runs cancel`'s next: line once no bordereau of the run is active (the example's
+    input and the shipped mapping, as the run recorded them)."""
+    import shlex
+
+    args = (f"--mapping {MAPPING.resolve()} --input {EXAMPLE.resolve()} --out "
+            f"{out.resolve()} --db {shlex.quote(db_url)}")
+    return (f"next: correct the input (or take the right file), then check it with `pesgen "
+            f"export {args} --dry-run`, and export it with the same command without "
+            f"--dry-run: its invoices take the next IdBord, never IdBord {numbers} again (the "
+            f"run's mapping, input and output folder; `pesgen runs extract {run_id} --db "
+            f"{shlex.quote(db_url)} --out DIR` writes the input as the run read it; "
+            "docs/state.md, A rejected bordereau)")
+
+
+def test_a_single_bordereau_run_is_cancelled_and_told_how_to_export_again(db_url, tmp_path):
+    """`runs cancel RUN` (the whole run) said what it freed, not what to do next, where
+    cancelling some bordereaux of a run says it: now a next: line gives the export to run
+    again, with the run's own mapping, input and output folder and the store's --db, a
+    dry run first; that command, dated as the run was, exports the invoices again under
+    IdBord 2."""
     store = Store(db_url)
     run = export_recorded(lambda: store, MAPPING, EXAMPLE, tmp_path / "a", RUN)
     done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected")
-    assert done.stdout == f"run {run.run_id} cancelled: its 11 invoice(s) can be exported again\n"
+    assert done.stdout == (
+        f"run {run.run_id} cancelled: its 11 invoice(s) can be exported again\n"
+        f"{_export_again(run.run_id, db_url, tmp_path / 'a')}\n"), done.stdout
     assert cli(db_url, "runs", "find", "FA-2026-00101").output.splitlines()[0].endswith(
         "freed (cancelled)")
+    command = done.stdout.split("`pesgen export ", 1)[1].split("`", 1)[0].split()
+    assert command[-1] == "--dry-run" and command[-3] == "--db"
+    again = CliRunner().invoke(app, ["export", *command[:-1], "--date", "2026-11-23"])
+    assert again.exit_code == 0, again.output
+    assert "(IdBord 2, 11 title(s), total 2527.25" in again.output, again.output
 
 
 def test_a_cancelled_bordereau_s_files_still_in_place_are_named_not_to_send(db_url, tmp_path):

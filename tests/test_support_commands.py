@@ -378,6 +378,23 @@ def test_runs_find_says_which_run_left_an_invoice_out_and_why(tmp_path):
         "FA-2026-09999: in no run", NO_RUN_NEXT]
 
 
+def test_the_commands_runs_show_and_find_say_to_run_name_the_store_given(tmp_path):
+    """A store given by --db: `runs find`'s dry run for an invoice in no run, and `runs
+    show`'s `runs extract`, were said without it, so that support pasting them read or
+    checked against the default store. Now with the same --db, as acquit's next steps."""
+    store = tmp_path / "s.sqlite3"
+    db = f"sqlite:///{store}"
+    r = _export(tmp_path / "out", "--db", db, "--create-store")
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    found = _run("runs", "find", "FA-2026-09999", "--db", db)
+    assert found.stdout.splitlines()[1] == NO_RUN_NEXT.replace(
+        "-i FILE ", f"-i FILE --db {db} "), found.stdout
+    shown = _run("runs", "show", run_id, "--db", db)
+    assert (f"(`pesgen runs extract {run_id} --db {db} --out DIR` writes this mapping, "
+            "input and format bundle as recorded)") in shown.stdout, shown.stdout
+
+
 def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path):
     first = _export(tmp_path / "a")
     assert first.exit_code == 0, first.output
