@@ -614,31 +614,37 @@ def refuse_open_links(found: list[OpenLink]) -> None:
     if not found:
         return
     latest = found[-1]
-    invoice = latest.invoice
-    which = (f"its PayFiP link {latest.said()} is still open" if len(found) == 1 else
-             f"{len(found)} of its PayFiP links are still open: "
-             + ", ".join(f.said() for f in found))
     raise StateError(
-        f"invoice {invoice}: {which}; no second link: the family could pay both (the second "
-        f"a double-payment anomaly, for the trésorerie to refund). Send the family that "
-        f"link again: {latest.url} (`pesgen payfip reconcile` first: if the family paid "
-        "through it, it records the payment); to make a second one all the same (PayFiP "
-        "refuses that one, it went to the wrong address…), give --again "
+        f"invoice {latest.invoice}: {_open_said(found)}; no second link: the family could "
+        "pay both (the second a double-payment anomaly, for the trésorerie to refund). Send "
+        f"the family that link again: {latest.url} (`pesgen payfip reconcile` first: if the "
+        "family paid through it, it records the payment); to make a second one all the "
+        f"same (PayFiP refuses that one, it went to the wrong address…), give --again "
         f"({OPEN_LINK_DOC})",
         [Problem("payfip.open-link", f"PayFiP {f.said()} still open: no second link while "
-                 "one is, without --again", invoice=invoice) for f in found])
+                 "one is, without --again", invoice=latest.invoice) for f in found])
 
 
 def skipped_note(found: list[OpenLink]) -> str:
     """What a batch says of an invoice it skipped for its link still open
     (``open_links``): which, its URL, what to do."""
     latest = found[-1]
-    which = (f"its PayFiP link {latest.said()} is still open" if len(found) == 1 else
-             f"{len(found)} of its PayFiP links are still open ("
-             + ", ".join(f.said() for f in found) + "), the latest")
-    return (f"invoice {latest.invoice}: skipped, no second link: {which}: {latest.url}; send "
-            "the family that link again, or link it with --again for a second one (rule "
-            f"payfip.open-link; {OPEN_LINK_DOC})")
+    return (f"invoice {latest.invoice}: skipped, no second link: "
+            f"{_open_said(found, latest=True)}: {latest.url}; send the family that link "
+            "again, or link it with --again for a second one (rule payfip.open-link; "
+            f"{OPEN_LINK_DOC})")
+
+
+def _open_said(found: list[OpenLink], latest: bool = False) -> str:
+    """An invoice's links still open (``open_links``) in words, as the refusal and a
+    batch's note say them: "its PayFiP link operation … is still open", or "N of its PayFiP
+    links are still open: …", each named (``latest``: "… (…), the latest", the sentence
+    going on with the latest's URL)."""
+    if len(found) == 1:
+        return f"its PayFiP link {found[0].said()} is still open"
+    each = ", ".join(f.said() for f in found)
+    return (f"{len(found)} of its PayFiP links are still open"
+            + (f" ({each}), the latest" if latest else f": {each}"))
 
 
 def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
