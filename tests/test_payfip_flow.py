@@ -458,7 +458,7 @@ def test_an_operation_payfip_made_but_not_recorded_gives_no_link(flow, store, mo
     the store, so its link must not go out (exit 7, naming the idOp)."""
     from pesgen.errors import StateError
 
-    def failing(store, op):
+    def failing(store, op, unless_open=None):
         raise OSError("disk full")
 
     monkeypatch.setattr(ledger, "record_operation", failing)

@@ -199,19 +199,20 @@ def link(
     printing = None  # the link being printed: its lines may not have reached the reader
     tests: set[str] = set()  # the test or activation modes of the links made
     made: list[Any] = []  # --format json: the links made, said once the batch is over
-    skips_said = False
+    skips_said = 0
 
     def say_skipped() -> None:
         # the invoices skipped for their link still open (known once every invoice is
-        # checked, none refused), once: before the first link printed, or what stopped
+        # checked, none refused; then one as its link is recorded, another link of it
+        # recorded meanwhile), each once: before the next link printed, or what stopped
         # the batch, or its last line
         nonlocal skips_said
-        if fmt == "text" and batch.skipped and not skips_said:
-            skips_said = True
+        if fmt == "text" and len(batch.skipped) > skips_said:
             from .service import skipped_note
 
-            for found in batch.skipped:
-                _echo_err(f"note: {skipped_note(found)}")
+            for found in batch.skipped[skips_said:]:
+                _echo_err(f"note: {skipped_note(found, batch.issued.get(found[-1].invoice))}")
+            skips_said = len(batch.skipped)
 
     try:
         _check_format(fmt)
@@ -314,7 +315,8 @@ def _link_json(batch: Any, given: list[str], made: list[Any], tests: set[str],
         "skipped": [{"invoice": found[-1].invoice, "open_links": [
             {"id_op": f.id_op, "created_at": f.created_at, "saisie": f.saisie,
              "status": f.status, "url": f.url} for f in found],
-            "note": skipped_note(found)} for found in batch.skipped],
+            "note": skipped_note(found, batch.issued.get(found[-1].invoice))}
+            for found in batch.skipped],
         "not_sent": not_sent, "stopped_at": stopped_at,
         "mode_note": _mode_note(tests) if tests else None}
     if isinstance(stopped, PesgenError):

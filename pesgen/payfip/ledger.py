@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -74,15 +74,20 @@ def active_until(created_at: str) -> str:
     return (made + ABANDON_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def open_operations_of(store: Store, id_coll: str, invoice: str) -> list[dict[str, Any]]:
+def open_operations_of(store: Store, id_coll: str, invoice: str,
+                       conn: Connection | None = None) -> list[dict[str, Any]]:
     """The invoice's operations still open (pending or unknown: the family may still pay
     through them, an abandoned one, result A, within its 20 minutes), oldest first, each
-    with ``until``: when it stops being payable once abandoned."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(operations).where(
-            operations.c.id_coll == id_coll, operations.c.invoice == invoice,
-            operations.c.status.in_(OPEN)).order_by(operations.c.created_at,
-                                                     operations.c.id_op)).all()
+    with ``until``: when it stops being payable once abandoned. ``conn``: read in that
+    transaction."""
+    query = sa.select(operations).where(
+        operations.c.id_coll == id_coll, operations.c.invoice == invoice,
+        operations.c.status.in_(OPEN)).order_by(operations.c.created_at, operations.c.id_op)
+    if conn is not None:
+        rows = conn.execute(query).all()
+    else:
+        with store.engine.connect() as own:
+            rows = own.execute(query).all()
     return [{**dict(r._mapping), "until": active_until(r.created_at)} for r in rows]
 
 
@@ -484,22 +489,38 @@ class Recorded:
     # the invoice's payments through its cancelled title's link after the cancellation,
     # not settled (``unsettled_payments``): one may have come in since it was found due
     unsettled: list[Unsettled] | None = None
+    # the invoice's operations open when it was recorded, this one left out
+    # (``open_operations_of``, read in its transaction)
+    still_open: list[dict[str, Any]] = field(default_factory=list)
 
 
-def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
+def record_operation(store: Store, op: dict[str, Any],
+                     unless_open: Callable[[list[dict[str, Any]]], None] | None = None
+                     ) -> Recorded:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
     Says (``Recorded``) when the title was cancelled, its bordereau rejected by the
     trésorerie, or the invoice paid, or paid through its cancelled title's link and not
     settled, since it was found due (while PayFiP made the operation): the operation is
     recorded all the same (a payment through it is then an anomaly: run-cancelled,
     double-payment; or listed by `acquit --record` as a link open on a rejected
-    bordereau), but its link must not be given."""
+    bordereau), but its link must not be given; and the invoice's operations open then
+    (``still_open``). ``unless_open`` is given them first, in the transaction: raising,
+    it records nothing (`payfip link`'s rule payfip.open-link: another link recorded
+    since the invoice was checked). Two recordings for one title go in turn, the second
+    seeing the first's operation: on PostgreSQL each locks the title's run's row
+    (``_title_cancelled``) before reading them; SQLite's write transactions are in turn."""
     now = utc_now()
     with store.transaction() as conn:
         # a rejection recorded meanwhile (`acquit --record`, under this lock) is seen
         # here, or is recorded after this operation and lists it as open
         lock_acknowledgements(conn, shared=True)
         cancelled = _title_cancelled(conn, op.get("run_id"), op["invoice"], lock=True)
+        # read once the run's row is locked: an operation another link recorded for the
+        # title is committed by then, and each statement of the transaction (READ
+        # COMMITTED) sees it
+        still_open = open_operations_of(store, op["id_coll"], op["invoice"], conn)
+        if unless_open is not None:
+            unless_open(still_open)
         rejected = _title_rejected(store, conn, op.get("run_id"), op["invoice"])
         unsettled = unsettled_payments(store, op["id_coll"], conn).get(
             invoice_key(op["invoice"]))
@@ -523,7 +544,7 @@ def record_operation(store: Store, op: dict[str, Any]) -> Recorded:
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
     return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None,
-                    rejected, unsettled)
+                    rejected, unsettled, still_open)
 
 
 def _title_rejected(store: Store, conn: Connection, run_id: str | None,

@@ -582,7 +582,8 @@ class OpenLink:
                 f"{self.status})")
 
 
-def open_links(store: Store, id_coll: str, due: ledger.Due, saisie: str) -> list[OpenLink]:
+def open_links(store: Store, id_coll: str, due: ledger.Due, saisie: str,
+               still_open: list[dict[str, Any]] | None = None) -> list[OpenLink]:
     """The invoice's links a new link of ``saisie`` would be a second of: its operations
     still open (pending, or unknown: PayFiP could not be asked yet; the family may still
     pay through them) of the title due (its run's, or of a run not recorded with it),
@@ -591,17 +592,41 @@ def open_links(store: Store, id_coll: str, due: ledger.Due, saisie: str) -> list
     out: the family left PayFiP's page, the link is payable only until its 20 minutes
     pass, so it is no link to send again (a new one gets its note, ``_still_open``); so
     is the link of a cancelled title (the invoice exported again since): it does not pay
-    this title, which needs its own (its note says which to use)."""
+    this title, which needs its own (its note says which to use). ``still_open``: the
+    invoice's open operations read already (``ledger.open_operations_of``; read here
+    when None)."""
     if saisie not in MONEY_SAISIES:
         return []
+    if still_open is None:
+        still_open = ledger.open_operations_of(store, id_coll, due.invoice)
     return [OpenLink(due.invoice, op["id_op"], op["created_at"], op["saisie"], op["status"],
                      payment_page(op["endpoint"], op["id_op"]))
-            for op in ledger.open_operations_of(store, id_coll, due.invoice)
+            for op in still_open
             if op["saisie"] in MONEY_SAISIES and op["result_code"] != "A"
             and (op["run_id"] is None or op["run_id"] == due.run_id)]
 
 
 OPEN_LINK_DOC = "docs/payfip.md, a link still open"
+
+
+class OpenLinkRefused(StateError):
+    """A new link of an invoice with a link still open (``open_links``: ``found``),
+    refused (``refuse_open_links``). ``issued``: the operation PayFiP made for it all the
+    same, when another link of the invoice was recorded while PayFiP made it (two `payfip
+    link` at once): not recorded, its link not given (``_make_link``)."""
+
+    def __init__(self, found: list[OpenLink], issued: str | None = None) -> None:
+        self.found, self.issued = found, issued
+        latest = found[-1]
+        super().__init__(
+            f"invoice {latest.invoice}: {_open_said(found)}; no second link: the family "
+            "could pay both (the second a double-payment anomaly, for the trésorerie to "
+            f"refund). Send the family that link again: {latest.url} (`pesgen payfip "
+            "reconcile` first: if the family paid through it, it records the payment); to "
+            "make a second one all the same (PayFiP refuses that one, it went to the wrong "
+            f"address…), give --again ({OPEN_LINK_DOC}){_issued_said(issued)}",
+            [Problem("payfip.open-link", f"PayFiP {f.said()} still open: no second link "
+                     "while one is, without --again", invoice=latest.invoice) for f in found])
 
 
 def refuse_open_links(found: list[OpenLink]) -> None:
@@ -610,35 +635,41 @@ def refuse_open_links(found: list[OpenLink]) -> None:
     worked), it would be a second way to pay, and a family paying both pays twice (a
     double-payment anomaly, for the trésorerie to refund). Names each open operation, the
     latest's URL to send again, and --again for a second one made knowingly (rule
-    payfip.open-link, exit 7, as payfip.paid)."""
-    if not found:
-        return
-    latest = found[-1]
-    invoice = latest.invoice
-    which = (f"its PayFiP link {latest.said()} is still open" if len(found) == 1 else
-             f"{len(found)} of its PayFiP links are still open: "
-             + ", ".join(f.said() for f in found))
-    raise StateError(
-        f"invoice {invoice}: {which}; no second link: the family could pay both (the second "
-        f"a double-payment anomaly, for the trésorerie to refund). Send the family that "
-        f"link again: {latest.url} (`pesgen payfip reconcile` first: if the family paid "
-        "through it, it records the payment); to make a second one all the same (PayFiP "
-        "refuses that one, it went to the wrong address…), give --again "
-        f"({OPEN_LINK_DOC})",
-        [Problem("payfip.open-link", f"PayFiP {f.said()} still open: no second link while "
-                 "one is, without --again", invoice=invoice) for f in found])
+    payfip.open-link, exit 7, as payfip.paid: ``OpenLinkRefused``)."""
+    if found:
+        raise OpenLinkRefused(found)
 
 
-def skipped_note(found: list[OpenLink]) -> str:
+def skipped_note(found: list[OpenLink], issued: str | None = None) -> str:
     """What a batch says of an invoice it skipped for its link still open
-    (``open_links``): which, its URL, what to do."""
+    (``open_links``): which, its URL, what to do; ``issued``: as ``OpenLinkRefused``'s."""
     latest = found[-1]
-    which = (f"its PayFiP link {latest.said()} is still open" if len(found) == 1 else
-             f"{len(found)} of its PayFiP links are still open ("
-             + ", ".join(f.said() for f in found) + "), the latest")
-    return (f"invoice {latest.invoice}: skipped, no second link: {which}: {latest.url}; send "
-            "the family that link again, or link it with --again for a second one (rule "
-            f"payfip.open-link; {OPEN_LINK_DOC})")
+    return (f"invoice {latest.invoice}: skipped, no second link: "
+            f"{_open_said(found, latest=True)}: {latest.url}; send the family that link "
+            "again, or link it with --again for a second one (rule payfip.open-link; "
+            f"{OPEN_LINK_DOC}){_issued_said(issued)}")
+
+
+def _open_said(found: list[OpenLink], latest: bool = False) -> str:
+    """An invoice's links still open (``open_links``) in words, as the refusal and a
+    batch's note say them: "its PayFiP link operation … is still open", or "N of its PayFiP
+    links are still open: …", each named (``latest``: "… (…), the latest", the sentence
+    going on with the latest's URL)."""
+    if len(found) == 1:
+        return f"its PayFiP link {found[0].said()} is still open"
+    each = ", ".join(f.said() for f in found)
+    return (f"{len(found)} of its PayFiP links are still open"
+            + (f" ({each}), the latest" if latest else f": {each}"))
+
+
+def _issued_said(issued: str | None) -> str:
+    """What the refusal and a batch's note add of the operation PayFiP made for a link
+    refused as it was recorded (``OpenLinkRefused.issued``); "" when none was."""
+    if issued is None:
+        return ""
+    return (f"; while PayFiP made operation {issued} for this link, another `payfip link` "
+            f"of the invoice recorded the one above: operation {issued} is not recorded, "
+            "its link not printed, nobody can pay through it")
 
 
 def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
@@ -661,7 +692,10 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
     is refused (``refuse_open_links``); in a batch it is skipped, not sent (in
     ``batch.skipped``, for the caller to say), and the others are linked: the same
     batch run again after it stopped midway makes the links it had not made, and no
-    second one of those it had."""
+    second one of those it had. The rule is checked again as each link is recorded
+    (``_make_link``): another `payfip link` of the invoice may have recorded one since
+    (two at once); the invoice is then refused, or skipped, as if it had come after, the
+    operation PayFiP made for it not recorded (``batch.issued``)."""
     batch = Batch() if batch is None else batch
     seen: dict[str, str] = {}
     for given in invoices:
@@ -729,14 +763,21 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
             batch.sending = done
             try:
                 link = _make_link(store, mapping, client, request, due, notes,
-                                  _stopped(batch) if len(prepared) > 1 else "")
+                                  _stopped(batch) if len(prepared) > 1 else "", again)
+            except OpenLinkRefused as exc:  # another link recorded meanwhile (two at once)
+                if len(invoices) == 1:
+                    raise
+                batch.skipped.append(exc.found)
+                batch.issued[due.invoice] = exc.issued
+                batch.done = done + 1
+                continue
             except StoreLocked:  # its message says what the batch left already
                 raise
             except PesgenError as exc:
                 if len(prepared) > 1:
                     _say_too(exc, _stopped(batch))
                 raise
-            batch.made = done + 1
+            batch.done = done + 1
             yield link
     finally:
         if own:
@@ -747,24 +788,32 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
 class Batch:
     """Where ``create_links`` is in its batch: the invoices to link, as their runs
     recorded them, once every one is checked; the index of the one whose link is being
-    made (None: still checking them, nothing sent); how many links are made and
-    recorded, in order (the one being made too, once it is); the invoices skipped, not
-    sent, for their links still open (``open_links``: each invoice's), once every one is
-    checked."""
+    made (None: still checking them, nothing sent); how many of them are done, in order
+    (the one being made too, once it is): linked, or skipped as its link was recorded
+    (another link of the invoice recorded meanwhile); the invoices skipped, not linked,
+    for their links still open (``open_links``: each invoice's), once every one is
+    checked, then as the links are recorded; and of those skipped as their link was
+    recorded, the operation PayFiP made for each, not recorded (``issued``)."""
 
     invoices: list[str] = field(default_factory=list)
     sending: int | None = None
-    made: int = 0
+    done: int = 0
     skipped: list[list[OpenLink]] = field(default_factory=list)
+    issued: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def made(self) -> int:
+        """How many links are made and recorded."""
+        return len(self.made_links())
 
     def made_links(self) -> list[str]:
         """The invoices whose link is made and recorded."""
-        return self.invoices[:self.made]
+        return [i for i in self.invoices[:self.done] if i not in self.issued]
 
     def stopping(self) -> str | None:
         """The invoice whose link was being made, not yet recorded: whether PayFiP made
         an operation for it, and pesgen recorded it, is not known (None: none was)."""
-        if self.sending is None or self.made > self.sending:
+        if self.sending is None or self.done > self.sending:
             return None
         return self.invoices[self.sending]
 
@@ -795,7 +844,7 @@ def _say_too(exc: PesgenError, text: str) -> None:
 
 def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
                request: PaymentRequest, due: ledger.Due, notes: list[str],
-               stopped: str = "") -> Link:
+               stopped: str = "", again: bool = False) -> Link:
     """Send one prepared request (``build_request``), record the operation, and return
     its link; refuses (StateError) to give a link the store says must not be sent.
     PayFiP is asked first (the idOp is its answer), then the operation recorded, which
@@ -803,7 +852,13 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
     for at most ``store_lock_timeout``, said past the grace (``Store.waits_for_rows``;
     on SQLite the store's lock is so), then StoreLocked saying the operation PayFiP
     issued is not recorded and its link not given, then ``stopped`` (what the batch
-    made before it and did not send: ``_stopped``)."""
+    made before it and did not send: ``_stopped``). Unless ``again``, rule
+    payfip.open-link is checked again in the recording's transaction, the title's
+    recordings in turn (``ledger.record_operation``): a link of the invoice another
+    `payfip link` recorded since the check (two at once) refuses this one
+    (``OpenLinkRefused``, with the operation PayFiP made: not recorded, its link not
+    given), as if it had come after. No lock is held while PayFiP is asked (up to the
+    client's timeout): the store's would hold every other command meanwhile on SQLite."""
     notes = list(notes)
     invoice = due.invoice  # as its run recorded it: the payment records follow it
     try:
@@ -814,14 +869,26 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
         raise PayfipFault(f"invoice {invoice}: {fault}", kind=fault.kind, code=fault.code,
                           libelle=fault.libelle, descriptif=fault.descriptif,
                           severite=fault.severite) from None
+
+    def unless_open(still_open: list[dict[str, Any]]) -> None:
+        found = open_links(store, mapping.collectivity.siret, due, request.saisie,
+                           still_open)
+        if found:  # nothing recorded: PayFiP's operation stays unknown to the store
+            raise OpenLinkRefused(found, issued=id_op)
+
     try:
         # a wait given up rolls the recording back: run again, it records it once
         recorded = store.waits_for_rows(partial(ledger.record_operation, store, {
             "id_op": id_op, "id_coll": mapping.collectivity.siret, "invoice": invoice,
             "run_id": due.run_id, "numcli": request.numcli, "exer": request.exer,
             "refdet": request.refdet, "amount_cents": request.montant, "mel": request.mel,
-            "objet": request.objet, "saisie": request.saisie, "endpoint": endpoint_used}),
+            "objet": request.objet, "saisie": request.saisie, "endpoint": endpoint_used},
+            None if again else unless_open),
             f"the rows of the invoice of PayFiP operation {id_op} (its payment, its run)")
+    except OpenLinkRefused:
+        log.info("payfip link: operation %s created, not recorded: another link of its "
+                 "invoice was recorded meanwhile", id_op)
+        raise
     except StoreLocked as exc:
         raise stopped_waiting(
             exc, f"payfip link stopped waiting: invoice {invoice}: PayFiP issued operation "
@@ -870,8 +937,7 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             [Problem("payfip.rejected", f"{recorded.rejected}: a payment through operation "
                      f"{id_op} would pay a title the trésorerie does not hold",
                      invoice=invoice)])
-    notes.extend(_still_open(store, mapping.collectivity.siret, invoice, id_op, due,
-                             request.saisie))
+    notes.extend(_still_open(recorded.still_open, invoice, due, request.saisie))
     if request.saisie == "W":  # a test link collects nothing: no second payment
         notes.extend(_result_unknown(store, mapping.collectivity.siret, invoice))
     log.info("payfip link: operation %s created", id_op)
@@ -879,10 +945,11 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
                 request.exer, tuple(notes))
 
 
-def _still_open(store: Store, id_coll: str, invoice: str, id_op: str, due: ledger.Due,
+def _still_open(still_open: list[dict[str, Any]], invoice: str, due: ledger.Due,
                 saisie: str) -> list[str]:
-    """What to say of the invoice's earlier links still open beside the new one
-    ``id_op``: the family may pay through any of them. An abandoned one stays payable for
+    """What to say of the invoice's earlier links still open (``still_open``: its open
+    operations, read in the transaction that recorded the new one, before it) beside
+    the new one: the family may pay through any of them. An abandoned one stays payable for
     its 20 minutes; a production one not answered yet, as long as PayFiP keeps it (a
     family asking for a new link often has the first one still). Both paid, the second
     is a double-payment anomaly; paid through a cancelled title's, a run-cancelled one:
@@ -892,10 +959,9 @@ def _still_open(store: Store, id_coll: str, invoice: str, id_op: str, due: ledge
     (the family may go back to it), saying, when either link is a test one, which of
     the two pays the invoice: no double payment then."""
     notes = []
-    for other in ledger.open_operations_of(store, id_coll, invoice):
+    for other in still_open:
         abandoned = other["result_code"] == "A"
-        if other["id_op"] == id_op or not (
-                abandoned or (other["saisie"] == "W" and saisie == "W")):
+        if not (abandoned or (other["saisie"] == "W" and saisie == "W")):
             continue
         if other["run_id"] is not None and other["run_id"] != due.run_id:
             # the link of a cancelled title (the run or bordereau that held the invoice
