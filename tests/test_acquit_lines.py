@@ -25,10 +25,10 @@ EXAMPLE = EXAMPLES / "school-export.json"
 WHERE = f"{EXAMPLE.resolve()}:$.invoices[2]"
 
 
-def _ack(tmp_path: Path, lines: tuple[int, ...], accepted: bool = False,
+def _ack(tmp_path: Path, lines: tuple[int | str, ...], accepted: bool = False,
          name: str = "ack.xml") -> Path:
     """An acquit of IdBord 1 of 2026 (a rôle), rejected or accepted, with an error on
-    each NumLigne of ``lines`` of its IdPce 3."""
+    each NumLigne of ``lines`` of its IdPce 3 ('': a NumLigne left empty)."""
     detail = "".join(
         f'        <DetailLigne>\n          <NumLigne V="{n}"/>\n          <Erreur>\n'
         f'            <NumAnoAck V="ERREUR_AUTRE"/>\n            <LibelleAnoAck '
@@ -148,6 +148,9 @@ def test_a_schema_20_store_gets_the_column_and_its_runs_lines_are_not_checked(
     r = run_cli("acquit", _ack(tmp_path, (7, 9), accepted=True), "--db", db_url, "--json")
     report = json.loads(r.stdout)
     assert report["lines_unchecked"] == {"lines": 2, "runs": [run.run_id], "said": said}
+    # a NumLigne left empty is no line number to check: not counted
+    r = run_cli("acquit", _ack(tmp_path, (7, ""), name="empty.xml"), "--db", db_url, "--json")
+    assert json.loads(r.stdout)["lines_unchecked"]["lines"] == 1, r.stdout
     assert [ln["no_such_line"] for ln in report["elements"][0]["pieces"][0]["lines"]] == [
         None, None]
     assert [x["reasons"] for x in report["to_check"]] == [["accepted-with-errors"]]
@@ -271,3 +274,65 @@ def test_runs_show_says_once_that_a_run_recorded_before_schema_21_has_its_lines_
     assert shown["lines_unchecked"] == {"lines": 2, "runs": [run.run_id], "said": said}
     assert [e["no_such_line"] for e in shown["helios"][0]["acknowledgements"][0][
         "errors"]] == [None, None]
+
+
+def _ack_pieces(tmp_path: Path, pieces: dict[int, tuple[int | str, ...]]) -> Path:
+    """An accepted acquit of IdBord 1 of 2026 with an error on each IdPce of ``pieces``
+    and on each of its NumLigne given ('' : the NumLigne left empty)."""
+    def error(indent: str) -> str:
+        return (f'{indent}<Erreur>\n{indent}  <NumAnoAck V="ERREUR_AUTRE"/>\n{indent}  '
+                f'<LibelleAnoAck V="Débiteur inconnu"/>\n{indent}</Erreur>\n')
+
+    detail = "".join(
+        f'      <DetailPiece>\n        <NumPiece V="{piece}"/>\n' + error("        ")
+        + "".join(f'        <DetailLigne>\n          <NumLigne V="{n}"/>\n'
+                  + error("          ") + "        </DetailLigne>\n" for n in lines)
+        + "      </DetailPiece>\n" for piece, lines in pieces.items())
+    element = ('    <ElementACQUIT>\n      <DomaineAck V="7"/>\n      <EtatAck V="1"/>\n'
+               '      <NumBord V="1"/>\n      <ExerciceBord V="2026"/>\n'
+               f"{detail}    </ElementACQUIT>\n")
+    return _write(tmp_path, _head(element), "ack-pieces.xml")
+
+
+def test_every_piece_and_line_no_title_has_is_listed_with_the_titles_to_look_at(
+        db_url, tmp_path):
+    """Two NumPiece no title has (IdPce 12 and 13) and NumLigne beyond their titles' lines
+    on two pieces (IdPce 3 and 4): each is listed to check, not the first alone; the
+    next step names `runs show --invoices` for the titles by IdBord and IdPce, and for
+    their lines. A NumLigne under a piece no title has is not a line 'not checked' (the
+    store keeps every title's lines): none is said."""
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    r = run_cli("acquit", _ack_pieces(tmp_path, {3: (7,), 4: (99,), 12: (1,), 13: ()}),
+                "--db", db_url)
+    assert r.exit_code == ExitCode.TO_CHECK, r.output
+    assert "not checked" not in r.stdout, r.stdout
+    [check] = [ln for ln in r.stdout.splitlines() if ln.startswith("  - ")]
+    for said in ("IdPce 12: no title of IdBord 1", "IdPce 13: no title of IdBord 1",
+                 "IdPce 3 invoice FA-2026-00103", "no IdLigne 7,", "no IdLigne 99,"):
+        assert said in check, (said, check)
+    shown = f"`pesgen runs show {run.run_id} --invoices --db {db_url}` lists the run's titles"
+    assert (f"ask the trésorerie which title its error is about: pesgen does not guess; "
+            f"{shown} by IdBord and IdPce") in check, check
+    assert (f"ask the trésorerie which line of the title its error is about: pesgen does "
+            f"not guess; {shown} with their lines") in check, check
+    r = run_cli("acquit", _ack_pieces(tmp_path, {3: (7,), 4: (99,), 12: (1,), 13: ()}),
+                "--db", db_url, "--json")
+    report = json.loads(r.stdout)
+    assert report["lines_unchecked"] is None
+    (check,) = report["to_check"]
+    assert check["reasons"] == ["accepted-with-errors", "no-such-piece", "no-such-line"]
+    assert check["said"].count("(rule acquit.piece)") == 2, check["said"]
+    assert check["said"].count("(rule acquit.line)") == 2, check["said"]
+
+
+def test_the_line_on_line_numbers_not_checked_names_five_runs_and_counts_the_others():
+    """The runs whose titles' NumLigne are not checked: five named, the others counted;
+    none, nothing said."""
+    from pesgen.acquit import unchecked_said
+
+    assert unchecked_said(0, ()) is None
+    runs = tuple(f"run-{n}" for n in range(1, 8))
+    assert "NumLigne (IdLigne) of titles of run(s) run-1, run-2, run-3, run-4, run-5, " \
+        "recorded before" in (unchecked_said(5, runs[:5]) or "")
+    assert "NumLigne (IdLigne) of titles of run(s) run-1, run-2, run-3, run-4, run-5 and 2 " \
+        "more, recorded before" in (unchecked_said(9, runs) or "")

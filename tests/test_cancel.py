@@ -755,3 +755,19 @@ def test_the_advice_to_cancel_says_what_else_the_cancellation_frees(db_url, tmp_
                         tmp_path / "e", RUN)
     assert f". Cancelling IdBord 3 of run {parts.run_id} frees 3 more invoice(s) than this " \
            "input holds (4 in all)" in str(info.value)
+
+
+def test_a_run_whose_other_bordereaux_are_cancelled_is_told_as_holding_one(db_url, tmp_path):
+    """IdBord 2 and 3 of a run cancelled, IdBord 1 alone holds active titles: an input
+    of IdBord 1's invoices is refused naming that run, not told to pick among several
+    bordereaux (the cancelled ones hold no title to cancel)."""
+    store = Store(db_url)
+    split = split_mapping(tmp_path)
+    first = export_recorded(lambda: store, split, EXAMPLE, tmp_path / "a", RUN)
+    store.cancel(first.run_id, "rejected", [2, 3])
+    with pytest.raises(StateError) as info:
+        export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[1], "one.json"),
+                        tmp_path / "b", RUN)
+    assert str(info.value).startswith(
+        f"4 invoice(s) already exported by run(s) {first.run_id}; nothing written"), info.value
+    assert "several bordereaux" not in str(info.value), info.value

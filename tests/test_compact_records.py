@@ -339,3 +339,20 @@ def test_seen_invoices_hold_texts_only():
     seen = SeenInvoices(invoice_key, debt_key)
     seen.add(invoice_key("42"), "42", "in.csv:2")
     assert "42" in seen and 42 not in seen and None not in seen
+
+
+def test_a_run_s_line_counts_are_those_of_the_titles_its_slice_gives():
+    """RunInvoices.line_counts of a slice starting inside a bordereau, across two, open
+    or counted from the end: each title's own count, in the slice's order, as the rows."""
+    run = RunInvoices()
+    for id_bord, counts in ((1, (3, 1, 4)), (2, (1, 5, None, 2))):
+        figures = TitleFigures()
+        for k, n in enumerate(counts):
+            figures.append(f"FA-{id_bord}-{k}", k + 1, None, "01", None, None,
+                           Decimal("1.00"), n)
+        run.add(id_bord, figures)
+    every = [3, 1, 4, 1, 5, None, 2]
+    for index in (slice(1, 5), slice(2, 3), slice(4, None), slice(-3, None), slice(0, 7)):
+        assert run.line_counts(index) == every[index], index
+        assert [r[0] for r in run[index]] == [
+            f"FA-{b}-{k}" for b, n in ((1, 3), (2, 4)) for k in range(n)][index], index

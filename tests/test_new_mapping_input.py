@@ -75,6 +75,9 @@ def test_the_example_csv_gives_the_csv_mapping_s_input_and_bindings(tmp_path):
     assert values == {"format": "csv", "encoding": "utf-8", "delimiter": '","',
                       "group_by": "invoice_number"}
     assert "  # the whole file reads as UTF-8\n" in section
+    # the header on line 1: input.header_line's hint kept, commented out
+    assert re.search(r"^  # header_line: 3 +# CSV: the header's line, if a title is above it",
+                     section, re.M), section
     assert shipped.input.encoding == "utf-8" and shipped.input.delimiter == "," and \
         shipped.input.group_by == "invoice_number"
     # every header column listed, in order, with what it fills
@@ -205,6 +208,11 @@ def test_a_cp1252_semicolon_export_is_read_and_previews_once_filled(tmp_path):
      "';' (2 fields) and ',' (2 fields) each split"),
     # none: the rows' counts differ from the header's
     ("Nom;Prénom\r\nDupont;Jean;Paris\r\nX\r\n", "none of ; , tab | splits"),
+    # nor when a row after the first differs
+    ("Nom;Prénom\r\nDupont;Jean\r\nDurand;Anne;Paris\r\n", "none of ; , tab | splits"),
+    # a line above the header that is no title (3 cells of 4): no header guessed below it
+    ("Nom;Prénom;Ville\r\nNom;Prénom;Ville;CP\r\nDupont;Jean;Paris;77120\r\n",
+     "none of ; , tab | splits"),
 ])
 def test_a_delimiter_it_cannot_tell_stays_todo(tmp_path, content, said):
     source = tmp_path / "x.csv"
@@ -296,6 +304,10 @@ def test_two_delimiters_putting_the_header_on_two_lines_leave_header_line_todo(t
     (TITLED + "FA-1;2026-10-03;12.50\r\nFA-2;2026-11-21;13.50\r\n",
      "no header: line 3, below 2 line(s) blank or a title, is the first the rows after it "
      "share a number of fields with (3, split by ';'), and it is a row: 2 of its fields"),
+    # rows split by ';' and by ',' (French amounts): the delimiter giving the most fields
+    ("FA-1;2026-10-03;12,50\r\nFA-2;2026-11-21;13,50\r\n",
+     "no header: line 1 is the first the rows after it share a number of fields with (3, "
+     "split by ';')"),
     # a title alone
     (TITLED + "\r\n", "no header: no line among its first 100 names two columns or more"),
 ])
@@ -519,3 +531,91 @@ def test_a_binding_the_format_writes_nowhere_stays_commented_out(tmp_path, monke
     assert "pesgen's rules read it beside the templates (a person without civility is " \
         "refused (rule pes.civility" in civility and ": keep it bound. If the format " \
         "has no place for it, declare it in" in civility and "unbind" not in civility
+
+
+def test_one_title_line_above_a_header_two_delimiters_split_is_told(tmp_path):
+    """One title line above a header ';' and ',' split alike: the delimiter stays TODO,
+    the header's line, 2, is still prefilled, said as one line skipped."""
+    source = tmp_path / "x.csv"
+    source.write_text("Export facturation 2026-T1\r\nNom;Prénom,Ville\r\nDupont;Jean,Paris\r\n",
+                      encoding="utf-8")
+    out, text = _scaffold(tmp_path, source)
+    assert "\n  delimiter: TODO\n" in text
+    assert re.search(r"^  header_line: 2 +# 1 line above the header skipped: check$", text,
+                     re.M), text
+
+
+def test_a_header_on_line_100_is_found_and_not_below_it(tmp_path):
+    """The header is looked for on the first 100 lines (input.header_line's limit): on
+    line 100, below 99 blank lines, it is found."""
+    from pesgen.peek import peek
+
+    source = tmp_path / "x.csv"
+    source.write_text("\r\n" * 99 + "Nom;Prénom\r\nDupont;Jean\r\n", encoding="utf-8")
+    shape = peek(source)
+    assert (shape.delimiter, shape.header_line, shape.columns) == (";", 100, ["Nom", "Prénom"])
+
+
+@pytest.mark.parametrize("content, keys", [
+    # a key the first invoice has null, an object in the second: its keys say it
+    ([{"number": "F-1", "mandate": None}, {"number": "F-2", "mandate": {"rum": "R"}}],
+     ["number", "mandate.rum"]),
+    # a key whose name begins another's: both listed
+    ([{"total": "1.00", "total_ht": "0.80"}], ["total", "total_ht"]),
+])
+def test_the_keys_listed_are_the_leaves_of_the_invoices_read(tmp_path, content, keys):
+    from pesgen.peek import peek
+
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps({"invoices": content}), encoding="utf-8")
+    assert peek(source).keys == keys
+
+
+def test_a_list_of_objects_a_later_invoice_holds_makes_the_lines_a_question(tmp_path):
+    """The invoices' lists of objects are those of every invoice read: a second one a
+    later invoice holds leaves the lines to choose, not the first invoice's list."""
+    from pesgen.peek import peek
+
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps({"invoices": [
+        {"number": "F-1", "lines": [{"amount": "1.00"}]},
+        {"number": "F-2", "lines": [{"amount": "2.00"}], "instalments": [{"due": "12-01"}]},
+    ]}), encoding="utf-8")
+    shape = peek(source)
+    assert shape.lines is None, shape.lines
+    assert shape.lines_why == ("the 2 invoices hold 2 lists of objects (lines, "
+                               "instalments): which are its lines?"), shape.lines_why
+
+
+@pytest.mark.parametrize("invoices, said", [
+    # every invoice has the same keys, one line key is in one line of two
+    ([{"number": "F-1", "lines": [{"amount": "1.00"}, {"amount": "2.00", "label": "X"}]}],
+     True),
+    # one invoice key is in one invoice of two, every line has the same keys
+    ([{"number": "F-1", "lines": [{"amount": "1.00"}]},
+      {"number": "F-2", "total": "2.00", "lines": [{"amount": "2.00"}]}], True),
+    ([{"number": "F-1", "lines": [{"amount": "1.00"}]}], False),
+])
+def test_in_k_of_n_is_explained_when_a_key_of_an_invoice_or_of_a_line_is_optional(
+        tmp_path, invoices, said):
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps({"invoices": invoices}), encoding="utf-8")
+    _, text = _scaffold(tmp_path, source)
+    assert ("'in K of N': a key not in every invoice (line) read" in _said(text)) is said
+    assert ("(in 1 of 2)" in text) is said  # a line's key: of the lines read
+    if len(invoices) == 1:
+        assert "The keys of its only invoice ($.invoices[0])" in _said(text)
+
+
+def test_the_keys_of_100_invoices_and_more_are_every_one_read(tmp_path):
+    """At and beyond the first scaffold's old bound (100 invoices), every invoice is read
+    and said so: no 'the file may hold more' (scaf62)."""
+    for count in (100, 101):
+        source = tmp_path / f"export-{count}.json"
+        source.write_text(json.dumps({"invoices": [
+            {"number": f"F-{n}", "lines": [{"amount": "1.00"}]} for n in range(count)]}),
+            encoding="utf-8")
+        _, text = _scaffold(tmp_path, source, name=f"m-{count}.yaml")
+        assert (f"The keys of its {count} invoices ($.invoices[0] to [{count - 1}]), every "
+                "one read" in _said(text))
+        assert "the file may hold more" not in _said(text)

@@ -18,6 +18,7 @@ from pesgen.payfip.service import Batch, Link, create_link, create_links
 from pesgen.payfip.tables import operations
 
 from .payfip_support import (  # noqa: F401 - fixtures
+    INPUT,
     MAPPING,
     TIMEOUT,
     exported,
@@ -31,6 +32,7 @@ from .test_payfip_cli import (  # noqa: F401 - the fixture
     _link,
     _linked,
     _links,
+    _run,
     world,
 )
 
@@ -399,3 +401,95 @@ def test_a_link_reads_the_invoice_s_open_operations_once_before_sending_once_rec
     assert code == 0, err
     assert calls == [True], calls
     assert "saisie W) is still open (pending): the family may still pay through it" in err, err
+
+
+def _said(world, id_op: str) -> str:
+    """How the refusal and the batch's note name the operation ``id_op``."""
+    op = ledger.get_operation(world["store"], id_op)
+    return f"operation {id_op} (made {op['created_at']}, saisie W, pending)"
+
+
+def test_two_links_still_open_are_each_named_and_the_latest_is_the_one_to_send(world):
+    """Two production links open (the second made with --again): a third is refused
+    naming both, oldest first, and giving the latest's URL to send again; in a batch the
+    invoice is skipped with both named and the latest's URL, JSON listing both."""
+    urls = []
+    for extra in ((), ("--again",)):
+        code, out, err = _link(world, "FA-2026-00102", "--mode", "W", *extra)
+        assert code == 0, err
+        urls.append(out.splitlines()[1])
+    first, second = (op.id_op for op in _ops(world, "FA202600102"))
+    assert urls[1].endswith(f"idop={second}") and urls[0] != urls[1]
+    both = f"{_said(world, first)}, {_said(world, second)}"
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert (code, out) == (ExitCode.STATE, ""), err
+    lines = err.splitlines()
+    assert lines[0].startswith(
+        f"error: invoice FA-2026-00102: 2 of its PayFiP links are still open: {both}; no "
+        "second link: "), err
+    assert f"Send the family that link again: {urls[1]} (" in lines[0], err
+    assert lines[1:] == [
+        f"  - invoice FA-2026-00102: PayFiP {_said(world, op)} still open: no second link "
+        "while one is, without --again (rule payfip.open-link)" for op in (first, second)
+    ] + ["2 problem(s); nothing was sent."], err
+
+    code, out, err = _links(world, "FA-2026-00102", "FA-2026-00103")
+    assert code == 0, err
+    assert [line.split(":")[0] for line in out.splitlines()[::2]] == ["invoice FA-2026-00103"]
+    [note] = [line for line in err.splitlines() if "skipped" in line
+              and line.startswith("note:")]
+    assert note == (f"note: invoice FA-2026-00102: skipped, no second link: 2 of its PayFiP "
+                    f"links are still open ({both}), the latest: {urls[1]}; send the family "
+                    "that link again, or link it with --again for a second one (rule "
+                    "payfip.open-link; docs/payfip.md, a link still open)"), err
+    code, out, err = _links(world, "FA-2026-00102", "FA-2026-00103",
+                            extra=("--mode", "W", "--format", "json"))
+    [skipped, _] = json.loads(out)["skipped"]
+    assert [(o["id_op"], o["url"]) for o in skipped["open_links"]] == [
+        (first, urls[0]), (second, urls[1])], skipped
+    assert skipped["note"] == note.removeprefix("note: ")
+    assert len(world["payfip"].operations) == 3
+
+
+def test_an_abandoned_link_or_a_cancelled_title_s_holds_back_no_new_one(world, tmp_path):
+    """A link the family abandoned (result A: payable 20 minutes at most) is no link to
+    send again: a new one is made, its note saying the abandoned one. A link made for
+    the title of a run cancelled since pays nothing of the title exported again: its new
+    title gets its link. A link whose run is not recorded with it is of the title due:
+    still refused."""
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0, err
+    [first] = _ops(world, "FA202600102")
+    with world["store"].engine.begin() as conn:
+        conn.execute(sa.update(operations).where(operations.c.id_op == first.id_op)
+                     .values(result_code="A"))
+    code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
+    assert code == 0 and "open-link" not in err, err
+    assert f"operation {first.id_op} was abandoned but stays payable until " in err, err
+    assert len(_ops(world, "FA202600102")) == 2
+
+    # FA-2026-00103's link, its run cancelled and the input exported again
+    code, out, err = _link(world, "FA-2026-00103", "--mode", "W")
+    assert code == 0, err
+    [old] = _ops(world, "FA202600103")
+    store = world["store"]
+    run = ledger.get_operation(store, old.id_op)["run_id"]
+    store.cancel(run, "wrong amounts", despite_payments=True)
+    code, out, err = _run("export", "-m", str(MAPPING), "-i", str(INPUT), "-o",
+                          str(tmp_path / "again"), "--date", "2026-11-24", "-q")
+    assert code == 0, err
+    code, out, err = _link(world, "FA-2026-00103", "--mode", "W")
+    assert code == 0 and "open-link" not in err, err
+    assert f"its title then (run {run}) is cancelled" in err, err
+    assert len(_ops(world, "FA202600103")) == 2
+
+    # a link recorded without its run (made before the store kept it): refused
+    code, out, err = _link(world, "FA-2026-00105", "--mode", "W")
+    assert code == 0, err
+    [kept] = _ops(world, "FA202600105")
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(operations).where(operations.c.id_op == kept.id_op)
+                     .values(run_id=None))
+    code, out, err = _link(world, "FA-2026-00105", "--mode", "W")
+    assert code == ExitCode.STATE and "(rule payfip.open-link)" in err, err
+    assert len(_ops(world, "FA202600105")) == 1
