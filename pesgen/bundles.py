@@ -308,12 +308,8 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
         raise error(f"{exc} [a sample title of check-mapping (every optional part, or "
                     "none), rendered with the fixture's mapping: a branch the fixture does "
                     "not take]", exc.problems) from None
-    broken = [*sample.layout_problems, *sample.schema_problems]
+    broken, what = sample.broken()
     if broken:
-        what = " and ".join(
-            said for said, found in (("break their layout", sample.layout_problems),
-                                     ("are refused by their XSD", sample.schema_problems))
-            if found)
         raise OutputInvalidError(
             f"{fmt.name}: the bundle's files, rendered on check-mapping's sample titles "
             f"with the fixture's mapping, {what} ({len(broken)} problem(s)): an export "

@@ -711,13 +711,9 @@ def check_mapping(
                                        check_templates(m, fmt, laid_out=True,
                                                        validated=True,
                                                        official_xsd=official_xsd))
-        broken = [*sample.layout_problems, *sample.schema_problems]
+        broken, what = sample.broken()
         if broken:
             # the export's own checks of its files: the first export would fail so
-            what = " and ".join(
-                said for said, found in (("break their layout", sample.layout_problems),
-                                         ("are refused by their XSD", sample.schema_problems))
-                if found)
             raise OutputInvalidError(
                 f"{mapping}: the files of format {fmt.name}, rendered on the sample "
                 f"titles, {what} ({len(broken)} problem(s)): an export writing them so "

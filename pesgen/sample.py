@@ -145,6 +145,15 @@ class SampleRendering:
     # (``schema_problems``; only when check_templates is asked: check-mapping)
     schema_problems: tuple[Problem, ...] = ()
 
+    def broken(self) -> tuple[list[Problem], str]:
+        """The files' layout and XSD problems, and how they break (``'break their layout
+        and are refused by their XSD'``): check-mapping's and check-format's refusal."""
+        what = " and ".join(
+            said for said, found in (("break their layout", self.layout_problems),
+                                     ("are refused by their XSD", self.schema_problems))
+            if found)
+        return [*self.layout_problems, *self.schema_problems], what
+
 
 def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False,
                     validated: bool = False, official_xsd: Path | None = None
