@@ -614,8 +614,9 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                         f"the state store failed as run {run_id} was committed: {why}. "
                         "Whether the run is recorded is not known (the store could not be "
                         f"read again); its files were not put in {out_dir}. It may be "
-                        f"recorded: check `pesgen runs show {run_id}`; if it is shown, "
-                        f"`pesgen regenerate {run_id} --out DIR` writes its files, byte for "
+                        f"recorded: check `pesgen runs show {run_id}{store.db_option}`; if it "
+                        f"is shown, `pesgen regenerate {run_id}{store.db_option} --out DIR` "
+                        "writes its files, byte for "
                         "byte (do not export the input again: it would be refused), else "
                         "nothing was recorded and the export can be run again",
                         [Problem("run.commit-unknown", why, record=str(out_dir))],
@@ -637,8 +638,9 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
             discard(temps, Path(out_dir))
             raise StateError(
                 f"run {run_id} is recorded (IdBord {first}), but its files could not be put "
-                f"in {out_dir}: {why}. `pesgen regenerate {run_id} --out DIR` writes them "
-                "again, byte for byte", [Problem("run.publish", why, record=str(out_dir))],
+                f"in {out_dir}: {why}. `pesgen regenerate {run_id}{store.db_option} --out "
+                "DIR` writes them again, byte for byte",
+                [Problem("run.publish", why, record=str(out_dir))],
                 outcome=f"run {run_id} is recorded; its files were not put in place."
             ) from None
         return result
@@ -942,11 +944,12 @@ class _Taken:
         # number there is this invoice billed already, or the school's numbering
         # starting again (each year, each budget)
         elsewhere = {run: scope for run, scope in scopes.items() if scope != self.scope}
+        db = self.store.db_option  # the commands said name the store as it was given
 
         def cancel_first(run: str, id_bord: int) -> str:
             if len(several.get(run, [])) > 1:  # the run's other bordereaux stand
                 return (f"cancel that bordereau first (pesgen runs cancel {run} --bordereau "
-                        f"{id_bord})")
+                        f"{id_bord}{db})")
             return "cancel that run first"
 
         def advice(run: str, id_bord: int) -> str:
@@ -968,7 +971,7 @@ class _Taken:
             if run in pes:
                 return (f"{cancel_first(run, id_bord)} to export it again, if the trésorerie "
                         f"rejected it or it was never sent (no acknowledgement of IdBord "
-                        f"{id_bord} is recorded: pesgen acquit FILE --record)")
+                        f"{id_bord} is recorded: pesgen acquit FILE --record{db})")
             return (f"{cancel_first(run, id_bord)} to export it again, if its files were "
                     "rejected or never imported")
 
@@ -1027,7 +1030,7 @@ class _Taken:
             [run] = holders
             message += (f". This input is the file run {run} exported on {same[run]} (the "
                         f"same sha256, {(self.input_sha256 or '')[:16]}…): it is exported "
-                        f"already, nothing to export again (pesgen runs show {run})")
+                        f"already, nothing to export again (pesgen runs show {run}{db})")
         elif partial:
             listed = sorted(held, key=found.order.__getitem__)
             shown = listed if len(listed) <= 10 else [*listed[:10], f"… {len(listed) - 10} more"]
@@ -1043,12 +1046,12 @@ class _Taken:
                     for inv, (other, run, _b, _n) in held.items()):
                 message += (", or have them left out and reported: policies.already_exported: "
                             f"leave_out in the mapping ({self.refusing})")
-            message += ("; cancel a run (pesgen runs cancel) only if the trésorerie rejected "
-                        "it and this input replaces it whole")
+            message += (f"; cancel a run (pesgen runs cancel{db}) only if the trésorerie "
+                        "rejected it and this input replaces it whole")
         elif any(len(several.get(run, [])) > 1 for run in {h[1] for h in held.values()}
                  if run not in elsewhere):
             message += (". A run of several bordereaux: cancel only those the trésorerie "
-                        "rejected (pesgen runs cancel RUN --bordereau IDBORD), or the whole "
+                        f"rejected (pesgen runs cancel RUN --bordereau IDBORD{db}), or the whole "
                         "run with --all if this input replaces it")
         if not partial:
             message += _freed_beyond(held, several, counts, skip=lambda run, id_bord: (

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sqlite3
 import threading
 import time
@@ -1535,6 +1536,16 @@ class Store:
                 yield own
             finally:
                 own.rollback()
+
+    @property
+    def db_option(self) -> str:
+        """`` --db URL`` for a command a report says to run on this store, when it was
+        named by --db or PESGEN_DB (as `pesgen acquit`'s next steps give it, its password
+        masked: a report is pasted into tickets); "" for one the next command finds again
+        without (the configuration file's, the default)."""
+        if self.chosen_by not in ("--db", "PESGEN_DB"):
+            return ""
+        return f" --db {shlex.quote(masked_url(self.url))}"
 
     # -------------------------------------------------------------- numbering
 

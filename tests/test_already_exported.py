@@ -405,3 +405,36 @@ def test_the_cancellation_stands_when_the_runs_that_left_out_its_invoices_cannot
     assert ("note: which later runs left out these invoices as exported already could not "
             "be read: the state store is locked") in " ".join(result.output.split())
     assert store.get_run(first.run_id)["status"] == "cancelled"
+
+
+def test_the_refusals_commands_name_the_store_the_export_was_given(tmp_path):
+    """The already-exported refusal says the commands to run next (runs show, runs cancel,
+    acquit --record) with the --db the export was given, as the runs commands' next steps
+    do: pasted without it, they read the default store, another one (sup62's rehearsal).
+    A store not named so (the library's, the default) gets none."""
+    from pesgen.errors import ExitCode
+
+    from .conftest import run_cli
+
+    db = tmp_path / "state.sqlite3"
+    args = ("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "--date",
+            "2026-11-23", "--db", db)
+    first = run_cli(*args, "-o", tmp_path / "a", "--create-store", "-q")
+    assert first.exit_code == 0, first.output
+    again = run_cli(*args, "-o", tmp_path / "b")
+    assert again.exit_code == ExitCode.STATE, again.output
+    [run] = [r.id for r in Store(f"sqlite:///{db}").list_runs()]
+    said = " ".join(again.output.split())
+    option = f"--db sqlite:///{db.resolve()}"
+    assert f"nothing to export again (pesgen runs show {run} {option})" in said, said
+    # the same invoices from another file (not the same bytes): cancel first, if no
+    # acknowledgement says the trésorerie took them
+    other = tmp_path / "again.json"
+    other.write_bytes((EXAMPLES / "school-export.json").read_bytes() + b"\n")
+    moved = run_cli(*args[:4], other, *args[5:], "-o", tmp_path / "c", "--format", "json")
+    assert moved.exit_code == ExitCode.STATE, moved.output
+    problem = json.loads(moved.stdout)["problems"][0]["message"]
+    assert problem.endswith("cancel that run first to export it again, if the trésorerie "
+                            "rejected it or it was never sent (no acknowledgement of IdBord 1 "
+                            f"is recorded: pesgen acquit FILE --record {option})"), problem
+    assert Store(f"sqlite:///{db}").db_option == ""
