@@ -22,7 +22,7 @@ from .atomic import write_folder
 from .colnames import binding_of
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
-from .mapping import load_mapping
+from .mapping import Mapping, load_mapping
 from .peek import ExportShape
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
@@ -125,10 +125,8 @@ def unwritten_bindings(lines: list[str], fmt: Format) -> dict[int, str]:
         return {}
     names = {i: _binding_name(lines, i) for i in optional}
     with tempfile.TemporaryDirectory(prefix="pesgen-scaffold-") as tmp:
-        path = Path(tmp) / "mapping.yaml"
-        path.write_text(_stand_in_text(lines, fmt, set(optional)), encoding="utf-8")
         try:
-            reads = check_templates(load_mapping(path), fmt).reads
+            reads = check_templates(_stand_in(tmp, lines, fmt, set(optional)), fmt).reads
         except MappingError:
             raise  # the scaffold's own stand-ins refused: pesgen's fault, not the format's
         except PesgenError:
@@ -562,9 +560,7 @@ def required_bindings(lines: list[str], fmt: Format) -> dict[int, str]:
 
         def refused(bound: list[int]) -> dict[tuple[str, ...], str]:
             """What the files refuse with the bindings at ``bound`` uncommented."""
-            path = Path(tmp) / "mapping.yaml"
-            path.write_text(_stand_in_text(lines, fmt, set(bound)), encoding="utf-8")
-            mapping = load_mapping(path)
+            mapping = _stand_in(tmp, lines, fmt, set(bound))
             found: dict[tuple[str, ...], str] = {}
             if laid_out:
                 for p in check_templates(mapping, fmt, laid_out=True).layout_problems:
@@ -604,6 +600,15 @@ def _binding_name(lines: list[str], at: int) -> str:
 
 # a group of bindings opening (  invoice:, "  line:")
 _GROUP = re.compile(r"^  (\w+):")
+
+
+def _stand_in(folder: str, lines: list[str], fmt: Format, bound: set[int]) -> Mapping:
+    """The scaffold ``lines`` filled with stand-ins, the bindings at ``bound``
+    uncommented (``_stand_in_text``), loaded from a scratch file in ``folder`` (a
+    temporary folder: no file the user sees)."""
+    path = Path(folder) / "mapping.yaml"
+    path.write_text(_stand_in_text(lines, fmt, bound), encoding="utf-8")
+    return load_mapping(path)
 
 
 def _stand_in_text(lines: list[str], fmt: Format, bound: set[int]) -> str:
