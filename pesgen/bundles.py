@@ -338,8 +338,8 @@ def unexercised(fmt: Format, work: Path, specs: dict[str, FileSpec]) -> list[Pro
         checker = "layout" if spec.layout is not None else "XSD"
         problems.append(Problem(
             "format.fixture-empty", f"{', '.join(names)}: the fixture gives it no record: "
-            f"its {checker} is not checked (give the fixture an invoice that fills it, "
-            "then check-format --regen)",
+            f"its {checker} checks none of the fixture's values in it (give the fixture an "
+            "invoice that fills it, then check-format --regen)",
             mapping=f"{source}:{line_of(data, ['files', i, 'template'])}: files[{i}]"))
     return problems
 

@@ -132,8 +132,9 @@ def test_a_file_the_fixture_leaves_empty_is_warned_of(tmp_path):
     source.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
     r = _check(fmts, "bl-emagnus", "--regen")
     assert r.exit_code == 0, r.stdout + r.stderr
-    assert ("warning: WTAMC001_TSOL.txt: the fixture gives it no record: its layout is not "
-            f"checked (give the fixture an invoice that fills it, then check-format --regen) "
+    assert ("warning: WTAMC001_TSOL.txt: the fixture gives it no record: its layout checks "
+            "none of the fixture's values in it (give the fixture an invoice that fills it, "
+            "then check-format --regen) "
             f"[format {folder / 'format.yaml'}:22: files[2]] (rule format.fixture-empty)"
             ) in r.stderr, r.stderr
 
