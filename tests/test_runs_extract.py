@@ -138,7 +138,9 @@ def test_runs_show_names_the_command_with_the_inputs(store, exported):  # noqa: 
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("  input "))
-    assert f"pesgen runs extract {exported.run_id} --out DIR" in lines[at + 1]
+    # the store as given (sup62: pasted without it, it would read the default store)
+    assert (f"pesgen runs extract {exported.run_id} --db {store.url} --out DIR"
+            in lines[at + 1]), lines[at + 1]
 
 
 def _printed_command(stdout: str) -> list[str]:
