@@ -10,6 +10,7 @@ What is stored (the state store) keeps the values exact: only what is shown chan
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -92,6 +93,13 @@ def masked_argument(word: str) -> str:
 # a URL inside a text: its scheme, then up to a space, the punctuation, quotes or
 # brackets closing round it left out (what follows its host is kept)
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/{1,3}\S+?(?=[:;,.'\")\]]*(?:\s|$))")
+
+
+def db_option(db: str | None) -> str:
+    """`` --db URL`` for a command a report prints (none: the store the next command
+    finds again without it), the URL's password masked: a report is pasted into tickets
+    and logs (the password is typed, not read from it)."""
+    return f" --db {shlex.quote(masked_url(db))}" if db else ""
 
 
 def masked_urls(text: str, words: list[str] | tuple[str, ...] = ()) -> str:

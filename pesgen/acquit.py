@@ -29,7 +29,7 @@ from typing import Any
 
 from lxml import etree
 
-from ._display import masked_url, shown
+from ._display import db_option, shown
 from .errors import InputDataError, Problem, StateError, UsageError, problem_json
 from .store import ANNULLED_MARK, Bordereau, _errors_json, pes_typ_bord, with_errors
 from .validate import (
@@ -1131,7 +1131,7 @@ class ElementReport:
     def _titles_shown(self, db: str | None, how: str) -> str:
         """``; `pesgen runs show RUN --invoices` lists the run's titles HOW`` for the run
         the element is tied to ("" when none)."""
-        return "".join(f"; `pesgen runs show {r.run_id} --invoices{_db_option(db)}` lists "
+        return "".join(f"; `pesgen runs show {r.run_id} --invoices{db_option(db)}` lists "
                        f"the run's titles {how}" for r in self.found[:1])
 
     def to_check(self, db: str | None = None, reading: bool = False) -> ToCheck | None:
@@ -1185,7 +1185,7 @@ class ElementReport:
         steps: list[str | None] = []
         if "recorded-otherwise" in reasons:
             steps.append("ask the trésorerie which answer stands; if this file's, `pesgen "
-                         f"acquit FILE{_db_option(db)} --record --replace` makes it the "
+                         f"acquit FILE{db_option(db)} --record --replace` makes it the "
                          "bordereau's status (the one recorded stays in its history)")
         if "accepted-with-errors" in reasons:
             steps.append(self.next_step(db))
@@ -1203,7 +1203,7 @@ class ElementReport:
             steps.append("ask the trésorerie which line of the title its error is about: "
                          f"pesgen does not guess{self._titles_shown(db, 'with their lines')}")
         if cancelled is not None:
-            option = _db_option(db)
+            option = db_option(db)
             keep = ("reinstate them, so that none of their invoices is exported again: "
                     f"`pesgen runs reinstate {cancelled.run_id}{option} --bordereau "
                     f"{e.bordereau} --reason TEXT`")
@@ -1240,7 +1240,7 @@ class ElementReport:
 
     def _untied_step(self, db: str | None) -> str | None:
         """What to do of an acceptance pesgen cannot tie (untied_acceptance)."""
-        option = _db_option(db)
+        option = db_option(db)
         if self.unchecked:
             return None  # the acquit's own entry says what to do
         if self.elsewhere:
@@ -1289,7 +1289,7 @@ class ElementReport:
 
     def _doublon_piece(self, db: str | None) -> str:
         """The advice for ERREUR_DOUBLON_PIECE: a piece Hélios knows already."""
-        option = _db_option(db)
+        option = db_option(db)
         invoices = sorted({p.invoice for p in self.pieces if p.invoice and any(
             x.code == DOUBLON_PIECE for x in (*p.piece.errors, *(
                 y for ln in p.piece.lines for y in ln.errors)))})
@@ -1316,7 +1316,7 @@ class ElementReport:
             # pesgen writes one file per bordereau: the file rejected is one bordereau of
             # its run, whose other files the trésorerie may have taken (`runs cancel RUN
             # --all` would free their invoices, to be billed twice)
-            option = _db_option(db)
+            option = db_option(db)
             if (a := self.from_file) is not None:  # tied by --run when it was recorded
                 reason = shlex.quote(f"trésorerie rejected the file of IdBord {a.id_bord}")
                 return (f"it is recorded as the rejection of IdBord {a.id_bord} of run "
@@ -1340,7 +1340,7 @@ class ElementReport:
         what = "the file of IdBord" if self.kind == "file" else "IdBord"
         reason = f"trésorerie rejected {what} {self.bordereau}" + (
             f" ({', '.join(codes)})" if codes else "")
-        option = _db_option(db)
+        option = db_option(db)
         # quoted for a shell: the codes are the acquit file's text, not vouched for
         cancel = (f"pesgen runs cancel {r.run_id} --bordereau {self.bordereau} --reason "
                   f"{shlex.quote(reason)}{option}")
@@ -1371,13 +1371,6 @@ class ElementReport:
             return (f"{cancel}; the acquit names no error: ask the trésorerie what to fix, "
                     f"{again}")
         return f"{cancel}; fix the input (the errors above), {again}"
-
-
-def _db_option(db: str | None) -> str:
-    """`` --db URL`` for a command a report prints (none: the default store), the URL's
-    password masked: a report is pasted into tickets and logs (the password is typed,
-    not read from it)."""
-    return f" --db {shlex.quote(masked_url(db))}" if db else ""
 
 
 def _all_errors(e: AckElement) -> list[AckError]:
@@ -2117,7 +2110,7 @@ def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list
         said = ", ".join(
             f"{op.invoice} (operation {op.id_op}, {cents_text(op.amount_cents)}, saisie "
             f"{op.saisie}, {op.status} since {op.created_at})" for op in links)
-        option = _db_option(db)
+        option = db_option(db)
         out.append(ToCheck(
             r.element.line, r.bordereau, r.element.exercise, ("payfip-open",),
             f"{_element_name(r)}: rejected, and {len(links)} PayFiP link(s) of its titles "

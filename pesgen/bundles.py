@@ -287,11 +287,10 @@ def check_samples(fmt: Format, result: ExportResult, warn: Callable[[Problem], N
     file with an XSD of its own is validated against it, and each file with a layout
     checked against it, as check-mapping checks its sample files
     (``sample.schema_problems``, ``sample.layout_problems``: the sample's made-up values
-    not held against the places bound values go; each refusal naming its template
-    line), a file
-    that goes to Hélios against the DGFiP package ``official_xsd`` too when given (as its
-    expected files): one refused refuses the bundle (exit 6), the branches the fixture
-    does not take included."""
+    not held against the places bound values go; each refusal naming its template line),
+    a file that goes to Hélios against the DGFiP package ``official_xsd`` too when given
+    (as its expected files): one refused refuses the bundle (exit 6), the branches the
+    fixture does not take included."""
     from .sample import check_coverage, check_templates
 
     try:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from . import __version__
-from ._display import escaped_lines, json_text, masked_argument, shown
+from ._display import db_option, escaped_lines, json_text, masked_argument, shown
 from ._echo import echo_err as _echo_err
 from ._echo import say as _say
 from ._entry import interrupted, terminate
@@ -1075,8 +1075,6 @@ def _say_unrecorded_rejections(report: Any, file: Path, db: str | None) -> None:
     reinstatement was not refused by it (docs/state.md, A rejected bordereau, step 1)."""
     import shlex
 
-    from .acquit import _db_option
-
     numbers = [str(r.bordereau) for r in report.elements
                if r.run is not None and not r.element.accepted and r.bordereau is not None
                and r.recorded is None and r.run.cancelled_at is None]
@@ -1084,7 +1082,7 @@ def _say_unrecorded_rejections(report: Any, file: Path, db: str | None) -> None:
         return
     _say(f"not recorded: the rejection of IdBord {', '.join(numbers)} is read, not "
          f"recorded; record it before cancelling: `pesgen acquit {shlex.quote(str(file))} "
-         f"--record{_db_option(db)}` (runs list and runs show then show it; runs reinstate "
+         f"--record{db_option(db)}` (runs list and runs show then show it; runs reinstate "
          "refuses to reinstate a rejected bordereau, payfip link and datamatrix to serve "
          "its titles)")
 
@@ -1878,9 +1876,8 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
     _say(f"  mapping     {r['mapping_path']}  (sha256 {r['mapping_sha256'][:16]}…)")
     pol = json.loads(r["policies"])
     _say(f"  input       {_recorded_input(r, pol)}")
-    _say(f"              (`pesgen runs extract {r['id']}{_db_arg(db)} --out DIR` writes "
-         "this mapping, "
-         "input and format bundle as recorded)")
+    _say(f"              (`pesgen runs extract {r['id']}{db_option(db)} --out DIR` writes "
+         "this mapping, input and format bundle as recorded)")
     _say(f"  collectivity {r['id_coll']} budget {r['cod_bud']} exercise {r['exercise']} "
                f"TypBord {r['typ_bord']}")
     _say(f"  run date    {r['run_date']}; {r['titles']} title(s), total {r['total']}, "
@@ -1933,14 +1930,6 @@ def runs_show(run: Annotated[str, typer.Argument(help="Run id (or a unique prefi
             _say(f"  Hélios      {unchecked[1]}")  # once, not beside each line
     if invoices:
         _show_invoices(titles, pol.get("input_path"))
-
-
-def _db_arg(db: str | None) -> str:
-    """`` --db URL`` in a command a report says to run (none: the default store), as
-    `pesgen acquit`'s next steps give it, its password masked."""
-    from .acquit import _db_option
-
-    return _db_option(db)
 
 
 def _recorded_input(r: dict[str, Any], policies: dict[str, Any]) -> str:
@@ -2264,13 +2253,13 @@ def runs_find(invoice: Annotated[str, typer.Argument(
         if as_debt:
             held = ", ".join(dict.fromkeys(shown(f["invoice"]) for f in as_debt))
             _say(f"  {invoice.strip()} is the NumDette of {held}: pesgen runs find --debt "
-                 f"{invoice.strip()}{_db_arg(db)}")
+                 f"{invoice.strip()}{db_option(db)}")
         elif not debt:
             # "in no run" alone read as "never sent, nothing refused it": a refused export
             # records nothing, so the school's file is where its reason is said again
             _say("  no run of this store exported it or left it out: an export refused, a "
                  "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
-                 f"-i FILE{_db_arg(db)} on the school's file holding it says what "
+                 f"-i FILE{db_option(db)} on the school's file holding it says what "
                  "refuses it")
         raise typer.Exit(1)
     last_of = {f["invoice"]: f for f in found}
@@ -2649,11 +2638,10 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         active = ", ".join(map(str, done.still_active))
         hold = "holds" if len(done.still_active) == 1 else "hold"
         _say(f"next: export again only the invoices of IdBord {numbers} (`pesgen runs show "
-             f"{done.run.id} --invoices{_db_arg(db)}` lists them); an export of the school's "
-             "whole file "
-             f"is refused for the invoices IdBord {active} still {hold}, unless the "
-             "mapping's policies.already_exported: leave_out leaves them out (docs/state.md, "
-             "A rejected bordereau)")
+             f"{done.run.id} --invoices{db_option(db)}` lists them); an export of the "
+             f"school's whole file is refused for the invoices IdBord {active} still {hold}, "
+             "unless the mapping's policies.already_exported: leave_out leaves them out "
+             "(docs/state.md, A rejected bordereau)")
     elif done.freed:
         _say(_export_again(done.as_recorded, numbers, db, done.invoices - done.freed))
     if annulled_by_tresorerie:
@@ -2695,19 +2683,17 @@ def _export_again(run: dict[str, Any], numbers: str, db: str | None, held: int =
     import json
     import shlex
 
-    from .acquit import _db_option
-
     path = json.loads(run["policies"]).get("input_path")
     given = shlex.quote(path) if path else "INPUT"
     read = "" if path else (f" (INPUT: the run read {run['input_name']}; its folder was not "
                             "recorded)")
     args = (f"--mapping {shlex.quote(run['mapping_path'])} --input {given} --out "
-            f"{shlex.quote(run['out_dir'])}{_db_option(db)}")
+            f"{shlex.quote(run['out_dir'])}{db_option(db)}")
     return (f"next: correct the input (or take the right file), then check it with `pesgen "
             f"export {args} --dry-run`{read}, and export it with the same command without "
             f"--dry-run: its invoices take the next IdBord, never IdBord {numbers} again "
             f"(the run's mapping, input and output folder; `pesgen runs extract {run['id']}"
-            f"{_db_option(db)} --out DIR` writes the input as the run read it; docs/state.md, "
+            f"{db_option(db)} --out DIR` writes the input as the run read it; docs/state.md, "
             "A rejected bordereau)"
             + ("" if not held else
                f"; it refuses the {held} invoice(s) other active runs still hold (named "

@@ -616,8 +616,8 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                         f"read again); its files were not put in {out_dir}. It may be "
                         f"recorded: check `pesgen runs show {run_id}{store.db_option}`; if it "
                         f"is shown, `pesgen regenerate {run_id}{store.db_option} --out DIR` "
-                        "writes its files, byte for "
-                        "byte (do not export the input again: it would be refused), else "
+                        "writes its files, byte for byte (do not export the input again: it "
+                        "would be refused), else "
                         "nothing was recorded and the export can be run again",
                         [Problem("run.commit-unknown", why, record=str(out_dir))],
                         outcome="the run may be recorded (not known); no file was put in "

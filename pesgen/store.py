@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import shlex
 import sqlite3
 import threading
 import time
@@ -35,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ._display import masked_url
+from ._display import db_option, masked_url
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout, user_folder
 from .errors import PesgenError, Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, Held, debt_key, invoice_key
@@ -1543,9 +1542,7 @@ class Store:
         named by --db or PESGEN_DB (as `pesgen acquit`'s next steps give it, its password
         masked: a report is pasted into tickets); "" for one the next command finds again
         without (the configuration file's, the default)."""
-        if self.chosen_by not in ("--db", "PESGEN_DB"):
-            return ""
-        return f" --db {shlex.quote(masked_url(self.url))}"
+        return db_option(self.url if self.chosen_by in ("--db", "PESGEN_DB") else None)
 
     # -------------------------------------------------------------- numbering
 
