@@ -86,12 +86,10 @@ def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None
     new-mapping was given it) goes into the commands its head says to run."""
     lines = _skeleton(collectivity, fmt, formats_args)
     for at, why in required_bindings(lines, fmt).items():
-        m = _OPTIONAL.match(lines[at])
-        assert m is not None
-        lines[at] = f"    {m[1]}: TODO".ljust(27) + f"# required: {why}"
+        lines[at] = _todo_line(lines[at], f"required: {why}")
     unwritten = unwritten_bindings(lines, fmt)
     for at, why in unwritten.items():
-        lines[at] = _unwritten_line(lines[at], why)
+        lines[at] = _todo_line(lines[at], why, commented=True)
     if shape is not None:
         from .coverage import RULES_READ
 
@@ -101,11 +99,13 @@ def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None
     return "\n".join(lines)
 
 
-def _unwritten_line(line: str, why: str) -> str:
-    """The commented-out binding ``line`` with its note replaced by ``why``."""
+def _todo_line(line: str, note: str, commented: bool = False) -> str:
+    """The commented-out binding ``line`` as a TODO with its note replaced by ``note``:
+    uncommented (one a file of the format requires), or left ``commented`` out (one it
+    writes nowhere)."""
     m = _OPTIONAL.match(line)
     assert m is not None
-    return f"    # {m[1]}: TODO".ljust(27) + f"# {why}"
+    return f"    {'# ' if commented else ''}{m[1]}: TODO".ljust(27) + f"# {note}"
 
 
 def unwritten_bindings(lines: list[str], fmt: Format) -> dict[int, str]:
