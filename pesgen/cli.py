@@ -1608,8 +1608,11 @@ def preview(
                    + (f", … ({more} more)" if more > 0 else ""))
     bad = (sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
            + len(shown.path_problems))
+    # a file only the DGFiP package validates: the export needs it (note no_xsd)
+    dgfip = " --official-xsd DIR" if any(n.policy == "no_xsd" for n in shown.notes) else ""
     _say(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
-               + ("" if bad else "; run pesgen export to validate and number the whole file"))
+         + ("" if bad else f"; run pesgen export{dgfip} to validate and number the whole "
+            "file"))
     if bad:
         # the code pesgen export would end with on these invoices (docs/onboarding.md)
         code = shown.exit_code

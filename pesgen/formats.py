@@ -134,14 +134,21 @@ class Format:
         return FieldLimit(None, self.charset)
 
 
+def unvalidated_files(fmt: Format) -> list[tuple[int, FileSpec]]:
+    """The files of ``fmt`` that no XSD of ours validates, nor a layout, with their index
+    in format.yaml's files: format.yaml gives them no ``xsd`` (``load_format`` allows it
+    for a PES format only), and only the DGFiP package validates them."""
+    return [(i, spec) for i, spec in enumerate(fmt.files)
+            if spec.xsd is None and spec.layout is None]
+
+
 def unvalidated(fmt: Format) -> list[Problem]:
-    """Each file of a PES format that has no XSD of its own (format.yaml files[i] gives
-    no ``xsd``: ``load_format`` allows it for a PES format only), which only the DGFiP
-    package validates: an export refuses to run without the package (``Exporter``), and
-    check-mapping, without it, validates none of its sample files (rule
-    format.no-xsd, naming format.yaml:line: files[i])."""
-    specs = [(i, spec) for i, spec in enumerate(fmt.files)
-             if spec.xsd is None and spec.layout is None]
+    """Each file of a PES format that has no XSD of its own (``unvalidated_files``),
+    which only the DGFiP package validates: an export refuses to run without the package
+    (``Exporter``), check-mapping, without it, validates none of its sample files, and
+    preview says it validates none (rule format.no-xsd, naming format.yaml:line:
+    files[i])."""
+    specs = unvalidated_files(fmt)
     if not specs or fmt.recorded:
         return []
     source = fmt.folder / "format.yaml"
