@@ -1405,6 +1405,14 @@ def check_layout(
         compiled = load_layout(path)
         # the characters pesgen writes in its text: the bundle's charset, not the layout's
         bundle = layout_bundle(path)
+        if isinstance(bundle, PesgenError):
+            # its OK below is the layout's alone: the bundle is BROKEN, its charset unsaid
+            folder = path.parent
+            _echo_err(f"warning: {folder / 'format.yaml'}, beside the layout, does not load: "
+                      f"{bundle}; the layout is checked alone, without the bundle's "
+                      f"charset; pesgen check-format {folder.name} --formats-dir "
+                      f"{folder.parent} lists what to fix")
+            bundle = None
         problems = []
         for file in files or []:
             if not file.is_file():

@@ -677,11 +677,12 @@ def list_formats(extra_dirs: list[Path] | None = None
 _FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,40}")  # as format.schema.json's name
 
 
-def layout_bundle(layout: Path) -> tuple[Format, str] | None:
+def layout_bundle(layout: Path) -> tuple[Format, str] | PesgenError | None:
     """The format bundle whose format.yaml names ``layout`` as a file's layout (the
     bundle's folder holds it), and where its charset is said (format.yaml:line: charset,
-    or its encoding when it gives none); None for a layout of no bundle, or of one that
-    does not load (``check-format`` says why)."""
+    or its encoding when it gives none); None for a layout of no bundle; the error of a
+    format.yaml beside it that does not load (check-layout warns of it: a layout whose
+    encoding is not the bundle's breaks it so, and the layout alone is valid)."""
     folder = layout.parent  # as given: the messages name it so
     source = folder / "format.yaml"
     if not source.is_file():
@@ -689,8 +690,8 @@ def layout_bundle(layout: Path) -> tuple[Format, str] | None:
     try:
         fmt = load_format(folder)
         data, _, _ = load_yaml_file(source, "format")
-    except PesgenError:
-        return None
+    except PesgenError as exc:
+        return exc
     if not any(f.layout is not None and f.layout.resolve() == layout.resolve()
                for f in fmt.files):
         return None

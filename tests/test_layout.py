@@ -986,6 +986,34 @@ def test_check_layout_says_the_bundle_charset_and_warns_of_a_value_outside_it(tm
     assert "125 column(s), encoding cp1252)\n" in r.stdout
 
 
+def test_check_layout_warns_of_its_bundle_that_does_not_load(tmp_path):
+    """A layout declaring cp1252 in a scaffolded bundle whose format.yaml still says
+    UTF-8 (the bundle BROKEN: they must be the same) passed check-layout with its OK and
+    not a word of the bundle or its charset (layout_bundle gave None, as for a layout of
+    no bundle): a technician learnt of it from the next command. It warns now, with the
+    bundle's error and the check-format that lists what to fix; exit 0 still (the
+    layout alone is valid), and the sample given is checked against it."""
+    import shutil
+
+    bundle = tmp_path / "formats" / "bl-emagnus"
+    shutil.copytree(Path(__file__).parents[1] / "templates" / "bl-emagnus", bundle)
+    spec = bundle / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("encoding: cp1252\n") == 1
+    spec.write_text(text.replace("encoding: cp1252\n", "encoding: UTF-8\n"), encoding="utf-8")
+    layout = bundle / "wtamc001.layout.yaml"
+    sample = bundle / "expected" / "WTAMC001.txt"
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(sample)])
+    assert r.exit_code == 0, r.output
+    assert f"{layout}: layout WTAMC001 OK" in r.stdout and "charset" not in r.stdout
+    assert f"{sample}: valid against WTAMC001" in r.stdout
+    [said] = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
+    assert said.startswith(f"warning: {spec}, beside the layout, does not load: {spec}:")
+    assert "the file is written in UTF-8 but its layout declares cp1252: make them the " \
+        "same; the layout is checked alone, without the bundle's charset; pesgen " \
+        f"check-format bl-emagnus --formats-dir {bundle.parent} lists what to fix" in said
+
+
 def test_the_values_outside_the_charset_are_counted_past_the_first_ones_header_aside(
         tmp_path):
     """``charset_misfits`` (check-layout's rule layout.charset): every value of every line
