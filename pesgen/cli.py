@@ -1352,7 +1352,19 @@ def check_format(
                 fmt, Path(tmp), official_xsd, regen,
                 warn=warn, removed=on_removed)
         if problems:
-            raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
+            # the fixture rendered valid (else its export refused it): expected/ predates
+            # a change of the layout, XSD or templates, whose diff says what changed
+            if diffs and not as_json:
+                for diff in diffs:
+                    _say(diff)
+            said = (f"; the fixture renders differently from them ({len(diffs)} file(s), "
+                    "the diff above)" if diffs else "")
+            raise OutputInvalidError(
+                f"{fmt.name}: the expected files in {fmt.folder / 'expected'} break the "
+                f"bundle's layout or XSD{said}" + ("" if regen else (
+                    ": once a change of the layout, XSD or templates is intended, `pesgen "
+                    f"check-format {name}{_formats_dir_args(formats_dir)} --regen` writes "
+                    "them again from the fixture (review them)")), problems)
         if diffs:
             if not as_json:
                 for diff in diffs:

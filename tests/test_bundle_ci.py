@@ -369,6 +369,35 @@ def test_regen_says_each_file_it_removes_and_removes_no_folder(tmp_path):
         "CORAIL_21450999400015_2026_0000001.xml", "README.md", "old"]
 
 
+def test_expected_files_a_changed_layout_breaks_name_their_folder_the_diff_and_regen(
+        tmp_path):
+    """A column added to a layout and its template (the publisher's new version) left
+    expected/ behind: check-format said only 'the expected files are invalid', naming
+    each file by its name alone, no diff and no next step. It names the expected
+    folder, prints the diff of what the fixture renders now, and gives the --regen
+    command (with its --formats-dir) that writes them again once the change is
+    intended; --regen then passes."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    _edit(folder / "wtamc001tsol.layout.yaml", "      - {name: DatNaisTiers, type: date}\n",
+          "      - {name: DatNaisTiers, type: date}\n      - {name: Pays, type: text}\n")
+    _edit(folder / "wtamc001tsol.txt.j2", "} | csv_record(size=27,",
+          '28: "FR"} | csv_record(size=28,')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert r.stdout.startswith("--- expected/WTAMC001_TSOL.txt\n+++ produced/"), r.stdout
+    assert '"17/04/1979";"FR"' in r.stdout
+    assert r.stderr.startswith(
+        f"error: bl-emagnus: the expected files in {folder / 'expected'} break the bundle's "
+        "layout or XSD; the fixture renders differently from them (1 file(s), the diff "
+        "above): once a change of the layout, XSD or templates is intended, `pesgen "
+        f"check-format bl-emagnus --formats-dir {fmts} --regen` writes them again from "
+        "the fixture (review them)\n  - WTAMC001_TSOL.txt:1: record 'tiers-solidaire' "
+        "has 27 fields, the layout has 28: missing column Pays (#28) (rule "
+        "layout.columns)\n"), r.stderr
+    assert _check(fmts, "bl-emagnus", "--regen").exit_code == 0
+    assert _check(fmts, "bl-emagnus").exit_code == 0
+
+
 def test_a_text_a_template_writes_narrower_than_its_limit_is_warned_of(tmp_path):
     """A template writing a text field through fixed(N) (zfill(N)) that format.yaml
     does not limit to N characters or fewer passed check-format without a word: a value
