@@ -325,6 +325,28 @@ def test_the_scaffold_names_the_budget_and_tells_to_set_the_emitter(tmp_path, ki
     assert "output.emitter.adresse" in readme
 
 
+def test_the_scaffold_fixture_readme_says_what_check_format_checks_and_its_command(
+        tmp_path):
+    """The scaffold's fixture README said a file or branch the fixture leaves empty 'is
+    checked by no layout or XSD', untrue since check-format checks the files rendered
+    on check-mapping's sample titles against them (fmt62), and gave `pesgen
+    check-format <name>` where the bundle's README gives its name and --formats-dir;
+    expected/'s README the same placeholder. Both give the command to run now, and the
+    fixture's says what an empty branch is checked by."""
+    from pesgen.scaffold import new_format
+
+    folder = new_format("acme-compta", "csv", tmp_path / "formats")
+    fixture = (folder / "fixture" / "README.md").read_text(encoding="utf-8")
+    expected = (folder / "expected" / "README.md").read_text(encoding="utf-8")
+    formats = tmp_path / "formats"
+    assert f"`pesgen check-format acme-compta\n--formats-dir {formats}` renders" in fixture
+    assert "checked by no layout" not in fixture
+    assert ("is compared with nothing in `expected/`, and its layout or\nXSD checks it only "
+            "on check-mapping's sample titles, whose values are made up") in fixture
+    assert "<name>" not in fixture + expected
+    assert f"`pesgen check-format acme-compta --formats-dir {formats} --regen`" in expected
+
+
 def test_hidden_files_of_expected_are_neither_compared_nor_removed(tmp_path):
     """A .gitkeep or .DS_Store in expected/ failed the comparison ('expected but not
     produced'), and --regen deleted it without a word."""
