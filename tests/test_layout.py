@@ -986,6 +986,28 @@ def test_check_layout_says_the_bundle_charset_and_warns_of_a_value_outside_it(tm
     assert "125 column(s), encoding cp1252)\n" in r.stdout
 
 
+def test_layout_schema_problems_come_in_the_file_order_and_a_typed_word_is_suggested(
+        tmp_path):
+    """A layout with a key misspelt in its third column and a type misspelt in its
+    twelfth listed the twelfth first (the problems sorted by their path as texts:
+    columns[11] before columns[2]), and 'txt' got the list of types where a misspelt
+    key gets its closest one. The problems come in the file's order now, and a word a
+    key takes is suggested as a key is."""
+    columns = [f"      - {{name: C{i}, type: text, length: 5}}" for i in range(12)]
+    columns[2] = "      - {name: C2, type: text, lenght: 5}"
+    columns[11] = "      - {name: C11, type: txt, length: 5}"
+    path = tmp_path / "layout.yaml"
+    path.write_text("pesgen_layout: 1\nname: TEST\nkind: csv\nrecords:\n  - type: ligne\n"
+                    "    columns:\n" + "\n".join(columns) + "\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["check-layout", str(path)])
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")] == [
+        "  - unknown key 'lenght' (did you mean 'length'?) "
+        f"[layout {path}:9: records[0].columns[2].lenght] (rule layout.schema)",
+        "  - 'txt' is not one of ['text', 'integer', 'decimal', 'date', 'code'] (did you "
+        f"mean 'text'?) [layout {path}:18: records[0].columns[11].type] (rule layout.schema)"]
+
+
 def test_check_layout_warns_of_its_bundle_that_does_not_load(tmp_path):
     """A layout declaring cp1252 in a scaffolded bundle whose format.yaml still says
     UTF-8 (the bundle BROKEN: they must be the same) passed check-layout with its OK and
