@@ -730,8 +730,10 @@ def test_totals_hold_a_trailer_and_a_header_to_the_lines_they_count(tmp_path):
     # of 350; the header says 2 articles where 3 follow
     bad = ("010002\n02000100DUPONT  \n02000250DUPONT  \n02000005MARTIN  \n"
            "090002000300000350\n")
-    got = [(p.record, p.rule, p.message) for p in _check(tmp_path, layout,
-                                                          bad.encode("latin-1"))]
+    (tmp_path / "OUT.txt").write_bytes(bad.encode("latin-1"))
+    # as a template of a bundle wrote it (export, preview, check-mapping, check-format)
+    got = [(p.record, p.rule, p.message) for p in validate_file(
+        tmp_path / "OUT.txt", layout, writer="acme/acme.txt.j2")]
     where = f"{tmp_path / 'layout.yaml'}"
     check = ("check what the template writes there (doc.bordereau.count: the titles, "
              ".lines: their lines, .total: their amount)")
@@ -748,6 +750,29 @@ def test_totals_hold_a_trailer_and_a_header_to_the_lines_they_count(tmp_path):
          "the 'article' records after it (up to the next 'entete' record or the end of the "
          f"file) are 3: {check} [{where}:26: totals[0]]"),
     ]
+
+
+def test_totals_of_a_file_no_template_wrote_point_at_the_layout_entry(tmp_path):
+    """check-layout of a publisher's sample whose trailer the layout's totals entry
+    reads otherwise (a layout counting the wrong records) told to 'check what the
+    template writes there (doc.bordereau.count…)', where no template wrote anything:
+    a file of no known writer points at the layout's entry and the publisher's
+    documentation first, and at the template for a file pesgen wrote."""
+    _layout(tmp_path, TOTALS_LAYOUT)  # written as layout.yaml
+    sample = tmp_path / "sample-from-publisher.txt"
+    sample.write_bytes(b"010003\n02000100DUPONT  \n02000250DUPONT  \n02000005MARTIN  \n"
+                       b"090002000200000355\n")
+    r = CliRunner().invoke(app, ["check-layout", str(tmp_path / "layout.yaml"), str(sample)])
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    [said] = [ln for ln in r.stderr.splitlines() if "(rule layout.totals)" in ln]
+    assert said == (
+        f"  - {sample}:5: record 'fin', column NbLignes (#2) says 2, but the 'article' "
+        "records before it (since the previous 'fin' record or the start of the file) are "
+        "3: check this entry of the layout (its record, of, count, sum, distinct, after) "
+        "against the publisher's documentation, or, for a file pesgen wrote, what the "
+        "template writes there (doc.bordereau.count: the titles, .lines: their lines, "
+        f".total: their amount) [{tmp_path / 'layout.yaml'}:27: totals[1]] "
+        "(rule layout.totals)")
 
 
 def test_totals_leave_out_empty_values_and_values_that_are_no_number(tmp_path):
