@@ -105,7 +105,9 @@ def check(data: Any, schema_name: str, source: str, rule: str,
     validator = _validator(schema_name)
     problems: list[Problem] = []
     paths: list[tuple[Any, ...]] = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    # in the file's order: columns[6] before columns[11] (as texts, '11' came first)
+    for error in sorted(validator.iter_errors(data), key=lambda e: [
+            (0, k, "") if isinstance(k, int) else (1, 0, str(k)) for k in e.absolute_path]):
         path = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = list(error.schema.get("properties", {}))
@@ -167,6 +169,11 @@ def check(data: Any, schema_name: str, source: str, rule: str,
                        f"({path[-1]}: {error.instance})")
         else:
             message = _message(error)
+            if error.validator == "enum" and isinstance(error.instance, str) and (
+                    hint := difflib.get_close_matches(
+                        error.instance, [str(v) for v in error.validator_value], n=1)):
+                # a typo of a word the key takes (a layout column's type: 'txt')
+                message += f" (did you mean '{hint[0]}'?)"
         where = f"{source}:{line_of(data, path)}: {_dotted(path)}"
         problems.append(Problem(rule, shown(message, _MESSAGE_LIMIT), mapping=where))
     if failed is not None:

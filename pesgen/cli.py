@@ -1352,7 +1352,19 @@ def check_format(
                 fmt, Path(tmp), official_xsd, regen,
                 warn=warn, removed=on_removed)
         if problems:
-            raise OutputInvalidError(f"{fmt.name}: the expected files are invalid", problems)
+            # the fixture rendered valid (else its export refused it): expected/ predates
+            # a change of the layout, XSD or templates, whose diff says what changed
+            if diffs and not as_json:
+                for diff in diffs:
+                    _say(diff)
+            said = (f"; the fixture renders differently from them ({len(diffs)} file(s), "
+                    "the diff above)" if diffs else "")
+            raise OutputInvalidError(
+                f"{fmt.name}: the expected files in {fmt.folder / 'expected'} break the "
+                f"bundle's layout or XSD{said}" + ("" if regen else (
+                    ": once a change of the layout, XSD or templates is intended, `pesgen "
+                    f"check-format {name}{_formats_dir_args(formats_dir)} --regen` writes "
+                    "them again from the fixture (review them)")), problems)
         if diffs:
             if not as_json:
                 for diff in diffs:
@@ -1405,6 +1417,14 @@ def check_layout(
         compiled = load_layout(path)
         # the characters pesgen writes in its text: the bundle's charset, not the layout's
         bundle = layout_bundle(path)
+        if isinstance(bundle, PesgenError):
+            # its OK below is the layout's alone: the bundle is BROKEN, its charset unsaid
+            folder = path.parent
+            _echo_err(f"warning: {folder / 'format.yaml'}, beside the layout, does not load: "
+                      f"{bundle}; the layout is checked alone, without the bundle's "
+                      f"charset; pesgen check-format {folder.name} --formats-dir "
+                      f"{folder.parent} lists what to fix")
+            bundle = None
         problems = []
         for file in files or []:
             if not file.is_file():
@@ -1608,8 +1628,11 @@ def preview(
                    + (f", … ({more} more)" if more > 0 else ""))
     bad = (sum(len(i.problems) for i in shown.items) + len(shown.layout_problems)
            + len(shown.path_problems))
+    # a file only the DGFiP package validates: the export needs it (note no_xsd)
+    dgfip = " --official-xsd DIR" if any(n.policy == "no_xsd" for n in shown.notes) else ""
     _say(f"{len(shown.items)} invoice(s) shown; {bad} problem(s)"
-               + ("" if bad else "; run pesgen export to validate and number the whole file"))
+         + ("" if bad else f"; run pesgen export{dgfip} to validate and number the whole "
+            "file"))
     if bad:
         # the code pesgen export would end with on these invoices (docs/onboarding.md)
         code = shown.exit_code

@@ -49,7 +49,14 @@ from .errors import (
     UsageError,
 )
 from .figures import RunInvoices, TitleFigures
-from .formats import FileSpec, Format, encoding_clash, mapping_format, unvalidated
+from .formats import (
+    FileSpec,
+    Format,
+    encoding_clash,
+    mapping_format,
+    unvalidated,
+    unvalidated_files,
+)
 from .keys import Held, cle1, cle2
 from .layout import validate_file
 from .mapping import Binding, Mapping, load_mapping
@@ -310,7 +317,7 @@ class Exporter:
                  stream_from: int = STREAM_VALIDATION_FROM, vouched: bool = False,
                  references: bool = False, work_dir: Path | None = None,
                  legacy: bool = False, traced: bool = False,
-                 street_before: bool = False) -> None:
+                 street_before: bool = False, previewed: bool = False) -> None:
         """``vouched``: the files are a recorded run's, rebuilt to be compared with their
         recorded sha256 (runs.regenerate). They were checked when the run was recorded,
         and the same bytes are the same file: the title rules and the output checks are
@@ -323,7 +330,9 @@ class Exporter:
         ``traced``: the templates record the model fields they read (check-mapping's
         sample titles, ``pesgen.sample``; never an export). ``run_date`` None (no --date):
         today in the collectivity's time zone (``clock.today_in``), said by the run's
-        notes (``run_notes``, note run_date)."""
+        notes (``run_notes``, note run_date). ``previewed``: a preview's, which renders
+        and validates no XML file: a PES file without an XSD of its own is not refused
+        for want of the DGFiP package (``pesgen.preview`` says it is not validated)."""
         work = work_dir if work_dir is not None else out_dir
         if work is None:
             raise UsageError("an export needs an output folder (--out); only a dry run "
@@ -365,9 +374,8 @@ class Exporter:
             # rebuild does not run (the rebuilt bytes are compared with the recorded sha256)
             if problem not in self.waived:
                 self.waived.append(problem)
-        unchecked = [spec.template for spec in fmt.files if spec.xsd is None and
-                     spec.layout is None]
-        if unchecked and self.official_xsd is None and not vouched:
+        unchecked = [spec.template for _, spec in unvalidated_files(fmt)]
+        if unchecked and self.official_xsd is None and not (vouched or previewed):
             # load_format allows this for a PES format only: the DGFiP package checks it
             raise UsageError(f"format {fmt.name}: {', '.join(unchecked)} has no XSD of its "
                              "own; give the DGFiP package to validate it (--official-xsd "

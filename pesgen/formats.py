@@ -134,14 +134,21 @@ class Format:
         return FieldLimit(None, self.charset)
 
 
+def unvalidated_files(fmt: Format) -> list[tuple[int, FileSpec]]:
+    """The files of ``fmt`` that no XSD of ours validates, nor a layout, with their index
+    in format.yaml's files: format.yaml gives them no ``xsd`` (``load_format`` allows it
+    for a PES format only), and only the DGFiP package validates them."""
+    return [(i, spec) for i, spec in enumerate(fmt.files)
+            if spec.xsd is None and spec.layout is None]
+
+
 def unvalidated(fmt: Format) -> list[Problem]:
-    """Each file of a PES format that has no XSD of its own (format.yaml files[i] gives
-    no ``xsd``: ``load_format`` allows it for a PES format only), which only the DGFiP
-    package validates: an export refuses to run without the package (``Exporter``), and
-    check-mapping, without it, validates none of its sample files (rule
-    format.no-xsd, naming format.yaml:line: files[i])."""
-    specs = [(i, spec) for i, spec in enumerate(fmt.files)
-             if spec.xsd is None and spec.layout is None]
+    """Each file of a PES format that has no XSD of its own (``unvalidated_files``),
+    which only the DGFiP package validates: an export refuses to run without the package
+    (``Exporter``), check-mapping, without it, validates none of its sample files, and
+    preview says it validates none (rule format.no-xsd, naming format.yaml:line:
+    files[i])."""
+    specs = unvalidated_files(fmt)
     if not specs or fmt.recorded:
         return []
     source = fmt.folder / "format.yaml"
@@ -670,11 +677,12 @@ def list_formats(extra_dirs: list[Path] | None = None
 _FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,40}")  # as format.schema.json's name
 
 
-def layout_bundle(layout: Path) -> tuple[Format, str] | None:
+def layout_bundle(layout: Path) -> tuple[Format, str] | PesgenError | None:
     """The format bundle whose format.yaml names ``layout`` as a file's layout (the
     bundle's folder holds it), and where its charset is said (format.yaml:line: charset,
-    or its encoding when it gives none); None for a layout of no bundle, or of one that
-    does not load (``check-format`` says why)."""
+    or its encoding when it gives none); None for a layout of no bundle; the error of a
+    format.yaml beside it that does not load (check-layout warns of it: a layout whose
+    encoding is not the bundle's breaks it so, and the layout alone is valid)."""
     folder = layout.parent  # as given: the messages name it so
     source = folder / "format.yaml"
     if not source.is_file():
@@ -682,8 +690,8 @@ def layout_bundle(layout: Path) -> tuple[Format, str] | None:
     try:
         fmt = load_format(folder)
         data, _, _ = load_yaml_file(source, "format")
-    except PesgenError:
-        return None
+    except PesgenError as exc:
+        return exc
     if not any(f.layout is not None and f.layout.resolve() == layout.resolve()
                for f in fmt.files):
         return None

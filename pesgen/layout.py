@@ -1058,10 +1058,16 @@ class _Totals:
                  "distinct": f"{of} hold {_plain(found, col)} distinct {total.of_column}",
                  "sum": f"the {total.of_column} of {of} sum to {_plain(found, col)}"
                  }[total.how]
+        # check-layout's file (no writer known) is often the publisher's sample, whose
+        # figures are the package's own: the layout's entry is the first suspect there
+        writes = ("what the template writes there (doc.bordereau.count: the titles, .lines: "
+                  "their lines, .total: their amount)")
+        check = (f"check {writes}" if self.report.writer else "check this entry of the "
+                 "layout (its record, of, count, sum, distinct, after) against the "
+                 f"publisher's documentation, or, for a file pesgen wrote, {writes}")
         self.report.add(number, "layout.totals", (
             f"record '{total.record}', {col.label} says {_plain(said, col)}, but {makes}: "
-            "check what the template writes there (doc.bordereau.count: the titles, "
-            f".lines: their lines, .total: their amount) [{total.where}]"))
+            f"{check} [{total.where}]"))
 
 
 def _plain(value: Decimal, col: Column) -> str:

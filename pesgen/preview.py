@@ -3,7 +3,10 @@ source records they come from, without a state store and without writing anythin
 
 Nothing is numbered: the bordereau number (IdBord) is 0, titles are numbered 1..n in
 the preview only. Files with a layout are checked against it (head, the previewed
-records and tail); XML is only checked by a real export (IdBord 0 is not valid).
+records and tail); XML is only checked by a real export (IdBord 0 is not valid). A PES
+file without an XSD of its own, which an export validates against the DGFiP package
+alone and refuses to write without it, is previewed all the same, a note saying that
+preview does not validate it (rule format.no-xsd).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from .build import LeftOut, PolicyNote
 from .errors import ExitCode, Problem
 from .export import Exporter
-from .formats import FileSpec, Format, mapping_format
+from .formats import FileSpec, Format, mapping_format, unvalidated
 from .layout import validate_file
 from .mapping import Mapping, load_mapping
 from .model import Title
@@ -73,7 +76,7 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
     """The first ``limit`` invoices of the input, rendered with every file of the format."""
     mapping = load_mapping(mapping_path)
     fmt = mapping_format(mapping, formats_dirs)
-    exporter = Exporter(mapping, fmt, Path("."), run_date)
+    exporter = Exporter(mapping, fmt, Path("."), run_date, previewed=True)
     exporter.check_fields()
     items: list[PreviewItem] = []
     titles: list[Title] = []
@@ -130,7 +133,18 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
             str(input_path), [p for item in items for p in item.problems],
             f"none of the {len(items)} invoice(s) previewed has")
     return Preview(mapping, fmt, heads, tails, items, layout_problems,
-                   exporter.run_notes(Path(input_path), shown=True), not_read, path_problems)
+                   exporter.run_notes(Path(input_path), shown=True) + _unvalidated_notes(fmt),
+                   not_read, path_problems)
+
+
+def _unvalidated_notes(fmt: Format) -> list[PolicyNote]:
+    """A note for each file of ``fmt`` without an XSD of its own (``formats.unvalidated``,
+    as check-mapping warns of it): preview validates none, and an export refuses to run
+    without the DGFiP package that does."""
+    return [PolicyNote("no_xsd", "*", problem.mapping or "", str(replace(
+        problem, message=f"{problem.message}: preview validates none of its files, and an "
+        f"export of format {fmt.name} is refused without the package (exit 2)")))
+        for problem in unvalidated(fmt)]
 
 
 def _written(exporter: Exporter, renderer: FileRenderer, text: str, what: str,

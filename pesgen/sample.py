@@ -62,14 +62,18 @@ def sample_titles(mapping: Mapping, fmt: Format) -> list[Title]:
                   {"category": "01", "legal_nature": "01"})
     other = next((k for k in kinds if k.get("category") != "01"),
                  {"category": "50", "legal_nature": "03"})
+    # a quantity and a unit price only where the mapping binds them, as the export's
+    # lines have them: a template writing one unguarded fails here, not at the export
+    priced = mapping.bindings.get("line") or {}
 
     def line(number: int, amount: str, label: str | None) -> Line:
         return Line(number=number, product_code=imputation.get("product", "P1"),
                     nature=imputation.get("nature", "7062"), amount=Decimal(amount),
                     activity=activity, label=label, fonction=imputation.get("fonction"),
-                    operation=imputation.get("operation"), quantity=Decimal(1),
-                    unit_price=Decimal(amount), student="CAMILLE MARTIN",
-                    origin=f"{SAMPLE_ORIGIN}, line {number}")
+                    operation=imputation.get("operation"),
+                    quantity=Decimal(1) if "quantity" in priced else None,
+                    unit_price=Decimal(amount) if "unit_price" in priced else None,
+                    student="CAMILLE MARTIN", origin=f"{SAMPLE_ORIGIN}, line {number}")
 
     home = Address(street="12 RUE DES LILAS", postal_code="45200", city="MONTARGIS",
                    complement="BATIMENT B", locality="LE BOURG")

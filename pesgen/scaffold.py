@@ -67,8 +67,10 @@ def new_format(name: str, kind: str, parent: Path) -> Path:
         check: {"xml": _XSD, "csv": _CSV_LAYOUT, "fixed": _FIXED_LAYOUT}[kind]
         .replace("@NAME@", name),
         "README.md": _README.replace("@NAME@", name).replace("@DIR@", formats_dir_arg(parent)),
-        "fixture/README.md": _FIXTURE_README,
-        "expected/README.md": _EXPECTED_README,
+        "fixture/README.md": _FIXTURE_README.replace("@NAME@", name).replace(
+            "@DIR@", formats_dir_arg(parent)),
+        "expected/README.md": _EXPECTED_README.replace("@NAME@", name).replace(
+            "@DIR@", formats_dir_arg(parent)),
     }
     return write_folder(folder, files)
 
@@ -888,21 +890,23 @@ _FIXTURE_README = """\
 # Fixture
 
 Put here a small, anonymised billing export (`input.json` or `input.csv`) and the
-`mapping.yaml` that exports it with this format. `pesgen check-format <name>` renders
-it (run date 2026-11-23, first IdBord 1) and compares with `expected/`.
+`mapping.yaml` that exports it with this format. `pesgen check-format @NAME@
+--formats-dir @DIR@` renders it (run date 2026-11-23, first IdBord 1) and compares
+with `expected/`.
 
 In that `mapping.yaml`, set `output.emitter.adresse` (e.g. `adresse: fixture`):
 without it the files name the emitter `pesgen <version>`, and `expected/` would
 differ at each pesgen release. Give one invoice of the export every optional part
 the format writes (a joint debtor, a mandate, an address abroad): a file or a branch
-the fixture leaves empty is checked by no layout or XSD (check-format warns of an
-empty file).
+the fixture leaves empty is compared with nothing in `expected/`, and its layout or
+XSD checks it only on check-mapping's sample titles, whose values are made up
+(check-format warns of a file the fixture renders empty).
 """
 
 _EXPECTED_README = """\
 # Expected output of the fixture
 
-Created by `pesgen check-format <name> --regen`; review every file (and have the
-publisher import it) before committing. Then any change of the bundle that alters
-the output shows as a diff.
+Created by `pesgen check-format @NAME@ --formats-dir @DIR@ --regen`; review every
+file (and have the publisher import it) before committing. Then any change of the
+bundle that alters the output shows as a diff.
 """

@@ -325,6 +325,28 @@ def test_the_scaffold_names_the_budget_and_tells_to_set_the_emitter(tmp_path, ki
     assert "output.emitter.adresse" in readme
 
 
+def test_the_scaffold_fixture_readme_says_what_check_format_checks_and_its_command(
+        tmp_path):
+    """The scaffold's fixture README said a file or branch the fixture leaves empty 'is
+    checked by no layout or XSD', untrue since check-format checks the files rendered
+    on check-mapping's sample titles against them (fmt62), and gave `pesgen
+    check-format <name>` where the bundle's README gives its name and --formats-dir;
+    expected/'s README the same placeholder. Both give the command to run now, and the
+    fixture's says what an empty branch is checked by."""
+    from pesgen.scaffold import new_format
+
+    folder = new_format("acme-compta", "csv", tmp_path / "formats")
+    fixture = (folder / "fixture" / "README.md").read_text(encoding="utf-8")
+    expected = (folder / "expected" / "README.md").read_text(encoding="utf-8")
+    formats = tmp_path / "formats"
+    assert f"`pesgen check-format acme-compta\n--formats-dir {formats}` renders" in fixture
+    assert "checked by no layout" not in fixture
+    assert ("is compared with nothing in `expected/`, and its layout or\nXSD checks it only "
+            "on check-mapping's sample titles, whose values are made up") in fixture
+    assert "<name>" not in fixture + expected
+    assert f"`pesgen check-format acme-compta --formats-dir {formats} --regen`" in expected
+
+
 def test_hidden_files_of_expected_are_neither_compared_nor_removed(tmp_path):
     """A .gitkeep or .DS_Store in expected/ failed the comparison ('expected but not
     produced'), and --regen deleted it without a word."""
@@ -367,6 +389,35 @@ def test_regen_says_each_file_it_removes_and_removes_no_folder(tmp_path):
     assert (expected / "old" / "v1.xml").read_text(encoding="utf-8") == "<old/>\n"
     assert sorted(p.name for p in expected.iterdir()) == [
         "CORAIL_21450999400015_2026_0000001.xml", "README.md", "old"]
+
+
+def test_expected_files_a_changed_layout_breaks_name_their_folder_the_diff_and_regen(
+        tmp_path):
+    """A column added to a layout and its template (the publisher's new version) left
+    expected/ behind: check-format said only 'the expected files are invalid', naming
+    each file by its name alone, no diff and no next step. It names the expected
+    folder, prints the diff of what the fixture renders now, and gives the --regen
+    command (with its --formats-dir) that writes them again once the change is
+    intended; --regen then passes."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    _edit(folder / "wtamc001tsol.layout.yaml", "      - {name: DatNaisTiers, type: date}\n",
+          "      - {name: DatNaisTiers, type: date}\n      - {name: Pays, type: text}\n")
+    _edit(folder / "wtamc001tsol.txt.j2", "} | csv_record(size=27,",
+          '28: "FR"} | csv_record(size=28,')
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    assert r.stdout.startswith("--- expected/WTAMC001_TSOL.txt\n+++ produced/"), r.stdout
+    assert '"17/04/1979";"FR"' in r.stdout
+    assert r.stderr.startswith(
+        f"error: bl-emagnus: the expected files in {folder / 'expected'} break the bundle's "
+        "layout or XSD; the fixture renders differently from them (1 file(s), the diff "
+        "above): once a change of the layout, XSD or templates is intended, `pesgen "
+        f"check-format bl-emagnus --formats-dir {fmts} --regen` writes them again from "
+        "the fixture (review them)\n  - WTAMC001_TSOL.txt:1: record 'tiers-solidaire' "
+        "has 27 fields, the layout has 28: missing column Pays (#28) (rule "
+        "layout.columns)\n"), r.stderr
+    assert _check(fmts, "bl-emagnus", "--regen").exit_code == 0
+    assert _check(fmts, "bl-emagnus").exit_code == 0
 
 
 def test_a_text_a_template_writes_narrower_than_its_limit_is_warned_of(tmp_path):

@@ -112,3 +112,35 @@ def test_without_the_package_a_bundle_without_its_own_xsd_is_warned_of(tmp_path)
     assert refused.exit_code == ExitCode.USAGE and where in refused.stderr, refused.output
     shipped = run_cli("check-mapping", mapping)
     assert shipped.exit_code == 0 and "format.no-xsd" not in shipped.output
+
+
+def test_preview_runs_on_a_bundle_without_its_own_xsd_and_says_it_validates_none(
+        tmp_path):
+    """preview of a PES bundle without an XSD of its own was refused without
+    --official-xsd (exit 2, the export's words), though preview validates no XML and
+    takes no such option. It now previews the invoices, a note saying it validated none
+    of that file's files (rule format.no-xsd, format.yaml:line: files[0]) and that the
+    export needs the package, which its last line gives; the shipped bundle, none."""
+    fmts, _ = bundle_edited(tmp_path, "pes-ormc", "format.yaml",
+                            "    xsd: pes-ormc/pes-ormc.xsd\n", "")
+    text = (fmts / "pes-ormc" / "format.yaml").read_text(encoding="utf-8")
+    line = text[:text.index("  - template: pes-aller.xml.j2")].count("\n") + 1
+    args = ("preview", "-m", MAPPINGS / "villeneuve-sur-loing.yaml", "-i",
+            EXAMPLES / "school-export.json", "--date", RUN_DATE, "-n", "1")
+    r = run_cli(*args, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.output
+    assert "-- invoice FA-2026-00101" in r.stdout and '<TypPce V="15"/>' in r.stdout
+    [said] = [ln for ln in r.stdout.splitlines() if ln.startswith("policy no_xsd (run): ")]
+    assert said == (
+        "policy no_xsd (run): pes-aller.xml.j2 has no XSD of its own (format.yaml gives it "
+        "no xsd): only the DGFiP package validates its files (--official-xsd DIR, "
+        "PESGEN_OFFICIAL_XSD or official_xsd in the config file): preview validates none "
+        "of its files, and an export of format pes-ormc is refused without the package "
+        f"(exit 2) [format {fmts}/pes-ormc/format.yaml:{line}: files[0]] "
+        "(rule format.no-xsd)")
+    assert r.stdout.endswith("1 invoice(s) shown; 0 problem(s); run pesgen export "
+                             "--official-xsd DIR to validate and number the whole file\n")
+    shipped = run_cli(*args)
+    assert shipped.exit_code == 0 and "no_xsd" not in shipped.output
+    assert shipped.stdout.endswith("; run pesgen export to validate and number the whole "
+                                   "file\n")

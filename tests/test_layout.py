@@ -730,8 +730,10 @@ def test_totals_hold_a_trailer_and_a_header_to_the_lines_they_count(tmp_path):
     # of 350; the header says 2 articles where 3 follow
     bad = ("010002\n02000100DUPONT  \n02000250DUPONT  \n02000005MARTIN  \n"
            "090002000300000350\n")
-    got = [(p.record, p.rule, p.message) for p in _check(tmp_path, layout,
-                                                          bad.encode("latin-1"))]
+    (tmp_path / "OUT.txt").write_bytes(bad.encode("latin-1"))
+    # as a template of a bundle wrote it (export, preview, check-mapping, check-format)
+    got = [(p.record, p.rule, p.message) for p in validate_file(
+        tmp_path / "OUT.txt", layout, writer="acme/acme.txt.j2")]
     where = f"{tmp_path / 'layout.yaml'}"
     check = ("check what the template writes there (doc.bordereau.count: the titles, "
              ".lines: their lines, .total: their amount)")
@@ -748,6 +750,29 @@ def test_totals_hold_a_trailer_and_a_header_to_the_lines_they_count(tmp_path):
          "the 'article' records after it (up to the next 'entete' record or the end of the "
          f"file) are 3: {check} [{where}:26: totals[0]]"),
     ]
+
+
+def test_totals_of_a_file_no_template_wrote_point_at_the_layout_entry(tmp_path):
+    """check-layout of a publisher's sample whose trailer the layout's totals entry
+    reads otherwise (a layout counting the wrong records) told to 'check what the
+    template writes there (doc.bordereau.count…)', where no template wrote anything:
+    a file of no known writer points at the layout's entry and the publisher's
+    documentation first, and at the template for a file pesgen wrote."""
+    _layout(tmp_path, TOTALS_LAYOUT)  # written as layout.yaml
+    sample = tmp_path / "sample-from-publisher.txt"
+    sample.write_bytes(b"010003\n02000100DUPONT  \n02000250DUPONT  \n02000005MARTIN  \n"
+                       b"090002000200000355\n")
+    r = CliRunner().invoke(app, ["check-layout", str(tmp_path / "layout.yaml"), str(sample)])
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    [said] = [ln for ln in r.stderr.splitlines() if "(rule layout.totals)" in ln]
+    assert said == (
+        f"  - {sample}:5: record 'fin', column NbLignes (#2) says 2, but the 'article' "
+        "records before it (since the previous 'fin' record or the start of the file) are "
+        "3: check this entry of the layout (its record, of, count, sum, distinct, after) "
+        "against the publisher's documentation, or, for a file pesgen wrote, what the "
+        "template writes there (doc.bordereau.count: the titles, .lines: their lines, "
+        f".total: their amount) [{tmp_path / 'layout.yaml'}:27: totals[1]] "
+        "(rule layout.totals)")
 
 
 def test_totals_leave_out_empty_values_and_values_that_are_no_number(tmp_path):
@@ -984,6 +1009,56 @@ def test_check_layout_says_the_bundle_charset_and_warns_of_a_value_outside_it(tm
     r = CliRunner().invoke(app, ["check-layout", str(alone), str(sample)])
     assert r.exit_code == 0 and "charset" not in r.output, r.output
     assert "125 column(s), encoding cp1252)\n" in r.stdout
+
+
+def test_layout_schema_problems_come_in_the_file_order_and_a_typed_word_is_suggested(
+        tmp_path):
+    """A layout with a key misspelt in its third column and a type misspelt in its
+    twelfth listed the twelfth first (the problems sorted by their path as texts:
+    columns[11] before columns[2]), and 'txt' got the list of types where a misspelt
+    key gets its closest one. The problems come in the file's order now, and a word a
+    key takes is suggested as a key is."""
+    columns = [f"      - {{name: C{i}, type: text, length: 5}}" for i in range(12)]
+    columns[2] = "      - {name: C2, type: text, lenght: 5}"
+    columns[11] = "      - {name: C11, type: txt, length: 5}"
+    path = tmp_path / "layout.yaml"
+    path.write_text("pesgen_layout: 1\nname: TEST\nkind: csv\nrecords:\n  - type: ligne\n"
+                    "    columns:\n" + "\n".join(columns) + "\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["check-layout", str(path)])
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("  - ")] == [
+        "  - unknown key 'lenght' (did you mean 'length'?) "
+        f"[layout {path}:9: records[0].columns[2].lenght] (rule layout.schema)",
+        "  - 'txt' is not one of ['text', 'integer', 'decimal', 'date', 'code'] (did you "
+        f"mean 'text'?) [layout {path}:18: records[0].columns[11].type] (rule layout.schema)"]
+
+
+def test_check_layout_warns_of_its_bundle_that_does_not_load(tmp_path):
+    """A layout declaring cp1252 in a scaffolded bundle whose format.yaml still says
+    UTF-8 (the bundle BROKEN: they must be the same) passed check-layout with its OK and
+    not a word of the bundle or its charset (layout_bundle gave None, as for a layout of
+    no bundle): a technician learnt of it from the next command. It warns now, with the
+    bundle's error and the check-format that lists what to fix; exit 0 still (the
+    layout alone is valid), and the sample given is checked against it."""
+    import shutil
+
+    bundle = tmp_path / "formats" / "bl-emagnus"
+    shutil.copytree(Path(__file__).parents[1] / "templates" / "bl-emagnus", bundle)
+    spec = bundle / "format.yaml"
+    text = spec.read_text(encoding="utf-8")
+    assert text.count("encoding: cp1252\n") == 1
+    spec.write_text(text.replace("encoding: cp1252\n", "encoding: UTF-8\n"), encoding="utf-8")
+    layout = bundle / "wtamc001.layout.yaml"
+    sample = bundle / "expected" / "WTAMC001.txt"
+    r = CliRunner().invoke(app, ["check-layout", str(layout), str(sample)])
+    assert r.exit_code == 0, r.output
+    assert f"{layout}: layout WTAMC001 OK" in r.stdout and "charset" not in r.stdout
+    assert f"{sample}: valid against WTAMC001" in r.stdout
+    [said] = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
+    assert said.startswith(f"warning: {spec}, beside the layout, does not load: {spec}:")
+    assert "the file is written in UTF-8 but its layout declares cp1252: make them the " \
+        "same; the layout is checked alone, without the bundle's charset; pesgen " \
+        f"check-format bl-emagnus --formats-dir {bundle.parent} lists what to fix" in said
 
 
 def test_the_values_outside_the_charset_are_counted_past_the_first_ones_header_aside(

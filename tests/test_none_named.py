@@ -253,3 +253,30 @@ def test_a_stand_in_breaking_another_line_does_not_clear_the_refused_one(tmp_pat
     assert str(problem).endswith(
         f"({_unbound('service_from', 'invoice')}) "
         f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line + 1}] (rule template)"), problem
+
+
+def test_check_mapping_finds_a_unit_price_the_mapping_does_not_bind_as_preview_does(
+        tmp_path):
+    """check-mapping's sample lines all had a quantity and a unit price (1 x the amount)
+    whether the mapping bound them or not: a template writing `ln.unit_price | amount`
+    with a mapping binding neither passed check-mapping (OK) and check-format, then
+    preview and the export refused every invoice (exit 5). The sample's lines have them
+    only where the mapping binds them, as the export's do: check-mapping refuses it
+    (exit 5) naming where to bind it, as preview does."""
+    mapping, _ = mapping_copy(tmp_path, CORAIL, (
+        "    quantity: quantity\n    unit_price: unit_price\n", ""), name="m.yaml")
+    line_at = mapping.read_text(encoding="utf-8").splitlines().index("  line:") + 1
+    fmts, line = _corail_writing(
+        tmp_path, "{% for ln in t.lines %}{{ ln.unit_price | amount }}{% endfor %}")
+    said = (f"(the value of bindings.line.unit_price, which the mapping does not bind: bind "
+            f"it under {mapping}:{line_at}: bindings.line) "
+            f"[template {fmts}/cosoluce-corail/corail.xml.j2:{line}] (rule template)")
+    assert said in _previewed(mapping, fmts)
+    r = CliRunner().invoke(app, ["check-mapping", str(mapping), "--formats-dir", str(fmts)])
+    assert r.exit_code == 5, r.output
+    output = " ".join(r.output.split())
+    assert "filter amount writes None" in output and "(piece of invoice SAMPLE-1)" in output
+    assert said in output, output
+    # bound, the sample's lines are priced as before: OK
+    r = CliRunner().invoke(app, ["check-mapping", str(CORAIL), "--formats-dir", str(fmts)])
+    assert r.exit_code == 0, r.output
