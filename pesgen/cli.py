@@ -1493,6 +1493,19 @@ def _formats_dir_args(formats_dir: list[Path] | None) -> str:
     return "".join(f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
 
 
+def _say_keys_left_out(shape: Any) -> None:
+    """new-mapping's note of the keys of a JSON export its scaffold does not list (past
+    peek.MAX_KEYS: keys that are values, invoice numbers or ids, most likely)."""
+    from .peek import MAX_KEYS
+
+    said = [f"{n} key(s) of {whose}" for n, whose in (
+        (shape.keys_left_out, "its invoices"), (shape.line_keys_left_out, "their lines")) if n]
+    if said:
+        _echo_err(f"note: {shape.shown}: {' and '.join(said)} left out of the scaffold's "
+                  f"listing, which keeps the {MAX_KEYS} the most invoices (lines) hold: "
+                  "keys that are values (invoice numbers, ids) name no binding")
+
+
 @app.command("new-mapping")
 def new_mapping(
     collectivity: Annotated[str, typer.Argument(help="Collectivity name, e.g. 'Commune de X'.")],
@@ -1529,6 +1542,7 @@ def new_mapping(
             from .peek import peek
 
             shape = peek(input)
+            _say_keys_left_out(shape)
         text = scaffold(collectivity, fmt, shape, _formats_dir_args(formats_dir))
         if out is not None:
             if out.exists():

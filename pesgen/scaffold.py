@@ -23,7 +23,7 @@ from .colnames import binding_of
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
 from .mapping import Mapping, load_mapping
-from .peek import ExportShape
+from .peek import MAX_KEYS, ExportShape
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -323,8 +323,8 @@ def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
         said = (f"The keys of its {read} invoices ({first}[0] to [{read - 1}]), every one "
                 "read, in the order first seen")
     said += ", and what a binding takes from them, to check"
-    if any(n < read for n in shape.key_counts.values()) or \
-            any(n < shape.lines_read for n in shape.line_key_counts.values()):
+    if any(shape.key_counts[k] < read for k in shape.keys) or \
+            any(shape.line_key_counts[k] < shape.lines_read for k in shape.line_keys):
         said += ("; 'in K of N': a key not in every invoice (line) read, optional, which a "
                  "binding reading it finds empty in the others")
     said += ":"
@@ -345,7 +345,17 @@ def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
                    f"; the keys of their {shape.lines_read} line(s):")
         out += [listed("     ", k, shape.line_key_counts[k], shape.lines_read,
                        f" -> {filled[k]}" if k in filled else "") for k in shape.line_keys]
+        if shape.line_keys_left_out:
+            out.append(_left_out("     ", shape.line_keys_left_out, "lines"))
+    if shape.keys_left_out:
+        out.append(_left_out("   ", shape.keys_left_out, "invoices"))
     return out
+
+
+def _left_out(indent: str, count: int, records: str) -> str:
+    """The listing's line saying how many keys it leaves out (peek.MAX_KEYS)."""
+    return (f"  #{indent}({count} more key{'s' if count > 1 else ''} left out: only the "
+            f"{MAX_KEYS} the most {records} hold are listed)")
 
 
 def _fewer(shape: ExportShape, key: str, line: bool) -> str:
