@@ -729,7 +729,7 @@ def check_mapping(
         # the format refuses of an invoice number pesgen takes (null: nothing)
         _json_report("check-mapping", "mappings",
                      [{**result(None), "not_carried": found.declared,
-                       "invoice_number": notice}])
+                       "not_bound": found.unbound, "invoice_number": notice}])
         return
     _say(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {sample.files} template(s) rendered on sample titles)")
@@ -762,6 +762,10 @@ def check_mapping(
                                  f"reasons: not_carried in its format.yaml): "
                                  f"{', '.join(found.declared)}", 80,
                                  subsequent_indent="  ", break_on_hyphens=False))
+    if found.unbound:  # left out, as a format that writes them nowhere allows
+        _say(textwrap.fill(f"Not bound, and written by no template of format {fmt.name}: "
+                           f"{', '.join(found.unbound)} (its files do not carry them)", 80,
+                           subsequent_indent="  ", break_on_hyphens=False))
 
 
 def _number_notice(m: Any, fmt: Any, refused: tuple[str, str, str] | None) -> str | None:

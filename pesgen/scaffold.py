@@ -82,14 +82,25 @@ def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None
     whose column (key) alone fits by the table of usual names (``colnames``) is
     prefilled with a comment ``# from column "X": check``, but one the format writes in
     none of its files (``unwritten_bindings``), which stays commented out, saying so
-    (bound, check-mapping would warn of it). ``formats_args`` (`` --formats-dir DIR``, as
+    (bound, check-mapping would warn of it); so does the address's street or city when
+    no template writes it (``coverage.WRITTEN_ONLY``: a mapping may leave them out then).
+    ``formats_args`` (`` --formats-dir DIR``, as
     new-mapping was given it) goes into the commands its head says to run."""
     lines = _skeleton(collectivity, fmt, formats_args)
+    # the address's street and city (coverage.WRITTEN_ONLY): bound only when a template
+    # writes them, taken as optional bindings to find out, then written as they were
+    written_only = {at: line for at, line in enumerate(lines)
+                    if line in ("    street: TODO", "    city: TODO")}
+    for at, line in written_only.items():
+        lines[at] = f"    # {line[4:]}"
     for at, why in required_bindings(lines, fmt).items():
-        lines[at] = _todo_line(lines[at], f"required: {why}")
+        lines[at] = written_only.get(at) or _todo_line(lines[at], f"required: {why}")
     unwritten = unwritten_bindings(lines, fmt)
     for at, why in unwritten.items():
         lines[at] = _todo_line(lines[at], why, commented=True)
+    for at, line in written_only.items():
+        if at not in unwritten:
+            lines[at] = line
     if shape is not None:
         from .coverage import RULES_READ
 

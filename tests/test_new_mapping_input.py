@@ -516,6 +516,12 @@ def test_a_binding_the_format_writes_nowhere_stays_commented_out(tmp_path, monke
         "rules read it: a person without civility is refused (rule pes.civility" \
         in bound["payer.civility"]
     assert bound["address.country"].startswith("    country: country ")
+    # a street and a city no template writes may be left out (coverage.WRITTEN_ONLY)
+    for key, line in (("address.street", "    # street: street "),
+                      ("address.city", "    # city: city ")):
+        assert bound[key].startswith(line), bound[key]
+        assert "acme-compta does not write it: no template reads t.debtor.address." \
+            in bound[key]
     mapping_copy(tmp_path, out, *COLLECTIVITY.items(),
                  ("    name: TODO ", "    name: payer_last_name "),
                  ("    amount: TODO", "    amount: amount"),
@@ -531,6 +537,8 @@ def test_a_binding_the_format_writes_nowhere_stays_commented_out(tmp_path, monke
     assert "pesgen's rules read it beside the templates (a person without civility is " \
         "refused (rule pes.civility" in civility and ": keep it bound. If the format " \
         "has no place for it, declare it in" in civility and "unbind" not in civility
+    assert "Not bound, and written by no template of format acme-compta: address.street, " \
+        "address.city (its files do not carry them)" in " ".join(r.stdout.split())
 
 
 def test_one_title_line_above_a_header_two_delimiters_split_is_told(tmp_path):
