@@ -1765,9 +1765,13 @@ class Builder:
             self._text(ctx, "address.complement", ev(b_complement), b_complement)
         locality = None if b_locality is None else \
             self._text(ctx, "address.locality", ev(b_locality), b_locality)
-        street = self._text(ctx, "address.street", ev(a.get("street")), a.get("street"),
-                            required=True)
-        city = self._text(ctx, "address.city", ev(a.get("city")), a.get("city"), required=True)
+        # a street or a city left unbound is empty: the mapping may leave them out only
+        # when no template of its format writes them (coverage.WRITTEN_ONLY)
+        b_street, b_city = a.get("street"), a.get("city")
+        street = "" if b_street is None else \
+            self._text(ctx, "address.street", ev(b_street), b_street, required=True)
+        city = "" if b_city is None else \
+            self._text(ctx, "address.city", ev(b_city), b_city, required=True)
         postal = ev(a.get("postal_code"))
         if not self._scalar(ctx, "address.postal_code", postal, a.get("postal_code")):
             return None
@@ -1859,8 +1863,8 @@ class Builder:
                         mapping=self.mapping.where("codes", "countries"))
             return None
         said = len(ctx.problems)
-        foreign_city = self._text(ctx, "address.city", f"{postal} {city}" if postal else city,
-                                  a.get("city"))
+        foreign_city = "" if b_city is None else self._text(
+            ctx, "address.city", f"{postal} {city}" if postal else city, b_city)
         if foreign_city is None:
             if postal:  # the city's length, charset or forbidden character: the postal
                 # code's part said, which the city as exported lacks (e.magnus's ';')

@@ -729,7 +729,7 @@ def check_mapping(
         # the format refuses of an invoice number pesgen takes (null: nothing)
         _json_report("check-mapping", "mappings",
                      [{**result(None), "not_carried": found.declared,
-                       "invoice_number": notice}])
+                       "not_bound": found.unbound, "invoice_number": notice}])
         return
     _say(f"{mapping}: OK (format {fmt.name}, {len(m.codes.activities)} activity code(s), "
                f"input {m.input.format}; {sample.files} template(s) rendered on sample titles)")
@@ -762,6 +762,10 @@ def check_mapping(
                                  f"reasons: not_carried in its format.yaml): "
                                  f"{', '.join(found.declared)}", 80,
                                  subsequent_indent="  ", break_on_hyphens=False))
+    if found.unbound:  # left out, as a format that writes them nowhere allows
+        _say(textwrap.fill(f"Not bound, and written by no template of format {fmt.name}: "
+                           f"{', '.join(found.unbound)} (its files do not carry them)", 80,
+                           subsequent_indent="  ", break_on_hyphens=False))
 
 
 def _number_notice(m: Any, fmt: Any, refused: tuple[str, str, str] | None) -> str | None:
@@ -1513,6 +1517,19 @@ def _formats_dir_args(formats_dir: list[Path] | None) -> str:
     return "".join(f" --formats-dir {shlex.quote(str(d))}" for d in formats_dir or [])
 
 
+def _say_keys_left_out(shape: Any) -> None:
+    """new-mapping's note of the keys of a JSON export its scaffold does not list (past
+    peek.MAX_KEYS: keys that are values, invoice numbers or ids, most likely)."""
+    from .peek import MAX_KEYS
+
+    said = [f"{n} key(s) of {whose}" for n, whose in (
+        (shape.keys_left_out, "its invoices"), (shape.line_keys_left_out, "their lines")) if n]
+    if said:
+        _echo_err(f"note: {shape.shown}: {' and '.join(said)} left out of the scaffold's "
+                  f"listing, which keeps the {MAX_KEYS} the most invoices (lines) hold: "
+                  "keys that are values (invoice numbers, ids) name no binding")
+
+
 @app.command("new-mapping")
 def new_mapping(
     collectivity: Annotated[str, typer.Argument(help="Collectivity name, e.g. 'Commune de X'.")],
@@ -1549,6 +1566,7 @@ def new_mapping(
             from .peek import peek
 
             shape = peek(input)
+            _say_keys_left_out(shape)
         text = scaffold(collectivity, fmt, shape, _formats_dir_args(formats_dir))
         if out is not None:
             if out.exists():

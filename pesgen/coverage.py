@@ -159,6 +159,8 @@ class Coverage:
     declared: list[str] = field(default_factory=list)
     # the bound fields no template reads, with their warning (mapping.unwritten)
     unwritten: list[tuple[str, Problem]] = field(default_factory=list)
+    # the WRITTEN_ONLY bindings left out that no template reads: nothing to write
+    unbound: list[str] = field(default_factory=list)
 
 
 def bound(mapping: Mapping) -> dict[str, Binding]:
@@ -216,9 +218,40 @@ RULES_READ = {"payer.civility": _CIVILITY, "joint_payer.civility": _CIVILITY,
               "address.country": _COUNTRY, "joint_payer.country": _COUNTRY}
 
 
+# Bindings a mapping must give its address sections (bindings.address, joint_payer) unless
+# no template of its format writes them: pesgen reads them only to write them (no rule
+# of its reads a street or a city; the postal code it holds to 5 digits in France, the
+# payer's kind decides the civility and first name rules, the joint debtor's name
+# whether an invoice has one: those the schema requires). Unbound, the value is empty
+# (a package taking the debtor's address from its own tiers file writes none)
+WRITTEN_ONLY = ("address.street", "address.city", "joint_payer.street", "joint_payer.city")
+
+
+def unbound_written_only(mapping: Mapping) -> list[str]:
+    """The ``WRITTEN_ONLY`` bindings ``mapping`` leaves out: the joint debtor's only
+    when it has a joint_payer section."""
+    fields = bound(mapping)
+    return [name for name in WRITTEN_ONLY if name not in fields and
+            name.split(".")[0] in mapping.bindings]
+
+
+def unbound_problem(mapping: Mapping, fmt: Format, name: str,
+                    reads: frozenset[str] | None) -> Problem:
+    """The refusal of a ``WRITTEN_ONLY`` binding left out that a template of ``fmt``
+    reads (``reads`` None: not known, the templates failed on the sample titles)."""
+    section, key = name.split(".")
+    why = (f"a template of format {fmt.name} reads "
+           f"{' or '.join(x for x in CARRIED_BY[name] if x in reads)}" if reads is not None
+           else f"the templates of format {fmt.name} failed on the sample titles, so "
+           "whether one writes it is not known")
+    return Problem("mapping.unbound", f"bindings.{section} does not bind {key}, and {why}: "
+                   f"bind it (a mapping may leave it out only for a format that writes "
+                   "it in none of its files)", mapping=mapping.where("bindings", section))
+
+
 @lru_cache(maxsize=1)
 def _required() -> frozenset[str]:
-    """The bindings a mapping's schema requires (payer.kind, address.street...), as
+    """The bindings a mapping's schema requires (payer.kind, address.postal_code...), as
     ``bound`` names them; not those of a section a mapping may leave out whole
     (joint_payer)."""
     bindings = load_schema(MAPPING_SCHEMA)["properties"]["bindings"]
@@ -254,6 +287,11 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
     the templates of ``fmt`` read on the sample titles (``reads``)."""
     result = Coverage()
     fields = bound(mapping)
+    for name in unbound_written_only(mapping):
+        if carried(name, reads):
+            result.refused.append(unbound_problem(mapping, fmt, name, reads))
+        else:
+            result.unbound.append(name)
     for name, binding in fields.items():
         if name not in CARRIED_BY or carried(name, reads):
             continue

@@ -453,6 +453,13 @@ class Exporter:
                                   "before the invoices: the invoices were not rendered, "
                                   "which would wait as long again]", exc.problems) from None
         except PesgenError as exc:
+            from .coverage import unbound_problem, unbound_written_only
+
+            # a street or a city left out is let through only when no template writes it
+            if unbound := unbound_written_only(self.mapping):
+                raise MappingError(f"{self.mapping.path}: invalid mapping", [
+                    unbound_problem(self.mapping, self.fmt, name, None)
+                    for name in unbound]) from None
             self.fields_unchecked = str(exc)
             self._builder_reads()
             return

@@ -50,6 +50,12 @@ SAMPLE_ROWS = 50
 MAX_HEADER_LINE = 100
 # how many keys a JSON record's listing goes down to (a record nested deeper holds more)
 _MAX_DEPTH = 8
+# the most key paths of a JSON export's invoices, and of their lines, the scaffold lists
+# (those the most records hold): an export whose keys are values (an object by invoice
+# number, by student id) holds one path per value, none of which a binding can name
+MAX_KEYS = 200
+# the most top-level keys, or lists of objects, a question about them names
+_MAX_NAMED = 10
 
 
 def shown_delimiter(delimiter: str) -> str:
@@ -82,6 +88,10 @@ class ExportShape:
     line_keys: list[str] = field(default_factory=list)  # those lists' items' keys, so
     line_key_counts: dict[str, int] = field(default_factory=dict)
     lines_read: int = 0
+    # the key paths of the invoices (of their lines) not in ``keys`` (``line_keys``): past
+    # MAX_KEYS, those the fewest records hold
+    keys_left_out: int = 0
+    line_keys_left_out: int = 0
 
 
 def _refused(shown: str, detail: str, rule: str) -> InputDataError:
@@ -373,7 +383,9 @@ def _records(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
 
 def _peek_json(path: Path, shown: str, encoding: str, why: str) -> ExportShape:
     shape = ExportShape(shown, "json", encoding, why)
-    top = _top_level(path, shown, encoding)
+    spec = InputSpec(format="json", records="", encoding=encoding)
+    once = _read_once(path, spec)
+    top = _top_level(path, shown, encoding) if once is None else once[0]
     if top is None:  # the file is an array itself
         shape.records, shape.records_why = "", "the file is itself a list of objects"
     else:
@@ -382,50 +394,177 @@ def _peek_json(path: Path, shown: str, encoding: str, why: str) -> ExportShape:
             shape.records = lists[0]
             shape.records_why = "the top level's only list of objects"
         else:
-            said = ", ".join(f"{key} ({kind})" for key, kind in top.items()) or "none"
+            said = _first_named([f"{key} ({kind})" for key, kind in top.items()]) or "none"
             shape.records_why = ("the top level holds " + (
                 f"{len(lists)} lists of objects" if len(lists) > 1 else
                 "no list of objects") + f": which holds the invoices? (its keys: {said})")
             return shape
-    spec = InputSpec(format="json", records=shape.records or "", encoding=encoding)
-    invoices = cast(Generator[SourceInvoice, None, None], read_invoices(path, spec))
-    keys = _Tally()
-    # {a list of objects' path: its items' keys}: each list's items counted as its
-    # invoice is read (no invoice is kept), the lines told once every invoice is read,
-    # as the invoices' only list of objects
-    item_keys: dict[str, _Tally] = {}
-    try:
-        for invoice in invoices:
-            paths: list[str] = []
-            objects: list[tuple[str, list[Any]]] = []
-            _keys(invoice.record, "", paths, objects)
-            keys.add(paths)
-            for at, items in objects:
-                tally = item_keys.get(at) or item_keys.setdefault(at, _Tally())
-                for item in items:
-                    if type(item) is dict:
-                        paths = []
-                        _keys(item, "", paths, [])
-                        tally.add(paths)
-    finally:
-        invoices.close()
+    if once is not None:
+        reading = once[1][shape.records or ""]
+    else:
+        reading = _Reading()
+        spec = InputSpec(format="json", records=shape.records or "", encoding=encoding)
+        invoices = cast(Generator[SourceInvoice, None, None], read_invoices(path, spec))
+        try:
+            for invoice in invoices:
+                reading.add(invoice.record)
+        finally:
+            invoices.close()
+    keys, item_keys = reading.keys, reading.item_keys
     shape.invoices_read, shape.key_counts = keys.records, keys.counted()
     if not shape.invoices_read:
         shape.records_why += ", empty: no invoice's keys to list"
         return shape
-    shape.keys = _leaves(shape.key_counts)
     if len(item_keys) == 1:
         [(shape.lines, tally)] = item_keys.items()
         shape.lines_read, shape.line_key_counts = tally.records, tally.counted()
         shape.lines_why = "the invoices' only list of objects"
-        shape.line_keys = _leaves(shape.line_key_counts)
+        shape.line_keys, shape.line_keys_left_out = _capped(
+            _leaves(shape.line_key_counts), shape.line_key_counts)
     else:
         read = "the only invoice holds" if shape.invoices_read == 1 else \
             f"the {shape.invoices_read} invoices hold"
         shape.lines_why = f"{read} " + (
-            f"{len(item_keys)} lists of objects ({', '.join(item_keys)}): which are its "
+            f"{len(item_keys)} lists of objects ({_first_named(list(item_keys))}): which are its "
             "lines?" if item_keys else "no list of objects: where are its lines?")
+    shape.keys, shape.keys_left_out = _capped(_leaves(shape.key_counts), shape.key_counts,
+                                              shape.lines)
     return shape
+
+
+def _capped(paths: list[str], counts: dict[str, int],
+            kept: str | None = None) -> tuple[list[str], int]:
+    """(at most MAX_KEYS of ``paths``, in their order: those the most records hold, the
+    first seen of those held alike, ``kept`` (the lines' path) whatever its count; how
+    many are left out)."""
+    if len(paths) <= MAX_KEYS:
+        return paths, 0
+    ranked = sorted(range(len(paths)),
+                    key=lambda at: (paths[at] != kept, -counts[paths[at]], at))
+    return [paths[at] for at in sorted(ranked[:MAX_KEYS])], len(paths) - MAX_KEYS
+
+
+def _first_named(names: list[str]) -> str:
+    """``names`` joined, the first _MAX_NAMED of them, then how many more."""
+    more = len(names) - _MAX_NAMED
+    return ", ".join(names[:_MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+class _Reading:
+    """The keys of the invoices read (``keys``) and, by the path of each list of objects
+    they hold, of its items (``item_keys``): each invoice's counted as it is read, none
+    kept; the lines are told once every invoice is read, as the invoices' only list of
+    objects."""
+
+    def __init__(self) -> None:
+        self.keys = _Tally()
+        self.item_keys: dict[str, _Tally] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        paths: list[str] = []
+        objects: list[tuple[str, list[Any]]] = []
+        _keys(record, "", paths, objects)
+        self.keys.add(paths)
+        item_keys = self.item_keys
+        for at, items in objects:
+            tally = item_keys.get(at) or item_keys.setdefault(at, _Tally())
+            for item in items:
+                if type(item) is dict:
+                    paths = []
+                    _keys(item, "", paths, [])
+                    tally.add(paths)
+
+
+def _read_once(path: Path, spec: InputSpec) -> tuple[dict[str, str] | None,
+                                                     dict[str, _Reading]] | None:
+    """The file read once, as the export's fast reader reads it (pesgen.sources._Text,
+    each object decoded whole, one at a time): what each top-level key holds (None: the
+    file is an array) as ``_top_level`` says it, and the keys of the items of each
+    top-level list of objects (by its key, "" for the file's own array), every one of
+    which is read as the invoices would be. None when that reader does not vouch for
+    the file (a repeated key, a record near a bound, a syntax error, an item of a list
+    of objects that is no object, a lone surrogate...): ``_peek_json`` reads it then as
+    before, its top level first, then its invoices with the export's own reader, which
+    names what it refuses."""
+    from .sources import _JsonRefused, _Slow, _Text, refuse_unreadable
+
+    refuse_unreadable(path, spec)
+    top: dict[str, str] | None = None
+    readings: dict[str, _Reading] = {}
+    with path.open("rb") as handle:
+        text = _Text(handle, spec.encoding)
+        try:
+            if text.take("["):
+                readings[""] = _Reading()
+                if _list_once(text, 1, (), readings[""]) != "objects":
+                    return None  # not a list of objects: _top_level refuses it, naming why
+            elif text.take("{"):
+                top = {}
+                closed = text.take("}")
+                while not closed:
+                    if text.peek() != '"':
+                        raise _Slow
+                    key = text.value(1)
+                    if key in top or not text.take(":"):
+                        raise _Slow
+                    if text.take("["):
+                        reading = _Reading()
+                        top[key] = _list_once(text, 2, (key,), reading)
+                        if top[key] == "objects":
+                            readings[key] = reading
+                    else:
+                        text.peek()
+                        top[key] = _kind_of(text.value(1))
+                    closed = text.take("}")
+                    if not closed and not text.take(","):
+                        raise _Slow
+            else:
+                raise _Slow
+            if text.peek() != "":  # more after the JSON value
+                raise _Slow
+        except (_Slow, _JsonRefused):
+            return None
+    return top, readings
+
+
+def _list_once(text: Any, depth: int, at: tuple[str, ...], reading: _Reading) -> str:
+    """Read the array whose '[' ``text`` just took, ``depth`` levels down: what it holds,
+    as ``_top_level`` says it; a list of objects' items (its first item an object, every
+    one then) added to ``reading``."""
+    from .sources import _refuse_lone_surrogate, _Slow
+
+    if text.take("]"):
+        return "an empty list"
+    objects = text.peek() == "{"
+    index = 0
+    while True:
+        if objects:
+            if text.peek() != "{":
+                raise _Slow
+            text.surrogates = False
+            item = text.value(depth)
+            if text.surrogates:
+                _refuse_lone_surrogate(item, [*at, index])
+            reading.add(item)
+        else:
+            text.peek()
+            text.value(depth)
+        index += 1
+        if text.take("]"):
+            return "objects" if objects else "a list of values"
+        if not text.take(","):
+            raise _Slow
+
+
+def _kind_of(value: Any) -> str:
+    """What a top-level value other than a list is, as ``_top_level`` says it."""
+    if type(value) is dict:
+        return "an object"
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true/false"
+    return "a text" if type(value) is str else "a number"
 
 
 class _Tally:

@@ -1519,7 +1519,11 @@ def check_coverage(mapping: Mapping, fmt: Format, warn: Callable[[Problem], None
     for problem in found.warnings:
         warn(problem)
     if found.refused:
-        raise MappingError(refusal, found.refused)
+        # a binding left out that a template writes (mapping.unbound) is the mapping's
+        # own fault, as the schema's refusal of a missing binding is
+        unbound = all(p.rule == "mapping.unbound" for p in found.refused)
+        raise MappingError(f"{mapping.path}: invalid mapping" if unbound else refusal,
+                           found.refused)
     return sample, found
 
 

@@ -23,7 +23,7 @@ from .colnames import binding_of
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
 from .mapping import Mapping, load_mapping
-from .peek import ExportShape
+from .peek import MAX_KEYS, ExportShape
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 KINDS = ("xml", "csv", "fixed")
@@ -84,14 +84,25 @@ def new_mapping(collectivity: str, fmt: Format, shape: ExportShape | None = None
     whose column (key) alone fits by the table of usual names (``colnames``) is
     prefilled with a comment ``# from column "X": check``, but one the format writes in
     none of its files (``unwritten_bindings``), which stays commented out, saying so
-    (bound, check-mapping would warn of it). ``formats_args`` (`` --formats-dir DIR``, as
+    (bound, check-mapping would warn of it); so does the address's street or city when
+    no template writes it (``coverage.WRITTEN_ONLY``: a mapping may leave them out then).
+    ``formats_args`` (`` --formats-dir DIR``, as
     new-mapping was given it) goes into the commands its head says to run."""
     lines = _skeleton(collectivity, fmt, formats_args)
+    # the address's street and city (coverage.WRITTEN_ONLY): bound only when a template
+    # writes them, taken as optional bindings to find out, then written as they were
+    written_only = {at: line for at, line in enumerate(lines)
+                    if line in ("    street: TODO", "    city: TODO")}
+    for at, line in written_only.items():
+        lines[at] = f"    # {line[4:]}"
     for at, why in required_bindings(lines, fmt).items():
-        lines[at] = _todo_line(lines[at], f"required: {why}")
+        lines[at] = written_only.get(at) or _todo_line(lines[at], f"required: {why}")
     unwritten = unwritten_bindings(lines, fmt)
     for at, why in unwritten.items():
         lines[at] = _todo_line(lines[at], why, commented=True)
+    for at, line in written_only.items():
+        if at not in unwritten:
+            lines[at] = line
     if shape is not None:
         from .coverage import RULES_READ
 
@@ -325,8 +336,8 @@ def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
         said = (f"The keys of its {read} invoices ({first}[0] to [{read - 1}]), every one "
                 "read, in the order first seen")
     said += ", and what a binding takes from them, to check"
-    if any(n < read for n in shape.key_counts.values()) or \
-            any(n < shape.lines_read for n in shape.line_key_counts.values()):
+    if any(shape.key_counts[k] < read for k in shape.keys) or \
+            any(shape.line_key_counts[k] < shape.lines_read for k in shape.line_keys):
         said += ("; 'in K of N': a key not in every invoice (line) read, optional, which a "
                  "binding reading it finds empty in the others")
     said += ":"
@@ -347,7 +358,17 @@ def _keys_listing(shape: ExportShape, found: dict[str, list[str]]) -> list[str]:
                    f"; the keys of their {shape.lines_read} line(s):")
         out += [listed("     ", k, shape.line_key_counts[k], shape.lines_read,
                        f" -> {filled[k]}" if k in filled else "") for k in shape.line_keys]
+        if shape.line_keys_left_out:
+            out.append(_left_out("     ", shape.line_keys_left_out, "lines"))
+    if shape.keys_left_out:
+        out.append(_left_out("   ", shape.keys_left_out, "invoices"))
     return out
+
+
+def _left_out(indent: str, count: int, records: str) -> str:
+    """The listing's line saying how many keys it leaves out (peek.MAX_KEYS)."""
+    return (f"  #{indent}({count} more key{'s' if count > 1 else ''} left out: only the "
+            f"{MAX_KEYS} the most {records} hold are listed)")
 
 
 def _fewer(shape: ExportShape, key: str, line: bool) -> str:

@@ -127,22 +127,27 @@ def read_invoices(path: Path, spec: InputSpec) -> Iterator[SourceInvoice]:
         if path.is_dir():
             raise InputDataError(f"{path}: is a folder; --input takes the billing export file")
         raise InputDataError(f"{path}: input file not found{_found_near(path)}")
-    # a UTF-16 or UTF-32 file first: read in another encoding its first line is no
-    # text to judge its kind by. Then the file's kind: a JSON file given to a CSV
-    # mapping is told so, not that its encoding is not the mapping's (which fixing
-    # would not make it CSV)
-    _refuse_wide(path, spec)
-    _refuse_other_format(path, spec)
-    if _single_byte(spec.encoding):
-        _refuse_utf8(path, spec)
-        _refuse_latin9(path, spec)
-        _refuse_oem(path, spec)
+    refuse_unreadable(path, spec)
     if spec.format == "json":
         yield from _read_json(path, spec)
     elif spec.format == "csv":
         yield from _read_csv(path, spec)
     else:  # the mapping schema only allows the two
         raise InputDataError(f"unsupported input format {spec.format!r}")
+
+
+def refuse_unreadable(path: Path, spec: InputSpec) -> None:
+    """What ``read_invoices`` refuses of the file at ``path`` before it reads a record:
+    a UTF-16 or UTF-32 file first (read in another encoding, its first line is no text
+    to judge its kind by); then the file's kind (a JSON file given to a CSV mapping is
+    told so, not that its encoding is not the mapping's, which fixing would not make it
+    CSV); then, for a single-byte encoding, signs of another encoding."""
+    _refuse_wide(path, spec)
+    _refuse_other_format(path, spec)
+    if _single_byte(spec.encoding):
+        _refuse_utf8(path, spec)
+        _refuse_latin9(path, spec)
+        _refuse_oem(path, spec)
 
 
 # ---------------------------------------------------------------- encodings

@@ -516,6 +516,12 @@ def test_a_binding_the_format_writes_nowhere_stays_commented_out(tmp_path, monke
         "rules read it: a person without civility is refused (rule pes.civility" \
         in bound["payer.civility"]
     assert bound["address.country"].startswith("    country: country ")
+    # a street and a city no template writes may be left out (coverage.WRITTEN_ONLY)
+    for key, line in (("address.street", "    # street: street "),
+                      ("address.city", "    # city: city ")):
+        assert bound[key].startswith(line), bound[key]
+        assert "acme-compta does not write it: no template reads t.debtor.address." \
+            in bound[key]
     mapping_copy(tmp_path, out, *COLLECTIVITY.items(),
                  ("    name: TODO ", "    name: payer_last_name "),
                  ("    amount: TODO", "    amount: amount"),
@@ -531,6 +537,8 @@ def test_a_binding_the_format_writes_nowhere_stays_commented_out(tmp_path, monke
     assert "pesgen's rules read it beside the templates (a person without civility is " \
         "refused (rule pes.civility" in civility and ": keep it bound. If the format " \
         "has no place for it, declare it in" in civility and "unbind" not in civility
+    assert "Not bound, and written by no template of format acme-compta: address.street, " \
+        "address.city (its files do not carry them)" in " ".join(r.stdout.split())
 
 
 def test_one_title_line_above_a_header_two_delimiters_split_is_told(tmp_path):
@@ -619,3 +627,114 @@ def test_the_keys_of_100_invoices_and_more_are_every_one_read(tmp_path):
         assert (f"The keys of its {count} invoices ($.invoices[0] to [{count - 1}]), every "
                 "one read" in _said(text))
         assert "the file may hold more" not in _said(text)
+
+
+def test_keys_past_max_keys_are_left_out_and_said(tmp_path):
+    """An export whose keys are values (an object by invoice number, marks by student
+    id) holds a key path per invoice (line): the scaffold lists MAX_KEYS of each at
+    most, those the most invoices (lines) hold, in the order first seen, and says in
+    one comment line how many it left out; the command says it too."""
+    most = 200  # pesgen.peek.MAX_KEYS
+    invoices = [{"number": f"F-{n}", "total": "1.00", "payer": {"last_name": "A"},
+                 "by_number": {f"F-{n}": "1.00"},
+                 "lines": [{"activity": "PIANO", "amount": "1.00",
+                            "marks": {f"ELV-{n}": 1}}]} for n in range(300)]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps({"invoices": invoices}), encoding="utf-8")
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune de X", "--format", "pes-ormc", "-i", source,
+                "-o", out)
+    assert r.exit_code == 0, r.output
+    assert (f"note: {source}: 104 key(s) of its invoices and 102 key(s) of their lines "
+            f"left out of the scaffold's listing, which keeps the {most} the most "
+            "invoices (lines) hold") in r.output
+    text = out.read_text(encoding="utf-8")
+    section = text.split("\ninput:\n", 1)[1].split("\n\n", 1)[0]
+    invoice_keys = re.findall(r"^  #   (\S+)", section, re.M)
+    line_keys = re.findall(r"^  #     (\S+)", section, re.M)
+    assert invoice_keys[:6] == ["number", "total", "payer.last_name", "by_number.F-0",
+                                "lines", "by_number.F-1"], invoice_keys[:6]
+    # the 200 kept: the four every invoice holds, the lines among them, then the first
+    # 196 keys of one invoice each; the left-out lines say so, once each
+    assert len(invoice_keys) == most + 1 and invoice_keys[-1] == "(104"
+    assert "lines" in invoice_keys and "by_number.F-195" in invoice_keys
+    assert "by_number.F-196" not in invoice_keys
+    assert len(line_keys) == most + 1 and line_keys[:3] == ["activity", "amount",
+                                                                "marks.ELV-0"]
+    assert re.findall(r"^  # .*left out.*$", section, re.M) == [
+        "  #     (102 more keys left out: only the 200 the most lines hold are listed)",
+        "  #   (104 more keys left out: only the 200 the most invoices hold are listed)"]
+    bound = _bound(text)
+    assert bound["invoice.number"].startswith("    number: number ")
+    assert bound["line.activity"].startswith("    activity: activity ")
+
+
+def test_a_json_export_is_read_once(tmp_path, monkeypatch):
+    """new-mapping reads a JSON export once: its top level and its invoices' keys in
+    the same pass, as the export's fast reader reads it; neither the top level's own
+    pass (ijson) nor the export's reader is called for a file that reader vouches for."""
+    import pesgen.peek
+    import pesgen.sources
+
+    def called(*args, **kwargs):
+        raise AssertionError("a second pass over the file")
+
+    made = []
+    text_class = pesgen.sources._Text
+
+    class Counted(text_class):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(pesgen.peek, "_top_level", called)
+    monkeypatch.setattr(pesgen.peek, "read_invoices", called)
+    monkeypatch.setattr(pesgen.sources, "_Text", Counted)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps({"export": {"by": "x"}, "invoices": [
+        {"number": f"F-{n}", "lines": [{"amount": "1.00"}]} for n in range(150)]}),
+        encoding="utf-8")
+    shape = pesgen.peek.peek(source)
+    assert (shape.records, shape.invoices_read, shape.lines_read) == ("invoices", 150, 150)
+    assert made == [1]
+
+
+@pytest.mark.parametrize("content", [
+    {"invoices": [{"number": "F-1", "payer": {"name": "A", "address": None},
+                   "lines": [{"amount": "1.00", "student": {"ref": "S"}}]},
+                  {"number": "F-2", "payer": {"name": "B", "address": {"city": "X"}},
+                   "lines": [], "refunds": [{"amount": "1"}]}],
+     "meta": {"n": 2}, "ok": True, "none": None, "text": "t", "count": 2.5,
+     "ids": [1, 2], "empty": []},
+    [{"number": "F-1", "lines": [{"amount": "1.00"}]}, {"number": "F-2"}],
+    {"a": [{"x": 1}], "b": [{"y": 2}], "c": 1},
+    {"invoices": []},
+    {},
+    {"a.b": [{"x": 1}]},
+])
+def test_the_one_pass_tells_what_the_two_passes_told(tmp_path, monkeypatch, content):
+    """The one pass (peek._read_once) and the two it replaced, taken still when the
+    fast reader does not vouch for a file (a key twice, a syntax error...), tell the
+    same shape."""
+    import pesgen.peek
+
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(content), encoding="utf-8")
+    once = pesgen.peek.peek(source)
+    monkeypatch.setattr(pesgen.peek, "_read_once", lambda *args: None)
+    assert pesgen.peek.peek(source) == once
+
+
+def test_a_top_level_keyed_by_invoice_number_names_ten_keys(tmp_path):
+    """A top level whose keys are invoice numbers (no list of invoices) is a question
+    naming its first ten keys and how many more, not thousands of them."""
+    from pesgen.peek import peek
+
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps({f"F-{n}": {"total": "1.00"} for n in range(3000)}),
+                      encoding="utf-8")
+    shape = peek(source)
+    assert shape.records is None
+    assert shape.records_why == (
+        "the top level holds no list of objects: which holds the invoices? (its keys: " +
+        ", ".join(f"F-{n} (an object)" for n in range(10)) + " and 2990 more)")
