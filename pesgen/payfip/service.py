@@ -765,8 +765,11 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
     token = None
     try:
         if not again:
+            # a claim lasts as long as PayFiP may take: the client's timeout (one given
+            # without one, a caller's stand-in: ``timeout``)
             prepared, token = _claim(store, mapping.collectivity.siret, prepared,
-                                     client.timeout, batch, len(invoices) == 1)
+                                     getattr(client, "timeout", timeout), batch,
+                                     len(invoices) == 1)
         batch.invoices = [p[1].invoice for p in prepared]
         for done, (request, due, notes) in enumerate(prepared):
             batch.sending = done
