@@ -719,13 +719,22 @@ def _migration_21(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE run_invoices ADD COLUMN line_count INTEGER")
 
 
+def _migration_22(conn: Connection) -> None:
+    # the invoices whose `payfip link` is being made (docs/payfip.md, two links at once);
+    # empty: no link is being made while a store is migrated
+    from .payfip.tables import migration_22
+
+    migration_22(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3,
                                                   _migration_4, _migration_5, _migration_6,
                                                   _migration_7, _migration_8, _migration_9,
                                                   _migration_10, _migration_11, _migration_12,
                                                   _migration_13, _migration_14, _migration_15,
                                                   _migration_16, _migration_17, _migration_18,
-                                                  _migration_19, _migration_20, _migration_21]
+                                                  _migration_19, _migration_20, _migration_21,
+                                                  _migration_22]
 
 
 # a run id or its first characters, as `runs list` shows them; never a LIKE pattern

@@ -458,7 +458,7 @@ def test_an_operation_payfip_made_but_not_recorded_gives_no_link(flow, store, mo
     the store, so its link must not go out (exit 7, naming the idOp)."""
     from pesgen.errors import StateError
 
-    def failing(store, op, unless_open=None):
+    def failing(store, op, unless_open=None, claim=None):
         raise OSError("disk full")
 
     monkeypatch.setattr(ledger, "record_operation", failing)
@@ -470,6 +470,11 @@ def test_an_operation_payfip_made_but_not_recorded_gives_no_link(flow, store, mo
         "recorded (OSError); do not send its link")
     assert info.value.exit_code == 7
     assert _payment(store) is None
+    # its claim on the invoice released: the next link is not held back by it
+    from pesgen.payfip.tables import claims
+
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(claims)).scalar() == 0
 
 
 # ---------------------------------------------------------------------- lost and late

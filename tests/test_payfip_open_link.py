@@ -7,14 +7,12 @@ same batch run again after it stopped midway makes only the links it had not mad
 from __future__ import annotations
 
 import json
-import threading
 
-import pytest
 import sqlalchemy as sa
 
-from pesgen.errors import ExitCode, StateError
+from pesgen.errors import ExitCode
 from pesgen.payfip import ledger
-from pesgen.payfip.service import Batch, Link, create_link, create_links
+from pesgen.payfip.service import create_link
 from pesgen.payfip.tables import operations
 
 from .payfip_support import (  # noqa: F401 - fixtures
@@ -213,106 +211,11 @@ def _issued_said(issued: str) -> str:
             "link not printed, nobody can pay through it")
 
 
-def _together_on(monkeypatch, refdet: str, parties: int = 2) -> None:
-    """PayFiP's creerPaiementSecurise for ``refdet`` answers no one until ``parties``
-    callers ask it: each has checked the invoice for a link still open (none), none has
-    recorded its operation yet. Then each gets its own operation."""
-    from pesgen.payfip.client import PayfipClient
-
-    real = PayfipClient.creer_paiement_securise
-    together = threading.Barrier(parties, timeout=30)
-
-    def asked(self, request):
-        if request.refdet == refdet:
-            together.wait()
-        return real(self, request)
-
-    monkeypatch.setattr(PayfipClient, "creer_paiement_securise", asked)
-
-
-def _at_once(*work) -> list:
-    """Each of ``work`` in a thread of its own, all at once: what each returned or raised."""
-    results: list = [None] * len(work)
-
-    def run(i, job):
-        try:
-            results[i] = job()
-        except Exception as exc:  # the refusal is what is looked at
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(work)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-        assert not t.is_alive()
-    return results
-
-
-def test_two_links_of_one_invoice_at_once_make_one_the_other_refused_as_if_after(
-        flow, monkeypatch):
-    """Two `payfip link -n A` at the same moment (two people, two terminals): each found
-    no link open, both asked PayFiP, and both recorded and printed their link: two ways
-    to pay. Now the recording checks the rule again, the title's recordings in turn
-    (PostgreSQL: the run's row; SQLite: the write lock): one link is made, the other is
-    refused with the refusal a link asked after it gets (rule payfip.open-link, naming
-    the first and its URL), saying that the operation PayFiP made for it is not recorded;
-    the store holds one open link."""
-    _together_on(monkeypatch, "FA202600102")
-    results = _at_once(lambda: flow.link(mode="W"), lambda: flow.link(mode="W"))
-    [made] = [r for r in results if isinstance(r, Link)]
-    [refused] = [r for r in results if not isinstance(r, Link)]
-    assert isinstance(refused, StateError), results
-    assert [o["id_op"] for o in ledger.open_operations_of(
-        flow.store, SIRET, "FA-2026-00102")] == [made.id_op]
-    [issued] = [i for i in flow.fake.payfip.operations if i != made.id_op]
-    assert ledger.get_operation(flow.store, issued) is None  # PayFiP's, not recorded
-    with pytest.raises(StateError) as after:  # the same link asked afterwards
-        flow.link(mode="W")
-    assert len(flow.fake.payfip.operations) == 2  # nothing sent for that one
-    assert f"its PayFiP link operation {made.id_op} (made " in str(after.value)
-    assert str(refused) == f"{after.value}{_issued_said(issued)}", refused
-    assert [(p.rule, p.invoice, p.message) for p in refused.problems] == [
-        (p.rule, p.invoice, p.message) for p in after.value.problems]
-    assert [p.rule for p in refused.problems] == ["payfip.open-link"]
-
-
-def test_two_batches_at_once_link_each_invoice_once(flow, monkeypatch):
-    """The same batch run twice at once: both checked every invoice before either sent
-    anything, so each made every link. Now each invoice gets one link, made by one batch
-    and skipped by the other (its note naming the link made and the operation PayFiP made
-    for it, not recorded); neither batch fails."""
-    _together_on(monkeypatch, "FA202600102")
-    invoices = ["FA-2026-00102", "FA-2026-00103"]
-    batches = [Batch(), Batch()]
-
-    def batch(b: Batch) -> list[Link]:
-        return list(create_links(flow.store, MAPPING, invoices, mode="W",
-                                 notify_url=flow.notify_url, endpoint=flow.endpoint,
-                                 timeout=TIMEOUT, batch=b))
-
-    results = _at_once(*(lambda b=b: batch(b) for b in batches))
-    assert all(isinstance(r, list) for r in results), results
-    made = sorted(link.invoice for links in results for link in links)
-    assert made == invoices, results
-    for invoice in invoices:
-        assert len(ledger.open_operations_of(flow.store, SIRET, invoice)) == 1, invoice
-    # FA-2026-00102: both sent, one recorded, the other skipped
-    [loser] = [b for b, links in zip(batches, results, strict=True)
-               if "FA-2026-00102" not in [link.invoice for link in links]]
-    [found] = [f for f in loser.skipped if f[-1].invoice == "FA-2026-00102"]
-    [winner] = [link for links in results for link in links if link.invoice == "FA-2026-00102"]
-    assert [f.id_op for f in found] == [winner.id_op]
-    issued = loser.issued["FA-2026-00102"]
-    assert issued in flow.fake.payfip.operations and issued != winner.id_op
-    for b, links in zip(batches, results, strict=True):
-        assert b.made == len(links) and b.made_links() == [link.invoice for link in links]
-        assert sorted([f[-1].invoice for f in b.skipped] + b.made_links()) == invoices
-
-
 def _recorded_meanwhile(monkeypatch, world, refdet: str) -> list[str]:
     """While PayFiP makes the operation for ``refdet`` (once), another `payfip link` of
-    its invoice makes and records one (saisie W): the idOps of that link."""
+    its invoice makes and records one (saisie W): the idOps of that link. It is made with
+    --again, which neither checks nor takes the invoice's claim (test_payfip_claims: a
+    link without it is refused while the invoice is claimed, PayFiP not asked)."""
     from pesgen.payfip.client import PayfipClient
 
     real = PayfipClient.creer_paiement_securise
@@ -323,7 +226,7 @@ def _recorded_meanwhile(monkeypatch, world, refdet: str) -> list[str]:
             other.append("")
             link = create_link(world["store"], MAPPING, request.invoice, mode="W",
                                endpoint=world["endpoint"], notify_url=world["notify"],
-                               timeout=TIMEOUT)
+                               timeout=TIMEOUT, again=True)
             other[0] = link.id_op
         return real(self, request)
 
@@ -383,8 +286,9 @@ def test_a_link_reads_the_invoice_s_open_operations_once_before_sending_once_rec
     (``open_links``, before PayFiP is asked) and again for the notes of the links still
     open (``_still_open``, after the recording). The notes now come from the read the
     recording makes in its transaction (the rule checked again there): one read before
-    sending, one in the recording, and with --again (no rule) the recording's only;
-    the notes as before."""
+    sending, one in the transaction that claims the invoice (test_payfip_claims), one in
+    the recording, and with --again (no rule, no claim) the recording's only; the notes
+    as before."""
     calls: list[bool] = []  # whether each read was in a transaction given
     real = ledger.open_operations_of
 
@@ -395,7 +299,7 @@ def test_a_link_reads_the_invoice_s_open_operations_once_before_sending_once_rec
     monkeypatch.setattr(ledger, "open_operations_of", counted)
     code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
     assert code == 0, err
-    assert calls == [False, True], calls
+    assert calls == [False, True, True], calls
     calls.clear()
     code, out, err = _link(world, "FA-2026-00102", "--mode", "W", "--again")
     assert code == 0, err

@@ -173,8 +173,9 @@ def link(
     ] = None,
     again: Annotated[bool, typer.Option(
         "--again", help="Make a link even for an invoice whose earlier link (saisie W or "
-        "X) is still open: a second one, the first staying payable (a note says so). "
-        "Without it such an invoice is refused, or skipped in a batch, naming that link.")
+        "X) is still open, or being made by another `payfip link`: a second one, the first "
+        "staying payable (a note says so). Without it such an invoice is refused, or "
+        "skipped in a batch, naming that link or command.")
     ] = False,
     endpoint: EndpointOpt = None,
     timeout: TimeoutOpt = 15.0,
@@ -199,20 +200,27 @@ def link(
     printing = None  # the link being printed: its lines may not have reached the reader
     tests: set[str] = set()  # the test or activation modes of the links made
     made: list[Any] = []  # --format json: the links made, said once the batch is over
-    skips_said = 0
+    skips_said = claims_said = 0
 
     def say_skipped() -> None:
         # the invoices skipped for their link still open (known once every invoice is
         # checked, none refused; then one as its link is recorded, another link of it
-        # recorded meanwhile), each once: before the next link printed, or what stopped
-        # the batch, or its last line
-        nonlocal skips_said
+        # recorded meanwhile), or being made by another command (once every one is
+        # claimed), each once: before the next link printed, or what stopped the batch,
+        # or its last line
+        nonlocal skips_said, claims_said
         if fmt == "text" and len(batch.skipped) > skips_said:
             from .service import skipped_note
 
             for found in batch.skipped[skips_said:]:
                 _echo_err(f"note: {skipped_note(found, batch.issued.get(found[-1].invoice))}")
             skips_said = len(batch.skipped)
+        if fmt == "text" and len(batch.claimed) > claims_said:
+            from . import claims
+
+            for claim in batch.claimed[claims_said:]:
+                _echo_err(f"note: {claims.skipped_note(claim)}")
+            claims_said = len(batch.claimed)
 
     try:
         _check_format(fmt)
@@ -273,9 +281,12 @@ def link(
         from .service import listed
 
         skipped = [found[-1].invoice for found in batch.skipped]
+        claimed = [claim.invoice for claim in batch.claimed]
         _echo_err(f"{batch.made} link(s) made" + (
             f", {len(skipped)} invoice(s) skipped for a link still open (no second link "
-            f"without --again): {listed(skipped)}" if skipped else ""))
+            f"without --again): {listed(skipped)}" if skipped else "") + (
+            f", {len(claimed)} invoice(s) skipped for a link another `payfip link` is "
+            f"making (rule payfip.claimed): {listed(claimed)}" if claimed else ""))
 
 
 def _mode_note(tests: set[str]) -> str:
@@ -297,6 +308,7 @@ def _link_json(batch: Any, given: list[str], made: list[Any], tests: set[str],
     the invoices nothing was sent for; the one whose link was being made when it stopped
     (``stopped``: a refusal or PayFiP's error, Ctrl-C or SIGTERM); a refusal's problems."""
     from ..cli import _Interrupts, _json_exit
+    from . import claims
     from .models import cents_text
     from .service import skipped_note
 
@@ -316,7 +328,12 @@ def _link_json(batch: Any, given: list[str], made: list[Any], tests: set[str],
             {"id_op": f.id_op, "created_at": f.created_at, "saisie": f.saisie,
              "status": f.status, "url": f.url} for f in found],
             "note": skipped_note(found, batch.issued.get(found[-1].invoice))}
-            for found in batch.skipped],
+            for found in batch.skipped] + [
+            # those another `payfip link` is making: who, since when, until when
+            {"invoice": c.invoice, "open_links": [], "claimed_by": {
+                "holder": c.holder, "since": c.claimed_at, "seconds": c.seconds,
+                "lapses_at": c.until}, "note": claims.skipped_note(c)}
+            for c in batch.claimed],
         "not_sent": not_sent, "stopped_at": stopped_at,
         "mode_note": _mode_note(tests) if tests else None}
     if isinstance(stopped, PesgenError):

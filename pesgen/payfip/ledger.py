@@ -35,6 +35,7 @@ from ..store import (
     runs,
     utc_now,
 )
+from . import claims
 from .models import RESULTS, SAISIE_TEST, PaymentDetail, cents_text, paid_by, to_cents
 from .tables import (
     OUTCOMES,
@@ -495,8 +496,8 @@ class Recorded:
 
 
 def record_operation(store: Store, op: dict[str, Any],
-                     unless_open: Callable[[list[dict[str, Any]]], None] | None = None
-                     ) -> Recorded:
+                     unless_open: Callable[[list[dict[str, Any]]], None] | None = None,
+                     claim: str | None = None) -> Recorded:
     """Record an operation PayFiP just issued and open (or reopen) the invoice's payment.
     Says (``Recorded``) when the title was cancelled, its bordereau rejected by the
     trésorerie, or the invoice paid, or paid through its cancelled title's link and not
@@ -508,7 +509,9 @@ def record_operation(store: Store, op: dict[str, Any],
     it records nothing (`payfip link`'s rule payfip.open-link: another link recorded
     since the invoice was checked). Two recordings for one title go in turn, the second
     seeing the first's operation: on PostgreSQL each locks the title's run's row
-    (``_title_cancelled``) before reading them; SQLite's write transactions are in turn."""
+    (``_title_cancelled``) before reading them; SQLite's write transactions are in turn.
+    ``claim``: the token of the command's claim on the invoice (``claims.take``),
+    removed in the same transaction."""
     now = utc_now()
     with store.transaction() as conn:
         # a rejection recorded meanwhile (`acquit --record`, under this lock) is seen
@@ -525,6 +528,8 @@ def record_operation(store: Store, op: dict[str, Any],
         unsettled = unsettled_payments(store, op["id_coll"], conn).get(
             invoice_key(op["invoice"]))
         conn.execute(operations.insert().values(**op, created_at=now, status="pending"))
+        if claim is not None:
+            claims.drop(conn, op["id_coll"], op["invoice"], claim)
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         if pay is None:
             conn.execute(payments.insert().values(

@@ -30,7 +30,7 @@ from ..errors import (
 from ..keys import invoice_key
 from ..mapping import Mapping, load_mapping, load_recorded_mapping
 from ..store import Store, stopped_waiting, unpack
-from . import ledger
+from . import claims, ledger
 from .endpoint import DEFAULT_TIMEOUT, payment_page
 from .errors import LinksRefused, PayfipConfigError, PayfipFault, PayfipRequestInvalid
 from .models import (
@@ -607,6 +607,9 @@ def open_links(store: Store, id_coll: str, due: ledger.Due, saisie: str,
 
 
 OPEN_LINK_DOC = "docs/payfip.md, a link still open"
+# why a link still open, or one being made (``claims``), holds back a new one
+NO_SECOND = ("no second link: the family could pay both (the second a double-payment "
+             "anomaly, for the trésorerie to refund)")
 
 
 class OpenLinkRefused(StateError):
@@ -619,9 +622,8 @@ class OpenLinkRefused(StateError):
         self.found, self.issued = found, issued
         latest = found[-1]
         super().__init__(
-            f"invoice {latest.invoice}: {_open_said(found)}; no second link: the family "
-            "could pay both (the second a double-payment anomaly, for the trésorerie to "
-            f"refund). Send the family that link again: {latest.url} (`pesgen payfip "
+            f"invoice {latest.invoice}: {_open_said(found)}; {NO_SECOND}. Send the family "
+            f"that link again: {latest.url} (`pesgen payfip "
             "reconcile` first: if the family paid through it, it records the payment); to "
             "make a second one all the same (PayFiP refuses that one, it went to the wrong "
             f"address…), give --again ({OPEN_LINK_DOC}){_issued_said(issued)}",
@@ -695,7 +697,10 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
     second one of those it had. The rule is checked again as each link is recorded
     (``_make_link``): another `payfip link` of the invoice may have recorded one since
     (two at once); the invoice is then refused, or skipped, as if it had come after, the
-    operation PayFiP made for it not recorded (``batch.issued``)."""
+    operation PayFiP made for it not recorded (``batch.issued``). So that this is rare,
+    every invoice is claimed before any is sent (``_claim``): one another `payfip link`
+    is making a link for is refused, or skipped (``batch.claimed``), PayFiP not asked;
+    the claims of the invoices not linked are released when the batch ends or stops."""
     batch = Batch() if batch is None else batch
     seen: dict[str, str] = {}
     for given in invoices:
@@ -757,13 +762,20 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
         from .client import PayfipClient
 
         client = PayfipClient(endpoint or settings.endpoint, timeout=timeout)
-    batch.invoices = [p[1].invoice for p in prepared]
+    token = None
     try:
+        if not again:
+            # a claim lasts as long as PayFiP may take: the client's timeout (one given
+            # without one, a caller's stand-in: ``timeout``)
+            prepared, token = _claim(store, mapping.collectivity.siret, prepared,
+                                     getattr(client, "timeout", timeout), batch,
+                                     len(invoices) == 1)
+        batch.invoices = [p[1].invoice for p in prepared]
         for done, (request, due, notes) in enumerate(prepared):
             batch.sending = done
             try:
                 link = _make_link(store, mapping, client, request, due, notes,
-                                  _stopped(batch) if len(prepared) > 1 else "", again)
+                                  _stopped(batch) if len(prepared) > 1 else "", again, token)
             except OpenLinkRefused as exc:  # another link recorded meanwhile (two at once)
                 if len(invoices) == 1:
                     raise
@@ -782,6 +794,67 @@ def create_links(store: Store, mapping_path: Path, invoices: Sequence[str], *,
     finally:
         if own:
             client.close()
+        if token is not None:
+            _release(store, token)
+
+
+def _claim(store: Store, id_coll: str,
+           prepared: list[tuple[PaymentRequest, ledger.Due, list[str]]], timeout: float,
+           batch: Batch, one: bool
+           ) -> tuple[list[tuple[PaymentRequest, ledger.Due, list[str]]], str | None]:
+    """Claim the invoices whose links may move money (``claims.take``: production or
+    activation, ``MONEY_SAISIES``; a test link holds back nothing), before any is sent:
+    one found with a link open in the claim's transaction (recorded since it was
+    checked) or claimed by another `payfip link` is refused (``one`` invoice given:
+    ``OpenLinkRefused``, ``claims.LinkClaimed``) or skipped (``batch.skipped``,
+    ``batch.claimed``); one whose lapsed claim was passed gets its note. The links to
+    make, and the claims' token (None: none taken)."""
+    money = [p for p in prepared if p[0].saisie in MONEY_SAISIES]
+    if not money:
+        return prepared, None
+    by_invoice = {due.invoice: (due, request.saisie) for request, due, _ in money}
+
+    def open_in(conn: Any, invoice: str) -> list[OpenLink]:
+        due, saisie = by_invoice[invoice]
+        return open_links(store, id_coll, due, saisie,
+                          ledger.open_operations_of(store, id_coll, invoice, conn))
+
+    position = {p[1].invoice: n for n, p in enumerate(prepared, start=1)}
+    try:
+        # on PostgreSQL the runs' rows, which a recording of their titles locks
+        taken = store.waits_for_rows(partial(
+            claims.take, store, id_coll, [(due.invoice, due.run_id, position[due.invoice]
+                                           * timeout) for _, due, _ in money], open_in),
+            "the rows of the runs of the invoices to link")
+    except StoreLocked as exc:
+        raise stopped_waiting(exc, "payfip link stopped waiting: nothing was sent, no "
+                              "link made") from None
+    kept = []
+    for request, due, notes in prepared:
+        invoice = due.invoice
+        if invoice in taken.opened:
+            if one:
+                refuse_open_links(taken.opened[invoice])
+            batch.skipped.append(taken.opened[invoice])
+        elif invoice in taken.held:
+            if one:
+                raise claims.LinkClaimed(taken.held[invoice], NO_SECOND)
+            batch.claimed.append(taken.held[invoice])
+        elif invoice in taken.lapsed:
+            kept.append((request, due, [*notes, claims.lapsed_note(taken.lapsed[invoice])]))
+        else:
+            kept.append((request, due, notes))
+    return kept, taken.token
+
+
+def _release(store: Store, token: str) -> None:
+    """Release the command's claims it made no link for (``claims.release``); failing
+    (the store stopped answering), they lapse in time (``claims.MARGIN``)."""
+    try:
+        claims.release(store, token)
+    except Exception as exc:  # what stopped the command is what it says
+        log.warning("payfip link: its claims were not released (%s): they lapse in time",
+                    type(exc).__name__)
 
 
 @dataclass
@@ -800,6 +873,9 @@ class Batch:
     done: int = 0
     skipped: list[list[OpenLink]] = field(default_factory=list)
     issued: dict[str, str | None] = field(default_factory=dict)
+    # the invoices skipped, not linked, as another `payfip link` is making theirs
+    # (``claims.take``), once every one is claimed
+    claimed: list[claims.Claim] = field(default_factory=list)
 
     @property
     def made(self) -> int:
@@ -844,7 +920,7 @@ def _say_too(exc: PesgenError, text: str) -> None:
 
 def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
                request: PaymentRequest, due: ledger.Due, notes: list[str],
-               stopped: str = "", again: bool = False) -> Link:
+               stopped: str = "", again: bool = False, claim: str | None = None) -> Link:
     """Send one prepared request (``build_request``), record the operation, and return
     its link; refuses (StateError) to give a link the store says must not be sent.
     PayFiP is asked first (the idOp is its answer), then the operation recorded, which
@@ -858,7 +934,9 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
     `payfip link` recorded since the check (two at once) refuses this one
     (``OpenLinkRefused``, with the operation PayFiP made: not recorded, its link not
     given), as if it had come after. No lock is held while PayFiP is asked (up to the
-    client's timeout): the store's would hold every other command meanwhile on SQLite."""
+    client's timeout): the store's would hold every other command meanwhile on SQLite;
+    the invoice's claim (``claim``: its token, ``claims.take``) holds back other links
+    of it meanwhile, removed as the operation is recorded."""
     notes = list(notes)
     invoice = due.invoice  # as its run recorded it: the payment records follow it
     try:
@@ -883,7 +961,7 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             "run_id": due.run_id, "numcli": request.numcli, "exer": request.exer,
             "refdet": request.refdet, "amount_cents": request.montant, "mel": request.mel,
             "objet": request.objet, "saisie": request.saisie, "endpoint": endpoint_used},
-            None if again else unless_open),
+            None if again else unless_open, claim),
             f"the rows of the invoice of PayFiP operation {id_op} (its payment, its run)")
     except OpenLinkRefused:
         log.info("payfip link: operation %s created, not recorded: another link of its "

@@ -17,7 +17,8 @@ Migration 7 adds the resolution columns of ``payfip_anomalies``; migration 14 it
 ``outcome`` and ``payfip_payments.applied_run`` (money paid through a cancelled title
 that the trésorerie applied to the title exported in its place); migration 17
 ``payfip_payments.invoice_key``, indexed; migration 18 the index of
-``payfip_anomalies.id_op``.
+``payfip_anomalies.id_op``; migration 22 ``payfip_claims``, the links being made
+(``claims``).
 """
 
 from __future__ import annotations
@@ -185,6 +186,27 @@ def paid_title_run(operation_run: sa.ColumnElement[Any]) -> sa.ColumnElement[Any
     return sa.func.coalesce(payments.c.applied_run, operation_run)
 
 
+def _claims_v22(meta: sa.MetaData) -> sa.Table:
+    """``payfip_claims`` as migration 22 created it, frozen: one row per invoice (its key,
+    as the duplicate guard compares numbers) whose `payfip link` is being made, from
+    before PayFiP is asked until the operation is recorded (``claims``): who holds it
+    (``holder``: user, pid, host), since when, for how many seconds at most, and the
+    command's ``token`` (its own claims, released together)."""
+    return sa.Table(
+        "payfip_claims", meta,
+        sa.Column("id_coll", sa.String(14), primary_key=True),
+        sa.Column("invoice_key", sa.String(INVOICE_KEY_MAX), primary_key=True),
+        sa.Column("invoice", sa.String(64), nullable=False),
+        sa.Column("token", sa.String(32), nullable=False, index=True),
+        sa.Column("holder", sa.Text, nullable=False),
+        sa.Column("claimed_at", sa.String(32), nullable=False),
+        sa.Column("seconds", sa.Integer, nullable=False),
+    )
+
+
+claims = _claims_v22(metadata)
+
+
 def migration_2(conn: Connection) -> None:
     """Create the PayFiP tables (schema version 2)."""
     metadata.create_all(conn, tables=[operations, events])
@@ -233,6 +255,11 @@ def migration_17(conn: Connection) -> None:
 def migration_18(conn: Connection) -> None:
     """The anomalies indexed by their operation (schema version 18): nothing to fill in."""
     _anomaly_ops_v18(_anomalies_v2(sa.MetaData())).create(conn)
+
+
+def migration_22(conn: Connection) -> None:
+    """The links being made (schema version 22): ``payfip_claims``, empty."""
+    _claims_v22(sa.MetaData()).create(conn)
 
 
 def migration_4(conn: Connection, now: str) -> None:
