@@ -20,7 +20,7 @@ import hashlib
 import io
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
@@ -832,12 +832,12 @@ class PieceReport:
                             short)
 
     @property
-    def lines_unchecked(self) -> int:
-        """How many of its NumLigne pesgen cannot check: a title tied whose line count
-        the store does not keep (a run recorded before schema 21)."""
+    def lines_unchecked(self) -> tuple[int, ...]:
+        """Its NumLigne pesgen cannot check: of a title tied whose line count the store
+        does not keep (a run recorded before schema 21); an empty NumLigne is no number."""
         if self.invoice is None or self.line_count is not None:
-            return 0
-        return sum(1 for ln in self.piece.lines if ln.number is not None)
+            return ()
+        return tuple(ln.number for ln in self.piece.lines if ln.number is not None)
 
 
 @dataclass(frozen=True)
@@ -957,10 +957,16 @@ class ElementReport:
                      for p in self.pieces if p.invoice is None and p.piece.number is not None)
 
     @property
-    def lines_unchecked(self) -> int:
-        """How many NumLigne of pieces tied to titles pesgen cannot check, their run
-        recorded before the store kept each title's number of lines (schema 21)."""
-        return sum(p.lines_unchecked for p in self.pieces)
+    def lines_unchecked(self) -> Iterator[UncheckedLine]:
+        """Each NumLigne of a piece tied to a title pesgen cannot check, its run recorded
+        before the store kept each title's number of lines (schema 21), as
+        ``lines_unchecked`` counts it; none when the element is tied to no one run."""
+        if self.run is None:
+            return
+        for p in self.pieces:
+            for line in p.lines_unchecked:
+                assert p.piece.number is not None  # a title is tied to its IdPce
+                yield self.run.run_id, self.bordereau, p.piece.number, line
 
     @property
     def same_as_recorded(self) -> bool | None:
@@ -1593,11 +1599,7 @@ class AcquitReport:
         """How many NumLigne of pieces tied to titles pesgen cannot check (their runs
         recorded before the store kept each title's number of lines, schema 21), and
         those runs, in the file's order: said once, not per line."""
-        runs: dict[str, int] = {}
-        for r in self.elements:
-            if r.run is not None and (n := r.lines_unchecked):
-                runs[r.run.run_id] = runs.get(r.run.run_id, 0) + n
-        return sum(runs.values()), tuple(runs)
+        return lines_unchecked(x for r in self.elements for x in r.lines_unchecked)
 
     @property
     def lines_unchecked_said(self) -> str | None:
@@ -1745,6 +1747,20 @@ def _with_again(r: ElementReport, count: int, holders: dict[str, set[int]]) -> E
 _LISTED_COLLECTIVITIES = 10
 # how many runs the report's line on the line numbers not checked names
 _LISTED_RUNS = 5
+
+
+# a NumLigne pesgen cannot check (its title's line count not kept, schema 21): the run,
+# the IdBord (None: a whole-file element's, none tied), the IdPce and the IdLigne
+UncheckedLine = tuple[str, int | None, int | str, int | str]
+
+
+def lines_unchecked(lines: Iterable[UncheckedLine]) -> tuple[int, tuple[str, ...]]:
+    """How many line numbers of titles pesgen cannot check ``lines`` names, each (run,
+    IdBord, IdPce, IdLigne) once however often it is named (two DetailLigne, a piece or a
+    bordereau answered twice), and the runs, in the order given: what `pesgen acquit`
+    reads in the file and what `runs show` reads in the errors recorded, counted alike."""
+    named = dict.fromkeys(lines)
+    return len(named), tuple(dict.fromkeys(x[0] for x in named))
 
 
 def unchecked_said(count: int, runs: tuple[str, ...]) -> str | None:

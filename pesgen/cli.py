@@ -2055,14 +2055,14 @@ def _lines_unchecked(run_id: str, acks: dict[int, list[Any]],
     """How many IdLigne the errors of the run's latest acknowledgements name of titles
     whose lines the store does not keep (the run recorded before schema 21), each line
     once, and `pesgen acquit`'s sentence saying so; None: none."""
-    from .acquit import unchecked_said
+    from .acquit import lines_unchecked, unchecked_said
 
-    named = {(number, x["piece"], x["line"]) for number, found in acks.items()
-             for x in found[0].errors if x["line"] not in (None, "")
-             and (t := _title_of(x, pieces.get(number, {})))[0] is not None
-             and t[2] is None}
-    said = unchecked_said(len(named), (run_id,))
-    return None if said is None else (len(named), said)
+    count, runs = lines_unchecked(
+        (run_id, number, x["piece"], x["line"]) for number, found in acks.items()
+        for x in found[0].errors if x["line"] not in (None, "")
+        and (t := _title_of(x, pieces.get(number, {})))[0] is not None and t[2] is None)
+    said = unchecked_said(count, runs)
+    return None if said is None else (count, said)
 
 
 def _show_helios(number: int, acks: list[Any], typ_bord: str,
