@@ -10,6 +10,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -2642,8 +2643,12 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
              f"school's whole file is refused for the invoices IdBord {active} still {hold}, "
              "unless the mapping's policies.already_exported: leave_out leaves them out "
              "(docs/state.md, A rejected bordereau)")
-    elif done.freed:
-        _say(_export_again(done.as_recorded, numbers, db, done.invoices - done.freed))
+    else:
+        # the run's bordereaux cancelled before this call go out again in the same export
+        earlier = _cancelled_before(db, done)
+        if done.freed or any(x.left for x in earlier):
+            _say(_export_again(done.as_recorded, done.bordereaux, db,
+                               done.invoices - done.freed, earlier))
     if annulled_by_tresorerie:
         _say(f"recorded reason: {done.reason}")
     if done.run.pes:
@@ -2674,15 +2679,61 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
 
 
-def _export_again(run: dict[str, Any], numbers: str, db: str | None, held: int = 0) -> str:
+@dataclass(frozen=True)
+class _Before:
+    """A bordereau of the run cancelled before the `runs cancel` that leaves none active:
+    when and why, how many of its titles (None: not recorded), and of its invoices how many
+    active runs hold now (exported again since) and which ({run: IdBords}; empty: none, or
+    not read, ``unread`` saying why)."""
+
+    id_bord: int
+    cancelled_at: str
+    titles: int | None
+    taken: int = 0
+    holders: dict[str, set[int]] = field(default_factory=dict)
+    unread: str | None = None
+
+    @property
+    def left(self) -> bool:
+        """Whether some of its invoices are still to export again (none held since)."""
+        return self.titles is None or self.taken < self.titles
+
+
+def _cancelled_before(db: str | None, done: Any) -> list[_Before]:
+    """The run's bordereaux cancelled before ``done`` (a Cancellation leaving none of the
+    run active), with what holds their invoices now: the next export of the whole file
+    takes those not exported again since. Read after the cancellation is recorded: a store
+    that cannot be read then leaves them named, not checked (``_Before.unread``)."""
+    parts = done.as_recorded.get("cancelled_bordereaux") or {}
+    if not parts:
+        return []
+    numbers = sorted(int(n) for n in parts)
+    try:
+        store = _store(db, must_exist=True)
+        titles = {b.id_bord: b.titles for b in store.run_bordereaux(done.run.id)}
+        again = store.each_exported_again([(done.run.id, n) for n in numbers])
+    except PesgenError as exc:
+        return [_Before(n, parts[n]["cancelled_at"], None, unread=str(exc)) for n in numbers]
+    return [_Before(n, parts[n]["cancelled_at"], titles.get(n), *again[(done.run.id, n)])
+            for n in numbers]
+
+
+def _export_again(run: dict[str, Any], cancelled: tuple[int, ...], db: str | None,
+                  held: int = 0, before: list[_Before] | None = None) -> str:
     """`runs cancel`'s `next:` line when no bordereau of the run stays active: the export
     to run again on the corrected (or the right) file, with the run's own mapping, input
     (its path as recorded; a run recorded before pesgen kept it, INPUT) and output folder,
-    the store's --db, a dry run first; ``held``: how many of its invoices other active runs
-    still hold (a store migrated from before schema 5), which that export refuses."""
+    the store's --db, a dry run first; ``cancelled``: the bordereaux this call cancelled;
+    ``held``: how many of its invoices other active runs still hold (a store migrated
+    from before schema 5), which that export refuses; ``before``: the run's bordereaux
+    cancelled by earlier calls, whose invoices the same export takes again, but those
+    exported again since (which it refuses)."""
     import json
     import shlex
 
+    before = before or []
+    left = [b for b in before if b.left]
+    numbers = ", ".join(map(str, sorted({*cancelled, *(b.id_bord for b in left)})))
     path = json.loads(run["policies"]).get("input_path")
     given = shlex.quote(path) if path else "INPUT"
     read = "" if path else (f" (INPUT: the run read {run['input_name']}; its folder was not "
@@ -2695,10 +2746,28 @@ def _export_again(run: dict[str, Any], numbers: str, db: str | None, held: int =
             f"(the run's mapping, input and output folder; `pesgen runs extract {run['id']}"
             f"{db_option(db)} --out DIR` writes the input as the run read it; docs/state.md, "
             "A rejected bordereau)"
+            + ("" if not left else
+               f"; the invoices of IdBord {', '.join(_before_said(b) for b in left)}, "
+               "cancelled before, go out in that export too")
+            + "".join(f"; IdBord {b.id_bord}'s invoices were not checked for an export "
+                      f"since ({b.unread})" for b in before if b.unread)
+            + "".join(f"; {b.taken} invoice(s) of IdBord {b.id_bord}, cancelled before, "
+                      "were exported again since, by "
+                      + ", ".join(f"run {r} (IdBord {', '.join(map(str, sorted(ids)))})"
+                                  for r, ids in b.holders.items())
+                      + ": it refuses them" for b in before if b.taken)
             + ("" if not held else
                f"; it refuses the {held} invoice(s) other active runs still hold (named "
-               "above), unless the mapping's policies.already_exported: leave_out leaves "
-               "them out"))
+               "above)")
+            + ("" if not held and not any(b.taken for b in before) else
+               ", unless the mapping's policies.already_exported: leave_out leaves them "
+               "out"))
+
+
+def _before_said(b: _Before) -> str:
+    """``2 (on 2026-11-24T…)``: an earlier cancelled bordereau, as the next step
+    names it beside those just cancelled."""
+    return f"{b.id_bord} (on {b.cancelled_at})"
 
 
 def _cancel_json(done: Any, db: str | None) -> None:

@@ -178,14 +178,19 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     assert f"warning: IdBord 2 of run {rid} is cancelled: its files are written as " \
         "CANCELLED-<name>" in asked.output
     # the last ones: the run is cancelled, and said so
+    on = store.get_run(rid)["cancelled_bordereaux"][2]["cancelled_at"]
     last = cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest", "--bordereau", "1",
                "--bordereau", "3")
-    # none active now: the export to run again, as a whole run's cancellation says it
+    # none active now: the export to run again, as a whole run's cancellation says it,
+    # naming IdBord 2 too: cancelled before, its invoices go out in the same export (it
+    # said 'never IdBord 1, 3 again', as if the whole file held these two only)
     assert last.stdout == (f"run {rid}: IdBord 1, 3 cancelled: their 7 invoice(s) can be "
                            "exported again; no bordereau of the run is active now: the run "
-                           "is cancelled\n" + _export_again(rid, db_url, tmp_path / "a", "1, 3")
+                           "is cancelled\n"
+                           + _export_again(rid, db_url, tmp_path / "a", "1, 2, 3")
                            .replace(str(MAPPING.resolve()), str(split_mapping(tmp_path)))
-                           + "\n"), last.stdout
+                           + f"; the invoices of IdBord 2 (on {on}), cancelled before, go out "
+                           "in that export too\n"), last.stdout
     shown = cli(db_url, "runs", "show", rid[:8]).output.splitlines()
     assert shown[0] == f"run {rid} (cancelled)"
     # every file of the cancelled run is one not to send: IdBord 1 and 3, cancelled with
@@ -771,3 +776,33 @@ def test_a_run_whose_other_bordereaux_are_cancelled_is_told_as_holding_one(db_ur
     assert str(info.value).startswith(
         f"4 invoice(s) already exported by run(s) {first.run_id}; nothing written"), info.value
     assert "several bordereaux" not in str(info.value), info.value
+
+
+def test_the_last_cancellation_names_earlier_cancelled_bordereaux_and_those_exported_again(
+        db_url, tmp_path):
+    """IdBord 2 of a run of three cancelled, its invoices exported again by another run;
+    IdBord 3 cancelled, not exported again; then IdBord 1, the last: the next step named
+    only IdBord 1 ('never IdBord 1 again'), as if the school's whole file held its
+    invoices only. It now names IdBord 3's invoices as going out in that export too, and
+    IdBord 2's, exported again since, as refused by it (leave_out aside)."""
+    store = Store(db_url)
+    split = split_mapping(tmp_path)
+    rid = export_recorded(lambda: store, split, EXAMPLE, tmp_path / "a", RUN).run_id
+    assert cli(db_url, "runs", "cancel", rid, "--reason", "r2", "--bordereau", "2"
+               ).exit_code == 0
+    again = export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+                            tmp_path / "b", RUN)
+    assert [f.bordereau for f in again.files] == [4]
+    assert cli(db_url, "runs", "cancel", rid, "--reason", "r3", "--bordereau", "3"
+               ).exit_code == 0
+    on = store.get_run(rid)["cancelled_bordereaux"][3]["cancelled_at"]
+    last = cli(db_url, "runs", "cancel", rid, "--reason", "r1", "--bordereau", "1")
+    assert last.exit_code == 0, last.output
+    step = last.stdout.splitlines()[1]
+    assert step == (_export_again(rid, db_url, tmp_path / "a", "1, 3").replace(
+        str(MAPPING.resolve()), str(split))
+        + f"; the invoices of IdBord 3 (on {on}), cancelled before, go out in that export "
+        f"too; {len(BORDEREAUX[2])} invoice(s) of IdBord 2, cancelled before, were exported "
+        f"again since, by run {again.run_id} (IdBord 4): it refuses them, unless the "
+        "mapping's policies.already_exported: leave_out leaves them out"), step
+
