@@ -2217,6 +2217,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             # "a family says it paid": the invoice's PayFiP rows as `payfip payments
             # --invoice` reads them (its store query), none when no link was made
             payfip = _payfip_rows(store, [f["invoice"] for f in found])
+            # in no run: the export that says why, with the latest run's mapping and input
+            latest = (store.latest_run_paths() if output is not Output.json and not found
+                      and not left_out and not as_debt and not debt else None)
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs find", exc=exc)
@@ -2259,9 +2262,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             # "in no run" alone read as "never sent, nothing refused it": a refused export
             # records nothing, so the school's file is where its reason is said again
             _say("  no run of this store exported it or left it out: an export refused, a "
-                 "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
-                 f"-i FILE{db_option(db)} on the school's file holding it says what "
-                 "refuses it")
+                 f"dry run and a preview record nothing; {_dry_run_of(latest, db)} says "
+                 "what refuses it")
         raise typer.Exit(1)
     last_of = {f["invoice"]: f for f in found}
     for f in found:
@@ -2296,6 +2298,29 @@ def runs_find(invoice: Annotated[str, typer.Argument(
              f"(policy {lo['policy']})")
     if not found:  # like grep: 0 only when a run holds (exported) the invoice
         raise typer.Exit(1)
+
+
+def _dry_run_of(latest: dict[str, Any] | None, db: str | None) -> str:
+    """`runs find`'s export for an invoice in no run, on the school's file holding it:
+    with the mapping and input of the store's latest run (``latest``,
+    Store.latest_run_paths), quoted for a shell, and saying so; a placeholder, and where
+    it comes from, for what the store did not record (no run; an input recorded without
+    its folder, before pesgen kept it)."""
+    import shlex
+
+    option = db_option(db)
+    if latest is None:
+        return (f"pesgen export --dry-run -m MAPPING -i FILE{option} (MAPPING: the school's "
+                "mapping, FILE: its file holding the invoice; this store holds no run)")
+    mapping = shlex.quote(latest["mapping_path"])
+    run = f"the store's latest run, {latest['id']} of {latest['created_at']}"
+    if not latest["input_path"]:
+        return (f"pesgen export --dry-run -m {mapping} -i FILE{option} (the mapping of "
+                f"{run}; FILE: the school's file holding the invoice, that run's "
+                f"{shown(latest['input_name'])} or a later one: its folder was not recorded)")
+    return (f"pesgen export --dry-run -m {mapping} -i {shlex.quote(latest['input_path'])}"
+            f"{option} (the mapping and input of {run}: give the school's file holding the "
+            "invoice if it is another)")
 
 
 def _payfip_rows(store: Any, invoices: list[str]) -> dict[str, list[dict[str, Any]]]:
