@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from . import __version__
-from ._display import db_option, escaped_lines, json_text, masked_argument, shown
+from ._display import (
+    ACQUIT_FILE,
+    db_option,
+    escaped_lines,
+    json_text,
+    masked_argument,
+    shown,
+)
 from ._echo import echo_err as _echo_err
 from ._echo import say as _say
 from ._entry import interrupted, terminate
@@ -986,6 +993,8 @@ def acquit(
     cancelled in pesgen (not as annulled by the trésorerie), without --record an answer
     other than the bordereau's status recorded."""
 
+    import shlex
+
     from .acquit import json_parts, named_run, payfip_open, read_acquit, recording_json, tie
     from .acquit import record as record_acquit
 
@@ -1001,7 +1010,9 @@ def acquit(
     if run is not None and not record:
         refused(UsageError("--run goes with --record (it ties the acquit's elements to that "
                            "run and records them): nothing recorded; without --record, "
-                           "`pesgen acquit FILE` reads the acquit as pesgen ties it"))
+                           f"`pesgen acquit {shlex.quote(str(file))}"
+                           f"{db_option(None if os.environ.get('PESGEN_DB') == db else db)}` "
+                           "reads the acquit as pesgen ties it"))
     if bordereau is not None and run is None:
         refused(UsageError("--bordereau goes with --run (it names one bordereau of that "
                            "run): nothing recorded"))
@@ -1033,11 +1044,12 @@ def acquit(
         _acquit_refused_json(file, record, failure[0], int(failure[1]))
         return
     shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
-    to_check = report.to_check(shown_db, reading=not record)
+    given = str(file)  # the acquit in the commands its next steps give
+    to_check = report.to_check(shown_db, reading=not record, file=given)
     if done is not None:
         try:
             # PayFiP links open on the titles of a rejection recorded: to check beside it
-            to_check += payfip_open(report, store, shown_db)
+            to_check += payfip_open(report, store, shown_db, given)
         except PesgenError as exc:
             refused(exc, then=None if done.recorded_at is None else
                     f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
@@ -1048,7 +1060,7 @@ def acquit(
     if as_json:
         # the head every JSON report has (a refusal's too): ok only when the exit is 0;
         # the elements written as they are made (50 000 held as one text: 542 MiB)
-        head, elements, tail = json_parts(report, shown_db, to_check)
+        head, elements, tail = json_parts(report, shown_db, to_check, given)
         if done is not None:
             tail["recording"] = recording_json(done)
         for text in _json_streamed("acquit", code, head, "elements", elements, tail):
@@ -1056,9 +1068,9 @@ def acquit(
         if code:
             raise typer.Exit(code)
         return
-    _warn_acquit(read.warnings)
+    _warn_acquit(read.warnings, f"{shlex.quote(given)}{db_option(shown_db)}")
     # with --record, what became of each bordereau is said below instead
-    _show_acquit(report, shown_db, len(to_check), recorded=not record)
+    _show_acquit(report, shown_db, len(to_check), recorded=not record, file=given)
     if done is not None:
         _show_recording(read, done, store, named, report.unidentified)
     _show_to_check(report.rejected, to_check)
@@ -1106,14 +1118,15 @@ def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, cod
                recorded=then is not None, outcome=then)
 
 
-def _warn_acquit(warnings: tuple[Problem, ...], most: int = 10) -> None:
+def _warn_acquit(warnings: tuple[Problem, ...], given: str, most: int = 10) -> None:
     """What the acquit's reading warns of (acquit.mojibake), on standard error: the
-    first ``most``, then how many more (``--json`` gives them all, as ``warnings``)."""
+    first ``most``, then how many more (``--json`` gives them all, as ``warnings``;
+    ``given``: the acquit's path, quoted, and the --db, as the command takes them)."""
     for w in warnings[:most]:
         _warn(w)
     if len(warnings) > most:
         _echo_err(f"warning: {len(warnings) - most} more value(s) read so (rule "
-                  f"{warnings[0].rule}): `pesgen acquit FILE --json` lists them all")
+                  f"{warnings[0].rule}): `pesgen acquit {given} --json` lists them all")
 
 
 def _show_to_check(rejected: int, to_check: list[Any]) -> None:
@@ -1166,10 +1179,11 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
         _say(f"  {x}")
 
 
-def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True) -> None:
+def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True,
+                 file: str | None = None) -> None:
     """The report; ``checks``: how many things are to check (listed at its end, by
     ``_show_to_check``); ``recorded``: with what the store holds already of each
-    bordereau's acknowledgement."""
+    bordereau's acknowledgement; ``file``: the acquit's path, in the commands given."""
     from .acquit import NO_SUCH_PIECE
 
     a = report.acquit
@@ -1236,7 +1250,7 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
                      + (":" if line.errors else ""))
                 for error in line.errors:
                     _say(f"      error {error}")
-        step = r.next_step(db)
+        step = r.next_step(db, file)
         if step:
             _say(f"  next: {step}")
 
@@ -2685,8 +2699,9 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
             # a number is never given again (Hélios may know it): one never sent is a gap
             # in the numbers the trésorerie receives (pes-v2-recette.md §15, §17)
             _echo_err(f"note: no acknowledgement recorded for IdBord {said}: check that "
-                      "none came from the trésorerie (`pesgen acquit FILE --record` records "
-                      f"it). If it accepted {them}, the titles exist at the trésorerie: "
+                      f"none came from the trésorerie (`pesgen acquit FILE --record"
+                      f"{db_option(db)}` records it; {ACQUIT_FILE}). If it accepted {them}, "
+                      "the titles exist at the trésorerie: "
                       "exporting their invoices again bills the families twice. If "
                       f"{'its file was' if len(unknown) == 1 else 'their files were'} never "
                       f"sent, IdBord {said} is not given again all the same: the trésorerie "
@@ -2938,7 +2953,8 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     if done.run.pes and unknown:
         _echo_err(f"note: no acknowledgement recorded for IdBord "
                   f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
-                  "took (`pesgen acquit FILE --record` records its acknowledgement)")
+                  f"took (`pesgen acquit FILE --record{db_option(db)}` records its "
+                  f"acknowledgement; {ACQUIT_FILE})")
     if missing:
         _echo_err(f"note: {files_not_in_place(done.run.id, after['out_dir'], missing)}")
     for s in done.settled:

@@ -529,7 +529,8 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
         f"already exported by run {first.run_id} in {first.files[1].path.name} (IdBord 2); "
         f"cancel that bordereau first (pesgen runs cancel {first.run_id} --bordereau 2) to "
         "export it again, if the trésorerie rejected it or it was never sent (no "
-        "acknowledgement of IdBord 2 is recorded: pesgen acquit FILE --record)")
+        "acknowledgement of IdBord 2 is recorded: pesgen acquit FILE --record"
+        "; FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it)")
     # another invoice with the NumDette of a title of IdBord 3 (the mapping's NumDette is
     # the number's digits): that bordereau is named too
     data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
@@ -557,7 +558,8 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
     assert info.value.problems[0].message.endswith(
         f"(IdBord 1); cancel that bordereau first (pesgen runs cancel {first.run_id} "
         "--bordereau 1) to export it again, if the trésorerie rejected it or it was never "
-        "sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record)")
+        "sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record"
+        "; FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it)")
     assert str(info.value).endswith(
         ". A run of several bordereaux: cancel only those the trésorerie rejected (pesgen "
         "runs cancel RUN --bordereau IDBORD), or the whole run with --all if this input "
@@ -720,7 +722,7 @@ def test_the_advice_to_cancel_says_when_by_what_the_run_s_answer_is(db_url, tmp_
     assert info.value.problems[0].message.endswith(
         "(IdBord 1); cancel that run first to export it again, if the trésorerie rejected it "
         "or it was never sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE "
-        "--record)")
+        "--record; FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it)")
     store.cancel(rule.run_id, "test")
     package = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
                               EXAMPLE, tmp_path / "c", RUN)
