@@ -159,3 +159,8 @@ def json_text(data: Any) -> str:
 
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
                             json.dumps(masked_json(data), ensure_ascii=False, indent=2))
+
+
+# what FILE stands for in a command pesgen suggests where it does not know the acquit
+# (`pesgen acquit FILE --record`: none recorded yet); where it knows it, its path is given
+ACQUIT_FILE = "FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it"

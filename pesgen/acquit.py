@@ -20,7 +20,7 @@ import hashlib
 import io
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
@@ -832,12 +832,12 @@ class PieceReport:
                             short)
 
     @property
-    def lines_unchecked(self) -> int:
-        """How many of its NumLigne pesgen cannot check: a title tied whose line count
-        the store does not keep (a run recorded before schema 21)."""
+    def lines_unchecked(self) -> tuple[int, ...]:
+        """Its NumLigne pesgen cannot check: of a title tied whose line count the store
+        does not keep (a run recorded before schema 21); an empty NumLigne is no number."""
         if self.invoice is None or self.line_count is not None:
-            return 0
-        return sum(1 for ln in self.piece.lines if ln.number is not None)
+            return ()
+        return tuple(ln.number for ln in self.piece.lines if ln.number is not None)
 
 
 @dataclass(frozen=True)
@@ -957,10 +957,16 @@ class ElementReport:
                      for p in self.pieces if p.invoice is None and p.piece.number is not None)
 
     @property
-    def lines_unchecked(self) -> int:
-        """How many NumLigne of pieces tied to titles pesgen cannot check, their run
-        recorded before the store kept each title's number of lines (schema 21)."""
-        return sum(p.lines_unchecked for p in self.pieces)
+    def lines_unchecked(self) -> Iterator[UncheckedLine]:
+        """Each NumLigne of a piece tied to a title pesgen cannot check, its run recorded
+        before the store kept each title's number of lines (schema 21), as
+        ``lines_unchecked`` counts it; none when the element is tied to no one run."""
+        if self.run is None:
+            return
+        for p in self.pieces:
+            for line in p.lines_unchecked:
+                assert p.piece.number is not None  # a title is tied to its IdPce
+                yield self.run.run_id, self.bordereau, p.piece.number, line
 
     @property
     def same_as_recorded(self) -> bool | None:
@@ -1134,11 +1140,13 @@ class ElementReport:
         return "".join(f"; `pesgen runs show {r.run_id} --invoices{db_option(db)}` lists "
                        f"the run's titles {how}" for r in self.found[:1])
 
-    def to_check(self, db: str | None = None, reading: bool = False) -> ToCheck | None:
+    def to_check(self, db: str | None = None, reading: bool = False,
+                 file: str | None = None) -> ToCheck | None:
         """What of this element is not all fine, a rejection aside (None: nothing):
         an acceptance with errors, an acceptance pesgen cannot tie, an identifier the
         acquit leaves empty or out; ``reading`` (no ``--record``), an answer other than
-        the one recorded as the bordereau's status; with what to do next."""
+        the one recorded as the bordereau's status; with what to do next (``file``: the
+        acquit's path, in the commands it gives)."""
         e = self.element
         reasons, said = [], []
         errors = _all_errors(e)
@@ -1185,12 +1193,13 @@ class ElementReport:
         steps: list[str | None] = []
         if "recorded-otherwise" in reasons:
             steps.append("ask the trésorerie which answer stands; if this file's, `pesgen "
-                         f"acquit FILE{db_option(db)} --record --replace` makes it the "
-                         "bordereau's status (the one recorded stays in its history)")
+                         f"acquit {acquit_arg(file)}{db_option(db)} --record --replace` "
+                         "makes it the bordereau's status (the one recorded stays in its "
+                         "history)")
         if "accepted-with-errors" in reasons:
-            steps.append(self.next_step(db))
+            steps.append(self.next_step(db, file))
         if "untied" in reasons:
-            steps.append(self._untied_step(db))
+            steps.append(self._untied_step(db, file))
         if "unidentified" in reasons:
             steps.append("ask the trésorerie which bordereau or piece it is: pesgen does not "
                          "guess (docs/state.md, Identifiers left empty)")
@@ -1238,8 +1247,10 @@ class ElementReport:
             return None
         return r
 
-    def _untied_step(self, db: str | None) -> str | None:
-        """What to do of an acceptance pesgen cannot tie (untied_acceptance)."""
+    def _untied_step(self, db: str | None, file: str | None = None) -> str | None:
+        """What to do of an acceptance pesgen cannot tie (untied_acceptance); ``file``:
+        the acquit's path, in the command that records it on a run (RUN, the run to
+        check, when there are several)."""
         option = db_option(db)
         if self.unchecked:
             return None  # the acquit's own entry says what to do
@@ -1257,10 +1268,13 @@ class ElementReport:
                     "names another kind of PES file than the run wrote (--run does not tie "
                     "it either); its acceptance is recorded on no run")
         shows = ", ".join(f"`pesgen runs show {r.run_id}{option}`" for r in runs)
+        # one run to check: named; several: RUN, the one the trésorerie says
+        run, which = ((runs[0].run_id, "that run") if len(runs) == 1 else
+                      ("RUN", "that run (RUN: the one of those above it answers)"))
         return (f"check with the trésorerie which bordereau it answers ({shows}); if it is a "
-                "run's, record it on that run with `pesgen acquit FILE --record --run "
-                f"RUN{option}`: until then `runs cancel` does not know that the trésorerie "
-                "took it")
+                f"run's, record it on {which} with `pesgen acquit {acquit_arg(file)} --record "
+                f"--run {run}{option}`: until then `runs cancel` does not know that the "
+                "trésorerie took it")
 
     def _accepted_step(self, db: str | None) -> str | None:
         """What follows an acceptance with errors (None: none, or not pesgen's)."""
@@ -1304,10 +1318,11 @@ class ElementReport:
                 f"{find} shows which run(s) of this store hold it. Never export it again to "
                 "clear the error: the family would be billed twice")
 
-    def next_step(self, db: str | None = None) -> str | None:
+    def next_step(self, db: str | None = None, file: str | None = None) -> str | None:
         """What follows a rejection: for a bordereau pesgen recorded, active, the
         command that cancels it, then fix and export again; what follows an acceptance
-        with errors (``_accepted_step``)."""
+        with errors (``_accepted_step``). ``file``: the acquit's path, in the command
+        that records it."""
         e = self.element
         if e.accepted:
             return self._accepted_step(db)
@@ -1326,7 +1341,7 @@ class ElementReport:
                         "fix, export again")
             return ("the file sent is rejected whole, and with it its bordereau (pesgen "
                     "writes one file per bordereau): record it on the run that wrote it, "
-                    "`pesgen acquit FILE --record --run RUN --bordereau "
+                    f"`pesgen acquit {acquit_arg(file)} --record --run RUN --bordereau "
                     f"IDBORD{option}` (RUN from `pesgen runs list{option}`, IDBORD the "
                     "bordereau of the file sent), then cancel that bordereau only, as the "
                     "report then says, fix, export again; not the whole run: its other files "
@@ -1371,6 +1386,12 @@ class ElementReport:
             return (f"{cancel}; the acquit names no error: ask the trésorerie what to fix, "
                     f"{again}")
         return f"{cancel}; fix the input (the errors above), {again}"
+
+
+def acquit_arg(file: str | None) -> str:
+    """The acquit's path in a command pesgen suggests, quoted for a shell (``file``: as
+    given to `pesgen acquit`); ``FILE`` when not known (a library caller's report)."""
+    return shlex.quote(file) if file else "FILE"
 
 
 def _all_errors(e: AckElement) -> list[AckError]:
@@ -1593,11 +1614,7 @@ class AcquitReport:
         """How many NumLigne of pieces tied to titles pesgen cannot check (their runs
         recorded before the store kept each title's number of lines, schema 21), and
         those runs, in the file's order: said once, not per line."""
-        runs: dict[str, int] = {}
-        for r in self.elements:
-            if r.run is not None and (n := r.lines_unchecked):
-                runs[r.run.run_id] = runs.get(r.run.run_id, 0) + n
-        return sum(runs.values()), tuple(runs)
+        return lines_unchecked(x for r in self.elements for x in r.lines_unchecked)
 
     @property
     def lines_unchecked_said(self) -> str | None:
@@ -1605,10 +1622,12 @@ class AcquitReport:
         title tied is checked (or none is named)."""
         return unchecked_said(*self.lines_unchecked)
 
-    def to_check(self, db: str | None = None, reading: bool = False) -> list[ToCheck]:
+    def to_check(self, db: str | None = None, reading: bool = False,
+                 file: str | None = None) -> list[ToCheck]:
         """What is not all fine, a rejection aside, in the file's order: an IdColl left
         empty (the acquit as a whole), then each element's (ElementReport.to_check;
-        ``reading``: the acquit read without ``--record``). ``pesgen acquit`` exits 10
+        ``reading``: the acquit read without ``--record``; ``file``: its path, in the
+        commands given). ``pesgen acquit`` exits 10
         when there is some and nothing is rejected."""
         a = self.acquit
         out = []
@@ -1620,7 +1639,7 @@ class AcquitReport:
                 "acquit.id-coll)",
                 "ask the trésorerie whose acquit it is and for the file again, with its "
                 "IdColl; pesgen records nothing of it (--record --run is refused)"))
-        out += [x for r in self.elements if (x := r.to_check(db, reading)) is not None]
+        out += [x for r in self.elements if (x := r.to_check(db, reading, file)) is not None]
         return out
 
 
@@ -1747,6 +1766,20 @@ _LISTED_COLLECTIVITIES = 10
 _LISTED_RUNS = 5
 
 
+# a NumLigne pesgen cannot check (its title's line count not kept, schema 21): the run,
+# the IdBord (None: a whole-file element's, none tied), the IdPce and the IdLigne
+UncheckedLine = tuple[str, int | None, int | str, int | str]
+
+
+def lines_unchecked(lines: Iterable[UncheckedLine]) -> tuple[int, tuple[str, ...]]:
+    """How many line numbers of titles pesgen cannot check ``lines`` names, each (run,
+    IdBord, IdPce, IdLigne) once however often it is named (two DetailLigne, a piece or a
+    bordereau answered twice), and the runs, in the order given: what `pesgen acquit`
+    reads in the file and what `runs show` reads in the errors recorded, counted alike."""
+    named = dict.fromkeys(lines)
+    return len(named), tuple(dict.fromkeys(x[0] for x in named))
+
+
 def unchecked_said(count: int, runs: tuple[str, ...]) -> str | None:
     """``AcquitReport.lines_unchecked`` (``count`` NumLigne of titles of ``runs``) as the
     report says it; None: none."""
@@ -1796,16 +1829,17 @@ def _run_json(f: Recorded) -> dict[str, Any]:
 
 
 def as_json(report: AcquitReport, db: str | None = None,
-            to_check: list[ToCheck] | None = None) -> dict[str, Any]:
+            to_check: list[ToCheck] | None = None, file: str | None = None) -> dict[str, Any]:
     """The report as the school software reads it (``pesgen acquit --json``);
     ``to_check``: its list (default: ``report.to_check``; with ``--record``, what
-    recording found too: ``payfip_open``)."""
-    head, elements, tail = json_parts(report, db, to_check)
+    recording found too: ``payfip_open``); ``file``: the acquit's path, in the commands
+    its next steps give."""
+    head, elements, tail = json_parts(report, db, to_check, file)
     return {**head, "elements": list(elements), **tail}
 
 
 def json_parts(report: AcquitReport, db: str | None = None,
-               to_check: list[ToCheck] | None = None
+               to_check: list[ToCheck] | None = None, file: str | None = None
                ) -> tuple[dict[str, Any], Iterator[dict[str, Any]], dict[str, Any]]:
     """``as_json``'s report in three: its fields before ``elements``, the elements one at
     a time (each made as it is asked: the CLI writes it, then makes the next), and its
@@ -1863,7 +1897,7 @@ def json_parts(report: AcquitReport, db: str | None = None,
                                   for ln in p.piece.lines]} for p in pieces],
             # what pesgen would tie but cannot, for an identifier left empty or out
             "unidentified": list(r.unidentified),
-            "next_step": r.next_step(db),
+            "next_step": r.next_step(db, file),
         }
 
     unchecked = report.lines_unchecked  # every element's pieces walked once
@@ -1894,7 +1928,8 @@ def json_parts(report: AcquitReport, db: str | None = None,
     tail = {"to_check": [{"line": x.line, "bordereau": x.bordereau, "exercise": x.exercise,
                           "reasons": list(x.reasons), "said": x.said,
                           "next_step": x.next_step}
-                         for x in (report.to_check(db) if to_check is None else to_check)]}
+                         for x in (report.to_check(db, file=file) if to_check is None
+                                   else to_check)]}
     return head, (element(r) for r in report.elements), tail
 
 
@@ -2072,7 +2107,8 @@ def record(report: AcquitReport, store: Any, replace: bool = False) -> Recording
     return Recording(None if done is None else done.recorded_at, earlier, tuple(out))
 
 
-def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list[ToCheck]:
+def payfip_open(report: AcquitReport, store: Any, db: str | None = None,
+                file: str | None = None) -> list[ToCheck]:
     """What ``--record`` finds beside the rejections it recorded (or found recorded
     already): per rejected bordereau of the report tied to a run, still active, whose
     Hélios status in the store is that rejection, the PayFiP links still open on its
@@ -2118,12 +2154,12 @@ def payfip_open(report: AcquitReport, store: Any, db: str | None = None) -> list
             "a family paying through one pays a title the trésorerie does not hold (the "
             "money reaches the régie all the same), and one pending may be paid already, "
             f"its notification lost (`pesgen payfip reconcile{option}` asks PayFiP): tell "
-            "the régisseur and do not send "
-            "these links again; the command that cancels the bordereau (`pesgen acquit "
-            f"FILE{option}` gives it) then needs --despite-payments, and a payment through "
-            "them afterwards is a run-cancelled anomaly (`pesgen payfip anomalies"
-            f"{option}`); the invoices exported again get new links (`pesgen payfip link` "
-            "refuses one for a title of a rejected bordereau: rule payfip.rejected)"))
+            "the régisseur and do not send these links again; the command that cancels the "
+            f"bordereau (`pesgen acquit {acquit_arg(file)}{option}` gives it) then needs "
+            "--despite-payments, and a payment through them afterwards is a run-cancelled "
+            f"anomaly (`pesgen payfip anomalies{option}`); the invoices exported again get "
+            "new links (`pesgen payfip link` refuses one for a title of a rejected "
+            "bordereau: rule payfip.rejected)"))
     return out
 
 

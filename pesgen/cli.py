@@ -10,6 +10,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from . import __version__
-from ._display import db_option, escaped_lines, json_text, masked_argument, shown
+from ._display import (
+    ACQUIT_FILE,
+    db_option,
+    escaped_lines,
+    json_text,
+    masked_argument,
+    shown,
+)
 from ._echo import echo_err as _echo_err
 from ._echo import say as _say
 from ._entry import interrupted, terminate
@@ -989,6 +997,8 @@ def acquit(
     cancelled in pesgen (not as annulled by the trésorerie), without --record an answer
     other than the bordereau's status recorded."""
 
+    import shlex
+
     from .acquit import json_parts, named_run, payfip_open, read_acquit, recording_json, tie
     from .acquit import record as record_acquit
 
@@ -1004,7 +1014,9 @@ def acquit(
     if run is not None and not record:
         refused(UsageError("--run goes with --record (it ties the acquit's elements to that "
                            "run and records them): nothing recorded; without --record, "
-                           "`pesgen acquit FILE` reads the acquit as pesgen ties it"))
+                           f"`pesgen acquit {shlex.quote(str(file))}"
+                           f"{db_option(None if os.environ.get('PESGEN_DB') == db else db)}` "
+                           "reads the acquit as pesgen ties it"))
     if bordereau is not None and run is None:
         refused(UsageError("--bordereau goes with --run (it names one bordereau of that "
                            "run): nothing recorded"))
@@ -1036,11 +1048,12 @@ def acquit(
         _acquit_refused_json(file, record, failure[0], int(failure[1]))
         return
     shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
-    to_check = report.to_check(shown_db, reading=not record)
+    given = str(file)  # the acquit in the commands its next steps give
+    to_check = report.to_check(shown_db, reading=not record, file=given)
     if done is not None:
         try:
             # PayFiP links open on the titles of a rejection recorded: to check beside it
-            to_check += payfip_open(report, store, shown_db)
+            to_check += payfip_open(report, store, shown_db, given)
         except PesgenError as exc:
             refused(exc, then=None if done.recorded_at is None else
                     f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
@@ -1051,7 +1064,7 @@ def acquit(
     if as_json:
         # the head every JSON report has (a refusal's too): ok only when the exit is 0;
         # the elements written as they are made (50 000 held as one text: 542 MiB)
-        head, elements, tail = json_parts(report, shown_db, to_check)
+        head, elements, tail = json_parts(report, shown_db, to_check, given)
         if done is not None:
             tail["recording"] = recording_json(done)
         for text in _json_streamed("acquit", code, head, "elements", elements, tail):
@@ -1059,9 +1072,9 @@ def acquit(
         if code:
             raise typer.Exit(code)
         return
-    _warn_acquit(read.warnings)
+    _warn_acquit(read.warnings, f"{shlex.quote(given)}{db_option(shown_db)}")
     # with --record, what became of each bordereau is said below instead
-    _show_acquit(report, shown_db, len(to_check), recorded=not record)
+    _show_acquit(report, shown_db, len(to_check), recorded=not record, file=given)
     if done is not None:
         _show_recording(read, done, store, named, report.unidentified)
     _show_to_check(report.rejected, to_check)
@@ -1109,14 +1122,15 @@ def _acquit_refused_json(file: Path, record: bool, error: PesgenError | str, cod
                recorded=then is not None, outcome=then)
 
 
-def _warn_acquit(warnings: tuple[Problem, ...], most: int = 10) -> None:
+def _warn_acquit(warnings: tuple[Problem, ...], given: str, most: int = 10) -> None:
     """What the acquit's reading warns of (acquit.mojibake), on standard error: the
-    first ``most``, then how many more (``--json`` gives them all, as ``warnings``)."""
+    first ``most``, then how many more (``--json`` gives them all, as ``warnings``;
+    ``given``: the acquit's path, quoted, and the --db, as the command takes them)."""
     for w in warnings[:most]:
         _warn(w)
     if len(warnings) > most:
         _echo_err(f"warning: {len(warnings) - most} more value(s) read so (rule "
-                  f"{warnings[0].rule}): `pesgen acquit FILE --json` lists them all")
+                  f"{warnings[0].rule}): `pesgen acquit {given} --json` lists them all")
 
 
 def _show_to_check(rejected: int, to_check: list[Any]) -> None:
@@ -1169,10 +1183,11 @@ def _show_recording(read: Any, done: Any, store: Any, named: Any = None,
         _say(f"  {x}")
 
 
-def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True) -> None:
+def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True,
+                 file: str | None = None) -> None:
     """The report; ``checks``: how many things are to check (listed at its end, by
     ``_show_to_check``); ``recorded``: with what the store holds already of each
-    bordereau's acknowledgement."""
+    bordereau's acknowledgement; ``file``: the acquit's path, in the commands given."""
     from .acquit import NO_SUCH_PIECE
 
     a = report.acquit
@@ -1239,7 +1254,7 @@ def _show_acquit(report: Any, db: str | None, checks: int, recorded: bool = True
                      + (":" if line.errors else ""))
                 for error in line.errors:
                     _say(f"      error {error}")
-        step = r.next_step(db)
+        step = r.next_step(db, file)
         if step:
             _say(f"  next: {step}")
 
@@ -2096,14 +2111,14 @@ def _lines_unchecked(run_id: str, acks: dict[int, list[Any]],
     """How many IdLigne the errors of the run's latest acknowledgements name of titles
     whose lines the store does not keep (the run recorded before schema 21), each line
     once, and `pesgen acquit`'s sentence saying so; None: none."""
-    from .acquit import unchecked_said
+    from .acquit import lines_unchecked, unchecked_said
 
-    named = {(number, x["piece"], x["line"]) for number, found in acks.items()
-             for x in found[0].errors if x["line"] not in (None, "")
-             and (t := _title_of(x, pieces.get(number, {})))[0] is not None
-             and t[2] is None}
-    said = unchecked_said(len(named), (run_id,))
-    return None if said is None else (len(named), said)
+    count, runs = lines_unchecked(
+        (run_id, number, x["piece"], x["line"]) for number, found in acks.items()
+        for x in found[0].errors if x["line"] not in (None, "")
+        and (t := _title_of(x, pieces.get(number, {})))[0] is not None and t[2] is None)
+    said = unchecked_said(count, runs)
+    return None if said is None else (count, said)
 
 
 def _show_helios(number: int, acks: list[Any], typ_bord: str,
@@ -2257,6 +2272,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             # "a family says it paid": the invoice's PayFiP rows as `payfip payments
             # --invoice` reads them (its store query), none when no link was made
             payfip = _payfip_rows(store, [f["invoice"] for f in found])
+            # in no run: the export that says why, with the latest run's mapping and input
+            latest = (store.latest_run_paths() if output is not Output.json and not found
+                      and not left_out and not as_debt and not debt else None)
     except PesgenError as exc:
         if output is Output.json:
             _runs_json("runs find", exc=exc)
@@ -2299,9 +2317,8 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             # "in no run" alone read as "never sent, nothing refused it": a refused export
             # records nothing, so the school's file is where its reason is said again
             _say("  no run of this store exported it or left it out: an export refused, a "
-                 "dry run and a preview record nothing; pesgen export --dry-run -m MAPPING "
-                 f"-i FILE{db_option(db)} on the school's file holding it says what "
-                 "refuses it")
+                 f"dry run and a preview record nothing; {_dry_run_of(latest, db)} says "
+                 "what refuses it")
         raise typer.Exit(1)
     last_of = {f["invoice"]: f for f in found}
     for f in found:
@@ -2336,6 +2353,29 @@ def runs_find(invoice: Annotated[str, typer.Argument(
              f"(policy {lo['policy']})")
     if not found:  # like grep: 0 only when a run holds (exported) the invoice
         raise typer.Exit(1)
+
+
+def _dry_run_of(latest: dict[str, Any] | None, db: str | None) -> str:
+    """`runs find`'s export for an invoice in no run, on the school's file holding it:
+    with the mapping and input of the store's latest run (``latest``,
+    Store.latest_run_paths), quoted for a shell, and saying so; a placeholder, and where
+    it comes from, for what the store did not record (no run; an input recorded without
+    its folder, before pesgen kept it)."""
+    import shlex
+
+    option = db_option(db)
+    if latest is None:
+        return (f"pesgen export --dry-run -m MAPPING -i FILE{option} (MAPPING: the school's "
+                "mapping, FILE: its file holding the invoice; this store holds no run)")
+    mapping = shlex.quote(latest["mapping_path"])
+    run = f"the store's latest run, {latest['id']} of {latest['created_at']}"
+    if not latest["input_path"]:
+        return (f"pesgen export --dry-run -m {mapping} -i FILE{option} (the mapping of "
+                f"{run}; FILE: the school's file holding the invoice, that run's "
+                f"{shown(latest['input_name'])} or a later one: its folder was not recorded)")
+    return (f"pesgen export --dry-run -m {mapping} -i {shlex.quote(latest['input_path'])}"
+            f"{option} (the mapping and input of {run}: give the school's file holding the "
+            "invoice if it is another)")
 
 
 def _payfip_rows(store: Any, invoices: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -2683,8 +2723,12 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
              f"school's whole file is refused for the invoices IdBord {active} still {hold}, "
              "unless the mapping's policies.already_exported: leave_out leaves them out "
              "(docs/state.md, A rejected bordereau)")
-    elif done.freed:
-        _say(_export_again(done.as_recorded, numbers, db, done.invoices - done.freed))
+    else:
+        # the run's bordereaux cancelled before this call go out again in the same export
+        earlier = _cancelled_before(db, done)
+        if done.freed or any(x.left for x in earlier):
+            _say(_export_again(done.as_recorded, done.bordereaux, db,
+                               done.invoices - done.freed, earlier))
     if annulled_by_tresorerie:
         _say(f"recorded reason: {done.reason}")
     if done.run.pes:
@@ -2696,8 +2740,9 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
             # a number is never given again (Hélios may know it): one never sent is a gap
             # in the numbers the trésorerie receives (pes-v2-recette.md §15, §17)
             _echo_err(f"note: no acknowledgement recorded for IdBord {said}: check that "
-                      "none came from the trésorerie (`pesgen acquit FILE --record` records "
-                      f"it). If it accepted {them}, the titles exist at the trésorerie: "
+                      f"none came from the trésorerie (`pesgen acquit FILE --record"
+                      f"{db_option(db)}` records it; {ACQUIT_FILE}). If it accepted {them}, "
+                      "the titles exist at the trésorerie: "
                       "exporting their invoices again bills the families twice. If "
                       f"{'its file was' if len(unknown) == 1 else 'their files were'} never "
                       f"sent, IdBord {said} is not given again all the same: the trésorerie "
@@ -2715,15 +2760,61 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
 
 
-def _export_again(run: dict[str, Any], numbers: str, db: str | None, held: int = 0) -> str:
+@dataclass(frozen=True)
+class _Before:
+    """A bordereau of the run cancelled before the `runs cancel` that leaves none active:
+    when and why, how many of its titles (None: not recorded), and of its invoices how many
+    active runs hold now (exported again since) and which ({run: IdBords}; empty: none, or
+    not read, ``unread`` saying why)."""
+
+    id_bord: int
+    cancelled_at: str
+    titles: int | None
+    taken: int = 0
+    holders: dict[str, set[int]] = field(default_factory=dict)
+    unread: str | None = None
+
+    @property
+    def left(self) -> bool:
+        """Whether some of its invoices are still to export again (none held since)."""
+        return self.titles is None or self.taken < self.titles
+
+
+def _cancelled_before(db: str | None, done: Any) -> list[_Before]:
+    """The run's bordereaux cancelled before ``done`` (a Cancellation leaving none of the
+    run active), with what holds their invoices now: the next export of the whole file
+    takes those not exported again since. Read after the cancellation is recorded: a store
+    that cannot be read then leaves them named, not checked (``_Before.unread``)."""
+    parts = done.as_recorded.get("cancelled_bordereaux") or {}
+    if not parts:
+        return []
+    numbers = sorted(int(n) for n in parts)
+    try:
+        store = _store(db, must_exist=True)
+        titles = {b.id_bord: b.titles for b in store.run_bordereaux(done.run.id)}
+        again = store.each_exported_again([(done.run.id, n) for n in numbers])
+    except PesgenError as exc:
+        return [_Before(n, parts[n]["cancelled_at"], None, unread=str(exc)) for n in numbers]
+    return [_Before(n, parts[n]["cancelled_at"], titles.get(n), *again[(done.run.id, n)])
+            for n in numbers]
+
+
+def _export_again(run: dict[str, Any], cancelled: tuple[int, ...], db: str | None,
+                  held: int = 0, before: list[_Before] | None = None) -> str:
     """`runs cancel`'s `next:` line when no bordereau of the run stays active: the export
     to run again on the corrected (or the right) file, with the run's own mapping, input
     (its path as recorded; a run recorded before pesgen kept it, INPUT) and output folder,
-    the store's --db, a dry run first; ``held``: how many of its invoices other active runs
-    still hold (a store migrated from before schema 5), which that export refuses."""
+    the store's --db, a dry run first; ``cancelled``: the bordereaux this call cancelled;
+    ``held``: how many of its invoices other active runs still hold (a store migrated
+    from before schema 5), which that export refuses; ``before``: the run's bordereaux
+    cancelled by earlier calls, whose invoices the same export takes again, but those
+    exported again since (which it refuses)."""
     import json
     import shlex
 
+    before = before or []
+    left = [b for b in before if b.left]
+    numbers = ", ".join(map(str, sorted({*cancelled, *(b.id_bord for b in left)})))
     path = json.loads(run["policies"]).get("input_path")
     given = shlex.quote(path) if path else "INPUT"
     read = "" if path else (f" (INPUT: the run read {run['input_name']}; its folder was not "
@@ -2736,10 +2827,28 @@ def _export_again(run: dict[str, Any], numbers: str, db: str | None, held: int =
             f"(the run's mapping, input and output folder; `pesgen runs extract {run['id']}"
             f"{db_option(db)} --out DIR` writes the input as the run read it; docs/state.md, "
             "A rejected bordereau)"
+            + ("" if not left else
+               f"; the invoices of IdBord {', '.join(_before_said(b) for b in left)}, "
+               "cancelled before, go out in that export too")
+            + "".join(f"; IdBord {b.id_bord}'s invoices were not checked for an export "
+                      f"since ({b.unread})" for b in before if b.unread)
+            + "".join(f"; {b.taken} invoice(s) of IdBord {b.id_bord}, cancelled before, "
+                      "were exported again since, by "
+                      + ", ".join(f"run {r} (IdBord {', '.join(map(str, sorted(ids)))})"
+                                  for r, ids in b.holders.items())
+                      + ": it refuses them" for b in before if b.taken)
             + ("" if not held else
                f"; it refuses the {held} invoice(s) other active runs still hold (named "
-               "above), unless the mapping's policies.already_exported: leave_out leaves "
-               "them out"))
+               "above)")
+            + ("" if not held and not any(b.taken for b in before) else
+               ", unless the mapping's policies.already_exported: leave_out leaves them "
+               "out"))
+
+
+def _before_said(b: _Before) -> str:
+    """``2 (on 2026-11-24T…)``: an earlier cancelled bordereau, as the next step
+    names it beside those just cancelled."""
+    return f"{b.id_bord} (on {b.cancelled_at})"
 
 
 def _cancel_json(done: Any, db: str | None) -> None:
@@ -2885,7 +2994,8 @@ def runs_reinstate(run: Annotated[str, typer.Argument(help="Run id (or a unique 
     if done.run.pes and unknown:
         _echo_err(f"note: no acknowledgement recorded for IdBord "
                   f"{', '.join(map(str, unknown))}: reinstate only what the trésorerie "
-                  "took (`pesgen acquit FILE --record` records its acknowledgement)")
+                  f"took (`pesgen acquit FILE --record{db_option(db)}` records its "
+                  f"acknowledgement; {ACQUIT_FILE})")
     if missing:
         _echo_err(f"note: {files_not_in_place(done.run.id, after['out_dir'], missing)}")
     for s in done.settled:

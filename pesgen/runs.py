@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import __version__
+from ._display import ACQUIT_FILE
 from .atomic import (
     check_free,
     commit,
@@ -430,7 +431,8 @@ def _note_gap(prepared: Prepared, mapping_path: Path, key: SequenceKey, first: i
         f"{it}. Hélios checks that bordereau numbers follow each other (whether it accepts "
         f"a gap is not confirmed): tell the trésorerie that {numbers} {was} cancelled "
         f"before sending (`pesgen numbering show` lists {it}; if {its} {was} sent after "
-        "all, record the acknowledgement: `pesgen acquit FILE --record`) (see "
+        f"all, record the acknowledgement: `pesgen acquit FILE --record`; {ACQUIT_FILE}) "
+        "(see "
         "docs/state.md, Numbering)"))
 
 
@@ -971,7 +973,8 @@ class _Taken:
             if run in pes:
                 return (f"{cancel_first(run, id_bord)} to export it again, if the trésorerie "
                         f"rejected it or it was never sent (no acknowledgement of IdBord "
-                        f"{id_bord} is recorded: pesgen acquit FILE --record{db})")
+                        f"{id_bord} is recorded: pesgen acquit FILE --record{db}; "
+                        f"{ACQUIT_FILE})")
             return (f"{cancel_first(run, id_bord)} to export it again, if its files were "
                     "rejected or never imported")
 

@@ -2726,6 +2726,21 @@ class Store:
                              "--run ties an acknowledgement to an active run only: nothing "
                              "recorded")
 
+    def latest_run_paths(self) -> dict[str, Any] | None:
+        """The store's latest run (as `runs list` orders them: its last line): its id,
+        when it was recorded, its mapping path, its input's name and absolute path (None:
+        a run recorded before pesgen kept it); None: the store holds no run. What `runs
+        find` gives for the export that says why an invoice is in no run."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(runs.c.id, runs.c.created_at, runs.c.mapping_path,
+                          runs.c.input_name)
+                .order_by(runs.c.created_at.desc(), runs.c.first_number.desc()).limit(1)
+            ).first()
+            if row is None:
+                return None
+            return {**row._mapping, "input_path": _input_path(conn, row.id)}
+
     def run_bordereaux(self, run_id: str) -> list[Bordereau]:
         """A run's bordereaux (``bordereaux``), read on their own."""
         with self.engine.connect() as conn:

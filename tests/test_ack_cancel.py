@@ -7,6 +7,7 @@ says what is recorded already. On SQLite and on a real PostgreSQL server
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 from datetime import date
 
@@ -107,7 +108,9 @@ def test_a_rejected_bordereau_cancels_as_before_and_one_without_answer_says_to_c
     # numbers the trésorerie receives, said so (support's "we exported the wrong file")
     assert ack == (
         "note: no acknowledgement recorded for IdBord 3: check that none came from the "
-        "trésorerie (`pesgen acquit FILE --record` records it). If it accepted it, the "
+        f"trésorerie (`pesgen acquit FILE --record --db {shlex.quote(db_url)}` records it; "
+        "FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it). If it accepted "
+        "it, the "
         "titles exist at the trésorerie: exporting their invoices again bills the families "
         "twice. If its file was never sent, IdBord 3 is not given again all the same: the "
         "trésorerie will receive the next number without it, and Hélios checks that "
@@ -215,9 +218,9 @@ def test_acquit_without_record_says_what_is_recorded_already(db_url, tmp_path):
         "not all fine: 1 to check (exit 10):",
         "  - IdBord 1 exercise 2026 (line 31): accepted by this file, where its status "
         "recorded is rejected on 2026-11-24 with 3 error(s) (from rejected.xml); next: ask "
-        "the trésorerie which answer stands; if this file's, `pesgen acquit FILE --db "
-        f"{shlex.quote(db_url)} --record --replace` makes it the bordereau's status (the one "
-        "recorded stays in its history)"]
+        "the trésorerie which answer stands; if this file's, `pesgen acquit "
+        f"{shlex.quote(str(ACKS / 'accepted.xml'))} --db {shlex.quote(db_url)} --record "
+        "--replace` makes it the bordereau's status (the one recorded stays in its history)"]
     assert _said(other.stdout) == [
         "  recorded already otherwise: rejected on 2026-11-24 with 3 error(s), from "
         f"rejected.xml (line 31, recorded {ack.recorded_at}): `--record` refuses this file "
@@ -383,8 +386,9 @@ def test_no_datamatrix_for_the_titles_of_a_bordereau_the_tresorerie_rejected(
     assert (f"skipped IdBord 2 of run {run}, rejected by the trésorerie: rejected on "
             "2026-11-24 with 1 error(s) (ack.xml), not cancelled yet: no Datamatrix for its "
             "4 title(s): FA-2026-00105, FA-2026-00107, FA-2026-00108, FA-2026-00110 (a family "
-            "must not pay a title the trésorerie does not hold; `pesgen acquit FILE` gives "
-            "the command that cancels the bordereau, then export its invoices again)\n"
+            f"must not pay a title the trésorerie does not hold; `pesgen acquit ack.xml --db "
+            f"{shlex.quote(db_url)}` gives the command that cancels the bordereau, then export "
+            "its invoices again)\n"
             ) in result.stderr
     assert not (out / f"{stems[1]}.datamatrix.csv").exists()
     written = [row["invoice"] for s in (stems[0], stems[2]) for row in csv.DictReader(
@@ -528,3 +532,44 @@ def test_the_same_input_exported_twice_by_accident_is_said_so(db_url, tmp_path):
     assert info.value.problems[0].message.endswith(
         "(IdBord 1); cancel that run first to export it again (IdBord 1 was rejected on "
         "2026-11-24 with 1 error(s) by the trésorerie)")
+
+
+def test_acquit_s_next_steps_name_the_file_read_and_paste_as_said(db_url, tmp_path):
+    """`pesgen acquit`'s suggested commands said `pesgen acquit FILE … --replace` (and
+    `--record --run RUN`) with the placeholder FILE while reading that very file: support
+    copying them had to put the path back. Now the path as given, shell-quoted (a folder
+    with a space and an apostrophe here), and the run when one run holds the bordereau;
+    the command pasted (split as a shell does) records what it says, text and --json."""
+    run = export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "o", RUN).run_id
+    assert run_cli("acquit", ACKS / "rejected.xml", "--db", db_url,
+                   "--record").exit_code == 9
+    folder = tmp_path / "acquits de l'école"
+    folder.mkdir()
+    path = folder / "accepted.xml"
+    path.write_bytes((ACKS / "accepted.xml").read_bytes())
+    other = run_cli("acquit", path, "--db", db_url)
+    assert other.exit_code == ExitCode.TO_CHECK, other.output
+    [step] = [ln.split("; next: ", 1)[1] for ln in other.stdout.splitlines()
+              if "; next: " in ln]
+    command = (f"pesgen acquit {shlex.quote(str(path))} --db {shlex.quote(db_url)} --record "
+               "--replace")
+    assert f"`{command}`" in step, step
+    as_json = json.loads(run_cli("acquit", path, "--db", db_url, "--json").stdout)
+    assert f"`{command}`" in as_json["to_check"][0]["next_step"]
+    pasted = run_cli(*shlex.split(command)[1:])
+    assert pasted.exit_code == 0, pasted.output
+    [ack] = Store(db_url).acknowledgements()[run][1]
+    assert (ack.accepted, ack.file) == (True, "accepted.xml")
+    # an acceptance whose DomaineAck contradicts the one run holding it: the command that
+    # records it on that run names the file and the run
+    six = folder / "six.xml"
+    six.write_text((ACKS / "accepted.xml").read_text(encoding="iso-8859-1").replace(
+        '<DomaineAck V="7"/>', '<DomaineAck V="6"/>', 1), encoding="iso-8859-1")
+    untied = run_cli("acquit", six, "--db", db_url)
+    assert (f"`pesgen acquit {shlex.quote(str(six))} --record --run {run} --db "
+            f"{shlex.quote(db_url)}`") in untied.stdout, untied.stdout
+    # --run without --record: refused, saying what reads the acquit, this one
+    refused = run_cli("acquit", six, "--db", db_url, "--run", run)
+    assert refused.exit_code == ExitCode.USAGE, refused.output
+    assert (f"`pesgen acquit {shlex.quote(str(six))} --db {shlex.quote(db_url)}` reads the "
+            "acquit as pesgen ties it") in refused.output, refused.output

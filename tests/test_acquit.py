@@ -939,8 +939,9 @@ def test_a_whole_file_rejected_exits_9_and_says_every_bordereau_is(store):
             "PJ nor market named); every bordereau of it is rejected at the guichet XML's "
             "first step") in r.output
     assert ("next: the file sent is rejected whole, and with it its bordereau (pesgen writes "
-            "one file per bordereau): record it on the run that wrote it, `pesgen acquit FILE "
-            "--record --run RUN --bordereau IDBORD") in r.output
+            "one file per bordereau): record it on the run that wrote it, `pesgen acquit "
+            f"{shlex.quote(str(ACKS / 'file-rejected.xml'))} --record --run RUN --bordereau "
+            "IDBORD") in r.output
     assert "--all" not in r.output
     assert "error ERREUR_SCHEMA_INCOMPLET: Le flux ne respecte pas le schéma" in r.output
 

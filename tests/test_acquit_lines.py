@@ -336,3 +336,54 @@ def test_the_line_on_line_numbers_not_checked_names_five_runs_and_counts_the_oth
         "recorded before" in (unchecked_said(5, runs[:5]) or "")
     assert "NumLigne (IdLigne) of titles of run(s) run-1, run-2, run-3, run-4, run-5 and 2 " \
         "more, recorded before" in (unchecked_said(9, runs) or "")
+
+
+def test_acquit_and_runs_show_count_a_pre_schema_21_run_s_unchecked_lines_alike(
+        db_url, tmp_path, monkeypatch):
+    """Two elements of one acquit tied to one run recorded before schema 21 (IdBord 1 and
+    2 of a run split by 4 titles), IdLigne 7 of IdBord 1's IdPce 3 named twice (an error
+    per DetailLigne, as Hélios may write them) and IdLigne 9 of IdBord 2's IdPce 1:
+    `pesgen acquit` counted 3 NumLigne not checked, `runs show` of the recorded acquit 2.
+    One function counts each (run, IdBord, IdPce, IdLigne) once for both: 2, in the same
+    sentence, text and JSON."""
+    import pesgen.store as st
+
+    from .test_cancel import split_mapping
+
+    with monkeypatch.context() as patch:
+        patch.setattr(st, "MIGRATIONS", st.MIGRATIONS[:20])
+        old = Store(db_url)
+    donor = Store(f"sqlite:///{tmp_path / 'donor.sqlite3'}")
+    run = export_recorded(lambda: donor, split_mapping(tmp_path), EXAMPLE, tmp_path / "a",
+                          RUN)
+    record_as_older(donor, old)
+    old.engine.dispose()
+
+    def line(n: int) -> str:
+        return (f'        <DetailLigne>\n          <NumLigne V="{n}"/>\n          <Erreur>\n'
+                '            <NumAnoAck V="ERREUR_AUTRE"/>\n            <LibelleAnoAck '
+                'V="Fonction absente de la nomenclature"/>\n          </Erreur>\n'
+                "        </DetailLigne>\n")
+
+    def element(bordereau: int, piece: int, lines: tuple[int, ...]) -> str:
+        return ('    <ElementACQUIT>\n      <DomaineAck V="7"/>\n      <EtatAck V="0"/>\n'
+                f'      <NumBord V="{bordereau}"/>\n      <ExerciceBord V="2026"/>\n'
+                f'      <DetailPiece>\n        <NumPiece V="{piece}"/>\n'
+                + "".join(line(n) for n in lines) + "      </DetailPiece>\n"
+                "    </ElementACQUIT>\n")
+
+    ack = _write(tmp_path, _head(element(1, 3, (7, 7)) + element(2, 1, (9,))))
+    said = ("line numbers not checked: 2 NumLigne (IdLigne) of titles of run(s) "
+            f"{run.run_id}, recorded before the store kept each title's number of lines "
+            "(schema 21): shown as the acquit gives them, without saying whether the title "
+            "has such a line")
+    read = run_cli("acquit", ack, "--db", db_url, "--json")
+    assert read.exit_code == ExitCode.REJECTED, read.output
+    assert json.loads(read.stdout)["lines_unchecked"] == {
+        "lines": 2, "runs": [run.run_id], "said": said}
+    r = run_cli("acquit", ack, "--db", db_url, "--record")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert said in r.stdout.splitlines(), r.stdout
+    lines, shown = _helios_shown(db_url, run.run_id)
+    assert lines[-1] == f"  Hélios      {said}", lines
+    assert shown["lines_unchecked"] == {"lines": 2, "runs": [run.run_id], "said": said}

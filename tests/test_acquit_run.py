@@ -193,11 +193,12 @@ def test_a_whole_file_rejection_of_a_run_of_several_files_needs_bordereau(db_url
     assert "--all" not in step
     assert step == (
         "  next: the file sent is rejected whole, and with it its bordereau (pesgen writes "
-        "one file per bordereau): record it on the run that wrote it, `pesgen acquit FILE "
-        f"--record --run RUN --bordereau IDBORD --db {db}` (RUN from `pesgen runs list "
-        f"--db {db}`, IDBORD the bordereau of the file sent), then cancel that bordereau "
-        "only, as the report then says, fix, export again; not the whole run: its other "
-        "files are other bordereaux, which the trésorerie may have taken")
+        "one file per bordereau): record it on the run that wrote it, `pesgen acquit "
+        f"{shlex.quote(str(path))} --record --run RUN --bordereau IDBORD --db {db}` (RUN "
+        f"from `pesgen runs list --db {db}`, IDBORD the bordereau of the file sent), then "
+        "cancel that bordereau only, as the report then says, fix, export again; not the "
+        "whole run: its other files are other bordereaux, which the trésorerie may have "
+        "taken")
     r = run_cli("acquit", path, "--db", db_url, "--record", "--run", run.run_id)
     assert r.exit_code == ExitCode.USAGE, r.output
     assert r.stdout == ""

@@ -214,8 +214,8 @@ def test_an_acceptance_whose_domain_contradicts_the_run_exits_10(one_run, tmp_pa
         "1, but its TypBord 06 contradicts DomaineAck 6 (rule acquit.domain); next: check "
         f"with the trésorerie which bordereau it answers (`pesgen runs show {run_id} --db "
         f"{shlex.quote(db_url)}`); if it is a run's, record it on that run with `pesgen "
-        f"acquit FILE --record --run RUN --db {shlex.quote(db_url)}`: until then `runs "
-        "cancel` does not know that the trésorerie took it")
+        f"acquit {shlex.quote(str(path))} --record --run {run_id} --db {shlex.quote(db_url)}`:"
+        " until then `runs cancel` does not know that the trésorerie took it")
     assert _rows(db_url) == (0, 0)
     # the advice followed: tied and recorded, all fine
     followed = run_cli("acquit", path, "--db", db_url, "--record", "--run", run_id)
@@ -666,12 +666,13 @@ def test_the_text_names_ten_values_read_as_utf8_then_how_many_more(capsys):
     from pesgen.cli import _warn_acquit
 
     _warn_acquit(tuple(errors.Problem("acquit.mojibake", f"value {n}", record=f"a.xml:{n}")
-                       for n in range(1, 13)))
+                       for n in range(1, 13)), "'/srv/acquits/a b.xml' --db sqlite:///s.db")
     said = capsys.readouterr().err.splitlines()
     assert said[:10] == [f"warning: a.xml:{n}: value {n} (rule acquit.mojibake)"
                          for n in range(1, 11)]
     assert said[10:] == ["warning: 2 more value(s) read so (rule acquit.mojibake): "
-                         "`pesgen acquit FILE --json` lists them all"]
+                         "`pesgen acquit '/srv/acquits/a b.xml' --db sqlite:///s.db --json` "
+                         "lists them all"]
 
 
 # real names and libellés, with what looks like a pair of a twice-converted text and is

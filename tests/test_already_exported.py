@@ -436,5 +436,6 @@ def test_the_refusals_commands_name_the_store_the_export_was_given(tmp_path):
     problem = json.loads(moved.stdout)["problems"][0]["message"]
     assert problem.endswith("cancel that run first to export it again, if the trésorerie "
                             "rejected it or it was never sent (no acknowledgement of IdBord 1 "
-                            f"is recorded: pesgen acquit FILE --record {option})"), problem
+                            f"is recorded: pesgen acquit FILE --record {option}; FILE: the "
+                            "PES_ACQUIT the trésorerie's guichet XML returned for it)"), problem
     assert Store(f"sqlite:///{db}").db_option == ""

@@ -178,14 +178,19 @@ def test_the_commands_show_a_run_some_of_whose_bordereaux_are_cancelled(db_url, 
     assert f"warning: IdBord 2 of run {rid} is cancelled: its files are written as " \
         "CANCELLED-<name>" in asked.output
     # the last ones: the run is cancelled, and said so
+    on = store.get_run(rid)["cancelled_bordereaux"][2]["cancelled_at"]
     last = cli(db_url, "runs", "cancel", rid[:8], "--reason", "the rest", "--bordereau", "1",
                "--bordereau", "3")
-    # none active now: the export to run again, as a whole run's cancellation says it
+    # none active now: the export to run again, as a whole run's cancellation says it,
+    # naming IdBord 2 too: cancelled before, its invoices go out in the same export (it
+    # said 'never IdBord 1, 3 again', as if the whole file held these two only)
     assert last.stdout == (f"run {rid}: IdBord 1, 3 cancelled: their 7 invoice(s) can be "
                            "exported again; no bordereau of the run is active now: the run "
-                           "is cancelled\n" + _export_again(rid, db_url, tmp_path / "a", "1, 3")
+                           "is cancelled\n"
+                           + _export_again(rid, db_url, tmp_path / "a", "1, 2, 3")
                            .replace(str(MAPPING.resolve()), str(split_mapping(tmp_path)))
-                           + "\n"), last.stdout
+                           + f"; the invoices of IdBord 2 (on {on}), cancelled before, go out "
+                           "in that export too\n"), last.stdout
     shown = cli(db_url, "runs", "show", rid[:8]).output.splitlines()
     assert shown[0] == f"run {rid} (cancelled)"
     # every file of the cancelled run is one not to send: IdBord 1 and 3, cancelled with
@@ -524,7 +529,8 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
         f"already exported by run {first.run_id} in {first.files[1].path.name} (IdBord 2); "
         f"cancel that bordereau first (pesgen runs cancel {first.run_id} --bordereau 2) to "
         "export it again, if the trésorerie rejected it or it was never sent (no "
-        "acknowledgement of IdBord 2 is recorded: pesgen acquit FILE --record)")
+        "acknowledgement of IdBord 2 is recorded: pesgen acquit FILE --record"
+        "; FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it)")
     # another invoice with the NumDette of a title of IdBord 3 (the mapping's NumDette is
     # the number's digits): that bordereau is named too
     data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
@@ -552,7 +558,8 @@ def test_an_input_a_run_of_several_bordereaux_holds_is_told_which_bordereau_to_c
     assert info.value.problems[0].message.endswith(
         f"(IdBord 1); cancel that bordereau first (pesgen runs cancel {first.run_id} "
         "--bordereau 1) to export it again, if the trésorerie rejected it or it was never "
-        "sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record)")
+        "sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record"
+        "; FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it)")
     assert str(info.value).endswith(
         ". A run of several bordereaux: cancel only those the trésorerie rejected (pesgen "
         "runs cancel RUN --bordereau IDBORD), or the whole run with --all if this input "
@@ -715,7 +722,7 @@ def test_the_advice_to_cancel_says_when_by_what_the_run_s_answer_is(db_url, tmp_
     assert info.value.problems[0].message.endswith(
         "(IdBord 1); cancel that run first to export it again, if the trésorerie rejected it "
         "or it was never sent (no acknowledgement of IdBord 1 is recorded: pesgen acquit FILE "
-        "--record)")
+        "--record; FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it)")
     store.cancel(rule.run_id, "test")
     package = export_recorded(lambda: store, MAPPINGS / "villeneuve-sur-loing-emagnus.yaml",
                               EXAMPLE, tmp_path / "c", RUN)
@@ -771,3 +778,33 @@ def test_a_run_whose_other_bordereaux_are_cancelled_is_told_as_holding_one(db_ur
     assert str(info.value).startswith(
         f"4 invoice(s) already exported by run(s) {first.run_id}; nothing written"), info.value
     assert "several bordereaux" not in str(info.value), info.value
+
+
+def test_the_last_cancellation_names_earlier_cancelled_bordereaux_and_those_exported_again(
+        db_url, tmp_path):
+    """IdBord 2 of a run of three cancelled, its invoices exported again by another run;
+    IdBord 3 cancelled, not exported again; then IdBord 1, the last: the next step named
+    only IdBord 1 ('never IdBord 1 again'), as if the school's whole file held its
+    invoices only. It now names IdBord 3's invoices as going out in that export too, and
+    IdBord 2's, exported again since, as refused by it (leave_out aside)."""
+    store = Store(db_url)
+    split = split_mapping(tmp_path)
+    rid = export_recorded(lambda: store, split, EXAMPLE, tmp_path / "a", RUN).run_id
+    assert cli(db_url, "runs", "cancel", rid, "--reason", "r2", "--bordereau", "2"
+               ).exit_code == 0
+    again = export_recorded(lambda: store, split, only(tmp_path, BORDEREAUX[2], "two.json"),
+                            tmp_path / "b", RUN)
+    assert [f.bordereau for f in again.files] == [4]
+    assert cli(db_url, "runs", "cancel", rid, "--reason", "r3", "--bordereau", "3"
+               ).exit_code == 0
+    on = store.get_run(rid)["cancelled_bordereaux"][3]["cancelled_at"]
+    last = cli(db_url, "runs", "cancel", rid, "--reason", "r1", "--bordereau", "1")
+    assert last.exit_code == 0, last.output
+    step = last.stdout.splitlines()[1]
+    assert step == (_export_again(rid, db_url, tmp_path / "a", "1, 3").replace(
+        str(MAPPING.resolve()), str(split))
+        + f"; the invoices of IdBord 3 (on {on}), cancelled before, go out in that export "
+        f"too; {len(BORDEREAUX[2])} invoice(s) of IdBord 2, cancelled before, were exported "
+        f"again since, by run {again.run_id} (IdBord 4): it refuses them, unless the "
+        "mapping's policies.already_exported: leave_out leaves them out"), step
+

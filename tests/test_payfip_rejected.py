@@ -57,7 +57,7 @@ def test_link_and_tipi_url_refuse_a_title_of_a_rejected_bordereau(acknowledged):
             "acquit ack.xml` gives the command that cancels the bordereau; then export the "
             "invoice again, and make the payment for its new title. If the trésorerie took "
             "the bordereau since, after a fix on its side, record its new acknowledgement: "
-            "`pesgen acquit FILE --record --replace`\n")
+            "`pesgen acquit FILE --record --replace` (FILE: its new PES_ACQUIT)\n")
     tipi = _tipi(db_url, "fa-2026-00105")
     assert tipi.exit_code == ExitCode.STATE == 7, tipi.output
     assert tipi.stdout == ""  # no URL
@@ -149,7 +149,7 @@ def test_recording_a_rejection_names_the_payfip_links_open_on_its_titles(db_url,
         "not hold (the money reaches the régie all the same), and one pending may be paid "
         f"already, its notification lost (`pesgen payfip reconcile --db {db_url}` asks "
         "PayFiP): tell the régisseur and do not send these links again; the command that "
-        f"cancels the bordereau (`pesgen acquit FILE --db {db_url}` gives it) then needs "
+        f"cancels the bordereau (`pesgen acquit {ack} --db {db_url}` gives it) then needs "
         "--despite-payments")
     assert "op-107" not in r.stdout and "op-101" not in r.stdout
     # --json: the same, in to_check; reading it again (nothing new recorded) says it again

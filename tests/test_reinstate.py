@@ -64,8 +64,9 @@ def test_a_cancelled_run_reinstated_holds_its_invoices_again(db_url, tmp_path):
                         "of them is refused), under the same numbers\n")
     # its files are in its folder: only the acknowledgement is noted
     assert r.stderr == ("note: no acknowledgement recorded for IdBord 1: reinstate only what "
-                        "the trésorerie took (`pesgen acquit FILE --record` records its "
-                        "acknowledgement)\n"), r.stderr
+                        f"the trésorerie took (`pesgen acquit FILE --record --db {db_url}` "
+                        "records its acknowledgement; FILE: the PES_ACQUIT the trésorerie's "
+                        "guichet XML returned for it)\n"), r.stderr
     record = store.get_run(run)
     assert (record["status"], record["cancelled_at"], record["cancel_reason"]) == (
         "committed", None, None)

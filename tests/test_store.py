@@ -1334,7 +1334,8 @@ def test_invoice_numbers_differing_by_case_or_spaces_are_one_across_runs(db_url,
         f"already exported (as FA-2026-00101) by run {first.run_id} in "
         f"{first.files[0].path.name} (IdBord 1); cancel that run first to export it again, if "
         "the trésorerie rejected it or it was never sent (no acknowledgement of IdBord 1 is "
-        "recorded: pesgen acquit FILE --record)")
+        "recorded: pesgen acquit FILE --record; FILE: the PES_ACQUIT the trésorerie's "
+        "guichet XML returned for it)")
     assert _files(tmp_path / "b") == [] and [r.id for r in store.list_runs()] == [first.run_id]
     # runs find, whatever the case and spaces
     for asked in ("FA-2026-00101", "fa-2026-00101", "  Fa-2026-00101 "):
@@ -1422,7 +1423,8 @@ def test_a_look_alike_number_is_one_invoice_across_runs(db_url, tmp_path, kind):
         f"already exported by run {first.run_id} in {first.files[0].path.name} (IdBord 1): "
         f"invoice number {written_otherwise(number, 'FA-2026-00101')}; cancel that run "
         "first to export it again, if the trésorerie rejected it or it was never sent (no "
-        "acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record)")
+        "acknowledgement of IdBord 1 is recorded: pesgen acquit FILE --record"
+        "; FILE: the PES_ACQUIT the trésorerie's guichet XML returned for it)")
     assert _files(tmp_path / "b") == [] and [r.id for r in store.list_runs()] == [first.run_id]
     # runs find, asked with the look-alike, finds the run holding the invoice
     assert [h["run_id"] for h in store.find_invoice(number)] == [first.run_id]

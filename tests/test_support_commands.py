@@ -356,9 +356,18 @@ def test_a_run_recorded_before_per_file_validation_is_shown_as_recorded(tmp_path
 
 # ---------------------------------------------------------------- 3. an invoice left out
 
-NO_RUN_NEXT = ("  no run of this store exported it or left it out: an export refused, a dry "
-               "run and a preview record nothing; pesgen export --dry-run -m MAPPING -i FILE "
-               "on the school's file holding it says what refuses it")
+def _no_run_next(run_id: str, db: str | None = None) -> str:
+    """`runs find`'s line after 'in no run': the dry run on the school's file, with the
+    mapping and input the store's latest run (``run_id``, of the example) recorded."""
+    from pesgen.store import Store
+
+    created = Store(db).get_run(run_id)["created_at"]
+    option = f" --db {db}" if db else ""
+    return ("  no run of this store exported it or left it out: an export refused, a dry "
+            f"run and a preview record nothing; pesgen export --dry-run -m "
+            f"{JSON_MAPPING.resolve()} -i {JSON_INPUT.resolve()}{option} (the mapping and "
+            f"input of the store's latest run, {run_id} of {created}: give the school's file "
+            "holding the invoice if it is another) says what refuses it")
 
 
 def test_runs_find_says_which_run_left_an_invoice_out_and_why(tmp_path):
@@ -375,7 +384,7 @@ def test_runs_find_says_which_run_left_an_invoice_out_and_why(tmp_path):
                          "(policy zero_total)"), line
     # in no run: what support does next is said, since a refused export records nothing
     assert _run("runs", "find", "FA-2026-09999").stdout.splitlines() == [
-        "FA-2026-09999: in no run", NO_RUN_NEXT]
+        "FA-2026-09999: in no run", _no_run_next(run_id)]
 
 
 def test_the_commands_runs_show_and_find_say_to_run_name_the_store_given(tmp_path):
@@ -388,8 +397,7 @@ def test_the_commands_runs_show_and_find_say_to_run_name_the_store_given(tmp_pat
     assert r.exit_code == 0, r.output
     run_id = _run_id(r.stdout)
     found = _run("runs", "find", "FA-2026-09999", "--db", db)
-    assert found.stdout.splitlines()[1] == NO_RUN_NEXT.replace(
-        "-i FILE ", f"-i FILE --db {db} "), found.stdout
+    assert found.stdout.splitlines()[1] == _no_run_next(run_id, db), found.stdout
     shown = _run("runs", "show", run_id, "--db", db)
     assert (f"(`pesgen runs extract {run_id} --db {db} --out DIR` writes this mapping, "
             "input and format bundle as recorded)") in shown.stdout, shown.stdout
@@ -435,10 +443,69 @@ def test_runs_find_of_a_numdette_without_debt_points_to_debt(tmp_path):
         "  202600101 is the NumDette of FA-2026-00101: pesgen runs find --debt 202600101"]
     # a number no title holds either way is in no run, with what to do next
     assert _run("runs", "find", "999999").stdout.splitlines() == [
-        "999999: in no run", NO_RUN_NEXT]
+        "999999: in no run", _no_run_next(_run_id(r.stdout))]
     # by --debt it is a NumDette no title has: no export to dry-run for it
     assert _run("runs", "find", "--debt", "999999").stdout == "NumDette 999999: in no run\n"
     assert _run("runs", "find", "--debt", "202600101").exit_code == 0
+
+
+def test_runs_find_gives_the_latest_run_s_mapping_and_input_for_an_invoice_in_no_run(
+        tmp_path):
+    """`runs find` of an invoice in no run said `pesgen export --dry-run -m MAPPING -i
+    FILE`, placeholders support had to look up, where the store recorded the mapping and
+    input of its runs: now those of its latest run, quoted for a shell (a folder with a
+    space), and said so; its input recorded without its folder (a run recorded before
+    pesgen kept it), FILE, saying what it stands for."""
+    import shlex
+
+    import sqlalchemy as sa
+
+    from pesgen.store import Store, runs
+
+    folder = tmp_path / "école 2026"
+    folder.mkdir()
+    mapping = Path(shutil.copy(JSON_MAPPING, folder / "mapping.yaml"))
+    data = json.loads(JSON_INPUT.read_text(encoding="utf-8"))
+    first, rest = data["invoices"][:1], data["invoices"][1:]
+    (tmp_path / "first.json").write_text(json.dumps({**data, "invoices": first}),
+                                         encoding="utf-8")
+    given = folder / "export.json"
+    given.write_text(json.dumps({**data, "invoices": rest}), encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 's.sqlite3'}"
+    Store(db).engine.dispose()  # a store holding no run: placeholders, and what they are
+    assert _run("runs", "find", "FA-2026-09999", "--db", db).stdout.splitlines()[1].endswith(
+        f"; pesgen export --dry-run -m MAPPING -i FILE --db {db} (MAPPING: the school's "
+        "mapping, FILE: its file holding the invoice; this store holds no run) says what "
+        "refuses it")
+    assert _export(tmp_path / "a", "--db", db, "--create-store",
+                   input_path=tmp_path / "first.json").exit_code == 0
+    r = _export(tmp_path / "b", "--db", db, "--date", "2026-11-24", mapping=mapping,
+                input_path=given)
+    assert r.exit_code == 0, r.output
+    run_id = _run_id(r.stdout)
+    created = Store(db).get_run(run_id)["created_at"]
+    found = _run("runs", "find", "FA-2026-09999", "--db", db)
+    assert found.exit_code == 1, found.output
+    command = (f"pesgen export --dry-run -m {shlex.quote(str(mapping.resolve()))} -i "
+               f"{shlex.quote(str(given.resolve()))} --db {db}")
+    assert found.stdout.splitlines()[1].endswith(
+        f"; {command} (the mapping and input of the store's latest run, {run_id} of "
+        f"{created}: give the school's file holding the invoice if it is another) says what "
+        "refuses it"), found.stdout
+    assert shlex.split(command)[-4:-2] == ["-i", str(given.resolve())]
+    # a run recorded before pesgen kept its input's folder: FILE, and what it stands for
+    with Store(db).engine.begin() as conn:
+        policies = json.loads(conn.execute(sa.select(runs.c.policies).where(
+            runs.c.id == run_id)).scalar_one())
+        del policies["input_path"]
+        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(
+            policies=json.dumps(policies)))
+    found = _run("runs", "find", "FA-2026-09999", "--db", db)
+    assert found.stdout.splitlines()[1].endswith(
+        f"; pesgen export --dry-run -m {shlex.quote(str(mapping.resolve()))} -i FILE --db "
+        f"{db} (the mapping of the store's latest run, {run_id} of {created}; FILE: the "
+        "school's file holding the invoice, that run's export.json or a later one: its "
+        "folder was not recorded) says what refuses it"), found.stdout
 
 
 # ---------------------------------------------------------------- 4. validate a user's file

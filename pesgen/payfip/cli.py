@@ -8,13 +8,14 @@ as fast as before and works without the optional PayFiP dependencies.
 from __future__ import annotations
 
 import itertools
+import shlex
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Annotated, Any, Protocol
 
 import typer
 
-from .._display import escaped, json_text, masked_text, shown
+from .._display import db_option, escaped, json_text, masked_text, shown
 from .._echo import echo_err as _echo_err
 from .._echo import err_text
 from .._echo import say as _say
@@ -1725,9 +1726,11 @@ def datamatrix(
         def skipped(s: Skipped) -> None:
             # the titles of a cancelled bordereau, or of one the trésorerie rejected: it
             # does not hold them
+            # the acquit by the name it was recorded with (the folder it was read in)
+            given = shlex.quote(s.acquit) if s.acquit else "FILE"
             why = ("a family must not pay a title the trésorerie does not hold; `pesgen "
-                   "acquit FILE` gives the command that cancels the bordereau, then export "
-                   "its invoices again" if s.rejected else
+                   f"acquit {given}{db_option(db)}` gives the command that cancels the "
+                   "bordereau, then export its invoices again" if s.rejected else
                    "a family must not pay a cancelled title")
             if fmt == "json":
                 left_out["skipped_bordereaux"].append({

@@ -206,6 +206,8 @@ class Skipped:
     cover: str
     earlier: Path | None = None
     rejected: bool = False
+    # the name of the acquit the rejection was recorded from (the store keeps no folder)
+    acquit: str | None = None
 
 
 def _cover(run: dict[str, Any], id_bord: int) -> str:
@@ -321,7 +323,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
     for b, ack in sorted(rejected.items()):
         skipped.append(Skipped(b, tuple(r.invoice for r in rows_ if r.active and r.id_bord == b),
                                f"rejected by the trésorerie: {ack.outcome} ({ack.file}), "
-                               "not cancelled yet", rejected=True))
+                               "not cancelled yet", rejected=True, acquit=ack.file))
     skipped.sort(key=lambda s: s.id_bord)
     if rejected and not live - set(rejected):
         raise StateError(
@@ -373,7 +375,7 @@ def write_for_run(store: Store, run_id: str, out_dir: Path | None, code_etabliss
             earlier = target / f"{stems.get(s.id_bord, '?')}{CSV_SUFFIX}"
             on_skipped(Skipped(s.id_bord, s.invoices, s.cover,
                                earlier if s.id_bord in stems and earlier.is_file() else None,
-                               s.rejected))
+                               s.rejected, s.acquit))
     if on_paid is not None and paid:
         on_paid([paid[k] for k in sorted(paid)])
     if on_unsettled is not None:

@@ -179,7 +179,8 @@ def refuse_rejected(title: Any, rejected: dict[int, Any], what: str) -> None:
         f"{shlex.quote(ack.file)}` gives the command that cancels the bordereau; then "
         "export the invoice again, and make the payment for its new title. If the "
         "trésorerie took the bordereau since, after a fix on its side, record its new "
-        "acknowledgement: `pesgen acquit FILE --record --replace`",
+        "acknowledgement: `pesgen acquit FILE --record --replace` (FILE: its new "
+        "PES_ACQUIT)",
         [Problem("payfip.rejected", f"{where} rejected by the trésorerie: {ack.outcome}, "
                  f"not cancelled yet: no {what} for a title the trésorerie does not hold",
                  record=f"{ack.file}:{ack.line}", invoice=title.invoice)])
@@ -1010,7 +1011,8 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
             f"invoice {invoice}: the trésorerie's rejection of its title's bordereau was "
             f"recorded while PayFiP made operation {id_op} ({recorded.rejected}); the "
             "operation is recorded, but do not send its link: no link (a family must not "
-            "pay a title the trésorerie does not hold; `pesgen acquit FILE --record` "
+            "pay a title the trésorerie does not hold; `pesgen acquit FILE --record` (FILE: "
+            "that acquit, named above) "
             "lists the link as open)",
             [Problem("payfip.rejected", f"{recorded.rejected}: a payment through operation "
                      f"{id_op} would pay a title the trésorerie does not hold",
