@@ -336,3 +336,22 @@ def test_the_line_on_line_numbers_not_checked_names_five_runs_and_counts_the_oth
         "recorded before" in (unchecked_said(5, runs[:5]) or "")
     assert "NumLigne (IdLigne) of titles of run(s) run-1, run-2, run-3, run-4, run-5 and 2 " \
         "more, recorded before" in (unchecked_said(9, runs) or "")
+
+
+def test_an_empty_numligne_of_a_title_whose_lines_are_kept_is_no_line_to_check(
+        db_url, tmp_path):
+    """A NumLigne left empty under a title whose line count the store keeps (schema 21):
+    no line number, so nothing said of it (acquit.line), the other NumLigne checked as
+    ever (mut56: a mutant comparing the empty NumLigne with the title's lines, a
+    TypeError, survived: only a schema-20 store's empty NumLigne was tested)."""
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    r = run_cli("acquit", _ack(tmp_path, ("", 7)), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    report = json.loads(r.stdout)
+    (piece,) = report["elements"][0]["pieces"]
+    assert [(ln["line"], ln["no_such_line"] is None) for ln in piece["lines"]] == [
+        (None, True), (7, False)], piece
+    assert report["lines_unchecked"] is None
+    r = run_cli("acquit", _ack(tmp_path, ("",), name="empty.xml"), "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "no such line" not in r.stdout and "line numbers not checked" not in r.stdout
