@@ -355,3 +355,26 @@ def test_an_empty_numligne_of_a_title_whose_lines_are_kept_is_no_line_to_check(
     r = run_cli("acquit", _ack(tmp_path, ("",), name="empty.xml"), "--db", db_url)
     assert r.exit_code == ExitCode.REJECTED, r.output
     assert "no such line" not in r.stdout and "line numbers not checked" not in r.stdout
+
+
+def test_a_run_recorded_before_pesgen_kept_its_input_s_path_names_no_record(
+        db_url, tmp_path):
+    """A run whose policies hold no input_path (recorded before pesgen kept it): its
+    titles' positions name no file, so the acquit names each title by its invoice only,
+    nothing guessed (mut56: a mutant naming 'None:$.invoices[2]' survived)."""
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            [(run_id, policies)] = conn.execute(sa.text("SELECT id, policies FROM runs")).all()
+            kept = {k: v for k, v in json.loads(policies).items() if k != "input_path"}
+            conn.execute(sa.text("UPDATE runs SET policies = :p WHERE id = :id"),
+                         {"p": json.dumps(kept), "id": run_id})
+    finally:
+        engine.dispose()
+    r = run_cli("acquit", _ack(tmp_path, (7,)), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    (piece,) = json.loads(r.stdout)["elements"][0]["pieces"]
+    assert (piece["invoice"], piece["record"]) == ("FA-2026-00103", None), piece
+    assert piece["lines"][0]["no_such_line"].startswith(
+        "IdPce 3 invoice FA-2026-00103: no IdLigne 7"), piece

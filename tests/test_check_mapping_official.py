@@ -112,3 +112,14 @@ def test_without_the_package_a_bundle_without_its_own_xsd_is_warned_of(tmp_path)
     assert refused.exit_code == ExitCode.USAGE and where in refused.stderr, refused.output
     shipped = run_cli("check-mapping", mapping)
     assert shipped.exit_code == 0 and "format.no-xsd" not in shipped.output
+
+
+def test_a_file_checked_by_its_layout_is_no_file_without_an_xsd():
+    """format.no-xsd is of a PES file with neither an XSD of its own nor a layout: e.magnus'
+    files, each checked against its layout, are not warned of (mut56: a mutant warning of
+    every file without an XSD survived: only a PES bundle was checked)."""
+    from pesgen.formats import find_format, unvalidated
+
+    fmt = find_format("bl-emagnus")
+    assert fmt.files and all(spec.xsd is None and spec.layout for spec in fmt.files)
+    assert unvalidated(fmt) == []
