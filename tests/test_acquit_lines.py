@@ -387,3 +387,45 @@ def test_acquit_and_runs_show_count_a_pre_schema_21_run_s_unchecked_lines_alike(
     lines, shown = _helios_shown(db_url, run.run_id)
     assert lines[-1] == f"  Hélios      {said}", lines
     assert shown["lines_unchecked"] == {"lines": 2, "runs": [run.run_id], "said": said}
+
+
+def test_an_empty_numligne_of_a_title_whose_lines_are_kept_is_no_line_to_check(
+        db_url, tmp_path):
+    """A NumLigne left empty under a title whose line count the store keeps (schema 21):
+    no line number, so nothing said of it (acquit.line), the other NumLigne checked as
+    ever (mut56: a mutant comparing the empty NumLigne with the title's lines, a
+    TypeError, survived: only a schema-20 store's empty NumLigne was tested)."""
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    r = run_cli("acquit", _ack(tmp_path, ("", 7)), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    report = json.loads(r.stdout)
+    (piece,) = report["elements"][0]["pieces"]
+    assert [(ln["line"], ln["no_such_line"] is None) for ln in piece["lines"]] == [
+        (None, True), (7, False)], piece
+    assert report["lines_unchecked"] is None
+    r = run_cli("acquit", _ack(tmp_path, ("",), name="empty.xml"), "--db", db_url)
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    assert "no such line" not in r.stdout and "line numbers not checked" not in r.stdout
+
+
+def test_a_run_recorded_before_pesgen_kept_its_input_s_path_names_no_record(
+        db_url, tmp_path):
+    """A run whose policies hold no input_path (recorded before pesgen kept it): its
+    titles' positions name no file, so the acquit names each title by its invoice only,
+    nothing guessed (mut56: a mutant naming 'None:$.invoices[2]' survived)."""
+    export_recorded(lambda: Store(db_url), MAPPING, EXAMPLE, tmp_path / "out", RUN)
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            [(run_id, policies)] = conn.execute(sa.text("SELECT id, policies FROM runs")).all()
+            kept = {k: v for k, v in json.loads(policies).items() if k != "input_path"}
+            conn.execute(sa.text("UPDATE runs SET policies = :p WHERE id = :id"),
+                         {"p": json.dumps(kept), "id": run_id})
+    finally:
+        engine.dispose()
+    r = run_cli("acquit", _ack(tmp_path, (7,)), "--db", db_url, "--json")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    (piece,) = json.loads(r.stdout)["elements"][0]["pieces"]
+    assert (piece["invoice"], piece["record"]) == ("FA-2026-00103", None), piece
+    assert piece["lines"][0]["no_such_line"].startswith(
+        "IdPce 3 invoice FA-2026-00103: no IdLigne 7"), piece

@@ -439,3 +439,24 @@ def test_the_refusals_commands_name_the_store_the_export_was_given(tmp_path):
                             f"is recorded: pesgen acquit FILE --record {option}; FILE: the "
                             "PES_ACQUIT the trésorerie's guichet XML returned for it)"), problem
     assert Store(f"sqlite:///{db}").db_option == ""
+
+
+def test_the_refusal_names_the_store_pesgen_db_gave(tmp_path, monkeypatch):
+    """A store named by PESGEN_DB (not --db) is the one the refusal's commands name, with
+    --db: pasted in another shell without the variable, they would read the default
+    store (mut56: a mutant naming only a --db store survived)."""
+    from pesgen.errors import ExitCode
+
+    from .conftest import run_cli
+
+    db = tmp_path / "state.sqlite3"
+    monkeypatch.setenv("PESGEN_DB", f"sqlite:///{db}")
+    args = ("export", "-m", MAPPING, "-i", EXAMPLES / "school-export.json", "--date",
+            "2026-11-23")
+    first = run_cli(*args, "-o", tmp_path / "a", "--create-store", "-q")
+    assert first.exit_code == 0, first.output
+    again = run_cli(*args, "-o", tmp_path / "b")
+    assert again.exit_code == ExitCode.STATE, again.output
+    [run] = [r.id for r in Store(f"sqlite:///{db}").list_runs()]
+    said = " ".join(again.output.split())
+    assert f"nothing to export again (pesgen runs show {run} --db sqlite:///" in said, said

@@ -93,3 +93,19 @@ def test_a_branch_the_fixture_does_not_take_is_checked_against_the_layout(tmp_pa
     assert "WTAMC001_TSOL.txt:1 invoice SAMPLE-1: record 'tiers-solidaire' has 28 " \
         "fields, the layout has 27" in said, said
     assert said.endswith(f"wtamc001tsol.txt.j2:{line}] (rule layout.columns)"), said
+
+
+def test_files_breaking_both_their_layout_and_their_xsd_are_said_so():
+    """``SampleRendering.broken``: the problems of the files with a layout, then of those
+    with an XSD, and how they break, both said when both do (a bundle writing a CSV and
+    an XML file) (mut56: a mutant joining them with ', ' survived)."""
+    from pesgen.errors import Problem
+    from pesgen.sample import SampleRendering
+
+    layout = Problem("layout.columns", "too short", record="a.csv:2")
+    xsd = Problem("xsd.bundle", "not expected", record="b.xml:3")
+    both = SampleRendering(1, frozenset(), layout_problems=(layout,), schema_problems=(xsd,))
+    assert both.broken() == ([layout, xsd], "break their layout and are refused by their XSD")
+    assert SampleRendering(1, frozenset(), layout_problems=(layout,)).broken() == (
+        [layout], "break their layout")
+    assert SampleRendering(1, frozenset()).broken() == ([], "")

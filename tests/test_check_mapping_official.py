@@ -144,3 +144,14 @@ def test_preview_runs_on_a_bundle_without_its_own_xsd_and_says_it_validates_none
     assert shipped.exit_code == 0 and "no_xsd" not in shipped.output
     assert shipped.stdout.endswith("; run pesgen export to validate and number the whole "
                                    "file\n")
+
+
+def test_a_file_checked_by_its_layout_is_no_file_without_an_xsd():
+    """format.no-xsd is of a PES file with neither an XSD of its own nor a layout: e.magnus'
+    files, each checked against its layout, are not warned of (mut56: a mutant warning of
+    every file without an XSD survived: only a PES bundle was checked)."""
+    from pesgen.formats import find_format, unvalidated
+
+    fmt = find_format("bl-emagnus")
+    assert fmt.files and all(spec.xsd is None and spec.layout for spec in fmt.files)
+    assert unvalidated(fmt) == []

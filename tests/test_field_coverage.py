@@ -248,10 +248,16 @@ def test_a_required_binding_of_a_section_a_mapping_may_leave_out_may_be_unbound(
     ((), True),  # the export's payment method: its mandates are lost
     ((("direct_debit: payment_method", 'direct_debit: {const: "invoice"}'),), False),
     ((("direct_debit: payment_method", 'direct_debit: {const: "direct_debit"}'),), True),
+    # a method codes.payment_methods does not list: not said false, so said (mut56)
+    ((("direct_debit: payment_method", 'direct_debit: {const: "cheque"}'),), True),
     ((("direct_debit: payment_method", 'direct_debit: {const: "no"}'),
       ("  payment_methods: {direct_debit: true, invoice: false, online: false}\n", "")),
      False),
     ((("direct_debit: payment_method", 'direct_debit: {const: "yes"}'),
+      ("  payment_methods: {direct_debit: true, invoice: false, online: false}\n", "")),
+     True),
+    # no codes.payment_methods, and a constant no yes/no word: said (mut56)
+    ((("direct_debit: payment_method", 'direct_debit: {const: "cheque"}'),
       ("  payment_methods: {direct_debit: true, invoice: false, online: false}\n", "")),
      True),
 ])
@@ -370,3 +376,22 @@ def test_export_dry_run_and_preview_refuse_such_a_mapping_and_use_no_number(tmp_
     r = _run("export", *common, "--out", tmp_path / "out", "--db", db, "--create-store")
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "(IdBord 1, 11 title(s)" in r.stdout
+
+
+def test_the_civility_and_the_country_of_either_payer_are_said_read_by_the_rules():
+    """The payer's and the joint payer's civility and country are read by pesgen's rules
+    whatever the templates write (pes.civility, an address abroad): a format writing
+    none of them is told to keep them bound, not to unbind them (mut56: mutants
+    leaving the joint payer's out of coverage.RULES_READ survived)."""
+    from pesgen.coverage import check
+    from pesgen.mapping import load_mapping
+
+    # a format writing nothing, declaring nothing not carried of them (as Corail does
+    # the countries)
+    fmt = load_format(data_dir("templates") / "jvs-millesime")
+    result = check(load_mapping(CORAIL), fmt, frozenset())
+    said = {name: warning.message for name, warning in result.unwritten}
+    for name in ("payer.civility", "joint_payer.civility", "address.country",
+                 "joint_payer.country"):
+        assert "pesgen's rules read it beside the templates" in said[name], name
+        assert "keep it bound" in said[name] and "unbind it" not in said[name], name

@@ -90,3 +90,15 @@ def test_a_libelle_quoting_a_url_with_a_password_is_masked_in_text_as_in_json(tm
         said = _cli(*args, "--db", db)
         assert said.exit_code in (0, ExitCode.REJECTED), (args, said.output)
         assert "u:***@h/db" in said.output and SECRET not in said.output, (args, said.output)
+
+
+def test_the_db_option_a_report_prints_masks_the_password():
+    """`` --db URL`` in the next steps a report prints (acquit, runs, the already-exported
+    refusal): the store's password masked, the URL quoted for the shell (mut56: mutants
+    printing it unmasked, or unquoted, survived: the tests' stores are SQLite files)."""
+    from pesgen._display import db_option
+
+    assert db_option("postgresql://pesgen:s3cret@db.example/pesgen") == \
+        " --db 'postgresql://pesgen:***@db.example/pesgen'"
+    assert db_option(None) == "" and db_option("sqlite:////srv/a b.sqlite3") == \
+        " --db 'sqlite:////srv/a b.sqlite3'"

@@ -738,3 +738,22 @@ def test_a_top_level_keyed_by_invoice_number_names_ten_keys(tmp_path):
     assert shape.records_why == (
         "the top level holds no list of objects: which holds the invoices? (its keys: " +
         ", ".join(f"F-{n} (an object)" for n in range(10)) + " and 2990 more)")
+
+
+def test_a_draft_template_failing_on_the_sample_titles_still_gets_its_scaffold(
+        tmp_path, monkeypatch):
+    """A draft bundle's template failing on check-mapping's sample titles (an attribute
+    misspelt): new-mapping writes the scaffold all the same, no binding said unwritten
+    (nothing is known of what the templates read): check-mapping names the error once
+    it is filled (mut56: a mutant refusing the scaffold on it survived)."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("new-format", "acme-compta", "--kind", "csv", "--dir", "formats"
+                   ).exit_code == 0
+    template = tmp_path / "formats" / "acme-compta" / "acme-compta.csv.j2"
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("t.debtor.name", "t.debtor.no_such.name", 1),
+                        encoding="utf-8")
+    r = run_cli("new-mapping", "Commune d'Acme", "--format", "acme-compta", "--formats-dir",
+                "formats", "--out", tmp_path / "m.yaml")
+    assert r.exit_code == 0, r.output
+    assert "does not write it" not in (tmp_path / "m.yaml").read_text(encoding="utf-8")

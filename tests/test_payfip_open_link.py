@@ -275,6 +275,9 @@ def test_a_link_recorded_while_payfip_made_this_one_refuses_or_skips_it(world, m
     report = json.loads(out)
     assert (code, report["made"], [s["invoice"] for s in report["skipped"]]) == (
         0, 0, ["FA-2026-00102", "FA-2026-00107"]), report
+    # the batch went through: the invoice skipped as its link was recorded is done, not
+    # where the batch stopped (Batch.done counts it)
+    assert (report["stopped_at"], report["not_sent"]) == (None, []), report
     assert report["skipped"][1]["note"].endswith(_issued_said(
         next(i for i in world["payfip"].operations if i != other[0] and world["payfip"]
              .operations[i].request["refdet"] == "FA202600107"))), report

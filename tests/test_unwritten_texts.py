@@ -88,3 +88,34 @@ def test_a_declared_field_a_template_writes_is_still_checked(tmp_path, monkeypat
     assert r.exit_code == ExitCode.INPUT, r.output
     assert "line.label character(s) '–' not allowed in latin-1" in r.stderr
     assert "address.street character(s)" not in r.stderr  # still in no file
+
+
+def test_the_fields_in_no_file_are_none_when_the_reads_are_not_known(tmp_path, monkeypatch):
+    """``coverage.unwritten_texts``: with the templates' reads on the sample titles not
+    known (None: they failed there), every text field is checked, declared not carried
+    or not; known, a declared field no template reads is in no file (mut56: a mutant
+    dropping the None case survived, and failed, TypeError, on such a format)."""
+    from pesgen.coverage import unwritten_texts
+    from pesgen.formats import load_format
+
+    _bundle(tmp_path, monkeypatch)
+    fmt = load_format(tmp_path / "formats" / "acme-compta")
+    assert unwritten_texts(fmt, None) == frozenset()
+    assert {"address.street", "line.label", "debtor.civility"} <= unwritten_texts(
+        fmt, frozenset())
+
+
+def test_a_field_no_template_reads_but_not_declared_is_still_checked(tmp_path, monkeypatch):
+    """line.label read by no template of ACME Compta, but not declared not carried: it is
+    held to latin-1 as before (check-mapping warns of it, mapping.unwritten); only a
+    field the format declares in no file is kept as exported (mut56: a mutant taking
+    every field no template reads as in no file survived)."""
+    mapping = _bundle(tmp_path, monkeypatch)
+    folder = tmp_path / "formats" / "acme-compta"
+    text = (folder / "format.yaml").read_text(encoding="utf-8")
+    (folder / "format.yaml").write_text(
+        text.replace('  line.label: "no line label column"\n', ""), encoding="utf-8")
+    r = _export(mapping)
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "line.label character(s) '–' not allowed in latin-1" in r.stderr
+    assert "address.street character(s)" not in r.stderr  # declared: in no file

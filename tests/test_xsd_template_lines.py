@@ -200,3 +200,81 @@ def test_a_bordereau_count_names_no_template_line(tmp_path):
     said = [ln for ln in r.stderr.splitlines() if ln.endswith("(rule pes.nbr-pce)")]
     assert len(said) == 1 and "[template " not in said[0], r.stderr
     assert f"pes-aller.xml.j2:{line}] (rule pes.mt-prel)" in r.stderr
+
+
+# a piece's rule whose problem names the Piece's line, the two titles writing what it
+# refuses the same (the example's invoices): (old, new, the rule, words of its message)
+PIECE_CASES = [
+    ('<IdPce V="{{ t.number }}"/>', '<IdPce V="1"/>', "pes.id-pce-unique",
+     "invoice FA-2026-00102: IdPce 1 appears twice"),
+    ('<NumDette V="{{ t.debt_number }}"/>', '<NumDette V="1"/>', "pes.num-dette-unique",
+     "NumDette 1 (Per 1) appears twice"),
+    # named at the line's InfoLignePiece
+    ('<IdLigne V="{{ ln.number }}"/>', '<IdLigne V="1"/>', "pes.id-ligne-unique",
+     "IdLigne 1 twice in piece 1"),
+]
+
+
+@pytest.mark.parametrize("old, new, rule, words", PIECE_CASES)
+def test_a_piece_s_rule_names_the_template_line_of_what_it_judges(tmp_path, old, new, rule,
+                                                                   words):
+    """pes.id-pce-unique, pes.num-dette-unique (at the Piece) and pes.id-ligne-unique (at
+    its InfoLignePiece) name the template line writing IdPce, NumDette, IdLigne, not the
+    one writing the block that holds it (mut56: a rule left out of sample.JUDGED named
+    the <Piece> or <InfoLignePiece> line of the template)."""
+    fmts, line = bundle_edited(tmp_path, "pes-ormc", "pes-aller.xml.j2", old, new)
+    r = _dry_run(tmp_path, "villeneuve-sur-loing.yaml", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if ln.endswith(f"(rule {rule})")]
+    assert said and any(words in ln for ln in said), r.stderr
+    where = f"[template {fmts}/pes-ormc/pes-aller.xml.j2:{line}] (rule {rule})"
+    assert all(ln.endswith(where) for ln in said), said
+
+
+# a PES file's lines as a template writes them (one element a line, as a bundle may)
+PES_LINES = ['<Bordereau>', '<BlocBordereau>', '<TypBord V="04"/>', '<DteAsp V="2026-01-01"/>',
+             '</BlocBordereau>', '<Piece>', '<BlocPiece>', '<IdPce V="1"/>', '<TypPce V="15"/>',
+             '<NatPce V="02"/>', '<Edition V="01"/>', '<NumDette V="1"/>', '</BlocPiece>',
+             '<LigneDePiece>', '<BlocLignePiece>', '<InfoLignePiece>', '<IdLigne V="1"/>',
+             '</InfoLignePiece>', '<InfoPrelevementSEPA>', '<MtPrel V="1.00"/>',
+             '</InfoPrelevementSEPA>', '</BlocLignePiece>', '</LigneDePiece>', '</Piece>',
+             '<Piece>', '<BlocPiece>', '<IdPce V="2"/>', '<TypPce V="15"/>', '<NatPce V="01"/>']
+
+
+@pytest.mark.parametrize("rule, at, judged", [
+    # at the Piece: the elements it judges, each on its line
+    ("pes.triplet", 5, [8, 9]), ("pes.edition", 5, [10]), ("pes.id-pce-unique", 5, [7]),
+    ("pes.num-dette-unique", 5, [11]), ("pes.asap-date", 0, [3]),
+    ("pes.id-ligne-unique", 15, [16]), ("pes.mt-prel", 18, [19]),
+    # pes.triplet at the bordereau's TypBord: no TypPce before the next Piece, its own
+    # line (not the first piece's TypPce and NatPce)
+    ("pes.triplet", 2, [2]),
+    # a rule naming its own element
+    ("pes.cle2", 11, [11]),
+])
+def test_judged_lines_are_the_elements_a_block_s_rule_judges(rule, at, judged):
+    """``sample.judged_lines``: the lines of the elements a PES rule naming a block's
+    line judges, looked for in that block only (up to the next Piece or Bordereau), the
+    block's own line when none is there (mut56: mutants looking past the next Piece,
+    returning no line when none is found, or leaving a rule's elements out survived)."""
+    from pesgen.errors import Problem
+    from pesgen.sample import judged_lines
+
+    problem = Problem(rule, "refused", record=f"pes.xml:{at + 1}")
+    assert judged_lines(problem, at, PES_LINES) == judged
+
+
+@pytest.mark.parametrize("rule", ["pes.nbr-pce", "pes.mt-bord-ht", "pes.max-pieces",
+                                  "pes.sepa-same", "pes.single-debtor", "pes.listing"])
+def test_a_rule_comparing_several_elements_is_named_at_no_template_line(rule):
+    """The PES rules comparing a bordereau's count or sum with its pieces, its number of
+    pieces, a piece's lines with each other, or the listing cut short are written by no
+    one template line (docs/rules.md): their problem is given none, where a rule on one
+    element (pes.mt-prel, pes.cle2, sepa.mandate) is (mut56: mutants taking any of them
+    out of sample.UNWRITTEN survived)."""
+    from pesgen.errors import Problem
+    from pesgen.sample import _unplaced_schema
+
+    assert not _unplaced_schema(Problem(rule, "refused", record="pes.xml:3"))
+    for placed in ("pes.mt-prel", "pes.cle2", "sepa.mandate"):
+        assert _unplaced_schema(Problem(placed, "refused", record="pes.xml:3"))
