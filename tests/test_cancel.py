@@ -808,3 +808,45 @@ def test_the_last_cancellation_names_earlier_cancelled_bordereaux_and_those_expo
         f"again since, by run {again.run_id} (IdBord 4): it refuses them, unless the "
         "mapping's policies.already_exported: leave_out leaves them out"), step
 
+
+
+def test_the_export_again_step_quotes_an_input_path_and_says_what_input_is_unrecorded(
+        db_url, tmp_path):
+    """The next: line's export is pasted into a shell: an input in a folder with a space
+    comes out quoted, so the pasted command reads that file; a run recorded before pesgen
+    kept the input's path gives INPUT and says what it stands for (the file the run read,
+    by its name). mut56 left three mutants of this alive: FILE for INPUT, the note
+    dropped, the path unquoted."""
+    import shlex
+    import shutil
+
+    folder = tmp_path / "exports du trimestre"
+    folder.mkdir()
+    source = folder / "school-export.json"
+    shutil.copyfile(EXAMPLE, source)
+    store = Store(db_url)
+    run = export_recorded(lambda: store, MAPPING, source, tmp_path / "a", RUN)
+    done = cli(db_url, "runs", "cancel", run.run_id, "--reason", "rejected")
+    assert done.exit_code == 0, done.output
+    step = done.stdout.splitlines()[1]
+    assert f" --input {shlex.quote(str(source.resolve()))} --out " in step, step
+    command = shlex.split(step.split("`pesgen export ", 1)[1].split("`", 1)[0])
+    assert command[command.index("--input") + 1] == str(source.resolve())
+    again = CliRunner().invoke(app, ["export", *command[:-1], "--date", "2026-11-23"])
+    assert again.exit_code == 0, again.output
+    assert "(IdBord 2, 11 title(s), total 2527.25" in again.output, again.output
+
+    other = Store(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    url = str(other.engine.url)
+    run = export_recorded(lambda: other, MAPPING, EXAMPLE, tmp_path / "b", RUN)
+    with other.engine.begin() as conn:
+        policies = json.loads(conn.execute(sa.text("SELECT policies FROM runs")).scalar_one())
+        del policies["input_path"]
+        conn.execute(sa.text("UPDATE runs SET policies = :p"), {"p": json.dumps(policies)})
+    other.engine.dispose()
+    done = cli(url, "runs", "cancel", run.run_id, "--reason", "rejected")
+    assert done.exit_code == 0, done.output
+    step = done.stdout.splitlines()[1]
+    assert " --input INPUT --out " in step, step
+    assert ("--dry-run` (INPUT: the run read school-export.json; its folder was not "
+            "recorded), and export it") in step, step
