@@ -1314,12 +1314,22 @@ def width_columns(mapping: Mapping, fmt: Format,
     'debtor', 'complement_name'), through ``fixed(width)``: ``bundles.narrow_widths``)
     of a file with a layout: "record 'titre', column ComplNom (#4)
     (formats/acme/acme.layout.yaml:27: records[1].columns[3])", the column as the layout
-    declares it. Found by rendering the sample title with every optional part
-    (``sample_titles``, with ``mapping``) with that value a mark of ``width`` characters
-    and reading the file as the layout does: the one column holding the mark. None
-    said when no column, or more than one, holds it (the value written twice), or the
-    marked title does not render."""
-    found: dict[tuple[str, tuple[str, ...], int], str] = {}
+    declares it (``held_columns``)."""
+    return {key: f"record '{rec.type}', {col.label} ({column_where(spec, rec, col)})"
+            for key, (spec, rec, col) in held_columns(mapping, fmt, written).items()}
+
+
+def held_columns(mapping: Mapping, fmt: Format,
+                 written: list[tuple[str, tuple[str, ...], int]]
+                 ) -> dict[tuple[str, tuple[str, ...], int], tuple[FileSpec, RecordType, Column]]:
+    """{(template, path, width): (the file, record and layout column its value is written
+    in)} for each ``written`` (a template of ``fmt`` and the model value at ``path``,
+    ('t', 'debtor', 'complement_name')) of a file with a layout. Found by rendering the
+    sample title with every optional part (``sample_titles``, with ``mapping``) with
+    that value a mark of ``width`` characters and reading the file as the layout does:
+    the one column holding the mark. None said when no column, or more than one, holds
+    it (the value written twice), or the marked title does not render."""
+    found: dict[tuple[str, tuple[str, ...], int], tuple[FileSpec, RecordType, Column]] = {}
     templates = {w[0] for w in written}
     if not any(spec.layout is not None and spec.template in templates for spec in fmt.files):
         return found
@@ -1355,12 +1365,11 @@ def width_columns(mapping: Mapping, fmt: Format,
                                                                  strict=False)
                                 if value.strip().upper() == mark)
             if len(held) == 1:
-                rec, col = held[0]
-                found[key] = f"record '{rec.type}', {col.label} ({_column_where(spec, rec, col)})"
+                found[key] = (spec, *held[0])
     return found
 
 
-def _column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:
+def column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:
     """A layout's column as its file declares it: 'acme.layout.yaml:27:
     records[1].columns[3]'."""
     layout = spec.load_layout()
