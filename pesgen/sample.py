@@ -1203,6 +1203,7 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             places[key] = tuple(fields[marks[mark]].where for mark in joined)
         elif (number := _number_of(value)) is not None and number in numbers:
             places[key] = fields[numbers[number]].where
+    places.update(_apart_places(fields, marked, renderer, doc, encoding, places))
     priced = {key for key, value in found if (number := _number_of(value)) is not None
               and numbers.get(number) == "line.unit_price"}
     if priced and "line.amount" in numbers.values():
@@ -1214,6 +1215,34 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             if key in priced and _number_of(value) == _NUMBERS["line.amount"]:
                 places[key] = Priced(price, amount, *lines.get(key, (None, None, None)))
     return places
+
+
+# bound fields a template may write through a table of its own ({'M': 1, 'MME': 2}[…]),
+# which a mark would break: placed by a rendering of their own (``_apart_places``), so
+# that the others' places stand whatever it gives
+_PLACED_APART = (("payer.civility", ("debtor", "civility")),
+                 ("joint_payer.civility", ("joint_debtor", "civility")))
+
+
+def _apart_places(fields: dict[str, Any], title: Title, renderer: FileRenderer,
+                  doc: Document, encoding: str,
+                  known: dict[tuple[str, str | None], Any]
+                  ) -> dict[tuple[str, str | None], str]:
+    """{place: binding} of the fields of ``_PLACED_APART`` the mapping binds, each
+    written alone as it is (a civility sent as the export or codes.civility gives it),
+    found by rendering ``title`` with a mark in each; none of a place ``known`` holds,
+    and {} when the marked title does not render or parse."""
+    marks: dict[str, str] = {}
+    marked = title
+    for i, (name, path) in enumerate(_PLACED_APART):
+        if name in fields:
+            mark = f"PESGENAPART{i:02d}MARK"
+            changed = _marked(marked, path, mark)
+            if changed is not None and changed is not marked:
+                marked, marks[mark] = changed, name
+    found = _file_values(renderer, doc, marked, encoding) if marks else None
+    return {key: fields[marks[held]].where for key, value in found or ()
+            if key not in known and (held := _held(marks, value))}
 
 
 def _line_places(renderer: FileRenderer, doc: Document, title: Title, encoding: str,
