@@ -1203,7 +1203,11 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             places[key] = tuple(fields[marks[mark]].where for mark in joined)
         elif (number := _number_of(value)) is not None and number in numbers:
             places[key] = fields[numbers[number]].where
-    places.update(_apart_places(fields, marked, renderer, doc, encoding, places))
+    if renderer.spec.layout is not None:
+        # not an XML file's: a civility's element would count among those an XSD
+        # expects where a bound value goes (``_made_up_schema``), and hide a misspelt
+        # element after it on the sample title without one
+        places.update(_apart_places(fields, marked, renderer, doc, encoding, places))
     priced = {key for key, value in found if (number := _number_of(value)) is not None
               and numbers.get(number) == "line.unit_price"}
     if priced and "line.amount" in numbers.values():
@@ -1228,8 +1232,8 @@ def _apart_places(fields: dict[str, Any], title: Title, renderer: FileRenderer,
                   doc: Document, encoding: str,
                   known: dict[tuple[str, str | None], Any]
                   ) -> dict[tuple[str, str | None], str]:
-    """{place: binding} of the fields of ``_PLACED_APART`` the mapping binds, each
-    written alone as it is (a civility sent as the export or codes.civility gives it),
+    """{place: binding} of the fields of ``_PLACED_APART`` the mapping binds, in a flat
+    file, each written alone as it is (a civility sent as the export or codes.civility gives it),
     found by rendering ``title`` with a mark in each; none of a place ``known`` holds,
     and {} when the marked title does not render or parse."""
     marks: dict[str, str] = {}
