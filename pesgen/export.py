@@ -1145,10 +1145,12 @@ class Exporter:
     def _writers_of(self, problems: list[Problem], renderer: FileRenderer,
                     doc: Document) -> list[Problem]:
         """A line too short or too long (layout.columns, which names the template
-        only) given the template line writing such records, found on check-mapping's
+        only), or of no known record type (layout.record-type), given the template line
+        writing such records, found on check-mapping's
         sample titles rendered again with marks (``sample.writers_named``): on the
         error path only, the export's own rendering has none."""
-        if not any(p.rule == "layout.columns" and p.mapping is None for p in problems):
+        if not any(p.rule in ("layout.columns", "layout.record-type") and p.mapping is None
+                   for p in problems):
             return problems
         from .sample import writers_named  # it renders through here
 

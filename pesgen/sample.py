@@ -41,7 +41,16 @@ from .errors import MappingError, PesgenError, Problem, TemplateError, TemplateS
 from .export import Exporter
 from .formats import FileSpec, Format
 from .keys import INVOICE_NUMBER_MAX
-from .layout import Column, RecordType, check_value, line_values, record_values
+from .layout import (
+    Column,
+    Layout,
+    RecordType,
+    check_value,
+    line_values,
+    record_type,
+    record_values,
+    split_csv,
+)
 from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -295,8 +304,9 @@ def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRe
 
 
 def _unplaced_columns(p: Problem) -> bool:
-    """A line too short or too long (layout.columns) that names no template line."""
-    return p.rule == "layout.columns" and p.mapping is None
+    """A line too short or too long (layout.columns), or of no known record type
+    (layout.record-type: a misspelt 'DEBT'), that names no template line."""
+    return p.rule in ("layout.columns", "layout.record-type") and p.mapping is None
 
 
 def _unplaced_schema(p: Problem) -> bool:
@@ -388,20 +398,44 @@ def writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRen
         return problems
     layout = renderer.spec.load_layout()
     by_type: dict[str, set[tuple[str, int]]] = {}
+    # a line of no known record type: by what the layout says of it ("column TypeLigne
+    # (#1): 'DEBT' is no record type (known: …)"), as the export's problem starts
+    unknown: dict[str, set[tuple[str, int]]] = {}
     for number, (line, marks) in enumerate(zip(text.split("\n"), lines, strict=True), 1):
         if number == 1 and layout.header:
             continue
         rec, _ = record_values(layout, line.rstrip("\r"))
         if rec is not None:
             by_type.setdefault(rec.type, set()).update(marks)
+        elif said := _unknown_type(layout, line.rstrip("\r")):
+            unknown.setdefault(said, set()).update(marks)
     out = []
     for p in problems:
         m = _RECORD.match(p.message)
-        if _unplaced_columns(p) and m is not None:
+        if _unplaced_columns(p) and p.rule == "layout.record-type":
+            said = next((k for k in unknown if p.message.startswith(k)), None)
+            if said is not None:
+                p = _writer_named(p, exporter, renderer, unknown[said],
+                                  "check-mapping's sample titles write such lines at")
+        elif _unplaced_columns(p) and m is not None:
             p = _writer_named(p, exporter, renderer, by_type.get(m[1], set()),
                               "check-mapping's sample titles write such records at")
         out.append(p)
     return out
+
+
+def _unknown_type(layout: Layout, line: str) -> str | None:
+    """What the layout's check says of ``line`` when its record type is none it knows
+    (``layout.record_type``'s words), else None."""
+    if line == "" or (len(layout.records) == 1 and not layout.type_column):
+        return None
+    fields: list[str] | None = None
+    if layout.kind == "csv":
+        pairs, error = split_csv(line, layout.delimiter, layout.quote_char)
+        if error:
+            return None
+        fields = [v for v, _ in pairs]
+    return record_type(layout, fields, line)[1]
 
 
 # a layout's rules that a made-up value of the sample may break where the export's would

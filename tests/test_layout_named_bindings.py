@@ -104,3 +104,41 @@ def test_a_civility_the_layout_refuses_names_its_binding_and_the_table(tmp_path)
     said = [ln for ln in r.output.splitlines() if "(rule layout.values)" in ln]
     assert said and all(ln.endswith(where) for ln in said), r.output
 
+
+def test_a_misspelt_record_type_names_the_template_line_and_explains_the_totals(tmp_path):
+    """A template writing a record type the layout does not know ("03" for "02", fmt63's
+    "DEBT"): check-mapping said "column Code (#1): '03' is no record type" without the
+    template line, as it names a line too short or too long, and the header's count of
+    titles that followed said to "check what the template writes" for
+    doc.bordereau.count, which is right. Both now point at the record type: the first
+    names the template line writing it, the totals problem says it may follow from it."""
+    formats = tmp_path / "formats"
+    assert run_cli("new-format", "acme-fixe", "--kind", "fixed", "--dir", formats
+                   ).exit_code == 0
+    template = formats / "acme-fixe" / "acme-fixe.txt.j2"
+    at = next(i for i, text in enumerate(template.read_text(encoding="utf-8").splitlines(), 1)
+              if text.startswith('{{ "02" }}{{ t.number'))
+    _edit(template, '{{ "02" }}{{ t.number', '{{ "03" }}{{ t.number')
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune d'Acme", "--format", "acme-fixe", "--formats-dir",
+                formats, "--input", EXAMPLES / "school-export.csv", "--out", out)
+    assert r.exit_code == 0, r.output
+    mapping, _ = mapping_copy(tmp_path, out, *COLLECTIVITY)
+    r = run_cli("check-mapping", mapping, "--formats-dir", formats)
+    assert r.exit_code == ExitCode.OUTPUT, r.output
+    said = [ln for ln in r.stderr.splitlines() if "(rule layout.record-type)" in ln]
+    assert said and all("column Code (#1): '03' is no record type" in ln and
+                        ln.endswith(f"[template {template}:{at}] (rule layout.record-type)")
+                        for ln in said), r.stderr
+    [totals] = [ln for ln in r.stderr.splitlines() if "(rule layout.totals)" in ln]
+    assert ("are 0: this may follow from the line(s) of no known record type, which count "
+            "as none (lines ") in totals and (
+                ": rule layout.record-type): fix those first; else check what the template "
+                "writes there (doc.bordereau.count") in totals, totals
+    # preview (as export) names the template line writing such lines on the sample titles
+    r = run_cli("preview", "--mapping", mapping, "--input", _export(tmp_path), "--formats-dir",
+                formats, "--limit", "2", "--date", RUN_DATE)
+    said = [ln for ln in r.output.splitlines()
+            if ln.startswith("LAYOUT ") and "(rule layout.record-type)" in ln]
+    assert said and all(ln.endswith(f"[template {template}:{at}] (rule layout.record-type)")
+                        for ln in said), r.output
