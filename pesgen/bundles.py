@@ -702,6 +702,75 @@ def narrow_widths(fmt: Format, mapping: Mapping | None = None) -> list[Problem]:
     return problems
 
 
+def _binding_of(path: tuple[str, ...]) -> str | None:
+    """The binding that fills the model value a template reads at ``path`` (('t',
+    'debtor', 'name'): payer.name), as ``coverage.CARRIED_BY`` says; None for none."""
+    from .coverage import CARRIED_BY
+
+    read = ".".join(path).replace(".*.", "[i].")
+    return next((b for b, paths in CARRIED_BY.items() if read in paths and "." in b), None)
+
+
+def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
+    """Warnings of a text field format.yaml limits to more characters than the layout
+    column a template writes it in takes (``fields: debtor.name: {max: 50}``, the
+    layout's Nom at 38; rule ``format.field-width``, as ``narrow_widths``' fixed(N)): a
+    value of 39 to 50 characters passes the build's length rule, so the mapping's
+    policies (name_overflow: split, text_overflow) never apply, and the export refuses
+    it at the layout (layout.length, exit 6), by invoice. Each names format.yaml's line,
+    the column as the layout declares it, and the binding of ``mapping`` that fills the
+    field. The column is the one holding the field's value on the sample title of
+    ``mapping`` with every optional part (``sample.held_columns``); none said when no
+    column alone holds it, or the sample title does not render."""
+    from .sample import column_where, held_columns  # it renders through the export
+
+    laid_out = [spec.template for spec in fmt.files if spec.layout is not None]
+    limits = {path: (field, most) for path, field in _LIMITED.items()
+              if (most := fmt.limit(field).max) is not None}
+    if not laid_out or not limits:
+        return []
+    # a mark short enough for any column, to find where the value goes (the limit's own
+    # length could be refused by a fixed(N) first)
+    written = [(template, path, 7) for template in dict.fromkeys(laid_out)
+               for path in limits]
+    try:
+        held = held_columns(mapping, fmt, written)
+    except PesgenError:  # said by the command's own checks
+        return []
+    source = fmt.folder / "format.yaml"
+    data, _, _ = load_yaml_file(source, "format")
+    problems = []
+    for (_template, path, _mark), (spec, rec, col) in held.items():
+        field, most = limits[path]
+        takes = col.length if col.length is not None else (col.width or None)
+        if takes is None or takes >= most:
+            continue
+        binding = _binding_of(path)
+        bound = None
+        if binding is not None:
+            group, key = binding.split(".", 1)
+            bound = (mapping.bindings.get(group) or {}).get(key)
+        # the mapping's line that fills it (bindings.payer.name)
+        by = f" ({bound.where})" if bound is not None and hasattr(bound, "where") else ""
+        # the identifiers and the civility are never cut (text_overflow leaves them)
+        policy = {"debtor.name": "name_overflow", "address.street": "street_overflow",
+                  "debtor.ref": "", "mandate.rum": "", "debtor.civility": ""
+                  }.get(field, "text_overflow")
+        passes = (f"passes the length rule, so the mapping's policies.{policy} never "
+                  "applies to it," if policy else
+                  "passes the length rule, which would refuse it naming the binding,")
+        problems.append(Problem(
+            "format.field-width", f"{'.'.join(path).replace('.*.', '[i].')}{by} is written "
+            f"into record '{rec.type}', {col.label} "
+            f"({column_where(spec, rec, col)}), which takes at most {takes} characters "
+            f"(layout.length), but format.yaml limits {field} to {most}: a value of "
+            f"{takes + 1} to {most} characters {passes} and is refused by the layout at "
+            "export, by invoice (exit 6); give it "
+            f"{{max: {takes}}} (or fewer) under fields",
+            mapping=f"{source}:{line_of(data, ['fields', field])}: fields.{field}"))
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False, warn: Callable[[Problem], None] | None = None,
                  removed: Callable[[Path], None] | None = None
@@ -757,6 +826,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     if warn is not None:
         for problem in (unexercised(fmt, work, specs) + unused_parts(fmt)
                         + narrow_widths(fmt, result.mapping)
+                        + layout_widths(fmt, result.mapping)
                         + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:

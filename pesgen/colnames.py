@@ -84,6 +84,13 @@ USUAL: tuple[Usual, ...] = (
     Usual("line.label", ("Libellé", "Libellé ligne", "Libellé activité",
                          "Libellé prestation", "Désignation", "activity_label", "label",
                          "line_label")),
+    Usual("line.quantity", ("Quantité", "Qté", "Qte", "Nombre", "Nb", "Nombre de séances",
+                            "quantity", "qty", "line_quantity")),
+    Usual("line.unit_price", ("Prix unitaire", "PU", "Prix", "Tarif", "Tarif unitaire",
+                              "unit_price", "unit price", "price", "line_unit_price")),
+    Usual("line.student", ("Élève", "Enfant", "Nom élève", "Nom de l'élève", "Nom enfant",
+                           "Réf élève", "student", "student_name", "student last name",
+                           "student ref", "student id", "pupil", "child", "child_name")),
 )
 
 # the words a JSON key's parts before its last may be, by the bindings' group

@@ -1076,7 +1076,8 @@ class Exporter:
 
     def _bindings_of(self, problems: list[Problem], renderer: FileRenderer,
                      doc: Document, notes: Iterable[PolicyNote] = (),
-                     pieces: tuple[str, int, _PieceLines] | None = None) -> list[Problem]:
+                     pieces: tuple[str, int, _PieceLines] | None = None,
+                     unattributed: bool = False) -> list[Problem]:
         """The XSD's (a layout's) refusals of an invoice's value, each given the
         mapping's binding whose value the element (the column) holds
         (``sample.binding_places``, worked out on the error path only, once per file
@@ -1090,9 +1091,12 @@ class Exporter:
         name, its head's line breaks and where each piece's lines are) is one the
         filter writes as 1 x its amount (its pricing note's ``line``, ``_unpriced``),
         the unit price's otherwise (``_priced``). A refusal naming no invoice, or at an
-        element no bound value fills, is left as it is."""
+        element no bound value fills, is left as it is; but with ``unattributed``
+        (preview, which checks its invoices' lines together, naming none), whose
+        refusals at a place holding one binding's value name it all the same (not a
+        unit price's place, which depends on the invoice's line)."""
         def concerned(p: Problem) -> bool:
-            return bool(p.invoice and p.mapping is None and p.record
+            return bool((p.invoice or unattributed) and p.mapping is None and p.record
                         and p.rule.startswith(("xsd.", "layout.")))
 
         if not any(concerned(p) for p in problems):
@@ -1115,6 +1119,8 @@ class Exporter:
                 else:  # a layout's: "record 'R', column C (#n): …"
                     key = (p.message.split(": ", 1)[0], None)
                 where = places.get(key)
+                if isinstance(where, Priced) and not p.invoice:
+                    where = None
                 if isinstance(where, Priced):
                     if unpriced is None:
                         unpriced = _unpriced(notes)
@@ -1127,17 +1133,31 @@ class Exporter:
                              f"{'; '.join(where)}: {_joined_advice(p)})")
                     p = replace(p, message=head + joins + said + tail)
                 elif where is not None:
-                    p = replace(p, mapping=where, source="mapping")
+                    p = replace(p, mapping=where, source="mapping",
+                                message=p.message + self._table_advice(p, where))
             out.append(p)
         return out
+
+    def _table_advice(self, p: Problem, where: str) -> str:
+        """What a layout's refusal of a civility not among its values (layout.values)
+        adds when the mapping has no codes.civility table: the civility went out as
+        exported, and the table is what gives each the one the file takes."""
+        if p.rule != "layout.values" or not where.endswith(".civility") \
+                or self.mapping.codes.civility is not None:
+            return ""
+        return (": without a codes.civility table each civility goes out as exported; "
+                "add one giving each civility the export holds the one the file takes "
+                "(e.g. 'Mme': MME)")
 
     def _writers_of(self, problems: list[Problem], renderer: FileRenderer,
                     doc: Document) -> list[Problem]:
         """A line too short or too long (layout.columns, which names the template
-        only) given the template line writing such records, found on check-mapping's
+        only), or of no known record type (layout.record-type), given the template line
+        writing such records, found on check-mapping's
         sample titles rendered again with marks (``sample.writers_named``): on the
         error path only, the export's own rendering has none."""
-        if not any(p.rule == "layout.columns" and p.mapping is None for p in problems):
+        if not any(p.rule in ("layout.columns", "layout.record-type") and p.mapping is None
+                   for p in problems):
             return problems
         from .sample import writers_named  # it renders through here
 

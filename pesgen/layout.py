@@ -1065,6 +1065,15 @@ class _Totals:
         check = (f"check {writes}" if self.report.writer else "check this entry of the "
                  "layout (its record, of, count, sum, distinct, after) against the "
                  f"publisher's documentation, or, for a file pesgen wrote, {writes}")
+        # a line of no known record type counts as none: the figure may be right, and
+        # the template's record type, said above, what is wrong
+        unknown = [q.record.rsplit(":", 1)[-1] for q in self.report.problems
+                   if q.rule == "layout.record-type" and q.record]
+        if unknown:
+            lines = ", ".join(unknown[:5]) + (", …" if len(unknown) > 5 else "")
+            check = (f"this may follow from the line(s) of no known record type, which "
+                     f"count as none (line{'s' if len(unknown) > 1 else ''} {lines}: rule "
+                     f"layout.record-type): fix those first; else {check}")
         self.report.add(number, "layout.totals", (
             f"record '{total.record}', {col.label} says {_plain(said, col)}, but {makes}: "
             f"{check} [{total.where}]"))

@@ -122,8 +122,11 @@ def preview(mapping_path: Path, input_path: Path, limit: int = 3,
             text = heads[name] + "".join(i.records.get(name, "") for i in items) + tails[name]
             # a line too short or too long named at the template line writing such
             # records, as export names it (Exporter._writers_of)
-            layout_problems += exporter._writers_of(
-                _check_layout(exporter, renderer.spec, name, text), renderer, named)
+            # and a refused value named by the binding whose value its column holds
+            # (a civility not among the layout's values: bindings.payer.civility)
+            layout_problems += exporter._bindings_of(exporter._writers_of(
+                _check_layout(exporter, renderer.spec, name, text), renderer, named),
+                renderer, named, unattributed=True)
     path_problems: list[Problem] = []
     if exporter.builder.paths is not None:
         # a path binding with a typo ('payer.adress.street') said by its path and the

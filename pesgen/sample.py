@@ -41,7 +41,16 @@ from .errors import MappingError, PesgenError, Problem, TemplateError, TemplateS
 from .export import Exporter
 from .formats import FileSpec, Format
 from .keys import INVOICE_NUMBER_MAX
-from .layout import Column, RecordType, check_value, line_values, record_values
+from .layout import (
+    Column,
+    Layout,
+    RecordType,
+    check_value,
+    line_values,
+    record_type,
+    record_values,
+    split_csv,
+)
 from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -295,8 +304,9 @@ def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRe
 
 
 def _unplaced_columns(p: Problem) -> bool:
-    """A line too short or too long (layout.columns) that names no template line."""
-    return p.rule == "layout.columns" and p.mapping is None
+    """A line too short or too long (layout.columns), or of no known record type
+    (layout.record-type: a misspelt 'DEBT'), that names no template line."""
+    return p.rule in ("layout.columns", "layout.record-type") and p.mapping is None
 
 
 def _unplaced_schema(p: Problem) -> bool:
@@ -388,20 +398,44 @@ def writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRen
         return problems
     layout = renderer.spec.load_layout()
     by_type: dict[str, set[tuple[str, int]]] = {}
+    # a line of no known record type: by what the layout says of it ("column TypeLigne
+    # (#1): 'DEBT' is no record type (known: …)"), as the export's problem starts
+    unknown: dict[str, set[tuple[str, int]]] = {}
     for number, (line, marks) in enumerate(zip(text.split("\n"), lines, strict=True), 1):
         if number == 1 and layout.header:
             continue
         rec, _ = record_values(layout, line.rstrip("\r"))
         if rec is not None:
             by_type.setdefault(rec.type, set()).update(marks)
+        elif said := _unknown_type(layout, line.rstrip("\r")):
+            unknown.setdefault(said, set()).update(marks)
     out = []
     for p in problems:
         m = _RECORD.match(p.message)
-        if _unplaced_columns(p) and m is not None:
+        if _unplaced_columns(p) and p.rule == "layout.record-type":
+            said = next((k for k in unknown if p.message.startswith(k)), None)
+            if said is not None:
+                p = _writer_named(p, exporter, renderer, unknown[said],
+                                  "check-mapping's sample titles write such lines at")
+        elif _unplaced_columns(p) and m is not None:
             p = _writer_named(p, exporter, renderer, by_type.get(m[1], set()),
                               "check-mapping's sample titles write such records at")
         out.append(p)
     return out
+
+
+def _unknown_type(layout: Layout, line: str) -> str | None:
+    """What the layout's check says of ``line`` when its record type is none it knows
+    (``layout.record_type``'s words), else None."""
+    if line == "" or (len(layout.records) == 1 and not layout.type_column):
+        return None
+    fields: list[str] | None = None
+    if layout.kind == "csv":
+        pairs, error = split_csv(line, layout.delimiter, layout.quote_char)
+        if error:
+            return None
+        fields = [v for v, _ in pairs]
+    return record_type(layout, fields, line)[1]
 
 
 # a layout's rules that a made-up value of the sample may break where the export's would
@@ -1203,6 +1237,11 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             places[key] = tuple(fields[marks[mark]].where for mark in joined)
         elif (number := _number_of(value)) is not None and number in numbers:
             places[key] = fields[numbers[number]].where
+    if renderer.spec.layout is not None:
+        # not an XML file's: a civility's element would count among those an XSD
+        # expects where a bound value goes (``_made_up_schema``), and hide a misspelt
+        # element after it on the sample title without one
+        places.update(_apart_places(fields, marked, renderer, doc, encoding, places))
     priced = {key for key, value in found if (number := _number_of(value)) is not None
               and numbers.get(number) == "line.unit_price"}
     if priced and "line.amount" in numbers.values():
@@ -1214,6 +1253,34 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
             if key in priced and _number_of(value) == _NUMBERS["line.amount"]:
                 places[key] = Priced(price, amount, *lines.get(key, (None, None, None)))
     return places
+
+
+# bound fields a template may write through a table of its own ({'M': 1, 'MME': 2}[…]),
+# which a mark would break: placed by a rendering of their own (``_apart_places``), so
+# that the others' places stand whatever it gives
+_PLACED_APART = (("payer.civility", ("debtor", "civility")),
+                 ("joint_payer.civility", ("joint_debtor", "civility")))
+
+
+def _apart_places(fields: dict[str, Any], title: Title, renderer: FileRenderer,
+                  doc: Document, encoding: str,
+                  known: dict[tuple[str, str | None], Any]
+                  ) -> dict[tuple[str, str | None], str]:
+    """{place: binding} of the fields of ``_PLACED_APART`` the mapping binds, in a flat
+    file, each written alone as it is (a civility sent as the export or codes.civility gives it),
+    found by rendering ``title`` with a mark in each; none of a place ``known`` holds,
+    and {} when the marked title does not render or parse."""
+    marks: dict[str, str] = {}
+    marked = title
+    for i, (name, path) in enumerate(_PLACED_APART):
+        if name in fields:
+            mark = f"PESGENAPART{i:02d}MARK"
+            changed = _marked(marked, path, mark)
+            if changed is not None and changed is not marked:
+                marked, marks[mark] = changed, name
+    found = _file_values(renderer, doc, marked, encoding) if marks else None
+    return {key: fields[marks[held]].where for key, value in found or ()
+            if key not in known and (held := _held(marks, value))}
 
 
 def _line_places(renderer: FileRenderer, doc: Document, title: Title, encoding: str,
@@ -1314,12 +1381,22 @@ def width_columns(mapping: Mapping, fmt: Format,
     'debtor', 'complement_name'), through ``fixed(width)``: ``bundles.narrow_widths``)
     of a file with a layout: "record 'titre', column ComplNom (#4)
     (formats/acme/acme.layout.yaml:27: records[1].columns[3])", the column as the layout
-    declares it. Found by rendering the sample title with every optional part
-    (``sample_titles``, with ``mapping``) with that value a mark of ``width`` characters
-    and reading the file as the layout does: the one column holding the mark. None
-    said when no column, or more than one, holds it (the value written twice), or the
-    marked title does not render."""
-    found: dict[tuple[str, tuple[str, ...], int], str] = {}
+    declares it (``held_columns``)."""
+    return {key: f"record '{rec.type}', {col.label} ({column_where(spec, rec, col)})"
+            for key, (spec, rec, col) in held_columns(mapping, fmt, written).items()}
+
+
+def held_columns(mapping: Mapping, fmt: Format,
+                 written: list[tuple[str, tuple[str, ...], int]]
+                 ) -> dict[tuple[str, tuple[str, ...], int], tuple[FileSpec, RecordType, Column]]:
+    """{(template, path, width): (the file, record and layout column its value is written
+    in)} for each ``written`` (a template of ``fmt`` and the model value at ``path``,
+    ('t', 'debtor', 'complement_name')) of a file with a layout. Found by rendering the
+    sample title with every optional part (``sample_titles``, with ``mapping``) with
+    that value a mark of ``width`` characters and reading the file as the layout does:
+    the one column holding the mark. None said when no column, or more than one, holds
+    it (the value written twice), or the marked title does not render."""
+    found: dict[tuple[str, tuple[str, ...], int], tuple[FileSpec, RecordType, Column]] = {}
     templates = {w[0] for w in written}
     if not any(spec.layout is not None and spec.template in templates for spec in fmt.files):
         return found
@@ -1355,12 +1432,11 @@ def width_columns(mapping: Mapping, fmt: Format,
                                                                  strict=False)
                                 if value.strip().upper() == mark)
             if len(held) == 1:
-                rec, col = held[0]
-                found[key] = f"record '{rec.type}', {col.label} ({_column_where(spec, rec, col)})"
+                found[key] = (spec, *held[0])
     return found
 
 
-def _column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:
+def column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:
     """A layout's column as its file declares it: 'acme.layout.yaml:27:
     records[1].columns[3]'."""
     layout = spec.load_layout()

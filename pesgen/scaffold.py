@@ -507,6 +507,11 @@ def _skeleton(collectivity: str, fmt: Format, formats_args: str = "") -> list[st
         "    activity: TODO         # translated by codes.activities",
         "    amount: TODO",
         "    # label: TODO",
+        # a format that writes a line's quantity and unit price takes both (bound, the
+        # export checks they multiply to the amount); unbound, 1 × the amount
+        "    # quantity: TODO       # with unit_price: quantity × unit price = amount",
+        "    # unit_price: TODO",
+        "    # student: TODO        # the student's name or reference",
         "",
         "codes:",
         "  activities:             # school activity -> imputation (from the finance team)",

@@ -462,6 +462,53 @@ def test_a_text_a_template_writes_narrower_than_its_limit_is_warned_of(tmp_path)
     assert r.stderr.count("format.field-width") == 3, r.stderr  # name, rum: fit; x: not followed
 
 
+def _city_line(mapping: Path) -> int:
+    """The line of a mapping's bindings.address.city."""
+    lines = mapping.read_text(encoding="utf-8").splitlines()
+    start = lines.index("  address:")
+    return next(i for i, line in enumerate(lines[start:], start + 1)
+                if line.startswith("    city:"))
+
+
+def test_a_limit_wider_than_the_layout_s_column_is_warned_of(tmp_path):
+    """fmt63's walk-through: format.yaml's fields.debtor.name {max: 50} over a layout
+    whose Nom takes 38 passed check-mapping and check-format without a word; a name of
+    39 to 50 characters passed the length rule, so name_overflow never split it, and the
+    export refused it at the layout (layout.length, exit 6). Both commands now warn, as
+    of a fixed(N) narrower than the limit (format.field-width), naming the mapping's
+    binding, the layout's column and format.yaml's line; a limit the column holds is
+    not warned of."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    at = _edit(source, "  address.city: {max: 50}", "  address.city: {max: 60}")
+    layout = folder / "wtamc001.layout.yaml"
+    column = next(i for i, line in enumerate(
+        layout.read_text(encoding="utf-8").splitlines(), 1) if "{name: Ville," in line)
+    tail = ("which takes at most 50 characters (layout.length), but format.yaml limits "
+            "address.city to 60: a value of 51 to 60 characters passes the length rule, so "
+            "the mapping's policies.text_overflow never applies to it, and is refused by "
+            "the layout at export, by invoice (exit 6); give it {max: 50} (or fewer) under "
+            f"fields [format {source}:{at}: fields.address.city] (rule format.field-width)")
+    into = (f"is written into record 'ecriture', column Ville (#16) ({layout}:{column}: "
+            "records[0].columns[15]), ")
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    fixture = folder / "fixture" / "mapping.yaml"
+    bound = _city_line(fixture)
+    assert (f"warning: t.debtor.address.city ({fixture}:{bound}: bindings.address.city) "
+            f"{into}{tail}") in r.stderr, r.stderr
+    mapping = Path(__file__).parent.parent / "mappings" / "villeneuve-sur-loing-emagnus.yaml"
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    bound = _city_line(mapping)
+    assert (f"warning: t.debtor.address.city ({mapping}:{bound}: bindings.address.city) "
+            f"{into}{tail}") in r.stderr, r.stderr
+    assert "debtor.name to" not in r.stderr  # 50 in a column of 50: fits
+    _edit(source, "  address.city: {max: 60}", "  address.city: {max: 50}")
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0 and "format.field-width" not in r.stderr, r.stderr
+
+
 def test_a_text_written_narrower_names_the_template_as_typed(tmp_path, monkeypatch):
     """check-format's format.field-width named the template by its name in the bundle
     (corail.xml.j2:56), a file the technician could not open from where the command ran,

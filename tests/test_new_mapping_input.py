@@ -93,7 +93,8 @@ def test_the_example_csv_gives_the_csv_mapping_s_input_and_bindings(tmp_path):
         "payer.ref", "address.street", "address.postal_code", "address.city",
         "address.complement", "address.country", "payment.direct_debit", "payment.rum",
         "payment.mandate_signed_on", "payment.debit_date", "payment.iban", "payment.bic",
-        "payment.sequence", "line.activity", "line.label"}
+        "payment.sequence", "line.activity", "line.label", "line.quantity",
+        "line.unit_price"}
     for key, line in prefilled.items():
         column = re.search(r'# from column "([^"]+)": check', line)[1]
         binding = re.sub(r"^ *#? *", "", line).split("#")[0]
@@ -757,3 +758,44 @@ def test_a_draft_template_failing_on_the_sample_titles_still_gets_its_scaffold(
                 "formats", "--out", tmp_path / "m.yaml")
     assert r.exit_code == 0, r.output
     assert "does not write it" not in (tmp_path / "m.yaml").read_text(encoding="utf-8")
+
+
+def test_a_line_s_quantity_unit_price_and_student_are_proposed(tmp_path, monkeypatch):
+    """fmt63's walk-through: a bundle whose template writes each line's quantity and
+    unit price (``line | pricing``) got a scaffold with no line.quantity, line.unit_price
+    nor line.student binding, not even commented out, though the example JSON's lines
+    have quantity and unit_price keys (listed without an arrow). The table of usual names
+    now fills them: the two the format writes bound, the student (written by no
+    template, two keys fitting) commented out, saying so."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("new-format", "acme-compta", "--kind", "csv", "--dir", "formats"
+                   ).exit_code == 0
+    bundle = tmp_path / "formats" / "acme-compta"
+    template = bundle / "acme-compta.csv.j2"
+    text = template.read_text(encoding="utf-8")
+    old = 't.total | amount(","), doc.bordereau.issue_date | frdate]'
+    assert old in text
+    template.write_text(text.replace(old, old[:-1] + ', (t.lines[0] | pricing).quantity | '
+                                     'number(","), (t.lines[0] | pricing).unit_price | '
+                                     'amount(",")]'), encoding="utf-8")
+    layout = bundle / "layout.yaml"
+    layout.write_text(layout.read_text(encoding="utf-8") + (
+        "      - {name: Quantite, type: decimal, decimals: 3, required: true}\n"
+        "      - {name: PrixUnitaire, type: decimal, decimals: 2, required: true}\n"),
+        encoding="utf-8")
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune d'Acme", "--format", "acme-compta", "--formats-dir",
+                "formats", "--input", EXAMPLES / "school-export.json", "--out", out)
+    assert r.exit_code == 0, r.output
+    text = out.read_text(encoding="utf-8")
+    assert re.search(r"^  #     quantity +-> bindings\.line\.quantity$", text, re.M), text
+    assert re.search(r"^  #     unit_price +-> bindings\.line\.unit_price$", text, re.M)
+    bound = _bound(text)
+    assert bound["line.quantity"].startswith('    quantity: quantity     # from key "quantity"'
+                                             ': check'), bound["line.quantity"]
+    assert bound["line.unit_price"].startswith("    unit_price: unit_price  # from key "
+                                               '"unit_price": check'), bound["line.unit_price"]
+    assert bound["line.student"].startswith("    # student: TODO ") and \
+        '"student.ref", "student.last_name" all fit' in bound["line.student"] and \
+        "acme-compta does not write it: no template reads t.lines[i].student" \
+        in bound["line.student"], bound["line.student"]
