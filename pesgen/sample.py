@@ -1217,14 +1217,8 @@ def binding_places(mapping: Mapping, title: Title, renderer: FileRenderer,
     quantity does not multiply to the amount, gives ``Priced``: which of the two it held
     depends on the invoice's line."""
     fields = bound(mapping)
-    marks: dict[str, str] = {}
     marked, numbers = _numbered(title, fields)
-    for i, (name, path) in enumerate(_PLACED):
-        if name in fields:
-            mark = f"PESGENPLACE{i:02d}MARK"
-            changed = _marked(marked, path, mark)
-            if changed is not None and changed is not marked:
-                marked, marks[mark] = changed, name
+    marked, marks = _marked_fields(marked, fields, _PLACED, "PESGENPLACE")
     found = _file_values(renderer, doc, marked, encoding) if marks or numbers else None
     if found is None:
         return {}
@@ -1270,17 +1264,26 @@ def _apart_places(fields: dict[str, Any], title: Title, renderer: FileRenderer,
     file, each written alone as it is (a civility sent as the export or codes.civility gives it),
     found by rendering ``title`` with a mark in each; none of a place ``known`` holds,
     and {} when the marked title does not render or parse."""
-    marks: dict[str, str] = {}
-    marked = title
-    for i, (name, path) in enumerate(_PLACED_APART):
-        if name in fields:
-            mark = f"PESGENAPART{i:02d}MARK"
-            changed = _marked(marked, path, mark)
-            if changed is not None and changed is not marked:
-                marked, marks[mark] = changed, name
+    marked, marks = _marked_fields(title, fields, _PLACED_APART, "PESGENAPART")
     found = _file_values(renderer, doc, marked, encoding) if marks else None
     return {key: fields[marks[held]].where for key, value in found or ()
             if key not in known and (held := _held(marks, value))}
+
+
+def _marked_fields(title: Title, fields: dict[str, Any],
+                   placed: tuple[tuple[str, tuple[str, ...]], ...], prefix: str
+                   ) -> tuple[Title, dict[str, str]]:
+    """``title`` with a mark (``PREFIXnnMARK``) in the place of each field of ``placed``
+    the mapping binds and the title holds, and {mark: field}."""
+    marks: dict[str, str] = {}
+    marked = title
+    for i, (name, path) in enumerate(placed):
+        if name in fields:
+            mark = f"{prefix}{i:02d}MARK"
+            changed = _marked(marked, path, mark)
+            if changed is not None and changed is not marked:
+                marked, marks[mark] = changed, name
+    return marked, marks
 
 
 def _line_places(renderer: FileRenderer, doc: Document, title: Title, encoding: str,
