@@ -1014,6 +1014,8 @@ def acquit(
             _acquit_refused_json(file, record, exc, int(exc.exit_code), then)
         _fail(exc, written=False, then=then)
 
+    # the --db the commands its next steps give name (none: PESGEN_DB's, found again)
+    shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
     if replace and not record:
         refused(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
                            "acknowledgement): nothing recorded"))
@@ -1021,7 +1023,7 @@ def acquit(
         refused(UsageError("--run goes with --record (it ties the acquit's elements to that "
                            "run and records them): nothing recorded; without --record, "
                            f"`pesgen acquit {shlex.quote(str(file))}"
-                           f"{db_option(None if os.environ.get('PESGEN_DB') == db else db)}` "
+                           f"{db_option(shown_db)}` "
                            "reads the acquit as pesgen ties it"))
     if bordereau is not None and run is None:
         refused(UsageError("--bordereau goes with --run (it names one bordereau of that "
@@ -1053,7 +1055,6 @@ def acquit(
             raise
         _acquit_refused_json(file, record, failure[0], int(failure[1]))
         return
-    shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
     given = str(file)  # the acquit in the commands its next steps give
     to_check = report.to_check(shown_db, reading=not record, file=given)
     if done is not None:
