@@ -1003,9 +1003,15 @@ def acquit(
     cancelled in pesgen (not as annulled by the trésorerie), without --record an answer
     other than the bordereau's status recorded."""
 
-    import shlex
-
-    from .acquit import json_parts, named_run, payfip_open, read_acquit, recording_json, tie
+    from .acquit import (
+        acquit_arg,
+        json_parts,
+        named_run,
+        payfip_open,
+        read_acquit,
+        recording_json,
+        tie,
+    )
     from .acquit import record as record_acquit
 
     def refused(exc: PesgenError, then: str | None = None) -> None:
@@ -1022,7 +1028,7 @@ def acquit(
     if run is not None and not record:
         refused(UsageError("--run goes with --record (it ties the acquit's elements to that "
                            "run and records them): nothing recorded; without --record, "
-                           f"`pesgen acquit {shlex.quote(str(file))}"
+                           f"`pesgen acquit {acquit_arg(str(file))}"
                            f"{db_option(shown_db)}` "
                            "reads the acquit as pesgen ties it"))
     if bordereau is not None and run is None:
@@ -1079,7 +1085,7 @@ def acquit(
         if code:
             raise typer.Exit(code)
         return
-    _warn_acquit(read.warnings, f"{shlex.quote(given)}{db_option(shown_db)}")
+    _warn_acquit(read.warnings, f"{acquit_arg(given)}{db_option(shown_db)}")
     # with --record, what became of each bordereau is said below instead
     _show_acquit(report, shown_db, len(to_check), recorded=not record, file=given)
     if done is not None:
@@ -1097,7 +1103,7 @@ def _say_unrecorded_rejections(report: Any, file: Path, db: str | None) -> None:
     `next:` (the cancellation) left it unrecorded: `runs list` then said "no
     acknowledgement recorded", the cancellation's note asked whether one came, and a
     reinstatement was not refused by it (docs/state.md, A rejected bordereau, step 1)."""
-    import shlex
+    from .acquit import acquit_arg
 
     numbers = [str(r.bordereau) for r in report.elements
                if r.run is not None and not r.element.accepted and r.bordereau is not None
@@ -1105,7 +1111,7 @@ def _say_unrecorded_rejections(report: Any, file: Path, db: str | None) -> None:
     if not numbers:
         return
     _say(f"not recorded: the rejection of IdBord {', '.join(numbers)} is read, not "
-         f"recorded; record it before cancelling: `pesgen acquit {shlex.quote(str(file))} "
+         f"recorded; record it before cancelling: `pesgen acquit {acquit_arg(str(file))} "
          f"--record{db_option(db)}` (runs list and runs show then show it; runs reinstate "
          "refuses to reinstate a rejected bordereau, payfip link and datamatrix to serve "
          "its titles)")

@@ -8,7 +8,6 @@ as fast as before and works without the optional PayFiP dependencies.
 from __future__ import annotations
 
 import itertools
-import shlex
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Annotated, Any, Protocol
@@ -1726,8 +1725,10 @@ def datamatrix(
         def skipped(s: Skipped) -> None:
             # the titles of a cancelled bordereau, or of one the trésorerie rejected: it
             # does not hold them
+            from ..acquit import acquit_arg
+
             # the acquit by the name it was recorded with (the folder it was read in)
-            given = shlex.quote(s.acquit) if s.acquit else "FILE"
+            given = acquit_arg(s.acquit)
             why = ("a family must not pay a title the trésorerie does not hold; `pesgen "
                    f"acquit {given}{db_option(db)}` gives the command that cancels the "
                    "bordereau, then export its invoices again" if s.rejected else
