@@ -557,14 +557,11 @@ def _list_once(text: Any, depth: int, at: tuple[str, ...], reading: _Reading) ->
 
 
 def _kind_of(value: Any) -> str:
-    """What a top-level value other than a list is, as ``_top_level`` says it."""
-    if type(value) is dict:
-        return "an object"
-    if value is None:
-        return "null"
-    if type(value) is bool:
-        return "true/false"
-    return "a text" if type(value) is str else "a number"
+    """What a top-level value other than a list is, as ``_top_level`` says it (in
+    ``_KIND``'s words, by the parser event the value would start with)."""
+    kind = type(value)
+    return _KIND["start_map" if kind is dict else "null" if value is None else
+                 "boolean" if kind is bool else "string" if kind is str else "number"]
 
 
 class _Tally:
