@@ -722,7 +722,11 @@ def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     field. The column is the one holding the field's value on the sample title of
     ``mapping`` with every optional part (``sample.held_columns``); none said when no
     column alone holds it, or the sample title does not render."""
+    from .build import _NEVER_TRUNCATED
+    from .coverage import SPLITS
     from .sample import column_where, held_columns  # it renders through the export
+
+    splits = {field: policy for policy, field, _, _ in SPLITS}
 
     laid_out = [spec.template for spec in fmt.files if spec.layout is not None]
     limits = {path: (field, most) for path, field in _LIMITED.items()
@@ -752,10 +756,9 @@ def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
             bound = (mapping.bindings.get(group) or {}).get(key)
         # the mapping's line that fills it (bindings.payer.name)
         by = f" ({bound.where})" if bound is not None and hasattr(bound, "where") else ""
-        # the identifiers and the civility are never cut (text_overflow leaves them)
-        policy = {"debtor.name": "name_overflow", "address.street": "street_overflow",
-                  "debtor.ref": "", "mandate.rum": "", "debtor.civility": ""
-                  }.get(field, "text_overflow")
+        # the split policies' fields, else text_overflow, which never cuts the
+        # identifiers and the civility (the builder's _NEVER_TRUNCATED)
+        policy = splits.get(field) or ("" if field in _NEVER_TRUNCATED else "text_overflow")
         passes = (f"passes the length rule, so the mapping's policies.{policy} never "
                   "applies to it," if policy else
                   "passes the length rule, which would refuse it naming the binding,")
