@@ -724,6 +724,7 @@ def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     column alone holds it, or the sample title does not render."""
     from .build import _NEVER_TRUNCATED
     from .coverage import SPLITS
+    from .layout import _where
     from .sample import column_where, held_columns  # it renders through the export
 
     splits = {field: policy for policy, field, _, _ in SPLITS}
@@ -764,7 +765,7 @@ def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
                   "passes the length rule, which would refuse it naming the binding,")
         problems.append(Problem(
             "format.field-width", f"{'.'.join(path).replace('.*.', '[i].')}{by} is written "
-            f"into record '{rec.type}', {col.label} "
+            f"into {_where(rec, col)} "
             f"({column_where(spec, rec, col)}), which takes at most {takes} characters "
             f"(layout.length), but format.yaml limits {field} to {most}: a value of "
             f"{takes + 1} to {most} characters {passes} and is refused by the layout at "

@@ -51,6 +51,7 @@ from .layout import (
     record_values,
     split_csv,
 )
+from .layout import _where as column_said
 from .mapping import Binding, Mapping
 from .model import Address, BankAccount, Debtor, Document, Line, Mandate, Title
 from .render import FileRenderer
@@ -1344,7 +1345,7 @@ def _piece_places(renderer: FileRenderer, doc: Document, title: Title
         if rec is None:
             continue
         for col, _value in zip(rec.columns, values, strict=False):
-            found.setdefault((f"record '{rec.type}', {col.label}", None), []).append(i)
+            found.setdefault((column_said(rec, col), None), []).append(i)
     return found
 
 
@@ -1365,7 +1366,7 @@ def _file_values(renderer: FileRenderer, doc: Document, title: Title, encoding: 
             rec, values = record_values(layout, text_line.rstrip("\r"))
             if rec is None:
                 continue
-            out.extend(((f"record '{rec.type}', {col.label}", None), value)
+            out.extend(((column_said(rec, col), None), value)
                        for col, value in zip(rec.columns, values, strict=False))
         return out
     root = _parsed(text, encoding)
@@ -1385,7 +1386,7 @@ def width_columns(mapping: Mapping, fmt: Format,
     of a file with a layout: "record 'titre', column ComplNom (#4)
     (formats/acme/acme.layout.yaml:27: records[1].columns[3])", the column as the layout
     declares it (``held_columns``)."""
-    return {key: f"record '{rec.type}', {col.label} ({column_where(spec, rec, col)})"
+    return {key: f"{column_said(rec, col)} ({column_where(spec, rec, col)})"
             for key, (spec, rec, col) in held_columns(mapping, fmt, written).items()}
 
 
