@@ -4,7 +4,8 @@ once): each claims the invoice before asking PayFiP, in the transaction where it
 link open; the second finds the claim and is refused, or skips the invoice in a batch,
 naming who holds it. The claim is removed as the operation is recorded, or when the
 command makes no link; a claim older than it was taken for (its command killed) has
-lapsed: it holds nothing back, and the command that passes it says so."""
+lapsed, and so has at once one whose command ran on this host and has ended: it holds
+nothing back, and the command that passes it says so."""
 
 from __future__ import annotations
 
