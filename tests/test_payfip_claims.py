@@ -4,14 +4,18 @@ once): each claims the invoice before asking PayFiP, in the transaction where it
 link open; the second finds the claim and is refused, or skips the invoice in a batch,
 naming who holds it. The claim is removed as the operation is recorded, or when the
 command makes no link; a claim older than it was taken for (its command killed) has
-lapsed: it holds nothing back, and the command that passes it says so."""
+lapsed, and so has at once one whose command ran on this host and has ended: it holds
+nothing back, and the command that passes it says so."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +24,9 @@ from pesgen.errors import ExitCode, StateError
 from pesgen.payfip import claims, ledger
 from pesgen.payfip.client import PayfipClient
 from pesgen.payfip.errors import PayfipFault, PayfipUnavailable
-from pesgen.payfip.service import Batch, Link, create_links
+from pesgen.payfip.fake import FakePayfip
+from pesgen.payfip.server import ServerThread
+from pesgen.payfip.service import Batch, Link, create_link, create_links
 from pesgen.payfip.tables import claims as claims_table
 
 from .payfip_support import (  # noqa: F401 - fixtures
@@ -123,8 +129,8 @@ def test_two_links_of_one_invoice_at_once_ask_payfip_once(flow, monkeypatch):
         "family could pay both (the second a double-payment anomaly, for the trésorerie "
         "to refund). Let it end: it prints its link, which this command run again names "
         "as a link still open; if that command was stopped (killed), its claim lapses at "
-        f"{claim.until}; give --again to make a link all the same (docs/payfip.md, two "
-        "links at once)")
+        f"once (it runs on this host), at the latest at {claim.until}; give --again to "
+        "make a link all the same (docs/payfip.md, two links at once)")
     assert [(p.rule, p.invoice) for p in refused.problems] == [
         ("payfip.claimed", "FA-2026-00102")]
     assert [o["id_op"] for o in ledger.open_operations_of(
@@ -190,6 +196,83 @@ def test_a_lapsed_claim_is_passed_and_said(flow):
         "is not recorded and its link was never printed: nobody can pay through it "
         "(docs/payfip.md, two links at once)",), link.notes
     assert _claims(flow.store) == []
+
+
+def _hanging(app, holding: threading.Event):
+    """The fake PayFiP (its ASGI ``app``), but a SOAP request made while ``holding`` is
+    set gets no answer: it waits until its client has gone (PayFiP not answering within
+    the client's timeout)."""
+
+    async def hanging(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/tpa/services/securite" and \
+                holding.is_set():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
+        await app(scope, receive, send)
+
+    return hanging
+
+
+def _claimed_by(store, child: subprocess.Popen, err) -> dict:
+    """The claim row ``child`` takes, once it has taken it (polled: its start-up takes
+    seconds on a slow machine)."""
+    deadline = time.monotonic() + 120
+    while not (rows := _claims(store)):
+        assert child.poll() is None, err.read_text()
+        assert time.monotonic() < deadline, err.read_text()
+        time.sleep(0.05)
+    [row] = rows
+    return row
+
+
+def test_the_claim_of_a_command_killed_on_this_host_lapses_at_once(store, exported,
+                                                                   receiver, tmp_path):
+    """A `payfip link` killed (kill -9) while PayFiP made its operation left its claim,
+    which held the invoice back for its --timeout and a minute, though its pid was gone
+    on this host. Now the claim of a command that ran on this host and has ended lapses
+    at once: the next link is made, saying whose claim it passed, that its command has
+    ended and that an operation PayFiP may have made for it is not recorded. While that
+    command was alive, the link was refused, saying its claim lapses at once if it is
+    killed. A real process, killed as it waits for PayFiP's answer."""
+    holding = threading.Event()
+    holding.set()
+    notify_url = f"{receiver.url}/payfip/notification"
+    err = tmp_path / "child.err"
+    with ServerThread(_hanging(FakePayfip().app, holding)) as fake:
+        endpoint = f"{fake.url}/tpa"
+
+        def link() -> Link:
+            return create_link(store, MAPPING, "FA-2026-00102", mode="W", endpoint=endpoint,
+                               notify_url=notify_url, timeout=TIMEOUT)
+
+        with err.open("wb") as out:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "pesgen", "payfip", "link", "-m", str(MAPPING), "-n",
+                 "FA-2026-00102", "--mode", "W", "--endpoint", endpoint, "--notify-url",
+                 notify_url, "--timeout", "120", "--db", store.url],
+                stdout=out, stderr=out)
+        try:
+            row = _claimed_by(store, child, err)
+            with pytest.raises(claims.LinkClaimed) as refused:
+                link()
+            assert "its claim lapses at once (it runs on this host)" in str(refused.value)
+            child.kill()
+            child.wait(60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(60)
+        holding.clear()
+        made = link()
+    assert row["holder"].endswith(f", pid {child.pid} on {socket.gethostname()}"), row
+    assert made.notes == (
+        f"invoice FA-2026-00102: the claim of `payfip link` {row['holder']}, since "
+        f"{row['claimed_at']}, for up to 120 s, lapsed: its command, pid {child.pid} on "
+        f"{socket.gethostname()}, has ended without recording a link (killed); if it had "
+        "PayFiP make an operation, the operation is not recorded and its link was never "
+        "printed: nobody can pay through it (docs/payfip.md, two links at once)",), made.notes
+    assert _claims(store) == []
 
 
 def test_a_live_claim_refuses_the_link_and_a_batch_skips_it(flow):

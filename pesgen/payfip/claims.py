@@ -7,8 +7,9 @@ sees meanwhile: a row taken, in one short write transaction, where the invoice i
 found to have no link open, and removed in the transaction that records the operation,
 or by the command that took it when it makes no link (``release``). A claim held longer
 than it was taken for (``Claim.until``: its seconds and ``MARGIN``) has lapsed: its
-command was stopped without releasing it (killed), or still waits for the store; it no
-longer holds the invoice back, and the command that passes it says so.
+command was stopped without releasing it (killed), or still waits for the store; so has
+one whose command ran on this host and has ended (``ended``: its pid is gone). A lapsed
+claim no longer holds the invoice back, and the command that passes it says so.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import getpass
 import math
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -48,6 +50,8 @@ class Claim:
     holder: str
     claimed_at: str
     seconds: int
+    # its command found ended (``ended``) by the command that passed the claim
+    ended: bool = False
 
     @property
     def until(self) -> str:
@@ -83,14 +87,47 @@ def holder() -> str:
     return f"of {user}, pid {os.getpid()} on {socket.gethostname()}"
 
 
+def _here(holder: str) -> tuple[int, str] | None:
+    """The command holding a claim when it ran on this host: its pid, and "pid N on
+    HOST" as its holder says it; None for another host's. The host is the one its
+    holder names (``socket.gethostname()`` when it claimed), compared as written with
+    this command's: another name is another host. None on Windows too, where
+    ``os.kill`` ends the process it is given."""
+    if os.name != "posix":
+        return None
+    found = re.search(rf", (pid ([0-9]+) on {re.escape(socket.gethostname())})\Z", holder)
+    return (int(found.group(2)), found.group(1)) if found else None
+
+
+def ended(claim: Claim) -> bool:
+    """Whether the command holding ``claim`` has ended: it ran on this host and its pid
+    is alive no more (its claim then lapses at once). A pid alive (maybe another process
+    that took it since: ``os.kill`` cannot tell; a command killed that its parent has
+    not reaped yet, too) or another host's: not known, the claim lapses in time only. A
+    host of the same name with processes of its own (another machine, a container given
+    the host's name, ``--network host``) may take a command alive for ended: two
+    operations are then asked, and the recording's check (rule payfip.open-link) records
+    one, as for a command alive past its claim's time."""
+    here = _here(claim.holder)
+    if here is None or here[0] <= 0:
+        return False
+    try:
+        os.kill(here[0], 0)  # signal 0: nothing sent, the pid checked
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # PermissionError: alive, another user's
+        return False
+    return False
+
+
 def take(store: Store, id_coll: str, invoices: Sequence[tuple[str, str, float]],
          open_in: Callable[[Connection, str], _Open | None]) -> Taken:
     """Claim each invoice (``invoices``: as its run recorded it, its run, and for how
     many seconds: a batch's n-th link is made after the ones before it), in one write
     transaction, unless it has a link open (``open_in``: read in that transaction;
-    non-empty: not claimed) or a claim of another command that has not lapsed. A lapsed
-    claim is replaced, and
-    said (``Taken.lapsed``). On PostgreSQL the invoices' runs' rows are locked first,
+    non-empty: not claimed) or a claim of another command that has not lapsed (in time,
+    or its command ended: ``ended``). A lapsed claim is replaced, and said
+    (``Taken.lapsed``). On PostgreSQL the invoices' runs' rows are locked first,
     as the recording of an operation locks its run's (``ledger.record_operation``):
     claims and recordings of a title go in turn, each seeing the one before; SQLite's
     write transactions are in turn."""
@@ -110,7 +147,9 @@ def take(store: Store, id_coll: str, invoices: Sequence[tuple[str, str, float]],
                 taken.opened[invoice] = opened
                 continue
             other = found.get(key)
-            if other is not None and other.until > now:
+            if other is not None and ended(other):
+                other = replace(other, ended=True)
+            if other is not None and other.until > now and not other.ended:
                 taken.held[invoice] = other
                 continue
             if other is not None:
@@ -173,8 +212,9 @@ def being_made(claim: Claim) -> str:
 
 def lapses(claim: Claim) -> str:
     """What to do when the command holding the claim is gone."""
-    return (f"if that command was stopped (killed), its claim lapses at {claim.until}; "
-            "give --again to make a link all the same")
+    at_once = "at once (it runs on this host), at the latest " if _here(claim.holder) else ""
+    return (f"if that command was stopped (killed), its claim lapses {at_once}at "
+            f"{claim.until}; give --again to make a link all the same")
 
 
 def skipped_note(claim: Claim) -> str:
@@ -185,9 +225,15 @@ def skipped_note(claim: Claim) -> str:
 
 
 def lapsed_note(claim: Claim) -> str:
-    """What a command says of a lapsed claim it passed (``Taken.lapsed``)."""
-    return (f"invoice {claim.invoice}: the claim of {claim.said()}, lapsed at "
-            f"{claim.until}: that command stopped before recording a link (killed, or "
-            "still waiting for the store); if it had PayFiP make an operation, the "
+    """What a command says of a lapsed claim it passed (``Taken.lapsed``): its command
+    ended (``Claim.ended``), or the claim's time past."""
+    here = _here(claim.holder) if claim.ended else None
+    if here is not None:
+        why = f"lapsed: its command, {here[1]}, has ended without recording a link (killed)"
+    else:
+        why = (f"lapsed at {claim.until}: that command stopped before recording a link "
+               "(killed, or still waiting for the store)")
+    return (f"invoice {claim.invoice}: the claim of {claim.said()}, {why}; if it had "
+            "PayFiP make an operation, the "
             "operation is not recorded and its link was never printed: nobody can pay "
             f"through it ({CLAIM_DOC})")
