@@ -1440,6 +1440,81 @@ def held_columns(mapping: Mapping, fmt: Format,
     return found
 
 
+class Joined(NamedTuple):
+    """A layout column a template fills with several bound fields joined (e.magnus'
+    Designation1: the name, a space, the name complement): ``joined_columns``."""
+
+    spec: FileSpec
+    rec: RecordType
+    col: Column
+    fields: tuple[str, ...]  # the bound fields (payer.name), in the order written
+    reach: int  # the value's length with each field at its limit
+
+
+def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> list[Joined]:
+    """Each column of a file with a layout that holds two or more of the fields
+    ``mapping`` binds joined (``_joined_marks``), each written once, on the sample title
+    with every optional part (``sample_titles``), found with a mark in each bound field
+    (``_PLACED``), and how long its value gets with each of them at its limit
+    (``limits``: {bound field: the format.yaml limit its value is held to}): the sample
+    rendered again with those values, the column's longest value read as the layout
+    reads it; for a fixed-width layout, whose reading cuts a value at the column's
+    width, the template's own text around the marks plus the limits. A column joining a
+    field without a limit is left out (nothing bounds it), and so is a renderer whose
+    marked sample does not render."""
+    fields = bound(mapping)
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    title = exporter.numbered(sample_titles(mapping, fmt)[0], 1)
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    marked, marks = _marked_fields(title, fields, _PLACED, "PESGENJOIN")
+    paths = dict(_PLACED)
+    found: list[Joined] = []
+    for renderer in exporter.renderers:
+        spec = renderer.spec
+        if spec.layout is None:
+            continue
+        layout = spec.load_layout()
+        named = replace(doc, file_name=renderer.file_name(doc))
+        text = _rendered(renderer, named, marked)
+        if text is None:
+            continue
+        # (record, column) -> (the fields, the template's own text's length)
+        columns: dict[tuple[int, int], tuple[RecordType, Column, tuple[str, ...], int]] = {}
+        lines = text.split("\n")
+        for text_line in lines[1:] if layout.header else lines:
+            rec, values = record_values(layout, text_line.rstrip("\r"))
+            if rec is None:
+                continue
+            for col, value in zip(rec.columns, values, strict=False):
+                joined = _joined_marks(marks, value.strip())
+                names = tuple(marks[mark] for mark in joined)
+                if joined and all(name in limits for name in names):
+                    own = len(value.strip()) - sum(len(mark) for mark in joined)
+                    columns.setdefault((layout.records.index(rec), col.index),
+                                       (rec, col, names, own))
+        if not columns:
+            continue
+        full = title
+        for *_, names, _own in columns.values():
+            for name in names:
+                full = _marked(full, paths[name], "Z" * limits[name])
+        longest: dict[tuple[int, int], int] = {}
+        again = _rendered(renderer, named, full) if layout.kind == "csv" else None
+        for text_line in (again or "").split("\n"):
+            rec, values = record_values(layout, text_line.rstrip("\r"))
+            if rec is None:
+                continue
+            for col, value in zip(rec.columns, values, strict=False):
+                key = (layout.records.index(rec), col.index)
+                if key in columns:
+                    longest[key] = max(longest.get(key, 0), len(value.strip()))
+        for key, (rec, col, names, own) in columns.items():
+            reach = longest.get(key, own + sum(limits[name] for name in names))
+            found.append(Joined(spec, rec, col, names, reach))
+    return found
+
+
 def column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:
     """A layout's column as its file declares it: 'acme.layout.yaml:27:
     records[1].columns[3]'."""
