@@ -732,6 +732,11 @@ def check_mapping(
         # apply to the values between, which the export refuses by invoice
         for problem in layout_widths(fmt, m) + joined_widths(fmt, m):
             warn(problem)
+        from .sample import civility_unlisted
+
+        # a civility sent as exported (no codes.civility) into a column listing values
+        for problem in civility_unlisted(m, fmt):
+            warn(problem)
     except PesgenError as exc:
         if as_json:
             _json_report("check-mapping", "mappings", [result(exc)])
