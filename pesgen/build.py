@@ -540,6 +540,9 @@ class Builder:
         # the text fields no file of the format holds (the exporter's check_fields,
         # coverage.unwritten_texts): kept as exported, as an unwritten student is
         self.unwritten_texts: frozenset[str] = frozenset()
+        # the cities (address.city, joint_payer.city) no template reads on the sample
+        # titles, declared not carried or not: the foreign_address note names no Ville
+        self.unwritten_cities: frozenset[str] = frozenset()
         self._encoding = mapping.output.encoding or fmt.encoding
         # (a recorded run: its texts taken as pesgen took them when it was recorded)
         self.text_policy = replace(mapping.policies.text, format_chars=True) if recorded \
@@ -1874,12 +1877,27 @@ class Builder:
                     "postal_code_in_city)")) for p in ctx.problems[said:]]
             return None
         shown = f"'{postal} …'" if postal else "without postal code"
-        ctx.note("foreign_address", f"{_whose(joint)}{country}: " + self._naming(
-            f"CP 99999, Ville {shown}, CodPays {insee} (address.postal_code, address.city, "
-            "address.country_code)",
-            f"address.postal_code 99999, address.city {shown}, address.country_code {insee}")
-            + self._unwritten_said(_own("address.city", joint)),
-            field=_own("address.country", joint))
+        city_key = _own("address.city", joint)
+        if b_city is None or city_key in self.unwritten_cities \
+                or city_key in self.unwritten_texts:
+            # no file holds the city (WRITTEN_ONLY left out, or read by no template): the
+            # note names no Ville the postal code would be in, and says where it went
+            why = (f"bindings.{city_key} is not bound" if b_city is None else
+                   f"no template of format {self.fmt.name} writes {city_key}")
+            lost = f": the foreign postal code {shown_repr(postal)} is in no file" \
+                if postal else ""
+            how = self._naming(
+                f"CP 99999, CodPays {insee} (address.postal_code, address.country_code)",
+                f"address.postal_code 99999, address.country_code {insee}") + \
+                f"; no city written ({why}){lost}"
+        else:
+            how = self._naming(
+                f"CP 99999, Ville {shown}, CodPays {insee} (address.postal_code, "
+                "address.city, address.country_code)",
+                f"address.postal_code 99999, address.city {shown}, address.country_code "
+                f"{insee}")
+        ctx.note("foreign_address", f"{_whose(joint)}{country}: {how}",
+                 field=_own("address.country", joint))
         return _make_address(street=street, postal_code="99999", city=foreign_city,
                              complement=complement, locality=locality, country=country,
                              resident=False, country_code=insee)

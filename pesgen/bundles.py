@@ -775,6 +775,65 @@ def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     return problems
 
 
+def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
+    """Warnings of a layout column a template fills with several fields of ``mapping``
+    joined (e.magnus' Designation1: the name, a space, the name complement) that their
+    format.yaml limits, with the template's own text between them, can overflow (rule
+    ``format.field-width``, as ``layout_widths`` of a field alone): each value passes
+    the length rule at its own limit, and no policy cuts the joined one (text_overflow
+    and the split policies cut a field to its own limit), so the layout refuses it at
+    export, by invoice (layout.length, exit 6). Found on the sample title with every
+    optional part (``sample.joined_columns``): none said of a column joining a field
+    format.yaml does not limit, or when the sample title does not render. Each names
+    the bindings (mapping file:line), their format.yaml limits, the column as the layout
+    declares it, its width and the length the joined value reaches."""
+    from .layout import _where
+    from .sample import _PLACED, column_where, joined_columns
+
+    if not any(spec.layout is not None for spec in fmt.files):
+        return []
+    # {bound field: the format.yaml field whose limit holds it} ("lines": a line's, '*')
+    fields = {name: _LIMITED[read] for name, path in _PLACED
+              if (read := ("t", *path) if path[0] != "lines"
+                  else ("t", "lines", "*", *path[1:])) in _LIMITED}
+    limits = {name: most for name, field in fields.items()
+              if (most := fmt.limit(field).max) is not None}
+    try:
+        joined = joined_columns(mapping, fmt, limits)
+    except PesgenError:  # said by the command's own checks
+        return []
+    source = fmt.folder / "format.yaml"
+    data, _, _ = load_yaml_file(source, "format")
+    problems = []
+    for found in joined:
+        takes = found.col.length if found.col.length is not None else (found.col.width or None)
+        if takes is None or found.reach <= takes:
+            continue
+        named = []
+        for name in found.fields:
+            group, key = name.split(".", 1)
+            binding = (mapping.bindings.get(group) or {}).get(key)
+            where = f" ({binding.where})" if binding is not None and hasattr(binding, "where") \
+                else ""
+            named.append(f"{name}{where}, {fields[name]} {{max: {limits[name]}}}")
+        own = found.reach - sum(limits[name] for name in found.fields)
+        text = f" and {own} character(s) of the template's own" if own > 0 else ""
+        first = fields[found.fields[0]]
+        problems.append(Problem(
+            "format.field-width", f"{_where(found.rec, found.col)} "
+            f"({column_where(found.spec, found.rec, found.col)}) takes at most {takes} "
+            f"characters (layout.length), and {found.spec.template} writes "
+            f"{len(found.fields)} bound fields joined into it: {'; '.join(named)}: at "
+            f"their limits{text}, the value reaches {found.reach} characters. Each field "
+            "passes the length rule at its own limit and no policy cuts the joined value "
+            "(text_overflow and the split policies cut a field to its own limit), so a "
+            f"value of {takes + 1} to {found.reach} characters is refused by the layout at "
+            "export, by invoice (exit 6); lower their limits under fields so that they fit "
+            f"{takes} together, or bind fewer of them",
+            mapping=f"{source}:{line_of(data, ['fields', first])}: fields.{first}"))
+    return problems
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False, warn: Callable[[Problem], None] | None = None,
                  removed: Callable[[Path], None] | None = None
@@ -831,6 +890,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
         for problem in (unexercised(fmt, work, specs) + unused_parts(fmt)
                         + narrow_widths(fmt, result.mapping)
                         + layout_widths(fmt, result.mapping)
+                        + joined_widths(fmt, result.mapping)
                         + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:

@@ -726,11 +726,16 @@ def check_mapping(
                 f"{mapping}: the files of format {fmt.name}, rendered on the sample "
                 f"titles, {what} ({len(broken)} problem(s)): an export writing them so "
                 "is refused", broken)
-        from .bundles import layout_widths
+        from .bundles import joined_widths, layout_widths
 
         # a limit of format.yaml wider than the layout's column: the policies never
         # apply to the values between, which the export refuses by invoice
-        for problem in layout_widths(fmt, m):
+        for problem in layout_widths(fmt, m) + joined_widths(fmt, m):
+            warn(problem)
+        from .sample import civility_unlisted
+
+        # a civility sent as exported (no codes.civility) into a column listing values
+        for problem in civility_unlisted(m, fmt):
             warn(problem)
     except PesgenError as exc:
         if as_json:

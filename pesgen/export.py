@@ -498,12 +498,15 @@ class Exporter:
         the format's charset, a line's student then goes through the text policies
         (``_template_reads``); a text field declared not carried that they do not read is
         kept as exported, by the builder and the rules (``coverage.unwritten_texts``)."""
-        from .coverage import unwritten_texts
+        from .coverage import carried, unwritten_texts
 
         builder = builder or self.builder
         builder.number_written = self._template_reads("t.invoice_number")
         builder.student_written = self._template_reads("t.lines[i].student")
         builder.unwritten_texts = unwritten = unwritten_texts(self.fmt, self.sample_reads)
+        reads = self.sample_reads
+        builder.unwritten_cities = frozenset() if reads is None else frozenset(
+            name for name in ("address.city", "joint_payer.city") if not carried(name, reads))
         if unwritten != self.rule_ctx.unwritten:
             self.rule_ctx = replace(self.rule_ctx, unwritten=unwritten)
 

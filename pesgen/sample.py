@@ -218,6 +218,7 @@ def check_templates(mapping: Mapping, fmt: Format, laid_out: bool = False,
     pairs = list(zip(traced, docs, strict=True))
     misfits = (option_misfits(mapping, rendered) + own_text_misfits(mapping, fmt, reads)
                + code_misfits(mapping, titles[-1], pairs, exporter.encoding)
+               + civility_misfits(mapping, titles[0], pairs)
                + split_misfits(mapping, fmt, titles[0], pairs, exporter.encoding))
     unfit = {policy: "fit" for policy, *_ in SPLITS
              if getattr(mapping.policies, policy) != "split"
@@ -655,6 +656,112 @@ def code_misfits(mapping: Mapping, title: Title,
                             f"({rule}): written as it is into {doc.file_name}, {col.label} of "
                             f"layout {layout.name}",
                             mapping=mapping.where("codes", "activities", activity, key)))
+    return problems
+
+
+def civility_columns(mapping: Mapping, title: Title,
+                     rendered: list[tuple[FileRenderer, Document]]
+                     ) -> list[tuple[str, FileRenderer, Document, Column, str]]:
+    """(bound field: payer.civility or joint_payer.civility, renderer, document, the
+    layout column) of each column of a file with a layout that takes a list of values
+    (``values``: a Civilite of [M, MME]) and that a template fills with the
+    civility as it is: found by rendering ``title`` with a mark in each civility the
+    mapping binds (``_PLACED_APART``), as the columns holding a mark alone. A template
+    writing a civility through a table of its own, or failing on a mark, gives none.
+    The column is said with the layout's line: "record 'R', column Civilite (#8)
+    (formats/acme/layout.yaml:30: records[0].columns[7])"."""
+    fields = bound(mapping)
+    marked, marks = _marked_fields(title, fields, _PLACED_APART, "PESGENCIVIL")
+    found: list[tuple[str, FileRenderer, Document, Column, str]] = []
+    if not marks:
+        return found
+    for renderer, doc in rendered:
+        if renderer.spec.layout is None:
+            continue
+        layout = renderer.spec.load_layout()
+        try:
+            text = renderer.piece(marked, doc)
+        except TemplateError:
+            continue
+        seen: set[tuple[str, str]] = set()
+        for text_line in text.split("\n"):
+            for col, value in line_values(layout, text_line.rstrip("\r")):
+                name = marks.get(value.strip())
+                if name is not None and col.values is not None \
+                        and (name, col.label) not in seen:
+                    seen.add((name, col.label))
+                    rec = next(r for r in layout.records if col in r.columns)
+                    found.append((name, renderer, doc, col, f"{column_said(rec, col)} "
+                                  f"({column_where(renderer.spec, rec, col)})"))
+    return found
+
+
+def civility_misfits(mapping: Mapping, title: Title,
+                     rendered: list[tuple[FileRenderer, Document]]) -> list[Problem]:
+    """The civilities the mapping sends as written (a value of codes.civility,
+    policies.default_civility) that a layout's column holding the civility as it is
+    does not take (``civility_columns``: its ``values``), rule mapping.code-fit, as a
+    code of codes.activities: every invoice given that civility would be refused by
+    the layout at export. Each names the table's line (the default's), the file and
+    the column."""
+    table = mapping.codes.civility or {}
+    default = mapping.policies.default_civility
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str]] = set()
+    for name, _renderer, doc, col, where in civility_columns(mapping, title, rendered):
+        sent: list[tuple[str, tuple[str, ...], str]] = [
+            (str(value), ("codes", "civility", str(key)),
+            f"codes.civility.{key}") for key, value in table.items()]
+        if default:
+            sent.append((default, ("policies", "default_civility"),
+                         "policies.default_civility"))
+        for value, keys, said in sent:
+            if (value, said, where) in seen or col.values is None or value in col.values:
+                continue
+            seen.add((value, said, where))
+            allowed = ", ".join(repr(v) for v in col.values[:12])
+            more = ", …" if len(col.values) > 12 else ""
+            problems.append(Problem(
+                "mapping.code-fit", f"{said} {value!r} is not a value {doc.file_name}'s "
+                f"{where} takes ({allowed}{more}; layout.values), where bindings.{name} "
+                "is written as it is: every invoice given that civility would be refused "
+                "by the layout at export; make it one of those",
+                mapping=mapping.where(*keys)))
+    return problems
+
+
+def civility_unlisted(mapping: Mapping, fmt: Format) -> list[Problem]:
+    """Warnings (rule mapping.civility-values) of a civility the mapping binds without
+    a codes.civility table, written as it is into a layout's column that takes a list
+    of values (``civility_columns``, on the sample title with every optional part):
+    each civility then goes out as exported (after the case policy), and one the column
+    does not list is refused by the layout at export, by invoice, which check-mapping
+    cannot see without the export. None when format.yaml lists the civilities it takes
+    (fields.debtor.civility.values, which the build holds them to) and the column takes
+    them all. Names the binding (file:line), the file and the column."""
+    if mapping.codes.civility is not None:
+        return []
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    title = exporter.numbered(sample_titles(mapping, fmt)[0], 1)
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    pairs = [(r, replace(doc, file_name=r.file_name(doc))) for r in exporter.renderers]
+    listed = fmt.limit("debtor.civility").values
+    fields = bound(mapping)
+    problems = []
+    for name, _renderer, named, col, where in civility_columns(mapping, title, pairs):
+        if col.values is None or (listed and all(v in col.values for v in listed)):
+            continue
+        allowed = ", ".join(repr(v) for v in col.values[:12])
+        more = ", …" if len(col.values) > 12 else ""
+        problems.append(Problem(
+            "mapping.civility-values", f"bindings.{name} is written as it is into "
+            f"{named.file_name}, {where}, which takes only {allowed}{more} "
+            "(layout.values): without a codes.civility table each civility goes out as "
+            "exported (after the case policy), so an invoice whose civility is another "
+            "('Mme', 'M.') is refused by the layout at export; add a codes.civility table "
+            "giving each civility the export holds one of those (e.g. 'Mme': MME)",
+            mapping=fields[name].where))
     return problems
 
 
@@ -1437,6 +1544,81 @@ def held_columns(mapping: Mapping, fmt: Format,
                                 if value.strip().upper() == mark)
             if len(held) == 1:
                 found[key] = (spec, *held[0])
+    return found
+
+
+class Joined(NamedTuple):
+    """A layout column a template fills with several bound fields joined (e.magnus'
+    Designation1: the name, a space, the name complement): ``joined_columns``."""
+
+    spec: FileSpec
+    rec: RecordType
+    col: Column
+    fields: tuple[str, ...]  # the bound fields (payer.name), in the order written
+    reach: int  # the value's length with each field at its limit
+
+
+def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> list[Joined]:
+    """Each column of a file with a layout that holds two or more of the fields
+    ``mapping`` binds joined (``_joined_marks``), each written once, on the sample title
+    with every optional part (``sample_titles``), found with a mark in each bound field
+    (``_PLACED``), and how long its value gets with each of them at its limit
+    (``limits``: {bound field: the format.yaml limit its value is held to}): the sample
+    rendered again with those values, the column's longest value read as the layout
+    reads it; for a fixed-width layout, whose reading cuts a value at the column's
+    width, the template's own text around the marks plus the limits. A column joining a
+    field without a limit is left out (nothing bounds it), and so is a renderer whose
+    marked sample does not render."""
+    fields = bound(mapping)
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    title = exporter.numbered(sample_titles(mapping, fmt)[0], 1)
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    marked, marks = _marked_fields(title, fields, _PLACED, "PESGENJOIN")
+    paths = dict(_PLACED)
+    found: list[Joined] = []
+    for renderer in exporter.renderers:
+        spec = renderer.spec
+        if spec.layout is None:
+            continue
+        layout = spec.load_layout()
+        named = replace(doc, file_name=renderer.file_name(doc))
+        text = _rendered(renderer, named, marked)
+        if text is None:
+            continue
+        # (record, column) -> (the fields, the template's own text's length)
+        columns: dict[tuple[int, int], tuple[RecordType, Column, tuple[str, ...], int]] = {}
+        lines = text.split("\n")
+        for text_line in lines[1:] if layout.header else lines:
+            rec, values = record_values(layout, text_line.rstrip("\r"))
+            if rec is None:
+                continue
+            for col, value in zip(rec.columns, values, strict=False):
+                joined = _joined_marks(marks, value.strip())
+                names = tuple(marks[mark] for mark in joined)
+                if joined and all(name in limits for name in names):
+                    own = len(value.strip()) - sum(len(mark) for mark in joined)
+                    columns.setdefault((layout.records.index(rec), col.index),
+                                       (rec, col, names, own))
+        if not columns:
+            continue
+        full = title
+        for *_, names, _own in columns.values():
+            for name in names:
+                full = _marked(full, paths[name], "Z" * limits[name])
+        longest: dict[tuple[int, int], int] = {}
+        again = _rendered(renderer, named, full) if layout.kind == "csv" else None
+        for text_line in (again or "").split("\n"):
+            rec, values = record_values(layout, text_line.rstrip("\r"))
+            if rec is None:
+                continue
+            for col, value in zip(rec.columns, values, strict=False):
+                key = (layout.records.index(rec), col.index)
+                if key in columns:
+                    longest[key] = max(longest.get(key, 0), len(value.strip()))
+        for key, (rec, col, names, own) in columns.items():
+            reach = longest.get(key, own + sum(limits[name] for name in names))
+            found.append(Joined(spec, rec, col, names, reach))
     return found
 
 

@@ -509,6 +509,55 @@ def test_a_limit_wider_than_the_layout_s_column_is_warned_of(tmp_path):
     assert r.exit_code == 0 and "format.field-width" not in r.stderr, r.stderr
 
 
+def test_a_column_joining_fields_their_limits_overflow_is_warned_of(tmp_path):
+    """e.magnus writes the name complement after the name in Designation1 (50): a
+    mapping binding payer.complement_name passed check-mapping and check-format without
+    a word, format.yaml letting each be 50 characters (format.field-width checked a
+    field alone in its column); a name of 30 and a complement of 30 passed the length
+    rule, no policy cut them joined, and the export refused the invoice at the layout.
+    Both commands now warn, naming the column, both bindings with their limits and the
+    length the joined value reaches; limits that fit together are not warned of."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    source = folder / "format.yaml"
+    name_at = next(i for i, line in enumerate(
+        source.read_text(encoding="utf-8").splitlines(), 1)
+        if line == "  debtor.name: {max: 50}")
+    layout = folder / "wtamc001.layout.yaml"
+    column = next(i for i, line in enumerate(
+        layout.read_text(encoding="utf-8").splitlines(), 1) if "{name: Designation1," in line)
+    fixture = folder / "fixture" / "mapping.yaml"
+    bound = _edit(fixture, "    first_name: payer.first_name\n",
+                  "    first_name: payer.first_name\n    complement_name: payer.first_name\n") + 1
+    name = next(i for i, line in enumerate(fixture.read_text(encoding="utf-8").splitlines(), 1)
+                if line.startswith("    name: ") and i < bound)
+    said = (f"warning: record 'ecriture', column Designation1 (#10) ({layout}:{column}: "
+            "records[0].columns[9]) takes at most 50 characters (layout.length), and "
+            "wtamc001.txt.j2 writes 2 bound fields joined into it: payer.name "
+            f"({fixture}:{name}: bindings.payer.name), debtor.name {{max: 50}}; "
+            f"payer.complement_name ({fixture}:{bound}: bindings.payer.complement_name), "
+            "debtor.complement_name {max: 50}: at their limits and 1 character(s) of the "
+            "template's own, the value reaches 101 characters. Each field passes the length "
+            "rule at its own limit and no policy cuts the joined value (text_overflow and "
+            "the split policies cut a field to its own limit), so a value of 51 to 101 "
+            "characters is refused by the layout at export, by invoice (exit 6); lower their "
+            "limits under fields so that they fit 50 together, or bind fewer of them "
+            f"[format {source}:{name_at}: fields.debtor.name] (rule format.field-width)")
+    r = _check(fmts, "bl-emagnus", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert said in r.stderr, r.stderr
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert said in r.stderr, r.stderr
+    # 30 + 1 + 19: the joined value fits its column
+    _edit(source, "  debtor.name: {max: 50}", "  debtor.name: {max: 30}")
+    _edit(source, "  debtor.complement_name: {max: 50}", "  debtor.complement_name: {max: 19}")
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert r.exit_code == 0 and "joined into" not in r.stderr, r.stderr
+    _edit(source, "  debtor.complement_name: {max: 19}", "  debtor.complement_name: {max: 20}")
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert "the value reaches 51 characters" in r.stderr, r.stderr
+
+
 def test_a_text_written_narrower_names_the_template_as_typed(tmp_path, monkeypatch):
     """check-format's format.field-width named the template by its name in the bundle
     (corail.xml.j2:56), a file the technician could not open from where the command ran,

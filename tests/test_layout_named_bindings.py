@@ -105,6 +105,48 @@ def test_a_civility_the_layout_refuses_names_its_binding_and_the_table(tmp_path)
     assert said and all(ln.endswith(where) for ln in said), r.output
 
 
+def test_check_mapping_tells_a_civility_the_layout_refuses_before_any_export(tmp_path):
+    """The layout's Civilite takes M and MME: check-mapping passed a mapping without a
+    codes.civility table (each civility going out as exported, 'Mme' refused by the
+    layout at preview), and one whose table sends 'Madame', which the layout refuses on
+    every invoice given it. It now warns of the first, naming the binding's line and the
+    layout's column, and refuses the second (mapping.code-fit, exit 3), naming the
+    table's line; a table sending M and MME passes without a word of it."""
+    mapping = _civility_bundle(tmp_path)
+    formats = tmp_path / "formats"
+    line = next(i for i, text in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                if text.startswith("    civility: payer_title"))
+    layout = formats / "acme-compta" / "layout.yaml"
+    column = next(i for i, text in enumerate(layout.read_text(encoding="utf-8").splitlines(), 1)
+                  if "{name: Civilite," in text)
+    place = (f"record 'titre', column Civilite (#8) ({layout}:{column}: "
+             "records[0].columns[7])")
+    r = run_cli("check-mapping", mapping, "--formats-dir", formats)
+    assert r.exit_code == 0, r.output
+    [warned] = [ln for ln in r.stderr.splitlines() if "(rule mapping.civility-values)" in ln]
+    assert f", {place}, which takes only 'M', 'MME' (layout.values): without a " \
+        "codes.civility table each civility goes out as exported" in warned, warned
+    assert warned.startswith("warning: bindings.payer.civility is written as it is into ")
+    assert warned.endswith(f"[mapping {mapping}:{line}: bindings.payer.civility] "
+                           "(rule mapping.civility-values)"), warned
+    _edit(mapping, "\npolicies:\n", '\n  civility:\n    "Mme": Madame\n    "M.": M\n'
+          "\npolicies:\n")
+    at = mapping.read_text(encoding="utf-8").splitlines().index('    "Mme": Madame') + 1
+    r = run_cli("check-mapping", mapping, "--formats-dir", formats)
+    assert r.exit_code == ExitCode.MAPPING, r.output
+    assert ("codes.civility.Mme 'Madame' is not a value "
+            in r.output), r.output
+    assert (f"{place} takes ('M', 'MME'; layout.values), where bindings.payer.civility is "
+            "written as it is: every invoice given that civility would be refused by the "
+            f"layout at export; make it one of those [mapping {mapping}:{at}: "
+            "codes.civility.Mme] (rule mapping.code-fit)") in r.output, r.output
+    assert "codes.civility.M." not in r.output, r.output
+    _edit(mapping, '    "Mme": Madame\n', '    "Mme": MME\n')
+    r = run_cli("check-mapping", mapping, "--formats-dir", formats)
+    assert r.exit_code == 0, r.output
+    assert "Civilite" not in r.output, r.output
+
+
 def test_a_misspelt_record_type_names_the_template_line_and_explains_the_totals(tmp_path):
     """A template writing a record type the layout does not know ("03" for "02", fmt63's
     "DEBT"): check-mapping said "column Code (#1): '03' is no record type" without the

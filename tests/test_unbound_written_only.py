@@ -104,3 +104,46 @@ def test_a_street_left_out_is_refused_when_the_templates_fail_on_the_samples(tmp
             "failed on the sample titles, so whether one writes it is not known: bind it"
             in " ".join(r.output.split())), r.output
     assert "(rule mapping.unbound)" in r.output
+
+
+def test_a_foreign_address_note_names_no_city_the_format_does_not_write(tmp_path):
+    """A draft CSV package writing no address (new-format's template), the mapping
+    leaving address.city out as new-mapping writes it (coverage.WRITTEN_ONLY), with
+    foreign_address: postal_code_in_city: the run summary's note on the Belgian invoice
+    said "address.city '1040 …'", a city no file holds (the model's city was empty, the
+    foreign postal code written nowhere). It says no city is written, why, and that the
+    postal code is in no file; the city bound but read by no template, the same, the
+    reason being the templates'."""
+    from .test_layout_named_bindings import COLLECTIVITY, _export
+
+    formats = tmp_path / "formats"
+    assert run_cli("new-format", "acme-compta", "--kind", "csv", "--dir", formats
+                   ).exit_code == 0
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune d'Acme", "--format", "acme-compta", "--formats-dir",
+                formats, "--input", EXAMPLES / "school-export.csv", "--out", out)
+    assert r.exit_code == 0, r.output
+    mapping, _ = mapping_copy(tmp_path, out, *COLLECTIVITY)
+    text = mapping.read_text(encoding="utf-8")
+    assert "\n    # city: city " in text and "foreign_address: postal_code_in_city" in text
+    source = _export(tmp_path)
+
+    def note() -> str:
+        r = run_cli("export", "--dry-run", "-m", mapping, "-i", source, "--date", RUN_DATE,
+                    "--formats-dir", formats, "--create-store", "--db",
+                    f"sqlite:///{tmp_path / 'store.sqlite3'}")
+        assert r.exit_code == 0, r.output
+        [said] = [ln for ln in r.output.splitlines() if "FA-2026-00105: foreign_address" in ln]
+        return said
+
+    said = note()
+    assert said.endswith("FA-2026-00105: foreign_address: BE: address.postal_code 99999, "
+                         "address.country_code 131; no city written (bindings.address.city "
+                         "is not bound): the foreign postal code '1040' is in no file"), said
+    assert "address.city '" not in said, said
+    mapping.write_text(text.replace("\n    # city: city ", "\n    city: city "),
+                       encoding="utf-8")
+    said = note()
+    assert said.endswith("address.country_code 131; no city written (no template of format "
+                         "acme-compta writes address.city): the foreign postal code '1040' is "
+                         "in no file"), said
