@@ -2130,7 +2130,14 @@ def _unbound_mandate(mapping: Mapping) -> list[Problem]:
     flag = payment.get("direct_debit")
     if flag is None:
         return []
-    if flag.kind == "const":
+    methods = mapping.codes.payment_methods
+    if flag.kind == "const" and methods is not None:
+        # the table says whether the constant method is a direct debit (one it lacks is
+        # refused when the mapping loads: mapping.const-code)
+        method = flag.evaluate({}, {})
+        if isinstance(method, str) and methods.get(method) is False:
+            return []
+    elif flag.kind == "const":
         try:  # a constant "no": no invoice is paid by direct debit
             if not parse_bool(flag.evaluate({}, {})):
                 return []

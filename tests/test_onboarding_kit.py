@@ -1869,10 +1869,18 @@ def test_check_mapping_warns_of_a_direct_debit_bound_without_its_mandate(tmp_pat
 
 
 def test_a_direct_debit_bound_to_a_constant_no_needs_no_mandate(tmp_path):
-    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
-                              ("    direct_debit: payment.method\n",
-                               "    direct_debit: {const: false}\n"),
-                              ("    sequence: payment.mandate.sequence\n", ""))
-    r = _run("check-mapping", mapping)
-    assert r.exit_code == 0, r.output
-    assert "payment.direct_debit is bound" not in r.stderr
+    # with codes.payment_methods, the constant is a method the table says false: a
+    # yes/no {const: false} refused every invoice at export (codes.payment-method), and
+    # is refused when the mapping loads since walk64 (mapping.const-code)
+    for constant, code in (("invoice", 0), ("false", 3)):
+        mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                  ("    direct_debit: payment.method\n",
+                                   f"    direct_debit: {{const: {constant}}}\n"),
+                                  ("    sequence: payment.mandate.sequence\n", ""))
+        r = _run("check-mapping", mapping)
+        assert r.exit_code == code, r.output
+        assert code or "payment.direct_debit is bound" not in r.stderr
+    assert ("bindings.payment.direct_debit is {const: false}, but it is a yes/no value, not "
+            "a text of codes.payment_methods: every invoice it is read for would be refused "
+            "(rule codes.payment-method); with the table, a constant no direct debit is a "
+            "method it says false: {const: invoice}") in r.stderr
