@@ -481,6 +481,7 @@ def _skeleton(collectivity: str, fmt: Format, formats_args: str = "") -> list[st
         "    first_name: TODO       # required for persons (CatTiers 01)",
         "    # civility: TODO       # translated by codes.civility",
         "    # ref: TODO            # the family's reference",
+        "    # national_id: TODO    # SIRET or SIREN of a company or an association (IdTiers)",
         "  address:",
         "    street: TODO",
         "    postal_code: TODO",

@@ -788,6 +788,21 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     assert _run("new-mapping", "X", "--format", name, "--out", out).exit_code == 2
 
 
+def test_a_national_id_stood_in_does_not_hide_the_xsd_s_other_errors():
+    """The scaffold finds what an XSD requires by rendering the sample title with each
+    optional binding's field given a value (sample.xsd_problems); payer.national_id
+    given 'X' alone left its NatIdTiers None: the JVS file wrote None, rendered nothing,
+    and so hid every other error: listed in the scaffold (walk64), national_id was said
+    required by JVS_LFAC_Libelle. Given, it is a SIRET with its kind."""
+    from pesgen.sample import xsd_problems
+
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing-jvs.yaml")
+    fmt = load_format(data_dir("templates") / "jvs-millesime")
+    country = xsd_problems(mapping, fmt, ["address.country"])  # 'X' is no CodPays
+    assert any(place.endswith("/Tiers/Adresse/CodPays/@V") for place in country.values())
+    assert xsd_problems(mapping, fmt, ["address.country", "payer.national_id"]) == country
+
+
 @pytest.mark.parametrize("edit, asked", [
     (None, "label"),
     # Libelle optional: nothing asked
