@@ -176,6 +176,11 @@ class _Ctx:
                                      field))
 
 
+# what a street no policy can fit leaves to do: pesgen truncates no address
+_SHORTEN_STREET = ("shorten it in the school software (the usual abbreviations: bd for "
+                   "boulevard, av. for avenue, chem. for chemin)")
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
@@ -1796,7 +1801,7 @@ class Builder:
                 if not parts:
                     ctx.problem("text.length", f"{_said('address.street', a.get('street'))} "
                                 f"is {len(street)} characters and cannot be split into two "
-                                f"lines of {limit}",
+                                f"lines of {limit}: {_SHORTEN_STREET}",
                                 mapping=a["street"].where)
                     return None
                 full_length = len(street)
@@ -1810,7 +1815,7 @@ class Builder:
                          field=_own("address.street", joint))
             else:
                 why = (f"{self._naming('Adr1', 'address.complement')} already holds the "
-                       "complement" if complement is not None and
+                       f"complement: {_SHORTEN_STREET}" if complement is not None and
                        self.policies.street_overflow == "split"
                        else self._unfit("street_overflow", "address.complement", "the street")
                        if "street_overflow" in self.unfit_splits
