@@ -887,7 +887,8 @@ class Builder:
             notes.append(PolicyNote("country", "*", where, f"{self.mapping.path}: "
                                     "bindings.address.country is not bound: every debtor is "
                                     "written as living in France; bind it to the export's "
-                                    "country column or key (codes.countries for its values)"))
+                                    "country column or key (codes.countries for its values), "
+                                    "or, for an export that has none, to {const: FR}"))
         unread_debit = self.debits.note(preview)
         if unread_debit is not None:
             notes.append(PolicyNote("unread_debit", "*", *unread_debit))
