@@ -176,6 +176,11 @@ class _Ctx:
                                      field))
 
 
+# what a street no policy can fit leaves to do: pesgen truncates no address
+_SHORTEN_STREET = ("shorten it in the school software (the usual abbreviations: bd for "
+                   "boulevard, av. for avenue, chem. for chemin)")
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
@@ -885,7 +890,8 @@ class Builder:
             notes.append(PolicyNote("country", "*", where, f"{self.mapping.path}: "
                                     "bindings.address.country is not bound: every debtor is "
                                     "written as living in France; bind it to the export's "
-                                    "country column or key (codes.countries for its values)"))
+                                    "country column or key (codes.countries for its values), "
+                                    "or, for an export that has none, to {const: FR}"))
         unread_debit = self.debits.note(preview)
         if unread_debit is not None:
             notes.append(PolicyNote("unread_debit", "*", *unread_debit))
@@ -1799,7 +1805,7 @@ class Builder:
                 if not parts:
                     ctx.problem("text.length", f"{_said('address.street', a.get('street'))} "
                                 f"is {len(street)} characters and cannot be split into two "
-                                f"lines of {limit}",
+                                f"lines of {limit}: {_SHORTEN_STREET}",
                                 mapping=a["street"].where)
                     return None
                 full_length = len(street)
@@ -1813,7 +1819,7 @@ class Builder:
                          field=_own("address.street", joint))
             else:
                 why = (f"{self._naming('Adr1', 'address.complement')} already holds the "
-                       "complement" if complement is not None and
+                       f"complement: {_SHORTEN_STREET}" if complement is not None and
                        self.policies.street_overflow == "split"
                        else self._unfit("street_overflow", "address.complement", "the street")
                        if "street_overflow" in self.unfit_splits
@@ -2148,7 +2154,14 @@ def _unbound_mandate(mapping: Mapping) -> list[Problem]:
     flag = payment.get("direct_debit")
     if flag is None:
         return []
-    if flag.kind == "const":
+    methods = mapping.codes.payment_methods
+    if flag.kind == "const" and methods is not None:
+        # the table says whether the constant method is a direct debit (one it lacks is
+        # refused when the mapping loads: mapping.const-code)
+        method = flag.evaluate({}, {})
+        if isinstance(method, str) and methods.get(method) is False:
+            return []
+    elif flag.kind == "const":
         try:  # a constant "no": no invoice is paid by direct debit
             if not parse_bool(flag.evaluate({}, {})):
                 return []

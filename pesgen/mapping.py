@@ -6,6 +6,7 @@ Every problem is reported as ``file:line: key.path: message``; all of them at on
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Callable
@@ -385,6 +386,9 @@ RENDERS_NOTHING = {
     "pes.cat-nat-grid": "a CatTiers/NatJur pair outside the grid: the payer kind's "
                         "CatTiers and NatJur are written as they are",
     "pes.civility": "a Mademoiselle civility in the mapping is written as it is",
+    "mapping.const-code": "a `{const}` binding whose value its code table lacks: an "
+                          "invoice reading it was refused, so the run recorded none that "
+                          "did (a SEPA sequence, read for direct debits only)",
 }
 # a mapping.schema problem that renders nothing either: the ICS's pattern (upper case,
 # no spaces), the value being a string, written as it is
@@ -753,6 +757,7 @@ def _compile(path: Path, data: dict[str, Any], text: str, recorded: bool,
                       and ok("codes", "payment_methods") else None)
         _check_grid(codes, where, problems)
         _check_countries(codes, where, problems)
+        _check_consts(data, codes, where, problems)
 
     policies = None
     if ok("policies"):
@@ -805,6 +810,60 @@ def _check_grid(codes: Codes, where: Callable[..., str], problems: list[Problem]
             problems.append(Problem("pes.cat-nat-grid", f"CatTiers {cat} with NatJur {nat} is "
                                     f"outside the DGFiP grid (allowed NatJur: {allowed})",
                                     mapping=where("codes", "payer_kinds", kind, "legal_nature")))
+
+
+# the bindings a code table translates, with the table and the rule an invoice's value
+# outside it breaks (build): (group, field, table, rule), in the scaffold's order
+_CODED = (("payer", "kind", "payer_kinds", "codes.payer-kind"),
+          ("joint_payer", "kind", "payer_kinds", "codes.payer-kind"),
+          ("payment", "direct_debit", "payment_methods", "codes.payment-method"),
+          ("payment", "sequence", "sepa_sequences", "codes.sepa-sequence"),
+          ("line", "activity", "activities", "codes.activity"))
+
+
+def _check_consts(data: dict[str, Any], codes: Codes, where: Callable[..., str],
+                  problems: list[Problem]) -> None:
+    """A {const} binding a code table translates, whose value the table lacks: every
+    invoice reading it would be refused, by invoice, at preview or export; said now,
+    naming the binding (rule mapping.const-code)."""
+    tables: dict[str, dict[str, Any] | None] = {
+        "payer_kinds": codes.payer_kinds, "activities": codes.activities,
+        "sepa_sequences": codes.sepa_sequences, "payment_methods": codes.payment_methods}
+    bindings = data.get("bindings")
+    for group, name, table_name, rule in _CODED:
+        spec = bindings.get(group) if isinstance(bindings, dict) else None
+        spec = spec.get(name) if isinstance(spec, dict) else None
+        table = tables[table_name]
+        if not isinstance(spec, dict) or "const" not in spec or table is None:
+            continue
+        value = spec["const"]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue  # empty: the field is missing, said as such by invoice
+        if isinstance(value, (dict, list)) or (isinstance(value, bool) and name != "direct_debit"):
+            continue  # not a code: refused by invoice as what it is (build._scalar)
+        # a payment method is compared as the text it is (a YAML true is none); the
+        # other codes as text (build: str(code))
+        code = value if name == "direct_debit" else str(value)
+        if isinstance(code, str) and code in table:
+            continue
+        said = f"{{const: {str(value).lower() if isinstance(value, bool) else value}}}"
+        lacks = (f"codes.{table_name} has no {code!r}" if isinstance(code, str)
+                 else f"it is {'a yes/no value' if isinstance(code, bool) else 'a number'}, "
+                 f"not a text of codes.{table_name}")
+        if table_name == "sepa_sequences" and not data["codes"].get("sepa_sequences"):
+            lacks += f" (no codes.sepa_sequences: pesgen knows {', '.join(table)})"
+        close = [k for k in table if k.casefold() == str(code).casefold()] or \
+            difflib.get_close_matches(str(code), list(table), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        if name == "direct_debit" and not close:
+            # the constant advised for no direct debit is a method the table says false
+            no = [k for k, debit in table.items() if debit is False]
+            hint = (f"; with the table, a constant no direct debit is a method it says "
+                    f"false: {{const: {no[0]}}}" if no else "")
+        problems.append(Problem(
+            "mapping.const-code", f"bindings.{group}.{name} is {said}, but {lacks}: every "
+            f"invoice it is read for would be refused (rule {rule}){hint}",
+            mapping=where("bindings", group, name)))
 
 
 def _check_countries(codes: Codes, where: Callable[..., str], problems: list[Problem]) -> None:

@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 from .atomic import write_folder
-from .colnames import binding_of
+from .colnames import USUAL, binding_of, normalise
 from .errors import MappingError, PesgenError, UsageError
 from .formats import Format
 from .mapping import Mapping, load_mapping
@@ -232,6 +232,15 @@ def _prefilled(lines: list[str], shape: ExportShape,
             continue
         m = _BINDING_TODO.match(line)
         sources = found.get(f"{group}.{m[3]}", []) if m else []
+        if m is not None and not sources and not m[2] and shape.kind == "csv" and \
+                (own := _own_columns(shape, f"{group}.{m[3]}")):
+            # a JSON line's own key only (Montant): said, not prefilled (walk64: the
+            # amount stayed TODO with no word of the export's Montant column)
+            out.append(_commented(f"{m[1]}{m[3]}: TODO",
+                                  f"{what} {' or '.join(map(_quoted, own))}? Its name "
+                                  "alone does not tell a line's from an invoice's (a CSV "
+                                  f"row holds both): check{'; ' + m[4] if m[4] else ''}"))
+            continue
         if m is None or not sources:
             out.append(line)
             continue
@@ -248,6 +257,14 @@ def _prefilled(lines: list[str], shape: ExportShape,
             out.append(_commented(f"{indent}{m[2] or ''}{key}: TODO",
                                   f"{what}s {both} all fit: which? (or an expr){said}"))
     return out
+
+
+def _own_columns(shape: ExportShape, binding: str) -> list[str]:
+    """The CSV columns named as the table's own names of ``binding`` (a JSON invoice's or
+    line's own key, ``Usual.own``: Montant, Date), which no other binding's table takes
+    from the export already."""
+    own = {normalise(n) for u in USUAL if u.binding == binding for n in u.own}
+    return [c for c in shape.columns if normalise(c) in own and binding_of(c) is None]
 
 
 def _input_lines(shape: ExportShape, found: dict[str, list[str]],
@@ -481,6 +498,7 @@ def _skeleton(collectivity: str, fmt: Format, formats_args: str = "") -> list[st
         "    first_name: TODO       # required for persons (CatTiers 01)",
         "    # civility: TODO       # translated by codes.civility",
         "    # ref: TODO            # the family's reference",
+        "    # national_id: TODO    # SIRET or SIREN of a company or an association (IdTiers)",
         "  address:",
         "    street: TODO",
         "    postal_code: TODO",

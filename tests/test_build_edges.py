@@ -386,7 +386,9 @@ def test_a_long_street_beside_a_complement_names_the_format_s_fields(tmp_path):
                     MAPPINGS / "villeneuve-sur-loing-corail.yaml", "cosoluce-corail")
     assert [(p.rule, p.message) for p in result.problems] == [(
         "text.length", "address.street is 54 characters, format cosoluce-corail allows 38 "
-        "(address.complement already holds the complement)")]
+        "(address.complement already holds the complement: shorten it in the school "
+        "software (the usual abbreviations: bd for boulevard, av. for avenue, chem. for "
+        "chemin))")]
 
 
 @pytest.mark.parametrize(("policy", "why"), [

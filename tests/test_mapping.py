@@ -1279,3 +1279,53 @@ def test_without_asap_delay_days_the_asap_date_is_the_run_date(tmp_path):
     [left_out], [zero] = without.files, with_zero.files
     assert '<DteAsp V="2026-11-23"/>' in left_out.path.read_text(encoding="iso-8859-1")
     assert left_out.path.read_bytes() == zero.path.read_bytes()
+
+
+# ------------------------------------------------- a constant its code table does not hold
+
+
+def test_a_constant_its_code_table_lacks_is_refused_when_the_mapping_loads(tmp_path):
+    """A {const} payer kind, activity, SEPA sequence or payment method is known without
+    input: one its table lacks would refuse every invoice at preview or export, so
+    check-mapping refuses it, naming the binding (it said OK before)."""
+    m = _write(tmp_path, _edit(("    kind: payer.kind", "    kind: {const: Famille}"),
+                               ("    activity: activity.code", "    activity: {const: fm-c1}"),
+                               ("    sequence: payment.mandate.sequence",
+                                "    sequence: {const: recurrent}"),
+                               ("    direct_debit: payment.method",
+                                "    direct_debit: {const: true}")))
+    exc = _refused(m)
+    assert [(p.rule, p.mapping) for p in exc.problems] == [
+        ("mapping.const-code", f"{m}:{_line(m, 'kind: {const: Famille}')}: bindings.payer.kind"),
+        ("mapping.const-code",
+         f"{m}:{_line(m, 'direct_debit: {const')}: bindings.payment.direct_debit"),
+        ("mapping.const-code", f"{m}:{_line(m, 'sequence: {const')}: bindings.payment.sequence"),
+        ("mapping.const-code", f"{m}:{_line(m, 'activity: {const')}: bindings.line.activity")]
+    kind, method, sequence, activity = (p.message for p in exc.problems)
+    assert "codes.payer_kinds has no 'Famille'" in kind and "rule codes.payer-kind" in kind
+    assert "codes.sepa_sequences has no 'recurrent'" in sequence
+    assert "it is a yes/no value, not a text of codes.payment_methods" in method
+    assert "a constant no direct debit is a method it says false: {const: invoice}" in method
+    assert "did you mean 'FM-C1'?" in activity
+    result = CliRunner().invoke(app, ["check-mapping", str(m)])
+    assert result.exit_code == ExitCode.MAPPING
+    assert "(rule mapping.const-code)" in result.output
+
+
+def test_a_constant_its_code_table_holds_loads(tmp_path):
+    m = _write(tmp_path, _edit(("    kind: payer.kind", "    kind: {const: person}"),
+                               ("    sequence: payment.mandate.sequence",
+                                "    sequence: {const: RCUR}"),
+                               ("    direct_debit: payment.method",
+                                "    direct_debit: {const: invoice}")))
+    assert load_mapping(m).bindings["payer"]["kind"].kind == "const"
+
+
+def test_a_recorded_mapping_with_such_a_constant_is_rebuilt_with_it_waived():
+    """A run recorded before the check, whose constant SEPA sequence no invoice read (no
+    direct debit in it), rendered nothing from it: its mapping loads to rebuild it."""
+    from pesgen.mapping import load_recorded_mapping
+
+    text = _edit(("    sequence: payment.mandate.sequence", "    sequence: {const: recurrent}"))
+    mapping = load_recorded_mapping(text, "recorded.yaml")
+    assert [p.rule for p in mapping.waived] == ["mapping.const-code"]

@@ -788,6 +788,21 @@ def test_new_mapping_passes_the_schema_once_its_todos_are_filled(tmp_path, name)
     assert _run("new-mapping", "X", "--format", name, "--out", out).exit_code == 2
 
 
+def test_a_national_id_stood_in_does_not_hide_the_xsd_s_other_errors():
+    """The scaffold finds what an XSD requires by rendering the sample title with each
+    optional binding's field given a value (sample.xsd_problems); payer.national_id
+    given 'X' alone left its NatIdTiers None: the JVS file wrote None, rendered nothing,
+    and so hid every other error: listed in the scaffold (walk64), national_id was said
+    required by JVS_LFAC_Libelle. Given, it is a SIRET with its kind."""
+    from pesgen.sample import xsd_problems
+
+    mapping = load_mapping(MAPPINGS / "villeneuve-sur-loing-jvs.yaml")
+    fmt = load_format(data_dir("templates") / "jvs-millesime")
+    country = xsd_problems(mapping, fmt, ["address.country"])  # 'X' is no CodPays
+    assert any(place.endswith("/Tiers/Adresse/CodPays/@V") for place in country.values())
+    assert xsd_problems(mapping, fmt, ["address.country", "payer.national_id"]) == country
+
+
 @pytest.mark.parametrize("edit, asked", [
     (None, "label"),
     # Libelle optional: nothing asked
@@ -1869,10 +1884,18 @@ def test_check_mapping_warns_of_a_direct_debit_bound_without_its_mandate(tmp_pat
 
 
 def test_a_direct_debit_bound_to_a_constant_no_needs_no_mandate(tmp_path):
-    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
-                              ("    direct_debit: payment.method\n",
-                               "    direct_debit: {const: false}\n"),
-                              ("    sequence: payment.mandate.sequence\n", ""))
-    r = _run("check-mapping", mapping)
-    assert r.exit_code == 0, r.output
-    assert "payment.direct_debit is bound" not in r.stderr
+    # with codes.payment_methods, the constant is a method the table says false: a
+    # yes/no {const: false} refused every invoice at export (codes.payment-method), and
+    # is refused when the mapping loads since walk64 (mapping.const-code)
+    for constant, code in (("invoice", 0), ("false", 3)):
+        mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing.yaml",
+                                  ("    direct_debit: payment.method\n",
+                                   f"    direct_debit: {{const: {constant}}}\n"),
+                                  ("    sequence: payment.mandate.sequence\n", ""))
+        r = _run("check-mapping", mapping)
+        assert r.exit_code == code, r.output
+        assert code or "payment.direct_debit is bound" not in r.stderr
+    assert ("bindings.payment.direct_debit is {const: false}, but it is a yes/no value, not "
+            "a text of codes.payment_methods: every invoice it is read for would be refused "
+            "(rule codes.payment-method); with the table, a constant no direct debit is a "
+            "method it says false: {const: invoice}") in r.stderr

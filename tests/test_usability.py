@@ -222,13 +222,26 @@ def test_an_unbound_country_is_said_once_in_the_run_summary(tmp_path):
         assert r.exit_code == 0, r.stdout + r.stderr
         said = [ln for ln in r.stdout.splitlines() if _UNBOUND_COUNTRY in ln]
         assert said == [f"  - *: country: {m}: {_UNBOUND_COUNTRY}; bind it to the export's "
-                        "country column or key (codes.countries for its values)"], r.stdout
+                        "country column or key (codes.countries for its values), or, for an "
+                        "export that has none, to {const: FR}"], r.stdout
         assert "country ×1" in r.stdout
     r = _run("preview", "-m", m, "-i", inp, "--limit", "2", "--date", RUN_DATE)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert [ln for ln in r.stdout.splitlines() if _UNBOUND_COUNTRY in ln] == [
         f"policy country (run): {m}: {_UNBOUND_COUNTRY}; bind it to the export's country "
-        "column or key (codes.countries for its values)"]
+        "column or key (codes.countries for its values), or, for an export that has none, "
+        "to {const: FR}"]
+
+
+def test_a_country_bound_to_a_constant_fr_as_the_note_advises_silences_it(tmp_path):
+    """The note's advice for an export with no country column (walk64: it said only to
+    bind a column the export did not have) runs as printed: no note, the same files."""
+    m, _ = mapping_copy(tmp_path, JSON_MAPPING, ("    country: payer.address.country\n",
+                                                 "    country: {const: FR}\n"))
+    r = _run("preview", "-m", m, "-i", _french_only(tmp_path), "--limit", "2", "--date",
+             RUN_DATE)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert _UNBOUND_COUNTRY not in r.stdout and "policy country" not in r.stdout
 
 
 def test_an_unbound_country_names_itself_when_a_foreign_postal_code_is_refused(tmp_path):

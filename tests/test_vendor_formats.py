@@ -2075,7 +2075,7 @@ def test_a_student_a_template_writes_holding_a_format_character_is_refused(tmp_p
      "field address.postal_code) is missing"),
     (("address", "street"), "L" * 60, "text.length", "joint_payer.street (format field "
      "address.street) is 60 characters, format bl-emagnus allows 50 (address.complement "
-     "already holds the complement)"),
+     "already holds the complement: shorten it in the school software"),
     (("title",), "Monseigneur", "text.length", "joint_payer.civility (format field "
      "debtor.civility) is 11 characters, format bl-emagnus allows 10: a code is never "
      "truncated"),
