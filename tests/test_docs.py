@@ -543,8 +543,11 @@ def test_the_template_error_onboarding_shows_is_what_preview_prints(tmp_path, mo
                  ("format: pes-ormc", "format: ciril-civil-finance"),
                  name="villeneuve-ciril.yaml")
     (tmp_path / "export.json").write_bytes((EXAMPLES / "school-export.json").read_bytes())
-    # the example's debits fall on 2026-12-05: dated as it was billed (see the quick start)
-    words = [*shown[0][len("$ pesgen "):].split(), "--date", "2026-11-23"]
+    # the example's debits fall on 2026-12-05: the page's command dates it as it was
+    # billed (the quick start's --date); without it, from 2026-12-06 the first invoice is
+    # refused before it is rendered and the error names FA-2026-00102, not the page's
+    assert "--date 2026-11-23" in shown[0], shown[0]
+    words = shown[0][len("$ pesgen "):].split()
     previewed = run_cli(*words)
     assert previewed.exit_code == 5, previewed.output
     assert previewed.stdout == ""
@@ -574,3 +577,42 @@ first, as the page's commands go."""
             if "bindings.invoice.number]" in line]
     assert len(said) == 1, checked.stderr
     assert _shown_as([quoted.group(1)], said[0])
+
+
+def test_the_summary_flow_md_reads_line_by_line_is_what_the_quick_start_prints(
+        tmp_path, monkeypatch):
+    """docs/flow.md's "Reading the summary, line by line" explains to support, line by
+    line, what README.md's quick start prints. The quick start's own export command is
+    run as a new user runs it (from a folder holding the checkout's examples/ and
+    mappings/, the default store not there yet, the relative out/): its summary is the
+    page's, the run's id and the store's home aside; the page's ``…`` lines stand for
+    what it leaves out (the page's ``  …`` alone on its line: any lines)."""
+    import shlex
+    import shutil
+
+    from .conftest import run_cli
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    [command] = [line for _, body in _fenced(quick) for _, line in body
+                 if "pesgen export" in line][:1]
+    words = shlex.split(command.split("&& .venv/bin/pesgen ", 1)[1])
+    assert words[:1] == ["export"] and "--date" in words, words
+    flow = (ROOT / "docs" / "flow.md").read_text(encoding="utf-8")
+    section = flow.split("\n## Reading the summary, line by line\n", 1)[1]
+    [shown] = [[line for _, line in body] for _, body in _fenced(section)][:1]
+    assert shown[0].startswith("pesgen "), shown
+    for folder in ("examples", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    made = run_cli(*words)
+    assert made.exit_code == 0, made.output
+    printed = (_UUID.sub("<run>", made.stdout)
+               .replace(str(tmp_path / "data"), "/home/ecole/.local/share")).splitlines()
+    shown = [_UUID.sub("<run>", line) for line in shown]
+    cut = shown.index("  …") if "  …" in shown else len(shown)
+    head, tail = shown[:cut], shown[cut + 1:]
+    assert len(printed) >= len(head) + len(tail), (shown, printed)
+    assert _shown_as(head, "\n".join(printed[:len(head)]))
+    assert not tail or _shown_as(tail, "\n".join(printed[-len(tail):]))
