@@ -543,8 +543,11 @@ def test_the_template_error_onboarding_shows_is_what_preview_prints(tmp_path, mo
                  ("format: pes-ormc", "format: ciril-civil-finance"),
                  name="villeneuve-ciril.yaml")
     (tmp_path / "export.json").write_bytes((EXAMPLES / "school-export.json").read_bytes())
-    # the example's debits fall on 2026-12-05: dated as it was billed (see the quick start)
-    words = [*shown[0][len("$ pesgen "):].split(), "--date", "2026-11-23"]
+    # the example's debits fall on 2026-12-05: the page's command dates it as it was
+    # billed (the quick start's --date); without it, from 2026-12-06 the first invoice is
+    # refused before it is rendered and the error names FA-2026-00102, not the page's
+    assert "--date 2026-11-23" in shown[0], shown[0]
+    words = shown[0][len("$ pesgen "):].split()
     previewed = run_cli(*words)
     assert previewed.exit_code == 5, previewed.output
     assert previewed.stdout == ""
@@ -574,3 +577,115 @@ first, as the page's commands go."""
             if "bindings.invoice.number]" in line]
     assert len(said) == 1, checked.stderr
     assert _shown_as([quoted.group(1)], said[0])
+
+
+def test_the_summary_flow_md_reads_line_by_line_is_what_the_quick_start_prints(
+        tmp_path, monkeypatch):
+    """docs/flow.md's "Reading the summary, line by line" explains to support, line by
+    line, what README.md's quick start prints. The quick start's own export command is
+    run as a new user runs it (from a folder holding the checkout's examples/ and
+    mappings/, the default store not there yet, the relative out/): its summary is the
+    page's, the run's id and the store's home aside; the page's ``…`` lines stand for
+    what it leaves out (the page's ``  …`` alone on its line: any lines)."""
+    import shlex
+    import shutil
+
+    from .conftest import run_cli
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    [command] = [line for _, body in _fenced(quick) for _, line in body
+                 if "pesgen export" in line][:1]
+    words = shlex.split(command.split("&& .venv/bin/pesgen ", 1)[1])
+    assert words[:1] == ["export"] and "--date" in words, words
+    flow = (ROOT / "docs" / "flow.md").read_text(encoding="utf-8")
+    section = flow.split("\n## Reading the summary, line by line\n", 1)[1]
+    [shown] = [[line for _, line in body] for _, body in _fenced(section)][:1]
+    assert shown[0].startswith("pesgen "), shown
+    for folder in ("examples", "mappings"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    made = run_cli(*words)
+    assert made.exit_code == 0, made.output
+    printed = (_UUID.sub("<run>", made.stdout)
+               .replace(str(tmp_path / "data"), "/home/ecole/.local/share")).splitlines()
+    shown = [_UUID.sub("<run>", line) for line in shown]
+    cut = shown.index("  …") if "  …" in shown else len(shown)
+    head, tail = shown[:cut], shown[cut + 1:]
+    assert len(printed) >= len(head) + len(tail), (shown, printed)
+    assert _shown_as(head, "\n".join(printed[:len(head)]))
+    assert not tail or _shown_as(tail, "\n".join(printed[-len(tail):]))
+
+
+def test_the_refusals_onboarding_shows_of_check_mapping_are_what_it_prints(
+        tmp_path, monkeypatch):
+    """docs/onboarding.md step 4 shows two refusals of check-mapping a technician meets
+    writing a mapping and a bundle: a jvs-millesime mapping without address.street
+    (mapping.unbound), and a Corail template writing TypePiecePES '1' (xsd.bundle). Made
+    as the page says, from the shipped mappings and bundle, each is what check-mapping
+    prints, to the last line (the page had left out the count line, and the Corail one
+    the second of the two problems its first line counts)."""
+    import shutil
+
+    from .conftest import MAPPINGS, run_cli
+    from .mapping_support import mapping_copy
+
+    page = _onboarding()
+    monkeypatch.chdir(tmp_path)
+    mapping_copy(tmp_path / "mappings", MAPPINGS / "villeneuve-sur-loing-jvs.yaml",
+                 ("    street: payer.address.street\n", ""), name="villeneuve-jvs.yaml")
+    shutil.copytree(ROOT / "templates" / "cosoluce-corail", tmp_path / "formats" /
+                    "cosoluce-corail")
+    template = tmp_path / "formats" / "cosoluce-corail" / "corail.xml.j2"
+    text = template.read_text(encoding="utf-8")
+    assert text.count('<TypePiecePES V="01"/>') == 1
+    template.write_text(text.replace('<TypePiecePES V="01"/>', '<TypePiecePES V="1"/>'),
+                        encoding="utf-8")
+    shutil.copy(MAPPINGS / "villeneuve-sur-loing-corail.yaml",
+                tmp_path / "mappings" / "villeneuve-corail.yaml")
+    for heading, words, code in (
+            ("Left out where a template does", ["mappings/villeneuve-jvs.yaml"], 3),
+            ("is found here rather than at the first dry run",
+             ["mappings/villeneuve-corail.yaml", "--formats-dir", "formats"], 6)):
+        [shown] = [[line for _, line in body]
+                   for _, body in _fenced(" ".join(page.split(heading, 1)[1:]))][:1]
+        assert shown[0].startswith(f"error: {words[0]}: "), shown
+        checked = run_cli("check-mapping", *words)
+        assert checked.exit_code == code, checked.output
+        assert _shown_as(shown, checked.stderr.rstrip("\n")), (shown, checked.stderr)
+
+
+def test_the_refusal_to_cancel_an_accepted_bordereau_is_what_runs_cancel_prints(tmp_path):
+    """docs/state.md, "Cancelling a bordereau the trésorerie accepted": the refusal
+    support meets when the school asks to send again a file the trésorerie took. The
+    page's case made real (the sequence started at 41, the quick start exported, the
+    trésorerie's acceptance of IdBord 41 recorded from PES_ACQUIT_1.xml): `runs cancel`
+    prints it, the run's id and the times aside, to its last line (which the page had
+    left out)."""
+    from .conftest import EXAMPLES, MAPPINGS, run_cli
+
+    page = (ROOT / "docs" / "state.md").read_text(encoding="utf-8")
+    section = page.split("\n### Cancelling a bordereau the trésorerie accepted\n", 1)[1]
+    [shown] = [[line for _, line in body] for _, body in _fenced(section)][:1]
+    assert shown[0].startswith("error: run "), shown
+    db = ("--db", tmp_path / "store.sqlite3")
+    mapping = MAPPINGS / "villeneuve-sur-loing.yaml"
+    started = run_cli("numbering", "set-start", "--mapping", mapping, "--start", "41", *db,
+                      "--create-store")
+    assert started.exit_code == 0, started.output
+    made = run_cli("export", "--mapping", mapping, "--input", EXAMPLES / "school-export.json",
+                   "--out", tmp_path / "out", "--date", "2026-11-23", *db)
+    assert made.exit_code == 0, made.output
+    run = made.stdout.split(" run ", 1)[1].split()[0]
+    acquit = (ROOT / "tests" / "acquit" / "accepted.xml").read_bytes()
+    for old, new in ((b'<NumBord V="1"/>', b'<NumBord V="41"/>'),
+                     (b"_2026_0000001.xml", b"_2026_0000041.xml")):
+        assert acquit.count(old) == 1, old
+        acquit = acquit.replace(old, new)
+    (tmp_path / "PES_ACQUIT_1.xml").write_bytes(acquit)
+    recorded = run_cli("acquit", tmp_path / "PES_ACQUIT_1.xml", "--record", *db)
+    assert recorded.exit_code == 0, recorded.output
+    refused = run_cli("runs", "cancel", run, "--reason", "wrong term", *db)
+    assert refused.exit_code == 7, refused.output
+    assert _shown_as(shown, refused.stderr.rstrip("\n")), (shown, refused.stderr)
