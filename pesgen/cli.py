@@ -25,6 +25,7 @@ from ._display import (
     escaped_lines,
     json_text,
     masked_argument,
+    named_db,
     shown,
 )
 from ._echo import echo_err as _echo_err
@@ -122,6 +123,15 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
 
 
+def _db_chosen_by(db: str | None) -> str:
+    """How typer's --db parameter, which holds --db, else PESGEN_DB, got ``db``: as
+    ``Store.chosen_by`` says it ("" for none: the configuration file's or the default
+    store, which ``_store_url`` finds)."""
+    if not db:
+        return ""
+    return "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+
+
 def _store_url(db: str | None) -> tuple[str | None, str, bool]:
     """The URL of the state store of --db (else PESGEN_DB, else the configuration
     file's ``db``; None: the default store), how it was chosen, and whether it was named
@@ -130,8 +140,8 @@ def _store_url(db: str | None) -> tuple[str | None, str, bool]:
 
     _check_db(db)
     named = True
-    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
-        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+    if db:
+        chosen_by = _db_chosen_by(db)
     elif db := setting("db"):
         chosen_by = f"db in {config_path()}"
     else:
@@ -1020,8 +1030,7 @@ def acquit(
             _acquit_refused_json(file, record, exc, int(exc.exit_code), then)
         _fail(exc, written=False, then=then)
 
-    # the --db the commands its next steps give name (none: PESGEN_DB's, found again)
-    shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
+    shown_db = named_db(db, _db_chosen_by(db))  # the --db its next steps' commands name
     if replace and not record:
         refused(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
                            "acknowledgement): nothing recorded"))
