@@ -25,6 +25,7 @@ from ._display import (
     escaped_lines,
     json_text,
     masked_argument,
+    named_db,
     shown,
 )
 from ._echo import echo_err as _echo_err
@@ -122,6 +123,15 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
 
 
+def _db_chosen_by(db: str | None) -> str:
+    """How typer's --db parameter, which holds --db, else PESGEN_DB, got ``db``: as
+    ``Store.chosen_by`` says it ("" for none: the configuration file's or the default
+    store, which ``_store_url`` finds)."""
+    if not db:
+        return ""
+    return "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+
+
 def _store_url(db: str | None) -> tuple[str | None, str, bool]:
     """The URL of the state store of --db (else PESGEN_DB, else the configuration
     file's ``db``; None: the default store), how it was chosen, and whether it was named
@@ -130,8 +140,8 @@ def _store_url(db: str | None) -> tuple[str | None, str, bool]:
 
     _check_db(db)
     named = True
-    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
-        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
+    if db:
+        chosen_by = _db_chosen_by(db)
     elif db := setting("db"):
         chosen_by = f"db in {config_path()}"
     else:
@@ -1025,8 +1035,7 @@ def acquit(
             _acquit_refused_json(file, record, exc, int(exc.exit_code), then)
         _fail(exc, written=False, then=then)
 
-    # the --db the commands its next steps give name (none: PESGEN_DB's, found again)
-    shown_db = db if db and not os.environ.get("PESGEN_DB") == db else None
+    shown_db = named_db(db, _db_chosen_by(db))  # the --db its next steps' commands name
     if replace and not record:
         refused(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
                            "acknowledgement): nothing recorded"))
@@ -2731,22 +2740,9 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
     else:
         tail = ""
     _say(f"{head}: {body}{tail}")
-    if done.still_active:
-        # support's "how do we send them again without sending the others twice?"
-        # (docs/state.md, A rejected bordereau): the run's other titles stand
-        active = ", ".join(map(str, done.still_active))
-        hold = "holds" if len(done.still_active) == 1 else "hold"
-        _say(f"next: export again only the invoices of IdBord {numbers} (`pesgen runs show "
-             f"{done.run.id} --invoices{db_option(db)}` lists them); an export of the "
-             f"school's whole file is refused for the invoices IdBord {active} still {hold}, "
-             "unless the mapping's policies.already_exported: leave_out leaves them out "
-             "(docs/state.md, A rejected bordereau)")
-    else:
-        # the run's bordereaux cancelled before this call go out again in the same export
-        earlier = _cancelled_before(db, done)
-        if done.freed or any(x.left for x in earlier):
-            _say(_export_again(done.as_recorded, done.bordereaux, db,
-                               done.invoices - done.freed, earlier))
+    step = _cancel_next(done, db)
+    if step is not None:
+        _say(f"next: {step}")
     if annulled_by_tresorerie:
         _say(f"recorded reason: {done.reason}")
     if done.run.pes:
@@ -2776,6 +2772,33 @@ def runs_cancel(run: Annotated[str, typer.Argument(help="Run id (or a unique pre
         for problem in done.payments:
             _echo_err(f"  - invoice {problem.invoice}: {problem.message}")
     _say_cancelled_in_place(done.as_recorded, done.bordereaux)
+
+
+def _cancel_next(done: Any, db: str | None) -> str | None:
+    """`runs cancel`'s next step (its text's `next:` line, --format json's
+    ``next_step``): with bordereaux of the run still active, exporting again only the
+    invoices of those cancelled; with none, the export of the corrected file
+    (``_export_again``). None: nothing to export again, or an annulment confirmed
+    (``done.confirmed``: cancelled already, its next step said then)."""
+    if done.confirmed:
+        return None
+    if done.still_active:
+        # support's "how do we send them again without sending the others twice?"
+        # (docs/state.md, A rejected bordereau): the run's other titles stand
+        numbers = ", ".join(map(str, done.bordereaux))
+        active = ", ".join(map(str, done.still_active))
+        hold = "holds" if len(done.still_active) == 1 else "hold"
+        return (f"export again only the invoices of IdBord {numbers} (`pesgen runs show "
+                f"{done.run.id} --invoices{db_option(db)}` lists them); an export of the "
+                f"school's whole file is refused for the invoices IdBord {active} still "
+                f"{hold}, unless the mapping's policies.already_exported: leave_out leaves "
+                "them out (docs/state.md, A rejected bordereau)")
+    # the run's bordereaux cancelled before this call go out again in the same export
+    earlier = _cancelled_before(db, done)
+    if done.freed or any(x.left for x in earlier):
+        return _export_again(done.as_recorded, done.bordereaux, db,
+                             done.invoices - done.freed, earlier)
+    return None
 
 
 @dataclass(frozen=True)
@@ -2819,7 +2842,7 @@ def _cancelled_before(db: str | None, done: Any) -> list[_Before]:
 
 def _export_again(run: dict[str, Any], cancelled: tuple[int, ...], db: str | None,
                   held: int = 0, before: list[_Before] | None = None) -> str:
-    """`runs cancel`'s `next:` line when no bordereau of the run stays active: the export
+    """`runs cancel`'s next step when no bordereau of the run stays active: the export
     to run again on the corrected (or the right) file, with the run's own mapping, input
     (its path as recorded; a run recorded before pesgen kept it, INPUT) and output folder,
     the store's --db, a dry run first; ``cancelled``: the bordereaux this call cancelled;
@@ -2839,7 +2862,7 @@ def _export_again(run: dict[str, Any], cancelled: tuple[int, ...], db: str | Non
                             "recorded)")
     args = (f"--mapping {shlex.quote(run['mapping_path'])} --input {given} --out "
             f"{shlex.quote(run['out_dir'])}{db_option(db)}")
-    return (f"next: correct the input (or take the right file), then check it with `pesgen "
+    return (f"correct the input (or take the right file), then check it with `pesgen "
             f"export {args} --dry-run`{read}, and export it with the same command without "
             f"--dry-run: its invoices take the next IdBord, never IdBord {numbers} again "
             f"(the run's mapping, input and output folder; `pesgen runs extract {run['id']}"
@@ -2889,6 +2912,8 @@ def _cancel_json(done: Any, db: str | None) -> None:
         left_out_as_held=None if later is None else [
             {"run": other, "invoices": invoices} for other, invoices in later.items()],
         left_out_as_held_error=unread,
+        # the text's `next:` (null: it prints none)
+        next_step=_cancel_next(done, db),
         payments=_problems_json(list(done.payments)),
         still_in_place={"folder": done.as_recorded.get("out_dir") if files or drawn
                         else None, "files": files, "datamatrix": drawn})

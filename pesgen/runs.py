@@ -410,11 +410,14 @@ def numbers_said(unsent: list[Unsent]) -> str:
 
 
 def _note_gap(prepared: Prepared, mapping_path: Path, key: SequenceKey, first: int,
-              gap: list[Unsent], dry_run: bool) -> None:
+              gap: list[Unsent], dry_run: bool, db: str) -> None:
     """The note of a run whose files follow numbers cancelled before their file was
     sent (``Store.numbering_gap``): the trésorerie receives IdBord ``first`` without
     them, and Hélios checks that bordereau numbers follow each other (whether it accepts
-    a gap is not confirmed: notes pes-v2-recette.md), so it is told."""
+    a gap is not confirmed: notes pes-v2-recette.md), so it is told. Its commands run
+    as printed (``db``: the store's ``Store.db_option``): `numbering show` of the
+    sequence's exercise (a mapping would need its path from where the export ran, and
+    its --formats-dir)."""
     if not gap:
         return
     numbers = numbers_said(gap)
@@ -430,8 +433,9 @@ def _note_gap(prepared: Prepared, mapping_path: Path, key: SequenceKey, first: i
         f"trésorerie will not have received {numbers} and receives IdBord {first} without "
         f"{it}. Hélios checks that bordereau numbers follow each other (whether it accepts "
         f"a gap is not confirmed): tell the trésorerie that {numbers} {was} cancelled "
-        f"before sending (`pesgen numbering show` lists {it}; if {its} {was} sent after "
-        f"all, record the acknowledgement: `pesgen acquit FILE --record`; {ACQUIT_FILE}) "
+        f"before sending (`pesgen numbering show --exercise {key[2]}{db}` lists {it}; if "
+        f"{its} {was} sent after all, record the acknowledgement: `pesgen acquit FILE "
+        f"--record{db}`; {ACQUIT_FILE}) "
         "(see "
         "docs/state.md, Numbering)"))
 
@@ -526,7 +530,8 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                                    written=exporter.writes_number())
                 if exporter.fmt.is_pes:
                     _note_gap(prepared, mapping_path, key, first,
-                              store.numbering_gap(conn, key, first), dry_run=False)
+                              store.numbering_gap(conn, key, first), dry_run=False,
+                              db=store.db_option)
                 taken.refuse(conn)
                 _refuse_freed(store, conn, key[0], prepared)
                 temps = exporter.finish(prepared, first)
@@ -689,7 +694,8 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
             _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
                                pieces=pieces, helios=exporter.fmt.is_pes,
                                written=exporter.writes_number())
-            _note_gap(prepared, mapping_path, key, first, gap, dry_run=True)
+            _note_gap(prepared, mapping_path, key, first, gap, dry_run=True,
+                      db=store.db_option)
             if _file_digest(Path(input_path)) != read_digest:
                 raise _input_changed(input_path)
             exporter.finish(prepared, first)  # into the temporary folder, never in place

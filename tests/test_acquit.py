@@ -815,6 +815,32 @@ def test_a_rejection_read_without_record_ends_with_the_command_recording_it(stor
                                            store).stdout
 
 
+def test_the_store_pesgen_db_chose_is_named_by_the_commands_given(store, monkeypatch):
+    """`pesgen acquit` named the store of --db, not PESGEN_DB's ("the env finds it
+    again"), when every other suggested command names both (``named_db``, sup64): pasted
+    into a ticket, run in another shell without the variable, its commands read the
+    default store. Chosen by PESGEN_DB, they name it, and run so (the variable gone)
+    they record the rejection in it."""
+    monkeypatch.setenv("PESGEN_DB", str(store))
+    option = f" --db {shlex.quote(str(store))}"
+    r = run_cli("acquit", ACKS / "rejected.xml")
+    assert r.exit_code == ExitCode.REJECTED, r.output
+    run_id = _run_id(store)
+    (step,) = [ln for ln in r.output.splitlines() if ln.startswith("  next: ")]
+    assert step.startswith(f"  next: pesgen runs cancel {run_id} --bordereau 1 "), step
+    assert step.split(";")[0].endswith(option), step
+    assert f"`pesgen runs show {run_id} --invoices{option}` lists them" in step, step
+    last = r.stdout.splitlines()[-1]
+    record = f"`pesgen acquit {shlex.quote(str(ACKS / 'rejected.xml'))} --record{option}`"
+    assert record in last, last
+    data = json.loads(run_cli("acquit", ACKS / "rejected.xml", "--json").stdout)
+    assert f"{option};" in json.dumps(data), data
+    monkeypatch.delenv("PESGEN_DB")
+    done = run_cli(*shlex.split(record.strip("`"))[1:])
+    assert done.exit_code == ExitCode.REJECTED, done.output
+    assert "Hélios: IdBord 1 rejected" in run_cli("runs", "list", "--db", store).stdout
+
+
 def test_an_acceptance_read_without_record_is_no_rejection_to_record(store):
     """Read without --record on a store with no answer recorded, an acceptance ends with
     no 'not recorded' line: only a rejection is recorded before cancelling."""

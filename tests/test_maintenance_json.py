@@ -204,6 +204,49 @@ def test_runs_cancel_gives_the_bordereaux_invoices_and_what_is_left_to_do(db_url
     assert report["still_in_place"] == {"folder": None, "files": [], "datamatrix": []}
 
 
+def test_runs_cancel_gives_the_next_step_its_text_prints(db_url, tmp_path):
+    """`runs cancel --format json` gave no next step where its text prints `next:`
+    (sup64): a script had to rebuild the export to run again. ``next_step`` is that
+    line's command, runnable as given: with bordereaux still active, the listing of the
+    invoices to export again; the run cancelled, the export of the right file (its dry
+    run, run as printed, takes them); null for an annulment confirmed, as the text says
+    none."""
+    import shlex
+
+    from .test_acquit_record import _ack, _element
+
+    run = _split_run(db_url, tmp_path).run_id  # IdBord 2 cancelled
+    code, report = _json("runs", "cancel", run, "--bordereau", "3", "--reason", "rejected",
+                         "--db", db_url)
+    assert code == 0 and report["still_active"] == [1], report
+    listing = f"pesgen runs show {run} --invoices --db {shlex.quote(db_url)}"
+    assert report["next_step"] == (
+        f"export again only the invoices of IdBord 3 (`{listing}` lists them); an export "
+        "of the school's whole file is refused for the invoices IdBord 1 still holds, "
+        "unless the mapping's policies.already_exported: leave_out leaves them out "
+        "(docs/state.md, A rejected bordereau)"), report["next_step"]
+    listed = run_cli(*shlex.split(listing)[1:])
+    assert listed.exit_code == 0 and "FA-2026-" in listed.stdout, listed.output
+    code, report = _json("runs", "cancel", run, "--bordereau", "1", "--reason", "wrong term",
+                         "--db", db_url)
+    assert code == 0 and report["run_cancelled"] is True, report
+    step = report["next_step"]
+    assert step.startswith("correct the input (or take the right file), then check it with "
+                           "`pesgen export --mapping "), step
+    assert "; the invoices of IdBord 2 (on " in step, step  # cancelled first, goes too
+    dry = shlex.split(step.split("`")[1])
+    assert dry[:2] == ["pesgen", "export"] and dry[-1] == "--dry-run", dry
+    assert dry[dry.index("--db") + 1] == db_url, dry
+    checked = run_cli(*dry[1:], "--date", RUN.isoformat())  # the tests' today is 2099's
+    assert checked.exit_code == 0 and "IdBord 4" in checked.stdout, checked.output
+    # IdBord 1's annulment by the trésorerie, confirmed: the text prints no next step
+    ack = _ack(tmp_path, "ack.xml", _element(1, True))
+    assert run_cli("acquit", ack, "--db", db_url, "--record").exit_code == 10
+    code, report = _json("runs", "cancel", run, "--bordereau", "1", "--annulled-by-tresorerie",
+                         "--reason", "titres annulés", "--db", db_url)
+    assert code == 0 and report["confirmed"] is True and report["next_step"] is None, report
+
+
 def test_runs_cancel_refusals_are_json_with_the_text_s_exit_code(db_url, tmp_path,
                                                                  monkeypatch):
     import pesgen.runs

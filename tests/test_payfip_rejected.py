@@ -8,6 +8,7 @@ On SQLite and on a real PostgreSQL server (PESGEN_TEST_PG_URL, see test_store)."
 from __future__ import annotations
 
 import json
+import shlex
 
 import sqlalchemy as sa
 
@@ -53,11 +54,14 @@ def test_link_and_tipi_url_refuse_a_title_of_a_rejected_bordereau(acknowledged):
     said = (f"error: invoice FA-2026-00105: its title (IdBord 2 of run {run}) is in a "
             "bordereau the trésorerie rejected: rejected on 2026-11-24 with 1 error(s) "
             "(ack.xml), not cancelled yet; no ")
+    # its commands name the store --db gave (they named none: sup64)
+    db = f" --db {shlex.quote(db_url)}"
     step = ("the trésorerie does not hold the title, a family must not pay it. `pesgen "
-            "acquit ack.xml` gives the command that cancels the bordereau; then export the "
-            "invoice again, and make the payment for its new title. If the trésorerie took "
-            "the bordereau since, after a fix on its side, record its new acknowledgement: "
-            "`pesgen acquit FILE --record --replace` (FILE: its new PES_ACQUIT)\n")
+            f"acquit ack.xml{db}` gives the command that cancels the bordereau; then export "
+            "the invoice again, and make the payment for its new title. If the trésorerie "
+            "took the bordereau since, after a fix on its side, record its new "
+            f"acknowledgement: `pesgen acquit FILE --record --replace{db}` (FILE: its new "
+            "PES_ACQUIT)\n")
     tipi = _tipi(db_url, "fa-2026-00105")
     assert tipi.exit_code == ExitCode.STATE == 7, tipi.output
     assert tipi.stdout == ""  # no URL
@@ -199,17 +203,20 @@ class _RejectedMeanwhile:
 
 
 def test_a_rejection_recorded_while_payfip_makes_the_operation_refuses_the_link(
-        acknowledged, tmp_path):
+        acknowledged, tmp_path, monkeypatch):
     """Found not rejected, then rejected while PayFiP made the operation: the operation
     is recorded (PayFiP issued it), its link refused, exit 7, rule payfip.rejected; and
-    `acquit --record` lists it as a link open on the rejected bordereau."""
+    `acquit --record` lists it as a link open on the rejected bordereau: the refusal
+    gives that command with the acquit's name and the store (it said `acquit FILE
+    --record`, FILE "that acquit, named above", and no --db: sup64), run as printed
+    where the acquit is."""
     import pytest
 
     from pesgen.errors import StateError
     from pesgen.payfip.service import create_link
 
     db_url, run = acknowledged
-    store = Store(db_url)
+    store = Store(db_url, chosen_by="--db")
     no = _ack(tmp_path, "no.xml", _element(1, False, "ERREUR_AUTRE"))
     with pytest.raises(StateError) as info:
         create_link(store, MAPPING, "FA-2026-00101", mode="W",
@@ -222,8 +229,11 @@ def test_a_rejection_recorded_while_payfip_makes_the_operation_refuses_the_link(
         "(no.xml)); the operation is recorded, but do not send its link: no link")
     assert [p.rule for p in info.value.problems] == ["payfip.rejected"]
     assert ledger.get_operation(store, "op-meanwhile")["status"] == "pending"
-    again = run_cli("acquit", no, "--db", db_url, "--record")
-    assert "FA-2026-00101 (operation op-meanwhile, " in again.stdout
+    command = f"pesgen acquit no.xml --record --db {shlex.quote(db_url)}"
+    assert str(info.value).endswith(f"; `{command}` lists the link as open)"), info.value
+    monkeypatch.chdir(tmp_path)  # where no.xml is
+    again = run_cli(*shlex.split(command)[1:])
+    assert "FA-2026-00101 (operation op-meanwhile, " in again.stdout, again.output
 
 
 def test_every_link_open_on_a_rejected_bordereau_s_titles_is_said_each_bordereau_its_own(

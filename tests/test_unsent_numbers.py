@@ -352,3 +352,40 @@ def test_a_run_cancelled_whole_lists_only_its_bordereaux_never_acknowledged(db_u
                          whole=True)
     assert [(u["id_bord"], u["whole_run"], u["followed_by"]) for u in _show(db_url)[1]] == [
         (3, True, 4)]
+
+
+def test_the_gap_notes_commands_run_as_printed(db_url, tmp_path):
+    """The note's `numbering show` and `acquit FILE --record` said no --db (sup64): pasted
+    in another shell, they read the default store, which knows neither the sequence nor
+    the bordereau. They name the export's store, and `numbering show` the sequence's
+    exercise: run as printed (FILE an acquit accepting IdBord 2, sent after all), the
+    first lists IdBord 2, the second records it, and the listing no longer has it."""
+    import shlex
+
+    a = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][:2], "a.json"), tmp_path / "a",
+                "--create-store")
+    assert a.exit_code == 0, a.output
+    b = _export(db_url, MAPPING, only(tmp_path, BORDEREAUX[1][2:], "b.json"), tmp_path / "b")
+    assert b.exit_code == 0 and "(IdBord 2," in b.stdout, b.output
+    [wrong] = [r for r in Store(db_url).list_runs() if r.first_number == 2]
+    Store(db_url).cancel(wrong.id, "wrong term exported")
+    c_input = only(tmp_path, BORDEREAUX[2][:2], "c.json")
+    dry = _export(db_url, MAPPING, c_input, None, "--dry-run")
+    c = _export(db_url, MAPPING, c_input, tmp_path / "c")
+    for r in (dry, c):
+        assert r.exit_code == 0, r.output
+        [note] = _gap_notes(r.stdout)
+        show = f"`pesgen numbering show --exercise 2026 --db {shlex.quote(db_url)}` lists it"
+        assert show in note, note
+        assert (f"`pesgen acquit FILE --record --db {shlex.quote(db_url)}`; FILE: the "
+                "PES_ACQUIT the trésorerie's guichet XML returned for it)") in note, note
+    show_args = shlex.split(note.split("`pesgen ")[1].split("`")[0])
+    listed = run_cli(*show_args)
+    assert listed.exit_code == 0, listed.output
+    assert f"    IdBord 2  run {wrong.id}  cancelled " in listed.stdout, listed.stdout
+    ack = _ack(tmp_path, "ack.xml", _element(2, True))
+    acquit_args = shlex.split(note.split("`pesgen acquit ")[1].split("`")[0])
+    recorded = run_cli("acquit", *[str(ack) if w == "FILE" else w for w in acquit_args])
+    assert recorded.exit_code == 10, recorded.output  # accepted, but cancelled in pesgen
+    assert "  recorded: IdBord 2 exercise 2026 " in recorded.stdout, recorded.output
+    assert _show(db_url)[1] == []  # acknowledged: no longer listed

@@ -493,6 +493,8 @@ class Recorded:
     # the invoice's operations open when it was recorded, this one left out
     # (``open_operations_of``, read in its transaction)
     still_open: list[dict[str, Any]] = field(default_factory=list)
+    # the name of the acquit ``rejected`` was recorded from (the store keeps no folder)
+    rejected_acquit: str | None = None
 
 
 def record_operation(store: Store, op: dict[str, Any],
@@ -549,14 +551,16 @@ def record_operation(store: Store, op: dict[str, Any],
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
                else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
     return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None,
-                    rejected, unsettled, still_open)
+                    None if rejected is None else rejected[0], unsettled, still_open,
+                    None if rejected is None else rejected[1])
 
 
 def _title_rejected(store: Store, conn: Connection, run_id: str | None,
-                    invoice: str) -> str | None:
+                    invoice: str) -> tuple[str, str] | None:
     """The rejection of an active title's bordereau (the run and the invoice as that
-    run wrote it), as its Hélios status records it, in words; None: not rejected (or
-    cancelled: ``_title_cancelled``'s)."""
+    run wrote it), as its Hélios status records it, in words, and the name of the
+    acquit it was recorded from; None: not rejected (or cancelled:
+    ``_title_cancelled``'s)."""
     if not run_id:
         return None
     id_bord = conn.execute(sa.select(run_invoices.c.id_bord).where(
@@ -568,7 +572,7 @@ def _title_rejected(store: Store, conn: Connection, run_id: str | None,
     if ack is None:
         return None
     return (f"IdBord {id_bord} of run {run_id}, rejected by the trésorerie: "
-            f"{ack.outcome} ({ack.file})")
+            f"{ack.outcome} ({ack.file})", ack.file)
 
 
 def title_cancelled(store: Store, id_op: str) -> str | None:

@@ -8,7 +8,6 @@ from PayFiP over SOAP, and checked against the operation pesgen issued.
 from __future__ import annotations
 
 import logging
-import shlex
 import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -161,25 +160,28 @@ def _unsettled(invoice: str, found: list[ledger.Unsettled], done: str) -> StateE
         for u in found])
 
 
-def refuse_rejected(title: Any, rejected: dict[int, Any], what: str) -> None:
+def refuse_rejected(title: Any, rejected: dict[int, Any], what: str, db: str = "") -> None:
     """Refuse to start a payment (``what``: a PayFiP link, a TIPI link) of a title whose
     bordereau the trésorerie rejected (its Hélios status, `pesgen acquit --record`;
     ``rejected``: the rejected bordereaux of the title's run, ``ledger.rejected_bordereaux``)
     and that is not cancelled yet: the title is not in Hélios, and a family never pays a
     title the trésorerie does not hold (rule payfip.rejected, exit 7, as payfip.paid and
-    payfip.cancelled). Names the rejection, its acquit and what to do next."""
+    payfip.cancelled). Names the rejection, its acquit and what to do next (``db``: the
+    store's ``Store.db_option``, for its commands)."""
     ack = None if title is None else rejected.get(int(title.id_bord))
     if ack is None:
         return
+    from ..acquit import acquit_arg
+
     where = f"IdBord {title.id_bord} of run {title.run_id}"
     raise StateError(
         f"invoice {title.invoice}: its title ({where}) is in a bordereau the trésorerie "
         f"rejected: {ack.outcome} ({ack.file}), not cancelled yet; no {what}: the trésorerie "
-        "does not hold the title, a family must not pay it. `pesgen acquit "
-        f"{shlex.quote(ack.file)}` gives the command that cancels the bordereau; then "
+        f"does not hold the title, a family must not pay it. `pesgen acquit "
+        f"{acquit_arg(ack.file)}{db}` gives the command that cancels the bordereau; then "
         "export the invoice again, and make the payment for its new title. If the "
         "trésorerie took the bordereau since, after a fix on its side, record its new "
-        "acknowledgement: `pesgen acquit FILE --record --replace` (FILE: its new "
+        f"acknowledgement: `pesgen acquit FILE --record --replace{db}` (FILE: its new "
         "PES_ACQUIT)",
         [Problem("payfip.rejected", f"{where} rejected by the trésorerie: {ack.outcome}, "
                  f"not cancelled yet: no {what} for a title the trésorerie does not hold",
@@ -252,7 +254,8 @@ def build_request(mapping: Mapping, settings: PayfipSettings, store: Store, invo
     refuse_unsettled(lookups.unsettled(), invoice if title is None else title.invoice, what)
     # a title of a bordereau the trésorerie rejected is not in Hélios (no active title:
     # due_of says why below)
-    refuse_rejected(title, {} if title is None else lookups.rejected(title.run_id), what)
+    refuse_rejected(title, {} if title is None else lookups.rejected(title.run_id), what,
+                    store.db_option)
     due = ledger.due_of(store, c.siret, invoice, title)
     invoice = due.invoice  # as its run recorded it: `fa-1` given finds FA-1
     scope_c = collectivity_scope(c)
@@ -1005,15 +1008,20 @@ def _make_link(store: Store, mapping: Mapping, client: PayfipClient,
         raise _unsettled(invoice, recorded.unsettled, f"PayFiP made operation {id_op} meanwhile; "
                          "the operation is recorded, but do not send its link")
     if recorded.rejected:
+        from ..acquit import acquit_arg
+
         # `acquit --record` recorded the trésorerie's rejection of the title's bordereau
-        # while PayFiP made the operation: the trésorerie does not hold the title
+        # while PayFiP made the operation: the trésorerie does not hold the title. The
+        # acquit by the name it was recorded with (the folder it was read in)
+        named = recorded.rejected_acquit
         raise StateError(
             f"invoice {invoice}: the trésorerie's rejection of its title's bordereau was "
             f"recorded while PayFiP made operation {id_op} ({recorded.rejected}); the "
             "operation is recorded, but do not send its link: no link (a family must not "
-            "pay a title the trésorerie does not hold; `pesgen acquit FILE --record` (FILE: "
-            "that acquit, named above) "
-            "lists the link as open)",
+            f"pay a title the trésorerie does not hold; `pesgen acquit {acquit_arg(named)} "
+            f"--record{store.db_option}` "
+            + ("" if named else "(FILE: that acquit, named above) ")
+            + "lists the link as open)",
             [Problem("payfip.rejected", f"{recorded.rejected}: a payment through operation "
                      f"{id_op} would pay a title the trésorerie does not hold",
                      invoice=invoice)])
