@@ -865,6 +865,20 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     return problems
 
 
+def unlisted_civilities(fmt: Format, mapping: Mapping) -> list[Problem]:
+    """check-mapping's warnings of a civility the fixture's mapping binds without a
+    codes.civility table into a layout's column taking a list of values (rule
+    mapping.civility-values, ``sample.civility_unlisted``): the fixture's civilities
+    may all be listed, an export's others are refused by the layout, by invoice. None
+    when the sample title does not render (said by the bundle's own checks)."""
+    from .sample import civility_unlisted  # it renders through the export
+
+    try:
+        return civility_unlisted(mapping, fmt)
+    except PesgenError:
+        return []
+
+
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                  regen: bool = False, warn: Callable[[Problem], None] | None = None,
                  removed: Callable[[Path], None] | None = None
@@ -922,6 +936,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                         + narrow_widths(fmt, result.mapping)
                         + layout_widths(fmt, result.mapping)
                         + joined_widths(fmt, result.mapping)
+                        + unlisted_civilities(fmt, result.mapping)
                         + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:

@@ -613,6 +613,38 @@ def test_an_xml_element_joining_fields_their_limits_overflow_is_warned_of(tmp_pa
     assert r.exit_code == 0 and "joined into" not in r.stderr, r.stderr
 
 
+def test_check_format_warns_of_a_civility_bound_without_a_table_into_a_listed_column(
+        tmp_path):
+    """e.magnus' Civilite listing the civilities it takes, the fixture's mapping binding
+    the civility without a codes.civility table: check-mapping warned (fmt65,
+    mapping.civility-values) but check-format, which holds that mapping, said nothing,
+    the fixture's civilities all being listed; an export holding another was refused
+    by the layout, by invoice. check-format now warns as check-mapping does."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    layout = folder / "wtamc001.layout.yaml"
+    column = _edit(layout, "      - {name: Civilite, type: text, length: 32}  # 93",
+                   '      - {name: Civilite, type: text, length: 32, '
+                   'values: [M, MME, "M.", Mme]}  # 93')
+    fixture = folder / "fixture" / "mapping.yaml"
+    _edit(fixture, '  civility:\n    "Mme": MME\n    "M.": M\n    "M": M\n'
+          '    "Mlle": MME    # Hélios rejects Mademoiselle\n', "")
+    bound = next(i for i, line in enumerate(fixture.read_text(encoding="utf-8").splitlines(), 1)
+                 if line == "    civility: payer.title")
+    _edit(folder / "fixture" / "input.json", '"title": "Mlle"', '"title": "Mme"')
+    said = ("warning: bindings.payer.civility is written as it is into WTAMC001.txt, record "
+            f"'ecriture', column Civilite (#93) ({layout}:{column}: records[0].columns[92]), "
+            "which takes only 'M', 'MME', 'M.', 'Mme' (layout.values): without a "
+            "codes.civility table")
+    where = (f"[mapping {fixture}:{bound}: bindings.payer.civility] "
+             "(rule mapping.civility-values)")
+    r = _check(fmts, "bl-emagnus", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    [line] = [ln for ln in r.stderr.splitlines() if "mapping.civility-values" in ln]
+    assert line.startswith(said) and line.endswith(where), line
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert r.exit_code == 0 and line in r.stderr, r.stderr
+
+
 def test_a_text_written_narrower_names_the_template_as_typed(tmp_path, monkeypatch):
     """check-format's format.field-width named the template by its name in the bundle
     (corail.xml.j2:56), a file the technician could not open from where the command ran,
