@@ -545,9 +545,10 @@ class Builder:
         # the text fields no file of the format holds (the exporter's check_fields,
         # coverage.unwritten_texts): kept as exported, as an unwritten student is
         self.unwritten_texts: frozenset[str] = frozenset()
-        # the cities (address.city, joint_payer.city) no template reads on the sample
-        # titles, declared not carried or not: the foreign_address note names no Ville
-        self.unwritten_cities: frozenset[str] = frozenset()
+        # the address values a foreign_address note names (address.postal_code,
+        # address.city, address.country_code; joint_payer's the same) no template reads
+        # on the sample titles, declared not carried or not: the note names none of them
+        self.unwritten_address: frozenset[str] = frozenset()
         self._encoding = mapping.output.encoding or fmt.encoding
         # (a recorded run: its texts taken as pesgen took them when it was recorded)
         self.text_policy = replace(mapping.policies.text, format_chars=True) if recorded \
@@ -1883,25 +1884,36 @@ class Builder:
                     "postal_code_in_city)")) for p in ctx.problems[said:]]
             return None
         shown = f"'{postal} …'" if postal else "without postal code"
+        # only the values a file holds: the CP, Ville and CodPays no template reads (a
+        # package writing no country code, or no address) are said not written, unnamed;
+        # the city unbound (WRITTEN_ONLY left out) as well
+        unbound_city = b_city is None
+        unread = [key for key in ("postal_code", "country_code")
+                  if _own(f"address.{key}", joint) in self.unwritten_address]
         city_key = _own("address.city", joint)
-        if b_city is None or city_key in self.unwritten_cities \
-                or city_key in self.unwritten_texts:
-            # no file holds the city (WRITTEN_ONLY left out, or read by no template): the
-            # note names no Ville the postal code would be in, and says where it went
-            why = (f"bindings.{city_key} is not bound" if b_city is None else
-                   f"no template of format {self.fmt.name} writes {city_key}")
-            lost = f": the foreign postal code {shown_repr(postal)} is in no file" \
-                if postal else ""
-            how = self._naming(
-                f"CP 99999, CodPays {insee} (address.postal_code, address.country_code)",
-                f"address.postal_code 99999, address.country_code {insee}") + \
-                f"; no city written ({why}){lost}"
-        else:
-            how = self._naming(
-                f"CP 99999, Ville {shown}, CodPays {insee} (address.postal_code, "
-                "address.city, address.country_code)",
-                f"address.postal_code 99999, address.city {shown}, address.country_code "
-                f"{insee}")
+        if not unbound_city and (city_key in self.unwritten_address or
+                                 city_key in self.unwritten_texts):
+            unread.insert(1, "city")
+        named = [(key, pes, other) for key, pes, other in (
+            ("postal_code", "CP 99999", "address.postal_code 99999"),
+            ("city", f"Ville {shown}", f"address.city {shown}"),
+            ("country_code", f"CodPays {insee}", f"address.country_code {insee}"))
+            if key not in unread and not (key == "city" and unbound_city)]
+        said_parts = [self._naming(
+            ", ".join(pes for _, pes, _ in named) + " (" +
+            ", ".join(f"address.{key}" for key, _, _ in named) + ")",
+            ", ".join(other for _, _, other in named))] if named else []
+        if unread:
+            names = [_own(f"address.{key}", joint) for key in unread]
+            said_parts.append(f"no template of format {self.fmt.name} writes " + (
+                names[0] if len(names) == 1 else
+                f"{', '.join(names[:-1])} or {names[-1]}"))
+        if unbound_city:
+            said_parts.append(f"no city written (bindings.{city_key} is not bound)")
+        how = "; ".join(said_parts)
+        if postal and (unbound_city or "city" in unread):
+            # no file holds the city: the foreign postal code it would hold went nowhere
+            how += f": the foreign postal code {shown_repr(postal)} is in no file"
         ctx.note("foreign_address", f"{_whose(joint)}{country}: {how}",
                  field=_own("address.country", joint))
         return _make_address(street=street, postal_code="99999", city=foreign_city,

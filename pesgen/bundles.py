@@ -786,11 +786,18 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     optional part (``sample.joined_columns``): none said of a column joining a field
     format.yaml does not limit, or when the sample title does not render. Each names
     the bindings (mapping file:line), their format.yaml limits, the column as the layout
-    declares it, its width and the length the joined value reaches."""
+    declares it, its width and the length the joined value reaches. The same of an
+    element or attribute of an XML file its bundle's own XSD checks (Corail's
+    RaisonSociale: name, complement, first name; ``sample.joined_elements``), the XSD's
+    maxLength its width, named by its place and where the XSD declares it."""
     from .layout import _where
-    from .sample import _PLACED, column_where, joined_columns
+    from .sample import _PLACED, column_where, joined_columns, joined_elements
+    from .validate import xsd_label
 
-    if not any(spec.layout is not None for spec in fmt.files):
+    layouts = any(spec.layout is not None for spec in fmt.files)
+    xsds = any(spec.xsd is not None and spec.layout is None and
+               xsd_label(spec.xsd) == "bundle" for spec in fmt.files)
+    if not (layouts or xsds):
         return []
     # {bound field: the format.yaml field whose limit holds it} ("lines": a line's, '*')
     fields = {name: _LIMITED[read] for name, path in _PLACED
@@ -799,23 +806,47 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     limits = {name: most for name, field in fields.items()
               if (most := fmt.limit(field).max) is not None}
     try:
-        joined = joined_columns(mapping, fmt, limits)
+        joined = joined_columns(mapping, fmt, limits) if layouts else []
+        elements = joined_elements(mapping, fmt, limits) if xsds else []
     except PesgenError:  # said by the command's own checks
         return []
     source = fmt.folder / "format.yaml"
     data, _, _ = load_yaml_file(source, "format")
     problems = []
-    for found in joined:
-        takes = found.col.length if found.col.length is not None else (found.col.width or None)
-        if takes is None or found.reach <= takes:
-            continue
+
+    def bindings(names: tuple[str, ...]) -> str:
+        """Each bound field with its binding (mapping file:line) and format.yaml limit."""
         named = []
-        for name in found.fields:
+        for name in names:
             group, key = name.split(".", 1)
             binding = (mapping.bindings.get(group) or {}).get(key)
             where = f" ({binding.where})" if binding is not None and hasattr(binding, "where") \
                 else ""
             named.append(f"{name}{where}, {fields[name]} {{max: {limits[name]}}}")
+        return "; ".join(named)
+
+    for element in elements:
+        xsd = element.spec.xsd
+        assert xsd is not None
+        text = (f" and {element.own} character(s) of the template's own" if element.own > 0
+                else "")
+        first = fields[element.fields[0]]
+        problems.append(Problem(
+            "format.field-width", f"{xsd.name}: {element.place} (declared at "
+            f"{element.declared}) takes at most {element.most} characters (its "
+            f"maxLength), and {element.spec.template} writes {len(element.fields)} bound "
+            f"fields joined into it: {bindings(element.fields)}: at their limits{text}, "
+            f"the value reaches {element.reach} characters. Each field passes the length "
+            "rule at its own limit and no policy cuts the joined value (text_overflow and "
+            "the split policies cut a field to its own limit), so a value of "
+            f"{element.most + 1} to {element.reach} characters is refused by {xsd.name} at "
+            f"export (xsd.bundle); lower their limits under fields so that they fit "
+            f"{element.most} together, or bind fewer of them",
+            mapping=f"{source}:{line_of(data, ['fields', first])}: fields.{first}"))
+    for found in joined:
+        takes = found.col.length if found.col.length is not None else (found.col.width or None)
+        if takes is None or found.reach <= takes:
+            continue
         own = found.reach - sum(limits[name] for name in found.fields)
         text = f" and {own} character(s) of the template's own" if own > 0 else ""
         first = fields[found.fields[0]]
@@ -823,7 +854,7 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
             "format.field-width", f"{_where(found.rec, found.col)} "
             f"({column_where(found.spec, found.rec, found.col)}) takes at most {takes} "
             f"characters (layout.length), and {found.spec.template} writes "
-            f"{len(found.fields)} bound fields joined into it: {'; '.join(named)}: at "
+            f"{len(found.fields)} bound fields joined into it: {bindings(found.fields)}: at "
             f"their limits{text}, the value reaches {found.reach} characters. Each field "
             "passes the length rule at its own limit and no policy cuts the joined value "
             "(text_overflow and the split policies cut a field to its own limit), so a "
@@ -832,6 +863,20 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
             f"{takes} together, or bind fewer of them",
             mapping=f"{source}:{line_of(data, ['fields', first])}: fields.{first}"))
     return problems
+
+
+def unlisted_civilities(fmt: Format, mapping: Mapping) -> list[Problem]:
+    """check-mapping's warnings of a civility the fixture's mapping binds without a
+    codes.civility table into a layout's column taking a list of values (rule
+    mapping.civility-values, ``sample.civility_unlisted``): the fixture's civilities
+    may all be listed, an export's others are refused by the layout, by invoice. None
+    when the sample title does not render (said by the bundle's own checks)."""
+    from .sample import civility_unlisted  # it renders through the export
+
+    try:
+        return civility_unlisted(mapping, fmt)
+    except PesgenError:
+        return []
 
 
 def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
@@ -891,6 +936,7 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
                         + narrow_widths(fmt, result.mapping)
                         + layout_widths(fmt, result.mapping)
                         + joined_widths(fmt, result.mapping)
+                        + unlisted_civilities(fmt, result.mapping)
                         + expected_folders(fmt, fixture.expected)):
             warn(problem)
     if regen:

@@ -498,15 +498,19 @@ class Exporter:
         the format's charset, a line's student then goes through the text policies
         (``_template_reads``); a text field declared not carried that they do not read is
         kept as exported, by the builder and the rules (``coverage.unwritten_texts``)."""
-        from .coverage import carried, unwritten_texts
+        from .coverage import unwritten_texts
 
         builder = builder or self.builder
         builder.number_written = self._template_reads("t.invoice_number")
         builder.student_written = self._template_reads("t.lines[i].student")
         builder.unwritten_texts = unwritten = unwritten_texts(self.fmt, self.sample_reads)
         reads = self.sample_reads
-        builder.unwritten_cities = frozenset() if reads is None else frozenset(
-            name for name in ("address.city", "joint_payer.city") if not carried(name, reads))
+        # the foreign_address note's values (CP 99999, Ville, CodPays) no template reads
+        builder.unwritten_address = frozenset() if reads is None else frozenset(
+            f"{key}.{name}" for key, model in (("address", "t.debtor.address"),
+                                               ("joint_payer", "t.joint_debtor.address"))
+            for name in ("postal_code", "city", "country_code")
+            if f"{model}.{name}" not in reads)
         if unwritten != self.rule_ctx.unwritten:
             self.rule_ctx = replace(self.rule_ctx, unwritten=unwritten)
 

@@ -1568,6 +1568,18 @@ class Joined(NamedTuple):
     reach: int  # the value's length with each field at its limit
 
 
+def _unbound_cleared(title: Title, fields: dict[str, Any]) -> Title:
+    """``title`` without the sample's values of the text fields of ``_PLACED`` the
+    mapping does not bind (a name complement the sample gives, as name_overflow: split
+    would): joined to bound ones, they would count as the template's own text."""
+    for name, path in _PLACED:
+        if name not in fields and name not in ("invoice.number", "line.label") \
+                and _at(title, path):
+            changed = _marked(title, path, None)  # type: ignore[arg-type]
+            title = title if changed is None else changed
+    return title
+
+
 def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> list[Joined]:
     """Each column of a file with a layout that holds two or more of the fields
     ``mapping`` binds joined (``_joined_marks``), each written once, on the sample title
@@ -1582,7 +1594,7 @@ def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> lis
     fields = bound(mapping)
     exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
                         vouched=True)
-    title = exporter.numbered(sample_titles(mapping, fmt)[0], 1)
+    title = _unbound_cleared(exporter.numbered(sample_titles(mapping, fmt)[0], 1), fields)
     doc = exporter.document(1, 1, title.total, lines=len(title.lines))
     marked, marks = _marked_fields(title, fields, _PLACED, "PESGENJOIN")
     paths = dict(_PLACED)
@@ -1630,6 +1642,101 @@ def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> lis
             reach = longest.get(key, own + sum(limits[name] for name in names))
             found.append(Joined(spec, rec, col, names, reach))
     return found
+
+
+class JoinedElement(NamedTuple):
+    """An element (or attribute) of an XML file checked by its bundle's own XSD that a
+    template fills with several bound fields joined (Corail's RaisonSociale: name, name
+    complement, first name), whose XSD maxLength their limits overflow:
+    ``joined_elements``."""
+
+    spec: FileSpec
+    place: str  # as an XSD error's is said: /…/RaisonSociale/@V
+    declared: str  # the XSD's declaration of the element: 'corail.xsd:280', or the name
+    fields: tuple[str, ...]  # the bound fields (payer.name), in the order written
+    own: int  # the template's own text's length between them
+    reach: int  # the value's length with each field at its limit
+    most: int  # the XSD's maxLength there
+
+
+_MAX_LENGTH = re.compile(r"\[facet 'maxLength'\].*?length of '(\d+)'.*?maximum length of "
+                         r"'(\d+)'")
+
+
+def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
+                    ) -> list[JoinedElement]:
+    """``joined_columns`` for the XML files a bundle's own XSD checks (``xsd_label``
+    'bundle': a finance package's import, not the PES, whose XSDs pesgen ships): each
+    element or attribute holding two or more of the fields ``mapping`` binds joined
+    (``_joined_marks``), each written once, on the sample title with every optional
+    part, all of them limited (``limits``); the sample rendered again with each at its
+    limit and validated by the XSD: those whose maxLength it then refuses, with the
+    length reached and the maximum, as the XSD says them. Nothing of a file whose marked
+    or filled sample does not render or parse."""
+    fields = bound(mapping)
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    title = _unbound_cleared(exporter.numbered(sample_titles(mapping, fmt)[0], 1), fields)
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    marked, marks = _marked_fields(title, fields, _PLACED, "PESGENJOIN")
+    paths = dict(_PLACED)
+    found: list[JoinedElement] = []
+    for renderer in exporter.renderers:
+        spec = renderer.spec
+        if spec.xsd is None or spec.layout is not None or xsd_label(spec.xsd) != "bundle":
+            continue
+        named = replace(doc, file_name=renderer.file_name(doc))
+        text = _rendered(renderer, named, marked)
+        root = None if text is None else _parsed(text, exporter.encoding)
+        if root is None:
+            continue
+        tree = root.getroottree()
+        # (XPath without positions, attribute) -> (element's name, fields, own text)
+        places: dict[tuple[str, str | None], tuple[str, tuple[str, ...], int]] = {}
+        for el, attribute, value in _values(root):
+            joined = _joined_marks(marks, value)
+            names = tuple(marks[mark] for mark in joined)
+            if joined and value is not None and all(name in limits for name in names):
+                places.setdefault((unpositioned(tree.getpath(el)), attribute), (
+                    etree.QName(el).localname, names,
+                    len(value) - sum(len(mark) for mark in joined)))
+        if not places:
+            continue
+        full = title
+        for _tag, names, _own in places.values():
+            for name in names:
+                full = _marked(full, paths[name], "Z" * limits[name])
+        again = _rendered(renderer, named, full)
+        checked = None if again is None else _parsed(again, exporter.encoding)
+        if checked is None:
+            continue
+        schema = load_xsd(spec.xsd)
+        schema.validate(checked.getroottree())
+        said: set[tuple[str, str | None]] = set()
+        for error in schema.error_log:
+            attribute, words = _xsd_said(error.message)
+            key = (unpositioned(error.path or ""), attribute)
+            m = _MAX_LENGTH.search(words)
+            if key not in places or key in said or m is None:
+                continue
+            said.add(key)
+            tag, names, own = places[key]
+            found.append(JoinedElement(spec, _where(error.path or "", attribute),
+                                       _declared(spec.xsd, tag), names, own,
+                                       int(m[1]), int(m[2])))
+    return found
+
+
+def _declared(xsd: Path, tag: str) -> str:
+    """Where ``xsd`` declares the element ``tag``: 'corail.xsd:280' (the file as the
+    bundle holds it) when it declares one of that name; else its name alone."""
+    from .validate import _xsd_document
+
+    root = _xsd_document(xsd)
+    lines = [] if root is None else [
+        el.sourceline for el in root.iter("{http://www.w3.org/2001/XMLSchema}element")
+        if el.get("name") == tag]
+    return f"{xsd}:{lines[0]}" if len(lines) == 1 else str(xsd)
 
 
 def column_where(spec: FileSpec, rec: RecordType, col: Column) -> str:

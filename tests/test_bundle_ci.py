@@ -13,7 +13,7 @@ import pytest
 from pesgen.errors import ExitCode
 from pesgen.resources import data_dir
 
-from .conftest import run_cli
+from .conftest import MAPPINGS, run_cli
 
 
 def _copy(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -556,6 +556,93 @@ def test_a_column_joining_fields_their_limits_overflow_is_warned_of(tmp_path):
     _edit(source, "  debtor.complement_name: {max: 19}", "  debtor.complement_name: {max: 20}")
     r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
     assert "the value reaches 51 characters" in r.stderr, r.stderr
+
+
+def test_an_xml_element_joining_fields_their_limits_overflow_is_warned_of(tmp_path):
+    """Corail writes RaisonSociale from the name, the name complement and the first
+    name (corail.xml.j2), at most 77 characters (corail.xsd V_Texte77); format.yaml lets
+    each be 38: a mapping binding the complement passed check-mapping and check-format
+    without a word (format.field-width checked joined layout columns only), and an
+    invoice whose three values passed the length rule was refused by corail.xsd at
+    export. Both commands now warn, naming the element, where the XSD declares it, each
+    binding with its limit and the length reached; limits that fit are not warned of,
+    nor the shipped mapping (name and first name: 38 + 1 + 38), whose sample's own name
+    complement (name_overflow: split fills one) is not counted as the template's text."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    name_at = next(i for i, line in enumerate(
+        source.read_text(encoding="utf-8").splitlines(), 1)
+        if line == "  debtor.name: {max: 38}")
+    xsd = folder / "corail.xsd"
+    declared = next(i for i, line in enumerate(xsd.read_text(encoding="utf-8").splitlines(), 1)
+                    if '<xs:element name="RaisonSociale" ' in line)
+    fixture = folder / "fixture" / "mapping.yaml"
+    bound = _edit(fixture, "    first_name: payer.first_name\n",
+                  "    first_name: payer.first_name\n    complement_name: payer.first_name\n") + 1
+    name = next(i for i, line in enumerate(fixture.read_text(encoding="utf-8").splitlines(), 1)
+                if line.startswith("    name: ") and i < bound)
+    said = ("warning: corail.xsd: /ImportCosoluce/TypePieceImport/Piece/InfoPiece/Tiers/"
+            f"InfoTiers/RaisonSociale/@V (declared at {xsd}:{declared}) takes at most 77 "
+            "characters (its maxLength), and corail.xml.j2 writes 3 bound fields joined into "
+            f"it: payer.name ({fixture}:{name}: bindings.payer.name), debtor.name {{max: 38}}; "
+            f"payer.complement_name ({fixture}:{bound}: bindings.payer.complement_name), "
+            "debtor.complement_name {max: 38}; payer.first_name "
+            f"({fixture}:{bound - 1}: bindings.payer.first_name), debtor.first_name "
+            "{max: 38}: at their limits and 2 character(s) of the template's own, the value "
+            "reaches 116 characters. Each field passes the length rule at its own limit and "
+            "no policy cuts the joined value (text_overflow and the split policies cut a "
+            "field to its own limit), so a value of 78 to 116 characters is refused by "
+            "corail.xsd at export (xsd.bundle); lower their limits under fields so that they "
+            f"fit 77 together, or bind fewer of them [format {source}:{name_at}: "
+            "fields.debtor.name] (rule format.field-width)")
+    r = _check(fmts, "cosoluce-corail", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert said in " ".join(r.stderr.split()), r.stderr
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert said in " ".join(r.stderr.split()), r.stderr
+    # 25 + 1 + 25 + 1 + 25: the joined value fits the element
+    for field in ("name", "complement_name", "first_name"):
+        _edit(source, f"  debtor.{field}: {{max: 38}}", f"  debtor.{field}: {{max: 25}}")
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert r.exit_code == 0 and "joined into" not in r.stderr, r.stderr
+    _edit(source, "  debtor.first_name: {max: 25}", "  debtor.first_name: {max: 26}")
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert "the value reaches 78 characters" in r.stderr, r.stderr
+    r = run_cli("check-mapping", MAPPINGS / "villeneuve-sur-loing-corail.yaml")
+    assert r.exit_code == 0 and "joined into" not in r.stderr, r.stderr
+
+
+def test_check_format_warns_of_a_civility_bound_without_a_table_into_a_listed_column(
+        tmp_path):
+    """e.magnus' Civilite listing the civilities it takes, the fixture's mapping binding
+    the civility without a codes.civility table: check-mapping warned (fmt65,
+    mapping.civility-values) but check-format, which holds that mapping, said nothing,
+    the fixture's civilities all being listed; an export holding another was refused
+    by the layout, by invoice. check-format now warns as check-mapping does."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    layout = folder / "wtamc001.layout.yaml"
+    column = _edit(layout, "      - {name: Civilite, type: text, length: 32}  # 93",
+                   '      - {name: Civilite, type: text, length: 32, '
+                   'values: [M, MME, "M.", Mme]}  # 93')
+    fixture = folder / "fixture" / "mapping.yaml"
+    _edit(fixture, '  civility:\n    "Mme": MME\n    "M.": M\n    "M": M\n'
+          '    "Mlle": MME    # Hélios rejects Mademoiselle\n', "")
+    bound = next(i for i, line in enumerate(fixture.read_text(encoding="utf-8").splitlines(), 1)
+                 if line == "    civility: payer.title")
+    _edit(folder / "fixture" / "input.json", '"title": "Mlle"', '"title": "Mme"')
+    said = ("warning: bindings.payer.civility is written as it is into WTAMC001.txt, record "
+            f"'ecriture', column Civilite (#93) ({layout}:{column}: records[0].columns[92]), "
+            "which takes only 'M', 'MME', 'M.', 'Mme' (layout.values): without a "
+            "codes.civility table")
+    where = (f"[mapping {fixture}:{bound}: bindings.payer.civility] "
+             "(rule mapping.civility-values)")
+    r = _check(fmts, "bl-emagnus", "--regen")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    [line] = [ln for ln in r.stderr.splitlines() if "mapping.civility-values" in ln]
+    assert line.startswith(said) and line.endswith(where), line
+    r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
+    assert r.exit_code == 0 and line in r.stderr, r.stderr
 
 
 def test_a_text_written_narrower_names_the_template_as_typed(tmp_path, monkeypatch):

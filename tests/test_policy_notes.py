@@ -41,8 +41,10 @@ def test_a_finance_package_s_notes_name_the_canonical_fields_only(tmp_path):
     assert notes == {
         ("FA-2026-00104", "street_overflow"):
             "street of 54 characters split into address.complement (36) + address.street (16)",
+        # corail.xml.j2 writes CP and Ville, no country code: the note names no CodPays
         ("FA-2026-00105", "foreign_address"):
-            "BE: address.postal_code 99999, address.city '1040 …', address.country_code 131",
+            "BE: address.postal_code 99999, address.city '1040 …'; no template of format "
+            "cosoluce-corail writes address.country_code",
         ("FA-2026-00107", "street_overflow"):
             "street of 39 characters split into address.complement (10) + address.street (28)",
         ("FA-2026-00108", "name_overflow"):
@@ -191,7 +193,8 @@ def test_a_joint_debtor_s_notes_carry_its_own_field_from_the_start(tmp_path):
         ("civility", "joint_payer.civility", "joint_payer: 'Mme' sent as 'MME'"),
         ("transliterate", "joint_payer.ref", "joint_payer.ref: É→E"),
         ("foreign_address", "joint_payer.country", "joint_payer: BE: address.postal_code "
-         "99999, address.city '1040 …', address.country_code 131"),
+         "99999, address.city '1040 …'; no template of format bl-emagnus writes "
+         "joint_payer.country_code"),
     ]
     payer = {(n.invoice, n.field, n.detail) for n in result.notes if n.policy == "civility"}
     assert ("FA-2026-00102", "debtor.civility", "'M.' sent as 'M'") in payer
