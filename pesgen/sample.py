@@ -730,6 +730,10 @@ def civility_misfits(mapping: Mapping, title: Title,
     return problems
 
 
+# civilities as school software writes them, for examples of those a column refuses
+_USUAL_CIVILITIES = ("Mme", "M.", "Madame", "Monsieur")
+
+
 def civility_unlisted(mapping: Mapping, fmt: Format) -> list[Problem]:
     """Warnings (rule mapping.civility-values) of a civility the mapping binds without
     a codes.civility table, written as it is into a layout's column that takes a list
@@ -754,13 +758,18 @@ def civility_unlisted(mapping: Mapping, fmt: Format) -> list[Problem]:
             continue
         allowed = ", ".join(repr(v) for v in col.values[:12])
         more = ", …" if len(col.values) > 12 else ""
+        # examples of civilities an export may hold that this column refuses
+        refused = [v for v in _USUAL_CIVILITIES if v not in col.values][:2]
+        such = f" ({', '.join(repr(v) for v in refused)})" if refused else ""
+        e_g = (f" (e.g. {refused[0]!r}: MME)" if refused and "MME" in col.values
+               else "")
         problems.append(Problem(
             "mapping.civility-values", f"bindings.{name} is written as it is into "
             f"{named.file_name}, {where}, which takes only {allowed}{more} "
             "(layout.values): without a codes.civility table each civility goes out as "
-            "exported (after the case policy), so an invoice whose civility is another "
-            "('Mme', 'M.') is refused by the layout at export; add a codes.civility table "
-            "giving each civility the export holds one of those (e.g. 'Mme': MME)",
+            f"exported (after the case policy), so an invoice whose civility is another"
+            f"{such} is refused by the layout at export; add a codes.civility table "
+            f"giving each civility the export holds one of those{e_g}",
             mapping=fields[name].where))
     return problems
 

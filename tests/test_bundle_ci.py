@@ -641,6 +641,10 @@ def test_check_format_warns_of_a_civility_bound_without_a_table_into_a_listed_co
     assert r.exit_code == 0, r.stdout + r.stderr
     [line] = [ln for ln in r.stderr.splitlines() if "mapping.civility-values" in ln]
     assert line.startswith(said) and line.endswith(where), line
+    # its examples of civilities refused are ones the column does not take (it said
+    # 'Mme' and 'M.', which this column lists)
+    assert "an invoice whose civility is another ('Madame', 'Monsieur') is refused" in line, line
+    assert "one of those (e.g. 'Madame': MME)" in line, line
     r = run_cli("check-mapping", fixture, "--formats-dir", fmts)
     assert r.exit_code == 0 and line in r.stderr, r.stderr
 
