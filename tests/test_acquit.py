@@ -970,6 +970,11 @@ def test_a_whole_file_rejected_exits_9_and_says_every_bordereau_is(store):
             "IDBORD") in r.output
     assert "--all" not in r.output
     assert "error ERREUR_SCHEMA_INCOMPLET: Le flux ne respecte pas le schéma" in r.output
+    # --json: the element's next step names the file read too
+    read = json.loads(run_cli("acquit", ACKS / "file-rejected.xml", "--db", store,
+                              "--json").stdout)
+    assert (f"`pesgen acquit {shlex.quote(str(ACKS / 'file-rejected.xml'))} --record --run "
+            "RUN --bordereau IDBORD") in read["elements"][0]["next_step"], read["elements"]
 
 
 def test_a_finance_package_run_of_the_same_number_is_not_taken_for_the_bordereau(tmp_path):

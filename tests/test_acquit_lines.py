@@ -328,9 +328,12 @@ def test_every_piece_and_line_no_title_has_is_listed_with_the_titles_to_look_at(
 def test_the_line_on_line_numbers_not_checked_names_five_runs_and_counts_the_others():
     """The runs whose titles' NumLigne are not checked: five named, the others counted;
     none, nothing said."""
-    from pesgen.acquit import unchecked_said
+    from pesgen.acquit import lines_unchecked, unchecked_said
 
     assert unchecked_said(0, ()) is None
+    # each (run, IdBord, IdPce, IdLigne) once, the runs in the order first named
+    assert lines_unchecked([("run-b", 1, 3, 7), ("run-a", 2, 3, 7), ("run-b", 1, 3, 7),
+                            ("run-b", 2, 3, 7)]) == (3, ("run-b", "run-a"))
     runs = tuple(f"run-{n}" for n in range(1, 8))
     assert "NumLigne (IdLigne) of titles of run(s) run-1, run-2, run-3, run-4, run-5, " \
         "recorded before" in (unchecked_said(5, runs[:5]) or "")
@@ -342,10 +345,10 @@ def test_acquit_and_runs_show_count_a_pre_schema_21_run_s_unchecked_lines_alike(
         db_url, tmp_path, monkeypatch):
     """Two elements of one acquit tied to one run recorded before schema 21 (IdBord 1 and
     2 of a run split by 4 titles), IdLigne 7 of IdBord 1's IdPce 3 named twice (an error
-    per DetailLigne, as Hélios may write them) and IdLigne 9 of IdBord 2's IdPce 1:
-    `pesgen acquit` counted 3 NumLigne not checked, `runs show` of the recorded acquit 2.
-    One function counts each (run, IdBord, IdPce, IdLigne) once for both: 2, in the same
-    sentence, text and JSON."""
+    per DetailLigne, as Hélios may write them) and IdLigne 7 of IdBord 2's IdPce 3 (the
+    same numbers, another title): `pesgen acquit` counted 3 NumLigne not checked, `runs
+    show` of the recorded acquit 2. One function counts each (run, IdBord, IdPce, IdLigne)
+    once for both: 2, in the same sentence, text and JSON."""
     import pesgen.store as st
 
     from .test_cancel import split_mapping
@@ -372,7 +375,7 @@ def test_acquit_and_runs_show_count_a_pre_schema_21_run_s_unchecked_lines_alike(
                 + "".join(line(n) for n in lines) + "      </DetailPiece>\n"
                 "    </ElementACQUIT>\n")
 
-    ack = _write(tmp_path, _head(element(1, 3, (7, 7)) + element(2, 1, (9,))))
+    ack = _write(tmp_path, _head(element(1, 3, (7, 7)) + element(2, 3, (7,))))
     said = ("line numbers not checked: 2 NumLigne (IdLigne) of titles of run(s) "
             f"{run.run_id}, recorded before the store kept each title's number of lines "
             "(schema 21): shown as the acquit gives them, without saying whether the title "

@@ -23,6 +23,7 @@ from pesgen.acquit import (
     ElementReport,
     NamedRun,
     PieceReport,
+    as_json,
     read_acquit,
     tie,
 )
@@ -196,8 +197,18 @@ def test_an_acceptance_two_runs_could_answer_is_to_check():
     assert check.said == ("IdBord 5 exercise 2026 (line 1): accepted, not tied: 2 runs of "
                           "this store hold IdBord 5 (TypBord 01, 02): pesgen cannot tell "
                           "which one the trésorerie answers")
-    assert check.next_step.startswith("check with the trésorerie which bordereau it answers "
-                                      "(`pesgen runs show run-01`, `pesgen runs show run-02`)")
+    assert check.next_step == (
+        "check with the trésorerie which bordereau it answers (`pesgen runs show run-01`, "
+        "`pesgen runs show run-02`); if it is a run's, record it on that run (RUN: the one "
+        "of those above it answers) with `pesgen acquit FILE --record --run RUN`: until "
+        "then `runs cancel` does not know that the trésorerie took it")
+    # the acquit's path when known, quoted for a shell
+    [check] = report.to_check(file="acquits/l'école.xml")
+    assert "with `pesgen acquit 'acquits/l'\"'\"'école.xml' --record --run RUN`: " in \
+        (check.next_step or "")
+    # as a library caller's JSON report gives it (its to_check made there)
+    [listed] = as_json(report, file="acquits/l'école.xml")["to_check"]
+    assert listed["next_step"] == check.next_step
     # one run of the domain: tied, nothing to check
     assert tie(Acquit("a.xml", "21450999400015", "00", None, None, (e,)),
                _Store("01")).to_check() == []
@@ -791,3 +802,21 @@ def test_a_file_converted_twice_is_warned_of_in_text_and_json(tmp_path):
     plain = run_cli("acquit", once, "--db", store)
     assert plain.exit_code == ExitCode.REJECTED and "warning" not in plain.stderr, plain.stderr
     assert "error ERREUR_CODIFICATION: Civilité inconnue" in plain.stdout
+
+
+def test_the_command_listing_every_value_read_as_utf8_names_the_file_read(tmp_path):
+    """Past ten values read so, the command that lists them all is given with the acquit
+    read (its path quoted for a shell) and the --db given, as the next steps give them."""
+    from pesgen.store import Store
+
+    db = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    Store(db).engine.dispose()
+    folder = tmp_path / "acquits de l'école"
+    folder.mkdir()
+    ack = _libelles(folder, "a.xml", tuple(f"Libellé {n}" for n in range(1, 13)),
+                    '<?xml version="1.0" encoding="ISO-8859-1"?>\n')
+    r = run_cli("acquit", ack, "--db", db)
+    assert len([ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]) == 11
+    assert ("warning: 2 more value(s) read so (rule acquit.mojibake): `pesgen acquit "
+            f"{shlex.quote(str(ack))} --db {shlex.quote(db)} --json` lists them all"
+            ) in r.stderr.splitlines(), r.stderr

@@ -968,3 +968,26 @@ def test_a_width_the_check_cannot_compare_or_a_value_it_cannot_follow_is_not_war
     assert ": t.debtor.name | fixed(5) writes debtor.name, " in warned.message, warned
     _edit(folder / "corail.xml.j2", "{% for x in doc.titles %}", "{% for x in %}")
     assert narrow_widths(find_format("cosoluce-corail", [fmts])) == []
+
+
+def test_a_limit_wider_than_the_column_of_an_identifier_names_no_policy(tmp_path):
+    """An identifier (debtor.ref, as the RUM and the civility) is never cut by
+    text_overflow (the builder's _NEVER_TRUNCATED): the warning of its limit wider than
+    the layout's column says the length rule would refuse it, naming no policy that never
+    applies to it."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    _edit(folder / "format.yaml", "  debtor.ref: {max: 15}", "  debtor.ref: {max: 20}")
+    mapping = Path(__file__).parent.parent / "mappings" / "villeneuve-sur-loing-emagnus.yaml"
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    # the lines' record and the joint debtors' file's both hold it in a CodeTiers of 15
+    said = [ln for ln in r.stderr.splitlines() if "(rule format.field-width)" in ln]
+    assert [ln.split("column ", 1)[1].split(" ", 1)[0] for ln in said] == ["CodeTiers"] * 2
+    for line in said:
+        assert line.startswith("warning: t.debtor.ref ("), line
+        assert ("which takes at most 15 characters (layout.length), but format.yaml limits "
+                "debtor.ref to 20: a value of 16 to 20 characters passes the length rule, "
+                "which would refuse it naming the binding, and is refused by the layout at "
+                "export, by invoice (exit 6); give it {max: 15} (or fewer) under fields"
+                ) in line, line
+        assert "policies" not in line, line

@@ -810,6 +810,34 @@ def test_the_last_cancellation_names_earlier_cancelled_bordereaux_and_those_expo
 
 
 
+def test_the_last_cancellation_names_earlier_bordereaux_unchecked_when_the_store_fails(
+        db_url, tmp_path, monkeypatch):
+    """The last cancellation is recorded before the earlier cancelled bordereaux are read
+    again (what holds their invoices now): a store that fails then does not make the
+    command fail after recording; the next step names those bordereaux, going out in that
+    export too, and says they were not checked, and why."""
+    store = Store(db_url)
+    split = split_mapping(tmp_path)
+    rid = export_recorded(lambda: store, split, EXAMPLE, tmp_path / "a", RUN).run_id
+    for n in ("3", "2"):
+        assert cli(db_url, "runs", "cancel", rid, "--reason", "r", "--bordereau", n
+                   ).exit_code == 0
+    on = {n: store.get_run(rid)["cancelled_bordereaux"][n]["cancelled_at"] for n in (2, 3)}
+
+    def failing(self, bordereaux):
+        raise StateError("the store stopped answering")
+
+    monkeypatch.setattr(Store, "each_exported_again", failing)
+    last = cli(db_url, "runs", "cancel", rid, "--reason", "r1", "--bordereau", "1")
+    assert last.exit_code == 0, last.output
+    step = last.stdout.splitlines()[1]
+    assert step.endswith(
+        f"; the invoices of IdBord 2 (on {on[2]}), 3 (on {on[3]}), cancelled before, go out "
+        "in that export too; IdBord 2's invoices were not checked for an export since (the "
+        "store stopped answering); IdBord 3's invoices were not checked for an export since "
+        "(the store stopped answering)"), step
+
+
 def test_the_export_again_step_quotes_an_input_path_and_says_what_input_is_unrecorded(
         db_url, tmp_path):
     """The next: line's export is pasted into a shell: an input in a folder with a space

@@ -1089,3 +1089,19 @@ def test_the_values_outside_the_charset_are_counted_past_the_first_ones_header_a
     plain = _layout(tmp_path, CSV_LAYOUT, "plain.layout.yaml")
     found, count = charset_misfits(sample, plain, "ascii", "format.yaml:13: charset")
     assert (count, found[0].record) == (4, f"{sample}:1")
+
+
+def test_totals_name_five_lines_of_no_known_record_type_then_an_ellipsis(tmp_path):
+    """The totals' problem that may follow from lines of no known record type (counted
+    as none) names the first five of them, then '…' when there are more."""
+    layout = _layout(tmp_path, TOTALS_LAYOUT)
+    for unknown, said in ((5, "lines 2, 3, 4, 5, 6: rule"),
+                          (6, "lines 2, 3, 4, 5, 6, …: rule")):
+        text = "010003\n" + "03000100DUPONT  \n" * unknown + "090000000000000000\n"
+        (tmp_path / "OUT.txt").write_bytes(text.encode("latin-1"))
+        totals = [p.message for p in validate_file(tmp_path / "OUT.txt", layout,
+                                                   writer="acme/acme.txt.j2")
+                  if p.rule == "layout.totals"]
+        assert totals and all(f"which count as none ({said} layout.record-type): fix "
+                              "those first; else check what the template writes" in m
+                              for m in totals), totals

@@ -184,3 +184,29 @@ def test_a_misspelt_record_type_names_the_template_line_and_explains_the_totals(
             if ln.startswith("LAYOUT ") and "(rule layout.record-type)" in ln]
     assert said and all(ln.endswith(f"[template {template}:{at}] (rule layout.record-type)")
                         for ln in said), r.output
+
+
+def test_a_value_the_layout_refuses_of_another_binding_gives_no_civility_advice(tmp_path):
+    """The codes.civility advice is for a civility the layout refuses: a value of another
+    binding the layout's column does not list (a first name in a code column) names its
+    binding alone."""
+    assert run_cli("new-format", "acme-compta", "--kind", "csv", "--dir",
+                   tmp_path / "formats").exit_code == 0
+    bundle = tmp_path / "formats" / "acme-compta"
+    _edit(bundle / "acme-compta.csv.j2", '"Montant", "Date"]', '"Montant", "Date", "PrenomCode"]')
+    _edit(bundle / "acme-compta.csv.j2", "doc.bordereau.issue_date | frdate]",
+          "doc.bordereau.issue_date | frdate, t.debtor.first_name]")
+    _edit(bundle / "layout.yaml", "      - {name: Date, type: date, required: true}\n",
+          "      - {name: Date, type: date, required: true}\n"
+          "      - {name: PrenomCode, type: code, values: [JEAN]}\n")
+    out = tmp_path / "m.yaml"
+    r = run_cli("new-mapping", "Commune d'Acme", "--format", "acme-compta", "--formats-dir",
+                tmp_path / "formats", "--input", EXAMPLES / "school-export.csv", "--out", out)
+    assert r.exit_code == 0, r.output
+    mapping, _ = mapping_copy(tmp_path, out, *COLLECTIVITY)
+    r = run_cli("preview", "--mapping", mapping, "--input", _export(tmp_path),
+                "--formats-dir", tmp_path / "formats", "--limit", "3", "--date", RUN_DATE)
+    said = [ln for ln in r.output.splitlines() if "(rule layout.values)" in ln]
+    assert said and all(ln.endswith(": bindings.payer.first_name] (rule layout.values)")
+                        for ln in said), r.output
+    assert not any("codes.civility" in ln for ln in said), said

@@ -668,6 +668,21 @@ def test_keys_past_max_keys_are_left_out_and_said(tmp_path):
     bound = _bound(text)
     assert bound["invoice.number"].startswith("    number: number ")
     assert bound["line.activity"].startswith("    activity: activity ")
+    # the lines in the last invoice only, of two keys: their path is listed all the same
+    # (first seen past the 200th key, held by one invoice), and only the invoices' keys
+    # are said left out
+    for invoice in invoices[:-1]:
+        del invoice["lines"]
+    del invoices[-1]["lines"][0]["marks"]
+    source.write_text(json.dumps({"invoices": invoices}), encoding="utf-8")
+    r = run_cli("new-mapping", "Commune de X", "--format", "pes-ormc", "-i", source,
+                "-o", tmp_path / "late.yaml")
+    assert r.exit_code == 0, r.output
+    assert (f"note: {source}: 104 key(s) of its invoices left out of the scaffold's "
+            "listing") in " ".join(r.output.split()), r.output
+    section = (tmp_path / "late.yaml").read_text(encoding="utf-8").split(
+        "\ninput:\n", 1)[1].split("\n\n", 1)[0]
+    assert "lines" in re.findall(r"^  #   (\S+)", section, re.M)
 
 
 def test_a_json_export_is_read_once(tmp_path, monkeypatch):
@@ -739,6 +754,28 @@ def test_a_top_level_keyed_by_invoice_number_names_ten_keys(tmp_path):
     assert shape.records_why == (
         "the top level holds no list of objects: which holds the invoices? (its keys: " +
         ", ".join(f"F-{n} (an object)" for n in range(10)) + " and 2990 more)")
+    # ten keys: all named, none more
+    source.write_text(json.dumps({f"F-{n}": {"total": "1.00"} for n in range(10)}),
+                      encoding="utf-8")
+    assert peek(source).records_why == (
+        "the top level holds no list of objects: which holds the invoices? (its keys: " +
+        ", ".join(f"F-{n} (an object)" for n in range(10)) + ")")
+
+
+def test_a_top_level_key_given_twice_is_refused_as_the_export_refuses_it(tmp_path):
+    """The one-pass reading vouches for no file with a repeated key: its top level's
+    given twice is refused, naming it, as the export's reader refuses it (not read as
+    the last one's)."""
+    from pesgen.errors import InputDataError
+    from pesgen.peek import peek
+
+    source = tmp_path / "export.json"
+    source.write_text('{"invoices": [{"number": "F-1", "total": "1.00"}], '
+                      '"invoices": [{"number": "F-2", "total": "2.00"}]}', encoding="utf-8")
+    with pytest.raises(InputDataError) as refused:
+        peek(source)
+    assert f"{source}:$.invoices: the key 'invoices' appears twice in this object" in str(
+        refused.value)
 
 
 def test_a_draft_template_failing_on_the_sample_titles_still_gets_its_scaffold(
@@ -831,3 +868,52 @@ def test_a_csv_montant_column_is_named_at_the_line_amount_left_todo(tmp_path):
         '    amount: TODO           # column "Montant"? Its name alone does not tell a '
         "line's from an invoice's (a CSV row holds both): check")
     assert 'amount: Montant' not in text
+
+
+def test_an_export_with_more_after_its_json_value_is_refused(tmp_path):
+    """The one-pass reading vouches for no file holding more after its JSON value (two
+    objects one after the other): it is refused as invalid JSON, as the export refuses
+    it, not read as its first object."""
+    from pesgen.errors import InputDataError
+    from pesgen.peek import peek
+
+    source = tmp_path / "export.json"
+    source.write_text('{"invoices": [{"number": "F-1", "total": "1.00"}]}\n{"more": 1}\n',
+                      encoding="utf-8")
+    with pytest.raises(InputDataError) as refused:
+        peek(source)
+    assert "invalid JSON (parse error: trailing garbage)" in str(refused.value)
+
+
+def test_the_one_pass_reading_refuses_a_lone_surrogate_and_names_each_top_level_kind(
+        tmp_path):
+    """An escaped lone surrogate in an invoice is refused at its place, as the export
+    refuses it; a top level of no list says what each key holds (a text, a number,
+    true/false), as the two-pass reading said it."""
+    from pesgen.errors import InputDataError
+    from pesgen.peek import peek
+
+    source = tmp_path / "export.json"
+    source.write_text('{"invoices": [{"number": "F-1", "total": "1.00", '
+                      '"name": "\\ud800x"}]}', encoding="utf-8")
+    with pytest.raises(InputDataError) as refused:
+        peek(source)
+    assert f"{source}:$.invoices[0].name: an escaped lone surrogate" in str(refused.value)
+    source.write_text('{"title": "x", "count": 2, "ok": true, "none": null}',
+                      encoding="utf-8")
+    assert peek(source).records_why.endswith(
+        "(its keys: title (a text), count (a number), ok (true/false), none (null))")
+
+
+def test_a_file_that_is_a_list_of_values_is_refused_as_no_list_of_invoices(tmp_path):
+    """A file that is itself a list, not of objects: refused (the one pass reads no
+    invoice in it, and does not say it empty)."""
+    from pesgen.errors import InputDataError
+    from pesgen.peek import peek
+
+    source = tmp_path / "export.json"
+    source.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(InputDataError) as refused:
+        peek(source)
+    assert f"{source}: the file is a list, but not of objects (invoices)" in str(
+        refused.value)

@@ -295,8 +295,10 @@ def test_a_live_claim_refuses_the_link_and_a_batch_skips_it(flow):
     assert [c.invoice for c in batch.claimed] == ["FA-2026-00102"]
     assert [c["invoice"] for c in _claims(flow.store)] == ["FA-2026-00102"]  # the other's
     assert flow.link(mode="W", again=True).invoice == "FA-2026-00102"
-    # a test link (saisie T) holds back nothing and is held back by nothing
-    assert flow.link("FA-2026-00105", mode="T").saisie == "T"
+    # a test link (saisie T) holds back nothing and is held back by nothing: not by the
+    # other command's claim still there, and it takes none
+    assert flow.link(mode="T").saisie == "T"
+    assert [c["token"] for c in _claims(flow.store)] == ["0" * 32]
 
 
 def _timing_out(monkeypatch, refdet: str) -> None:
@@ -346,7 +348,8 @@ def test_the_cli_says_a_claim_as_a_link_still_open(world):
     claims it."""
     from pesgen.store import utc_now
 
-    _claimed_by_another(world["store"], "FA-2026-00102", utc_now())
+    at = utc_now()
+    _claimed_by_another(world["store"], "FA-2026-00102", at)
     code, out, err = _link(world, "FA-2026-00102", "--mode", "W")
     assert (code, out) == (ExitCode.STATE, ""), err
     lines = err.splitlines()
@@ -362,6 +365,13 @@ def test_the_cli_says_a_claim_as_a_link_still_open(world):
     assert note.startswith("note: invoice FA-2026-00102: skipped, no second link: its "
                            "PayFiP link is being made by `payfip link` of alice"), note
     assert note.endswith("(rule payfip.claimed; docs/payfip.md, two links at once)"), note
+    until = claims.Claim("FA-2026-00102", "", at, 15).until
+    assert note == (
+        "note: invoice FA-2026-00102: skipped, no second link: its PayFiP link is being "
+        f"made by `payfip link` of alice, pid 4242 on mairie-01, since {at}, for up to 15 "
+        "s; run it again once that command has ended; if that command was stopped "
+        f"(killed), its claim lapses at {until}; give --again to make a link all the same "
+        "(rule payfip.claimed; docs/payfip.md, two links at once)"), note
     assert err.splitlines()[-1] == (
         "1 link(s) made, 1 invoice(s) skipped for a link another `payfip link` is making "
         "(rule payfip.claimed): FA-2026-00102"), err
@@ -371,7 +381,9 @@ def test_the_cli_says_a_claim_as_a_link_still_open(world):
     [skipped] = report["skipped"]
     assert (code, report["made"], skipped["invoice"], skipped["open_links"]) == (
         0, 1, "FA-2026-00102", []), report
-    assert skipped["claimed_by"]["holder"] == "of alice, pid 4242 on mairie-01"
+    assert skipped["claimed_by"] == {
+        "holder": "of alice, pid 4242 on mairie-01", "since": at, "seconds": 15,
+        "lapses_at": claims.Claim("FA-2026-00102", "", at, 15).until}
     assert skipped["note"] == note.removeprefix("note: ")
 
 
@@ -393,3 +405,155 @@ def test_a_schema_21_store_gets_the_claims_table(db_url, monkeypatch):
     assert [ix["column_names"] for ix in sa.inspect(store.engine).get_indexes(
         "payfip_claims")] == [["token"]]
     store.engine.dispose()
+
+
+def test_claims_are_read_back_as_taken_a_chunk_of_keys_at_a_time(flow):
+    """Each claim is read back whole, however many invoices are looked up (``chunk`` keys
+    a query: every chunk read), with the seconds it was taken for (a fraction of a second
+    rounded up, not down: a claim never lapses before its PayFiP timeout)."""
+    from pesgen.keys import invoice_key
+
+    invoices = ["FA-2026-00102", "FA-2026-00103", "FA-2026-00105"]
+    for n, invoice in enumerate(invoices, start=1):
+        _claimed_by_another(flow.store, invoice, "2026-12-01T09:00:00Z", seconds=100 * n)
+    with flow.store.engine.connect() as conn:
+        found = claims._claims_of(conn, SIRET, invoices, chunk=2)
+    assert sorted((c.invoice, c.holder, c.seconds) for c in found.values()) == [
+        (invoice, "of alice, pid 4242 on mairie-01", 100 * n)
+        for n, invoice in enumerate(invoices, start=1)]
+    taken = claims.take(flow.store, SIRET, [("FA-2026-00107", "no-run", 2.5)],
+                        lambda conn, invoice: None)
+    assert (taken.claimed, taken.opened, taken.held, taken.lapsed) == (
+        {invoice_key("FA-2026-00107")}, {}, {}, {})
+    [mine] = [c for c in _claims(flow.store) if c["invoice"] == "FA-2026-00107"]
+    assert (mine["token"], mine["seconds"]) == (taken.token, 3)
+
+
+def test_a_claim_taken_for_longer_holds_its_invoice_longer(flow):
+    """A claim lapses by its own seconds (a batch's last invoice, claimed for every link
+    made before it): one taken two minutes ago for 100 s still holds its invoice back."""
+    from datetime import UTC, datetime, timedelta
+
+    since = (datetime.now(UTC) - timedelta(seconds=120)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _claimed_by_another(flow.store, "FA-2026-00102", since, seconds=100)
+    with pytest.raises(claims.LinkClaimed) as refused:
+        flow.link(mode="W")
+    assert refused.value.claim.seconds == 100
+    assert flow.fake.payfip.operations == {}
+
+
+def test_recording_a_link_removes_the_command_s_own_claim_only(flow):
+    """The transaction that records an operation removes its command's claim (by its
+    token), not another command's claim on the invoice (which took it over once the
+    first one's lapsed)."""
+    _claimed_by_another(flow.store, "FA-2026-00102", "2026-12-01T09:00:00Z")
+    with flow.store.transaction() as conn:
+        claims.drop(conn, SIRET, "FA-2026-00102", "1" * 32)
+    assert [c["invoice"] for c in _claims(flow.store)] == ["FA-2026-00102"]
+    with flow.store.transaction() as conn:
+        claims.drop(conn, SIRET, "FA-2026-00102", "0" * 32)
+    assert _claims(flow.store) == []
+
+
+def test_a_link_recorded_between_the_check_and_the_claim_is_refused_or_skipped(
+        flow, monkeypatch):
+    """A link of the invoice recorded after the invoice was checked and before it was
+    claimed (two at once) is found in the claim's transaction: one invoice given is
+    refused as a link still open (rule payfip.open-link), a batch skips it naming that
+    link; PayFiP is not asked for it, and no claim is left."""
+    from pesgen.payfip.service import OpenLinkRefused
+
+    first = flow.link(mode="W")
+    real = ledger.open_operations_of
+
+    def unseen(store, id_coll, invoice, conn=None):
+        # the check before the claims (no connection of its own) does not see it yet
+        return [] if conn is None else real(store, id_coll, invoice, conn)
+
+    monkeypatch.setattr(ledger, "open_operations_of", unseen)
+    with pytest.raises(OpenLinkRefused) as refused:
+        flow.link(mode="W")
+    assert [p.rule for p in refused.value.problems] == ["payfip.open-link"]
+    assert list(flow.fake.payfip.operations) == [first.id_op]
+    batch = Batch()
+    made = list(create_links(flow.store, MAPPING, ["FA-2026-00102", "FA-2026-00103"],
+                             mode="W", notify_url=flow.notify_url, endpoint=flow.endpoint,
+                             timeout=TIMEOUT, batch=batch))
+    assert [m.invoice for m in made] == ["FA-2026-00103"]
+    assert [[f.id_op for f in found] for found in batch.skipped] == [[first.id_op]]
+    assert batch.claimed == [] and _claims(flow.store) == []
+
+
+def test_claims_not_released_lapse_and_what_stopped_the_link_is_said(flow, monkeypatch,
+                                                                      caplog):
+    """A store that stops answering as the claims are released: the link made stands
+    (its claim removed as it was recorded), PayFiP's own failure is what a failed link
+    says, and a warning says the claims lapse in time."""
+    def gone(store, token):
+        raise sa.exc.OperationalError("DELETE FROM payfip_claims", {}, Exception("gone"))
+
+    monkeypatch.setattr(claims, "release", gone)
+    assert flow.link(mode="W").invoice == "FA-2026-00102"
+    _timing_out(monkeypatch, "FA202600103")
+    with pytest.raises(PayfipFault):
+        flow.link("FA-2026-00103", mode="W")
+    assert ("payfip link: its claims were not released (OperationalError): they lapse "
+            "in time") in caplog.text
+
+
+def test_a_claim_that_waited_too_long_for_the_store_says_nothing_was_sent(flow,
+                                                                          monkeypatch):
+    """The claims' transaction gave up waiting for the store (another transaction held
+    the runs' rows): refused, saying that nothing was sent and no link made."""
+    from pesgen.errors import StoreLocked
+    from pesgen.store import store_locked
+
+    def locked(*args, **kwargs):
+        raise store_locked("sqlite:///s.db", 30, rows="the rows of the runs")
+
+    monkeypatch.setattr(claims, "take", locked)
+    with pytest.raises(StoreLocked) as refused:
+        flow.link(mode="W")
+    assert ": payfip link stopped waiting: nothing was sent, no link made. " in str(
+        refused.value)
+    assert flow.fake.payfip.operations == {}
+
+
+def test_on_postgresql_a_claim_waits_for_a_recording_of_its_run_s_titles(flow):
+    """On PostgreSQL the claims' transaction locks the invoices' runs' rows first, as the
+    recording of an operation does: a claim taken while another transaction holds the
+    run's row waits for it to end."""
+    if flow.store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's write transactions go in turn")
+    from pesgen.store import runs
+
+    with flow.store.engine.connect() as conn:
+        run_id = conn.execute(sa.select(runs.c.id)).scalars().first()
+    done = threading.Event()
+    with flow.store.engine.connect() as holding:
+        holding.execute(sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+        waiting = threading.Thread(target=lambda: (claims.take(
+            flow.store, SIRET, [("FA-2026-00102", run_id, 5)], lambda conn, invoice: None),
+            done.set()))
+        waiting.start()
+        assert not done.wait(1.5)  # held by the run's row
+        holding.rollback()
+    waiting.join(30)
+    assert done.is_set() and [c["invoice"] for c in _claims(flow.store)] == [
+        "FA-2026-00102"]
+
+
+def test_a_claim_lasts_the_timeout_of_the_client_given(flow):
+    """A caller's own PayFiP client: its timeout is how long PayFiP may take, so the
+    claims last that long (a batch's second invoice: two of them), not the timeout
+    argument the caller left to its default."""
+    client = PayfipClient(flow.endpoint, timeout=7)
+    seen = []
+    try:
+        for _ in create_links(flow.store, MAPPING, ["FA-2026-00102", "FA-2026-00103"],
+                              mode="W", notify_url=flow.notify_url, client=client,
+                              batch=Batch()):
+            seen.append([(c["invoice"], c["seconds"]) for c in _claims(flow.store)])
+    finally:
+        client.close()
+    assert seen == [[("FA-2026-00103", 14)], []]

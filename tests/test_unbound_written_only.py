@@ -35,6 +35,10 @@ def test_a_joint_street_and_city_jvs_never_writes_may_be_left_out(tmp_path, monk
         return check_title(title, ctx)
 
     monkeypatch.setattr(pesgen.preview, "check_title", spy)
+    # without a joint_payer section, there is no joint debtor's street to leave out
+    r = run_cli("check-mapping", JVS, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["mappings"][0]["not_bound"] == []
     mapping, _ = mapping_copy(tmp_path, JVS, JOINT)
     r = run_cli("check-mapping", mapping)
     assert r.exit_code == 0, r.output
@@ -149,3 +153,29 @@ def test_a_foreign_address_note_names_no_city_the_format_does_not_write(tmp_path
     assert said.endswith("BE: no template of format acme-compta writes address.postal_code, "
                          "address.city or address.country_code: the foreign postal code "
                          "'1040' is in no file"), said
+
+
+def test_a_joint_debtor_abroad_without_a_city_bound_is_built(tmp_path, monkeypatch):
+    """A joint debtor living abroad (the example's Belgian family), its city left out as
+    jvs-millesime writes none: its address is built abroad (CP 99999, its INSEE country
+    code), the city empty, not refused for the city the postal code would go before."""
+    import pesgen.preview
+
+    checked = []
+    check_title = pesgen.preview.check_title
+
+    def spy(title, ctx):
+        checked.append(title)
+        return check_title(title, ctx)
+
+    monkeypatch.setattr(pesgen.preview, "check_title", spy)
+    joint = (JOINT[0], JOINT[1].replace(
+        "    postal_code: payer.address.postal_code\n",
+        "    postal_code: payer.address.postal_code\n    country: payer.address.country\n"))
+    mapping, _ = mapping_copy(tmp_path, JVS, joint)
+    r = run_cli("preview", "--mapping", mapping, "--input", EXAMPLES / "school-export.json",
+                "--date", RUN_DATE, "--limit", "10")
+    assert r.exit_code == 0, r.output
+    abroad = [t.joint_debtor.address for t in checked
+              if t.joint_debtor is not None and t.joint_debtor.address.postal_code == "99999"]
+    assert [(a.city, a.street) for a in abroad] == [("", "")], abroad
