@@ -762,7 +762,8 @@ def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
         policy = splits.get(field) or ("" if field in _NEVER_TRUNCATED else "text_overflow")
         passes = (f"passes the length rule, so the mapping's policies.{policy} never "
                   "applies to it," if policy else
-                  "passes the length rule, which would refuse it naming the binding,")
+                  f"passes the length rule (no policy cuts {field}: the rule refuses only "
+                  f"a value over {most}, naming the binding)")
         problems.append(Problem(
             "format.field-width", f"{'.'.join(path).replace('.*.', '[i].')}{by} is written "
             f"into {_where(rec, col)} "

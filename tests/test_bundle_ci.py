@@ -986,8 +986,9 @@ def test_a_limit_wider_than_the_column_of_an_identifier_names_no_policy(tmp_path
     for line in said:
         assert line.startswith("warning: t.debtor.ref ("), line
         assert ("which takes at most 15 characters (layout.length), but format.yaml limits "
-                "debtor.ref to 20: a value of 16 to 20 characters passes the length rule, "
-                "which would refuse it naming the binding, and is refused by the layout at "
+                "debtor.ref to 20: a value of 16 to 20 characters passes the length rule "
+                "(no policy cuts debtor.ref: the rule refuses only a value over 20, naming "
+                "the binding) and is refused by the layout at "
                 "export, by invoice (exit 6); give it {max: 15} (or fewer) under fields"
                 ) in line, line
         assert "policies" not in line, line
