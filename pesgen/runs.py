@@ -341,7 +341,8 @@ def _unchecked_note(input_path: Path, older: int) -> PolicyNote:
 def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, str, int, str],
                        opened: bool, first: int, dry_run: bool,
                        pieces: tuple[SequenceKey, bool, int] | None = None,
-                       helios: bool = True, written: bool = True) -> None:
+                       helios: bool = True, written: bool = True, db: str = "",
+                       run_id: str | None = None) -> None:
     """The note of a run that opens a numbering sequence nobody set (``opened``: the
     sequence had its row; ``first``: the IdBord the run takes): its first IdBord is the
     store's default, whatever rôles the collectivity issued before pesgen. ``pieces``:
@@ -349,12 +350,14 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
     ``helios``: the files go to Hélios (a PES format); else to a finance package, whose
     own numbering is what Hélios sees. ``written``: the format writes the number (a file
     name, a value); a finance package's format that does not gets no note (there is
-    nothing to continue, the number only counts pesgen's runs of the format)."""
+    nothing to continue, the number only counts pesgen's runs of the format). Its
+    commands run as printed: ``db`` is the store's ``Store.db_option``, ``run_id`` the
+    run (None: a dry run, which records none)."""
     new_pieces = pieces is not None and not pieces[1] and pieces[2] == _FIRST_NUMBER
     if new_pieces:
         assert pieces is not None
         _note_new_pieces(prepared, mapping_path, key, pieces[0], not opened and
-                         first == _FIRST_NUMBER, dry_run)
+                         first == _FIRST_NUMBER, dry_run, db, run_id)
         return
     if opened or first != _FIRST_NUMBER or (not helios and not written):
         return
@@ -368,18 +371,18 @@ def _note_new_sequence(prepared: Prepared, mapping_path: Path, key: tuple[str, s
                 "package reads). It is no rôle number in Hélios: the finance package "
                 "numbers the bordereaux and titres it sends. If earlier imports of this "
                 f"format used such numbers, `pesgen numbering set-start --mapping "
-                f"{mapping_path} --start N` (same --db) before the first export continues "
+                f"{mapping_path} --start N{db}` before the first export continues "
                 "them")
     else:
         meaning = "N: the number after the last rôle issued"
-        command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N` "
-                   f"({meaning}, same --db)")
+        command = (f"`pesgen numbering set-start --mapping {mapping_path} --start N{db}` "
+                   f"({meaning})")
         said = (f"this run opens the numbering of {key[0]} budget {key[1]} exercise {key[2]} "
                 f"TypBord {key[3]}, never set before (no `pesgen numbering set-start`, no "
                 f"earlier run in this store): it {took} IdBord {first}, the rôle number in "
                 "Hélios, which rejects a bordereau whose number it already knows (doublon). "
                 "If the collectivity issued rôles this exercise already, "
-                f"{_set_start_advice(command, dry_run, mapping_path, '--to N', meaning)}")
+                f"{_set_start_advice(command, run_id, mapping_path, '--to N', meaning, db)}")
     prepared.result.notes.append(PolicyNote("numbering", "*", str(mapping_path),
                                             f"{said} (see docs/state.md, Numbering)"))
 
@@ -440,32 +443,35 @@ def _note_gap(prepared: Prepared, mapping_path: Path, key: SequenceKey, first: i
         "docs/state.md, Numbering)"))
 
 
-def _set_start_advice(command: str, dry_run: bool, mapping_path: Path, to: str,
-                      meaning: str) -> str:
+def _set_start_advice(command: str, run_id: str | None, mapping_path: Path, to: str,
+                      meaning: str, db: str) -> str:
     """What a numbering note tells to do with ``command`` (a set-start): run it first
-    (a dry run), or, the sequence started by this run, not to send its files but to
-    cancel the run and move the sequence (``to``: the move's options, ``meaning``
-    what their numbers are)."""
-    if dry_run:
+    (a dry run: ``run_id`` None), or, the sequence started by run ``run_id``, not to
+    send its files but to cancel the run and move the sequence (``to``: the move's
+    options, ``meaning`` what their numbers are; ``db``: the store's ``--db``, as
+    ``Store.db_option`` gives it)."""
+    if run_id is None:
         return f"run {command} before exporting"
     return ("do not send these files: the sequence has started with this run, so cancel "
-            "it (`pesgen runs cancel RUN --reason ...`, RUN as this summary names it), "
+            f"it (`pesgen runs cancel {run_id} --reason ...{db}`), "
             f"move the sequence (`pesgen numbering move --mapping {mapping_path} {to} "
-            f"--reason ...` ({meaning}, same --db)) and export again")
+            f"--reason ...{db}` ({meaning})) and export again")
 
 
 def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
-                     pieces: SequenceKey, new_bordereaux: bool, dry_run: bool) -> None:
+                     pieces: SequenceKey, new_bordereaux: bool, dry_run: bool, db: str,
+                     run_id: str | None) -> None:
     """``_note_new_sequence``'s note for a run opening the sequence of its titre numbers
     (and ``new_bordereaux``: its bordereaux' too)."""
     took = "would take" if dry_run else "took"
     options = "--start N --start-titre T" if new_bordereaux else "--start-titre T"
     meaning = ("N: the number after the last bordereau issued, T: after the last titre "
                "issued" if new_bordereaux else "T: the number after the last titre issued")
-    command = (f"`pesgen numbering set-start --mapping {mapping_path} {options}` ({meaning} "
-               "this exercise, same --db)")
-    then = _set_start_advice(command, dry_run, mapping_path, "--to N --to-titre T"
-                             if new_bordereaux else "--to-titre T", meaning)
+    command = (f"`pesgen numbering set-start --mapping {mapping_path} {options}{db}` "
+               f"({meaning} this exercise)")
+    then = _set_start_advice(command, None if dry_run else run_id, mapping_path,
+                             "--to N --to-titre T" if new_bordereaux else "--to-titre T",
+                             meaning, db)
     opens = (f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
              "and its titre numbers" if new_bordereaux else
              f"the titre numbers of {pieces[0]} budget {pieces[1]} exercise {pieces[2]}")
@@ -527,7 +533,8 @@ def _export_recorded(open_store: Callable[[], Store], mapping_path: Path,
                     _refuse_past_pieces(pkey, pieces[2], prepared.titles)
                 _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=False,
                                    pieces=pieces, helios=exporter.fmt.is_pes,
-                                   written=exporter.writes_number())
+                                   written=exporter.writes_number(), db=store.db_option,
+                                   run_id=run_id)
                 if exporter.fmt.is_pes:
                     _note_gap(prepared, mapping_path, key, first,
                               store.numbering_gap(conn, key, first), dry_run=False,
@@ -693,7 +700,7 @@ def _dry_run(store: Store, mapping_path: Path, input_path: Path, out_dir: Path |
             _refuse_past_bordereaux(key, first, len(prepared.bordereaux))
             _note_new_sequence(prepared, mapping_path, key, opened, first, dry_run=True,
                                pieces=pieces, helios=exporter.fmt.is_pes,
-                               written=exporter.writes_number())
+                               written=exporter.writes_number(), db=store.db_option)
             _note_gap(prepared, mapping_path, key, first, gap, dry_run=True,
                       db=store.db_option)
             if _file_digest(Path(input_path)) != read_digest:

@@ -6,6 +6,7 @@ with its reason; and the export's first-run note pointing to it."""
 from __future__ import annotations
 
 import re
+import shlex
 from datetime import date
 from pathlib import Path
 
@@ -239,9 +240,32 @@ def test_the_first_run_s_note_says_to_cancel_and_move(tmp_path):
     result = export_recorded(lambda: Store(db), ORMC, EXAMPLE, tmp_path / "o", RUN)
     (note,) = [n.detail for n in result.notes if n.policy == "numbering"]
     assert (f"do not send these files: the sequence has started with this run, so cancel it "
-            "(`pesgen runs cancel RUN --reason ...`, RUN as this summary names it), move the "
+            f"(`pesgen runs cancel {result.run_id} --reason ...`), move the "
             f"sequence (`pesgen numbering move --mapping {ORMC} --to N --reason ...` (N: the "
-            "number after the last rôle issued, same --db)) and export again") in note, note
+            "number after the last rôle issued)) and export again") in note, note
+
+
+def test_the_first_run_s_note_s_commands_run_as_printed(tmp_path):
+    """The first run's note said `pesgen runs cancel RUN …` ("RUN as this summary names
+    it") and "same --db" in words: pasted, neither command ran. It now names the run
+    and the store given by --db; pasted (with a reason and a number), the run is
+    cancelled and the sequence moved."""
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    r = run_cli("export", "--mapping", ORMC, "--input", EXAMPLE, "--out", tmp_path / "o",
+                "--date", RUN.isoformat(), "--db", db, "--create-store")
+    assert r.exit_code == 0, r.output
+    (note,) = [ln for ln in r.output.splitlines() if ln.startswith("  - *: numbering: ")]
+    assert "same --db" not in note and "RUN" not in note, note
+    cancel, move = re.findall(r"`(pesgen runs cancel [^`]*|pesgen numbering move [^`]*)`",
+                              note)
+    assert cancel.endswith(f" --reason ... --db {db}") and move.endswith(f" --db {db}"), note
+    done = run_cli(*shlex.split(cancel.replace("...", "'rôles issued before pesgen'"))[1:])
+    assert done.exit_code == 0, done.output
+    moved = run_cli(*shlex.split(move.replace("...", "'rôles issued before pesgen'")
+                                 .replace("--to N", "--to 41"))[1:])
+    assert moved.exit_code == 0, moved.output
+    shown = run_cli("numbering", "show", "--mapping", ORMC, "--db", db)
+    assert "IdBord 41" in shown.stdout, shown.output
 
 
 def _other_run(tmp_path: Path) -> Path:

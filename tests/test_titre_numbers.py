@@ -511,9 +511,11 @@ def test_the_first_titres_export_says_it_opens_the_titre_numbers(tmp_path):
     [note] = [ln for ln in r.output.splitlines() if "numbering:" in ln]
     assert "it took IdBord 1 and IdPce 1" in note
     # the numbers taken: no set-start any more, a move of both (after a cancel)
-    assert "`pesgen runs cancel RUN" in note and \
-        f"`pesgen numbering move --mapping {TITRES} --to N --to-titre T --reason ...` (N: the " \
-        "number after the last bordereau issued, T: after the last titre issued" in note, note
+    assert "`pesgen runs cancel RUN" not in note and \
+        re.search(r"`pesgen runs cancel [0-9a-f-]{36} --reason \.\.\. --db ", note) and \
+        f"`pesgen numbering move --mapping {TITRES} --to N --to-titre T --reason ... --db " \
+        f"{db}` (N: the number after the last bordereau issued, T: after the last titre " \
+        "issued" in note, note
     assert "set-start" not in note.split("issued titres this exercise already")[1], note
     # the titre numbers still unset (IdBord set): the note names them alone
     db2 = f"sqlite:///{tmp_path / 's2.db'}"
@@ -523,7 +525,7 @@ def test_the_first_titres_export_says_it_opens_the_titre_numbers(tmp_path):
     assert r.exit_code == 0, r.output
     [note] = [ln for ln in r.output.splitlines() if "numbering:" in ln]
     assert "opens the titre numbers of 21450999400015 budget 00 exercise 2026" in note
-    assert "would take IdPce 1" in note and "--start-titre T`" in note
+    assert "would take IdPce 1" in note and f"--start-titre T --db {db2}`" in note
     assert "numbering move" not in note, note  # a dry run: set-start, nothing started
 
 
