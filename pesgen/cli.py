@@ -10,7 +10,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -222,8 +222,8 @@ def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> No
     check, a preview, a listing). ``then``: a line said last (what became of a store
     the command created)."""
     _echo_err(f"error: {exc}")
-    for problem in exc.problems[:MAX_LISTED]:
-        _echo_err(f"  - {problem}")
+    for line in _problem_lines(exc.problems[:MAX_LISTED]):
+        _echo_err(line)
     rest = exc.problems[MAX_LISTED:]
     if rest:
         # a problem saying a listing stopped (layout.too-many, pes.listing…) comes last:
@@ -237,6 +237,41 @@ def _fail(exc: PesgenError, written: bool = True, then: str | None = None) -> No
     if then:
         _echo_err(then)
     raise typer.Exit(int(exc.exit_code))
+
+
+# problems, or an export's policy notes, that say the same of more than ALIKE records or
+# invoices are said once, not once each (200 invoices of an input exported already, 77
+# direct debits without an account holder)
+ALIKE = 5
+# the invoices a note said once names (the count says how many more)
+ALIKE_NAMED = 3
+
+
+def _alike(problem: Problem) -> tuple[str, str, str | None, str | None] | None:
+    """What ``problem`` says of its record, the same for every record it is alike with:
+    its rule, message and mapping place; None for a problem of no record (said whole)."""
+    if not problem.record and not problem.invoice:
+        return None
+    return problem.rule, problem.message, problem.mapping, problem.source
+
+
+def _problem_lines(problems: list[Problem]) -> Iterator[str]:
+    """The lines listing ``problems``, in their order: one each, but more than ALIKE
+    problems alike (``_alike``) are said once, where the first of them is, then each of
+    their records on a short line of its own: every record still named, the explanation
+    not repeated."""
+    alike: dict[Any, list[Problem]] = {}
+    for problem in problems:
+        if (key := _alike(problem)) is not None:
+            alike.setdefault(key, []).append(problem)
+    for problem in problems:
+        key = _alike(problem)
+        if key is None or len(group := alike[key]) <= ALIKE:
+            yield f"  - {problem}"
+        elif group[0] is problem:
+            said = replace(problem, record=None, invoice=None)
+            yield f"  - {len(group)} problems alike, their records below: {said}"
+            yield from (f"      {p.where}" for p in group)
 
 
 def _json_result(error: PesgenError | None, warnings: list[Problem],
@@ -481,13 +516,22 @@ def export(
             counts = result.notes.counts()
             _say("policies applied: "
                        + ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items())))
-            fields: Counter[str] = Counter()  # the notes are unpacked once, as they go
-            for n in _shown_notes(result.notes, fields):
-                _say(f"  - {n.invoice}: {n.policy}: {n.detail}")
+            fields: Counter[str] = Counter()
+            grouped = False
+            for line, alike in _note_lines(result.notes, fields):
+                grouped = grouped or alike
+                _say(line)
             if fields:
                 _say(f"  - *: transliterate: {sum(fields.values())} value(s) changed to "
                            "the output's characters: " + ", ".join(
                                f"{k} ×{v}" for k, v in sorted(fields.items())))
+            if grouped:
+                _say(f"  (a note alike for more than {ALIKE} invoices is said once, naming "
+                     f"the first {ALIKE_NAMED}: " + (
+                         "--format json lists each" if dry_run else
+                         f"`pesgen runs extract {result.run_id}{db_option(db)} --out DIR` "
+                         "gives the dry "
+                         "run whose --format json lists each") + ")")
         interrupts.say_held()
     finally:
         interrupts.release()
@@ -509,6 +553,33 @@ def _shown_notes(notes: Any, transliterated: Counter[str]) -> Any:
         elif n.policy == "civility":
             continue
         yield n
+
+
+def _note_lines(notes: Any, transliterated: Counter[str]) -> Iterator[tuple[str, bool]]:
+    """The lines of an export's summary listing the notes ``_shown_notes`` gives, in
+    their order, ``- INVOICE: kind: what``: but a note alike (the same kind and words)
+    for more than ALIKE invoices is said once, where its first is, with how many and the
+    first ALIKE_NAMED of them (the line's second item true). The notes are unpacked
+    twice: once to count them alike, once to say them (``transliterated`` counted the
+    second time)."""
+    alike: dict[tuple[str, str], list[str]] = {}  # each note's first invoices
+    counts: Counter[tuple[str, str]] = Counter()
+    for n in _shown_notes(notes, Counter()):
+        if n.invoice != "*":  # a note of the whole run is one already
+            key = (n.policy, n.detail)
+            counts[key] += 1
+            if len(named := alike.setdefault(key, [])) < ALIKE_NAMED:
+                named.append(n.invoice)
+    said: set[tuple[str, str]] = set()
+    for n in _shown_notes(notes, transliterated):
+        key = (n.policy, n.detail)
+        if n.invoice == "*" or (count := counts[key]) <= ALIKE:
+            yield f"  - {n.invoice}: {n.policy}: {n.detail}", False
+        elif key not in said:
+            said.add(key)
+            more = f" and {count - ALIKE_NAMED} more" if count > ALIKE_NAMED else ""
+            yield (f"  - {count} invoices ({', '.join(alike[key])}{more}): "
+                   f"{n.policy}: {n.detail}"), True
 
 
 def _export_json(result: Any, store: Any, mapping: Path, out: Path | None,

@@ -282,6 +282,47 @@ def no_direct_debit(mapping: Mapping, binding: Binding) -> bool:
         return False
 
 
+def empty_defaults(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> list[Problem]:
+    """What the templates of ``fmt`` write empty unless the mapping says otherwise,
+    said from the bundle's data, never a format's name: each option (format.yaml
+    ``defaults.options``) whose default is empty that the mapping's ``output.options``
+    leaves out (its format.yaml line and that line's comment quoted: what empty means
+    there), and the collectivity's SEPA creditor identifier, which a template reads,
+    left unset by a mapping binding direct debits (rule format.empty-default)."""
+    from ._yaml import line_of
+
+    found = []
+    source = fmt.folder / "format.yaml"
+    options = fmt.defaults.get("options") or {}
+    given = mapping.output.options or {}
+    if options and "doc.options" in reads:
+        try:
+            text = source.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            text = []
+        for key, value in options.items():
+            if value != "" or key in given:
+                continue
+            line = line_of(options, [key])
+            said = text[line - 1].partition(" #")[2].strip() if 0 < line <= len(text) else ""
+            found.append(Problem(
+                "format.empty-default", f"output.options.{key} is not set: format "
+                f"{fmt.name}'s default is empty" + (f" (its format.yaml says: {said})"
+                                                    if said else "")
+                + f"; set output.options.{key} in the mapping if the import needs a value",
+                mapping=f"{source}:{line}: defaults.options.{key}", source="format"))
+    debit = mapping.bindings.get("payment", {}).get("direct_debit")
+    if "doc.collectivity.sepa_creditor_id" in reads and \
+            mapping.collectivity.sepa_creditor_id is None and debit is not None and \
+            not no_direct_debit(mapping, debit):
+        found.append(Problem(
+            "format.empty-default", f"collectivity.sepa_creditor_id is not set: a template "
+            f"of format {fmt.name} writes it for each direct debit, which is written empty; "
+            "set it to the collectivity's ICS (docs/mapping-reference.md)",
+            mapping=f"{mapping.path}: collectivity", source="mapping"))
+    return found
+
+
 def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
     """Compare what ``mapping`` binds and its split policies fill with the model fields
     the templates of ``fmt`` read on the sample titles (``reads``)."""
@@ -324,6 +365,7 @@ def check(mapping: Mapping, fmt: Format, reads: frozenset[str]) -> Coverage:
             "a template", mapping=binding.where)
         result.warnings.append(warning)
         result.unwritten.append((name, warning))
+    result.warnings.extend(empty_defaults(mapping, fmt, reads))
     for name, (_, where) in fmt.not_carried.items():
         if carried(name, reads):
             read = " and ".join(x for x in CARRIED_BY[name] if x in reads)

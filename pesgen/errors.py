@@ -49,7 +49,10 @@ class Problem:
     # "configuration" (a YAML problem of such a file); None: told by the rule
     source: str | None = None
 
-    def __str__(self) -> str:
+    @property
+    def where(self) -> str:
+        """The input record and invoice the problem is about, as its line opens with
+        (``examples/x.csv:17 invoice FA-2026-00104``); "" for none."""
         parts = []
         if self.record:
             parts.append(self.record)
@@ -57,7 +60,10 @@ class Problem:
             from .keys import shown  # its control characters visible: one line
 
             parts.append(f"invoice {shown(self.invoice)}")
-        head = " ".join(parts)
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        head = self.where
         text = f"{head}: {self.message}" if head else self.message
         if self.mapping:
             text += f" [{self.label} {self.mapping}]"

@@ -215,7 +215,9 @@ def test_pesgen_validate_shows_where_its_listing_stopped_past_the_200_it_lists(t
     assert r.exit_code == 6, r.output
     said = r.stderr.splitlines()
     cut = said.index(next(s for s in said if s.startswith("  … and ")))
-    assert cut == 201 and said[cut].endswith(" more problem(s)")
+    # 200 problems alike: said once, then their 200 records (cli.ALIKE)
+    assert cut == 202 and said[cut].endswith(" more problem(s)")
+    assert said[1].startswith("  - 200 problems alike, their records below: ")
     assert said[cut + 1:] == [
         f"  - bad.xml: listing stopped after {MAX_LISTED_VIOLATIONS} bordereau problems "
         "(500 more): correct these and validate again (rule pes.listing)",
