@@ -1589,6 +1589,21 @@ def _unbound_cleared(title: Title, fields: dict[str, Any]) -> Title:
     return title
 
 
+def _joined_sample(mapping: Mapping, fmt: Format
+                   ) -> tuple[Exporter, Title, Document, Title, dict[str, str]]:
+    """What ``joined_columns`` and ``joined_elements`` render: the exporter, the sample
+    title with every optional part (the values of fields ``mapping`` does not bind
+    cleared, ``_unbound_cleared``), its document, and that title with a mark in each
+    bound field (``_PLACED``) with the marks (mark: field)."""
+    fields = bound(mapping)
+    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
+                        vouched=True)
+    title = _unbound_cleared(exporter.numbered(sample_titles(mapping, fmt)[0], 1), fields)
+    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
+    marked, marks = _marked_fields(title, fields, _PLACED, "PESGENJOIN")
+    return exporter, title, doc, marked, marks
+
+
 def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> list[Joined]:
     """Each column of a file with a layout that holds two or more of the fields
     ``mapping`` binds joined (``_joined_marks``), each written once, on the sample title
@@ -1600,12 +1615,7 @@ def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> lis
     width, the template's own text around the marks plus the limits. A column joining a
     field without a limit is left out (nothing bounds it), and so is a renderer whose
     marked sample does not render."""
-    fields = bound(mapping)
-    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
-                        vouched=True)
-    title = _unbound_cleared(exporter.numbered(sample_titles(mapping, fmt)[0], 1), fields)
-    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
-    marked, marks = _marked_fields(title, fields, _PLACED, "PESGENJOIN")
+    exporter, title, doc, marked, marks = _joined_sample(mapping, fmt)
     paths = dict(_PLACED)
     found: list[Joined] = []
     for renderer in exporter.renderers:
@@ -1682,12 +1692,7 @@ def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
     limit and validated by the XSD: those whose maxLength it then refuses, with the
     length reached and the maximum, as the XSD says them. Nothing of a file whose marked
     or filled sample does not render or parse."""
-    fields = bound(mapping)
-    exporter = Exporter(mapping, fmt, Path("."), date(mapping.collectivity.exercise, 11, 23),
-                        vouched=True)
-    title = _unbound_cleared(exporter.numbered(sample_titles(mapping, fmt)[0], 1), fields)
-    doc = exporter.document(1, 1, title.total, lines=len(title.lines))
-    marked, marks = _marked_fields(title, fields, _PLACED, "PESGENJOIN")
+    exporter, title, doc, marked, marks = _joined_sample(mapping, fmt)
     paths = dict(_PLACED)
     found: list[JoinedElement] = []
     for renderer in exporter.renderers:
