@@ -36,6 +36,7 @@ from .checks import (
     mandate_date_problem,
     target2_closed,
 )
+from .coverage import no_direct_debit
 from .debits import DebitWatch
 from .errors import InputDataError, MappingError, MappingStopped, Problem
 from .expr import expression_paths
@@ -2166,19 +2167,10 @@ def _unbound_mandate(mapping: Mapping) -> list[Problem]:
     flag = payment.get("direct_debit")
     if flag is None:
         return []
-    methods = mapping.codes.payment_methods
-    if flag.kind == "const" and methods is not None:
-        # the table says whether the constant method is a direct debit (one it lacks is
-        # refused when the mapping loads: mapping.const-code)
-        method = flag.evaluate({}, {})
-        if isinstance(method, str) and methods.get(method) is False:
-            return []
-    elif flag.kind == "const":
-        try:  # a constant "no": no invoice is paid by direct debit
-            if not parse_bool(flag.evaluate({}, {})):
-                return []
-        except (ValueError, TypeError):
-            pass
+    if no_direct_debit(mapping, flag):
+        # a constant "no", or a method codes.payment_methods says is no direct debit (one
+        # it lacks is refused when the mapping loads: mapping.const-code)
+        return []
     missing = [f"payment.{name}" for name in DIRECT_DEBIT_NEEDS if name not in payment]
     if not missing:
         return []
