@@ -95,16 +95,6 @@ def masked_argument(word: str) -> str:
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/{1,3}\S+?(?=[:;,.'\")\]]*(?:\s|$))")
 
 
-def named_db(db: str | None, chosen_by: str | None) -> str | None:
-    """The store the commands a report gives name (``db_option``): ``db`` when it was
-    chosen by --db or by PESGEN_DB (``chosen_by``, as ``Store.chosen_by`` says it), None
-    when the configuration file or the default gave it, which the next command finds
-    again without. One rule for every suggested command: pasted into a ticket, a command
-    is run by someone else, in another shell, where PESGEN_DB names another store or
-    none (the default store then, answering from it); its password is masked anyway."""
-    return db if chosen_by in ("--db", "PESGEN_DB") else None
-
-
 def db_option(db: str | None) -> str:
     """`` --db URL`` for a command a report prints (none: the store the next command
     finds again without it), the URL's password masked: a report is pasted into tickets

@@ -25,7 +25,6 @@ from ._display import (
     escaped_lines,
     json_text,
     masked_argument,
-    named_db,
     shown,
 )
 from ._echo import echo_err as _echo_err
@@ -123,15 +122,6 @@ def _store(db: str | None, quiet: bool = False, line_open: list[bool] | None = N
                  chosen_by=chosen_by, read_only=read_only, missing_advice=advice)
 
 
-def _db_chosen_by(db: str | None) -> str:
-    """How typer's --db parameter, which holds --db, else PESGEN_DB, got ``db``: as
-    ``Store.chosen_by`` says it ("" for none: the configuration file's or the default
-    store, which ``_store_url`` finds)."""
-    if not db:
-        return ""
-    return "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
-
-
 def _store_url(db: str | None) -> tuple[str | None, str, bool]:
     """The URL of the state store of --db (else PESGEN_DB, else the configuration
     file's ``db``; None: the default store), how it was chosen, and whether it was named
@@ -140,8 +130,8 @@ def _store_url(db: str | None) -> tuple[str | None, str, bool]:
 
     _check_db(db)
     named = True
-    if db:
-        chosen_by = _db_chosen_by(db)
+    if db:  # typer gives --db, else PESGEN_DB, in the same parameter
+        chosen_by = "PESGEN_DB" if os.environ.get("PESGEN_DB") == db else "--db"
     elif db := setting("db"):
         chosen_by = f"db in {config_path()}"
     else:
@@ -1106,7 +1096,6 @@ def acquit(
             _acquit_refused_json(file, record, exc, int(exc.exit_code), then)
         _fail(exc, written=False, then=then)
 
-    shown_db = named_db(db, _db_chosen_by(db))  # the --db its next steps' commands name
     if replace and not record:
         refused(UsageError("--replace goes with --record (it replaces a bordereau's recorded "
                            "acknowledgement): nothing recorded"))
@@ -1114,7 +1103,7 @@ def acquit(
         refused(UsageError("--run goes with --record (it ties the acquit's elements to that "
                            "run and records them): nothing recorded; without --record, "
                            f"`pesgen acquit {acquit_arg(str(file))}"
-                           f"{db_option(shown_db)}` "
+                           f"{db_option(db)}` "
                            "reads the acquit as pesgen ties it"))
     if bordereau is not None and run is None:
         refused(UsageError("--bordereau goes with --run (it names one bordereau of that "
@@ -1147,11 +1136,11 @@ def acquit(
         _acquit_refused_json(file, record, failure[0], int(failure[1]))
         return
     given = str(file)  # the acquit in the commands its next steps give
-    to_check = report.to_check(shown_db, reading=not record, file=given)
+    to_check = report.to_check(db, reading=not record, file=given)
     if done is not None:
         try:
             # PayFiP links open on the titles of a rejection recorded: to check beside it
-            to_check += payfip_open(report, store, shown_db, given)
+            to_check += payfip_open(report, store, db, given)
         except PesgenError as exc:
             refused(exc, then=None if done.recorded_at is None else
                     f"{read.name} was recorded all the same ({done.recorded} bordereau(x): "
@@ -1162,7 +1151,7 @@ def acquit(
     if as_json:
         # the head every JSON report has (a refusal's too): ok only when the exit is 0;
         # the elements written as they are made (50 000 held as one text: 542 MiB)
-        head, elements, tail = json_parts(report, shown_db, to_check, given)
+        head, elements, tail = json_parts(report, db, to_check, given)
         if done is not None:
             tail["recording"] = recording_json(done)
         for text in _json_streamed("acquit", code, head, "elements", elements, tail):
@@ -1170,14 +1159,14 @@ def acquit(
         if code:
             raise typer.Exit(code)
         return
-    _warn_acquit(read.warnings, f"{acquit_arg(given)}{db_option(shown_db)}")
+    _warn_acquit(read.warnings, f"{acquit_arg(given)}{db_option(db)}")
     # with --record, what became of each bordereau is said below instead
-    _show_acquit(report, shown_db, len(to_check), recorded=not record, file=given)
+    _show_acquit(report, db, len(to_check), recorded=not record, file=given)
     if done is not None:
         _show_recording(read, done, store, named, report.unidentified)
     _show_to_check(report.rejected, to_check)
     if not record:
-        _say_unrecorded_rejections(report, file, shown_db)
+        _say_unrecorded_rejections(report, file, db)
     if code:
         raise typer.Exit(code)
 

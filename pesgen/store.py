@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ._display import db_option, masked_url, named_db
+from ._display import db_option, masked_url
 from .config import STORE_LOCK_TIMEOUT, config_path, store_lock_timeout, user_folder
 from .errors import PesgenError, Problem, RecordConflict, StateError, StoreLocked, UsageError
 from .keys import INVOICE_KEY_MAX, INVOICE_NUMBER_MAX, Held, debt_key, invoice_key
@@ -1548,10 +1548,13 @@ class Store:
     @property
     def db_option(self) -> str:
         """`` --db URL`` for a command a report says to run on this store, when it was
-        named by --db or PESGEN_DB (``named_db``'s rule, every suggested command's, its
-        password masked: a report is pasted into tickets); "" for one the next command
-        finds again without (the configuration file's, the default)."""
-        return db_option(named_db(self.url, self.chosen_by))
+        named by --db or PESGEN_DB, its password masked: a report is pasted into tickets;
+        "" for one the next command finds again without (the configuration file's, the
+        default). The rule of every suggested command (the CLI's --db parameter holds
+        --db, else PESGEN_DB: ``db_option`` of it names the same): pasted into a ticket, a
+        command is run by someone else, in another shell, where PESGEN_DB names another
+        store or none (the default store then, answering from it)."""
+        return db_option(self.url if self.chosen_by in ("--db", "PESGEN_DB") else None)
 
     # -------------------------------------------------------------- numbering
 

@@ -817,10 +817,11 @@ def test_a_rejection_read_without_record_ends_with_the_command_recording_it(stor
 
 def test_the_store_pesgen_db_chose_is_named_by_the_commands_given(store, monkeypatch):
     """`pesgen acquit` named the store of --db, not PESGEN_DB's ("the env finds it
-    again"), when every other suggested command names both (``named_db``, sup64): pasted
-    into a ticket, run in another shell without the variable, its commands read the
-    default store. Chosen by PESGEN_DB, they name it, and run so (the variable gone)
-    they record the rejection in it."""
+    again"), when every other suggested command names both (``Store.db_option``, and
+    the CLI's --db parameter, which holds PESGEN_DB too; sup64): pasted into a ticket,
+    run in another shell without the variable, its commands read the default store.
+    Chosen by PESGEN_DB, they name it, and run so (the variable gone) they record the
+    rejection in it."""
     monkeypatch.setenv("PESGEN_DB", str(store))
     option = f" --db {shlex.quote(str(store))}"
     r = run_cli("acquit", ACKS / "rejected.xml")
