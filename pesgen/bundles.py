@@ -19,7 +19,7 @@ from datetime import date
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._yaml import line_of, load_yaml_file
 from .across import check_across
@@ -38,6 +38,9 @@ from .formats import FileSpec, Format, typ_bord_problems
 from .mapping import Mapping
 from .resources import installed_data
 from .text import charset_chars
+
+if TYPE_CHECKING:
+    from .layout import Column
 
 FIXTURE_DATE = date(2026, 11, 23)
 FIXTURE_FIRST_NUMBER = 1
@@ -711,6 +714,22 @@ def _binding_of(path: tuple[str, ...]) -> str | None:
     return next((b for b, paths in CARRIED_BY.items() if read in paths and "." in b), None)
 
 
+def _takes(col: Column) -> int | None:
+    """How many characters a layout column takes: its length, else its width (fixed
+    width); None for neither."""
+    return col.length if col.length is not None else (col.width or None)
+
+
+def _binding_where(mapping: Mapping, name: str | None) -> str:
+    """`` (mapping file:line: bindings.payer.name)``, the binding of field ``name``
+    (payer.name) in ``mapping``; "" for none (or no field)."""
+    if name is None:
+        return ""
+    group, key = name.split(".", 1)
+    binding = (mapping.bindings.get(group) or {}).get(key)
+    return f" ({binding.where})" if binding is not None and hasattr(binding, "where") else ""
+
+
 def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     """Warnings of a text field format.yaml limits to more characters than the layout
     column a template writes it in takes (``fields: debtor.name: {max: 50}``, the
@@ -747,16 +766,10 @@ def layout_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     problems = []
     for (_template, path, _mark), (spec, rec, col) in held.items():
         field, most = limits[path]
-        takes = col.length if col.length is not None else (col.width or None)
+        takes = _takes(col)
         if takes is None or takes >= most:
             continue
-        binding = _binding_of(path)
-        bound = None
-        if binding is not None:
-            group, key = binding.split(".", 1)
-            bound = (mapping.bindings.get(group) or {}).get(key)
-        # the mapping's line that fills it (bindings.payer.name)
-        by = f" ({bound.where})" if bound is not None and hasattr(bound, "where") else ""
+        by = _binding_where(mapping, _binding_of(path))
         # the split policies' fields, else text_overflow, which never cuts the
         # identifiers and the civility (the builder's _NEVER_TRUNCATED)
         policy = splits.get(field) or ("" if field in _NEVER_TRUNCATED else "text_overflow")
@@ -815,54 +828,44 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     data, _, _ = load_yaml_file(source, "format")
     problems = []
 
-    def bindings(names: tuple[str, ...]) -> str:
-        """Each bound field with its binding (mapping file:line) and format.yaml limit."""
-        named = []
-        for name in names:
-            group, key = name.split(".", 1)
-            binding = (mapping.bindings.get(group) or {}).get(key)
-            where = f" ({binding.where})" if binding is not None and hasattr(binding, "where") \
-                else ""
-            named.append(f"{name}{where}, {fields[name]} {{max: {limits[name]}}}")
-        return "; ".join(named)
+    def joined_said(place: str, template: str, names: tuple[str, ...], own: int,
+                    reach: int, most: int, measure: str, refused: str) -> Problem:
+        """The warning of ``place`` (a column, an element), taking at most ``most``
+        characters (``measure``: the layout's length, the XSD's maxLength), that
+        ``template`` fills with the bound fields ``names`` joined, ``own`` characters of
+        its own between them: ``reach`` characters at their limits, a value over
+        ``most`` ``refused`` (by the layout, by the XSD)."""
+        named = "; ".join(f"{name}{_binding_where(mapping, name)}, {fields[name]} "
+                          f"{{max: {limits[name]}}}" for name in names)
+        text = f" and {own} character(s) of the template's own" if own > 0 else ""
+        first = fields[names[0]]
+        return Problem(
+            "format.field-width", f"{place} takes at most {most} characters ({measure}), and "
+            f"{template} writes {len(names)} bound fields joined into it: {named}: at "
+            f"their limits{text}, the value reaches {reach} characters. Each field passes "
+            "the length rule at its own limit and no policy cuts the joined value "
+            "(text_overflow and the split policies cut a field to its own limit), so a "
+            f"value of {most + 1} to {reach} characters is refused by {refused}; lower "
+            f"their limits under fields so that they fit {most} together, or bind fewer "
+            "of them",
+            mapping=f"{source}:{line_of(data, ['fields', first])}: fields.{first}")
 
     for element in elements:
         xsd = element.spec.xsd
         assert xsd is not None
-        text = (f" and {element.own} character(s) of the template's own" if element.own > 0
-                else "")
-        first = fields[element.fields[0]]
-        problems.append(Problem(
-            "format.field-width", f"{xsd.name}: {element.place} (declared at "
-            f"{element.declared}) takes at most {element.most} characters (its "
-            f"maxLength), and {element.spec.template} writes {len(element.fields)} bound "
-            f"fields joined into it: {bindings(element.fields)}: at their limits{text}, "
-            f"the value reaches {element.reach} characters. Each field passes the length "
-            "rule at its own limit and no policy cuts the joined value (text_overflow and "
-            "the split policies cut a field to its own limit), so a value of "
-            f"{element.most + 1} to {element.reach} characters is refused by {xsd.name} at "
-            f"export (xsd.bundle); lower their limits under fields so that they fit "
-            f"{element.most} together, or bind fewer of them",
-            mapping=f"{source}:{line_of(data, ['fields', first])}: fields.{first}"))
+        problems.append(joined_said(
+            f"{xsd.name}: {element.place} (declared at {element.declared})",
+            element.spec.template, element.fields, element.own, element.reach,
+            element.most, "its maxLength", f"{xsd.name} at export (xsd.bundle)"))
     for found in joined:
-        takes = found.col.length if found.col.length is not None else (found.col.width or None)
+        takes = _takes(found.col)
         if takes is None or found.reach <= takes:
             continue
-        own = found.reach - sum(limits[name] for name in found.fields)
-        text = f" and {own} character(s) of the template's own" if own > 0 else ""
-        first = fields[found.fields[0]]
-        problems.append(Problem(
-            "format.field-width", f"{_where(found.rec, found.col)} "
-            f"({column_where(found.spec, found.rec, found.col)}) takes at most {takes} "
-            f"characters (layout.length), and {found.spec.template} writes "
-            f"{len(found.fields)} bound fields joined into it: {bindings(found.fields)}: at "
-            f"their limits{text}, the value reaches {found.reach} characters. Each field "
-            "passes the length rule at its own limit and no policy cuts the joined value "
-            "(text_overflow and the split policies cut a field to its own limit), so a "
-            f"value of {takes + 1} to {found.reach} characters is refused by the layout at "
-            "export, by invoice (exit 6); lower their limits under fields so that they fit "
-            f"{takes} together, or bind fewer of them",
-            mapping=f"{source}:{line_of(data, ['fields', first])}: fields.{first}"))
+        problems.append(joined_said(
+            f"{_where(found.rec, found.col)} "
+            f"({column_where(found.spec, found.rec, found.col)})", found.spec.template,
+            found.fields, found.reach - sum(limits[name] for name in found.fields),
+            found.reach, takes, "layout.length", "the layout at export, by invoice (exit 6)"))
     return problems
 
 
