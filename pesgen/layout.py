@@ -590,6 +590,13 @@ class _Report:
         return self.problems
 
 
+def allowed_values(col: Column) -> str:
+    """The values column ``col`` takes (``values``), as its refusals list them: the
+    first twelve quoted, "…" for more."""
+    values = col.values or ()
+    return ", ".join(repr(v) for v in values[:12]) + (", …" if len(values) > 12 else "")
+
+
 def check_value(col: Column, value: str) -> list[tuple[str, str]]:
     """Problems of one value against its column: [(rule, message)]."""
     if value == "":
@@ -609,10 +616,8 @@ def check_value(col: Column, value: str) -> list[tuple[str, str]]:
     if kind_error:
         out.append(("layout.type", kind_error))
     if col.values is not None and value not in col.values:
-        allowed = ", ".join(repr(v) for v in col.values[:12])
-        more = ", …" if len(col.values) > 12 else ""
         out.append(("layout.values", f"{_show(value, code=True)} is not an allowed value "
-                    f"({allowed}{more})"))
+                    f"({allowed_values(col)})"))
     if col.pattern is not None and not col.pattern.fullmatch(value):
         out.append(("layout.pattern", f"{_show(value)} does not match {col.pattern.pattern}"))
     if col.forbidden and any(c in value for c in col.forbidden):

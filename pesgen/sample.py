@@ -45,6 +45,7 @@ from .layout import (
     Column,
     Layout,
     RecordType,
+    allowed_values,
     check_value,
     line_values,
     record_type,
@@ -719,11 +720,9 @@ def civility_misfits(mapping: Mapping, title: Title,
             if (value, said, where) in seen or col.values is None or value in col.values:
                 continue
             seen.add((value, said, where))
-            allowed = ", ".join(repr(v) for v in col.values[:12])
-            more = ", …" if len(col.values) > 12 else ""
             problems.append(Problem(
                 "mapping.code-fit", f"{said} {value!r} is not a value {doc.file_name}'s "
-                f"{where} takes ({allowed}{more}; layout.values), where bindings.{name} "
+                f"{where} takes ({allowed_values(col)}; layout.values), where bindings.{name} "
                 "is written as it is: every invoice given that civility would be refused "
                 "by the layout at export; make it one of those",
                 mapping=mapping.where(*keys)))
@@ -756,8 +755,6 @@ def civility_unlisted(mapping: Mapping, fmt: Format) -> list[Problem]:
     for name, _renderer, named, col, where in civility_columns(mapping, title, pairs):
         if col.values is None or (listed and all(v in col.values for v in listed)):
             continue
-        allowed = ", ".join(repr(v) for v in col.values[:12])
-        more = ", …" if len(col.values) > 12 else ""
         # examples of civilities an export may hold that this column refuses
         refused = [v for v in _USUAL_CIVILITIES if v not in col.values][:2]
         such = f" ({', '.join(repr(v) for v in refused)})" if refused else ""
@@ -765,7 +762,7 @@ def civility_unlisted(mapping: Mapping, fmt: Format) -> list[Problem]:
                else "")
         problems.append(Problem(
             "mapping.civility-values", f"bindings.{name} is written as it is into "
-            f"{named.file_name}, {where}, which takes only {allowed}{more} "
+            f"{named.file_name}, {where}, which takes only {allowed_values(col)} "
             "(layout.values): without a codes.civility table each civility goes out as "
             f"exported (after the case policy), so an invoice whose civility is another"
             f"{such} is refused by the layout at export; add a codes.civility table "
