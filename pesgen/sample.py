@@ -1601,6 +1601,18 @@ def _joined_sample(mapping: Mapping, fmt: Format
     return exporter, title, doc, marked, marks
 
 
+def _at_limits(title: Title, joined: list[tuple[str, ...]], limits: dict[str, int]
+               ) -> Title:
+    """``title`` with each bound field of ``joined`` (the fields of each column or
+    element found joined) at its limit (``limits``), 'Z' that many times: what
+    ``joined_columns`` and ``joined_elements`` render again to measure them."""
+    paths = dict(_PLACED)
+    for names in joined:
+        for name in names:
+            title = _marked(title, paths[name], "Z" * limits[name])
+    return title
+
+
 def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> list[Joined]:
     """Each column of a file with a layout that holds two or more of the fields
     ``mapping`` binds joined (``_joined_marks``), each written once, on the sample title
@@ -1613,7 +1625,6 @@ def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> lis
     field without a limit is left out (nothing bounds it), and so is a renderer whose
     marked sample does not render."""
     exporter, title, doc, marked, marks = _joined_sample(mapping, fmt)
-    paths = dict(_PLACED)
     found: list[Joined] = []
     for renderer in exporter.renderers:
         spec = renderer.spec
@@ -1640,10 +1651,7 @@ def joined_columns(mapping: Mapping, fmt: Format, limits: dict[str, int]) -> lis
                                        (rec, col, names, own))
         if not columns:
             continue
-        full = title
-        for *_, names, _own in columns.values():
-            for name in names:
-                full = _marked(full, paths[name], "Z" * limits[name])
+        full = _at_limits(title, [names for *_, names, _own in columns.values()], limits)
         longest: dict[tuple[int, int], int] = {}
         again = _rendered(renderer, named, full) if layout.kind == "csv" else None
         for text_line in (again or "").split("\n"):
@@ -1690,7 +1698,6 @@ def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
     length reached and the maximum, as the XSD says them. Nothing of a file whose marked
     or filled sample does not render or parse."""
     exporter, title, doc, marked, marks = _joined_sample(mapping, fmt)
-    paths = dict(_PLACED)
     found: list[JoinedElement] = []
     for renderer in exporter.renderers:
         spec = renderer.spec
@@ -1713,10 +1720,7 @@ def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
                     len(value) - sum(len(mark) for mark in joined)))
         if not places:
             continue
-        full = title
-        for _tag, names, _own in places.values():
-            for name in names:
-                full = _marked(full, paths[name], "Z" * limits[name])
+        full = _at_limits(title, [names for _tag, names, _own in places.values()], limits)
         again = _rendered(renderer, named, full)
         checked = None if again is None else _parsed(again, exporter.encoding)
         if checked is None:
