@@ -462,14 +462,15 @@ def _note_new_pieces(prepared: Prepared, mapping_path: Path, key: SequenceKey,
                      pieces: SequenceKey, new_bordereaux: bool, dry_run: bool, db: str,
                      run_id: str | None) -> None:
     """``_note_new_sequence``'s note for a run opening the sequence of its titre numbers
-    (and ``new_bordereaux``: its bordereaux' too)."""
+    (and ``new_bordereaux``: its bordereaux' too); ``db`` and ``run_id`` (None: a dry
+    run) as there."""
     took = "would take" if dry_run else "took"
     options = "--start N --start-titre T" if new_bordereaux else "--start-titre T"
     meaning = ("N: the number after the last bordereau issued, T: after the last titre "
                "issued" if new_bordereaux else "T: the number after the last titre issued")
     command = (f"`pesgen numbering set-start --mapping {mapping_path} {options}{db}` "
                f"({meaning} this exercise)")
-    then = _set_start_advice(command, None if dry_run else run_id, mapping_path,
+    then = _set_start_advice(command, run_id, mapping_path,
                              "--to N --to-titre T" if new_bordereaux else "--to-titre T",
                              meaning, db)
     opens = (f"the numbering of {key[0]} budget {key[1]} exercise {key[2]} TypBord {key[3]} "
