@@ -559,3 +559,31 @@ def test_an_applied_payment_refunded_since_by_its_own_anomaly_is_not_taken_back(
         f"recorded (operation {old.id_op}) is no longer the invoice's (its payment row is "
         f"refunded, operation {old.id_op}, its latest link operation "), err
     assert ledger.payment_of(store, ID_COLL, INVOICE) == pay
+
+
+def test_a_correction_and_its_history_say_one_time(flow, store, tmp_path, monkeypatch):
+    """The events a resolution or a correction records carry the time it recorded on
+    the anomaly (its ``resolved_at``), whatever the clock says meanwhile: a clock that
+    moves on at each reading (a second crossed mid-command, as CI once saw) changes
+    nothing in what `payfip anomalies --all` shows against the command's own words."""
+    _run, _old, _new = _cancel_then_pay(flow, store, tmp_path)
+    number = _run_cancelled(store)
+    ticks = iter(range(10, 60))
+    monkeypatch.setattr(ledger, "utc_now", lambda: f"2026-12-08T09:00:{next(ticks):02d}Z")
+    code, out, err = _resolve(store, number, "--applied", note="applied, said alice",
+                              by="alice")
+    assert code == 0, out + err
+    first = _anomaly(store, number)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="it refunded")
+    assert code == 0, out + err
+    second = _anomaly(store, number)
+    assert first["resolved_at"] < second["resolved_at"], (first, second)
+    at = {e["event"]: e["at"] for e in _history(store)
+          if e["event"] in ("anomaly-resolved", "paid", "payment-withdrawn",
+                            "anomaly-corrected") and (e.get("detail") or {}).get("anomaly")}
+    assert at == {"anomaly-resolved": first["resolved_at"], "paid": first["resolved_at"],
+                  "payment-withdrawn": second["resolved_at"],
+                  "anomaly-corrected": second["resolved_at"]}, (at, first, second)
+    code, out, err = _cli(store, "payfip", "anomalies", "--all")
+    assert code == 0, out + err
+    assert f"    corrected {second['resolved_at']} by support: applied" in out, out

@@ -549,7 +549,8 @@ def record_operation(store: Store, op: dict[str, Any],
                               numauto=None, applied_run=None)
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(**values))
         _event(conn, op, "created", "link", "pending" if pay is None or pay["status"] != "paid"
-               else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]})
+               else "paid", {"amount": cents_text(op["amount_cents"]), "saisie": op["saisie"]},
+               at=now)
     return Recorded(cancelled, pay if pay is not None and pay["status"] == "paid" else None,
                     None if rejected is None else rejected[0], unsettled, still_open,
                     None if rejected is None else rejected[1])
@@ -707,7 +708,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
                 _anomaly(conn, kind, id_op, op["invoice"], source, expected, got,
                          f"result {detail.resultrans or '?'} not recorded as a payment")
             _event(conn, op, "anomaly", source, pay_status,
-                   {"result": detail.resultrans, "kinds": [m[0] for m in mismatches]})
+                   {"result": detail.resultrans, "kinds": [m[0] for m in mismatches]}, at=now)
             log.warning("payfip %s: operation %s: anomaly (%s)", source, id_op,
                         ", ".join(m[0] for m in mismatches))
             return Outcome(id_op, "anomaly", "anomaly", op["invoice"],
@@ -742,7 +743,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
             result["paid_at_source"] = "recorded"
         if event == "double-payment":
             result["paid_by"] = pay["id_op"] if pay else None
-        _event(conn, op, event, source, pay_status, result)
+        _event(conn, op, event, source, pay_status, result, at=now)
     recorded: tuple[str, ...] = ()
     if event == "double-payment":
         recorded = ("double-payment",)
@@ -789,7 +790,7 @@ def expire(store: Store, id_op: str, source: str, reason: str) -> Outcome:
             conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
                 status="expired", updated_at=now))
             status = "expired"
-        _event(conn, op, "expired", source, status, {"reason": reason})
+        _event(conn, op, "expired", source, status, {"reason": reason}, at=now)
     return Outcome(id_op, "expired", "expired", op["invoice"], reason)
 
 
@@ -807,7 +808,7 @@ def refused_lookup(store: Store, id_op: str, source: str, reason: str) -> Outcom
                  "PayFiP refused the result lookup; the result is not known")
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         _event(conn, op, "anomaly", source, pay["status"] if pay else "pending",
-               {"reason": reason})
+               {"reason": reason}, at=now)
     log.warning("payfip %s: operation %s: anomaly (lookup-refused)", source, id_op)
     return Outcome(id_op, "anomaly", "anomaly", op["invoice"], reason, ("lookup-refused",))
 
@@ -1432,7 +1433,7 @@ def _resolve_now(store: Store, anomaly_id: int, by: str, note: str, outcome: str
             if earlier is not None:
                 detail["earlier"] = earlier
             _event(conn, {**op, "invoice": row.invoice}, "anomaly-resolved", "support",
-                   pay["status"] if pay else "pending", detail)
+                   pay["status"] if pay else "pending", detail, at=now)
     log.info("payfip anomaly %s (%s) resolved%s", anomaly_id, row.kind,
              f" ({outcome})" if outcome else "")
     return {**dict(row._mapping), "resolved_at": now, "resolved_by": by, "note": note,
@@ -1545,7 +1546,7 @@ def correct_anomaly(store: Store, anomaly_id: int, by: str, note: str,
                pay["status"] if pay else "pending",
                {"anomaly": anomaly_id, "kind": row.kind, "by": by, "note": note,
                 "outcome": outcome, "reopened": not resolved, "before": before,
-                "withdrawn": withdrawn})
+                "withdrawn": withdrawn}, at=now)
     log.info("payfip anomaly %s (%s) corrected: %s -> %s", anomaly_id, row.kind,
              row.outcome, outcome or ("note alone" if resolved else "reopened"))
     return {**dict(row._mapping), "resolved_at": now if resolved else None,
@@ -1642,7 +1643,7 @@ def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any],
         withdrawn = {"payment": "paid", "paid_cents": pay["paid_cents"],
                      "applied_to_run": pay["applied_run"], "status": status}
         _event(conn, mine, "payment-withdrawn", "support", status,
-               {"anomaly": row.id, "by": by, **withdrawn})
+               {"anomaly": row.id, "by": by, **withdrawn}, at=now)
         return withdrawn
     if row.kind != PAID_CANCELLED:  # refunded: nothing was recorded
         return None
@@ -1656,7 +1657,7 @@ def _take_back(store: Store, conn: Connection, row: Any, op: dict[str, Any],
         status="paid", updated_at=now))
     withdrawn = {"payment": "refunded", "paid_cents": pay["paid_cents"], "status": "paid"}
     _event(conn, mine, "refund-withdrawn", "support", "paid",
-           {"anomaly": row.id, "by": by, **withdrawn})
+           {"anomaly": row.id, "by": by, **withdrawn}, at=now)
     return withdrawn
 
 
@@ -1716,10 +1717,10 @@ def settle_reinstated(store: Store, conn: Connection, run_id: str, bordereaux: l
         mine = {**op, "invoice": row.invoice}
         _event(conn, mine, "paid", "reinstate", "paid",
                {"anomaly": row.id, "run": run_id, "id_bord": int(title.id_bord),
-                "method": method, "transaction_at": op["transaction_at"]})
+                "method": method, "transaction_at": op["transaction_at"]}, at=now)
         _event(conn, mine, "anomaly-resolved", "reinstate", "paid",
                {"anomaly": row.id, "kind": "run-cancelled", "by": by,
-                "outcome": "reinstated", "run": run_id})
+                "outcome": "reinstated", "run": run_id}, at=now)
         settled.append({**said, "paid_cents": cents, "method": method, "paid_at": paid_at})
     return settled, left
 
@@ -1753,7 +1754,7 @@ def _apply(store: Store, conn: Connection, row: Any, op: dict[str, Any], by: str
     _event(conn, {**op, "invoice": invoice}, "paid", "support", "paid",
            {"anomaly": row.id, "applied_by": by, "applied_to_run": title.run_id,
             "id_bord": int(title.id_bord), "from_run": op["run_id"], "method": method,
-            "transaction_at": op["transaction_at"]})
+            "transaction_at": op["transaction_at"]}, at=now)
     # the invoice's links still open: the title's own, made before (while the cancelled
     # one's was still open), and the cancelled title's others: a payment through one now
     # pays it twice (each with its title's run and IdBord)
@@ -1863,7 +1864,7 @@ def _refunded(conn: Connection, row: Any, op: dict[str, Any], by: str, now: str)
     conn.execute(payments.update().where(payments.c.id == pay["id"]).values(
         status="refunded", updated_at=now))
     _event(conn, {**op, "invoice": row.invoice}, "refunded", "support", "refunded",
-           {"anomaly": row.id, "refunded_by": by, "paid_cents": pay["paid_cents"]})
+           {"anomaly": row.id, "refunded_by": by, "paid_cents": pay["paid_cents"]}, at=now)
 
 
 # ---------------------------------------------------------------------- in-transaction
@@ -1905,9 +1906,12 @@ def _count_notification(conn: Connection, id_op: str) -> None:
 
 
 def _event(conn: Connection, op: dict[str, Any], event: str, source: str, status: str,
-           detail: dict[str, Any] | None = None) -> None:
+           detail: dict[str, Any] | None = None, *, at: str) -> None:
+    """Record an event of an operation's invoice; ``at``: the time of the change it
+    records, the one its transaction writes elsewhere (an anomaly's ``resolved_at``, a
+    payment's), so that what a command printed and the history agree."""
     conn.execute(events.insert().values(
-        id_coll=op["id_coll"], invoice=op["invoice"], id_op=op["id_op"], at=utc_now(),
+        id_coll=op["id_coll"], invoice=op["invoice"], id_op=op["id_op"], at=at,
         event=event, source=source, status=status,
         detail=json.dumps(detail, sort_keys=True) if detail else None))
 
