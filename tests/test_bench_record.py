@@ -6,13 +6,12 @@ leaves no database behind."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
 from .conftest import PG_URL, ROOT, require_postgresql
-from .test_bench_acquit import _databases
+from .test_bench_acquit import bench_run, left_behind
 
 SCRIPT = ROOT / "benchmarks" / "bench_record.py"
 
@@ -26,11 +25,11 @@ def test_the_recording_of_a_run_is_timed_by_statement_on_either_store(kind):
     if kind == "postgresql":
         require_postgresql()
         assert PG_URL is not None
-        db, before = ("--db", PG_URL), _databases()
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--invoices", "30", "--repeat", "2",
-                           *db], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    figures = json.loads(proc.stdout)
+        db = ("--db", PG_URL)
+    code, out, err, pid = bench_run([sys.executable, str(SCRIPT), "--invoices", "30",
+                                     "--repeat", "2", *db])
+    assert code == 0, err
+    figures = json.loads(out)
     assert figures["store"] == kind
     assert len(figures["rounds"]) == 2
     assert all(r["record_s"] > 0 for r in figures["rounds"])
@@ -40,4 +39,4 @@ def test_the_recording_of_a_run_is_timed_by_statement_on_either_store(kind):
     assert figures["kinds"]["INSERT runs"]["rows"] == 1
     assert ("ANALYZE run_invoices" in figures["kinds"]) == (kind == "postgresql")
     if kind == "postgresql":
-        assert _databases() == before
+        assert left_behind("pesgen_bench_rec", pid) == [], err

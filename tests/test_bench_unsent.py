@@ -6,13 +6,12 @@ script built and measured, the plans it read and that it leaves no database behi
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
 from .conftest import PG_URL, ROOT, require_postgresql
-from .test_bench_acquit import _databases
+from .test_bench_acquit import bench_run, left_behind
 
 SCRIPT = ROOT / "benchmarks" / "bench_unsent.py"
 
@@ -27,12 +26,12 @@ def test_the_unsent_numbers_of_a_store_of_many_runs_are_timed_with_their_plans(k
     if kind == "postgresql":
         require_postgresql()
         assert PG_URL is not None
-        db, before = ("--db", PG_URL), _databases()
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--runs", "30", "--collectivities",
-                           "2", "--exercises", "1", "--repeat", "2", *db],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    figures = json.loads(proc.stdout)
+        db = ("--db", PG_URL)
+    code, out, err, pid = bench_run([sys.executable, str(SCRIPT), "--runs", "30",
+                                     "--collectivities", "2", "--exercises", "1",
+                                     "--repeat", "2", *db])
+    assert code == 0, err
+    figures = json.loads(out)
     assert figures["store"] == kind and figures["runs"] == 30
     assert figures["sequences"] == 3  # the two built, the example's run's
     assert figures["gap"] == [15] and figures["unsent"] == 1, figures
@@ -45,4 +44,4 @@ def test_the_unsent_numbers_of_a_store_of_many_runs_are_timed_with_their_plans(k
         assert plan["plan"] and (kind == "postgresql" or any(
             "ix_runs_sequence" in line for line in plan["plan"])), plan
     if kind == "postgresql":
-        assert _databases() == before
+        assert left_behind("pesgen_bench_unsent", pid) == [], err
