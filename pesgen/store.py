@@ -1806,7 +1806,7 @@ class Store:
             raise UsageError("give the reason for the move (--reason): it is recorded")
         for k, n in wanted:
             self.check_start(n, pieces=k[3] == PIECE_SEQUENCE, which="next")
-        moved: list[SequenceMove] = []
+        found: list[tuple[tuple[str, str, int, str], int, Any]] = []
         with self.transaction() as conn:
             for k, n in wanted:  # IdBord's first, the order exports lock them in
                 query = sa.select(sequences).where(self._sequence_is(k))
@@ -1831,15 +1831,19 @@ class Store:
                 if n == row.next_number:
                     raise StateError(f"{self.sequence_label(k)}: the next {what} is "
                                      f"{n} already; nothing moved")
+                found.append((k, n, row))
+            # the moves of one command (--to and --to-titre) are one change: one time,
+            # read once every sequence is locked (after any export it waited for)
+            now = utc_now()
+            for k, n, row in found:
                 conn.execute(sequences.update().where(sequences.c.id == row.id).values(
                     next_number=n))
-                now = utc_now()
                 conn.execute(sequence_moves.insert().values(
                     id_coll=k[0], cod_bud=k[1], exercise=k[2], typ_bord=k[3],
                     from_number=row.next_number, to_number=n, moved_at=now,
                     reason=reason.strip()))
-                moved.append(SequenceMove(k, row.next_number, n, now, reason.strip()))
-        return moved
+        return [SequenceMove(k, row.next_number, n, now, reason.strip())
+                for k, n, row in found]
 
     def unsent(self, conn: Connection | None, key: tuple[str, str, int, str]
                ) -> list[Unsent]:

@@ -206,6 +206,29 @@ def test_titre_numbers_move_with_the_bordereaux_all_or_none(db_url, tmp_path):
         in shown.stdout, shown.stdout
 
 
+def test_the_moves_of_one_command_say_one_time(db_url, tmp_path, monkeypatch):
+    """--to and --to-titre in one command are one change: both moves are recorded at one
+    time, the one the command prints, whatever the clock says meanwhile (each move read
+    its own: a second crossed between them gave them two)."""
+    import json
+
+    import pesgen.store as store_module
+
+    store = Store(db_url)
+    first = export_recorded(lambda: store, TITRES, EXAMPLE, tmp_path / "o1", RUN)
+    store.cancel(first.run_id, "the finance package's numbers go on")
+    ticks = iter(range(10, 60))
+    monkeypatch.setattr(store_module, "utc_now",
+                        lambda: f"2026-12-08T09:00:{next(ticks):02d}Z")
+    r = _move(db_url, "--to", "5", "--to-titre", "342", "--reason", "finance package",
+              "--format", "json", mapping=TITRES)
+    assert r.exit_code == 0, r.output
+    said = {m["moved_at"] for m in json.loads(r.stdout)["moved"]}
+    with store.engine.connect() as conn:
+        recorded = set(conn.execute(sa.text("SELECT moved_at FROM sequence_moves")).scalars())
+    assert len(said) == 1 and recorded == said, (said, recorded)
+
+
 def test_the_store_refuses_a_move_before_touching_anything():
     """Store.move checks every number before its transaction, as set_start."""
     store = Store("sqlite://")

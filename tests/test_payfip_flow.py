@@ -743,6 +743,53 @@ def test_refdet_and_numcli_mismatch_are_anomalies(flow, store):
     assert _payment(store)["status"] == "pending"
 
 
+def _ticking(monkeypatch) -> None:
+    """The ledger's clock moves on a second at each reading (a second crossed
+    mid-change, as CI once saw)."""
+    ticks = iter(range(10, 60))
+    monkeypatch.setattr(ledger, "utc_now", lambda: f"2026-12-08T09:00:{next(ticks):02d}Z")
+
+
+def _times_of(store, id_op: str) -> tuple[str, set[str], set[str]]:
+    """An operation's resolved_at, its anomalies' times, the times of its events."""
+    with store.engine.connect() as conn:
+        found = {r.at for r in conn.execute(sa.select(anomalies.c.at).where(
+            anomalies.c.id_op == id_op))}
+        told = {r.at for r in conn.execute(sa.select(events.c.at).where(
+            events.c.id_op == id_op, events.c.event != "created"))}
+    return ledger.get_operation(store, id_op)["resolved_at"], found, told
+
+
+@pytest.mark.parametrize("how", ["mismatches", "double-payment", "lookup-refused"])
+def test_the_anomalies_of_a_result_and_its_history_say_one_time(flow, store, monkeypatch,
+                                                                how):
+    """The anomalies one result records (two mismatches at once; a second payment;
+    PayFiP refusing the lookup) carry the time the result was recorded, the operation's
+    ``resolved_at`` and its history's, whatever the clock says meanwhile: the anomaly
+    read its own clock, a second later at a second crossed."""
+    first = flow.link(mode="W")
+    link = flow.link(mode="W", again=True) if how == "double-payment" else first
+    _ticking(monkeypatch)
+    if how == "mismatches":
+        flow.control("tamper", {"idop": link.id_op,
+                                "fields": {"refdet": "OTHER00001", "numcli": "999999"}})
+    elif how == "double-payment":
+        flow.pay(first, "card")
+    else:
+        flow.control("fault", {"operation": "recupererDetailPaiementSecurise",
+                               "kind": "FonctionnelleErreur", "code": "P4"})
+    if how == "lookup-refused":
+        flow.notify(link.id_op)
+    else:
+        flow.pay(link, "card")
+    kinds = {"mismatches": ["numcli-mismatch", "refdet-mismatch"],
+             "double-payment": ["double-payment"], "lookup-refused": ["lookup-refused"]}
+    assert sorted(a["kind"] for a in ledger.list_anomalies(store)) == kinds[how]
+    resolved_at, found, told = _times_of(store, link.id_op)
+    assert resolved_at is not None
+    assert (found, told) == ({resolved_at}, {resolved_at}), (resolved_at, found, told)
+
+
 @pytest.mark.parametrize("mode, said, not_said, status", [
     ("W", "enregistré", "test", "paid"),
     # a test payment (saisie T) is said to be one: nothing was collected

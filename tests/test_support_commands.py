@@ -658,7 +658,7 @@ def test_runs_list_finds_the_file_of_a_run_date(tmp_path, db_url):
     and --until those recorded between two days; one matching nothing says so, with the
     store's run dates nearest D, exit 0 as `runs list --mapping` matching nothing; on SQLite
     and PostgreSQL (the store's query)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import date, timedelta
 
     october = _run("export", "-m", JSON_MAPPING, "-i", JSON_INPUT, "-o", tmp_path / "a",
                    "--date", "2026-10-30", "--db", db_url, "--create-store")
@@ -685,9 +685,13 @@ def test_runs_list_finds_the_file_of_a_run_date(tmp_path, db_url):
                              "--format", "json").stdout)
     assert (report["runs"], report["nearest_run_dates"]) == (
         [], {"before": "2026-10-30", "after": RUN_DATE})
-    today = datetime.now(UTC).date()
+    # the days the store recorded them on (UTC), not the test's own clock: a midnight
+    # crossed between the exports and this line would leave them out
+    recorded = {r["run"]: date.fromisoformat(r["created_at"][:10]) for r in json.loads(
+        _run("runs", "list", "--db", db_url, "--format", "json").stdout)["runs"]}
+    today, last = recorded[first], recorded[second]
     both = _run("runs", "list", "--db", db_url, "--since", str(today), "--until",
-                str(today))
+                str(last))
     assert [line.split()[0] for line in both.stdout.splitlines()
             if not line.startswith(" ")] == [first, second], both.output
     yesterday = today - timedelta(days=1)

@@ -623,7 +623,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         op = _operation_row(conn, id_op)
         if op is None:
             _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
-                     "a result for an operation pesgen never issued")
+                     "a result for an operation pesgen never issued", at=now)
             return Outcome(id_op, "unknown-idop", anomalies=("unknown-idop",))
         if source == "notification":
             _count_notification(conn, id_op)
@@ -706,7 +706,8 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if mismatches:
             for kind, expected, got in mismatches:
                 _anomaly(conn, kind, id_op, op["invoice"], source, expected, got,
-                         f"result {detail.resultrans or '?'} not recorded as a payment")
+                         f"result {detail.resultrans or '?'} not recorded as a payment",
+                         at=now)
             _event(conn, op, "anomaly", source, pay_status,
                    {"result": detail.resultrans, "kinds": [m[0] for m in mismatches]}, at=now)
             log.warning("payfip %s: operation %s: anomaly (%s)", source, id_op,
@@ -721,7 +722,7 @@ def apply_detail(store: Store, id_op: str, detail: PaymentDetail, source: str) -
         if new == "paid":
             if pay_status == "paid" and pay and pay["id_op"] != id_op:
                 _anomaly(conn, "double-payment", id_op, op["invoice"], source, pay["id_op"],
-                         id_op, "the invoice was already paid by another operation")
+                         id_op, "the invoice was already paid by another operation", at=now)
                 # not the invoice's payment: a history reader must not count it as one
                 event = "double-payment"
             else:
@@ -805,7 +806,7 @@ def refused_lookup(store: Store, id_op: str, source: str, reason: str) -> Outcom
         if op is None or op["status"] not in OPEN:
             return Outcome(id_op, "already", op["status"] if op else None)
         _anomaly(conn, "lookup-refused", id_op, op["invoice"], source, None, reason,
-                 "PayFiP refused the result lookup; the result is not known")
+                 "PayFiP refused the result lookup; the result is not known", at=now)
         pay = _payment_row(conn, op["id_coll"], op["invoice"])
         _event(conn, op, "anomaly", source, pay["status"] if pay else "pending",
                {"reason": reason}, at=now)
@@ -817,7 +818,7 @@ def record_unknown(store: Store, id_op: str, source: str) -> Outcome:
     """A notification for an idOp pesgen never issued: forged, or another system's."""
     with store.transaction() as conn:
         _anomaly(conn, "unknown-idop", id_op, None, source, None, None,
-                 "notification for an operation pesgen never issued; rejected")
+                 "notification for an operation pesgen never issued; rejected", at=utc_now())
     log.warning("payfip %s: rejected unknown operation %s", source, id_op)
     return Outcome(id_op, "unknown-idop", anomalies=("unknown-idop",))
 
@@ -1917,7 +1918,10 @@ def _event(conn: Connection, op: dict[str, Any], event: str, source: str, status
 
 
 def _anomaly(conn: Connection, kind: str, id_op: str | None, invoice: str | None, source: str,
-             expected: str | None, got: str | None, detail: str) -> None:
-    conn.execute(anomalies.insert().values(at=utc_now(), kind=kind, id_op=id_op, invoice=invoice,
+             expected: str | None, got: str | None, detail: str, *, at: str) -> None:
+    """Record an anomaly; ``at``: the time of the change that found it, the one its
+    transaction writes elsewhere (the operation's ``resolved_at``, its event's), so that
+    the anomalies of one result and its history say one time."""
+    conn.execute(anomalies.insert().values(at=at, kind=kind, id_op=id_op, invoice=invoice,
                                            source=source, expected=expected, got=got,
                                            detail=detail))
