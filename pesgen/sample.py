@@ -1521,8 +1521,10 @@ def held_columns(mapping: Mapping, fmt: Format,
     ('t', 'debtor', 'complement_name')) of a file with a layout. Found by rendering the
     sample title with every optional part (``sample_titles``, with ``mapping``) with
     that value a mark of ``width`` characters and reading the file as the layout does:
-    the one column holding the mark. None said when no column, or more than one, holds
-    it (the value written twice), or the marked title does not render."""
+    the one column holding the mark (in one record or in several of one type: a file
+    writing a record per line of the title, the debtor's name on each). None said when
+    no column, or more than one, holds it (the value written twice on a record, or in
+    records of two types), or the marked title does not render."""
     found: dict[tuple[str, tuple[str, ...], int], tuple[FileSpec, RecordType, Column]] = {}
     templates = {w[0] for w in written}
     if not any(spec.layout is not None and spec.template in templates for spec in fmt.files):
@@ -1550,16 +1552,18 @@ def held_columns(mapping: Mapping, fmt: Format,
             text = _rendered(renderer, d, t)
             if text is None:
                 continue
-            held: list[tuple[RecordType, Column]] = []
+            # {(record type, column number): where}: the same column of each record of a
+            # type counts once (a record per line of the title, the debtor's name on each)
+            held: dict[tuple[str, int], tuple[RecordType, Column]] = {}
             lines = text.split("\n")
             for text_line in lines[1:] if layout.header else lines:
                 rec, values = record_values(layout, text_line.rstrip("\r"))
                 if rec is not None:
-                    held.extend((rec, col) for col, value in zip(rec.columns, values,
-                                                                 strict=False)
+                    held.update(((rec.type, col.index), (rec, col))
+                                for col, value in zip(rec.columns, values, strict=False)
                                 if value.strip().upper() == mark)
             if len(held) == 1:
-                found[key] = (spec, *held[0])
+                found[key] = (spec, *next(iter(held.values())))
     return found
 
 

@@ -1899,3 +1899,32 @@ def test_a_direct_debit_bound_to_a_constant_no_needs_no_mandate(tmp_path):
             "a text of codes.payment_methods: every invoice it is read for would be refused "
             "(rule codes.payment-method); with the table, a constant no direct debit is a "
             "method it says false: {const: invoice}") in r.stderr
+
+
+def test_a_limit_wider_than_the_column_of_a_record_per_line_is_warned_of(tmp_path):
+    """walk67: a file writing one record per line of a title with the debtor's name on
+    each holds the name in the same column of several records of one type, and
+    format.field-width said nothing of a format.yaml limit wider than that column
+    (held_columns took the name written on two records for a value written twice): a
+    name of 31 to 38 characters passed the length rule, name_overflow never split it,
+    and the export refused it at the layout, by invoice. It is warned of, naming the
+    column, as for a file writing a record per title."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    layout = bundle / "lignes.layout.yaml"
+    layout.write_text(LIGNES_LAYOUT.replace("{name: Libelle, type: text, length: 60}",
+                                            "{name: Libelle, type: text, length: 30}"),
+                      encoding="utf-8")
+    (bundle / "lignes.csv.j2").write_text(
+        LIGNES_TEMPLATE.replace("ln.nature, ln.label,", "ln.nature, t.debtor.name,"),
+        encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    at = FORMAT_YAML.splitlines().index("  debtor.name: {max: 38}") + 1
+    assert (f"is written into record 'ligne', column Libelle (#6) ({layout}:18: "
+            "records[0].columns[5]), which takes at most 30 characters (layout.length), "
+            "but format.yaml limits debtor.name to 38: a value of 31 to 38 characters "
+            "passes the length rule, so the mapping's policies.name_overflow never applies "
+            "to it, and is refused by the layout at export, by invoice (exit 6); give it "
+            f"{{max: 30}} (or fewer) under fields [format {bundle / 'format.yaml'}:{at}: "
+            "fields.debtor.name] (rule format.field-width)") in r.stderr, r.stderr
