@@ -307,9 +307,12 @@ def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRe
 
 
 def _unplaced_columns(p: Problem) -> bool:
-    """A line too short or too long (layout.columns), or of no known record type
-    (layout.record-type: a misspelt 'DEBT'), that names no template line."""
-    return p.rule in ("layout.columns", "layout.record-type") and p.mapping is None
+    """A line too short or too long (layout.columns), of no known record type
+    (layout.record-type: a misspelt 'DEBT'), or holding a value of the wrong form
+    (layout.type: a date written frdate where the layout wants YYYYMMDD, an amount
+    with a dot; of a bound text, its binding is named), that names no template line."""
+    return (p.rule in ("layout.columns", "layout.record-type", "layout.type")
+            and p.mapping is None)
 
 
 def _unplaced_schema(p: Problem) -> bool:
@@ -368,14 +371,50 @@ def _writer_named(p: Problem, exporter: Exporter, renderer: FileRenderer,
     spanning several, or the several places, said too, after ``said_as``."""
     if not places:
         return p
-    spans = sorted({(name, renderer.expression_lines(name, line)) for name, line in places})
+    spans = _spans(renderer, places)
     name, (first, last) = spans[0]
     shown = exporter.fmt.shown
     if len(spans) > 1 or last > first:
-        said = ", ".join(f"{shown}/{n}:{a}" + (f"-{b}" if b > a else "")
-                         for n, (a, b) in spans)
-        p = replace(p, message=f"{p.message} ({said_as} {said})")
+        p = replace(p, message=f"{p.message} ({said_as} {_spans_said(shown, spans)})")
     return replace(p, mapping=f"{shown}/{name}:{first}", source="template")
+
+
+def _spans(renderer: FileRenderer, places: set[tuple[str, int]]
+           ) -> list[tuple[str, tuple[int, int]]]:
+    """The template lines ``places`` (template, line) as the tags they are in, first
+    and last line (``FileRenderer.expression_lines``), sorted."""
+    return sorted({(name, renderer.expression_lines(name, line)) for name, line in places})
+
+
+def _spans_said(shown: str, spans: list[tuple[str, tuple[int, int]]]) -> str:
+    """``_spans`` in words: 'fmts/acme/acme.txt.j2:9-11, …' (``shown``: the bundle)."""
+    return ", ".join(f"{shown}/{n}:{a}" + (f"-{b}" if b > a else "") for n, (a, b) in spans)
+
+
+def _figures_written(problems: list[Problem], exporter: Exporter, renderer: FileRenderer,
+                     doc: Document, titles: list[Title], text: str) -> list[Problem]:
+    """A trailer's (a header's) figure the layout's totals refuse (layout.totals, which
+    names the layout's entry) said with the template line that wrote its record (walk67:
+    a tail writing doc.bordereau.lines where the file holds a record per imputation):
+    the figure is the template's, the entry stays named. Found as ``_writers_named``
+    finds a line's (``written_by``); nothing said when the marked render differs."""
+    lines = written_by(exporter, renderer, doc, titles, text)
+    if lines is None:
+        return problems
+    prefix = f"{doc.file_name}:"
+    out = []
+    for p in problems:
+        number = (p.record or "").removeprefix(prefix)
+        if p.rule == "layout.totals" and number.isdigit() and 0 < int(number) <= len(lines) \
+                and lines[int(number) - 1]:
+            said = _spans_said(exporter.fmt.shown, _spans(renderer, lines[int(number) - 1]))
+            # before the layout's entry, which ends the message ('… [layout:51: totals[1]]')
+            head, sep, entry = p.message.rpartition(" [")
+            message = (f"{head} (the record written at {said}){sep}{entry}" if sep
+                       else f"{p.message} (the record written at {said})")
+            p = replace(p, message=message)
+        out.append(p)
+    return out
 
 
 # the record type a layout problem names ("record 'titre' is 95 characters, …")
@@ -567,6 +606,8 @@ def _checked(exporter: Exporter, titles: list[Title], renderer: FileRenderer,
              if not made_up(q, q is not p, places)]
     if any(unplaced(p) for p in found):
         found = _writers_named(found, exporter, renderer, doc, titles, text, unplaced)
+    if any(p.rule == "layout.totals" for p in found):
+        found = _figures_written(found, exporter, renderer, doc, titles, text)
     return found
 
 
