@@ -804,6 +804,8 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     element or attribute of an XML file its bundle's own XSD checks (Corail's
     RaisonSociale: name, complement, first name; ``sample.joined_elements``), the XSD's
     maxLength its width, named by its place and where the XSD declares it."""
+    from .build import _NEVER_TRUNCATED
+    from .coverage import SPLITS
     from .layout import _where
     from .sample import _PLACED, column_where, joined_columns, joined_elements
     from .validate import xsd_label
@@ -853,6 +855,27 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     for element in elements:
         xsd = element.spec.xsd
         assert xsd is not None
+        if len(element.fields) == 1:
+            # one bound field alone (walk67: a line's label in an attribute of 30 under
+            # a format.yaml limit of 60), said as layout_widths says a column
+            name = element.fields[0]
+            field, most = fields[name], element.most - element.own
+            policy = next((policy for policy, split, _, _ in SPLITS if split == field),
+                          "" if field in _NEVER_TRUNCATED else "text_overflow")
+            passes = (f"passes the length rule, so the mapping's policies.{policy} never "
+                      "applies to it," if policy else "passes the length rule")
+            own = (f", {element.own} of them the template's own text" if element.own
+                   else "")
+            problems.append(Problem(
+                "format.field-width", f"{name}{_binding_where(mapping, name)} is written "
+                f"into {xsd.name}: {element.place} (declared at {element.declared}), which "
+                f"takes at most {element.most} characters (its maxLength{own}), but "
+                f"format.yaml limits {field} to {limits[name]}: a value of {most + 1} to "
+                f"{limits[name]} characters {passes} and is refused by {xsd.name} at "
+                f"export (xsd.bundle), by invoice (exit 6); give it {{max: {most}}} (or "
+                "fewer) under fields",
+                mapping=f"{source}:{line_of(data, ['fields', field])}: fields.{field}"))
+            continue
         problems.append(joined_said(
             f"{xsd.name}: {element.place} (declared at {element.declared})",
             element.spec.template, element.fields, element.own, element.reach,

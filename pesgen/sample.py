@@ -1069,13 +1069,14 @@ def _held(marks: dict[str, str], value: str | None) -> str | None:
     return held[0]
 
 
-def _joined_marks(marks: dict[str, str], value: str | None) -> tuple[str, ...]:
-    """The marks ``value`` holds, each once, when it holds two or more (Corail's
-    RaisonSociale: name, complement, first name; e.magnus' Designation1: name and
-    complement), in the order written; () otherwise."""
+def _joined_marks(marks: dict[str, str], value: str | None, least: int = 2
+                  ) -> tuple[str, ...]:
+    """The marks ``value`` holds, each once, when it holds ``least`` or more (two:
+    Corail's RaisonSociale: name, complement, first name; e.magnus' Designation1: name
+    and complement), in the order written; () otherwise."""
     held = tuple(sorted((mark for mark in marks if value and mark in value),
                         key=lambda mark: (value or "").index(mark)))
-    if len(held) < 2 or value is None or any(value.count(mark) != 1 for mark in held):
+    if len(held) < least or value is None or any(value.count(mark) != 1 for mark in held):
         return ()
     return held
 
@@ -1736,12 +1737,13 @@ def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
                     ) -> list[JoinedElement]:
     """``joined_columns`` for the XML files a bundle's own XSD checks (``xsd_label``
     'bundle': a finance package's import, not the PES, whose XSDs pesgen ships): each
-    element or attribute holding two or more of the fields ``mapping`` binds joined
-    (``_joined_marks``), each written once, on the sample title with every optional
-    part, all of them limited (``limits``); the sample rendered again with each at its
-    limit and validated by the XSD: those whose maxLength it then refuses, with the
-    length reached and the maximum, as the XSD says them. Nothing of a file whose marked
-    or filled sample does not render or parse."""
+    element or attribute holding one or more of the fields ``mapping`` binds (several
+    joined, ``_joined_marks``; one alone, walk67's label in an attribute of 30 under a
+    format.yaml limit of 60), each written once, on the sample title with every
+    optional part, all of them limited (``limits``); the sample rendered again with each
+    at its limit and validated by the XSD: those whose maxLength it then refuses, with
+    the length reached and the maximum, as the XSD says them. Nothing of a file whose
+    marked or filled sample does not render or parse."""
     exporter, title, doc, marked, marks = _joined_sample(mapping, fmt)
     found: list[JoinedElement] = []
     for renderer in exporter.renderers:
@@ -1757,7 +1759,7 @@ def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
         # (XPath without positions, attribute) -> (element's name, fields, own text)
         places: dict[tuple[str, str | None], tuple[str, tuple[str, ...], int]] = {}
         for el, attribute, value in _values(root):
-            joined = _joined_marks(marks, value)
+            joined = _joined_marks(marks, value, least=1)
             names = tuple(marks[mark] for mark in joined)
             if joined and value is not None and all(name in limits for name in names):
                 places.setdefault((unpositioned(tree.getpath(el)), attribute), (
