@@ -73,6 +73,17 @@ def fixture_of(fmt: Format) -> Fixture | None:
     return Fixture(inputs[0], mapping, fmt.folder / "expected")
 
 
+def _fixture_mapping(fixture: Fixture) -> Mapping | None:
+    """The fixture's mapping, loaded for the warnings said with a refusal of its
+    rendering (check-format); None when it does not load (its own problem is said)."""
+    from .mapping import load_mapping
+
+    try:
+        return load_mapping(fixture.mapping)
+    except PesgenError:
+        return None
+
+
 def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
                    ) -> tuple[ExportResult, dict[str, FileSpec]]:
     """Export the fixture into ``out_dir`` (no state store); returns the result and
@@ -953,9 +964,14 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     except PesgenError:
         # a width the templates' syntax tells is said with the refusal it may explain:
         # a fixed(30) under a limit of 40 is why a fixture's label of 31 is refused
-        # (unused_parts is not: a template that does not parse reads as named by none)
+        # (unused_parts is not: a template that does not parse reads as named by none);
+        # so is a limit wider than a layout's column or an XSD's maxLength, why a
+        # fixture's name of 38 is refused by a column of 32 (walk67)
         if warn is not None:
-            for problem in narrow_widths(fmt, None if result is None else result.mapping):
+            mapping = result.mapping if result is not None else _fixture_mapping(fixture)
+            for problem in narrow_widths(fmt, mapping) + (
+                    [] if mapping is None
+                    else layout_widths(fmt, mapping) + joined_widths(fmt, mapping)):
                 warn(problem)
         raise
     if warn is not None:

@@ -1026,3 +1026,21 @@ def test_an_xml_element_holding_one_field_its_limit_overflows_is_warned_of(tmp_p
     assert said in " ".join(r.stderr.split()), r.stderr
     r = run_cli("check-mapping", mapping)
     assert r.exit_code == 0 and "format.field-width" not in r.stderr, r.stderr
+
+
+def test_a_fixture_refused_by_a_narrow_column_is_told_the_limit_that_let_it_pass(tmp_path):
+    """walk67: check-format refused the fixture's rendering for a city longer than a
+    layout column narrower than format.yaml's limit (layout.length, naming the binding)
+    without the format.field-width warning that says why the mapping's policies never
+    applied (given only once the fixture rendered): it is said with the refusal, as a
+    fixed(N) narrower than the limit is."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    layout = folder / "wtamc001.layout.yaml"
+    _edit(layout, "{name: Ville, type: text, length: 50, required: true}",
+          "{name: Ville, type: text, length: 15, required: true}")
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == 6, r.stdout + r.stderr
+    assert "is 18 characters, the layout allows 15" in r.stderr, r.stderr
+    assert ("is written into record 'ecriture', column Ville (#16) ("
+            f"{layout}:43: records[0].columns[15]), which takes at most 15 characters "
+            "(layout.length), but format.yaml limits address.city to 50") in r.stderr, r.stderr
