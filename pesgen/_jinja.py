@@ -53,7 +53,7 @@ from . import model
 from ._wide import wide
 from ._yaml import byte_position
 from .errors import UsageError
-from .filters import FILTERS, zfill_as_before
+from .filters import FILTERS, Imputation, Pricing, zfill_as_before
 from .memo import remember
 from .resources import inside
 
@@ -69,6 +69,13 @@ _DATA_TYPES = frozenset({
 # names the template-model reference documents (model.public_names)
 _PUBLIC: dict[type, frozenset[str]] = {
     cls: frozenset(model.public_names(cls)) for cls in _DATA_TYPES}
+
+# What pesgen's filters give a template to read (``by_imputation``'s items, ``pricing``'s
+# result): their fields, so that a name they lack is said with the closest one and
+# those they have, as a model object's (``imp.label``: Imputation has none). Read by
+# the sandbox's own path otherwise (not model data: no read recorded, none inlined).
+_FILTER_RESULTS: dict[type, frozenset[str]] = {
+    cls: frozenset(model.public_names(cls)) for cls in (Imputation, Pricing)}
 
 
 # The oldest Jinja whose sandbox pesgen trusts: 3.1.5 fixed CVE-2024-56326 (str.format
@@ -937,12 +944,14 @@ _FRENCH = {"nom": "name", "prenom": "first_name", "adresse": "address", "rue": "
 
 
 def _no_field(obj: object, name: str) -> str:
-    """What to say of a model object lacking ``name``: Jinja's own words, the closest
-    field (did you mean) and the fields it has (docs/template-model.md)."""
+    """What to say of a model object (or a filter's result: by_imputation's, pricing's)
+    lacking ``name``: Jinja's own words, the closest field (did you mean) and the fields
+    it has (docs/template-model.md); of an imputation, a field of the lines it groups
+    (``imp.label``) said to be read on them."""
     key = (type(obj), name)
     known = _NO_FIELD.get(key)
     if known is None:
-        have = sorted(_PUBLIC[type(obj)])
+        have = sorted(_PUBLIC.get(type(obj)) or _FILTER_RESULTS[type(obj)])
         close = difflib.get_close_matches(name, have, n=1)
         french = _FRENCH.get(name.lower().replace("é", "e").replace("è", "e"))
         if french in have:  # the model's names are English: 'nom' is name
@@ -950,6 +959,14 @@ def _no_field(obj: object, name: str) -> str:
         known = (f"{object_type_repr(obj)!r} has no attribute {name!r}"
                  + (f": did you mean '{close[0]}'?" if close else "")
                  + f" ({type(obj).__name__} fields: {', '.join(have)})")
+        if type(obj) is Imputation and not close:
+            # the lines' own fields (label, quantity...) are read on the lines it groups
+            line_fields = sorted(_PUBLIC[model.Line])
+            of_line = ([french] if french in line_fields
+                       else difflib.get_close_matches(name, line_fields, n=1))
+            if of_line:
+                known += (f": {of_line[0]} is a field of the lines it groups: read it on "
+                          f"them (.lines[0].{of_line[0]}, the first line's)")
         remember(_NO_FIELD, key, known)
     return known
 
@@ -1022,6 +1039,10 @@ class _Sandbox(_Bounded):
                 # the closest field (the sandbox's own path would say only the name)
                 return self.undefined(obj=obj, name=attribute,
                                       hint=_no_field(obj, attribute))
+        results = _FILTER_RESULTS.get(type(obj))
+        if results is not None and attribute not in results and not attribute.startswith("_"):
+            # by_imputation's items, pricing's result: a typo said as a model object's
+            return self.undefined(obj=obj, name=attribute, hint=_no_field(obj, attribute))
         if type(obj) in _DICTS and attribute not in _DICT_NAMES:
             # what the sandbox does, without the AttributeError it raises and catches
             # first: the key's value, or undefined (obj is a dict: its type in _DICTS)

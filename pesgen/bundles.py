@@ -73,6 +73,17 @@ def fixture_of(fmt: Format) -> Fixture | None:
     return Fixture(inputs[0], mapping, fmt.folder / "expected")
 
 
+def _fixture_mapping(fixture: Fixture) -> Mapping | None:
+    """The fixture's mapping, loaded for the warnings said with a refusal of its
+    rendering (check-format); None when it does not load (its own problem is said)."""
+    from .mapping import load_mapping
+
+    try:
+        return load_mapping(fixture.mapping)
+    except PesgenError:
+        return None
+
+
 def render_fixture(fmt: Format, out_dir: Path, official_xsd: Path | None = None
                    ) -> tuple[ExportResult, dict[str, FileSpec]]:
     """Export the fixture into ``out_dir`` (no state store); returns the result and
@@ -804,6 +815,8 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     element or attribute of an XML file its bundle's own XSD checks (Corail's
     RaisonSociale: name, complement, first name; ``sample.joined_elements``), the XSD's
     maxLength its width, named by its place and where the XSD declares it."""
+    from .build import _NEVER_TRUNCATED
+    from .coverage import SPLITS
     from .layout import _where
     from .sample import _PLACED, column_where, joined_columns, joined_elements
     from .validate import xsd_label
@@ -853,6 +866,27 @@ def joined_widths(fmt: Format, mapping: Mapping) -> list[Problem]:
     for element in elements:
         xsd = element.spec.xsd
         assert xsd is not None
+        if len(element.fields) == 1:
+            # one bound field alone (walk67: a line's label in an attribute of 30 under
+            # a format.yaml limit of 60), said as layout_widths says a column
+            name = element.fields[0]
+            field, most = fields[name], element.most - element.own
+            policy = next((policy for policy, split, _, _ in SPLITS if split == field),
+                          "" if field in _NEVER_TRUNCATED else "text_overflow")
+            passes = (f"passes the length rule, so the mapping's policies.{policy} never "
+                      "applies to it," if policy else "passes the length rule")
+            own = (f", {element.own} of them the template's own text" if element.own
+                   else "")
+            problems.append(Problem(
+                "format.field-width", f"{name}{_binding_where(mapping, name)} is written "
+                f"into {xsd.name}: {element.place} (declared at {element.declared}), which "
+                f"takes at most {element.most} characters (its maxLength{own}), but "
+                f"format.yaml limits {field} to {limits[name]}: a value of {most + 1} to "
+                f"{limits[name]} characters {passes} and is refused by {xsd.name} at "
+                f"export (xsd.bundle), by invoice (exit 6); give it {{max: {most}}} (or "
+                "fewer) under fields",
+                mapping=f"{source}:{line_of(data, ['fields', field])}: fields.{field}"))
+            continue
         problems.append(joined_said(
             f"{xsd.name}: {element.place} (declared at {element.declared})",
             element.spec.template, element.fields, element.own, element.reach,
@@ -930,9 +964,14 @@ def check_bundle(fmt: Format, work: Path, official_xsd: Path | None = None,
     except PesgenError:
         # a width the templates' syntax tells is said with the refusal it may explain:
         # a fixed(30) under a limit of 40 is why a fixture's label of 31 is refused
-        # (unused_parts is not: a template that does not parse reads as named by none)
+        # (unused_parts is not: a template that does not parse reads as named by none);
+        # so is a limit wider than a layout's column or an XSD's maxLength, why a
+        # fixture's name of 38 is refused by a column of 32 (walk67)
         if warn is not None:
-            for problem in narrow_widths(fmt, None if result is None else result.mapping):
+            mapping = result.mapping if result is not None else _fixture_mapping(fixture)
+            for problem in narrow_widths(fmt, mapping) + (
+                    [] if mapping is None
+                    else layout_widths(fmt, mapping) + joined_widths(fmt, mapping)):
                 warn(problem)
         raise
     if warn is not None:

@@ -266,14 +266,18 @@ def _payfip_used(mapping: Mapping) -> bool:
 
 
 def no_direct_debit(mapping: Mapping, binding: Binding) -> bool:
-    """Whether ``binding`` (payment.direct_debit) is a constant making no title a direct
-    debit: ``{const: "no"}``, or a method ``codes.payment_methods`` says false, as the
-    note unread_debit advises for a collectivity not collecting by direct debit. It
-    carries no value to a file: a format writing no mandate loses nothing by it."""
-    if binding.kind != "const":
-        return False
-    value = binding.evaluate({}, {})
+    """Whether ``binding`` (payment.direct_debit) makes no title a direct debit: a
+    constant ``{const: "no"}``, or a method ``codes.payment_methods`` says false, as the
+    note unread_debit advises for a collectivity not collecting by direct debit; or any
+    binding translated by a ``codes.payment_methods`` saying false of every method (a
+    method it lacks is refused by invoice, codes.payment-method: walk67's mapping
+    listing its methods, none a direct debit). It carries no value to a file: a format
+    writing no mandate loses nothing by it."""
     methods = mapping.codes.payment_methods
+    if binding.kind != "const":
+        return methods is not None and bool(methods) and not any(
+            value is True for value in methods.values())
+    value = binding.evaluate({}, {})
     if methods is not None:
         return isinstance(value, str) and methods.get(value) is False
     try:

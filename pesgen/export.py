@@ -58,7 +58,7 @@ from .formats import (
     unvalidated_files,
 )
 from .keys import Held, cle1, cle2
-from .layout import validate_file
+from .layout import validate_file, written_forms
 from .mapping import Binding, Mapping, load_mapping
 from .model import Bordereau, Document, Emitter, Title, evolve
 from .notes import Notes
@@ -1102,9 +1102,18 @@ class Exporter:
         (preview, which checks its invoices' lines together, naming none), whose
         refusals at a place holding one binding's value name it all the same (not a
         unit price's place, which depends on the invoice's line)."""
+        forms: frozenset[str] | None = None
+
         def concerned(p: Problem) -> bool:
-            return bool((p.invoice or unattributed) and p.mapping is None and p.record
-                        and p.rule.startswith(("xsd.", "layout.")))
+            nonlocal forms
+            if not ((p.invoice or unattributed) and p.mapping is None and p.record
+                    and p.rule.startswith(("xsd.", "layout."))):
+                return False
+            if p.rule != "layout.type" or renderer.spec.layout is None:
+                return True
+            if forms is None:  # a date's format, a decimal's separator: the template's
+                forms = written_forms(renderer.spec.load_layout())
+            return p.message.split(": ", 1)[0] not in forms
 
         if not any(concerned(p) for p in problems):
             return problems
@@ -1159,12 +1168,14 @@ class Exporter:
     def _writers_of(self, problems: list[Problem], renderer: FileRenderer,
                     doc: Document) -> list[Problem]:
         """A line too short or too long (layout.columns, which names the template
-        only), or of no known record type (layout.record-type), given the template line
-        writing such records, found on check-mapping's
-        sample titles rendered again with marks (``sample.writers_named``): on the
-        error path only, the export's own rendering has none."""
-        if not any(p.rule in ("layout.columns", "layout.record-type") and p.mapping is None
-                   for p in problems):
+        only), of no known record type (layout.record-type), or a value of the wrong form
+        in a date or decimal column that names no binding (layout.type: ``_bindings_of``
+        leaves those to the template), given the template line writing such records,
+        found on check-mapping's sample titles rendered again with marks
+        (``sample.writers_named``): on the error path only, the export's own rendering
+        has none."""
+        if not any(p.rule in ("layout.columns", "layout.record-type", "layout.type")
+                   and p.mapping is None for p in problems):
             return problems
         from .sample import writers_named  # it renders through here
 

@@ -702,6 +702,45 @@ def _type_error(col: Column, value: str) -> str | None:
     return None
 
 
+# the filter writing a date column's format (docs/onboarding.md, step 3), and the
+# strftime codes of the tokens for another format
+_DATE_FILTERS = {"YYYYMMDD": "compactdate", "DD/MM/YYYY": "frdate", "YYYY-MM-DD": "isodate"}
+_STRFTIME = (("YYYY", "%Y"), ("MM", "%m"), ("DD", "%d"))
+
+
+def _written_with(col: Column, rule: str, value: str) -> str:
+    """For a file a template wrote, a value of the wrong form in a date column, or with
+    the other decimal separator in a decimal one (layout.type): what writes the form the
+    column wants, the filter (a date's compactdate, frdate, isodate; the amount filter
+    with the column's separator) or, for a date format no filter writes, strftime.
+    Empty for another problem or column."""
+    if rule != "layout.type":
+        return ""
+    if col.type == "date" and col.date is not None:
+        name = _DATE_FILTERS.get(col.date.text)
+        if name:
+            return f": write it with the {name} filter (a date | {name})"
+        code = col.date.text
+        for token, directive in _STRFTIME:
+            code = code.replace(token, directive)
+        return (f": no filter writes {col.date.text}; write it with strftime "
+                f"(a date.strftime('{code}'))")
+    if col.type == "decimal" and ("," if col.decimal_separator == "." else ".") in value:
+        return (f": write it with the amount filter and the column's separator "
+                f"(amount({col.decimal_separator!r}))")
+    return ""
+
+
+def written_forms(layout: Layout) -> frozenset[str]:
+    """The places (``record 'R', column C (#n)``, as a problem names them) of the date
+    and decimal columns of ``layout``: the form of a value there (its date format, its
+    decimal separator) is the template's filter's, never the export's, whose dates and
+    amounts are typed: a layout.type problem there names the template line, not the
+    binding whose value it is (``Exporter._bindings_of``)."""
+    return frozenset(_where(rec, col) for rec in layout.records for col in rec.columns
+                     if col.type in ("date", "decimal"))
+
+
 def _show(value: str, code: bool = False) -> str:
     """A value of the file checked, as a problem may show it: quoted when it is short
     and mostly digits (or a short code), else described (its length, the kinds of its
@@ -834,7 +873,8 @@ def _check_csv_line(layout: Layout, report: _Report, number: int, text: str
                        "not be quoted")
         if not col.accepts(value):
             for rule, message in check_value(col, value):
-                report.add(number, rule, f"{_where(rec, col)}: {message}")
+                report.add(number, rule, f"{_where(rec, col)}: {message}"
+                           + (_written_with(col, rule, value) if report.writer else ""))
     return rec, values
 
 
@@ -932,7 +972,8 @@ def _check_fixed_line(layout: Layout, report: _Report, number: int, text: str
             continue
         if not col.accepts(value):
             for rule, message in check_value(col, value):
-                report.add(number, rule, f"{_where(rec, col)}: {message}")
+                report.add(number, rule, f"{_where(rec, col)}: {message}"
+                           + (_written_with(col, rule, value) if report.writer else ""))
     return rec, values
 
 

@@ -307,9 +307,12 @@ def _writers_named(problems: list[Problem], exporter: Exporter, renderer: FileRe
 
 
 def _unplaced_columns(p: Problem) -> bool:
-    """A line too short or too long (layout.columns), or of no known record type
-    (layout.record-type: a misspelt 'DEBT'), that names no template line."""
-    return p.rule in ("layout.columns", "layout.record-type") and p.mapping is None
+    """A line too short or too long (layout.columns), of no known record type
+    (layout.record-type: a misspelt 'DEBT'), or holding a value of the wrong form
+    (layout.type: a date written frdate where the layout wants YYYYMMDD, an amount
+    with a dot; of a bound text, its binding is named), that names no template line."""
+    return (p.rule in ("layout.columns", "layout.record-type", "layout.type")
+            and p.mapping is None)
 
 
 def _unplaced_schema(p: Problem) -> bool:
@@ -368,14 +371,50 @@ def _writer_named(p: Problem, exporter: Exporter, renderer: FileRenderer,
     spanning several, or the several places, said too, after ``said_as``."""
     if not places:
         return p
-    spans = sorted({(name, renderer.expression_lines(name, line)) for name, line in places})
+    spans = _spans(renderer, places)
     name, (first, last) = spans[0]
     shown = exporter.fmt.shown
     if len(spans) > 1 or last > first:
-        said = ", ".join(f"{shown}/{n}:{a}" + (f"-{b}" if b > a else "")
-                         for n, (a, b) in spans)
-        p = replace(p, message=f"{p.message} ({said_as} {said})")
+        p = replace(p, message=f"{p.message} ({said_as} {_spans_said(shown, spans)})")
     return replace(p, mapping=f"{shown}/{name}:{first}", source="template")
+
+
+def _spans(renderer: FileRenderer, places: set[tuple[str, int]]
+           ) -> list[tuple[str, tuple[int, int]]]:
+    """The template lines ``places`` (template, line) as the tags they are in, first
+    and last line (``FileRenderer.expression_lines``), sorted."""
+    return sorted({(name, renderer.expression_lines(name, line)) for name, line in places})
+
+
+def _spans_said(shown: str, spans: list[tuple[str, tuple[int, int]]]) -> str:
+    """``_spans`` in words: 'fmts/acme/acme.txt.j2:9-11, …' (``shown``: the bundle)."""
+    return ", ".join(f"{shown}/{n}:{a}" + (f"-{b}" if b > a else "") for n, (a, b) in spans)
+
+
+def _figures_written(problems: list[Problem], exporter: Exporter, renderer: FileRenderer,
+                     doc: Document, titles: list[Title], text: str) -> list[Problem]:
+    """A trailer's (a header's) figure the layout's totals refuse (layout.totals, which
+    names the layout's entry) said with the template line that wrote its record (walk67:
+    a tail writing doc.bordereau.lines where the file holds a record per imputation):
+    the figure is the template's, the entry stays named. Found as ``_writers_named``
+    finds a line's (``written_by``); nothing said when the marked render differs."""
+    lines = written_by(exporter, renderer, doc, titles, text)
+    if lines is None:
+        return problems
+    prefix = f"{doc.file_name}:"
+    out = []
+    for p in problems:
+        number = (p.record or "").removeprefix(prefix)
+        if p.rule == "layout.totals" and number.isdigit() and 0 < int(number) <= len(lines) \
+                and lines[int(number) - 1]:
+            said = _spans_said(exporter.fmt.shown, _spans(renderer, lines[int(number) - 1]))
+            # before the layout's entry, which ends the message ('… [layout:51: totals[1]]')
+            head, sep, entry = p.message.rpartition(" [")
+            message = (f"{head} (the record written at {said}){sep}{entry}" if sep
+                       else f"{p.message} (the record written at {said})")
+            p = replace(p, message=message)
+        out.append(p)
+    return out
 
 
 # the record type a layout problem names ("record 'titre' is 95 characters, …")
@@ -567,6 +606,8 @@ def _checked(exporter: Exporter, titles: list[Title], renderer: FileRenderer,
              if not made_up(q, q is not p, places)]
     if any(unplaced(p) for p in found):
         found = _writers_named(found, exporter, renderer, doc, titles, text, unplaced)
+    if any(p.rule == "layout.totals" for p in found):
+        found = _figures_written(found, exporter, renderer, doc, titles, text)
     return found
 
 
@@ -1028,13 +1069,14 @@ def _held(marks: dict[str, str], value: str | None) -> str | None:
     return held[0]
 
 
-def _joined_marks(marks: dict[str, str], value: str | None) -> tuple[str, ...]:
-    """The marks ``value`` holds, each once, when it holds two or more (Corail's
-    RaisonSociale: name, complement, first name; e.magnus' Designation1: name and
-    complement), in the order written; () otherwise."""
+def _joined_marks(marks: dict[str, str], value: str | None, least: int = 2
+                  ) -> tuple[str, ...]:
+    """The marks ``value`` holds, each once, when it holds ``least`` or more (two:
+    Corail's RaisonSociale: name, complement, first name; e.magnus' Designation1: name
+    and complement), in the order written; () otherwise."""
     held = tuple(sorted((mark for mark in marks if value and mark in value),
                         key=lambda mark: (value or "").index(mark)))
-    if len(held) < 2 or value is None or any(value.count(mark) != 1 for mark in held):
+    if len(held) < least or value is None or any(value.count(mark) != 1 for mark in held):
         return ()
     return held
 
@@ -1521,8 +1563,10 @@ def held_columns(mapping: Mapping, fmt: Format,
     ('t', 'debtor', 'complement_name')) of a file with a layout. Found by rendering the
     sample title with every optional part (``sample_titles``, with ``mapping``) with
     that value a mark of ``width`` characters and reading the file as the layout does:
-    the one column holding the mark. None said when no column, or more than one, holds
-    it (the value written twice), or the marked title does not render."""
+    the one column holding the mark (in one record or in several of one type: a file
+    writing a record per line of the title, the debtor's name on each). None said when
+    no column, or more than one, holds it (the value written twice on a record, or in
+    records of two types), or the marked title does not render."""
     found: dict[tuple[str, tuple[str, ...], int], tuple[FileSpec, RecordType, Column]] = {}
     templates = {w[0] for w in written}
     if not any(spec.layout is not None and spec.template in templates for spec in fmt.files):
@@ -1550,16 +1594,18 @@ def held_columns(mapping: Mapping, fmt: Format,
             text = _rendered(renderer, d, t)
             if text is None:
                 continue
-            held: list[tuple[RecordType, Column]] = []
+            # {(record type, column number): where}: the same column of each record of a
+            # type counts once (a record per line of the title, the debtor's name on each)
+            held: dict[tuple[str, int], tuple[RecordType, Column]] = {}
             lines = text.split("\n")
             for text_line in lines[1:] if layout.header else lines:
                 rec, values = record_values(layout, text_line.rstrip("\r"))
                 if rec is not None:
-                    held.extend((rec, col) for col, value in zip(rec.columns, values,
-                                                                 strict=False)
+                    held.update(((rec.type, col.index), (rec, col))
+                                for col, value in zip(rec.columns, values, strict=False)
                                 if value.strip().upper() == mark)
             if len(held) == 1:
-                found[key] = (spec, *held[0])
+                found[key] = (spec, *next(iter(held.values())))
     return found
 
 
@@ -1691,12 +1737,13 @@ def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
                     ) -> list[JoinedElement]:
     """``joined_columns`` for the XML files a bundle's own XSD checks (``xsd_label``
     'bundle': a finance package's import, not the PES, whose XSDs pesgen ships): each
-    element or attribute holding two or more of the fields ``mapping`` binds joined
-    (``_joined_marks``), each written once, on the sample title with every optional
-    part, all of them limited (``limits``); the sample rendered again with each at its
-    limit and validated by the XSD: those whose maxLength it then refuses, with the
-    length reached and the maximum, as the XSD says them. Nothing of a file whose marked
-    or filled sample does not render or parse."""
+    element or attribute holding one or more of the fields ``mapping`` binds (several
+    joined, ``_joined_marks``; one alone, walk67's label in an attribute of 30 under a
+    format.yaml limit of 60), each written once, on the sample title with every
+    optional part, all of them limited (``limits``); the sample rendered again with each
+    at its limit and validated by the XSD: those whose maxLength it then refuses, with
+    the length reached and the maximum, as the XSD says them. Nothing of a file whose
+    marked or filled sample does not render or parse."""
     exporter, title, doc, marked, marks = _joined_sample(mapping, fmt)
     found: list[JoinedElement] = []
     for renderer in exporter.renderers:
@@ -1712,7 +1759,7 @@ def joined_elements(mapping: Mapping, fmt: Format, limits: dict[str, int]
         # (XPath without positions, attribute) -> (element's name, fields, own text)
         places: dict[tuple[str, str | None], tuple[str, tuple[str, ...], int]] = {}
         for el, attribute, value in _values(root):
-            joined = _joined_marks(marks, value)
+            joined = _joined_marks(marks, value, least=1)
             names = tuple(marks[mark] for mark in joined)
             if joined and value is not None and all(name in limits for name in names):
                 places.setdefault((unpositioned(tree.getpath(el)), attribute), (

@@ -992,3 +992,55 @@ def test_a_limit_wider_than_the_column_of_an_identifier_names_no_policy(tmp_path
                 "export, by invoice (exit 6); give it {max: 15} (or fewer) under fields"
                 ) in line, line
         assert "policies" not in line, line
+
+
+def test_an_xml_element_holding_one_field_its_limit_overflows_is_warned_of(tmp_path):
+    """walk67: an attribute of an import's XSD holding one bound field alone (an AFI-like
+    XML's Ligne/@libelle of 30 under format.yaml's line.label {max: 60}) passed
+    check-mapping and check-format without a word, format.field-width checking a field
+    alone against a layout's column and joined fields against an XSD, not a field alone
+    against an XSD: a label of 31 to 60 characters passed the length rule, text_overflow
+    never cut it, and the XSD refused it at export, by invoice. Both warn now, as of a
+    layout's column (Corail's ASAPLibelleLigne, 200, under a limit of 250 here); the
+    shipped limits, which fit, are not warned of."""
+    fmts, folder = _copy(tmp_path, "cosoluce-corail")
+    source = folder / "format.yaml"
+    at = _edit(source, "  line.label: {max: 200}", "  line.label: {max: 250}")
+    xsd = folder / "corail.xsd"
+    declared = next(i for i, line in enumerate(xsd.read_text(encoding="utf-8").splitlines(), 1)
+                    if '<xs:element name="ASAPLibelleLigne" ' in line)
+    mapping = MAPPINGS / "villeneuve-sur-loing-corail.yaml"
+    label = next(i for i, line in enumerate(mapping.read_text(encoding="utf-8").splitlines(), 1)
+                 if line.startswith("    label: ") and "line." in line)
+    r = run_cli("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    said = (f"warning: line.label ({mapping}:{label}: bindings.line.label) is written into "
+            "corail.xsd: /ImportCosoluce/TypePieceImport/Piece/"
+            f"ASAPLigneFacturation/ASAPLibelleLigne/@V (declared at {xsd}:{declared}), which "
+            "takes at most 200 characters (its maxLength), but format.yaml limits line.label "
+            "to 250: a value of 201 to 250 characters passes the length rule, so the "
+            "mapping's policies.text_overflow never applies to it, and is refused by "
+            "corail.xsd at export (xsd.bundle), by invoice (exit 6); give it {max: 200} (or "
+            f"fewer) under fields [format {source}:{at}: fields.line.label] "
+            "(rule format.field-width)")
+    assert said in " ".join(r.stderr.split()), r.stderr
+    r = run_cli("check-mapping", mapping)
+    assert r.exit_code == 0 and "format.field-width" not in r.stderr, r.stderr
+
+
+def test_a_fixture_refused_by_a_narrow_column_is_told_the_limit_that_let_it_pass(tmp_path):
+    """walk67: check-format refused the fixture's rendering for a city longer than a
+    layout column narrower than format.yaml's limit (layout.length, naming the binding)
+    without the format.field-width warning that says why the mapping's policies never
+    applied (given only once the fixture rendered): it is said with the refusal, as a
+    fixed(N) narrower than the limit is."""
+    fmts, folder = _copy(tmp_path, "bl-emagnus")
+    layout = folder / "wtamc001.layout.yaml"
+    _edit(layout, "{name: Ville, type: text, length: 50, required: true}",
+          "{name: Ville, type: text, length: 15, required: true}")
+    r = _check(fmts, "bl-emagnus")
+    assert r.exit_code == 6, r.stdout + r.stderr
+    assert "is 18 characters, the layout allows 15" in r.stderr, r.stderr
+    assert ("is written into record 'ecriture', column Ville (#16) ("
+            f"{layout}:43: records[0].columns[15]), which takes at most 15 characters "
+            "(layout.length), but format.yaml limits address.city to 50") in r.stderr, r.stderr

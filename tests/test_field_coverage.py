@@ -257,6 +257,11 @@ def test_a_required_binding_of_a_section_a_mapping_may_leave_out_may_be_unbound(
     ((("direct_debit: payment_method", 'direct_debit: {const: "yes"}'),
       ("  payment_methods: {direct_debit: true, invoice: false, online: false}\n", "")),
      True),
+    # the export's method, which a table saying false of every method translates (a
+    # method it lacks is refused by invoice): no title is a direct debit (walk67)
+    ((("  payment_methods: {direct_debit: true, invoice: false, online: false}\n",
+       "  payment_methods: {direct_debit: false, invoice: false, online: false}\n"),),
+     False),
     # no codes.payment_methods, and a constant no yes/no word: said (mut56)
     ((("direct_debit: payment_method", 'direct_debit: {const: "cheque"}'),
       ("  payment_methods: {direct_debit: true, invoice: false, online: false}\n", "")),
@@ -402,3 +407,30 @@ def test_the_civility_and_the_country_of_either_payer_are_said_read_by_the_rules
                  "joint_payer.country"):
         assert "pesgen's rules read it beside the templates" in said[name], name
         assert "keep it bound" in said[name] and "unbind it" not in said[name], name
+
+
+@pytest.mark.parametrize("table, warned", [
+    ("{direct_debit: false, invoice: false, online: false}", False),
+    ("{direct_debit: true, invoice: false, online: false}", True),
+])
+def test_a_payment_method_no_table_makes_a_direct_debit_needs_no_mandate(tmp_path, table,
+                                                                        warned):
+    """walk67: a mapping binding the export's payment method, its codes.payment_methods
+    saying false of every one (no family pays by direct debit) and no mandate binding,
+    was warned at check-mapping that 'every invoice paid by direct debit would be
+    refused' for want of the RUM, the IBAN…, of which no invoice can be one. Said only
+    when a method of the table is a direct debit."""
+    from pesgen.build import format_warnings
+    from pesgen.mapping import load_mapping
+
+    edits = [("  payment_methods: {direct_debit: true, invoice: false, online: false}\n",
+              f"  payment_methods: {table}\n")]
+    edits += [(f"    {line}\n", "") for line in (
+        "debit_date: debit_date", "rum: mandate_rum", "mandate_signed_on: mandate_signed_on",
+        "iban: mandate_iban", "bic: mandate_bic", "holder: mandate_holder",
+        "sequence: mandate_sequence")]
+    mapping, _ = mapping_copy(tmp_path, MAPPINGS / "villeneuve-sur-loing-csv.yaml", *edits)
+    fmt = load_format(data_dir("templates") / "cosoluce-corail")
+    said = [p.message for p in format_warnings(load_mapping(mapping), fmt)
+            if p.rule == "input.required"]
+    assert bool(said) is warned, said

@@ -193,13 +193,19 @@ def test_the_new_bundle_refuses_output_breaking_its_layout(tmp_path):
     r = _run("export", "-m", mapping, "-i", INPUT, "-o", out, "--date", RUN_DATE,
              "--formats-dir", fmts)
     assert r.exit_code == ExitCode.OUTPUT
-    # each break names the output line, and the invoice and input record behind it
+    # each break names the output line, and the invoice and input record behind it,
+    # the filter writing the layout's date format and the template line (walk67)
+    template = fmts / "exemple-compta" / "lignes.csv.j2"
+    written = (": write it with the frdate filter (a date | frdate) (rendered from "
+               "examples/school-export.json:$.invoices[{}]) (check-mapping's sample titles "
+               f"write such records at {template}:7-8) [template {template}:7] "
+               "(rule layout.type)")
     assert ("  - LIGNES_2026_0001.csv:2 invoice FA-2026-00101: record 'ligne', column Date "
-            "(#8): '20261123' is not a date in the format DD/MM/YYYY (rendered from "
-            "examples/school-export.json:$.invoices[0]) (rule layout.type)") in r.stderr
+            "(#8): '20261123' is not a date in the format DD/MM/YYYY"
+            + written.format(0)) in r.stderr, r.stderr
     assert ("  - LIGNES_2026_0001.csv:5 invoice FA-2026-00102: record 'ligne', column Date "
-            "(#8): '20261123' is not a date in the format DD/MM/YYYY (rendered from "
-            "examples/school-export.json:$.invoices[1]) (rule layout.type)") in r.stderr
+            "(#8): '20261123' is not a date in the format DD/MM/YYYY"
+            + written.format(1)) in r.stderr, r.stderr
     assert not out.exists() or list(out.iterdir()) == []
     # a code of the mapping the layout refuses (the nature, as the account) is the
     # mapping's, refused before the input is read, naming its line (mapping.code-fit)
@@ -1899,3 +1905,103 @@ def test_a_direct_debit_bound_to_a_constant_no_needs_no_mandate(tmp_path):
             "a text of codes.payment_methods: every invoice it is read for would be refused "
             "(rule codes.payment-method); with the table, a constant no direct debit is a "
             "method it says false: {const: invoice}") in r.stderr
+
+
+def test_a_limit_wider_than_the_column_of_a_record_per_line_is_warned_of(tmp_path):
+    """walk67: a file writing one record per line of a title with the debtor's name on
+    each holds the name in the same column of several records of one type, and
+    format.field-width said nothing of a format.yaml limit wider than that column
+    (held_columns took the name written on two records for a value written twice): a
+    name of 31 to 38 characters passed the length rule, name_overflow never split it,
+    and the export refused it at the layout, by invoice. It is warned of, naming the
+    column, as for a file writing a record per title."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    layout = bundle / "lignes.layout.yaml"
+    layout.write_text(LIGNES_LAYOUT.replace("{name: Libelle, type: text, length: 60}",
+                                            "{name: Libelle, type: text, length: 30}"),
+                      encoding="utf-8")
+    (bundle / "lignes.csv.j2").write_text(
+        LIGNES_TEMPLATE.replace("ln.nature, ln.label,", "ln.nature, t.debtor.name,"),
+        encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    at = FORMAT_YAML.splitlines().index("  debtor.name: {max: 38}") + 1
+    assert (f"is written into record 'ligne', column Libelle (#6) ({layout}:18: "
+            "records[0].columns[5]), which takes at most 30 characters (layout.length), "
+            "but format.yaml limits debtor.name to 38: a value of 31 to 38 characters "
+            "passes the length rule, so the mapping's policies.name_overflow never applies "
+            "to it, and is refused by the layout at export, by invoice (exit 6); give it "
+            f"{{max: 30}} (or fewer) under fields [format {bundle / 'format.yaml'}:{at}: "
+            "fields.debtor.name] (rule format.field-width)") in r.stderr, r.stderr
+
+
+def test_a_date_or_amount_of_the_wrong_form_names_the_template_and_its_filter(tmp_path):
+    """walk67: a template writing a date frdate where the layout wants YYYYMMDD, or an
+    amount with a dot where it wants a comma, was refused at check-mapping by the
+    layout's words alone: the date named no template line, the amount named its
+    binding (bindings.line.amount), though the export's amounts and dates are typed and
+    their form is the template's filter's. Both now name the template line and the
+    filter writing the form the column wants, at check-mapping and at export; a file
+    no template wrote (check-layout's, the publisher's sample) gets no such advice."""
+    fmts, mapping = _new_bundle(tmp_path)
+    template = fmts / "exemple-compta" / "lignes.csv.j2"
+    template.write_text(LIGNES_TEMPLATE.replace('ln.amount | amount(",")', "ln.amount | amount")
+                        .replace("issue_date | compactdate", "issue_date | isodate"),
+                        encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    line = (" (rendered from check-mapping's sample title (every part)) (the line written at "
+            f"{template}:7-8) [template {template}:7] (rule layout.type)")
+    assert ("  - LIGNES_2026_0001.csv:2 invoice SAMPLE-1: record 'ligne', column Montant "
+            "(#7): '120.50' is not a decimal number (decimal separator is ',', not '.'): "
+            "write it with the amount filter and the column's separator (amount(','))"
+            + line) in r.stderr, r.stderr
+    assert ("  - LIGNES_2026_0001.csv:2 invoice SAMPLE-1: record 'ligne', column Date (#8): "
+            "'2026-11-23' is not a date in the format YYYYMMDD: write it with the "
+            "compactdate filter (a date | compactdate)" + line) in r.stderr, r.stderr
+    assert "bindings.line.amount" not in r.stderr
+    layout = fmts / "exemple-compta" / "lignes.layout.yaml"
+    layout.write_text(LIGNES_LAYOUT.replace("date_format: YYYYMMDD", "date_format: DDMMYYYY"),
+                      encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert ("is not a date in the format DDMMYYYY: no filter writes DDMMYYYY; write it with "
+            "strftime (a date.strftime('%d%m%Y'))") in r.stderr, r.stderr
+    sample = tmp_path / "sample.csv"
+    sample.write_bytes(b"Journal|Titre|Ligne|Produit|Compte|Libelle|Montant|Date\r\n"
+                       b"RE|1|1|FMC1|7062|X|62.25|2026-11-23\r\n")
+    r = _run("check-layout", layout, sample)
+    assert "'62.25' is not a decimal number (decimal separator is ',', not '.') (rule" \
+        in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "write it with" not in r.stdout + r.stderr
+
+
+def test_a_trailer_figure_the_totals_refuse_names_the_template_line(tmp_path):
+    """walk67: a tail writing the wrong figure (doc.bordereau.count, the titles, where
+    the layout's totals count the lines) was refused at check-mapping naming the
+    layout's entry and 'what the template writes there', not where: the record's
+    template line is now said too, the entry still named."""
+    fmts, mapping = _new_bundle(tmp_path)
+    bundle = fmts / "exemple-compta"
+    layout = bundle / "lignes.layout.yaml"
+    layout.write_text(LIGNES_LAYOUT.replace(
+        "records:\n", "record_type_column: Journal\nrecords:\n") + (
+        "  - type: fin\n"
+        "    when: [FIN]\n"
+        "    columns:\n"
+        "      - {name: Journal, type: code, values: [FIN], required: true}\n"
+        "      - {name: Lignes, type: integer, required: true}\n"
+        "totals:\n"
+        "  - {record: fin, column: Lignes, of: ligne, count: true}\n"), encoding="utf-8")
+    template = bundle / "lignes.csv.j2"
+    template.write_text(LIGNES_TEMPLATE.replace(
+        "{% macro tail(doc) %}{% endmacro %}",
+        "{% macro tail(doc) %}FIN|{{ doc.bordereau.count }}\n{% endmacro %}"),
+        encoding="utf-8")
+    r = _run("check-mapping", mapping, "--formats-dir", fmts)
+    assert r.exit_code == ExitCode.OUTPUT, r.stdout + r.stderr
+    assert ("record 'fin', column Lignes (#2) says 2, but the 'ligne' records before it "
+            "(since the previous 'fin' record or the start of the file) are 3: check what "
+            "the template writes there (doc.bordereau.count: the titles, .lines: their "
+            f"lines, .total: their amount) (the record written at {template}:11) "
+            f"[{layout}:28: totals[0]] (rule layout.totals)") in r.stderr, r.stderr

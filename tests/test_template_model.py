@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from decimal import Decimal
 
 import jinja2
 import pytest
@@ -99,3 +100,34 @@ def test_a_french_field_name_with_its_accents_is_told_the_model_s_name():
         assert str(info.value).startswith(
             f"'pesgen.model.Debtor object' has no attribute '{name}': did you mean "
             "'first_name'? (Debtor fields: address, birth_date, "), str(info.value)
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("(t.lines | by_imputation)[0].natur",
+     "'pesgen.filters.Imputation object' has no attribute 'natur': did you mean 'nature'? "
+     "(Imputation fields: amount, fonction, lines, nature, operation, product_code)"),
+    ("(t.lines | by_imputation)[0].libelle",
+     "'pesgen.filters.Imputation object' has no attribute 'libelle' (Imputation fields: "
+     "amount, fonction, lines, nature, operation, product_code): label is a field of the "
+     "lines it groups: read it on them (.lines[0].label, the first line's)"),
+    ("(t.lines[0] | pricing).quantite",
+     "'pesgen.filters.Pricing object' has no attribute 'quantite': did you mean "
+     "'quantity'? (Pricing fields: quantity, unit_price)"),
+])
+def test_a_filter_result_s_attribute_typo_is_told_the_closest_field(expression, expected):
+    """walk67: an imputation of by_imputation (a pricing's result) read with a name it
+    lacks ('imp.label', a label being its lines') said Jinja's words alone, no field
+    it has, where a model object's typo names the closest field and all of them; the
+    imputations' fields were in no reference either."""
+    from pesgen._jinja import template_environment
+
+    env = template_environment(ROOT / "templates" / "pes-ormc")
+    address = model.Address(street="1 RUE", postal_code="45200", city="MONTARGIS")
+    debtor = model.Debtor(name="DUPONT", category="01", legal_nature="01", address=address)
+    line = model.Line(number=1, product_code="P", nature="7062", amount=Decimal("10"),
+                      activity="A", origin="x")
+    title = model.Title(invoice_number="F1", debt_number=None, debtor=debtor, lines=(line,),
+                        total=Decimal("10"), origin="x")
+    with pytest.raises(jinja2.UndefinedError) as info:
+        env.from_string("{{ " + expression + " }}").render(t=title)
+    assert str(info.value) == expected
