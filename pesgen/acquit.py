@@ -880,6 +880,10 @@ class ElementReport:
     # …): the trésorerie may bill them twice
     again: int = 0
     again_by: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # a whole-file element read without --run: the active bordereau (run, IdBord) whose
+    # file bears the acquit's NomFic, when one alone does; suggested in the command to
+    # record it, never tied by it (that NomFic names the file sent is unconfirmed)
+    nom_fic_of: tuple[str, int, str] | None = None  # (run, IdBord, the NomFic)
 
     def from_file_said(self) -> str | None:
         """``recorded already from this file as IdBord 1 of run … (tied by --run):
@@ -1339,11 +1343,21 @@ class ElementReport:
                         f"(`pesgen runs show {a.run_id}{option}` says), `pesgen runs cancel "
                         f"{a.run_id} --bordereau {a.id_bord} --reason {reason}{option}`, "
                         "fix, export again")
+            if (of := self.nom_fic_of) is not None:
+                # the run's file of the NomFic's name: named for support to check, who
+                # ties it (that NomFic names the file sent is unconfirmed)
+                run, where = f"{of[0]} --bordereau {of[1]}", (
+                    f" (run {of[0]} wrote IdBord {of[1]} as the file the acquit's NomFic "
+                    f"names, {of[2]}: if that is the file sent; pesgen does "
+                    "not tie a rejection by the NomFic alone)")
+            else:
+                run, where = "RUN --bordereau IDBORD", (
+                    f" (RUN from `pesgen runs list{option}`, IDBORD the bordereau of the "
+                    "file sent)")
             return ("the file sent is rejected whole, and with it its bordereau (pesgen "
                     "writes one file per bordereau): record it on the run that wrote it, "
-                    f"`pesgen acquit {acquit_arg(file)} --record --run RUN --bordereau "
-                    f"IDBORD{option}` (RUN from `pesgen runs list{option}`, IDBORD the "
-                    "bordereau of the file sent), then cancel that bordereau only, as the "
+                    f"`pesgen acquit {acquit_arg(file)} --record --run {run}{option}`"
+                    f"{where}, then cancel that bordereau only, as the "
                     "report then says, fix, export again; not the whole run: its other files "
                     "are other bordereaux, which the trésorerie may have taken")
         if r is None:
@@ -1385,6 +1399,18 @@ class ElementReport:
         if not _all_errors(e):
             return (f"{cancel}; the acquit names no error: ask the trésorerie what to fix, "
                     f"{again}")
+        if self.kind == "file":
+            # the guichet's first step judges the file sent (its schema, its signature),
+            # not an invoice's data: "fix the input" named nothing to fix
+            return (f"{cancel}; the guichet's first step checks the file itself (its schema, "
+                    "its signature), not an invoice: check the file against the DGFiP "
+                    f"package, `pesgen validate {shlex.quote(r.file or 'FILE')} "
+                    "--official-xsd DIR` "
+                    f"(the file in the run's output folder, `pesgen runs show {r.run_id}"
+                    f"{option}` names it and says whether the run was checked against "
+                    "the DGFiP XSD; lost, `pesgen regenerate "
+                    f"{r.run_id} --out NEW_DIR{option}` writes it again), ask the trésorerie "
+                    f"what the errors above mean, fix, {again}")
         return f"{cancel}; fix the input (the errors above), {again}"
 
 
@@ -1643,6 +1669,16 @@ class AcquitReport:
         return out
 
 
+def _nom_fic_of(acquit: Acquit, store: Any) -> tuple[str, int, str] | None:
+    """The active bordereau (run, IdBord) whose file bears the acquit's NomFic, when one
+    alone of the acquit's collectivity and budget does (None otherwise): a suggestion
+    for support, who ties the rejection with --run (never tied by it: docs/state.md)."""
+    if not acquit.nom_fic or acquit.unchecked or acquit.id_coll is None:
+        return None
+    found = store.bordereaux_of_file(acquit.id_coll, acquit.cod_bud, acquit.nom_fic)
+    return (*found[0], acquit.nom_fic) if len(found) == 1 else None
+
+
 def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitReport:
     """Each element of ``acquit`` with the run(s) of ``store`` (a Store, read only) that
     recorded its bordereau, and each piece named with its invoice. ``named``: the run
@@ -1665,8 +1701,12 @@ def tie(acquit: Acquit, store: Any, named: NamedRun | None = None) -> AcquitRepo
             kind = ("unnamed" if "NumBord" in dict(e.empty) else
                     "attachment" if e.attachment else "market" if e.market else
                     "file" if e.domain in FILE_DOMAINS else "unnamed")
-            out.append(_tie_file(acquit, e, named) if kind == "file" and named is not None
-                       else ElementReport(e, kind))
+            if kind == "file" and named is not None:
+                out.append(_tie_file(acquit, e, named))
+            elif kind == "file" and not e.accepted:
+                out.append(ElementReport(e, kind, nom_fic_of=_nom_fic_of(acquit, store)))
+            else:
+                out.append(ElementReport(e, kind))
             continue
         if e.domain not in RECETTE_DOMAINS:
             out.append(ElementReport(e, "other"))

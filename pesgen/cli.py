@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
@@ -2359,6 +2359,9 @@ def runs_find(invoice: Annotated[str, typer.Argument(
             # "a family says it paid": the invoice's PayFiP rows as `payfip payments
             # --invoice` reads them (its store query), none when no link was made
             payfip = _payfip_rows(store, [f["invoice"] for f in found])
+            # and its open anomalies: "they paid twice" is recorded once the second
+            # payment's notification came, for the trésorerie to refund one
+            anomalies = _open_anomalies(store, payfip)
             # in no run: the export that says why, with the latest run's mapping and input
             latest = (store.latest_run_paths() if output is not Output.json and not found
                       and not left_out and not as_debt and not debt else None)
@@ -2378,6 +2381,10 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                        "id_pce": f["id_pce"], "debt_number": f["debt_number"] or None,
                        "amount": f["amount"], "active": bool(f["active"]),
                        "record": f["record"],
+                       # the policy notes its run recorded about the invoice
+                       "notes": [{"policy": n.get("policy"), "origin": n.get("origin"),
+                                  "detail": n.get("detail"), "field": n.get("field") or None}
+                                 for n in f["notes"]],
                        "run_status": f["status"],
                        "bordereau_cancelled_at": f["bordereau_cancelled_at"],
                        "helios": None if not pes_typ_bord(f["typ_bord"]) else _helios_json(
@@ -2392,7 +2399,10 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                    numdette_of=list(dict.fromkeys(f["invoice"] for f in as_debt)),
                    # each title's invoice's PayFiP rows as `payfip payments --format json
                    # --invoice` gives them ([]: no PayFiP link made for it)
-                   payfip=[row for rows in payfip.values() for row in rows])
+                   payfip=[row for rows in payfip.values() for row in rows],
+                   # their open PayFiP anomalies (`pesgen payfip anomalies` says each)
+                   payfip_anomalies=[{**a, "what_to_do": _anomaly_advice(a["kind"])}
+                                     for rows in anomalies.values() for a in rows])
         return
     if not found and not left_out:
         _say(f"{'NumDette ' if debt else ''}{invoice}: in no run")
@@ -2426,11 +2436,25 @@ def runs_find(invoice: Annotated[str, typer.Argument(
                    f"SIRET {f['id_coll']} budget {f['cod_bud']} exer {f['exercise']}  "
                    f"IdBord {f['id_bord']} "
                    f"IdPce {f['id_pce']}{debt_text}  {f['amount']}  {state}{odd}")
+        # what the run did to the invoice's values to fit the file (a discount netted, a
+        # street split, a default civility), as its summary said: "the amount, the
+        # address on the invoice is not what the file says" answered from the store
+        # (one value changed alike in several lines, a label's dash, said once, counted)
+        noted = Counter((n["policy"], n["detail"]) for n in f["notes"])
+        for (policy, detail), times in noted.items():
+            _say(f"  policy: {policy}: {detail}" + (f" (×{times})" if times > 1 else ""))
         if pes_typ_bord(f["typ_bord"]):
             said = _helios(f["id_bord"], 1, acks.get(f["run_id"], {}), f["typ_bord"])
             _say(f"  Hélios: {said}")
         if f is last_of[f["invoice"]]:  # once an invoice, under its last title
-            _say(f"  PayFiP: {_payfip_said(payfip[f['invoice']])}")
+            open_ones = anomalies.get(f["invoice"], [])
+            _say(f"  PayFiP: {_payfip_said(payfip[f['invoice']], open_ones)}")
+            for a in open_ones:
+                _say(f"  PayFiP anomaly #{a['id']} open: {a['kind']} (operation "
+                     f"{a['id_op'] or 'none'}, {a['at']}): {_anomaly_advice(a['kind'])} "
+                     f"(`pesgen payfip anomalies{db_option(db)}` says it in full; once "
+                     f"decided, `pesgen payfip anomalies resolve {a['id']} --note TEXT"
+                     f"{db_option(db)}` records the decision)")
     for lo in left_out:
         status = "" if lo["status"] == "committed" else f", {lo['status']}"
         # left out as billed by another run: not 'not exported', which that run did
@@ -2482,9 +2506,31 @@ def _payfip_rows(store: Any, invoices: list[str]) -> dict[str, list[dict[str, An
     return out
 
 
-def _payfip_said(rows: list[dict[str, Any]]) -> str:
+def _open_anomalies(store: Any, payfip: dict[str, list[dict[str, Any]]]
+                    ) -> dict[str, list[dict[str, Any]]]:
+    """The open PayFiP anomalies of each invoice of ``payfip`` (`_payfip_rows`), by the
+    invoice as given; none read for an invoice with no link made."""
+    from .payfip.ledger import open_anomalies_of
+
+    named = {row["invoice"]: given for given, rows in payfip.items() for row in rows}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for a in open_anomalies_of(store, named):
+        out.setdefault(named[a["invoice"]], []).append(a)
+    return out
+
+
+def _anomaly_advice(kind: str) -> str:
+    """What to do of an anomaly of ``kind``, as `payfip anomalies` says it."""
+    from .payfip.ledger import ANOMALY_ADVICE
+
+    return ANOMALY_ADVICE.get(kind, "see docs/payfip.md")
+
+
+def _payfip_said(rows: list[dict[str, Any]],
+                 open_ones: Sequence[dict[str, Any]] = ()) -> str:
     """An invoice's PayFiP status in `runs find`'s line: each row's status, amount and
-    date, its latest link; ``none`` when no link was made."""
+    date, its latest link; ``none`` when no link was made. ``open_ones``: the invoice's
+    open anomalies (a later link paid too is one: said so, not as a maybe)."""
     if not rows:
         return ("none (no PayFiP link made for it: pesgen knows of no online payment; one "
                 "paid otherwise paid the trésorerie)")
@@ -2506,10 +2552,15 @@ def _payfip_said(rows: list[dict[str, Any]]) -> str:
             # paid through an earlier link than the last one made: the last named alone
             # read as the one that paid, and a second payment through it as not possible
             # (saisie: the paying link's mode, as payfip payments reads it)
+            paid_too = [a["id"] for a in open_ones if a["id_op"] == row["last_id_op"]
+                        and a["kind"] == "double-payment"]
             link = (f"through link {row['id_op']}, saisie {row['saisie']}; later link "
-                    f"{row['last_id_op']}: if the family paid through it too, `pesgen payfip "
-                    "reconcile` records it and `pesgen payfip anomalies` lists the double "
-                    "payment (a test link's collects nothing)")
+                    f"{row['last_id_op']}: " + (
+                        f"paid too, double-payment anomaly #{paid_too[0]} below"
+                        if paid_too else
+                        "if the family paid through it too, `pesgen payfip reconcile` "
+                        "records it and `pesgen payfip anomalies` lists the double payment "
+                        "(a test link's collects nothing)"))
         title = f"IdBord {row['id_bord']}, " if len(rows) > 1 and row["run"] else ""
         said.append(f"{text} ({title}{link})")
     return "; ".join(said)

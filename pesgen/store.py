@@ -2469,7 +2469,9 @@ class Store:
         surrounding spaces do not count), or with ``by_debt`` for a NumDette (compared
         as a number, like the guard: leading zeros do not count). Each title's
         ``record``: its record in its run's input, the input's absolute path and its
-        position (None: recorded before migration 19, or before pesgen kept the path)."""
+        position (None: recorded before migration 19, or before pesgen kept the path);
+        its ``notes``: the policy notes its run recorded about the invoice (a discount
+        netted, a street split, a default civility: ``invoice_notes``)."""
         where = (run_invoices.c.debt_number == debt_key(invoice.strip()) if by_debt
                  else run_invoices.c.invoice_key == invoice_key(invoice))
         inputs: dict[str, str | None] = {}
@@ -2489,13 +2491,36 @@ class Store:
                 m["file"] = conn.execute(sa.select(run_files.c.name).where(
                     run_files.c.run_id == m["run_id"], run_files.c.id_bord == m["id_bord"])
                     .limit(1)).scalar()
+                policies = json.loads(conn.execute(sa.select(runs.c.policies).where(
+                    runs.c.id == m["run_id"])).scalar() or "{}")
                 if m["record"] is not None:
                     if m["run_id"] not in inputs:
-                        inputs[m["run_id"]] = _input_path(conn, m["run_id"])
+                        inputs[m["run_id"]] = policies.get("input_path") or None
                     path = inputs[m["run_id"]]
                     m["record"] = f"{path}:{m['record']}" if path else None
+                m["notes"] = invoice_notes(policies, m["invoice"])
                 out.append(m)
             return out
+
+    def bordereaux_of_file(self, id_coll: str, cod_bud: str, name: str
+                           ) -> list[tuple[str, int]]:
+        """(run id, IdBord) of each active bordereau of the PES runs of a collectivity's
+        budget whose file bears ``name`` (upper or lower case alike), oldest run first:
+        the file an acquit's NomFic may name (`pesgen acquit` suggests it, never ties by
+        it). Reads only."""
+        query = (sa.select(runs.c.id, run_files.c.id_bord, runs.c.typ_bord)
+                 .join(runs, runs.c.id == run_files.c.run_id)
+                 .outerjoin(cancelled_bordereaux, sa.and_(
+                     cancelled_bordereaux.c.run_id == run_files.c.run_id,
+                     cancelled_bordereaux.c.id_bord == run_files.c.id_bord))
+                 .where(runs.c.id_coll == id_coll, runs.c.cod_bud == cod_bud,
+                        runs.c.status == "committed", run_files.c.id_bord.is_not(None),
+                        cancelled_bordereaux.c.run_id.is_(None),
+                        sa.func.lower(run_files.c.name) == name.lower())
+                 .order_by(runs.c.created_at, runs.c.id))
+        with self.engine.connect() as conn:
+            return [(run_id, id_bord) for run_id, id_bord, typ_bord in conn.execute(query)
+                    if pes_typ_bord(typ_bord)]
 
     def pes_bordereau(self, id_coll: str, cod_bud: str, exercise: int,
                       id_bord: int) -> list[tuple[str, str, Bordereau]]:
@@ -3991,6 +4016,30 @@ def pack_notes(notes: list[Any] | Notes) -> str:
     parts.append(packer.compress(b"]" if notes else b"[]"))
     parts.append(packer.flush())
     return base64.b64encode(b"".join(parts)).decode("ascii")
+
+
+def invoice_notes(policies: dict[str, Any], invoice: str) -> list[dict[str, Any]]:
+    """The policy notes of a run's recorded policies about ``invoice`` (as the run wrote
+    it; the run's own notes, ``*``, are none of them), in the run's order: the notes are
+    read one at a time from their text, and only the invoice's kept (a run of 100 000
+    invoices has some 250 000: ``runs find`` holds no dict per note, as ``unpack_notes``
+    does for ``runs show``)."""
+    if "notes_z" not in policies:
+        return [n for n in policies.get("notes", []) if n.get("invoice") == invoice]
+    text = zlib.decompress(base64.b64decode(policies["notes_z"])).decode("utf-8")
+    # a note naming the invoice holds its number as JSON writes it: the others are
+    # skipped without being parsed when no note does
+    if json.dumps(invoice, ensure_ascii=False) not in text:
+        return []
+    decoder = json.JSONDecoder()
+    found, at, end = [], 1, len(text) - 1  # inside the list's brackets
+    while at < end:
+        note, at = decoder.raw_decode(text, at)
+        if note.get("invoice") == invoice:
+            found.append(note)
+        while at < end and text[at] in ", \n":
+            at += 1
+    return found
 
 
 def unpack_notes(policies: dict[str, Any]) -> list[dict[str, Any]]:

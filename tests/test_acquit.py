@@ -965,17 +965,47 @@ def test_a_whole_file_rejected_exits_9_and_says_every_bordereau_is(store):
     assert ("file (DomaineAck 0 Technique, line 31): REJECTED: the whole file (no bordereau, "
             "PJ nor market named); every bordereau of it is rejected at the guichet XML's "
             "first step") in r.output
+    # the store's run wrote IdBord 1 as the file the acquit's NomFic names: the command
+    # to record it names them (support checks it is the file sent; nothing tied by it),
+    # where it said RUN and IDBORD, to look up in `runs list`
+    run = _run_id(store)
     assert ("next: the file sent is rejected whole, and with it its bordereau (pesgen writes "
             "one file per bordereau): record it on the run that wrote it, `pesgen acquit "
-            f"{shlex.quote(str(ACKS / 'file-rejected.xml'))} --record --run RUN --bordereau "
-            "IDBORD") in r.output
+            f"{shlex.quote(str(ACKS / 'file-rejected.xml'))} --record --run {run} --bordereau "
+            f"1 --db {shlex.quote(str(store))}` (run {run} wrote IdBord 1 as the file the "
+            "acquit's NomFic names, PESORMC_21450999400015_2026_0000001.xml: if that is the "
+            "file sent; pesgen does not tie a rejection by the NomFic alone), then cancel") \
+        in r.output, r.output
     assert "--all" not in r.output
     assert "error ERREUR_SCHEMA_INCOMPLET: Le flux ne respecte pas le schéma" in r.output
     # --json: the element's next step names the file read too
     read = json.loads(run_cli("acquit", ACKS / "file-rejected.xml", "--db", store,
                               "--json").stdout)
     assert (f"`pesgen acquit {shlex.quote(str(ACKS / 'file-rejected.xml'))} --record --run "
-            "RUN --bordereau IDBORD") in read["elements"][0]["next_step"], read["elements"]
+            f"{run} --bordereau 1") in read["elements"][0]["next_step"], read["elements"]
+    # nothing is tied by the NomFic: recorded without --run, nothing is
+    recorded = run_cli("acquit", ACKS / "file-rejected.xml", "--db", store, "--record")
+    assert recorded.exit_code == ExitCode.REJECTED, recorded.output
+    assert "no acknowledgement recorded" in run_cli("runs", "list", "--db", store).stdout
+    # the command as printed records it on that bordereau; its next step then cancels it
+    # and says what the guichet's first step checks: the file, not an invoice's data
+    tied = run_cli("acquit", ACKS / "file-rejected.xml", "--db", store, "--record", "--run",
+                   run, "--bordereau", "1")
+    assert tied.exit_code == ExitCode.REJECTED, tied.output
+    [step] = [x for x in tied.stdout.splitlines() if x.startswith("  next: ")]
+    assert step.startswith(f"  next: pesgen runs cancel {run} --bordereau 1 --reason "), step
+    assert "fix the input" not in step
+    assert ("the guichet's first step checks the file itself (its schema, its signature), not "
+            "an invoice: check the file against the DGFiP package, `pesgen validate "
+            "PESORMC_21450999400015_2026_0000001.xml --official-xsd DIR` (the file in the "
+            f"run's output folder, `pesgen runs show {run} --db {shlex.quote(str(store))}` names "
+            "it and says whether the run was checked against the DGFiP XSD") in step, step
+    # a NomFic no active bordereau of the store bears: RUN and IDBORD, as before
+    other = store.parent / "other-file.xml"
+    other.write_bytes((ACKS / "file-rejected.xml").read_bytes().replace(
+        b"_0000001.xml", b"_0000009.xml"))
+    again = run_cli("acquit", other, "--db", store)
+    assert "--record --run RUN --bordereau IDBORD" in again.stdout, again.output
 
 
 def test_a_finance_package_run_of_the_same_number_is_not_taken_for_the_bordereau(tmp_path):

@@ -191,11 +191,14 @@ def test_a_whole_file_rejection_of_a_run_of_several_files_needs_bordereau(db_url
     assert read.exit_code == ExitCode.REJECTED, read.output
     [step] = [x for x in read.stdout.splitlines() if x.startswith("  next: ")]
     assert "--all" not in step
+    # (the run's IdBord 1 is the file the acquit's NomFic names: suggested, not tied)
     assert step == (
         "  next: the file sent is rejected whole, and with it its bordereau (pesgen writes "
         "one file per bordereau): record it on the run that wrote it, `pesgen acquit "
-        f"{shlex.quote(str(path))} --record --run RUN --bordereau IDBORD --db {db}` (RUN "
-        f"from `pesgen runs list --db {db}`, IDBORD the bordereau of the file sent), then "
+        f"{shlex.quote(str(path))} --record --run {run.run_id} --bordereau 1 --db {db}` (run "
+        f"{run.run_id} wrote IdBord 1 as the file the acquit's NomFic names, "
+        "PESORMC_21450999400015_2026_0000001.xml: if that is the file sent; pesgen does not "
+        "tie a rejection by the NomFic alone), then "
         "cancel that bordereau only, as the report then says, fix, export again; not the "
         "whole run: its other files are other bordereaux, which the trésorerie may have "
         "taken")

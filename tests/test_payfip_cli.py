@@ -128,6 +128,11 @@ def test_payments_json_masks_the_password_of_a_url_its_history_quotes(world):
         "run": run, "reason": "moved to postgresql://pesgen:***@db.example/pesgen"}
 
 
+def _unnoted(out: str) -> list[str]:
+    """`runs find`'s lines less the policy notes its run recorded about the invoice."""
+    return [x for x in out.splitlines() if not x.startswith("  policy: ")]
+
+
 def _pay(world, link_output: str, action: str = "card") -> str:
     id_op = link_output.strip().splitlines()[1].rsplit("=", 1)[1]
     answer = httpx.post(f"{world['endpoint']}/paiementws.web",
@@ -975,15 +980,15 @@ def test_runs_find_says_the_invoices_payfip_status(world):
     code, out, err = _run("runs", "find", "FA-2026-00102")
     assert code == 0, err
     p = rows["FA-2026-00102"]
-    assert out.splitlines()[2:] == [f"  PayFiP: paid 187.50 on {p['paid_at']} (link {paid_op}, "
+    assert _unnoted(out)[2:] == [f"  PayFiP: paid 187.50 on {p['paid_at']} (link {paid_op}, "
                                     "saisie W)"], out
     code, out, err = _run("runs", "find", "fa-2026-00103")
     q = rows["FA-2026-00103"]
-    assert out.splitlines()[2:] == [
+    assert _unnoted(out)[2:] == [
         f"  PayFiP: pending, due {q['amount_due']}, as of {q['updated_at']} (link "
         f"{q['last_id_op']}, saisie W)"], out
     code, out, err = _run("runs", "find", "FA-2026-00104")
-    assert out.splitlines()[2:] == [
+    assert _unnoted(out)[2:] == [
         "  PayFiP: none (no PayFiP link made for it: pesgen knows of no online payment; one "
         "paid otherwise paid the trésorerie)"], out
     code, out, err = _run("runs", "find", "FA-2026-00102", "--format", "json")
@@ -1027,7 +1032,7 @@ def test_runs_find_names_the_link_that_paid_not_the_last_one(world):
     assert code == 0, err
     p = {r["invoice"]: r for r in json.loads(_run("payfip", "payments", "--format",
                                                   "json")[1])}["FA-2026-00102"]
-    assert out.splitlines()[2:] == [
+    assert _unnoted(out)[2:] == [
         f"  PayFiP: paid 187.50 on {p['paid_at']} (through link {paid_op}, saisie W; later "
         f"link {test_op}: if the family paid through it too, `pesgen payfip reconcile` records "
         "it and `pesgen payfip anomalies` lists the double payment (a test link's collects "
@@ -1040,6 +1045,50 @@ def test_runs_find_names_the_link_that_paid_not_the_last_one(world):
     code, out, err = _run("payfip", "payments", "--format", "text", "-n", "FA-2026-00102")
     assert code == 0, err
     assert f"; last link {test_op}; paid through {paid_op} (saisie W); numauto " in out, out
+
+
+def test_runs_find_says_a_double_payment_recorded_and_what_to_do(world):
+    """"They paid twice" (the README's support table starts with `runs find`): both
+    payments notified, the double payment recorded as an anomaly, `runs find` still said
+    of the later link 'if the family paid through it too, … anomalies lists the double
+    payment', as a maybe, and named no anomaly. It says the later link paid too, and the
+    open anomaly under the PayFiP line with what to do and the commands (its JSON:
+    payfip_anomalies); once resolved, neither."""
+    links = []
+    for _ in range(2):  # the second sent before the first was paid
+        code, out, err = _link(world, "FA-2026-00102", "--mode", "W", "--again")
+        assert code == 0, err
+        links.append(out)
+    ops = [_pay(world, out) for out in links]
+    [anomaly] = ledger.list_anomalies(world["store"])
+    assert (anomaly["kind"], anomaly["id_op"]) == ("double-payment", ops[1])
+    number = anomaly["id"]
+    code, out, err = _run("runs", "find", "FA-2026-00102")
+    assert code == 0, err
+    payfip = [x for x in out.splitlines() if x.startswith("  PayFiP")]
+    assert len(payfip) == 2, out
+    assert payfip[0].endswith(f"(through link {ops[0]}, saisie W; later link {ops[1]}: paid "
+                              f"too, double-payment anomaly #{number} below)"), payfip[0]
+    assert payfip[1] == (
+        f"  PayFiP anomaly #{number} open: double-payment (operation {ops[1]}, "
+        f"{anomaly['at']}): the invoice was already paid: ask the trésorerie to refund one "
+        "payment (`pesgen payfip anomalies` says it in full; once decided, `pesgen payfip "
+        f"anomalies resolve {number} --note TEXT` records the decision)"), payfip[1]
+    code, out, err = _run("runs", "find", "FA-2026-00102", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["payfip_anomalies"] == [{
+        "id": number, "at": anomaly["at"], "kind": "double-payment", "id_op": ops[1],
+        "invoice": "FA-2026-00102",
+        "what_to_do": "the invoice was already paid: ask the trésorerie to refund one payment"}]
+    # another invoice's find names none of it
+    code, out, err = _run("runs", "find", "FA-2026-00103", "--format", "json")
+    assert json.loads(out)["payfip_anomalies"] == []
+    # resolved: no longer said open
+    code, out, err = _run("payfip", "anomalies", "resolve", str(number), "--note",
+                          "refunded by the trésorerie")
+    assert code == 0, err
+    code, out, err = _run("runs", "find", "FA-2026-00102")
+    assert "anomaly" not in out and "if the family paid through it too" in out, out
 
 
 def test_payments_says_to_check_an_expired_operation_with_the_tresorerie(world):

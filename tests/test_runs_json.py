@@ -81,9 +81,14 @@ def test_runs_find_gives_the_titles_and_what_was_left_out(db_url, tmp_path):
                      "id_bord": 1, "id_pce": 3, "debt_number": "202600103",
                      "amount": _total("FA-2026-00103"),
                      "active": True, "record": f"{EXAMPLE.resolve()}:$.invoices[2]",
-                     "run_status": "committed",
+                     "notes": title["notes"], "run_status": "committed",
                      "bordereau_cancelled_at": None, "helios": {"status": "not recorded"}}
-    assert report["left_out"] == []
+    # the notes the run recorded about the invoice (its label's dash transliterated)
+    assert {(n["policy"], n["field"]) for n in title["notes"]} == {
+        ("transliterate", "line.label")}, title["notes"]
+    assert all(n["origin"].endswith("school-export.json:$.invoices[2]")
+               for n in title["notes"])
+    assert report["left_out"] == [] and report["payfip_anomalies"] == []
 
     # by NumDette, leading zeros not counting
     code, report = _json("runs", "find", "0202600103", "--debt", "--db", db_url)

@@ -417,7 +417,8 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
     assert second.exit_code == 0, second.output
     found = _run("runs", "find", "FA-2026-00106")
     assert found.exit_code == 0, found.output
-    lines = found.stdout.splitlines()
+    # (less the notes the run recorded about the invoice, test_runs_find_notes)
+    lines = [x for x in found.stdout.splitlines() if not x.startswith("  policy: ")]
     assert len(lines) == 4, lines
     assert lines[0].startswith(f"FA-2026-00106 ({corrected}:$.invoices[0]): run "
                                f"{_run_id(second.stdout)}  "), lines[0]
@@ -426,6 +427,34 @@ def test_runs_find_shows_a_left_out_invoice_exported_later_and_exits_0(tmp_path)
     assert lines[2].startswith("  PayFiP: none (no PayFiP link made for it")
     assert lines[3].startswith(f"FA-2026-00106: not exported: left out by run "
                                f"{_run_id(first.stdout)} (")
+
+
+def test_runs_find_notes(tmp_path):
+    """"The amount (the address) on the invoice is not what the school billed": the
+    export's summary said what it did to an invoice's values (a discount line netted, a
+    street split, a default civility), and the run recorded those notes, but `runs find`
+    and `runs show` gave none of them (only counts), support being sent to extract the
+    billing data and dry-run it again. `runs find` lists the notes its run recorded about
+    the invoice under its title (the same value changed on several lines said once,
+    counted), and none of another invoice's nor the run's own (`*`)."""
+    r = _export(tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    found = _run("runs", "find", "FA-2026-00101")
+    assert found.exit_code == 0, found.output
+    lines = found.stdout.splitlines()
+    assert lines[1:4] == [
+        "  policy: transliterate: line.label: –→- (×2)",
+        "  policy: civility: 'Mme' sent as 'MME'",
+        "  policy: negative_lines: invoice line 4 (-22.75, FM-C1; "
+        "examples/school-export.json:$.invoices[0].lines[3]), not in the file: netted 22.75 "
+        "into invoice line 1 (line 1 of the title in the file)"], lines
+    assert lines[4].startswith("  Hélios: "), lines
+    found = _run("runs", "find", "FA-2026-00107")
+    notes = [x for x in found.stdout.splitlines() if x.startswith("  policy: ")]
+    assert "  policy: missing_civility: no civility: 'MME' used" in notes
+    assert ("  policy: street_overflow: street of 39 characters split into Adr1 (10) + Adr2 "
+            "(28): address.complement + address.street") in notes
+    assert not any("FA-2026-00101" in x or "numbering" in x or "case:" in x for x in notes)
 
 
 def test_runs_find_of_a_numdette_without_debt_points_to_debt(tmp_path):

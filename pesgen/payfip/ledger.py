@@ -1180,6 +1180,22 @@ def anomaly_kinds(store: Store) -> dict[str, tuple[int, int]]:
                 for kind, n_open, n_resolved in conn.execute(query)}
 
 
+def open_anomalies_of(store: Store, invoices: Collection[str]) -> list[dict[str, Any]]:
+    """The open anomalies of ``invoices`` (each as its payment row names it), oldest
+    first: ``id``, ``at``, ``kind``, ``id_op``, ``invoice``; what `runs find` says under
+    an invoice's PayFiP status (a family paid twice: the double payment recorded, for
+    the trésorerie to refund)."""
+    if not invoices:
+        return []
+    query = (sa.select(anomalies.c.id, anomalies.c.at, anomalies.c.kind, anomalies.c.id_op,
+                       anomalies.c.invoice)
+             .where(anomalies.c.resolved_at.is_(None),
+                    anomalies.c.invoice.in_(sorted(set(invoices))))
+             .order_by(anomalies.c.id))
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def list_anomalies(store: Store, open_only: bool = False) -> list[dict[str, Any]]:
     """Every anomaly of ``iter_anomalies`` in a list (a store's few, for a caller that
     wants them all at once; `payfip anomalies` takes them as they come)."""
