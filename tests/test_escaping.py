@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 
 from pesgen._jinja import memoise_escaping, template_environment
 
 TEMPLATE = '<A V="{{ a }}"/><B V="{{ b }}"/>{{ c }}\n'
+# each example writes a template and compiles it twice: tens of milliseconds, several
+# times that on a loaded machine (two test processes on two cores), past Hypothesis's
+# default deadline of 200 ms outside CI (its "ci" profile has none)
+UNTIMED = settings(deadline=None)
 
 
 def _pair(tmp_path):
@@ -35,6 +39,7 @@ def test_memoised_escaping_writes_what_markupsafe_writes(tmp_path):
         '<A V="&amp;"/><B V="&lt;"/><ok/>\n'
 
 
+@UNTIMED
 @given(st.lists(st.text(max_size=40), min_size=3, max_size=3))
 def test_memoised_escaping_matches_for_any_text(tmp_path_factory, texts):
     plain, memo = _pair(tmp_path_factory.mktemp("t"))
@@ -74,6 +79,7 @@ def test_memoised_ints_and_markup_write_what_markupsafe_writes(tmp_path):
         assert got == want
 
 
+@UNTIMED
 @given(st.lists(st.integers() | st.booleans() | st.text(max_size=10).map(Markup),
                 min_size=3, max_size=3))
 def test_memoised_escaping_matches_for_any_int_or_markup(tmp_path_factory, values):

@@ -1306,9 +1306,12 @@ def _free_port() -> int:
 
 
 def _wait(url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 15
+    """Until ``url`` answers, ``proc`` (serving it) still running."""
+    # a process importing pesgen, uvicorn and the receiver: seconds, several times that
+    # on a loaded machine (two test processes on two cores)
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert proc.poll() is None, f"exit {proc.returncode}"
         try:
             httpx.get(url, timeout=1)
             return
@@ -1317,17 +1320,52 @@ def _wait(url: str, proc: subprocess.Popen) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+class _Said:
+    """The lines ``proc`` writes to its standard error, read as they come by a thread of
+    their own (the pipe never fills, whatever the process logs)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(
+            proc.stderr.readline, "")), daemon=True)
+        self.reader.start()
+
+    def port(self, proc: subprocess.Popen) -> int:
+        """The port ``proc`` (`pesgen payfip fake|serve --port 0`) listens on, as uvicorn
+        says once listening: the system's choice, bound by the process itself. A port
+        picked here and let go before the process bound it could be taken meanwhile by a
+        server of a test running beside this one."""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            reading = self.reader.is_alive()  # else every line is in, the process gone
+            for line in list(self.lines):
+                found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line)
+                if found:
+                    return int(found.group(1))
+            assert reading, f"exit {proc.wait()}: {''.join(self.lines)}"
+            time.sleep(0.05)
+        raise AssertionError(f"no port said: {''.join(self.lines)}")
+
+    def all(self) -> str:
+        self.reader.join(10)
+        return "".join(self.lines)
+
+
 def test_fake_and_serve_commands_as_processes(tmp_path):
     """The demo's two servers, started as real ``pesgen payfip`` processes."""
     env = {**os.environ, "PESGEN_DB": str(tmp_path / "db.sqlite3")}
     pesgen = [sys.executable, "-c", "from pesgen.cli import main; main()"]
-    fake_port, serve_port = _free_port(), _free_port()
-    procs = [subprocess.Popen([*pesgen, "payfip", "fake", "--port", str(fake_port)], env=env,
+    procs = [subprocess.Popen([*pesgen, "payfip", "fake", "--port", "0"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-             subprocess.Popen([*pesgen, "payfip", "serve", "--port", str(serve_port),
+             subprocess.Popen([*pesgen, "payfip", "serve", "--port", "0",
                                "--create-store"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    said = [_Said(proc) for proc in procs]
     try:
+        fake_port, serve_port = (s.port(proc) for s, proc in zip(said, procs, strict=True))
         _wait(f"http://127.0.0.1:{fake_port}/", procs[0])
         _wait(f"http://127.0.0.1:{serve_port}/healthz", procs[1])
         answer = httpx.post(f"http://127.0.0.1:{serve_port}/payfip/notification",
@@ -1350,7 +1388,7 @@ def test_fake_and_serve_commands_as_processes(tmp_path):
                 proc.wait(5)
     # no billing data in logs (docs/payfip.md): uvicorn's access log wrote whole query
     # strings
-    logged = procs[1].stdout.read() + procs[1].stderr.read()
+    logged = procs[1].stdout.read() + said[1].all()
     assert "helene.dupont" not in logged and "montant" not in logged, logged
 
 

@@ -3,6 +3,8 @@ Datamatrix payload: no server needed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -612,12 +614,16 @@ def test_a_created_operation_s_idop_is_read_whatever_its_spelling(key):
     assert client.creer_paiement_securise(GOOD) == "cc0cb210-1cd4-11ea"
 
 
-def _closed_port() -> int:
+@contextmanager
+def _closed_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that refuses connections while the block runs: bound, not
+    listening. Kept bound, not let go once picked, which another process (a test running
+    beside this one) could have taken meanwhile for a server of its own."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 @pytest.mark.parametrize("failure, reason", [
@@ -642,12 +648,12 @@ def test_no_answer_says_what_went_wrong_and_keeps_credentials_out(failure, reaso
             raise httpx.RemoteProtocolError("Server disconnected", request=request)
         return httpx.Response(502, content=b"<html>Bad gateway</html>")
 
-    port = _closed_port()
-    endpoint = f"http://support:s3cret@127.0.0.1:{port}/tpa"
     http = None if failure == "refused" else httpx.Client(transport=httpx.MockTransport(answer))
-    client = PayfipClient(endpoint, timeout=2, http=http)
-    with pytest.raises(PayfipUnavailable) as info:
-        client.recuperer_detail_paiement_securise("cc0cb210-1cd4-11ea")
+    with _closed_port() as port:
+        endpoint = f"http://support:s3cret@127.0.0.1:{port}/tpa"
+        client = PayfipClient(endpoint, timeout=2, http=http)
+        with pytest.raises(PayfipUnavailable) as info:
+            client.recuperer_detail_paiement_securise("cc0cb210-1cd4-11ea")
     fault = info.value
     assert (fault.kind, fault.code) == ("Transport", reason)
     assert fault.summary == f"no answer: {reason}"
