@@ -150,6 +150,18 @@ def _broken_listing(fmts: Path):
     return listed
 
 
+def _with_fin(more: str) -> str:
+    """LIGNES_LAYOUT with a trailer record (type fin, FIN in its first column, Journal,
+    and Lignes), then ``more`` (its further columns, or the layout's totals)."""
+    return LIGNES_LAYOUT.replace(
+        "records:\n", "record_type_column: Journal\nrecords:\n") + (
+        "  - type: fin\n"
+        "    when: [FIN]\n"
+        "    columns:\n"
+        "      - {name: Journal, type: code, values: [FIN], required: true}\n"
+        "      - {name: Lignes, type: integer, required: true}\n") + more
+
+
 def test_a_new_csv_bundle_and_mapping_as_files_are_listed_rendered_and_validated(tmp_path):
     fmts, mapping = _new_bundle(tmp_path)
     listed = _run("formats", "--formats-dir", fmts)
@@ -1238,13 +1250,7 @@ def test_a_trailer_can_count_the_lines_of_each_file(tmp_path):
     bundle = fmts / "exemple-compta"
     # the layout's detail lines are the default record type; the trailer is selected by
     # its first column
-    (bundle / "lignes.layout.yaml").write_text(LIGNES_LAYOUT.replace(
-        "records:\n", "record_type_column: Journal\nrecords:\n") + (
-        "  - type: fin\n"
-        "    when: [FIN]\n"
-        "    columns:\n"
-        "      - {name: Journal, type: code, values: [FIN], required: true}\n"
-        "      - {name: Lignes, type: integer, required: true}\n"
+    (bundle / "lignes.layout.yaml").write_text(_with_fin(
         "      - {name: Titres, type: integer, required: true}\n"), encoding="utf-8")
     (bundle / "lignes.csv.j2").write_text(LIGNES_TEMPLATE.replace(
         "{% macro tail(doc) %}{% endmacro %}",
@@ -1984,13 +1990,7 @@ def test_a_trailer_figure_the_totals_refuse_names_the_template_line(tmp_path):
     fmts, mapping = _new_bundle(tmp_path)
     bundle = fmts / "exemple-compta"
     layout = bundle / "lignes.layout.yaml"
-    layout.write_text(LIGNES_LAYOUT.replace(
-        "records:\n", "record_type_column: Journal\nrecords:\n") + (
-        "  - type: fin\n"
-        "    when: [FIN]\n"
-        "    columns:\n"
-        "      - {name: Journal, type: code, values: [FIN], required: true}\n"
-        "      - {name: Lignes, type: integer, required: true}\n"
+    layout.write_text(_with_fin(
         "totals:\n"
         "  - {record: fin, column: Lignes, of: ligne, count: true}\n"), encoding="utf-8")
     template = bundle / "lignes.csv.j2"

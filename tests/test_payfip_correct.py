@@ -59,6 +59,19 @@ def _events(store, *names: str) -> list[tuple[str, str, dict]]:
             if e["event"] in names]
 
 
+def _applied_then_refunded(store, number: int) -> tuple[dict, str, str]:
+    """Resolve a run-cancelled anomaly --applied (by alice), then correct it to
+    --refunded (by support): the anomaly as the first resolution left it, and what the
+    correction printed."""
+    code, out, err = _resolve(store, number, "--applied", note="applied, said alice",
+                              by="alice")
+    assert code == 0, out + err
+    first = _anomaly(store, number)
+    code, out, err = _resolve(store, number, "--correct", "--refunded", note="it refunded")
+    assert code == 0, out + err
+    return first, out, err
+
+
 def test_run_cancelled_applied_corrected_to_refunded_takes_the_payment_back(flow, store,
                                                                             tmp_path):
     """Paid through the cancelled title's link, resolved --applied by mistake (the new
@@ -67,12 +80,7 @@ def test_run_cancelled_applied_corrected_to_refunded_takes_the_payment_back(flow
     and the history and `anomalies --all` keep the first answer."""
     _run, old, new = _cancel_then_pay(flow, store, tmp_path)
     number = _run_cancelled(store)
-    code, out, err = _resolve(store, number, "--applied", note="applied, said alice",
-                              by="alice")
-    assert code == 0, out + err
-    first = _anomaly(store, number)
-    code, out, err = _resolve(store, number, "--correct", "--refunded", note="it refunded")
-    assert code == 0, out + err
+    first, out, err = _applied_then_refunded(store, number)
     assert out.startswith(f"anomaly #{number} run-cancelled (invoice {INVOICE}): resolved "), out
     assert out.endswith(" by support (refunded); no payment was recorded\n"), out
     assert err == (
@@ -570,12 +578,7 @@ def test_a_correction_and_its_history_say_one_time(flow, store, tmp_path, monkey
     number = _run_cancelled(store)
     ticks = iter(range(10, 60))
     monkeypatch.setattr(ledger, "utc_now", lambda: f"2026-12-08T09:00:{next(ticks):02d}Z")
-    code, out, err = _resolve(store, number, "--applied", note="applied, said alice",
-                              by="alice")
-    assert code == 0, out + err
-    first = _anomaly(store, number)
-    code, out, err = _resolve(store, number, "--correct", "--refunded", note="it refunded")
-    assert code == 0, out + err
+    first, out, err = _applied_then_refunded(store, number)
     second = _anomaly(store, number)
     assert first["resolved_at"] < second["resolved_at"], (first, second)
     at = {e["event"]: e["at"] for e in _history(store)
