@@ -2474,7 +2474,7 @@ class Store:
         netted, a street split, a default civility: ``invoice_notes``)."""
         where = (run_invoices.c.debt_number == debt_key(invoice.strip()) if by_debt
                  else run_invoices.c.invoice_key == invoice_key(invoice))
-        inputs: dict[str, str | None] = {}
+        policies_of: dict[str, dict[str, Any]] = {}  # by run: read once a run
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(run_invoices, runs.c.status, runs.c.created_at, runs.c.exercise,
@@ -2491,12 +2491,13 @@ class Store:
                 m["file"] = conn.execute(sa.select(run_files.c.name).where(
                     run_files.c.run_id == m["run_id"], run_files.c.id_bord == m["id_bord"])
                     .limit(1)).scalar()
-                policies = json.loads(conn.execute(sa.select(runs.c.policies).where(
-                    runs.c.id == m["run_id"])).scalar() or "{}")
+                if m["run_id"] not in policies_of:
+                    policies_of[m["run_id"]] = json.loads(conn.execute(
+                        sa.select(runs.c.policies).where(runs.c.id == m["run_id"])
+                    ).scalar() or "{}")
+                policies = policies_of[m["run_id"]]
                 if m["record"] is not None:
-                    if m["run_id"] not in inputs:
-                        inputs[m["run_id"]] = policies.get("input_path") or None
-                    path = inputs[m["run_id"]]
+                    path = policies.get("input_path") or None
                     m["record"] = f"{path}:{m['record']}" if path else None
                 m["notes"] = invoice_notes(policies, m["invoice"])
                 out.append(m)
@@ -4026,7 +4027,7 @@ def invoice_notes(policies: dict[str, Any], invoice: str) -> list[dict[str, Any]
     does for ``runs show``)."""
     if "notes_z" not in policies:
         return [n for n in policies.get("notes", []) if n.get("invoice") == invoice]
-    text = zlib.decompress(base64.b64decode(policies["notes_z"])).decode("utf-8")
+    text = _packed_notes(policies).decode("utf-8")
     # a note naming the invoice holds its number as JSON writes it: the others are
     # skipped without being parsed when no note does
     if json.dumps(invoice, ensure_ascii=False) not in text:
@@ -4046,8 +4047,13 @@ def unpack_notes(policies: dict[str, Any]) -> list[dict[str, Any]]:
     """The policy notes of a run's recorded policies: packed (``notes_z``), or a plain
     list (``notes``: runs recorded before pesgen packed them)."""
     if "notes_z" in policies:
-        return json.loads(zlib.decompress(base64.b64decode(policies["notes_z"])))
+        return json.loads(_packed_notes(policies))
     return policies.get("notes", [])
+
+
+def _packed_notes(policies: dict[str, Any]) -> bytes:
+    """The JSON list of a run's packed policy notes (``notes_z``: ``pack_notes``')."""
+    return zlib.decompress(base64.b64decode(policies["notes_z"]))
 
 
 def _check_fits(table: sa.Table, rows: list[dict[str, Any]], dialect: str) -> None:
